@@ -1,0 +1,60 @@
+import type { S3Client } from "@aws-sdk/client-s3";
+import type { TaskMessage } from "./aws/queue.ts";
+import { keys, ObjectStore } from "./aws/store.ts";
+import type { ErrorCode } from "./errors.ts";
+import type { JobRecord } from "./job/record.ts";
+import type { Log } from "./log.ts";
+import { writeManifestIfDone, type ItemResult } from "./manifest.ts";
+import { zeroUsage } from "./model/client.ts";
+
+export interface DeadTaskDeps {
+  s3: S3Client;
+  log: Log;
+  now?: () => number;
+}
+
+/**
+ * A task in the dead-letter queue never got a result (its worker kept dying, e.g. out of memory
+ * or time). Marks the item failed with the last recorded attempt error, so the manifest still
+ * lists every item exactly once.
+ */
+export async function recordDeadTask(deps: DeadTaskDeps, task: TaskMessage, _dlqReceives: number): Promise<void> {
+  const store = new ObjectStore(deps.s3, task.bucket);
+  const resultKey = keys.item(task.jobId, task.itemId, "result.json");
+  const job = await store.getJson<JobRecord>(keys.job(task.jobId));
+  if (!job) {
+    deps.log.error({ jobId: task.jobId, itemId: task.itemId }, "dead task for an unknown job; dropped");
+    return;
+  }
+  if (!(await store.exists(resultKey))) {
+    const attemptKeys = await store.listKeys(keys.item(task.jobId, task.itemId, "attempts/"));
+    const numbers = attemptKeys.map((k) => Number(/(\d+)\.json$/.exec(k)?.[1] ?? 0));
+    const last = numbers.length ? await store.getJson<{ kind: ErrorCode; message: string }>(keys.attempt(task.jobId, task.itemId, Math.max(...numbers))) : undefined;
+    const item = job.items.find((i) => i.id === task.itemId);
+    const at = new Date((deps.now ?? Date.now)()).toISOString();
+    const result: ItemResult = {
+      version: 1,
+      id: task.itemId,
+      status: "failed",
+      attempts: Math.max(job.maxReceives, ...numbers),
+      documents: (item?.documents ?? []).map((d) => ({ source: d.source })),
+      error: {
+        kind: "worker_crashed",
+        message: `no result after ${job.maxReceives} deliveries; the worker died or timed out` + (last ? `; last error: ${last.kind}: ${last.message}` : ""),
+      },
+      usage: zeroUsage(),
+      costUsd: 0,
+      tier: null,
+      model: job.model,
+      finishReason: null,
+      requestId: null,
+      answer: null,
+      reasoning: null,
+      startedAt: at,
+      finishedAt: at,
+      durationMs: 0,
+    };
+    await store.putJsonIfAbsent(resultKey, result);
+  }
+  await writeManifestIfDone(store, job);
+}

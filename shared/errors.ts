@@ -1,0 +1,87 @@
+/**
+ * One error family for longdoc. `code` is stable and becomes the manifest's `error.kind`;
+ * `retryable` tells the worker whether SQS should deliver the task again.
+ */
+export type ErrorCode =
+  | "job_invalid"
+  | "document_missing"
+  | "document_unreadable"
+  | "document_encrypted"
+  | "document_corrupt"
+  | "document_no_text"
+  | "document_too_large"
+  | "document_unsupported"
+  | "document_empty"
+  | "input_too_long"
+  | "cost_cap"
+  | "rate_limited"
+  | "model_unavailable"
+  | "model_error"
+  | "model_bad_request"
+  | "model_auth"
+  | "model_billing"
+  | "model_not_found"
+  | "moderation"
+  | "output_invalid"
+  | "deadline"
+  | "worker_crashed"
+  | "halted"
+  | "cancelled"
+  | "usage"
+  | "internal";
+
+const MARK = Symbol.for("longdoc.error");
+
+export class LongdocError extends Error {
+  readonly code: ErrorCode;
+  readonly retryable: boolean;
+  /** A fault of the whole job (bad key, billing, unknown model): stop the job, not just the item. */
+  readonly haltsJob: boolean;
+  readonly [MARK] = true;
+
+  constructor(code: ErrorCode, message: string, opts: { retryable?: boolean; haltsJob?: boolean; cause?: unknown } = {}) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.retryable = opts.retryable ?? false;
+    this.haltsJob = opts.haltsJob ?? false;
+  }
+
+  /** Works across duplicate installs of the module, unlike instanceof. */
+  static is(e: unknown): e is LongdocError {
+    return typeof e === "object" && e !== null && (e as Record<symbol, unknown>)[MARK] === true;
+  }
+}
+
+/** A document that cannot be turned into text; fails its item, never the job. */
+export class DocumentError extends LongdocError {}
+
+/** The model API refused or failed; `status` is the HTTP status when there was one. */
+export class ModelError extends LongdocError {
+  status: number | undefined;
+  providerCode: string | undefined;
+  constructor(code: ErrorCode, message: string, opts: { retryable?: boolean; haltsJob?: boolean; cause?: unknown; status?: number; providerCode?: string } = {}) {
+    super(code, message, opts);
+    this.status = opts.status;
+    this.providerCode = opts.providerCode;
+  }
+}
+
+/** The item's prompt cannot fit the model's context; carries the numbers. */
+export class BudgetError extends LongdocError {
+  readonly tokens: number;
+  readonly limit: number;
+  readonly model: string;
+  constructor(message: string, numbers: { tokens: number; limit: number; model: string }) {
+    super("input_too_long", message);
+    this.tokens = numbers.tokens;
+    this.limit = numbers.limit;
+    this.model = numbers.model;
+  }
+}
+
+/** A plain `{kind, message}` for result.json and the manifest. */
+export function toErrorRecord(e: unknown): { kind: ErrorCode; message: string } {
+  if (LongdocError.is(e)) return { kind: e.code, message: e.message };
+  return { kind: "internal", message: e instanceof Error ? e.message : String(e) };
+}

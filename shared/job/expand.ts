@@ -1,0 +1,30 @@
+import { randomBytes } from "node:crypto";
+import type { JobSpec } from "./schema.ts";
+import type { ItemDocument, JobItem } from "./record.ts";
+
+/** `<name>-<UTC yyyymmdd-hhmmss>-<4 hex>`: sortable, readable, unique enough across submits. */
+export function newJobId(name: string, now: Date): string {
+  const stamp = now.toISOString().replace(/[-:]/g, "").replace("T", "-").slice(0, 15);
+  return `${name}-${stamp}-${randomBytes(2).toString("hex")}`;
+}
+
+const slug = (s: string) =>
+  s
+    .toLowerCase()
+    .replace(/\.[a-z0-9]+$/, "")
+    .replace(/[^a-z0-9]+/g, "-")
+    .replace(/^-|-$/g, "")
+    .slice(0, 48) || "doc";
+
+const baseName = (source: string) => source.split("/").filter(Boolean).pop() ?? source;
+
+/**
+ * Turns a job's documents into items: one per document (the default), or one item that sees
+ * every document. Item ids are stable and readable: `001-annual-report-2024`.
+ */
+export function expandItems(spec: Pick<JobSpec, "packing">, documents: ItemDocument[]): JobItem[] {
+  if (documents.length === 0) return [];
+  if (spec.packing === "all-documents") return [{ id: "all-documents", documents }];
+  const width = Math.max(3, String(documents.length).length);
+  return documents.map((doc, i) => ({ id: `${String(i + 1).padStart(width, "0")}-${slug(baseName(doc.source))}`, documents: [doc] }));
+}

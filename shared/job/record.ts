@@ -1,0 +1,37 @@
+import type { JobSpec } from "./schema.ts";
+
+/** A document of an item: where it came from (as the user wrote it) and where it lies in S3. */
+export interface ItemDocument {
+  source: string;
+  uri: string;
+}
+
+export interface JobItem {
+  id: string;
+  documents: ItemDocument[];
+}
+
+/** runs/<jobId>/job.json: the resolved job, written once by submit and read by every worker. */
+export interface JobRecord {
+  version: 1;
+  jobId: string;
+  name: string;
+  model: string;
+  submittedAt: string;
+  spec: JobSpec;
+  /** The JSON Schema answers must match, inlined from `output.schema` or `output.schemaFile`. */
+  outputSchema: Record<string, unknown> | null;
+  limits: { concurrency: number; rpm: number; tpm: number; maxCostUsd: number | null; maxDocumentBytes: number };
+  maxReceives: number;
+  items: JobItem[];
+}
+
+export function s3Uri(bucket: string, key: string): string {
+  return `s3://${bucket}/${key}`;
+}
+
+export function parseS3Uri(uri: string): { bucket: string; key: string } {
+  const m = /^s3:\/\/([^/]+)\/(.*)$/.exec(uri);
+  if (!m) throw new TypeError(`not an s3:// URI: ${uri}`);
+  return { bucket: m[1]!, key: m[2]! };
+}

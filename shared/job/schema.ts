@@ -1,0 +1,89 @@
+import { z } from "zod";
+
+/**
+ * The job file, version 1 (see the contract). Every object is strict: an unknown field is an
+ * error, so a typo such as `maxOutputToken` is caught before any money is spent.
+ */
+
+const documentSource = z.union([
+  z.strictObject({ path: z.string().min(1, "must be a file path or glob") }),
+  z.strictObject({
+    s3: z.string().regex(/^s3:\/\/[a-z0-9.-]{3,63}(\/.*)?$/, "must look like s3://bucket/prefix/"),
+  }),
+]);
+
+const question = z.strictObject({
+  id: z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, "must be lowercase letters, digits, '-' or '_'"),
+  ask: z.string().min(1, "must not be empty"),
+});
+
+const thinking = z.strictObject({
+  enabled: z.boolean(),
+  budget: z.int().min(1).max(81_920, "must be at most 81920 (the API's thinking_budget cap)").optional(),
+});
+
+const output = z.discriminatedUnion("format", [
+  z.strictObject({ format: z.literal("text") }),
+  z.strictObject({
+    format: z.literal("json"),
+    schema: z.record(z.string(), z.unknown()).optional(),
+    schemaFile: z.string().min(1).optional(),
+  }),
+]);
+
+const limits = z.strictObject({
+  concurrency: z.int().min(1).max(1000).optional(),
+  rpm: z.int().min(1).optional(),
+  tpm: z.int().min(1).optional(),
+  maxCostUsd: z.number().positive().optional(),
+  maxDocumentBytes: z.int().min(1).optional(),
+});
+
+export const jobSpecSchema = z
+  .strictObject({
+    name: z.string().regex(/^[a-z0-9-]+$/, "must match [a-z0-9-]+ (it names the job and its inbox/ prefix)"),
+    description: z.string().optional(),
+    documents: z.array(documentSource).min(1, "list at least one document source"),
+    system: z.string().optional(),
+    questions: z.array(question).min(1, "list at least one question").optional(),
+    prompt: z.string().min(1).optional(),
+    model: z.string().min(1).default("qwen3-max"),
+    thinking: thinking.default({ enabled: false }),
+    maxOutputTokens: z.int().min(1).max(65_536).default(4096),
+    output: output.default({ format: "text" }),
+    packing: z.enum(["per-document", "all-documents", "packed"]).default("per-document"),
+    truncate: z.enum(["none", "middle"]).default("none"),
+    limits: limits.default({}),
+    schedule: z
+      .string()
+      .regex(/^(cron|rate)\(.+\)$/, "must be an EventBridge expression such as cron(0 6 ? * MON *) or rate(1 day)")
+      .optional(),
+    trigger: z.literal("upload").optional(),
+  })
+  .superRefine((job, ctx) => {
+    if (!job.questions && !job.prompt) {
+      ctx.addIssue({ code: "custom", path: ["questions"], message: "give `questions:` or `prompt:`" });
+    }
+    if (job.questions && job.prompt) {
+      ctx.addIssue({ code: "custom", path: ["prompt"], message: "use either `questions:` or `prompt:`, not both" });
+    }
+    const ids = new Set<string>();
+    job.questions?.forEach((q, i) => {
+      if (ids.has(q.id)) ctx.addIssue({ code: "custom", path: ["questions", i, "id"], message: `duplicate question id '${q.id}'` });
+      ids.add(q.id);
+    });
+    if (job.output.format === "json" && !job.output.schema === !job.output.schemaFile) {
+      ctx.addIssue({ code: "custom", path: ["output"], message: "json output needs exactly one of `schema` or `schemaFile`" });
+    }
+    if (job.output.format === "json" && job.thinking.enabled) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["thinking", "enabled"],
+        message: "the API refuses JSON output with thinking on; set thinking.enabled: false or output.format: text",
+      });
+    }
+  });
+
+export type JobSpec = z.output<typeof jobSpecSchema>;
+export type DocumentSource = z.output<typeof documentSource>;
+export type Question = z.output<typeof question>;

@@ -1,0 +1,81 @@
+import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
+import { CreateQueueCommand, GetQueueAttributesCommand, SQSClient } from "@aws-sdk/client-sqs";
+import { startFauxqs, type FauxqsServer } from "fauxqs";
+import { settings } from "../settings.ts";
+
+export interface LocalStack {
+  endpoint: string;
+  s3: S3Client;
+  sqs: SQSClient;
+  bucket: string;
+  queueUrl: string;
+  dlqUrl: string;
+  visibilityTimeoutS: number;
+  maxReceives: number;
+  stop(): Promise<void>;
+}
+
+export interface LocalStackOptions {
+  /** Persist queues and objects here (SQLite) so later commands can read a run; in memory when unset. */
+  dataDir?: string;
+  visibilityTimeoutS?: number;
+  maxReceives?: number;
+}
+
+const BUCKET = "longdoc-runs";
+const QUEUE = "longdoc-tasks";
+const DLQ = "longdoc-tasks-dlq";
+const credentials = { accessKeyId: "local", secretAccessKey: "local" };
+
+/** Real AWS SDK clients for an endpoint (the embedded emulator here; LocalStack-like servers too). */
+export function localClients(endpoint: string) {
+  const region = "us-east-1";
+  return {
+    s3: new S3Client({ endpoint, region, credentials, forcePathStyle: true }),
+    sqs: new SQSClient({ endpoint, region, credentials }),
+  };
+}
+
+/**
+ * Starts the SQS + S3 emulator on a free loopback port and creates what a deployed stack has:
+ * the runs bucket, the task queue and its dead-letter queue with a redrive policy.
+ */
+export async function startLocalStack(opts: LocalStackOptions = {}): Promise<LocalStack> {
+  const server: FauxqsServer = await startFauxqs({ port: 0, host: "127.0.0.1", logger: false, dataDir: opts.dataDir });
+  const endpoint = `http://127.0.0.1:${server.port}`;
+  const { s3, sqs } = localClients(endpoint);
+  const visibilityTimeoutS = opts.visibilityTimeoutS ?? settings.local.visibilityTimeoutS;
+  const maxReceives = opts.maxReceives ?? settings.maxReceives;
+  try {
+    await s3.send(new CreateBucketCommand({ Bucket: BUCKET }));
+  } catch (e) {
+    // A persisted stack already has its bucket.
+    if ((e as { name?: string }).name !== "BucketAlreadyOwnedByYou" && (e as { name?: string }).name !== "BucketAlreadyExists") throw e;
+  }
+  const dlq = await sqs.send(new CreateQueueCommand({ QueueName: DLQ, Attributes: { MessageRetentionPeriod: String(settings.dlqRetentionS) } }));
+  const dlqArn = (await sqs.send(new GetQueueAttributesCommand({ QueueUrl: dlq.QueueUrl, AttributeNames: ["QueueArn"] }))).Attributes?.QueueArn;
+  const queue = await sqs.send(
+    new CreateQueueCommand({
+      QueueName: QUEUE,
+      Attributes: {
+        VisibilityTimeout: String(visibilityTimeoutS),
+        RedrivePolicy: JSON.stringify({ deadLetterTargetArn: dlqArn, maxReceiveCount: maxReceives }),
+      },
+    }),
+  );
+  return {
+    endpoint,
+    s3,
+    sqs,
+    bucket: BUCKET,
+    queueUrl: queue.QueueUrl!,
+    dlqUrl: dlq.QueueUrl!,
+    visibilityTimeoutS,
+    maxReceives,
+    async stop() {
+      s3.destroy();
+      sqs.destroy();
+      await server.stop();
+    },
+  };
+}

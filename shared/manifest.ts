@@ -1,0 +1,143 @@
+import { keys, type ObjectStore } from "./aws/store.ts";
+import type { ErrorCode } from "./errors.ts";
+import type { JobRecord } from "./job/record.ts";
+import { addUsage, zeroUsage, type Usage } from "./model/client.ts";
+
+export type ItemStatus = "succeeded" | "failed" | "skipped";
+export type RunStatus = "succeeded" | "partial" | "failed" | "halted" | "cancelled" | "running";
+
+/** runs/<jobId>/items/<itemId>/result.json: written once, last, when an item ends. */
+export interface ItemResult {
+  version: 1;
+  id: string;
+  status: ItemStatus;
+  attempts: number;
+  documents: { source: string; format?: string; bytes?: number; chars?: number; tokens?: number; sha256?: string }[];
+  error: { kind: ErrorCode; message: string } | null;
+  usage: Usage;
+  costUsd: number;
+  tier: string | null;
+  model: string;
+  finishReason: string | null;
+  requestId: string | null;
+  answer: string | null;
+  reasoning: string | null;
+  startedAt: string;
+  finishedAt: string;
+  durationMs: number;
+}
+
+export interface ManifestItem {
+  id: string;
+  documents: string[];
+  status: ItemStatus | "queued";
+  attempts: number;
+  error: { kind: string; message: string } | null;
+  usage: Usage;
+  costUsd: number;
+  answer: string | null;
+  reasoning: string | null;
+}
+
+export interface Manifest {
+  version: 1;
+  jobId: string;
+  job: string;
+  model: string;
+  status: RunStatus;
+  counts: { total: number; succeeded: number; failed: number; skipped: number };
+  usage: Usage;
+  costUsd: number;
+  startedAt: string;
+  finishedAt: string | null;
+  items: ManifestItem[];
+}
+
+const round6 = (n: number) => Math.round(n * 1e6) / 1e6;
+
+/**
+ * The manifest is a pure function of the job record and the item results, so any worker can
+ * rebuild it and every rebuild agrees: no read-modify-write of a shared counter.
+ */
+export function buildManifest(job: JobRecord, results: Map<string, ItemResult>, control: { halted?: boolean; cancelled?: boolean } = {}): Manifest {
+  const items: ManifestItem[] = job.items.map((item) => {
+    const r = results.get(item.id);
+    return {
+      id: item.id,
+      documents: item.documents.map((d) => d.source),
+      status: r?.status ?? "queued",
+      attempts: r?.attempts ?? 0,
+      error: r?.error ?? null,
+      usage: r?.usage ?? zeroUsage(),
+      costUsd: r?.costUsd ?? 0,
+      answer: r?.answer ?? null,
+      reasoning: r?.reasoning ?? null,
+    };
+  });
+  const count = (s: ItemStatus) => items.filter((i) => i.status === s).length;
+  const counts = { total: items.length, succeeded: count("succeeded"), failed: count("failed"), skipped: count("skipped") };
+  const done = counts.succeeded + counts.failed + counts.skipped === counts.total;
+  const finishedAt = done ? [...results.values()].map((r) => r.finishedAt).sort().pop() ?? job.submittedAt : null;
+  return {
+    version: 1,
+    jobId: job.jobId,
+    job: job.name,
+    model: job.model,
+    status: !done ? "running" : control.halted ? "halted" : control.cancelled ? "cancelled" : runStatus(counts),
+    counts,
+    usage: items.reduce((u, i) => addUsage(u, i.usage), zeroUsage()),
+    costUsd: round6(items.reduce((c, i) => c + i.costUsd, 0)),
+    startedAt: job.submittedAt,
+    finishedAt,
+    items,
+  };
+}
+
+function runStatus(c: Manifest["counts"]): RunStatus {
+  if (c.succeeded === c.total) return "succeeded";
+  if (c.succeeded === 0) return "failed";
+  return "partial";
+}
+
+export const initialManifest = (job: JobRecord) => buildManifest(job, new Map());
+
+/** The summary line of a run: the manifest without its items. */
+export function summary(m: Manifest): Omit<Manifest, "items"> {
+  const { items: _items, ...rest } = m;
+  return rest;
+}
+
+const RESULT_SUFFIX = "/result.json";
+
+/** Item ids that have a result, from one listing of the items prefix. */
+export async function finishedItemIds(store: ObjectStore, jobId: string): Promise<Set<string>> {
+  const prefix = keys.itemsPrefix(jobId);
+  const ids = new Set<string>();
+  for (const key of await store.listKeys(prefix)) {
+    const rest = key.slice(prefix.length);
+    if (rest.endsWith(RESULT_SUFFIX) && !rest.slice(0, -RESULT_SUFFIX.length).includes("/")) ids.add(rest.slice(0, -RESULT_SUFFIX.length));
+  }
+  return ids;
+}
+
+/**
+ * Called after an item's result is written. Only a worker whose listing shows every item
+ * finished writes the manifest; results are written once and never change, so every such
+ * writer builds the same manifest and racing writers cannot leave a stale one behind.
+ * Needs no conditional writes (the local emulator has none).
+ */
+export async function writeManifestIfDone(store: ObjectStore, job: JobRecord): Promise<Manifest | null> {
+  const finished = await finishedItemIds(store, job.jobId);
+  if (job.items.some((item) => !finished.has(item.id))) return null;
+  const results = new Map<string, ItemResult>();
+  await Promise.all(
+    job.items.map(async (item) => {
+      const r = await store.getJson<ItemResult>(keys.item(job.jobId, item.id, "result.json"));
+      if (r) results.set(item.id, r);
+    }),
+  );
+  const [halted, cancelled] = await Promise.all([store.exists(keys.halt(job.jobId)), store.exists(keys.cancel(job.jobId))]);
+  const manifest = buildManifest(job, results, { halted, cancelled });
+  await store.putJson(keys.manifest(job.jobId), manifest);
+  return manifest;
+}

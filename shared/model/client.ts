@@ -1,0 +1,130 @@
+import OpenAI from "openai";
+import { ModelError } from "../errors.ts";
+import type { ChatMessage } from "../prompt.ts";
+import { classifyModelError } from "./errors.ts";
+
+export interface Usage {
+  inputTokens: number;
+  /** completion_tokens: the answer plus the reasoning trace, as billed. */
+  outputTokens: number;
+  reasoningTokens: number;
+  cachedTokens: number;
+}
+
+export const zeroUsage = (): Usage => ({ inputTokens: 0, outputTokens: 0, reasoningTokens: 0, cachedTokens: 0 });
+
+export function addUsage(a: Usage, b: Usage): Usage {
+  return {
+    inputTokens: a.inputTokens + b.inputTokens,
+    outputTokens: a.outputTokens + b.outputTokens,
+    reasoningTokens: a.reasoningTokens + b.reasoningTokens,
+    cachedTokens: a.cachedTokens + b.cachedTokens,
+  };
+}
+
+export interface ChatRequest {
+  model: string;
+  messages: ChatMessage[];
+  maxOutputTokens: number;
+  thinking: { enabled: boolean; budget?: number };
+  json?: { schema: Record<string, unknown> };
+}
+
+export interface ChatResult {
+  reasoning: string;
+  answer: string;
+  finishReason: string | null;
+  usage: Usage;
+  requestId: string | null;
+}
+
+export interface ModelClient {
+  chat(req: ChatRequest, opts?: { signal?: AbortSignal; onDelta?: (d: { reasoningChars: number; answerChars: number }) => void }): Promise<ChatResult>;
+}
+
+export interface ModelClientOptions {
+  apiKey: string;
+  baseURL: string;
+  /** Per-call ceiling; the worker's deadline signal usually ends a call first. */
+  timeoutMs?: number;
+  fetch?: typeof fetch;
+}
+
+/** Body keys that Model Studio accepts on top of the OpenAI schema (sent unchanged by the SDK). */
+interface QwenExtensions {
+  enable_thinking?: boolean;
+  thinking_budget?: number;
+}
+
+interface QwenDelta {
+  content?: string | null;
+  reasoning_content?: string | null;
+}
+
+/**
+ * Streams one chat completion through the `openai` SDK. The SDK's own retries are off
+ * (`maxRetries: 0`): retry policy is longdoc's, and the SDK's would multiply it.
+ */
+export function createModelClient(o: ModelClientOptions): ModelClient {
+  const client = new OpenAI({ apiKey: o.apiKey, baseURL: o.baseURL, maxRetries: 0, timeout: o.timeoutMs ?? 14 * 60_000, fetch: o.fetch });
+  return {
+    async chat(req, { signal, onDelta } = {}) {
+      const body: OpenAI.ChatCompletionCreateParamsStreaming & QwenExtensions = {
+        model: req.model,
+        messages: req.messages as OpenAI.ChatCompletionMessageParam[],
+        stream: true,
+        stream_options: { include_usage: true },
+        max_tokens: req.maxOutputTokens,
+        enable_thinking: req.thinking.enabled,
+        ...(req.thinking.enabled && req.thinking.budget ? { thinking_budget: req.thinking.budget } : {}),
+        ...(req.json
+          ? { response_format: { type: "json_schema", json_schema: { name: "answer", schema: req.json.schema, strict: true } } }
+          : {}),
+      };
+      const reasoning: string[] = [];
+      const answer: string[] = [];
+      let reasoningChars = 0;
+      let answerChars = 0;
+      let finishReason: string | null = null;
+      let usage: OpenAI.CompletionUsage | undefined;
+      let requestId: string | null = null;
+      try {
+        const stream = await client.chat.completions.create(body, { signal });
+        for await (const chunk of stream) {
+          requestId ??= chunk.id;
+          if (chunk.usage) usage = chunk.usage;
+          const choice = chunk.choices[0];
+          if (!choice) continue;
+          const delta = choice.delta as QwenDelta;
+          if (delta.reasoning_content) {
+            reasoning.push(delta.reasoning_content);
+            reasoningChars += delta.reasoning_content.length;
+          }
+          if (delta.content) {
+            answer.push(delta.content);
+            answerChars += delta.content.length;
+          }
+          if (choice.finish_reason) finishReason = choice.finish_reason;
+          onDelta?.({ reasoningChars, answerChars });
+        }
+      } catch (e) {
+        throw classifyModelError(e);
+      }
+      // An abort ends `for await` quietly; an unfinished stream must not pass for a result.
+      if (signal?.aborted) throw new ModelError("deadline", "the model call was cut off before the stream finished", { retryable: true });
+      if (!usage) throw new ModelError("model_error", "the stream ended without its usage chunk (cut off?)", { retryable: true });
+      return {
+        reasoning: reasoning.join(""),
+        answer: answer.join(""),
+        finishReason,
+        requestId,
+        usage: {
+          inputTokens: usage.prompt_tokens,
+          outputTokens: usage.completion_tokens,
+          reasoningTokens: usage.completion_tokens_details?.reasoning_tokens ?? 0,
+          cachedTokens: usage.prompt_tokens_details?.cached_tokens ?? 0,
+        },
+      };
+    },
+  };
+}

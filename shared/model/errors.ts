@@ -1,0 +1,60 @@
+import { APIConnectionError, APIError, APIUserAbortError } from "openai";
+import { LongdocError, ModelError } from "../errors.ts";
+
+/**
+ * Maps what the Model Studio API returns (see reference/qwen-api.md §6) onto longdoc's error
+ * family: transient faults are retryable, faults of the whole account halt the job.
+ */
+export function classifyModelError(e: unknown): LongdocError {
+  if (LongdocError.is(e)) return e;
+  if (e instanceof APIUserAbortError) return new ModelError("deadline", "the model call was aborted before it finished", { retryable: true, cause: e });
+  if (e instanceof APIConnectionError) {
+    return new ModelError("model_unavailable", `cannot reach the model endpoint: ${e.message}`, { retryable: true, cause: e });
+  }
+  if (e instanceof APIError) {
+    const code = providerCode(e);
+    const msg = `${e.status ?? "stream"} ${code ?? ""}: ${providerMessage(e)}`.replace(/\s+:/, ":");
+    const opts = { cause: e, status: e.status, providerCode: code };
+    switch (e.status) {
+      case 400:
+        if (code === "data_inspection_failed") return new ModelError("moderation", `the provider's moderation refused the content (${msg})`, opts);
+        if (code === "Arrearage") return new ModelError("model_billing", `the account is not in good standing; check billing (${msg})`, { ...opts, haltsJob: true });
+        if (/input length/i.test(providerMessage(e))) return new ModelError("input_too_long", msg, opts);
+        return new ModelError("model_bad_request", msg, opts);
+      case 401:
+      case 403:
+        return new ModelError("model_auth", `the API key was refused; check DASHSCOPE_API_KEY and that its region matches QWEN_BASE_URL (${msg})`, { ...opts, haltsJob: true });
+      case 404:
+        return new ModelError("model_not_found", msg, { ...opts, haltsJob: true });
+      case 408:
+      case 409:
+      case 429:
+        return new ModelError("rate_limited", msg, { ...opts, retryable: true });
+      case undefined:
+        // A status-less APIError is an error event inside the stream.
+        if (code === "data_inspection_failed") return new ModelError("moderation", `the provider's moderation stopped the output (${msg})`, opts);
+        return new ModelError("model_error", `the stream failed: ${msg}`, { ...opts, retryable: true });
+      default:
+        if (e.status >= 500) return new ModelError("model_unavailable", msg, { ...opts, retryable: true });
+        return new ModelError("model_bad_request", msg, opts);
+    }
+  }
+  const message = e instanceof Error ? e.message : String(e);
+  // fetch's network failures surface as TypeError("terminated") when a socket drops mid-stream.
+  if (e instanceof TypeError && /terminated|fetch failed|socket|ECONNRESET/i.test(message + String((e as Error).cause ?? ""))) {
+    return new ModelError("model_unavailable", `the connection dropped: ${message}`, { retryable: true, cause: e });
+  }
+  return new LongdocError("internal", message, { cause: e });
+}
+
+function providerCode(e: APIError): string | undefined {
+  if (e.code) return e.code;
+  const body = e.error as { code?: unknown; error?: { code?: unknown } } | undefined;
+  const code = body?.code ?? body?.error?.code;
+  return typeof code === "string" ? code : undefined;
+}
+
+function providerMessage(e: APIError): string {
+  const body = e.error as { message?: unknown } | undefined;
+  return typeof body?.message === "string" ? body.message : e.message;
+}

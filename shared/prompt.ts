@@ -1,0 +1,51 @@
+import type { JobSpec } from "./job/schema.ts";
+
+/** A document as the model sees it: its source (S3 key or path) and extracted text. */
+export interface PromptDocument {
+  source: string;
+  text: string;
+}
+
+export interface ChatMessage {
+  role: "system" | "user";
+  content: string | { type: "text"; text: string; cache_control?: { type: "ephemeral" } }[];
+}
+
+const DEFAULT_SYSTEM = "You are a careful analyst. Answer from the documents provided; say so when they do not contain the answer.";
+
+/**
+ * Each document is wrapped in a tag that names its source. The simulator hashes what is between
+ * the tags, so the format is part of the proof that a document arrived whole: keep it stable.
+ */
+export function documentBlock(doc: PromptDocument, index: number): string {
+  return `<document index="${index}" source="${escapeAttr(doc.source)}">\n${doc.text}\n</document>`;
+}
+
+const escapeAttr = (s: string) => s.replace(/&/g, "&amp;").replace(/"/g, "&quot;").replace(/</g, "&lt;");
+
+/** The instructions that follow the documents: the questions, or the job's prompt. */
+export function instructions(job: Pick<JobSpec, "questions" | "prompt" | "output">): string {
+  const parts: string[] = [];
+  if (job.prompt) parts.push(job.prompt);
+  if (job.questions) {
+    parts.push("Answer each question below. Start each answer with a heading that repeats its id.");
+    for (const q of job.questions) parts.push(`## ${q.id}\n${q.ask}`);
+  }
+  if (job.output.format === "json") parts.push("Reply with JSON only, matching the required schema.");
+  return parts.join("\n\n");
+}
+
+/**
+ * Documents first, questions last: the documents form a stable prefix that several calls
+ * over the same documents can share in the provider's context cache.
+ */
+export function buildMessages(job: Pick<JobSpec, "system" | "questions" | "prompt" | "output">, docs: PromptDocument[]): ChatMessage[] {
+  const body = docs.map((d, i) => documentBlock(d, i + 1)).join("\n\n");
+  return [
+    { role: "system", content: job.system ?? DEFAULT_SYSTEM },
+    { role: "user", content: `${body}\n\n${instructions(job)}` },
+  ];
+}
+
+/** Flattens content parts for token counting. */
+export const messageText = (m: ChatMessage) => (typeof m.content === "string" ? m.content : m.content.map((p) => p.text).join(""));
