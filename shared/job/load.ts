@@ -30,7 +30,7 @@ export function parseJobText(text: string, file: string): JobSpec {
     throw new JobFileError(
       doc.errors.map((e) => ({
         file,
-        line: e.linePos?.[0]?.line ?? 1,
+        line: lines.linePos(e.pos[0]).line,
         field: "(yaml)",
         message: e.message.split("\n")[0] ?? e.message,
       })),
@@ -40,9 +40,10 @@ export function parseJobText(text: string, file: string): JobSpec {
   if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
     throw new JobFileError([{ file, line: 1, field: "(file)", message: "a job file must be a YAML mapping of fields" }]);
   }
-  const result = jobSpecSchema.safeParse(raw);
+  const result = jobSpecSchema.safeParse(raw, { reportInput: true });
   if (!result.success) {
-    throw new JobFileError(result.error.issues.flatMap((issue) => toProblems(issue, doc, lines, file)));
+    const found = result.error.issues.flatMap((issue) => toProblems(issue, doc, lines, file));
+    throw new JobFileError(found.sort((a, b) => a.line - b.line));
   }
   return result.data;
 }

@@ -1,0 +1,24 @@
+#!/usr/bin/env node
+import { Command, CommanderError } from "commander";
+import { registerRun } from "../cli/commands/run.ts";
+import { registerValidate } from "../cli/commands/validate.ts";
+import { EXIT } from "../cli/exit.ts";
+
+const program = new Command()
+  .name("longdoc")
+  .description("Long-context document reasoning on Qwen3-Max: whole documents in, reasoning traces and answers out")
+  .exitOverride()
+  .showHelpAfterError();
+
+registerRun(program);
+registerValidate(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (e) {
+  if (e instanceof CommanderError) {
+    process.exitCode = e.exitCode === 0 ? EXIT.ok : EXIT.usage;
+  } else {
+    throw e;
+  }
+}

@@ -1,0 +1,77 @@
+import type { Command } from "commander";
+import cliProgress from "cli-progress";
+import { createLog } from "../../shared/log.ts";
+import { runLocalJob } from "../../shared/local/run.ts";
+import { summary, type Manifest } from "../../shared/manifest.ts";
+import { settings } from "../../shared/settings.ts";
+import { EXIT, fail, positiveInt } from "../exit.ts";
+import { renderTable } from "../table.ts";
+
+interface RunFlags {
+  out: string;
+  workers: number;
+  json?: boolean;
+  state: string;
+}
+
+export function registerRun(program: Command): void {
+  program
+    .command("run")
+    .description("run a job end to end on this machine (embedded SQS/S3 emulator; Qwen simulator unless DASHSCOPE_API_KEY is set)")
+    .argument("<job.yaml>", "the job file")
+    .option("--out <dir>", "mirror the run to <dir>/<jobId>/", "out")
+    .option("--workers <n>", "concurrent local workers", positiveInt("--workers"), settings.local.workers)
+    .option("--state <dir>", "where the emulator keeps its state", ".longdoc/state")
+    .option("--json", "print the run summary as JSON on the last line")
+    .action(async (jobFile: string, flags: RunFlags) => {
+      const bar = new cliProgress.SingleBar(
+        { format: "{jobId} [{bar}] {value}/{total} items | {duration}s", stream: process.stderr, noTTYOutput: true, notTTYSchedule: 5000, hideCursor: true },
+        cliProgress.Presets.shades_classic,
+      );
+      let started = false;
+      try {
+        const { manifest, outDir, usedSimulator } = await runLocalJob({
+          jobFile,
+          outDir: flags.out,
+          workers: flags.workers,
+          env: process.env,
+          dataDir: flags.state,
+          log: createLog({ level: process.env.LONGDOC_LOG ?? "error" }),
+          onSubmitted: (job, { baseURL }) => {
+            process.stderr.write(`job ${job.jobId}: ${job.items.length} item(s), model ${job.model} at ${baseURL}\n`);
+            bar.start(job.items.length, 0, { jobId: job.jobId });
+            started = true;
+          },
+          onProgress: (p) => bar.update(p.finished),
+        });
+        bar.stop();
+        if (usedSimulator) process.stderr.write("note: answers come from the local simulator (set DASHSCOPE_API_KEY to call Qwen3-Max)\n");
+        process.stdout.write(renderSummary(manifest) + `\nrun written to ${outDir}\n`);
+        if (flags.json) process.stdout.write(JSON.stringify(summary(manifest)) + "\n");
+        process.exitCode = manifest.status === "succeeded" ? EXIT.ok : EXIT.itemsFailed;
+      } catch (e) {
+        if (started) bar.stop();
+        fail(e);
+      }
+    });
+}
+
+export function renderSummary(m: Manifest): string {
+  const rows = m.items.map((i) => [
+    i.id,
+    i.status,
+    i.attempts,
+    i.usage.inputTokens,
+    i.usage.reasoningTokens,
+    i.usage.outputTokens,
+    i.usage.cachedTokens,
+    i.costUsd.toFixed(4),
+    i.error ? `${i.error.kind}: ${i.error.message}`.slice(0, 80) : "",
+  ]);
+  rows.push(["total", m.status, "", m.usage.inputTokens, m.usage.reasoningTokens, m.usage.outputTokens, m.usage.cachedTokens, m.costUsd.toFixed(4), ""]);
+  const c = m.counts;
+  return (
+    renderTable(["item", "status", "attempts", "input", "reasoning", "output", "cached", "cost $", "error"], rows) +
+    `\n${c.succeeded} succeeded, ${c.failed} failed, ${c.skipped} skipped of ${c.total}`
+  );
+}
