@@ -17,6 +17,7 @@ import type { ModelClient } from "../model/client.ts";
 import { settings } from "../settings.ts";
 import { startSimulator } from "../sim/index.ts";
 import { submitJob } from "../submit.ts";
+import { queueDepth } from "./inspect.ts";
 import { runPoller } from "./poller.ts";
 import { startLocalStack, type LocalStack } from "./stack.ts";
 
@@ -42,7 +43,7 @@ export interface LocalRunOptions {
   model?: ModelClient;
   /** In-delivery retries of transient model faults. */
   retry?: { retries: number; minTimeoutMs: number };
-  onSubmitted?: (job: JobRecord, ctx: { stack: LocalStack; baseURL: string }) => void;
+  onSubmitted?: (job: JobRecord, ctx: { stack: LocalStack; baseURL: string }) => void | Promise<void>;
   onProgress?: (p: Progress) => void;
   /** Give up (exit with what is there) after this long. */
   timeoutMs?: number;
@@ -87,7 +88,7 @@ export async function runLocalJob(o: LocalRunOptions): Promise<LocalRunResult> {
       { store, sqs: stack.sqs, queueUrl: stack.queueUrl, maxReceives: stack.maxReceives },
       { spec, model, documents, outputSchema },
     );
-    o.onSubmitted?.(job, { stack, baseURL });
+    await o.onSubmitted?.(job, { stack, baseURL });
 
     const deps = createWorkerDeps({
       s3: stack.s3,
@@ -112,12 +113,18 @@ export async function runLocalJob(o: LocalRunOptions): Promise<LocalRunResult> {
 
     const startedAt = Date.now();
     let manifest: Manifest | undefined;
+    let drainUntil: number | undefined;
     for (;;) {
       const finished = (await finishedItemIds(store, job.jobId)).size;
       o.onProgress?.({ jobId: job.jobId, total: job.items.length, finished, elapsedMs: Date.now() - startedAt });
       if (finished === job.items.length) {
         manifest = await store.getJson<Manifest>(keys.manifest(job.jobId));
-        if (manifest && manifest.status !== "running") break;
+        // Drain what is still queued (a duplicate delivery, tasks of an earlier interrupted run)
+        // so nothing is left behind, but never wait long for it.
+        if (manifest && manifest.status !== "running") {
+          drainUntil ??= Date.now() + 3 * stack.visibilityTimeoutS * 1000;
+          if ((await queueDepth(stack)) === 0 || Date.now() > drainUntil) break;
+        }
       }
       if (o.timeoutMs !== undefined && Date.now() - startedAt > o.timeoutMs) {
         manifest = await store.getJson<Manifest>(keys.manifest(job.jobId));
