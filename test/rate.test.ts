@@ -1,0 +1,44 @@
+import { describe, expect, it } from "vitest";
+import { RateLimiter, type Clock } from "../shared/rate.ts";
+
+/** A clock whose sleep advances time instantly, so quota waits are exact and the test is fast. */
+function fakeClock(): Clock & { t: number } {
+  const c = { t: 0, now: () => c.t, sleep: async (ms: number) => void (c.t += ms) };
+  return c;
+}
+
+describe("rate limiter", () => {
+  it("spaces requests evenly at RPM/60 per second", async () => {
+    const clock = fakeClock();
+    const limiter = new RateLimiter({ rpm: 120, tpm: 1e9 }, clock);
+    const starts: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      await limiter.acquire(10);
+      starts.push(clock.t);
+    }
+    expect(starts).toEqual([0, 500, 1000, 1500, 2000]);
+  });
+
+  it("holds the tokens of the last minute under TPM", async () => {
+    const clock = fakeClock();
+    const limiter = new RateLimiter({ rpm: 6000, tpm: 300_000 }, clock);
+    await limiter.acquire(150_000);
+    await limiter.acquire(150_000);
+    expect(clock.t).toBe(10);
+    await limiter.acquire(150_000);
+    expect(clock.t).toBe(60_000);
+  });
+
+  it("lets one request larger than the whole quota run alone", async () => {
+    const clock = fakeClock();
+    const limiter = new RateLimiter({ rpm: 600, tpm: 100_000 }, clock);
+    await limiter.acquire(250_000);
+    expect(clock.t).toBe(0);
+    await limiter.acquire(1);
+    expect(clock.t).toBe(60_000);
+  });
+
+  it("refuses nonsense limits", () => {
+    expect(() => new RateLimiter({ rpm: 0, tpm: 10 })).toThrow(TypeError);
+  });
+});
