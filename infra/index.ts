@@ -1,0 +1,38 @@
+import { readJobs, sourceReadPermissions } from "./jobs.ts";
+import { createQueues } from "./queue.ts";
+import { createSchedules } from "./schedules.ts";
+import { createSecrets } from "./secrets.ts";
+import { createStorage } from "./storage.ts";
+import { createSubmit } from "./submit.ts";
+import { createTriggers } from "./triggers.ts";
+
+export interface DeployOptions {
+  /** Folder of job files; SST runs `run()` from the app root, so "jobs" is the repo's. */
+  jobsDir?: string;
+  /** Deploy-time environment (SST loads `.env`); only QWEN_BASE_URL is passed on. */
+  env?: Record<string, string | undefined>;
+}
+
+/** Everything the app deploys; returns what `sst deploy` prints and writes to `.sst/outputs.json`. */
+export function deploy(o: DeployOptions = {}) {
+  const jobs = readJobs(o.jobsDir ?? "jobs");
+  const permissions = sourceReadPermissions(jobs);
+  const baseURL = o.env?.QWEN_BASE_URL?.trim();
+  const environment: Record<string, string> = baseURL ? { QWEN_BASE_URL: baseURL } : {};
+
+  const { runs } = createStorage();
+  const { apiKey } = createSecrets();
+  const { tasks, dlq } = createQueues({ runs, apiKey, environment, permissions });
+  const submit = createSubmit({ runs, tasks, permissions });
+  const schedules = createSchedules(jobs, submit);
+  const uploads = createTriggers(jobs, runs, submit);
+
+  return {
+    bucket: runs.name,
+    queue: tasks.url,
+    deadLetterQueue: dlq.url,
+    submitFunction: submit.name,
+    schedules,
+    uploads,
+  };
+}

@@ -1,0 +1,30 @@
+import { settings } from "../shared/settings.ts";
+import type { Bucket, FunctionPermission, LambdaFunction, Queue, Sst } from "./platform.ts";
+import { RUNTIME, type Limits } from "./queue.ts";
+
+declare const sst: Sst;
+
+export const SUBMIT_HANDLER = "functions/submit.handler";
+
+export interface SubmitDeps {
+  runs: Bucket;
+  tasks: Queue;
+  permissions: FunctionPermission[];
+}
+
+/**
+ * One submit function for every way a deployed job starts: schedules invoke it with
+ * `{ job: "<name>" }`, inbox/ uploads with an S3 event. The job files ride along in the
+ * package as `jobs/` (`$LAMBDA_TASK_ROOT/jobs/<name>.yaml`).
+ */
+export function createSubmit(d: SubmitDeps, s: Limits = settings): LambdaFunction {
+  return new sst.aws.Function("Submit", {
+    handler: SUBMIT_HANDLER,
+    description: "longdoc submit: expands a job into tasks",
+    runtime: RUNTIME,
+    timeout: `${s.submitTimeoutS} seconds`,
+    link: [d.runs, d.tasks],
+    permissions: d.permissions,
+    copyFiles: [{ from: "jobs", to: "jobs" }],
+  });
+}

@@ -1,0 +1,390 @@
+// The infra modules run here against a recording fake of SST's globals, not SST's engine
+// (which needs Pulumi and an AWS account). The fake accepts only option names that SST v4's
+// components take (anomalyco/sst platform/src/components, v4.17), so a misspelt option
+// fails here as it would at deploy time.
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { settings } from "../shared/settings.ts";
+import { deploy } from "../infra/index.ts";
+import { readJobs } from "../infra/jobs.ts";
+import { checkQueueSettings, DLQ_HANDLER, WORKER_HANDLER } from "../infra/queue.ts";
+import { SUBMIT_HANDLER } from "../infra/submit.ts";
+
+const ROOT = path.resolve(import.meta.dirname, "..");
+
+// ---------------------------------------------------------------------------------------------
+// The fake: one record per component, in creation order.
+
+type Args = Record<string, any>;
+interface Rec {
+  type: "Bucket" | "Queue" | "Function" | "CronV2" | "Secret";
+  name: string;
+  args: Args;
+  self: any;
+}
+
+const KEYS = {
+  queue: ["fifo", "delay", "visibilityTimeout", "dlq", "transform"],
+  queueSubscriber: ["filters", "batch", "transform"],
+  batch: ["size", "window", "partialResponses"],
+  fn: [
+    "handler", "description", "runtime", "bundle", "timeout", "memory", "storage", "environment", "permissions",
+    "policies", "link", "streaming", "logging", "architecture", "role", "url", "nodejs", "copyFiles", "concurrency",
+    "versioning", "layers", "volume", "tags", "vpc", "hook", "transform", "name", "dev", "live", "retries",
+  ],
+  cron: ["job", "function", "task", "event", "schedule", "timezone", "enabled", "retries", "dlq", "transform"],
+  notify: ["notifications", "transform"],
+  notification: ["name", "function", "queue", "topic", "events", "filterPrefix", "filterSuffix"],
+};
+
+function only(what: string, args: Args | undefined, allowed: string[]) {
+  for (const k of Object.keys(args ?? {})) {
+    if (!allowed.includes(k)) throw new Error(`fake sst: ${what} has no option '${k}' in SST v4`);
+  }
+}
+
+function installFakeSst() {
+  const recs: Rec[] = [];
+  const record = (type: Rec["type"], name: string, args: Args, self: any) => {
+    if (recs.some((r) => r.type === type && r.name === name)) throw new Error(`fake sst: two ${type} components named ${name}`);
+    recs.push({ type, name, args, self });
+  };
+  const fnArgs = (what: string, f: string | Args) => {
+    const a = typeof f === "string" ? { handler: f } : f;
+    only(what, a, KEYS.fn);
+    return a;
+  };
+
+  class Bucket {
+    name: string;
+    arn: string;
+    notifications?: Args;
+    constructor(name: string, args: Args = {}) {
+      this.name = `fake-${name.toLowerCase()}-bucket`;
+      this.arn = `arn:aws:s3:::${this.name}`;
+      record("Bucket", name, args, this);
+    }
+    notify(args: Args) {
+      if (this.notifications) throw new Error(`fake sst: Cannot call "notify" on a bucket multiple times`);
+      only("Bucket.notify", args, KEYS.notify);
+      for (const n of args.notifications) only("Bucket.notify notification", n, KEYS.notification);
+      this.notifications = args;
+      return {};
+    }
+  }
+  class Queue {
+    arn: string;
+    url: string;
+    subscriber?: { fn: Args; args: Args };
+    constructor(name: string, args: Args = {}) {
+      only(`Queue ${name}`, args, KEYS.queue);
+      this.arn = `arn:aws:sqs:us-east-1:123456789012:fake-${name}`;
+      this.url = `https://sqs.us-east-1.amazonaws.com/123456789012/fake-${name}`;
+      record("Queue", name, args, this);
+    }
+    subscribe(subscriber: string | Args, args: Args = {}) {
+      if (this.subscriber) throw new Error("fake sst: An SQS Queue can only have one subscriber.");
+      only("Queue.subscribe", args, KEYS.queueSubscriber);
+      only("Queue.subscribe batch", args.batch, KEYS.batch);
+      this.subscriber = { fn: fnArgs("Queue subscriber", subscriber), args };
+      return {};
+    }
+  }
+  class Function {
+    name: string;
+    arn: string;
+    constructor(name: string, args: Args) {
+      fnArgs(`Function ${name}`, args);
+      this.name = `fake-${name}`;
+      this.arn = `arn:aws:lambda:us-east-1:123456789012:function:fake-${name}`;
+      record("Function", name, args, this);
+    }
+  }
+  class CronV2 {
+    constructor(name: string, args: Args) {
+      only(`CronV2 ${name}`, args, KEYS.cron);
+      if (!args.function) throw new Error(`fake sst: CronV2 ${name} needs a function`);
+      if (!/^(cron|rate|at)\(.+\)$/.test(args.schedule)) throw new Error(`fake sst: CronV2 ${name} schedule '${args.schedule}'`);
+      record("CronV2", name, args, this);
+    }
+  }
+  class Secret {
+    name: string;
+    value = "fake-secret-value";
+    constructor(name: string) {
+      this.name = name;
+      record("Secret", name, {}, this);
+    }
+  }
+
+  const g = globalThis as any;
+  g.sst = { Secret, aws: { Bucket, Queue, Function, CronV2 } };
+  g.$config = (c: unknown) => c;
+
+  const get = (type: Rec["type"], name: string): Rec => {
+    const r = recs.find((x) => x.type === type && x.name === name);
+    if (!r) throw new Error(`no ${type} named ${name}; made: ${recs.map((x) => `${x.type} ${x.name}`).join(", ")}`);
+    return r;
+  };
+  return { recs, get, all: (type: Rec["type"]) => recs.filter((r) => r.type === type) };
+}
+
+function removeFakeSst() {
+  const g = globalThis as any;
+  delete g.sst;
+  delete g.$config;
+}
+
+/** SST's `toSeconds` reads the count with parseInt, so only whole seconds are accepted here. */
+function seconds(d: unknown): number {
+  const m = /^(\d+) seconds?$/.exec(String(d));
+  if (!m) throw new Error(`expected a whole-seconds duration like "900 seconds", got ${JSON.stringify(d)}`);
+  return Number(m[1]);
+}
+
+function jobsFixture(files: Record<string, string>): string {
+  const dir = mkdtempSync(path.join(tmpdir(), "longdoc-infra-"));
+  for (const [rel, text] of Object.entries(files)) {
+    mkdirSync(path.dirname(path.join(dir, rel)), { recursive: true });
+    writeFileSync(path.join(dir, rel), text);
+  }
+  return dir;
+}
+
+const job = (name: string, extra = "") => `name: ${name}\ndocuments:\n  - s3: s3://${name}-docs/in/\nprompt: Summarise.\nmodel: qwen3-max\n${extra}`;
+
+let fake: ReturnType<typeof installFakeSst>;
+const dirs: string[] = [];
+const fixture = (files: Record<string, string>) => {
+  const d = jobsFixture(files);
+  dirs.push(d);
+  return d;
+};
+
+beforeEach(() => {
+  fake = installFakeSst();
+});
+afterEach(() => {
+  removeFakeSst();
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+// ---------------------------------------------------------------------------------------------
+
+describe("queue, worker and dead letters", () => {
+  const wired = (env: Record<string, string> = {}) => {
+    deploy({ jobsDir: fixture({ "plain.yaml": job("plain") }), env });
+    const tasks = fake.get("Queue", "Tasks");
+    const dlq = fake.get("Queue", "TasksDlq");
+    return { tasks, dlq, worker: tasks.self.subscriber, recorder: dlq.self.subscriber };
+  };
+
+  it("keeps a task invisible for at least 6 x the worker's timeout", () => {
+    const { tasks, worker } = wired();
+    expect(worker.fn.handler).toBe(WORKER_HANDLER);
+    const timeoutS = seconds(worker.fn.timeout);
+    expect(timeoutS).toBe(settings.workerTimeoutS);
+    expect(timeoutS).toBeLessThanOrEqual(900);
+    const visibilityS = seconds(tasks.args.visibilityTimeout);
+    expect(visibilityS).toBe(settings.queueVisibilityTimeoutS);
+    expect(visibilityS).toBeGreaterThanOrEqual(6 * timeoutS);
+  });
+
+  it("moves a task to TasksDlq after settings.maxReceives deliveries", () => {
+    const { tasks, dlq } = wired();
+    expect(tasks.args.dlq).toEqual({ queue: dlq.self.arn, retry: settings.maxReceives });
+    expect(settings.maxReceives).toBe(3);
+    expect(dlq.args.transform.queue.messageRetentionSeconds).toBe(settings.dlqRetentionS);
+  });
+
+  it("reports failures per record in batches of settings.workerBatchSize", () => {
+    const { worker } = wired();
+    expect(worker.args.batch).toEqual({ size: settings.workerBatchSize, partialResponses: true });
+  });
+
+  it("caps concurrent workers through the event source mapping's scaling config (2-1000)", () => {
+    const { worker } = wired();
+    const max = worker.args.transform.eventSourceMapping.scalingConfig.maximumConcurrency;
+    expect(max).toBe(settings.maxWorkers);
+    expect(max).toBeGreaterThanOrEqual(2);
+    expect(max).toBeLessThanOrEqual(1000);
+  });
+
+  it("links the worker to the API key, the runs bucket and the tasks queue, on nodejs24.x", () => {
+    const { tasks, worker } = wired();
+    const link = worker.fn.link as unknown[];
+    expect(link).toContain(fake.get("Secret", "DashscopeApiKey").self);
+    expect(link).toContain(fake.get("Bucket", "Runs").self);
+    expect(link).toContain(tasks.self);
+    expect(worker.fn.runtime).toBe("nodejs24.x");
+    expect(worker.fn.memory).toBe(`${settings.workerMemoryMb} MB`);
+  });
+
+  it("passes QWEN_BASE_URL to the worker only when it is set at deploy time", () => {
+    expect(wired().worker.fn.environment).toEqual({});
+    removeFakeSst();
+    fake = installFakeSst();
+    const url = "https://dashscope-intl.aliyuncs.com/compatible-mode/v1";
+    expect(wired({ QWEN_BASE_URL: url }).worker.fn.environment).toEqual({ QWEN_BASE_URL: url });
+  });
+
+  it("records dead letters with functions/dlq.handler, per record, linked to the bucket", () => {
+    const { dlq, recorder } = wired();
+    expect(recorder.fn.handler).toBe(DLQ_HANDLER);
+    expect(recorder.args.batch.partialResponses).toBe(true);
+    expect(recorder.fn.link).toEqual([fake.get("Bucket", "Runs").self]);
+    expect(recorder.fn.runtime).toBe("nodejs24.x");
+    expect(seconds(dlq.args.visibilityTimeout)).toBeGreaterThanOrEqual(6 * seconds(recorder.fn.timeout));
+    expect(dlq.args.dlq).toBeUndefined();
+  });
+});
+
+describe("settings checks", () => {
+  it("accepts the settings in shared/settings.ts", () => {
+    expect(() => checkQueueSettings(settings)).not.toThrow();
+  });
+
+  it.each([
+    [{ maxWorkers: 1 }, /maxWorkers is 1; the SQS scaling config takes 2-1000/],
+    [{ maxWorkers: 1001 }, /maxWorkers is 1001/],
+    [{ queueVisibilityTimeoutS: 900 * 5 }, /below 6 x workerTimeoutS \(5400\)/],
+    [{ workerTimeoutS: 901 }, /workerTimeoutS is 901; Lambda allows 1-900/],
+    [{ workerBatchSize: 11 }, /workerBatchSize is 11/],
+    [{ maxReceives: 0 }, /maxReceives is 0/],
+  ])("refuses %j before creating anything", (change, message) => {
+    expect(() => checkQueueSettings({ ...settings, ...change })).toThrow(message);
+    expect(fake.recs).toHaveLength(0);
+  });
+});
+
+describe("submit, schedules and uploads", () => {
+  const files = {
+    "nightly.yaml": job("nightly", "schedule: cron(0 6 ? * MON *)\n"),
+    "weekly-digest.yaml": job("weekly-digest", "schedule: rate(7 days)\n"),
+    "uploads.yaml": job("uploads", "trigger: upload\n"),
+    "plain.yaml": job("plain"),
+    "notes.md": "not a job",
+    "examples/nested.yaml": job("nested", "schedule: cron(0 1 * * ? *)\ntrigger: upload\n"),
+  };
+
+  it("bundles the job files with one submit function linked to the bucket and the queue", () => {
+    deploy({ jobsDir: fixture(files) });
+    const submit = fake.get("Function", "Submit");
+    expect(fake.all("Function")).toHaveLength(1);
+    expect(submit.args.handler).toBe(SUBMIT_HANDLER);
+    expect(submit.args.copyFiles).toEqual([{ from: "jobs", to: "jobs" }]);
+    expect(submit.args.link).toEqual([fake.get("Bucket", "Runs").self, fake.get("Queue", "Tasks").self]);
+    expect(submit.args.runtime).toBe("nodejs24.x");
+    expect(seconds(submit.args.timeout)).toBe(settings.submitTimeoutS);
+  });
+
+  it("schedules each top-level job with a schedule: once, with its expression and a {job} event", () => {
+    const out = deploy({ jobsDir: fixture(files) });
+    const submit = fake.get("Function", "Submit").self;
+    const crons = fake.all("CronV2");
+    expect(crons.map((c) => c.name)).toEqual(["ScheduleNightly", "ScheduleWeeklyDigest"]);
+    expect(crons.map((c) => c.args)).toEqual([
+      { function: submit, schedule: "cron(0 6 ? * MON *)", event: { job: "nightly" } },
+      { function: submit, schedule: "rate(7 days)", event: { job: "weekly-digest" } },
+    ]);
+    expect(out.schedules.map((s) => s.job)).toEqual(["nightly", "weekly-digest"]);
+  });
+
+  it("wires inbox/<job>/ uploads to submit for each trigger: upload job", () => {
+    const out = deploy({ jobsDir: fixture(files) });
+    const notes = fake.get("Bucket", "Runs").self.notifications;
+    expect(notes.notifications).toEqual([
+      {
+        name: "InboxUploads",
+        function: fake.get("Function", "Submit").self.arn,
+        events: ["s3:ObjectCreated:*"],
+        filterPrefix: "inbox/uploads/",
+      },
+    ]);
+    expect(notes.notifications[0].filterPrefix.startsWith("inbox/")).toBe(true);
+    expect(out.uploads).toEqual([{ job: "uploads", prefix: "inbox/uploads/" }]);
+  });
+
+  it("wires no notification and no schedule when no job asks for one", () => {
+    const out = deploy({ jobsDir: fixture({ "plain.yaml": job("plain") }) });
+    expect(fake.get("Bucket", "Runs").self.notifications).toBeUndefined();
+    expect(fake.all("CronV2")).toHaveLength(0);
+    expect(out).toMatchObject({ schedules: [], uploads: [] });
+  });
+
+  it("lets submit and the worker read the buckets that s3: documents name", () => {
+    deploy({ jobsDir: fixture(files) });
+    const expected = [
+      {
+        actions: ["s3:GetObject", "s3:ListBucket"],
+        resources: ["nightly", "plain", "uploads", "weekly-digest"].flatMap((j) => [`arn:aws:s3:::${j}-docs`, `arn:aws:s3:::${j}-docs/*`]),
+      },
+    ];
+    expect(fake.get("Function", "Submit").args.permissions).toEqual(expected);
+    expect(fake.get("Queue", "Tasks").self.subscriber.fn.permissions).toEqual(expected);
+  });
+
+  it("refuses a scheduled job whose name: differs from its file name", () => {
+    const dir = fixture({ "nightly.yaml": job("nightly-run", "schedule: rate(1 day)\n") });
+    expect(() => deploy({ jobsDir: dir })).toThrow(/nightly\.yaml: name 'nightly-run' differs from the file name/);
+  });
+
+  it("names the file when a job file is not YAML", () => {
+    const dir = fixture({ "broken.yaml": "name: [unclosed\n" });
+    expect(() => readJobs(dir)).toThrow(/broken\.yaml: not valid YAML/);
+  });
+
+  it("reads only top-level job files of the repo's jobs/, not jobs/examples/", () => {
+    const names = readJobs(path.join(ROOT, "jobs")).map((j) => j.name);
+    expect(names).not.toContain("annual-reports");
+  });
+});
+
+describe("handlers the infra points at", () => {
+  it("wires exactly the worker, dlq and submit handlers", () => {
+    deploy({ jobsDir: fixture({ "u.yaml": job("u", "trigger: upload\nschedule: rate(1 day)\n") }) });
+    const handlers = [
+      ...fake.all("Queue").map((q) => q.self.subscriber?.fn.handler),
+      ...fake.all("Function").map((f) => f.args.handler),
+    ];
+    expect(handlers.sort()).toEqual([DLQ_HANDLER, SUBMIT_HANDLER, WORKER_HANDLER].sort());
+  });
+
+  it.for([WORKER_HANDLER, DLQ_HANDLER, SUBMIT_HANDLER])("%s is a file in functions/ that exports handler", (handler, ctx) => {
+    const [file, exported] = [handler.slice(0, handler.lastIndexOf(".")), handler.slice(handler.lastIndexOf(".") + 1)];
+    expect(exported).toBe("handler");
+    const ts = path.join(ROOT, `${file}.ts`);
+    if (!existsSync(ts)) ctx.skip(`${file}.ts is not written yet (another engineer owns functions/); re-run once it exists`);
+    expect(readFileSync(ts, "utf8")).toMatch(/export\s+(const|(async\s+)?function)\s+handler\b|export\s*\{[^}]*\bhandler\b/);
+  });
+});
+
+describe("sst.config.ts", () => {
+  const load = async () => (await import("../sst.config.ts")).default as { app(i: { stage: string }): any; run(): Promise<any> };
+
+  it("names the app longdoc on AWS, retained and protected on prod only", async () => {
+    const config = await load();
+    expect(config.app({ stage: "prod" })).toEqual({ name: "longdoc", home: "aws", removal: "retain", protect: true });
+    expect(config.app({ stage: "dev" })).toEqual({ name: "longdoc", home: "aws", removal: "remove", protect: false });
+  });
+
+  it("builds the infra from run() and returns the names a client needs", async () => {
+    const config = await load();
+    const out = await config.run();
+    expect(fake.recs.filter((r) => r.type !== "CronV2").map((r) => `${r.type} ${r.name}`)).toEqual([
+      "Bucket Runs",
+      "Secret DashscopeApiKey",
+      "Queue TasksDlq",
+      "Queue Tasks",
+      "Function Submit",
+    ]);
+    expect(out).toMatchObject({
+      bucket: fake.get("Bucket", "Runs").self.name,
+      queue: fake.get("Queue", "Tasks").self.url,
+      deadLetterQueue: fake.get("Queue", "TasksDlq").self.url,
+      submitFunction: fake.get("Function", "Submit").self.name,
+    });
+  });
+});
