@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from "commander";
+import { registerEstimate } from "../cli/commands/estimate.ts";
 import { registerRun } from "../cli/commands/run.ts";
 import { registerValidate } from "../cli/commands/validate.ts";
 import { EXIT } from "../cli/exit.ts";
@@ -12,6 +13,7 @@ const program = new Command()
 
 registerRun(program);
 registerValidate(program);
+registerEstimate(program);
 
 try {
   await program.parseAsync(process.argv);

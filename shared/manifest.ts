@@ -22,6 +22,8 @@ export interface ItemResult {
   requestId: string | null;
   answer: string | null;
   reasoning: string | null;
+  /** Set when the job's `truncate: middle` cut a document to make it fit. */
+  truncated?: { source: string; tokensCut: number } | null;
   startedAt: string;
   finishedAt: string;
   durationMs: number;

@@ -3,7 +3,7 @@ import type { S3Client } from "@aws-sdk/client-s3";
 import pRetry from "p-retry";
 import type { TaskMessage } from "./aws/queue.ts";
 import { keys, ObjectStore } from "./aws/store.ts";
-import { budgetToDeadline, checkFits } from "./budget.ts";
+import { budgetToDeadline } from "./budget.ts";
 import { getModel, priceFor, type Catalog } from "./catalog.ts";
 import { loadDocument } from "./documents/index.ts";
 import { DocumentError, LongdocError, toErrorRecord } from "./errors.ts";
@@ -13,9 +13,10 @@ import { writeManifestIfDone, type ItemResult } from "./manifest.ts";
 import type { ModelClient } from "./model/client.ts";
 import { zeroUsage } from "./model/client.ts";
 import { validateAnswer } from "./output.ts";
-import { buildMessages, messageText, type PromptDocument } from "./prompt.ts";
+import { planCall } from "./plan.ts";
+import type { PromptDocument } from "./prompt.ts";
 import type { RateLimiter } from "./rate.ts";
-import { countChatTokens, countTokens } from "./tokens/index.ts";
+import { countTokens } from "./tokens/index.ts";
 
 export interface WorkerDeps {
   s3: S3Client;
@@ -106,7 +107,7 @@ export async function runTask(deps: WorkerDeps, task: TaskMessage, ctx: TaskCont
   try {
     const loaded = await Promise.all(item.documents.map((d) => readDocument(deps.s3, d, job.limits.maxDocumentBytes)));
     documents = loaded.map((l) => l.info);
-    const result = await callModel(deps, job, loaded.map((l) => l.doc), ctx, now);
+    const { result, plan } = await callModel(deps, job, loaded.map((l) => l.doc), ctx, now);
     const answerFile = job.spec.output.format === "json" ? "answer.json" : "answer.md";
     const answerKey = keys.item(job.jobId, item.id, answerFile);
     const reasoningKey = keys.item(job.jobId, item.id, "reasoning.md");
@@ -128,6 +129,7 @@ export async function runTask(deps: WorkerDeps, task: TaskMessage, ctx: TaskCont
       requestId: result.requestId,
       answer: `items/${item.id}/${answerFile}`,
       reasoning: `items/${item.id}/reasoning.md`,
+      truncated: plan.truncated,
     });
   } catch (e) {
     const error = LongdocError.is(e) ? e : new LongdocError("internal", e instanceof Error ? e.message : String(e), { cause: e });
@@ -154,17 +156,12 @@ async function readDocument(s3: S3Client, doc: { source: string; uri: string }, 
 }
 
 async function callModel(deps: WorkerDeps, job: JobRecord, docs: PromptDocument[], ctx: TaskContext, now: () => number) {
-  const model = getModel(deps.catalog, job.model);
-  const messages = buildMessages(job.spec, docs);
-  const inputTokens = countChatTokens(messages.map((m) => ({ role: m.role, content: messageText(m) })));
+  const plan = planCall(job.spec, getModel(deps.catalog, job.model), docs);
+  const { messages, inputTokens } = plan;
   const thinking = job.spec.thinking;
-  const wanted = {
-    maxOutputTokens: Math.min(job.spec.maxOutputTokens, thinking.enabled ? model.maxOutputTokensThinking : model.maxOutputTokens),
-    thinkingBudget: thinking.enabled ? Math.min(thinking.budget ?? model.maxThinkingBudget, model.maxThinkingBudget) : undefined,
-  };
-  checkFits(model, inputTokens, { maxOutputTokens: wanted.maxOutputTokens });
+  const wanted = { maxOutputTokens: plan.maxOutputTokens, thinkingBudget: plan.thinkingBudget };
   const limiter = deps.limiterFor(job);
-  return pRetry(
+  const result = await pRetry(
     async () => {
       const timeLeftMs = ctx.deadlineAt - now() - deps.deadlineMarginMs;
       const budget = budgetToDeadline(wanted, timeLeftMs, deps.decodeTokensPerSecond);
@@ -195,4 +192,5 @@ async function callModel(deps: WorkerDeps, job: JobRecord, docs: PromptDocument[
       },
     },
   );
+  return { result, plan };
 }

@@ -1,0 +1,42 @@
+import type { Command } from "commander";
+import { loadCatalog } from "../../shared/catalog.ts";
+import { estimateJob, type JobEstimate } from "../../shared/estimate.ts";
+import { loadJobFile } from "../../shared/job/load.ts";
+import { EXIT, fail } from "../exit.ts";
+import { renderTable } from "../table.ts";
+
+export function registerEstimate(program: Command): void {
+  program
+    .command("estimate")
+    .description("exact tokens per item, pricing tier and cost, without calling the model")
+    .argument("<job.yaml>", "the job file")
+    .option("--json", "print the estimate as one JSON object on the last line")
+    .action(async (jobFile: string, flags: { json?: boolean }) => {
+      try {
+        const spec = await loadJobFile(jobFile);
+        const estimate = await estimateJob(spec, jobFile, loadCatalog(process.env.LONGDOC_CATALOG));
+        process.stdout.write(renderEstimate(estimate) + "\n");
+        if (flags.json) process.stdout.write(JSON.stringify(estimate) + "\n");
+        process.exitCode = estimate.totals.failing > 0 ? EXIT.input : EXIT.ok;
+      } catch (e) {
+        fail(e);
+      }
+    });
+}
+
+export function renderEstimate(e: JobEstimate): string {
+  const rows = e.items.map((i) => [
+    i.id,
+    i.inputTokens ?? "-",
+    i.tier ?? "-",
+    i.inputCostUsd.toFixed(4),
+    i.costUsd.toFixed(4),
+    i.error ? `${i.error.kind}: ${i.error.message}`.slice(0, 90) : i.truncated ? `truncated: ${i.truncated.tokensCut} tokens cut` : "",
+  ]);
+  rows.push(["total", e.totals.inputTokens, "", e.totals.inputCostUsd.toFixed(4), e.totals.costUsd.toFixed(4), ""]);
+  const cap = e.maxCostUsd === null ? "" : `; the job's cost cap is $${e.maxCostUsd}`;
+  return (
+    renderTable(["item", "input tokens", "tier", "input $", "at most $", "note"], rows) +
+    `\n${e.items.length} item(s) on ${e.model}; "at most" adds the answer cap and thinking budget at the output price${cap}`
+  );
+}
