@@ -1,0 +1,59 @@
+/**
+ * The provider's error envelope (reference §6):
+ * `{"error":{"message","type","param":null,"code"},"id":"chatcmpl-<uuid>","request_id":"<uuid>"}`;
+ * 401 bodies carry no `id`. Where the reference lists no `type`, the simulator repeats the code.
+ */
+
+export interface ProviderError {
+  status: number;
+  code: string;
+  type: string;
+  message: string;
+}
+
+const ALGO = "<400> InternalError.Algo.InvalidParameter: ";
+
+export const providerErrors = {
+  internal: { status: 500, code: "internal_error", type: "internal_error", message: "An internal error has occured, please try again later or contact service support." },
+  timeout: { status: 500, code: "RequestTimeOut", type: "RequestTimeOut", message: "Request timed out, please try again later." },
+  unavailable: {
+    status: 503,
+    code: "ModelUnavailable",
+    type: "ModelUnavailable",
+    message: "Too many requests. Your requests are being throttled due to system capacity limits. Please try again later.",
+  },
+  limitRequests: { status: 429, code: "limit_requests", type: "limit_requests", message: "Requests rate limit exceeded, please try again later." },
+  limitBurst: {
+    status: 429,
+    code: "limit_burst_rate",
+    type: "limit_burst_rate",
+    message: "Request rate increased too quickly. To ensure system stability, please adjust your client logic to scale requests more smoothly over time.",
+  },
+  quotaMinute: { status: 429, code: "insufficient_quota", type: "insufficient_quota", message: "You exceeded your current quota, please check your plan and billing details." },
+  quotaSecond: { status: 429, code: "insufficient_quota", type: "insufficient_quota", message: "Allocated quota exceeded, please increase your quota limit." },
+  badKey: { status: 401, code: "invalid_api_key", type: "invalid_request_error", message: "Incorrect API key provided." },
+  accessDenied: { status: 403, code: "AccessDenied", type: "AccessDenied", message: "Access denied." },
+  arrearage: { status: 400, code: "Arrearage", type: "Arrearage", message: "Access denied, please make sure your account is in good standing." },
+  inputModeration: { status: 400, code: "data_inspection_failed", type: "data_inspection_failed", message: "Input data may contain inappropriate content." },
+  outputModeration: { status: 400, code: "data_inspection_failed", type: "data_inspection_failed", message: "Output data may contain inappropriate content." },
+} as const satisfies Record<string, ProviderError>;
+
+export const modelNotFound = (model: string): ProviderError => ({
+  status: 404,
+  code: "model_not_found",
+  type: "invalid_request_error",
+  message: `The model ${model} does not exist or you do not have access to it.`,
+});
+
+export const invalidParameter = (message: string, opts: { algo?: boolean } = {}): ProviderError => ({
+  status: 400,
+  code: "invalid_parameter_error",
+  type: "invalid_request_error",
+  message: opts.algo ? ALGO + message : message,
+});
+
+/** The JSON error body. `id` is omitted for 401, as the real API does. */
+export function errorBody(e: ProviderError, requestId: string): Record<string, unknown> {
+  const error = { message: e.message, type: e.type, param: null, code: e.code };
+  return e.status === 401 ? { error, request_id: requestId } : { error, id: `chatcmpl-${requestId}`, request_id: requestId };
+}

@@ -1,0 +1,143 @@
+/**
+ * Parses and validates a chat request the way the reference (§3, §9, §10) says Model Studio
+ * does. Checks run in this order (the real order is unknown [A]): model (404), messages,
+ * sampling parameters, thinking vs streaming, thinking_budget, max_tokens,
+ * max_completion_tokens, response_format, then the input length (needs the token count).
+ */
+import type { Catalog, ModelInfo } from "../catalog.ts";
+import { countChatTokens } from "../tokens/index.ts";
+import type { SimMessage } from "./cache.ts";
+import { invalidParameter, modelNotFound, type ProviderError } from "./errors.ts";
+
+export type ResponseFormat = { type: "text" } | { type: "json_object" } | { type: "json_schema"; schema: Record<string, unknown> | boolean };
+
+export interface SimRequest {
+  model: ModelInfo;
+  /** The model name as sent (echoed in responses). */
+  modelName: string;
+  stream: boolean;
+  includeUsage: boolean;
+  /** enable_thinking === true on a hybrid model (ignored on non-thinking models). */
+  thinking: boolean;
+  thinkingBudget: number;
+  maxAnswerTokens: number;
+  maxCompletionTokens?: number;
+  stop: string[];
+  format: ResponseFormat;
+  messages: SimMessage[];
+  promptTokens: number;
+}
+
+const isObj = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+const isInt = (v: unknown): v is number => typeof v === "number" && Number.isInteger(v);
+const given = (v: unknown) => v !== undefined && v !== null;
+
+/** A message's text parts; non-text parts (images, audio) are ignored. */
+function normalizeMessage(m: unknown): SimMessage | null {
+  if (!isObj(m) || typeof m.role !== "string") return null;
+  const c = m.content;
+  if (c === undefined || c === null) return { role: m.role, text: "", parts: null };
+  if (typeof c === "string") return { role: m.role, text: c, parts: null };
+  if (!Array.isArray(c)) return null;
+  const parts: { text: string; cached: boolean }[] = [];
+  for (const p of c) {
+    if (typeof p === "string") parts.push({ text: p, cached: false });
+    else if (isObj(p) && typeof p.text === "string") parts.push({ text: p.text, cached: isObj(p.cache_control) && p.cache_control.type === "ephemeral" });
+  }
+  return { role: m.role, text: parts.map((p) => p.text).join(""), parts };
+}
+
+/** The model named by the body, or the error to send. Cheap: used before token counting. */
+export function resolveModel(body: Record<string, unknown>, catalog: Catalog): ModelInfo | ProviderError {
+  if (typeof body.model !== "string" || !body.model) return invalidParameter("The model parameter is required.");
+  const m = Object.hasOwn(catalog.models, body.model) ? catalog.models[body.model] : undefined;
+  return m ?? modelNotFound(body.model);
+}
+
+/** The request, or the error to send (with the prompt's token count when it was counted). */
+export function parseRequest(body: unknown, catalog: Catalog): SimRequest | (ProviderError & { promptTokens?: number }) {
+  if (!isObj(body)) return invalidParameter("The request body must be a JSON object.");
+  const model = resolveModel(body, catalog);
+  if ("status" in model) return model;
+  const modelName = body.model as string;
+
+  if (!Array.isArray(body.messages) || body.messages.length === 0) return invalidParameter("messages must be a non-empty array of {role, content}.");
+  const messages: SimMessage[] = [];
+  for (const raw of body.messages) {
+    const m = normalizeMessage(raw);
+    if (!m) return invalidParameter("Each message needs a string role and a string, array or null content.");
+    messages.push(m);
+  }
+
+  const t = body.temperature;
+  if (given(t) && !(typeof t === "number" && t >= 0 && t < 2)) return invalidParameter("Temperature should be in [0.0, 2.0)");
+  const p = body.top_p;
+  if (given(p) && !(typeof p === "number" && p > 0 && p <= 1)) return invalidParameter("Range of top_p should be (0.0, 1.0]", { algo: true });
+  const pp = body.presence_penalty;
+  if (given(pp) && !(typeof pp === "number" && pp >= -2 && pp <= 2)) return invalidParameter("Range of presence_penalty should be [-2.0, 2.0]", { algo: true });
+  const k = body.top_k;
+  if (given(k) && !(isInt(k) && k >= 0)) return invalidParameter("Range of top_k should be [0, +inf)", { algo: true });
+  const seed = body.seed;
+  if (given(seed)) {
+    if (!isInt(seed)) return invalidParameter(`${JSON.stringify(seed)} is not of type 'integer' - 'seed'`);
+    if (seed < 0) return invalidParameter(`${seed} is lesser than the minimum of 0 - 'seed'`);
+    if (seed > 2 ** 31 - 1) return invalidParameter(`${seed} is greater than the maximum of 2147483647 - 'seed'`);
+  }
+
+  const stream = body.stream === true;
+  const includeUsage = stream ? isObj(body.stream_options) && body.stream_options.include_usage === true : true;
+  const thinking = body.enable_thinking === true && model.thinking === "hybrid";
+  if (thinking && !stream) return invalidParameter("parameter.enable_thinking must be set to false for non-streaming calls");
+
+  let thinkingBudget = model.maxThinkingBudget;
+  if (thinking && given(body.thinking_budget)) {
+    const b = body.thinking_budget;
+    if (!(isInt(b) && b >= 1 && b <= model.maxThinkingBudget)) {
+      return invalidParameter(`The thinking_budget parameter must be a positive integer and not greater than ${model.maxThinkingBudget}`);
+    }
+    thinkingBudget = b;
+  }
+
+  const answerCap = thinking ? model.maxOutputTokensThinking : model.maxOutputTokens;
+  let maxAnswerTokens = answerCap;
+  if (given(body.max_tokens)) {
+    const mt = body.max_tokens;
+    if (!(isInt(mt) && mt >= 1 && mt <= answerCap)) return invalidParameter(`Range of max_tokens should be [1, ${answerCap}]`, { algo: true });
+    maxAnswerTokens = mt;
+  }
+  let maxCompletionTokens: number | undefined;
+  if (given(body.max_completion_tokens)) {
+    const cap = answerCap + (thinking ? model.maxThinkingBudget : 0);
+    const mct = body.max_completion_tokens;
+    if (!(isInt(mct) && mct >= 1 && mct <= cap)) return invalidParameter(`Range of max_completion_tokens should be [1, ${cap}]`, { algo: true });
+    maxCompletionTokens = mct;
+  }
+
+  let format: ResponseFormat = { type: "text" };
+  const rf = body.response_format;
+  if (given(rf)) {
+    if (!isObj(rf) || !["text", "json_object", "json_schema"].includes(rf.type as string)) {
+      return invalidParameter("response_format.type must be one of 'text', 'json_object', 'json_schema'.");
+    }
+    if (rf.type !== "text" && thinking) return invalidParameter("Json mode response is not supported when enable_thinking is true");
+    if (rf.type === "json_object") {
+      if (!messages.some((m) => /json/i.test(m.text))) {
+        return invalidParameter("'messages' must contain the word 'json' in some form, to use 'response_format' of type 'json_object'.");
+      }
+      format = { type: "json_object" };
+    } else if (rf.type === "json_schema") {
+      const js = rf.json_schema;
+      if (!isObj(js) || !(isObj(js.schema) || typeof js.schema === "boolean")) return invalidParameter("response_format.json_schema.schema is required.");
+      format = { type: "json_schema", schema: js.schema as Record<string, unknown> | boolean };
+    }
+  }
+
+  const stop = typeof body.stop === "string" ? [body.stop] : Array.isArray(body.stop) ? body.stop.filter((s): s is string => typeof s === "string") : [];
+
+  const promptTokens = countChatTokens(messages.map((m) => ({ role: m.role, content: m.text })));
+  if (promptTokens > model.maxInputTokens) {
+    return { ...invalidParameter(`Range of input length should be [1, ${model.maxInputTokens}]`, { algo: true }), promptTokens };
+  }
+
+  return { model, modelName, stream, includeUsage, thinking, thinkingBudget, maxAnswerTokens, maxCompletionTokens, stop, format, messages, promptTokens };
+}

@@ -1,0 +1,462 @@
+/**
+ * A local HTTP simulator of Qwen3-Max on Model Studio's OpenAI-compatible endpoint
+ * (reference §3–§9). `POST /compatible-mode/v1/chat/completions` and
+ * `POST /v1/chat/completions`; `GET …/models` lists the catalog.
+ */
+import { randomUUID } from "node:crypto";
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import type { AddressInfo, Socket } from "node:net";
+import { loadCatalog, type Catalog } from "../catalog.ts";
+import { PromptCache } from "./cache.ts";
+import { deltas, generate, type ContentOutput } from "./content.ts";
+import { errorBody, modelNotFound, providerErrors, type ProviderError } from "./errors.ts";
+import { FaultPlan, parseFaultSpec, type FaultKind, type FaultSpec, type InjectedFault, type PlannedFault } from "./faults.ts";
+import { isProviderError, RateWindows } from "./limits.ts";
+import { findDocuments, proveDocument, withoutDocuments, type DocumentProof } from "./proof.ts";
+import { parseRequest, type SimRequest } from "./request.ts";
+
+export interface SimulatorOptions {
+  /** 0 (default) picks a free port. */
+  port?: number;
+  /** Default 127.0.0.1. */
+  host?: string;
+  /** When set, requests must send `Authorization: Bearer <apiKey>`; otherwise any key is accepted. */
+  apiKey?: string;
+  /** Requests per minute (and rpm/60 per second); unset = unlimited. */
+  rpm?: number;
+  /** Tokens per minute (and tpm/60 per second); unset = unlimited. */
+  tpm?: number;
+  /** Enforce the per-second windows as well as the minute windows (default true). */
+  perSecondLimits?: boolean;
+  /** Output pacing; 0 (default) streams as fast as possible. */
+  decodeTokensPerSecond?: number;
+  /** Delay before the first byte of every chat response (default 0). */
+  latencyMs?: number;
+  /** Random faults: a spec string (see faults.ts) or a parsed spec. */
+  faults?: string | FaultSpec;
+  /** The model catalog (default: loadCatalog(catalogPath)). */
+  catalog?: Catalog;
+  catalogPath?: string;
+  /** Implicit / explicit context cache (default on) and its TTL (default 5 min). */
+  cache?: boolean;
+  cacheTtlMs?: number;
+  /** Non-streaming calls whose decode would take longer fail with 500 RequestTimeOut (default 300 000). */
+  nonStreamingTimeoutMs?: number;
+  /** Request body limit (default 64 MiB). */
+  maxBodyBytes?: number;
+  /** Clock for rate windows and cache TTLs (default Date.now). */
+  now?: () => number;
+}
+
+export type SimOutcome = "ok" | "error" | "midstream_error" | "dropped" | "client_closed";
+
+/** One chat request received. The object is updated in place as the response proceeds. */
+export interface SimCall {
+  /** The uuid in `request_id` (and in `id` = `chatcmpl-<uuid>`). */
+  requestId: string;
+  id: string;
+  path: string;
+  model: string | null;
+  stream: boolean;
+  thinking: boolean;
+  /** 0 when the request was refused before its tokens were counted (401, 404, bad body, pre-response faults). */
+  promptTokens: number;
+  completionTokens: number;
+  reasoningTokens: number;
+  cachedTokens: number;
+  cacheCreationTokens: number;
+  documents: DocumentProof[];
+  /** HTTP status sent; a stream that fails later keeps 200; 0 when the socket was reset before a response. */
+  status: number;
+  /** The provider error code sent (as status or mid-stream), else null. */
+  errorCode: string | null;
+  fault: FaultKind | null;
+  outcome: SimOutcome | null;
+  finishReason: "stop" | "length" | null;
+  /** Epoch ms. */
+  receivedAt: number;
+  firstByteAt: number | null;
+  finishedAt: number | null;
+}
+
+export interface Simulator {
+  /** e.g. http://127.0.0.1:PORT/compatible-mode/v1 — an `openai` client baseURL. */
+  baseURL: string;
+  port: number;
+  host: string;
+  calls: SimCall[];
+  /** The next `count` chat requests (default 1 each) fail with `kind`, in call order. */
+  injectFaults(faults: InjectedFault | InjectedFault[]): void;
+  /** Drops pending injected faults. */
+  clearFaults(): void;
+  stop(): Promise<void>;
+}
+
+const CHAT_PATHS = new Set(["/compatible-mode/v1/chat/completions", "/v1/chat/completions"]);
+const MODELS_PATHS = new Set(["/compatible-mode/v1/models", "/v1/models"]);
+const PRE_RESPONSE: Partial<Record<FaultKind, ProviderError>> = {
+  "500": providerErrors.internal,
+  timeout: providerErrors.timeout,
+  "503": providerErrors.unavailable,
+  "429": providerErrors.limitRequests,
+  burst: providerErrors.limitBurst,
+  quota: providerErrors.quotaMinute,
+  "401": providerErrors.badKey,
+  "403": providerErrors.accessDenied,
+  arrearage: providerErrors.arrearage,
+};
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simulator> {
+  const host = opts.host ?? "127.0.0.1";
+  const catalog = opts.catalog ?? loadCatalog(opts.catalogPath);
+  const now = opts.now ?? Date.now;
+  const faults = new FaultPlan(typeof opts.faults === "string" ? parseFaultSpec(opts.faults) : opts.faults);
+  const cache = new PromptCache({ enabled: opts.cache ?? true, ttlMs: opts.cacheTtlMs });
+  const windows = new Map<string, RateWindows>();
+  const rateFor = (model: string) => {
+    let w = windows.get(model);
+    if (!w) windows.set(model, (w = new RateWindows({ rpm: opts.rpm, tpm: opts.tpm, perSecond: opts.perSecondLimits })));
+    return w;
+  };
+  const rate = opts.decodeTokensPerSecond ?? 0;
+  const maxBody = opts.maxBodyBytes ?? 64 * 1024 * 1024;
+  const calls: SimCall[] = [];
+  const sockets = new Set<Socket>();
+
+  const server = createServer((req, res) => {
+    handle(req, res).catch((e: unknown) => {
+      // A bug in the simulator: report it as the provider's 500 if nothing was sent yet.
+      console.error("longdoc sim: internal failure:", e);
+      if (!res.headersSent) sendJson(res, 500, errorBody(providerErrors.internal, randomUUID()));
+      else res.destroy();
+    });
+  });
+  server.on("connection", (s) => {
+    sockets.add(s);
+    s.on("close", () => sockets.delete(s));
+  });
+
+  async function readBody(req: IncomingMessage): Promise<Buffer | null> {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const c of req as AsyncIterable<Buffer>) {
+      size += c.length;
+      if (size > maxBody) return null;
+      chunks.push(c);
+    }
+    return Buffer.concat(chunks);
+  }
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = (req.url ?? "/").split("?")[0]!.replace(/\/+$/, "");
+    if (req.method === "GET" && MODELS_PATHS.has(path)) {
+      return sendJson(res, 200, { object: "list", data: Object.keys(catalog.models).map((id) => ({ id, object: "model", created: 0, owned_by: "system" })) });
+    }
+    if (!CHAT_PATHS.has(path)) {
+      req.resume();
+      return sendJson(res, 404, { error: { message: `No route for ${req.method} ${path}`, type: "invalid_request_error", param: null, code: "not_found" } });
+    }
+    if (req.method !== "POST") {
+      req.resume();
+      return sendJson(res, 405, { error: { message: "Use POST.", type: "invalid_request_error", param: null, code: "method_not_allowed" } });
+    }
+
+    const requestId = randomUUID();
+    const call: SimCall = {
+      requestId,
+      id: `chatcmpl-${requestId}`,
+      path,
+      model: null,
+      stream: false,
+      thinking: false,
+      promptTokens: 0,
+      completionTokens: 0,
+      reasoningTokens: 0,
+      cachedTokens: 0,
+      cacheCreationTokens: 0,
+      documents: [],
+      status: 0,
+      errorCode: null,
+      fault: null,
+      outcome: null,
+      finishReason: null,
+      receivedAt: Date.now(),
+      firstByteAt: null,
+      finishedAt: null,
+    };
+    calls.push(call);
+    const fail = (e: ProviderError, sse = false) => {
+      call.status = e.status;
+      call.errorCode = e.code;
+      call.outcome = "error";
+      call.firstByteAt = call.finishedAt = Date.now();
+      if (sse) {
+        res.writeHead(e.status, { "content-type": "text/event-stream;charset=UTF-8", "cache-control": "no-cache" });
+        res.end(`data: ${JSON.stringify(errorBody(e, requestId))}\n\n`);
+      } else sendJson(res, e.status, errorBody(e, requestId));
+    };
+
+    let raw: Buffer | null;
+    try {
+      raw = await readBody(req);
+    } catch {
+      // the client went away while sending its body
+      call.outcome = "client_closed";
+      call.finishedAt = Date.now();
+      return;
+    }
+    if (raw === null) {
+      call.status = 413;
+      call.outcome = "error";
+      call.finishedAt = Date.now();
+      res.setHeader("connection", "close");
+      return sendJson(res, 413, errorBody({ status: 413, code: "RequestTooLarge", type: "invalid_request_error", message: `Request body exceeds ${maxBody} bytes.` }, requestId));
+    }
+    if (opts.apiKey !== undefined && req.headers.authorization !== `Bearer ${opts.apiKey}`) return fail(providerErrors.badKey);
+
+    let body: unknown;
+    try {
+      body = JSON.parse(raw.toString("utf8"));
+    } catch {
+      return fail({ status: 400, code: "invalid_parameter_error", type: "invalid_request_error", message: "The request body is not valid JSON." });
+    }
+    const b = (typeof body === "object" && body !== null ? body : {}) as Record<string, unknown>;
+    call.model = typeof b.model === "string" ? b.model : null;
+    call.stream = b.stream === true;
+
+    if (opts.latencyMs) await sleep(opts.latencyMs);
+
+    const fault = faults.next();
+    call.fault = fault?.kind ?? null;
+    if (fault) {
+      const pre = PRE_RESPONSE[fault.kind];
+      if (pre) return fail(pre);
+      if (fault.kind === "404") return fail(modelNotFound(call.model ?? "unknown"));
+      if (fault.kind === "moderation") return fail(providerErrors.inputModeration, call.stream);
+      if (fault.kind === "reset") {
+        call.outcome = "dropped";
+        call.finishedAt = Date.now();
+        req.socket.destroy();
+        return;
+      }
+    }
+
+    const parsed = parseRequest(body, catalog);
+    if ("status" in parsed) {
+      call.promptTokens = parsed.promptTokens ?? 0;
+      return fail(parsed);
+    }
+    call.thinking = parsed.thinking;
+    call.promptTokens = parsed.promptTokens;
+
+    const found = parsed.messages.flatMap((m) => findDocuments(m.text));
+    call.documents = found.map(proveDocument);
+
+    const admission = rateFor(parsed.modelName).admit(now(), parsed.promptTokens);
+    if (isProviderError(admission)) return fail(admission);
+
+    const lastUser = parsed.messages.findLast((m) => m.role === "user");
+    const cacheUse = cache.lookup(parsed.messages, now());
+    call.cachedTokens = Math.min(cacheUse.cachedTokens, parsed.promptTokens);
+    call.cacheCreationTokens = cacheUse.creationTokens;
+
+    const out = generate({
+      model: parsed.modelName,
+      promptTokens: parsed.promptTokens,
+      documents: call.documents,
+      documentOpenings: found.map((d) => d.text.slice(0, 400)),
+      question: lastUser ? withoutDocuments(lastUser.text).trim() : "",
+      thinking: parsed.thinking,
+      thinkingBudget: parsed.thinkingBudget,
+      maxAnswerTokens: parsed.maxAnswerTokens,
+      maxCompletionTokens: parsed.maxCompletionTokens,
+      stop: parsed.stop,
+      format: parsed.format,
+    });
+    call.reasoningTokens = out.reasoningTokens;
+    call.completionTokens = out.reasoningTokens + out.answerTokens;
+    call.finishReason = out.finishReason;
+    const usage = usageOf(parsed, out, call.cachedTokens, cacheUse);
+    const envelope = { created: Math.floor(Date.now() / 1000), model: parsed.modelName, id: call.id };
+
+    const succeed = () => {
+      admission.settle(call.completionTokens);
+      cacheUse.commit(now());
+      call.outcome = "ok";
+      call.finishedAt = Date.now();
+    };
+
+    if (!parsed.stream) {
+      const decodeMs = rate > 0 ? (call.completionTokens / rate) * 1000 : 0;
+      const limit = opts.nonStreamingTimeoutMs ?? 300_000;
+      if (decodeMs > limit) {
+        await sleep(limit);
+        return fail(providerErrors.timeout);
+      }
+      if (decodeMs) await sleep(decodeMs);
+      if (fault?.kind === "drop") {
+        call.outcome = "dropped";
+        call.finishedAt = Date.now();
+        req.socket.destroy();
+        return;
+      }
+      if (fault?.kind === "midstream") return fail(providerErrors.outputModeration);
+      const message: Record<string, unknown> = { role: "assistant", content: out.answer };
+      if (parsed.thinking) message.reasoning_content = out.reasoning;
+      call.status = 200;
+      call.firstByteAt = Date.now();
+      sendJson(res, 200, {
+        choices: [{ message, finish_reason: out.finishReason, index: 0, logprobs: null }],
+        object: "chat.completion",
+        usage,
+        created: envelope.created,
+        system_fingerprint: null,
+        model: envelope.model,
+        id: envelope.id,
+      });
+      return succeed();
+    }
+
+    await stream(res, req, call, parsed, out, usage, envelope, fault, succeed);
+  }
+
+  async function stream(
+    res: ServerResponse,
+    req: IncomingMessage,
+    call: SimCall,
+    parsed: SimRequest,
+    out: ContentOutput,
+    usage: Record<string, unknown>,
+    env: { created: number; model: string; id: string },
+    fault: PlannedFault | null,
+    succeed: () => void,
+  ): Promise<void> {
+    let closed = false;
+    res.on("close", () => {
+      if (!res.writableFinished) closed = true;
+    });
+    const chunk = (choices: unknown[], u: unknown = null) =>
+      `data: ${JSON.stringify({ choices, object: "chat.completion.chunk", usage: u, created: env.created, system_fingerprint: null, model: env.model, id: env.id })}\n\n`;
+    const choice = (delta: Record<string, unknown>, finish: string | null = null) => ({ delta, finish_reason: finish, index: 0, logprobs: null });
+
+    let flushed: Promise<void> = Promise.resolve();
+    const send = (data: string): boolean => {
+      let ok = true;
+      flushed = new Promise<void>((r) => {
+        ok = res.write(data, () => r());
+      });
+      return ok;
+    };
+    res.writeHead(200, { "content-type": "text/event-stream;charset=UTF-8", "cache-control": "no-cache" });
+    call.status = 200;
+    call.firstByteAt = Date.now();
+    send(chunk([choice(parsed.thinking ? { content: null, role: "assistant", reasoning_content: "" } : { content: "", role: "assistant" })]));
+
+    const pieces = [
+      ...deltas(out.reasoning).map((text) => ({ text, reasoning: true })),
+      ...deltas(out.answer).map((text) => ({ text, reasoning: false })),
+    ];
+    const totalChars = out.reasoning.length + out.answer.length || 1;
+    const totalTokens = call.completionTokens;
+    const failAt =
+      fault?.kind === "midstream" || fault?.kind === "drop" ? Math.min(pieces.length, fault.afterDeltas ?? Math.max(1, Math.floor(pieces.length / 2))) : -1;
+    const start = Date.now();
+    let chars = 0;
+    for (let n = 0; n <= pieces.length; n++) {
+      if (closed) {
+        call.outcome = "client_closed";
+        call.finishedAt = Date.now();
+        return;
+      }
+      if (n === failAt) {
+        call.finishedAt = Date.now();
+        if (fault!.kind === "drop") {
+          call.outcome = "dropped";
+          // let what was written reach the client first, then cut the connection
+          await Promise.race([flushed, sleep(1000)]);
+          req.socket.destroy();
+          return;
+        }
+        call.outcome = "midstream_error";
+        call.errorCode = providerErrors.outputModeration.code;
+        res.end(`data: ${JSON.stringify(errorBody(providerErrors.outputModeration, call.requestId))}\n\n`);
+        return;
+      }
+      if (n === pieces.length) break;
+      const p = pieces[n]!;
+      const ok = send(chunk([choice(p.reasoning ? { content: null, reasoning_content: p.text } : parsed.thinking ? { content: p.text, reasoning_content: null } : { content: p.text })]));
+      chars += p.text.length;
+      if (rate > 0) {
+        const due = start + ((totalTokens * chars) / totalChars / rate) * 1000;
+        const wait = due - Date.now();
+        if (wait > 0) await sleep(wait);
+      } else if (!ok) {
+        await new Promise<void>((r) => {
+          const done = () => {
+            res.off("drain", done);
+            res.off("close", done);
+            r();
+          };
+          res.on("drain", done);
+          res.on("close", done);
+        });
+      } else if (n % 64 === 63) {
+        await new Promise<void>((r) => setImmediate(r));
+      }
+    }
+    res.write(chunk([choice(parsed.thinking ? { content: "", reasoning_content: null } : { content: "" }, out.finishReason)]));
+    if (parsed.includeUsage) res.write(chunk([], usage));
+    res.end("data: [DONE]\n\n");
+    succeed();
+  }
+
+  function usageOf(parsed: SimRequest, out: ContentOutput, cached: number, cacheUse: { explicit: boolean; creationTokens: number }) {
+    const completion = out.reasoningTokens + out.answerTokens;
+    const details: Record<string, unknown> = { cached_tokens: cached };
+    if (cacheUse.explicit) {
+      details.cache_creation = { ephemeral_5m_input_tokens: cacheUse.creationTokens };
+      details.cache_creation_input_tokens = cacheUse.creationTokens;
+      details.cache_type = "ephemeral";
+    }
+    return {
+      prompt_tokens: parsed.promptTokens,
+      completion_tokens: completion,
+      total_tokens: parsed.promptTokens + completion,
+      completion_tokens_details: { reasoning_tokens: out.reasoningTokens },
+      prompt_tokens_details: details,
+    };
+  }
+
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(opts.port ?? 0, host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as AddressInfo).port;
+  let stopped: Promise<void> | null = null;
+  return {
+    baseURL: `http://${host}:${port}/compatible-mode/v1`,
+    port,
+    host,
+    calls,
+    injectFaults: (f) => faults.inject(f),
+    clearFaults: () => faults.clear(),
+    stop() {
+      stopped ??= new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        for (const s of sockets) s.destroy();
+      });
+      return stopped;
+    },
+  };
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
+  res.end(text);
+}
