@@ -2,6 +2,7 @@
 import { Command, CommanderError } from "commander";
 import { registerEstimate } from "../cli/commands/estimate.ts";
 import { registerRun } from "../cli/commands/run.ts";
+import { registerSim } from "../cli/commands/sim.ts";
 import { registerValidate } from "../cli/commands/validate.ts";
 import { EXIT } from "../cli/exit.ts";
 
@@ -14,6 +15,7 @@ const program = new Command()
 registerRun(program);
 registerValidate(program);
 registerEstimate(program);
+registerSim(program);
 
 try {
   await program.parseAsync(process.argv);

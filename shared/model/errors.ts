@@ -51,7 +51,10 @@ function providerCode(e: APIError): string | undefined {
   if (e.code) return e.code;
   const body = e.error as { code?: unknown; error?: { code?: unknown } } | undefined;
   const code = body?.code ?? body?.error?.code;
-  return typeof code === "string" ? code : undefined;
+  if (typeof code === "string") return code;
+  // Moderation of a streamed request answers HTTP 400 with an SSE body, which the SDK does not
+  // parse: the code is only in the message, as `400 data: {"error":{"code":...}}`.
+  return /"code"\s*:\s*"([^"]+)"/.exec(e.message)?.[1];
 }
 
 function providerMessage(e: APIError): string {
