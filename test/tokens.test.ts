@@ -92,6 +92,8 @@ describe("countTokens equals the reference tokenizer", () => {
       "👍🏽".repeat(500),
       "a".repeat(4000),
       "\u0627".repeat(2000),
+      " ".repeat(20_000) + "x", // > 8192 bytes: the float-keyed heap
+      "中文字符".repeat(1000),
     ];
     for (const t of texts) expect(countTokens(t)).toBe(refIds(t).length);
   });

@@ -6,12 +6,14 @@
  *   1. added tokens (`<|im_end|>`, `<think>`, … all 26) are split out of the raw text first and
  *      count 1 each, so a document containing the string `<|im_end|>` costs 1 token for it;
  *   2. each remaining segment is NFC-normalized;
- *   3. split with the pre-tokenizer regex (JavaScript flavour, exactly as the reference runs it);
+ *   3. split into pieces as the pre-tokenizer regex does (JavaScript flavour, as the reference
+ *      runs it), by the hand-written scanner in pretokenize.ts;
  *   4. each piece's UTF-8 bytes go through BPE with the merge table (merge i creates id 256 + i,
  *      so a lower merged id means a higher priority; ties go to the leftmost pair).
  *
- * Speed comes from a piece → count cache (documents repeat their words) and a BPE that works on
- * token ids in typed arrays with an open-addressing pair table; no strings are built for merges.
+ * Speed comes from a piece → count cache (documents repeat their words) keyed by a hash of the
+ * piece's code units (no substring, regex match or Map per piece), and a BPE that works on token
+ * ids in typed arrays with an open-addressing pair table; no strings are built for merges.
  */
 import { inflateRawSync } from "node:zlib";
 import { pieceEnd, splitPieces } from "./pretokenize.ts";
@@ -34,6 +36,12 @@ const TABLE_MASK = TABLE_SIZE - 1;
 const CACHE_MAX_PIECE = 48;
 /** The cache is dropped when it reaches this many entries (bounds memory to a few tens of MB). */
 const CACHE_MAX_ENTRIES = 200_000;
+/** Heap keys: `merged id << POS_BITS | position` (int32) for pieces up to 8192 bytes, else `id * F_SHIFT + position`. */
+const POS_BITS = 13;
+const POS_MASK = (1 << POS_BITS) - 1;
+const F_SHIFT = 4294967296;
+/** Bytes of piece the BPE scratch arrays keep room for between calls. */
+const SCRATCH_KEEP = 4096;
 /** Pieces with more bytes than this use the heap BPE (O(n log n)) instead of the rescanning one. */
 const HEAP_MIN_BYTES = 24;
 
@@ -115,22 +123,34 @@ export function createEngine(opts: EngineOptions = {}): Engine {
   };
 
   // ---- BPE ----------------------------------------------------------------------------------
-  let cap = 256;
-  let sym = new Int32Array(cap); // symbol ids
-  let pr = new Int32Array(cap); // merged id of (sym[i], next) or NONE
-  let nxt = new Int32Array(cap);
-  let prv = new Int32Array(cap);
-  let heapI = new Int32Array(cap * 3);
+  // Scratch arrays, per byte of the piece: 16 B, + 12 B of int heap (pieces up to 8 KB) or
+  // + 24 B of float heap (longer). Kept at SCRATCH_KEEP bytes; a longer piece (a multi-KB run of
+  // letters, symbols or spaces) gets bigger arrays that are dropped right after it.
+  let cap = 0;
+  let sym = new Int32Array(0); // symbol ids
+  let pr = new Int32Array(0); // merged id of (sym[i], next) or NONE
+  let nxt = new Int32Array(0);
+  let prv = new Int32Array(0);
+  let heapI = new Int32Array(0);
   let heapF = new Float64Array(0); // only for pieces over 8192 bytes
 
-  const grow = (need: number): void => {
-    while (cap < need) cap *= 2;
+  const resize = (size: number): void => {
+    cap = size;
     sym = new Int32Array(cap);
     pr = new Int32Array(cap);
     nxt = new Int32Array(cap);
     prv = new Int32Array(cap);
     heapI = new Int32Array(cap * 3);
-    if (cap > POS_MASK + 1) heapF = new Float64Array(cap * 3);
+    heapF = new Float64Array(cap > POS_MASK + 1 ? cap * 3 : 0);
+  };
+  const grow = (need: number): void => {
+    let size = cap;
+    while (size < need) size *= 2;
+    resize(size);
+  };
+  resize(SCRATCH_KEEP);
+  const shrink = (): void => {
+    if (cap > SCRATCH_KEEP) resize(SCRATCH_KEEP);
   };
 
   /** UTF-8 bytes of s[start, end) as byte-token ids into sym; returns the byte count. Lone surrogates → U+FFFD. */
@@ -254,9 +274,6 @@ export function createEngine(opts: EngineOptions = {}): Engine {
     heapF[i] = last;
     return top;
   };
-  const POS_BITS = 13;
-  const POS_MASK = (1 << POS_BITS) - 1;
-  const F_SHIFT = 4294967296;
 
   const bpeHeap = (len: number): number => {
     const small = len <= POS_MASK + 1;
@@ -320,7 +337,10 @@ export function createEngine(opts: EngineOptions = {}): Engine {
   const bpeCount = (s: string, start: number, end: number): number => {
     const len = loadBytes(s, start, end);
     if (len <= 1) return len;
-    return len < heapMinBytes ? bpeScan(len) : bpeHeap(len);
+    if (len < heapMinBytes) return bpeScan(len);
+    const n = bpeHeap(len);
+    shrink();
+    return n;
   };
 
   /** Token ids of one piece. */
@@ -332,42 +352,41 @@ export function createEngine(opts: EngineOptions = {}): Engine {
     } else {
       bpeHeap(len);
       for (let i = 0; i >= 0; i = nxt[i]!) out.push(sym[i]!);
+      shrink();
     }
   };
 
   // ---- piece → count cache --------------------------------------------------------------------
   // Open addressing keyed by a 32-bit hash of the piece's UTF-16 units (0 = empty slot); a hit is
-  // confirmed by comparing the units, kept in a pool, so no substring is ever allocated.
-  // Grows by doubling up to the entry limit, then starts over empty.
+  // confirmed by comparing the units, kept in a pool, so no substring is ever allocated. A slot
+  // is 3 int32 side by side: hash, pool offset, length << 16 | token count. Grows by doubling up
+  // to the entry limit, then starts over empty.
   let slots = 1 << 12;
-  let cHash = new Int32Array(slots);
-  let cOff = new Int32Array(slots); // offset of the piece in the pool
-  let cLenCount = new Int32Array(slots); // length << 16 | token count
+  let ctab = new Int32Array(slots * 3);
   let entries = 0;
   let pool = new Uint16Array(1 << 16);
   let poolUsed = 0;
 
   const place = (h: number, off: number, lc: number): void => {
-    let k = h & (slots - 1);
-    while (cHash[k] !== 0) k = (k + 1) & (slots - 1);
-    cHash[k] = h;
-    cOff[k] = off;
-    cLenCount[k] = lc;
+    const mask = slots - 1;
+    let k = h & mask;
+    while (ctab[3 * k] !== 0) k = (k + 1) & mask;
+    ctab[3 * k] = h;
+    ctab[3 * k + 1] = off;
+    ctab[3 * k + 2] = lc;
   };
 
   const remember = (s: string, start: number, end: number, h: number, count: number): void => {
     const plen = end - start;
     if (entries >= cacheMaxEntries) {
-      cHash.fill(0);
+      ctab.fill(0);
       entries = 0;
       poolUsed = 0;
     } else if ((entries + 1) * 2 > slots) {
-      const oh = cHash, oo = cOff, ol = cLenCount;
+      const old = ctab;
       slots *= 2;
-      cHash = new Int32Array(slots);
-      cOff = new Int32Array(slots);
-      cLenCount = new Int32Array(slots);
-      for (let k = 0; k < oh.length; k++) if (oh[k] !== 0) place(oh[k]!, oo[k]!, ol[k]!);
+      ctab = new Int32Array(slots * 3);
+      for (let k = 0; k < old.length; k += 3) if (old[k] !== 0) place(old[k]!, old[k + 1]!, old[k + 2]!);
     }
     if (poolUsed + plen > pool.length) {
       const np = new Uint16Array(Math.max(pool.length * 2, poolUsed + plen));
@@ -383,18 +402,19 @@ export function createEngine(opts: EngineOptions = {}): Engine {
   /** Token count of the piece s[start, end), through the cache. */
   const pieceCount = (s: string, start: number, end: number): number => {
     const plen = end - start;
+    if (plen === 1 && s.charCodeAt(start) < 0x80) return 1; // one byte, one token
     if (plen > cacheMaxPiece) return bpeCount(s, start, end);
     let h = 0x811c9dc5;
     for (let k = start; k < end; k++) h = Math.imul(h ^ s.charCodeAt(k), 0x01000193);
     h = h === 0 ? 1 : h;
     const mask = slots - 1;
     for (let k = h & mask; ; k = (k + 1) & mask) {
-      const ch = cHash[k]!;
+      const ch = ctab[3 * k]!;
       if (ch === 0) break;
       if (ch === h) {
-        const lc = cLenCount[k]!;
+        const lc = ctab[3 * k + 2]!;
         if (lc >>> 16 === plen) {
-          const off = cOff[k]!;
+          const off = ctab[3 * k + 1]!;
           let q = 0;
           while (q < plen && pool[off + q] === s.charCodeAt(start + q)) q++;
           if (q === plen) return lc & 0xffff;
