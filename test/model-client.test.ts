@@ -64,7 +64,7 @@ describe("model client against the simulator", () => {
 
   it("refuses an input over the model's maximum with input_too_long", async () => {
     const client = createModelClient({ apiKey: "sk-test", baseURL: sim.baseURL });
-    const huge = "零一二三四五六七八九".repeat(30_000);
+    const huge = "零一二三四五六七八九".repeat(50_000);
     const error = await client.chat({ ...request, messages: [{ role: "user", content: huge }] }).catch((e: unknown) => e);
     expect(error).toMatchObject({ code: "input_too_long", retryable: false });
   });
