@@ -1,0 +1,88 @@
+/**
+ * Byte → string decoding for the text formats, the binary-junk check, and the plain
+ * text / Markdown / JSON loaders (which pass the text through as is).
+ *
+ * Decoding: a BOM decides (UTF-8, UTF-16 LE/BE; the BOM is dropped). Without one, UTF-8 when
+ * the bytes are valid UTF-8, else Windows-1252 (the usual encoding of old "ANSI" text files).
+ * Callers may pass a declared charset (HTML <meta charset>), which wins over the guess.
+ */
+import { docError, stripControls } from "./util.ts";
+
+export type Bom = "utf-8" | "utf-16le" | "utf-16be";
+
+export function sniffBom(b: Uint8Array): Bom | undefined {
+  if (b.length >= 3 && b[0] === 0xef && b[1] === 0xbb && b[2] === 0xbf) return "utf-8";
+  if (b.length >= 2 && b[0] === 0xff && b[1] === 0xfe) return "utf-16le";
+  if (b.length >= 2 && b[0] === 0xfe && b[1] === 0xff) return "utf-16be";
+  return undefined;
+}
+
+/** UTF-16 without a BOM: mostly-ASCII text has a zero in every other byte. */
+function sniffUtf16(b: Uint8Array): Bom | undefined {
+  const n = Math.min(b.length, 4096) & ~1;
+  if (n < 8) return undefined;
+  let evenZero = 0;
+  let oddZero = 0;
+  for (let i = 0; i < n; i += 2) {
+    if (b[i] === 0) evenZero++;
+    if (b[i + 1] === 0) oddZero++;
+  }
+  const pairs = n / 2;
+  if (oddZero > pairs * 0.6 && evenZero < pairs * 0.05) return "utf-16le";
+  if (evenZero > pairs * 0.6 && oddZero < pairs * 0.05) return "utf-16be";
+  return undefined;
+}
+
+/**
+ * Whether the bytes look like binary data rather than text: NUL bytes or many C0 control
+ * characters in the first 64 KiB (UTF-16 text is recognised first and is not binary).
+ */
+export function looksBinary(b: Uint8Array): boolean {
+  const bom = sniffBom(b);
+  if (bom === "utf-16le" || bom === "utf-16be" || sniffUtf16(b)) return false;
+  const n = Math.min(b.length, 65536);
+  let controls = 0;
+  for (let i = 0; i < n; i++) {
+    const c = b[i]!;
+    if (c === 0) return true;
+    if (c < 0x20 && c !== 0x09 && c !== 0x0a && c !== 0x0d && c !== 0x0c && c !== 0x1b) controls++;
+  }
+  return controls > n * 0.01 + 2;
+}
+
+function tryDecoder(label: string): InstanceType<typeof TextDecoder> | undefined {
+  try {
+    return new TextDecoder(label);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Decode bytes to a string (see the module comment). The BOM is never part of the result. */
+export function decodeText(b: Uint8Array, declared?: string): string {
+  const bom = sniffBom(b);
+  if (bom) return new TextDecoder(bom).decode(b.subarray(bom === "utf-8" ? 3 : 2));
+  const utf16 = sniffUtf16(b);
+  if (utf16) return new TextDecoder(utf16).decode(b);
+  if (declared) {
+    const d = tryDecoder(declared.trim().toLowerCase());
+    // A page that says utf-16 but has no BOM and no zero bytes is really ASCII-compatible.
+    if (d && !d.encoding.startsWith("utf-16")) return d.decode(b);
+  }
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(b);
+  } catch {
+    return new TextDecoder("windows-1252").decode(b);
+  }
+}
+
+/** Decode, refusing binary junk as unsupported. */
+export function decodeTextFile(b: Uint8Array, name: string, declared?: string): string {
+  if (looksBinary(b)) throw docError("document_unsupported", name, "binary data, not a supported document format (PDF, DOCX, XLSX, CSV, HTML, Markdown, text, JSON)");
+  return decodeText(b, declared);
+}
+
+/** Plain text, Markdown and JSON: the text as is (decoded, BOM dropped, control characters removed). */
+export function loadPlain(b: Uint8Array, name: string): string {
+  return stripControls(decodeTextFile(b, name));
+}

@@ -1,0 +1,66 @@
+/** Small helpers shared by the format loaders. */
+import { DocumentError, type ErrorCode } from "../errors.ts";
+
+/** A DocumentError whose message always starts with the file name. */
+export function docError(code: ErrorCode, name: string, message: string, cause?: unknown): DocumentError {
+  return new DocumentError(code, `${name}: ${message}`, cause === undefined ? {} : { cause });
+}
+
+/** The line that starts each PDF page's text: `--- page N ---` (N is the 1-based page number). */
+export const pageMarker = (n: number): string => `--- page ${n} ---`;
+
+/** "1.5 MiB (1572864 bytes)" */
+export function formatBytes(n: number): string {
+  const units = ["bytes", "KiB", "MiB", "GiB", "TiB"];
+  let v = n;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  if (u === 0) return `${n} bytes`;
+  const shown = v >= 100 || Number.isInteger(v) ? v.toFixed(0) : v.toFixed(1);
+  return `${shown} ${units[u]} (${n} bytes)`;
+}
+
+/** Unicode code points in a string (what `chars` reports). */
+export function countChars(s: string): number {
+  let n = s.length;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 0xd800 && c <= 0xdbff) {
+      const d = s.charCodeAt(i + 1);
+      if (d >= 0xdc00 && d <= 0xdfff) {
+        n--;
+        i++;
+      }
+    }
+  }
+  return n;
+}
+
+/**
+ * Final clean-up applied to every loader's text: LF line endings, no trailing spaces on lines,
+ * at most two consecutive blank lines, no leading blank lines, exactly one final newline
+ * (empty string stays empty).
+ */
+export function finishText(s: string): string {
+  const t = s
+    .replace(/\r\n?/g, "\n")
+    .replace(/[ \t\u00a0]+$/gm, "")
+    .replace(/\n{4,}/g, "\n\n\n")
+    .replace(/^\n+/, "")
+    .replace(/\s+$/, "");
+  return t.length === 0 ? "" : t + "\n";
+}
+
+/** True when the text holds at least one non-whitespace character. */
+export function hasText(s: string): boolean {
+  return /\S/.test(s);
+}
+
+/** Remove C0 control characters other than tab/newline/CR (they only confuse the model). */
+export function stripControls(s: string): string {
+  // eslint-disable-next-line no-control-regex
+  return s.replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/g, "");
+}
