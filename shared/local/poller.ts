@@ -1,4 +1,4 @@
-import { DeleteMessageBatchCommand, ReceiveMessageCommand, type Message, type SQSClient } from "@aws-sdk/client-sqs";
+import { ChangeMessageVisibilityBatchCommand, DeleteMessageBatchCommand, ReceiveMessageCommand, type Message, type SQSClient } from "@aws-sdk/client-sqs";
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
 import type { InvocationContext } from "../handlers.ts";
 
@@ -54,7 +54,6 @@ export async function runPoller(o: PollerOptions): Promise<void> {
           WaitTimeSeconds: o.waitTimeS,
           MessageSystemAttributeNames: ["All"],
         }),
-        { abortSignal: o.signal },
       );
       messages = out.Messages ?? [];
     } catch (e) {
@@ -63,6 +62,17 @@ export async function runPoller(o: PollerOptions): Promise<void> {
       continue;
     }
     if (messages.length === 0) continue;
+    // The receive is not aborted mid-poll: an abandoned long poll would still take a message on
+    // the server and hide it for a visibility timeout. A poller told to stop hands it back instead.
+    if (o.signal.aborted) {
+      await o.sqs.send(
+        new ChangeMessageVisibilityBatchCommand({
+          QueueUrl: o.queueUrl,
+          Entries: messages.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle!, VisibilityTimeout: 0 })),
+        }),
+      );
+      return;
+    }
     const startedAt = Date.now();
     const context: InvocationContext = { getRemainingTimeInMillis: () => o.functionTimeoutMs - (Date.now() - startedAt) };
     let failed: Set<string>;
