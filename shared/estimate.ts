@@ -5,6 +5,7 @@ import { LongdocError, toErrorRecord } from "./errors.ts";
 import { expandItems } from "./job/expand.ts";
 import type { JobSpec } from "./job/schema.ts";
 import { resolveLocalDocuments } from "./job/resolve.ts";
+import { packDocuments } from "./pack.ts";
 import { planCall } from "./plan.ts";
 import { countTokens } from "./tokens/index.ts";
 
@@ -58,7 +59,12 @@ export async function estimateJob(spec: JobSpec, jobFile: string, catalog: Catal
       }),
     ),
   );
-  const items = expandItems(spec, local.map((d) => ({ source: d.source, uri: d.absolutePath }))).map((item): ItemEstimate => {
+  const itemDocs = local.map((d) => ({ source: d.source, uri: d.absolutePath }));
+  const packs =
+    spec.packing === "packed"
+      ? packDocuments(spec, model, itemDocs.map((doc) => ({ doc, text: loaded.get(doc.source)!.text, unreadable: loaded.get(doc.source)!.error !== null })))
+      : undefined;
+  const items = expandItems(spec, itemDocs, packs).map((item): ItemEstimate => {
     const docs = item.documents.map((d) => loaded.get(d.source)!);
     const base = {
       id: item.id,

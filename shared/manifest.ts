@@ -24,6 +24,8 @@ export interface ItemResult {
   reasoning: string | null;
   /** Set when the job's `truncate: middle` cut a document to make it fit. */
   truncated?: { source: string; tokensCut: number } | null;
+  /** Packed items: each document's share of the answer (null where the model gave none). */
+  documentAnswers?: { source: string; answer: string | null }[] | null;
   startedAt: string;
   finishedAt: string;
   durationMs: number;
@@ -39,6 +41,7 @@ export interface ManifestItem {
   costUsd: number;
   answer: string | null;
   reasoning: string | null;
+  documentAnswers?: { source: string; answer: string | null }[];
 }
 
 export interface Manifest {
@@ -74,6 +77,7 @@ export function buildManifest(job: JobRecord, results: Map<string, ItemResult>, 
       costUsd: r?.costUsd ?? 0,
       answer: r?.answer ?? null,
       reasoning: r?.reasoning ?? null,
+      ...(r?.documentAnswers ? { documentAnswers: r.documentAnswers } : {}),
     };
   });
   const count = (s: ItemStatus) => items.filter((i) => i.status === s).length;

@@ -15,7 +15,7 @@ export interface CallPlan {
   truncated: { source: string; tokensCut: number } | null;
 }
 
-type PlanSpec = Pick<JobSpec, "system" | "questions" | "prompt" | "output" | "thinking" | "maxOutputTokens" | "truncate">;
+type PlanSpec = Pick<JobSpec, "system" | "questions" | "prompt" | "output" | "thinking" | "maxOutputTokens" | "truncate" | "packing">;
 
 const promptTokens = (messages: ChatMessage[]) => countChatTokens(messages.map((m) => ({ role: m.role, content: messageText(m) })));
 

@@ -23,9 +23,14 @@ export function documentBlock(doc: PromptDocument, index: number): string {
 
 const escapeAttr = (s: string) => s.replace(/&/g, "&amp;").replace(/"/g, "&quot;").replace(/</g, "&lt;");
 
+/** Asked of packed calls, so each document's answer can be mapped back to it. */
+export const PER_DOCUMENT_INSTRUCTION =
+  'Several documents are given. Answer for each document separately, and wrap the whole answer for a document in <answer document="N"> and </answer>, where N is that document\'s index attribute.';
+
 /** The instructions that follow the documents: the questions, or the job's prompt. */
-export function instructions(job: Pick<JobSpec, "questions" | "prompt" | "output">): string {
+export function instructions(job: Pick<JobSpec, "questions" | "prompt" | "output">, opts: { perDocument?: boolean } = {}): string {
   const parts: string[] = [];
+  if (opts.perDocument) parts.push(PER_DOCUMENT_INSTRUCTION);
   if (job.prompt) parts.push(job.prompt);
   if (job.questions) {
     parts.push("Answer each question below. Start each answer with a heading that repeats its id.");
@@ -39,12 +44,23 @@ export function instructions(job: Pick<JobSpec, "questions" | "prompt" | "output
  * Documents first, questions last: the documents form a stable prefix that several calls
  * over the same documents can share in the provider's context cache.
  */
-export function buildMessages(job: Pick<JobSpec, "system" | "questions" | "prompt" | "output">, docs: PromptDocument[]): ChatMessage[] {
+export function buildMessages(job: Pick<JobSpec, "system" | "questions" | "prompt" | "output" | "packing">, docs: PromptDocument[]): ChatMessage[] {
   const body = docs.map((d, i) => documentBlock(d, i + 1)).join("\n\n");
+  const perDocument = job.packing === "packed" && docs.length > 1;
   return [
     { role: "system", content: job.system ?? DEFAULT_SYSTEM },
-    { role: "user", content: `${body}\n\n${instructions(job)}` },
+    { role: "user", content: `${body}\n\n${instructions(job, { perDocument })}` },
   ];
+}
+
+/**
+ * Splits a packed answer into one answer per document (1-based index → text). Documents the
+ * model did not answer are absent from the map.
+ */
+export function splitPerDocument(answer: string): Map<number, string> {
+  const out = new Map<number, string>();
+  for (const m of answer.matchAll(/<answer document="(\d+)">\s*([\s\S]*?)\s*<\/answer>/g)) out.set(Number(m[1]), m[2]!);
+  return out;
 }
 
 /** Flattens content parts for token counting. */

@@ -21,6 +21,8 @@ export interface SubmitInput {
   model: { rpm: number; tpm: number };
   documents: ItemDocument[];
   outputSchema: Record<string, unknown> | null;
+  /** For `packing: packed`: the documents grouped into calls (see pack.ts). */
+  packs?: ItemDocument[][];
   jobId?: string;
 }
 
@@ -32,7 +34,6 @@ export interface SubmitInput {
 export async function submitJob(deps: SubmitDeps, input: SubmitInput): Promise<JobRecord> {
   const { spec, model } = input;
   if (input.documents.length === 0) throw new LongdocError("document_missing", `job '${spec.name}': its documents matched no files`);
-  if (spec.packing === "packed") throw new LongdocError("job_invalid", "packing: packed is not supported yet; use per-document or all-documents");
   const now = (deps.now ?? (() => new Date()))();
   const jobId = input.jobId ?? newJobId(spec.name, now);
   const record: JobRecord = {
@@ -51,7 +52,7 @@ export async function submitJob(deps: SubmitDeps, input: SubmitInput): Promise<J
       maxDocumentBytes: spec.limits.maxDocumentBytes ?? 100 * 1024 * 1024,
     },
     maxReceives: deps.maxReceives,
-    items: expandItems(spec, input.documents),
+    items: expandItems(spec, input.documents, input.packs),
   };
   await deps.store.putJson(keys.job(jobId), record);
   await deps.store.putJson(keys.manifest(jobId), initialManifest(record));

@@ -14,7 +14,7 @@ import type { ModelClient } from "./model/client.ts";
 import { zeroUsage } from "./model/client.ts";
 import { validateAnswer } from "./output.ts";
 import { planCall } from "./plan.ts";
-import type { PromptDocument } from "./prompt.ts";
+import { splitPerDocument, type PromptDocument } from "./prompt.ts";
 import type { RateLimiter } from "./rate.ts";
 import { countTokens } from "./tokens/index.ts";
 
@@ -113,7 +113,8 @@ export async function runTask(deps: WorkerDeps, task: TaskMessage, ctx: TaskCont
     const reasoningKey = keys.item(job.jobId, item.id, "reasoning.md");
     await store.put(reasoningKey, result.reasoning, "text/markdown; charset=utf-8");
     await store.put(answerKey, result.answer, answerFile.endsWith(".json") ? "application/json" : "text/markdown; charset=utf-8");
-    const outputError = job.outputSchema ? validateAnswer(result.answer, job.outputSchema) : null;
+    const packed = job.spec.packing === "packed" && item.documents.length > 1 ? await writeDocumentAnswers(store, job, item, result.answer) : null;
+    const outputError = packed?.error ?? (job.outputSchema ? validateAnswer(result.answer, job.outputSchema) : null);
     const modelInfo = getModel(deps.catalog, job.model);
     const price = priceFor(modelInfo, result.usage);
     deps.log.info({ jobId: job.jobId, itemId: item.id, usage: result.usage, costUsd: price.costUsd }, "item answered");
@@ -130,6 +131,7 @@ export async function runTask(deps: WorkerDeps, task: TaskMessage, ctx: TaskCont
       answer: `items/${item.id}/${answerFile}`,
       reasoning: `items/${item.id}/reasoning.md`,
       truncated: plan.truncated,
+      documentAnswers: packed?.answers ?? null,
     });
   } catch (e) {
     const error = LongdocError.is(e) ? e : new LongdocError("internal", e instanceof Error ? e.message : String(e), { cause: e });
@@ -140,6 +142,21 @@ export async function runTask(deps: WorkerDeps, task: TaskMessage, ctx: TaskCont
     if (error.retryable && ctx.receiveCount < job.maxReceives) throw error;
     return finish({ ...blank, documents, status: "failed", error: record });
   }
+}
+
+/** Maps a packed answer back to its documents: items/<itemId>/answers/<n>.md per document. */
+async function writeDocumentAnswers(store: ObjectStore, job: JobRecord, item: JobRecord["items"][number], answer: string) {
+  const parts = splitPerDocument(answer);
+  const answers: { source: string; answer: string | null }[] = [];
+  for (const [i, d] of item.documents.entries()) {
+    const text = parts.get(i + 1);
+    const key = `items/${item.id}/answers/${i + 1}.md`;
+    if (text !== undefined) await store.put(`runs/${job.jobId}/${key}`, text, "text/markdown; charset=utf-8");
+    answers.push({ source: d.source, answer: text === undefined ? null : key });
+  }
+  const missing = answers.filter((a) => a.answer === null).map((a) => a.source);
+  const error = missing.length ? `the packed answer has no <answer document="N"> section for: ${missing.join(", ")}` : null;
+  return { answers, error };
 }
 
 async function readDocument(s3: S3Client, doc: { source: string; uri: string }, maxBytes: number) {

@@ -22,9 +22,14 @@ const baseName = (source: string) => source.split("/").filter(Boolean).pop() ?? 
  * Turns a job's documents into items: one per document (the default), or one item that sees
  * every document. Item ids are stable and readable: `001-annual-report-2024`.
  */
-export function expandItems(spec: Pick<JobSpec, "packing">, documents: ItemDocument[]): JobItem[] {
+export function expandItems(spec: Pick<JobSpec, "packing">, documents: ItemDocument[], packs?: ItemDocument[][]): JobItem[] {
   if (documents.length === 0) return [];
   if (spec.packing === "all-documents") return [{ id: "all-documents", documents }];
+  if (spec.packing === "packed") {
+    if (!packs) throw new TypeError("packing: packed needs the documents measured into packs first");
+    const w = Math.max(3, String(packs.length).length);
+    return packs.map((p, i) => ({ id: `pack-${String(i + 1).padStart(w, "0")}`, documents: p }));
+  }
   const width = Math.max(3, String(documents.length).length);
   return documents.map((doc, i) => ({ id: `${String(i + 1).padStart(width, "0")}-${slug(baseName(doc.source))}`, documents: [doc] }));
 }

@@ -79,6 +79,15 @@ export function answerText(i: ContentInput): string {
     return JSON.stringify({ answer: summary(qs), proof, documents: i.documents });
   }
   const parts = [proof, ""];
+  // A packed call asks for one <answer document="N"> section per document.
+  if (/<answer document="N">/.test(i.question) && i.documents.length > 0) {
+    for (const d of i.documents) {
+      parts.push(`<answer document="${d.index}">`, `Answer for document ${d.index} (${d.source}), ${d.tokens} tokens, sha256=${d.sha256}.`);
+      for (const q of qs) parts.push(`${q.id !== null ? `${q.id}: ` : ""}a deterministic placeholder drawn from document ${d.index}.`);
+      parts.push("</answer>", "");
+    }
+    return parts.join("\n").trimEnd();
+  }
   if (qs.length === 0) parts.push(`Simulated answer based on ${span}.`);
   for (const q of qs) {
     if (q.id !== null) parts.push(`## ${q.id}`);
