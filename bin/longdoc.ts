@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from "commander";
 import { registerEstimate } from "../cli/commands/estimate.ts";
+import { registerExtract } from "../cli/commands/extract.ts";
 import { registerRun } from "../cli/commands/run.ts";
 import { registerSim } from "../cli/commands/sim.ts";
 import { registerValidate } from "../cli/commands/validate.ts";
@@ -14,6 +15,7 @@ const program = new Command()
 
 registerRun(program);
 registerValidate(program);
+registerExtract(program);
 registerEstimate(program);
 registerSim(program);
 

@@ -19,6 +19,12 @@ export interface ItemEstimate {
   inputCostUsd: number;
   /** Input plus the most the output can cost (answer cap and thinking budget at the output price). */
   costUsd: number;
+  /** Model calls for the item (one per question with `calls: per-question`). */
+  calls: number;
+  /** Input tokens expected from the context cache: the shared document prefix of every call after the first. */
+  cachedTokens: number;
+  /** Expected saving from the cache against full input price (hits assumed within the 5-minute TTL). */
+  cacheSavingsUsd: number;
   maxOutputTokens: number | null;
   thinkingBudget: number | null;
   truncated: { source: string; tokensCut: number } | null;
@@ -29,7 +35,7 @@ export interface JobEstimate {
   job: string;
   model: string;
   items: ItemEstimate[];
-  totals: { inputTokens: number; inputCostUsd: number; costUsd: number; failing: number };
+  totals: { inputTokens: number; inputCostUsd: number; costUsd: number; cacheSavingsUsd: number; failing: number };
   maxCostUsd: number | null;
 }
 
@@ -51,7 +57,9 @@ export async function estimateJob(spec: JobSpec, jobFile: string, catalog: Catal
     await Promise.all(
       local.map(async (d): Promise<[string, Loaded]> => {
         try {
-          const doc = await loadDocument({ bytes: await readFile(d.absolutePath), name: d.source }, { maxBytes: spec.limits.maxDocumentBytes });
+          const file = await readFile(d.absolutePath);
+          const bytes = new Uint8Array(file.buffer, file.byteOffset, file.byteLength);
+          const doc = await loadDocument({ bytes, name: d.source }, { maxBytes: spec.limits.maxDocumentBytes });
           return [d.source, { text: doc.text, format: doc.format, tokens: countTokens(doc.text), error: null }];
         } catch (e) {
           return [d.source, { text: "", format: null, tokens: null, error: toErrorRecord(e) }];
@@ -71,21 +79,39 @@ export async function estimateJob(spec: JobSpec, jobFile: string, catalog: Catal
       documents: item.documents.map((d, i) => ({ source: d.source, format: docs[i]!.format, tokens: docs[i]!.tokens })),
     };
     const broken = docs.find((d) => d.error);
-    const empty = { inputTokens: null, tier: null, inputCostUsd: 0, costUsd: 0, maxOutputTokens: null, thinkingBudget: null, truncated: null };
+    const empty = { inputTokens: null, tier: null, inputCostUsd: 0, costUsd: 0, calls: 0, cachedTokens: 0, cacheSavingsUsd: 0, maxOutputTokens: null, thinkingBudget: null, truncated: null };
     if (broken) return { ...base, ...empty, error: broken.error };
     try {
-      const plan = planCall(spec, model, item.documents.map((d, i) => ({ source: d.source, text: docs[i]!.text })));
-      const input = priceFor(model, { inputTokens: plan.inputTokens, outputTokens: 0, cachedTokens: 0 });
-      const ceiling = priceFor(model, { inputTokens: plan.inputTokens, outputTokens: plan.maxOutputTokens + (plan.thinkingBudget ?? 0), cachedTokens: 0 });
+      const texts = item.documents.map((d, i) => ({ source: d.source, text: docs[i]!.text }));
+      const questionSets = spec.calls === "per-question" && spec.questions ? spec.questions.map((q) => [q]) : [spec.questions];
+      const plans = questionSets.map((qs) => planCall({ ...spec, questions: qs }, model, texts));
+      let inputCost = 0;
+      let ceiling = 0;
+      let full = 0;
+      let cachedTokens = 0;
+      plans.forEach((plan, n) => {
+        // The first call pays for the prefix (and writes an explicit cache block); later ones read it.
+        const cached = n > 0 ? plan.prefixTokens : 0;
+        const written = n === 0 && plan.explicitCache ? plan.prefixTokens : 0;
+        const usage = { inputTokens: plan.inputTokens, cachedTokens: cached, cacheWriteTokens: written, cacheType: plan.explicitCache ? ("ephemeral" as const) : ("implicit" as const) };
+        inputCost += priceFor(model, { ...usage, outputTokens: 0 }).costUsd;
+        ceiling += priceFor(model, { ...usage, outputTokens: plan.maxOutputTokens + (plan.thinkingBudget ?? 0) }).costUsd;
+        full += priceFor(model, { inputTokens: plan.inputTokens, outputTokens: 0, cachedTokens: 0 }).costUsd;
+        cachedTokens += cached;
+      });
+      const first = plans[0]!;
       return {
         ...base,
-        inputTokens: plan.inputTokens,
-        tier: input.tier,
-        inputCostUsd: round6(input.costUsd),
-        costUsd: round6(ceiling.costUsd),
-        maxOutputTokens: plan.maxOutputTokens,
-        thinkingBudget: plan.thinkingBudget ?? null,
-        truncated: plan.truncated,
+        inputTokens: plans.reduce((s, p) => s + p.inputTokens, 0),
+        tier: priceFor(model, { inputTokens: first.inputTokens, outputTokens: 0, cachedTokens: 0 }).tier,
+        inputCostUsd: round6(inputCost),
+        costUsd: round6(ceiling),
+        calls: plans.length,
+        cachedTokens,
+        cacheSavingsUsd: round6(full - inputCost),
+        maxOutputTokens: first.maxOutputTokens,
+        thinkingBudget: first.thinkingBudget ?? null,
+        truncated: first.truncated,
         error: null,
       };
     } catch (e) {
@@ -100,6 +126,7 @@ export async function estimateJob(spec: JobSpec, jobFile: string, catalog: Catal
       inputTokens: items.reduce((s, i) => s + (i.inputTokens ?? 0), 0),
       inputCostUsd: round6(items.reduce((s, i) => s + i.inputCostUsd, 0)),
       costUsd: round6(items.reduce((s, i) => s + i.costUsd, 0)),
+      cacheSavingsUsd: round6(items.reduce((s, i) => s + i.cacheSavingsUsd, 0)),
       failing: items.filter((i) => i.error).length,
     },
     maxCostUsd: spec.limits.maxCostUsd ?? null,

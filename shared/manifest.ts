@@ -16,6 +16,8 @@ export interface ItemResult {
   error: { kind: ErrorCode; message: string } | null;
   usage: Usage;
   costUsd: number;
+  /** What the context cache saved on this item, against full input price. */
+  cacheSavingsUsd?: number;
   tier: string | null;
   model: string;
   finishReason: string | null;
@@ -39,6 +41,7 @@ export interface ManifestItem {
   error: { kind: string; message: string } | null;
   usage: Usage;
   costUsd: number;
+  cacheSavingsUsd: number;
   answer: string | null;
   reasoning: string | null;
   documentAnswers?: { source: string; answer: string | null }[];
@@ -53,6 +56,7 @@ export interface Manifest {
   counts: { total: number; succeeded: number; failed: number; skipped: number };
   usage: Usage;
   costUsd: number;
+  cacheSavingsUsd: number;
   startedAt: string;
   finishedAt: string | null;
   items: ManifestItem[];
@@ -75,6 +79,7 @@ export function buildManifest(job: JobRecord, results: Map<string, ItemResult>, 
       error: r?.error ?? null,
       usage: r?.usage ?? zeroUsage(),
       costUsd: r?.costUsd ?? 0,
+      cacheSavingsUsd: round6(r?.cacheSavingsUsd ?? 0),
       answer: r?.answer ?? null,
       reasoning: r?.reasoning ?? null,
       ...(r?.documentAnswers ? { documentAnswers: r.documentAnswers } : {}),
@@ -93,6 +98,7 @@ export function buildManifest(job: JobRecord, results: Map<string, ItemResult>, 
     counts,
     usage: items.reduce((u, i) => addUsage(u, i.usage), zeroUsage()),
     costUsd: round6(items.reduce((c, i) => c + i.costUsd, 0)),
+    cacheSavingsUsd: round6(items.reduce((c, i) => c + i.cacheSavingsUsd, 0)),
     startedAt: job.submittedAt,
     finishedAt,
     items,

@@ -13,9 +13,17 @@ export interface CallPlan {
   thinkingBudget: number | undefined;
   /** Set when `truncate: middle` had to cut a document to fit. */
   truncated: { source: string; tokensCut: number } | null;
+  /** Tokens of the shared prefix (system prompt and documents) that calls over the same documents can reuse from the cache. */
+  prefixTokens: number;
+  /** Whether the prefix carries an explicit cache_control marker. */
+  explicitCache: boolean;
 }
 
-type PlanSpec = Pick<JobSpec, "system" | "questions" | "prompt" | "output" | "thinking" | "maxOutputTokens" | "truncate" | "packing">;
+/** The provider's minimum for an explicit cache block (reference §8); below it a marker buys nothing. */
+export const EXPLICIT_CACHE_MIN_TOKENS = 1024;
+
+type PlanSpec = Pick<JobSpec, "system" | "questions" | "prompt" | "output" | "thinking" | "maxOutputTokens" | "truncate" | "packing"> &
+  Partial<Pick<JobSpec, "cache">>;
 
 const promptTokens = (messages: ChatMessage[]) => countChatTokens(messages.map((m) => ({ role: m.role, content: messageText(m) })));
 
@@ -32,21 +40,31 @@ export function planCall(spec: PlanSpec, model: ModelInfo, docs: PromptDocument[
   const maxOutputTokens = Math.min(spec.maxOutputTokens, spec.thinking.enabled ? model.maxOutputTokensThinking : model.maxOutputTokens);
   // A budget the job sets is reserved in full; without one, thinking gets what the context leaves.
   const explicitThinking = spec.thinking.enabled && spec.thinking.budget !== undefined ? Math.min(spec.thinking.budget, model.maxThinkingBudget) : undefined;
-  let messages = buildMessages(spec, docs);
-  let inputTokens = promptTokens(messages);
   const limit = Math.min(model.maxInputTokens, model.contextTokens - maxOutputTokens - (explicitThinking ?? 0));
+  let sent = docs;
+  let inputTokens = promptTokens(buildMessages(spec, sent));
   let truncated: CallPlan["truncated"] = null;
   if (inputTokens > limit && spec.truncate === "middle") {
     const cut = truncateMiddle(docs, inputTokens - limit, (d) => promptTokens(buildMessages(spec, d)) <= limit, { model: model.id, limit });
-    messages = buildMessages(spec, cut.docs);
-    inputTokens = promptTokens(messages);
+    sent = cut.docs;
+    inputTokens = promptTokens(buildMessages(spec, sent));
     truncated = cut.truncated;
   }
   checkFits(model, inputTokens, { maxOutputTokens, thinkingBudget: explicitThinking });
   const thinkingBudget = !spec.thinking.enabled
     ? undefined
     : (explicitThinking ?? Math.max(1, Math.min(model.maxThinkingBudget, model.contextTokens - inputTokens - maxOutputTokens)));
-  return { messages, inputTokens, maxOutputTokens, thinkingBudget, truncated };
+  const prefixTokens = sharedPrefixTokens(spec, sent);
+  const explicitCache = spec.cache === "explicit" && prefixTokens >= EXPLICIT_CACHE_MIN_TOKENS;
+  const messages = buildMessages(spec, sent, { explicitCache });
+  return { messages, inputTokens, maxOutputTokens, thinkingBudget, truncated, prefixTokens, explicitCache };
+}
+
+/** ChatML tokens up to the end of the documents: the part every call over them shares. */
+function sharedPrefixTokens(spec: PlanSpec, docs: PromptDocument[]): number {
+  const [system, user] = buildMessages(spec, docs, { explicitCache: true });
+  const body = Array.isArray(user!.content) ? user!.content[0]!.text : "";
+  return countTokens(`<|im_start|>system\n${messageText(system!)}<|im_end|>\n<|im_start|>user\n${body}`);
 }
 
 /** The marker left where text was cut; the model and the reader both see how much is missing. */

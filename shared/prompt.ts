@@ -44,13 +44,18 @@ export function instructions(job: Pick<JobSpec, "questions" | "prompt" | "output
  * Documents first, questions last: the documents form a stable prefix that several calls
  * over the same documents can share in the provider's context cache.
  */
-export function buildMessages(job: Pick<JobSpec, "system" | "questions" | "prompt" | "output" | "packing">, docs: PromptDocument[]): ChatMessage[] {
+export function buildMessages(
+  job: Pick<JobSpec, "system" | "questions" | "prompt" | "output" | "packing">,
+  docs: PromptDocument[],
+  opts: { explicitCache?: boolean } = {},
+): ChatMessage[] {
   const body = docs.map((d, i) => documentBlock(d, i + 1)).join("\n\n");
   const perDocument = job.packing === "packed" && docs.length > 1;
-  return [
-    { role: "system", content: job.system ?? DEFAULT_SYSTEM },
-    { role: "user", content: `${body}\n\n${instructions(job, { perDocument })}` },
-  ];
+  const system: ChatMessage = { role: "system", content: job.system ?? DEFAULT_SYSTEM };
+  const tail = `\n\n${instructions(job, { perDocument })}`;
+  if (!opts.explicitCache) return [system, { role: "user", content: body + tail }];
+  // The same text, split so the cache marker closes the document prefix.
+  return [system, { role: "user", content: [{ type: "text", text: body, cache_control: { type: "ephemeral" } }, { type: "text", text: tail }] }];
 }
 
 /**

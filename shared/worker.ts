@@ -10,10 +10,9 @@ import { DocumentError, LongdocError, toErrorRecord } from "./errors.ts";
 import { parseS3Uri, type JobRecord } from "./job/record.ts";
 import type { Log } from "./log.ts";
 import { writeManifestIfDone, type ItemResult } from "./manifest.ts";
-import type { ModelClient } from "./model/client.ts";
-import { zeroUsage } from "./model/client.ts";
+import { addUsage, zeroUsage, type ChatResult, type ModelClient, type Usage } from "./model/client.ts";
 import { validateAnswer } from "./output.ts";
-import { planCall } from "./plan.ts";
+import { planCall, type CallPlan } from "./plan.ts";
 import { splitPerDocument, type PromptDocument } from "./prompt.ts";
 import type { RateLimiter } from "./rate.ts";
 import { countTokens } from "./tokens/index.ts";
@@ -107,7 +106,7 @@ export async function runTask(deps: WorkerDeps, task: TaskMessage, ctx: TaskCont
   try {
     const loaded = await Promise.all(item.documents.map((d) => readDocument(deps.s3, d, job.limits.maxDocumentBytes)));
     documents = loaded.map((l) => l.info);
-    const { result, plan } = await callModel(deps, job, loaded.map((l) => l.doc), ctx, now);
+    const result = await answerItem(deps, job, loaded.map((l) => l.doc), ctx, now);
     const answerFile = job.spec.output.format === "json" ? "answer.json" : "answer.md";
     const answerKey = keys.item(job.jobId, item.id, answerFile);
     const reasoningKey = keys.item(job.jobId, item.id, "reasoning.md");
@@ -115,22 +114,21 @@ export async function runTask(deps: WorkerDeps, task: TaskMessage, ctx: TaskCont
     await store.put(answerKey, result.answer, answerFile.endsWith(".json") ? "application/json" : "text/markdown; charset=utf-8");
     const packed = job.spec.packing === "packed" && item.documents.length > 1 ? await writeDocumentAnswers(store, job, item, result.answer) : null;
     const outputError = packed?.error ?? (job.outputSchema ? validateAnswer(result.answer, job.outputSchema) : null);
-    const modelInfo = getModel(deps.catalog, job.model);
-    const price = priceFor(modelInfo, result.usage);
-    deps.log.info({ jobId: job.jobId, itemId: item.id, usage: result.usage, costUsd: price.costUsd }, "item answered");
+    deps.log.info({ jobId: job.jobId, itemId: item.id, usage: result.usage, costUsd: result.costUsd }, "item answered");
     return await finish({
       ...blank,
       documents,
       status: outputError ? "failed" : "succeeded",
       error: outputError ? { kind: "output_invalid", message: outputError } : null,
       usage: result.usage,
-      costUsd: price.costUsd,
-      tier: price.tier,
+      costUsd: result.costUsd,
+      cacheSavingsUsd: result.cacheSavingsUsd,
+      tier: result.tier,
       finishReason: result.finishReason,
       requestId: result.requestId,
       answer: `items/${item.id}/${answerFile}`,
       reasoning: `items/${item.id}/reasoning.md`,
-      truncated: plan.truncated,
+      truncated: result.truncated,
       documentAnswers: packed?.answers ?? null,
     });
   } catch (e) {
@@ -172,13 +170,56 @@ async function readDocument(s3: S3Client, doc: { source: string; uri: string }, 
   };
 }
 
-async function callModel(deps: WorkerDeps, job: JobRecord, docs: PromptDocument[], ctx: TaskContext, now: () => number) {
-  const plan = planCall(job.spec, getModel(deps.catalog, job.model), docs);
+/** The item's answer: one call, or one per question over the same cached document prefix. */
+interface ItemAnswer {
+  reasoning: string;
+  answer: string;
+  usage: Usage;
+  costUsd: number;
+  /** What the cache saved against paying full input price for every call. */
+  cacheSavingsUsd: number;
+  tier: string;
+  finishReason: string | null;
+  requestId: string | null;
+  truncated: CallPlan["truncated"];
+}
+
+async function answerItem(deps: WorkerDeps, job: JobRecord, docs: PromptDocument[], ctx: TaskContext, now: () => number): Promise<ItemAnswer> {
+  const model = getModel(deps.catalog, job.model);
+  const questions = job.spec.calls === "per-question" && job.spec.questions ? job.spec.questions.map((q) => [q]) : [job.spec.questions];
+  const parts: { id: string | null; result: ChatResult; plan: CallPlan }[] = [];
+  // Sequential on purpose: the first call writes the cache the next ones read.
+  for (const qs of questions) {
+    const plan = planCall({ ...job.spec, questions: qs }, model, docs);
+    parts.push({ id: questions.length > 1 ? qs![0]!.id : null, plan, result: await callModel(deps, job, plan, ctx, now) });
+  }
+  const join = (pick: (r: ChatResult) => string) =>
+    parts.length === 1 ? pick(parts[0]!.result) : parts.map((p) => `## ${p.id}\n\n${pick(p.result)}`).join("\n\n");
+  const priced = parts.map((p) => {
+    const usage = { ...p.result.usage, cacheType: p.result.cacheType };
+    return { actual: priceFor(model, usage), full: priceFor(model, { ...usage, cachedTokens: 0, cacheWriteTokens: 0 }) };
+  });
+  const costUsd = priced.reduce((s, p) => s + p.actual.costUsd, 0);
+  const last = parts.at(-1)!.result;
+  return {
+    reasoning: join((r) => r.reasoning),
+    answer: join((r) => r.answer),
+    usage: parts.reduce((u, p) => addUsage(u, p.result.usage), zeroUsage()),
+    costUsd,
+    cacheSavingsUsd: priced.reduce((s, p) => s + p.full.costUsd, 0) - costUsd,
+    tier: priced.reduce((a, b) => (b.actual.tierIndex > a.actual.tierIndex ? b : a)).actual.tier,
+    finishReason: last.finishReason,
+    requestId: last.requestId,
+    truncated: parts[0]!.plan.truncated,
+  };
+}
+
+async function callModel(deps: WorkerDeps, job: JobRecord, plan: CallPlan, ctx: TaskContext, now: () => number): Promise<ChatResult> {
   const { messages, inputTokens } = plan;
   const thinking = job.spec.thinking;
   const wanted = { maxOutputTokens: plan.maxOutputTokens, thinkingBudget: plan.thinkingBudget };
   const limiter = deps.limiterFor(job);
-  const result = await pRetry(
+  return pRetry(
     async () => {
       const timeLeftMs = ctx.deadlineAt - now() - deps.deadlineMarginMs;
       const budget = budgetToDeadline(wanted, timeLeftMs, deps.decodeTokensPerSecond);
@@ -209,5 +250,4 @@ async function callModel(deps: WorkerDeps, job: JobRecord, docs: PromptDocument[
       },
     },
   );
-  return { result, plan };
 }

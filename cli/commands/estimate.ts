@@ -29,14 +29,16 @@ export function renderEstimate(e: JobEstimate): string {
     i.id,
     i.inputTokens ?? "-",
     i.tier ?? "-",
+    i.calls,
     i.inputCostUsd.toFixed(4),
+    i.cacheSavingsUsd.toFixed(4),
     i.costUsd.toFixed(4),
     i.error ? `${i.error.kind}: ${i.error.message}`.slice(0, 90) : i.truncated ? `truncated: ${i.truncated.tokensCut} tokens cut` : "",
   ]);
-  rows.push(["total", e.totals.inputTokens, "", e.totals.inputCostUsd.toFixed(4), e.totals.costUsd.toFixed(4), ""]);
+  rows.push(["total", e.totals.inputTokens, "", "", e.totals.inputCostUsd.toFixed(4), e.totals.cacheSavingsUsd.toFixed(4), e.totals.costUsd.toFixed(4), ""]);
   const cap = e.maxCostUsd === null ? "" : `; the job's cost cap is $${e.maxCostUsd}`;
   return (
-    renderTable(["item", "input tokens", "tier", "input $", "at most $", "note"], rows) +
+    renderTable(["item", "input tokens", "tier", "calls", "input $", "cache saves $", "at most $", "note"], rows) +
     `\n${e.items.length} item(s) on ${e.model}; "at most" adds the answer cap and thinking budget at the output price${cap}`
   );
 }

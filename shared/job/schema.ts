@@ -53,6 +53,10 @@ export const jobSpecSchema = z
     output: output.default({ format: "text" }),
     packing: z.enum(["per-document", "all-documents", "packed"]).default("per-document"),
     truncate: z.enum(["none", "middle"]).default("none"),
+    /** per-question: one call per question over the same document prefix, so later calls hit the cache. */
+    calls: z.enum(["per-item", "per-question"]).default("per-item"),
+    /** explicit: mark the document prefix with cache_control (write 125%, hits 10% of the input price). */
+    cache: z.enum(["implicit", "explicit"]).default("implicit"),
     limits: limits.default({}),
     schedule: z
       .string()
@@ -74,6 +78,9 @@ export const jobSpecSchema = z
     });
     if (job.output.format === "json" && !job.output.schema === !job.output.schemaFile) {
       ctx.addIssue({ code: "custom", path: ["output"], message: "json output needs exactly one of `schema` or `schemaFile`" });
+    }
+    if (job.calls === "per-question" && (!job.questions || job.output.format === "json")) {
+      ctx.addIssue({ code: "custom", path: ["calls"], message: "per-question calls need `questions:` and text output" });
     }
     if (job.output.format === "json" && job.thinking.enabled) {
       ctx.addIssue({

@@ -8,18 +8,23 @@ export interface Usage {
   /** completion_tokens: the answer plus the reasoning trace, as billed. */
   outputTokens: number;
   reasoningTokens: number;
+  /** Input tokens read from the context cache (billed at the cache-hit rate). */
   cachedTokens: number;
+  /** Input tokens written to an explicit cache block (billed at 125%). */
+  cacheWriteTokens?: number;
 }
 
 export const zeroUsage = (): Usage => ({ inputTokens: 0, outputTokens: 0, reasoningTokens: 0, cachedTokens: 0 });
 
 export function addUsage(a: Usage, b: Usage): Usage {
-  return {
+  const sum: Usage = {
     inputTokens: a.inputTokens + b.inputTokens,
     outputTokens: a.outputTokens + b.outputTokens,
     reasoningTokens: a.reasoningTokens + b.reasoningTokens,
     cachedTokens: a.cachedTokens + b.cachedTokens,
   };
+  const written = (a.cacheWriteTokens ?? 0) + (b.cacheWriteTokens ?? 0);
+  return written > 0 ? { ...sum, cacheWriteTokens: written } : sum;
 }
 
 export interface ChatRequest {
@@ -31,6 +36,8 @@ export interface ChatRequest {
 }
 
 export interface ChatResult {
+  /** "ephemeral" when the provider applied an explicit cache block (hits billed at the explicit rate). */
+  cacheType: "implicit" | "ephemeral";
   reasoning: string;
   answer: string;
   finishReason: string | null;
@@ -54,6 +61,12 @@ export interface ModelClientOptions {
 interface QwenExtensions {
   enable_thinking?: boolean;
   thinking_budget?: number;
+}
+
+/** Explicit-cache fields Model Studio adds to prompt_tokens_details (reference §5). */
+interface QwenCacheDetails {
+  cache_creation_input_tokens?: number;
+  cache_type?: string;
 }
 
 interface QwenDelta {
@@ -113,7 +126,10 @@ export function createModelClient(o: ModelClientOptions): ModelClient {
       // An abort ends `for await` quietly; an unfinished stream must not pass for a result.
       if (signal?.aborted) throw new ModelError("deadline", "the model call was cut off before the stream finished", { retryable: true });
       if (!usage) throw new ModelError("model_error", "the stream ended without its usage chunk (cut off?)", { retryable: true });
+      const details = usage.prompt_tokens_details as (OpenAI.CompletionUsage["prompt_tokens_details"] & QwenCacheDetails) | undefined;
+      const cacheWriteTokens = details?.cache_creation_input_tokens ?? 0;
       return {
+        cacheType: details?.cache_type === "ephemeral" ? "ephemeral" : "implicit",
         reasoning: reasoning.join(""),
         answer: answer.join(""),
         finishReason,
@@ -122,7 +138,8 @@ export function createModelClient(o: ModelClientOptions): ModelClient {
           inputTokens: usage.prompt_tokens,
           outputTokens: usage.completion_tokens,
           reasoningTokens: usage.completion_tokens_details?.reasoning_tokens ?? 0,
-          cachedTokens: usage.prompt_tokens_details?.cached_tokens ?? 0,
+          cachedTokens: details?.cached_tokens ?? 0,
+          ...(cacheWriteTokens > 0 ? { cacheWriteTokens } : {}),
         },
       };
     },
