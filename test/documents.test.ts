@@ -155,6 +155,11 @@ describe("PDF (corpus)", () => {
     expect(mmm).toMatch(/^Raw materials and supplies\s+954\s+901$/m);
     const two = splitPages((await load("two-column-multicolumn.pdf")).text).pages.get(3)!;
     expect(two).toMatch(/^Denmark\s+5\.8\s+42,951\s+Copenhagen\s+Danish$/m);
+    // Tables of text are not mistaken for text columns.
+    const ulta = splitPages((await load("ULTABEAUTY_2023Q4_EARNINGS.pdf")).text).pages.get(3)!;
+    expect(ulta).toMatch(/^Net sales\s+\$10\.95 billion to \$11\.05 billion$/m);
+    const mmm1 = splitPages((await load("3M_2018_10K.pdf")).text).pages.get(1)!;
+    expect(mmm1).toMatch(/^1\.500% Notes due 2026\s+New York Stock Exchange, Inc\.$/m);
   });
 
   it("reads multi-column pages column by column", async () => {

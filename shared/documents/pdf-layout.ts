@@ -6,9 +6,9 @@
  * XY-cut:
  *
  * - A region splits at a vertical gutter (an x-range no text crosses, at least 0.6 em wide) when
- *   the text on BOTH sides reads like prose (lines of 12+ characters, mostly letters). That is what
- *   separates newspaper-style columns, while a financial table, whose right side is short numbers,
- *   stays whole so each row keeps its label and figures on one line.
+ *   the text on BOTH sides is prose set in a column (see proseColumn: long, full, evenly spaced
+ *   lines of mostly letters). That separates newspaper-style columns, while a table (labels
+ *   beside figures, names beside bios) stays whole, so each row keeps its cells on one line.
  * - Otherwise it splits at its widest horizontal gaps (a full-width heading above the columns,
  *   the space between paragraphs), top to bottom.
  * - What cannot be split is written as lines: items sharing a baseline (superscripts included)
@@ -148,20 +148,31 @@ function lettersMostly(lines: Line[]): boolean {
   return nonSpace > 0 && letters / nonSpace >= 0.5;
 }
 
-/** Median characters per line. */
-function medianLineLength(lines: Line[]): number {
-  return median(lines.map((l) => l.boxes.reduce((n, b) => n + b.str.trim().length + 1, -1)));
+/**
+ * Prose set in a column, as opposed to one column of a table: at least three lines, mostly
+ * letters, 24+ characters per line, lines filling most of the column's width (median at least
+ * 65% of the widest), and lines packed at a regular leading (median pitch under 2 em). Label
+ * columns of financial tables fail on length or fill, a column of names beside long bios on
+ * pitch; newspaper-style columns pass.
+ */
+function proseColumn(lines: Line[], em: number): boolean {
+  if (lines.length < 3 || !lettersMostly(lines)) return false;
+  if (median(lines.map((l) => l.boxes.reduce((n, b) => n + b.str.trim().length + 1, -1))) < 24) return false;
+  const widest = Math.max(...lines.map((l) => l.x1 - l.x0));
+  if (median(lines.map((l) => l.x1 - l.x0)) < widest * 0.65) return false;
+  const pitches: number[] = [];
+  for (let i = 1; i < lines.length; i++) pitches.push(lines[i]!.top - lines[i - 1]!.top);
+  return median(pitches) < em * 2;
 }
 
 /**
- * A text column: several lines of prose (12+ characters, mostly letters) with no wide gaps
- * inside, or a region that itself splits into such columns (the right-hand part of a
- * three-column page).
+ * A text column: prose (see proseColumn) with no wide gaps inside its lines, or a region that
+ * itself splits into such columns (the right-hand part of a three-column page).
  */
 function columnLike(boxes: Box[], em: number, depth: number): boolean {
   const lines = toLines(boxes);
-  if (lines.length < 2 || !lettersMostly(lines)) return false;
-  if (widelyGapped(lines, em) <= lines.length * 0.2) return medianLineLength(lines) >= 12;
+  if (lines.length < 3 || !lettersMostly(lines)) return false;
+  if (widelyGapped(lines, em) <= lines.length * 0.2) return proseColumn(lines, em);
   return depth < 2 && findGutter(boxes, em, depth + 1) !== undefined;
 }
 
