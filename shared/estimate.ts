@@ -1,8 +1,9 @@
 import { readFile } from "node:fs/promises";
-import { getModel, priceFor, type Catalog } from "./catalog.ts";
+import { getModel, priceFor, type Catalog, type ModelInfo } from "./catalog.ts";
 import { loadDocument } from "./documents/index.ts";
 import { LongdocError, toErrorRecord } from "./errors.ts";
 import { expandItems } from "./job/expand.ts";
+import type { JobItem } from "./job/record.ts";
 import type { JobSpec } from "./job/schema.ts";
 import { resolveLocalDocuments } from "./job/resolve.ts";
 import { packDocuments } from "./pack.ts";
@@ -41,6 +42,13 @@ export interface JobEstimate {
 
 const round6 = (n: number) => Math.round(n * 1e6) / 1e6;
 
+/** A document's extracted text (or why it could not be read), keyed by its source. */
+export interface LoadedText {
+  text: string;
+  format: string | null;
+  error: { kind: string; message: string } | null;
+}
+
 /**
  * Prices a job without calling the model: loads each local document as the worker would, builds
  * the same call with `planCall`, counts its tokens exactly and prices it at its input tier.
@@ -52,31 +60,42 @@ export async function estimateJob(spec: JobSpec, jobFile: string, catalog: Catal
     throw new LongdocError("usage", `${jobFile}: estimate reads local path: sources; s3 sources are priced when submitted`);
   }
   const local = await resolveLocalDocuments(spec, jobFile);
-  type Loaded = { text: string; format: string | null; tokens: number | null; error: { kind: string; message: string } | null };
-  const loaded = new Map<string, Loaded>(
-    await Promise.all(
-      local.map(async (d): Promise<[string, Loaded]> => {
-        try {
-          const file = await readFile(d.absolutePath);
-          const bytes = new Uint8Array(file.buffer, file.byteOffset, file.byteLength);
-          const doc = await loadDocument({ bytes, name: d.source }, { maxBytes: spec.limits.maxDocumentBytes });
-          return [d.source, { text: doc.text, format: doc.format, tokens: countTokens(doc.text), error: null }];
-        } catch (e) {
-          return [d.source, { text: "", format: null, tokens: null, error: toErrorRecord(e) }];
-        }
-      }),
-    ),
-  );
+  const loaded = new Map<string, LoadedText>();
+  // One at a time: a job can hold thousands of documents, and each may be hundreds of pages.
+  for (const d of local) {
+    try {
+      const file = await readFile(d.absolutePath);
+      const doc = await loadDocument({ bytes: new Uint8Array(file.buffer, file.byteOffset, file.byteLength), name: d.source }, { maxBytes: spec.limits.maxDocumentBytes });
+      loaded.set(d.source, { text: doc.text, format: doc.format, error: null });
+    } catch (e) {
+      loaded.set(d.source, { text: "", format: null, error: toErrorRecord(e) });
+    }
+  }
   const itemDocs = local.map((d) => ({ source: d.source, uri: d.absolutePath }));
   const packs =
     spec.packing === "packed"
       ? packDocuments(spec, model, itemDocs.map((doc) => ({ doc, text: loaded.get(doc.source)!.text, unreadable: loaded.get(doc.source)!.error !== null })))
       : undefined;
-  const items = expandItems(spec, itemDocs, packs).map((item): ItemEstimate => {
+  return estimateItems(spec, model, expandItems(spec, itemDocs, packs), loaded);
+}
+
+/** Refuses a job whose input alone is estimated above `limits.maxCostUsd`. */
+export function assertWithinCostCap(spec: JobSpec, estimate: JobEstimate): void {
+  const cap = spec.limits.maxCostUsd;
+  if (cap === undefined || estimate.totals.inputCostUsd <= cap) return;
+  throw new LongdocError(
+    "cost_cap",
+    `job '${spec.name}': its input alone is estimated at $${estimate.totals.inputCostUsd.toFixed(4)}, over limits.maxCostUsd ($${cap}); run 'longdoc estimate' for the breakdown`,
+  );
+}
+
+/** Prices items over documents already extracted (the local runner and submit reuse their texts). */
+export function estimateItems(spec: JobSpec, model: ModelInfo, jobItems: JobItem[], loaded: Map<string, LoadedText>): JobEstimate {
+  const items = jobItems.map((item): ItemEstimate => {
     const docs = item.documents.map((d) => loaded.get(d.source)!);
     const base = {
       id: item.id,
-      documents: item.documents.map((d, i) => ({ source: d.source, format: docs[i]!.format, tokens: docs[i]!.tokens })),
+      documents: item.documents.map((d, i) => ({ source: d.source, format: docs[i]!.format, tokens: docs[i]!.error ? null : countTokens(docs[i]!.text) })),
     };
     const broken = docs.find((d) => d.error);
     const empty = { inputTokens: null, tier: null, inputCostUsd: 0, costUsd: 0, calls: 0, cachedTokens: 0, cacheSavingsUsd: 0, maxOutputTokens: null, thinkingBudget: null, truncated: null };

@@ -2,7 +2,7 @@ import type { S3Client } from "@aws-sdk/client-s3";
 import { ObjectStore } from "./aws/store.ts";
 import type { ModelInfo } from "./catalog.ts";
 import { loadDocument } from "./documents/index.ts";
-import { DocumentError, LongdocError } from "./errors.ts";
+import { DocumentError, LongdocError, toErrorRecord } from "./errors.ts";
 import { parseS3Uri, type ItemDocument } from "./job/record.ts";
 import type { JobSpec } from "./job/schema.ts";
 import { planCall } from "./plan.ts";
@@ -14,6 +14,8 @@ export interface MeasuredDocument {
   text: string;
   /** The document could not be read; it goes alone and fails in its own item. */
   unreadable?: boolean;
+  format?: string;
+  error?: { kind: string; message: string };
 }
 
 type PackSpec = Parameters<typeof planCall>[0];
@@ -65,20 +67,20 @@ export function packDocuments(spec: PackSpec, model: ModelInfo, docs: MeasuredDo
   return packs.sort((a, b) => order.get(a[0]!)! - order.get(b[0]!)!).map((p) => p.map((d) => d.doc));
 }
 
-/** Reads and extracts each document from S3 for packing (submit time). */
+/** Reads and extracts each document from S3 at submit time (for packing and the cost cap), one at a time. */
 export async function measureDocuments(s3: S3Client, docs: ItemDocument[], spec: Pick<JobSpec, "limits">): Promise<MeasuredDocument[]> {
-  return Promise.all(
-    docs.map(async (doc) => {
-      const { bucket, key } = parseS3Uri(doc.uri);
-      const bytes = await new ObjectStore(s3, bucket).getBytes(key);
-      try {
-        if (!bytes) throw new DocumentError("document_missing", `${doc.source}: not found at ${doc.uri}`);
-        const loaded = await loadDocument({ bytes, name: doc.source }, { maxBytes: spec.limits.maxDocumentBytes });
-        return { doc, text: loaded.text };
-      } catch (e) {
-        if (e instanceof DocumentError) return { doc, text: "", unreadable: true };
-        throw e;
-      }
-    }),
-  );
+  const out: MeasuredDocument[] = [];
+  for (const doc of docs) {
+    const { bucket, key } = parseS3Uri(doc.uri);
+    const bytes = await new ObjectStore(s3, bucket).getBytes(key);
+    try {
+      if (!bytes) throw new DocumentError("document_missing", `${doc.source}: not found at ${doc.uri}`);
+      const loaded = await loadDocument({ bytes, name: doc.source }, { maxBytes: spec.limits.maxDocumentBytes });
+      out.push({ doc, text: loaded.text, format: loaded.format });
+    } catch (e) {
+      if (!(e instanceof DocumentError)) throw e;
+      out.push({ doc, text: "", unreadable: true, error: toErrorRecord(e) });
+    }
+  }
+  return out;
 }

@@ -9,7 +9,7 @@ import { loadJobFile } from "./job/load.ts";
 import { s3Uri, type ItemDocument, type JobRecord } from "./job/record.ts";
 import { resolveOutputSchema, resolveS3Documents } from "./job/resolve.ts";
 import type { Log } from "./log.ts";
-import { measureDocuments, packDocuments } from "./pack.ts";
+import { prepareSubmit } from "./presubmit.ts";
 import { submitJob } from "./submit.ts";
 
 export interface TriggerDeps {
@@ -43,7 +43,7 @@ export async function submitFromEvent(deps: TriggerDeps, event: TriggerEvent): P
     const model = getModel(deps.catalog, spec.model);
     const docs = documents ?? (await resolveS3Documents(spec, deps.s3));
     const outputSchema = await resolveOutputSchema(spec, file);
-    const packs = spec.packing === "packed" ? packDocuments(spec, model, await measureDocuments(deps.s3, docs, spec)) : undefined;
+    const { packs } = await prepareSubmit(deps.s3, spec, model, docs);
     const job = await submitJob({ store, sqs: deps.sqs, queueUrl: deps.queueUrl, maxReceives: deps.maxReceives }, { spec, model, documents: docs, outputSchema, packs });
     deps.log.info({ jobId: job.jobId, trigger, items: job.items.length }, "job submitted");
     return job;

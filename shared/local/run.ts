@@ -19,7 +19,7 @@ import { startSimulator } from "../sim/index.ts";
 import { submitJob } from "../submit.ts";
 import { queueDepth } from "./inspect.ts";
 import { runPoller } from "./poller.ts";
-import { measureDocuments, packDocuments } from "../pack.ts";
+import { prepareSubmit } from "../presubmit.ts";
 import { startLocalStack, type LocalStack } from "./stack.ts";
 
 export interface Progress {
@@ -85,7 +85,7 @@ export async function runLocalJob(o: LocalRunOptions): Promise<LocalRunResult> {
       await store.put(key, bytes, "application/octet-stream");
       documents.push({ source: d.source, uri: s3Uri(stack.bucket, key) });
     }
-    const packs = spec.packing === "packed" ? packDocuments(spec, model, await measureDocuments(stack.s3, documents, spec)) : undefined;
+    const { packs } = await prepareSubmit(stack.s3, spec, model, documents);
     const job = await submitJob(
       { store, sqs: stack.sqs, queueUrl: stack.queueUrl, maxReceives: stack.maxReceives },
       { spec, model, documents, outputSchema, packs },

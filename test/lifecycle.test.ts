@@ -1,0 +1,100 @@
+import { mkdir, mkdtemp, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { keys, ObjectStore } from "../shared/aws/store.ts";
+import { getModel, loadCatalog } from "../shared/catalog.ts";
+import { createDeadLetterHandler } from "../shared/handlers.ts";
+import { parseJobText } from "../shared/job/load.ts";
+import { s3Uri } from "../shared/job/record.ts";
+import { silentLog } from "../shared/log.ts";
+import { queueDepth } from "../shared/local/inspect.ts";
+import { runPoller } from "../shared/local/poller.ts";
+import { runLocalJob } from "../shared/local/run.ts";
+import { startLocalStack, type LocalStack } from "../shared/local/stack.ts";
+import type { ItemResult, Manifest } from "../shared/manifest.ts";
+import { startSimulator } from "../shared/sim/index.ts";
+import { submitJob } from "../shared/submit.ts";
+
+async function docsJob(dir: string, name: string, count: number, extra = "") {
+  await mkdir(path.join(dir, "docs"), { recursive: true });
+  await Promise.all(Array.from({ length: count }, (_, i) => writeFile(path.join(dir, "docs", `n${String(i).padStart(2, "0")}.md`), `# Note ${i}\n\nValue ${i * 7}.\n`)));
+  const file = path.join(dir, `${name}.yaml`);
+  await writeFile(file, `name: ${name}\ndocuments:\n  - path: docs/*.md\nprompt: Summarise.\nmaxOutputTokens: 256\n${extra}`);
+  return file;
+}
+
+describe("item lifecycle", () => {
+  let stack: LocalStack;
+  let sim: Awaited<ReturnType<typeof startSimulator>>;
+  let dir: string;
+  const env = () => ({ DASHSCOPE_API_KEY: "sk-test", QWEN_BASE_URL: sim.baseURL });
+
+  beforeAll(async () => {
+    stack = await startLocalStack({ visibilityTimeoutS: 1, maxReceives: 2 });
+    sim = await startSimulator({ port: 0 });
+    dir = await mkdtemp(path.join(tmpdir(), "longdoc-life-"));
+  });
+  afterAll(async () => {
+    await sim?.stop();
+    await stack?.stop();
+  });
+
+  it("lists every item exactly once when many workers finish together", async () => {
+    const jobFile = await docsJob(path.join(dir, "many"), "many", 40);
+    const run = await runLocalJob({ jobFile, outDir: path.join(dir, "out"), workers: 8, env: env(), log: silentLog, stack });
+    const ids = run.manifest.items.map((i) => i.id);
+    expect(ids).toHaveLength(40);
+    expect(new Set(ids).size).toBe(40);
+    expect(run.manifest.counts).toEqual({ total: 40, succeeded: 40, failed: 0, skipped: 0 });
+    expect(run.manifest.items.every((i) => i.status === "succeeded" && i.attempts === 1)).toBe(true);
+    expect(run.manifest.usage.inputTokens).toBe(run.manifest.items.reduce((s, i) => s + i.usage.inputTokens, 0));
+  });
+
+  it("halts the job on a refused key: the failing item says why, the rest are skipped", async () => {
+    const jobFile = await docsJob(path.join(dir, "halt"), "halt", 5);
+    sim.injectFaults({ kind: "401", count: 1 });
+    const before = sim.calls.length;
+    const run = await runLocalJob({ jobFile, outDir: path.join(dir, "out"), workers: 1, env: env(), log: silentLog, stack });
+    const m = run.manifest;
+    expect(m.status).toBe("halted");
+    expect(m.items[0]).toMatchObject({ status: "failed", error: { kind: "model_auth" } });
+    expect(m.items.slice(1).every((i) => i.status === "skipped" && i.error?.kind === "halted")).toBe(true);
+    expect(sim.calls.length - before).toBe(1);
+  });
+
+  it("records a task whose worker kept dying as failed, via the dead-letter queue", async () => {
+    const store = new ObjectStore(stack.s3, stack.bucket);
+    await store.put("inputs/dead/a.md", "# A\n", "text/markdown");
+    const spec = parseJobText("name: dead\ndocuments:\n  - path: a.md\nprompt: p\n", "dead.yaml");
+    const job = await submitJob(
+      { store, sqs: stack.sqs, queueUrl: stack.queueUrl, maxReceives: stack.maxReceives },
+      { spec, model: getModel(loadCatalog(), "qwen3-max"), documents: [{ source: "a.md", uri: s3Uri(stack.bucket, "inputs/dead/a.md") }], outputSchema: null },
+    );
+    await store.putJson(keys.attempt(job.jobId, job.items[0]!.id, 1), { kind: "internal", message: "out of memory" });
+    const stop = new AbortController();
+    const common = { sqs: stack.sqs, waitTimeS: 1, functionTimeoutMs: 60_000, signal: stop.signal, batchSize: 10 };
+    // A worker that dies on every delivery (as a Lambda killed by the runtime would).
+    const crashing = runPoller({ ...common, queueUrl: stack.queueUrl, handler: async () => { throw new Error("Runtime exited"); } });
+    const deadLetters = runPoller({ ...common, queueUrl: stack.dlqUrl, handler: createDeadLetterHandler(() => ({ s3: stack.s3, log: silentLog })) });
+    await expect.poll(() => store.exists(keys.item(job.jobId, job.items[0]!.id, "result.json")), { timeout: 15_000, interval: 200 }).toBe(true);
+    stop.abort();
+    await Promise.all([crashing, deadLetters]);
+    const result = await store.getJson<ItemResult>(keys.item(job.jobId, job.items[0]!.id, "result.json"));
+    expect(result).toMatchObject({ status: "failed", attempts: 2, error: { kind: "worker_crashed" } });
+    expect(result!.error!.message).toContain("last error: internal: out of memory");
+    const manifest = await store.getJson<Manifest>(keys.manifest(job.jobId));
+    expect(manifest).toMatchObject({ status: "failed", counts: { total: 1, failed: 1 } });
+    expect(await queueDepth(stack)).toBe(0);
+  });
+
+  it("refuses a job whose input alone is estimated over its cost cap, before any call", async () => {
+    const jobFile = await docsJob(path.join(dir, "cap"), "cap", 3, "limits: { maxCostUsd: 0.000001 }\n");
+    const before = sim.calls.length;
+    await expect(runLocalJob({ jobFile, outDir: path.join(dir, "out"), workers: 1, env: env(), log: silentLog, stack })).rejects.toMatchObject({
+      code: "cost_cap",
+      message: expect.stringMatching(/job 'cap': its input alone is estimated at \$0\.\d+, over limits\.maxCostUsd \(\$0\.000001\)/),
+    });
+    expect(sim.calls.length).toBe(before);
+  });
+});
