@@ -1,3 +1,4 @@
+import { InvalidArgumentError } from "commander";
 import { LongdocError } from "../shared/errors.ts";
 
 /** The contract's exit codes. */
@@ -14,10 +15,11 @@ export function fail(e: unknown): void {
   process.exitCode = EXIT.input;
 }
 
+/** A commander option parser: a bad value is a usage error (exit 2), reported by commander. */
 export function positiveInt(name: string) {
   return (value: string): number => {
     const n = Number(value);
-    if (!Number.isInteger(n) || n < 1) throw new LongdocError("usage", `${name} must be a positive whole number, got '${value}'`);
+    if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${name} must be a positive whole number, got '${value}'`);
     return n;
   };
 }
