@@ -1,6 +1,9 @@
 import { Ajv } from "ajv";
+import addFormats from "ajv-formats";
 
+// Answer schemas often use formats such as "date"; ajv knows none without ajv-formats.
 const ajv = new Ajv({ allErrors: true, strict: false });
+addFormats.default(ajv);
 
 /** Checks a JSON answer against the job's schema; returns a readable problem or null. */
 export function validateAnswer(answer: string, schema: Record<string, unknown>): string | null {

@@ -9,6 +9,7 @@
  * u in [0, 1) from a mulberry32 PRNG (seed default 1) and fails with the first kind whose
  * cumulative probability exceeds u; the probabilities must sum to at most 1.
  */
+import { mulberry32 } from "../random.ts";
 
 export const FAULT_KINDS = [
   "500", // HTTP 500 internal_error
@@ -87,18 +88,6 @@ export function parseFaultSpec(spec: string): FaultSpec {
   const total = out.rules.reduce((s, r) => s + r.probability, 0);
   if (total > 1 + 1e-9) throw new Error(`fault probabilities sum to ${total}; at most 1 is possible`);
   return out;
-}
-
-/** mulberry32: small, fast, deterministic. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 export interface InjectedFault {

@@ -2,6 +2,7 @@
  * Texts for checking and benchmarking the tokenizer (used by test/tokens.test.ts and
  * bench/tokenizer.ts; not imported by the runtime).
  */
+import { mulberry32 } from "../random.ts";
 
 /** Crude tag stripper: drops scripts/styles and tags, decodes a few entities. Good enough for a bench. */
 export function stripTags(html: string): string {
@@ -58,18 +59,6 @@ export function tortureText(): string {
   return parts.join("\n\n");
 }
 
-/** Deterministic PRNG (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 const EN = "the of and to in a is that for it as was with be by on not he this are or his from at which but have an they you were her she there had we been one all their has would when more if will can other its about into than them only some could these may two first any time very then such like over also after just most made new where should many those must before through back years much people way well because each state total revenue net income operating expenses fiscal quarter December liabilities assets shareholders".split(" ");
 const HAN = "的一是不了人我在有他这为之大来以个中上们到说国和地也子时道出而要于就下得可你年生自会那后能对着事其里所去行过家十用发天如然作方成者多日都三小军二无同么经法当起与好看学进种将还分此心前面又定见只主没公从知因长被理入事业务风险管理财务报告收入利润资产负债现金流量".split("");
 const KANA = "あいうえおかきくけこさしすせそたちつてとなにぬねのはひふへほまみむめもやゆよらりるれろわをんアイウエオカキクケコサシスセソタチツテトナニヌネノ".split("");
@@ -84,7 +73,7 @@ const PUNCT = [", ", ". ", "; ", ": ", " — ", " (", ") ", "\n", "\n\n", "\t", 
  * documents), with numbers, emoji, decomposed accents, tables and whitespace runs mixed in.
  */
 export function mixedScriptText(chars: number, seed = 42): string {
-  const r = rng(seed);
+  const r = mulberry32(seed);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
   const out: string[] = [];
   let len = 0;
