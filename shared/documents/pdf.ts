@@ -1,5 +1,5 @@
 /**
- * PDF → text with page markers, via pdf.js (the serverless build shipped in `unpdf`).
+ * PDF → text with page markers, via pdf.js (`pdfjs-dist`, its Node build, with its CMap data for CJK fonts).
  *
  * Output: for every page, in order, a marker line `--- page N ---` (N = 1-based physical page
  * number, as a PDF viewer counts; empty pages keep their marker) followed by that page's text
@@ -14,25 +14,14 @@
  * - Damaged files: pdf.js repairs what it can (rebuilding a broken xref, lenient inflate);
  *   what it cannot open is document_corrupt. A page that fails alone is left empty.
  */
-import { getResolvedPDFJS } from "unpdf";
+import { fileURLToPath } from "node:url";
 import { layoutPage, type PdfTextItem } from "./pdf-layout.ts";
 import { docError, hasText, pageMarker, stripControls } from "./util.ts";
 
 
-/** pdf.js's CMap and standard-font data, when the full `pdfjs-dist` package is installed. */
-function pdfjsDataUrls(): { cMapUrl?: string; cMapPacked?: boolean; standardFontDataUrl?: string } {
-  try {
-    const base = import.meta.resolve("pdfjs-dist/package.json");
-    return { cMapUrl: new URL("./cmaps/", base).href, cMapPacked: true, standardFontDataUrl: new URL("./standard_fonts/", base).href };
-  } catch {
-    return {};
-  }
-}
-
-/** Whether CJK CMap data is available to pdf.js (see pdfjsDataUrls). */
-export function hasCMapData(): boolean {
-  return pdfjsDataUrls().cMapUrl !== undefined;
-}
+/** pdf.js's CMap data (CJK fonts) and standard fonts; pdf.js reads them with fs in Node, as paths. */
+const pdfjsRoot = fileURLToPath(new URL("./", import.meta.resolve("pdfjs-dist/package.json")));
+const pdfjsData = { cMapUrl: `${pdfjsRoot}cmaps/`, cMapPacked: true, standardFontDataUrl: `${pdfjsRoot}standard_fonts/` };
 
 interface PdfjsError {
   name?: string;
@@ -41,7 +30,8 @@ interface PdfjsError {
 }
 
 export async function loadPdf(bytes: Uint8Array, name: string): Promise<{ text: string; pages: number }> {
-  const pdfjs = await getResolvedPDFJS();
+  // The legacy build is pdf.js's Node build; loaded on first PDF only, to keep cold starts short.
+  const pdfjs = await import("pdfjs-dist/legacy/build/pdf.mjs");
   const task = pdfjs.getDocument({
     // pdf.js takes ownership of (detaches) the buffer it is given: hand it a copy.
     data: bytes.slice(),
@@ -51,7 +41,7 @@ export async function loadPdf(bytes: Uint8Array, name: string): Promise<{ text: 
     useSystemFonts: false,
     stopAtErrors: false,
     isOffscreenCanvasSupported: false,
-    ...pdfjsDataUrls(),
+    ...pdfjsData,
   });
   try {
     let pdf;
@@ -80,7 +70,7 @@ export async function loadPdf(bytes: Uint8Array, name: string): Promise<{ text: 
         throw docError(
           "document_no_text",
           name,
-          `the PDF draws text, but its fonts cannot be mapped to Unicode characters${hasCMapData() ? "" : " (CJK fonts need Adobe CMap data, which is not installed)"}; no text could be extracted`,
+          `the PDF draws text, but its fonts cannot be mapped to Unicode characters; no text could be extracted`,
         );
       }
       throw docError("document_no_text", name, `no text layer in any of its ${pdf.numPages} page(s): a scanned or image-only PDF; OCR is not enabled`);
@@ -102,7 +92,7 @@ function openError(e: PdfjsError, name: string) {
 }
 
 /** Whether any of the first `n` pages has text-showing operators (fonts, not just images). */
-async function pagesDrawText(pdfjs: Awaited<ReturnType<typeof getResolvedPDFJS>>, pdf: { getPage(i: number): Promise<{ getOperatorList(): Promise<{ fnArray: number[] }> }> }, n: number): Promise<boolean> {
+async function pagesDrawText(pdfjs: typeof import("pdfjs-dist/legacy/build/pdf.mjs"), pdf: { getPage(i: number): Promise<{ getOperatorList(): Promise<{ fnArray: number[] }> }> }, n: number): Promise<boolean> {
   const ops = pdfjs.OPS as Record<string, number>;
   const textOps = new Set([ops.showText, ops.showSpacedText, ops.nextLineShowText, ops.nextLineSetSpacingShowText]);
   for (let i = 1; i <= n; i++) {
