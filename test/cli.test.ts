@@ -3,7 +3,9 @@ import { mkdir, mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
+import { readdir, readFile } from "node:fs/promises";
 import { describe, expect, it } from "vitest";
+import { startSimulator } from "../shared/sim/index.ts";
 
 const run = async (args: string[], env: Record<string, string> = {}) => {
   try {
@@ -55,5 +57,30 @@ describe("the longdoc command", () => {
     const r = await run(["run", job, "--state", path.join(dir, "state")]);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/documents\[0\]\.path: 'nowhere\/\*\.pdf' matches no file/);
+  });
+
+  it("never writes the API key to stdout, stderr, logs or the run's files, even when the key is refused", async () => {
+    const KEY = "sk-SENTINEL-0123456789abcdef";
+    const sim = await startSimulator({ port: 0, apiKey: "sk-a-different-key" });
+    try {
+      const dir = await mkdtemp(path.join(tmpdir(), "longdoc-cli-key-"));
+      await mkdir(path.join(dir, "docs"));
+      await writeFile(path.join(dir, "docs", "a.md"), "# Memo\n");
+      const job = path.join(dir, "job.yaml");
+      await writeFile(job, "name: key-test\ndocuments:\n  - path: docs/*\nprompt: Summarise.\n");
+      const r = await run(["run", job, "--out", path.join(dir, "out"), "--state", path.join(dir, "state")], {
+        DASHSCOPE_API_KEY: KEY,
+        QWEN_BASE_URL: sim.baseURL,
+        LONGDOC_LOG: "debug",
+      });
+      expect(r.code).toBe(3);
+      expect(r.stdout).toContain("model_auth");
+      expect(r.stdout + r.stderr).not.toContain(KEY);
+      for (const file of await readdir(path.join(dir, "out"), { recursive: true, withFileTypes: true })) {
+        if (file.isFile()) expect(await readFile(path.join(file.parentPath, file.name), "utf8")).not.toContain(KEY);
+      }
+    } finally {
+      await sim.stop();
+    }
   });
 });
