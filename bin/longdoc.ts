@@ -2,8 +2,10 @@
 import { Command, CommanderError } from "commander";
 import { registerEstimate } from "../cli/commands/estimate.ts";
 import { registerExtract } from "../cli/commands/extract.ts";
+import { registerResults } from "../cli/commands/results.ts";
 import { registerRun } from "../cli/commands/run.ts";
 import { registerSim } from "../cli/commands/sim.ts";
+import { registerStatus } from "../cli/commands/status.ts";
 import { registerValidate } from "../cli/commands/validate.ts";
 import { EXIT } from "../cli/exit.ts";
 
@@ -18,6 +20,8 @@ registerValidate(program);
 registerExtract(program);
 registerEstimate(program);
 registerSim(program);
+registerStatus(program);
+registerResults(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -1,0 +1,43 @@
+import { Option, type Command } from "commander";
+import { downloadRun, writeBatchOutput } from "../../shared/results.ts";
+import { localStateReader, readProgress } from "../../shared/status.ts";
+import { EXIT, fail } from "../exit.ts";
+
+interface ResultsFlags {
+  out: string;
+  format?: "jsonl";
+  state: string;
+}
+
+export function registerResults(program: Command): void {
+  program
+    .command("results")
+    .description("download a run to <out>/<jobId>/, or its answers as an OpenAI Batch output file (--format jsonl)")
+    .argument("<jobId>", "the job id `longdoc run` printed")
+    .option("--out <dir>", "write under <dir>/<jobId>/", "out")
+    .addOption(new Option("--format <format>", "jsonl: <out>/<jobId>/results.jsonl in the OpenAI Batch output line format").choices(["jsonl"]))
+    .option("--state <dir>", "where the emulator keeps its state", ".longdoc/state")
+    .action(async (jobId: string, flags: ResultsFlags) => {
+      const state = localStateReader(flags.state);
+      try {
+        if (flags.format === "jsonl") {
+          const out = await state.read((store) => writeBatchOutput(store, jobId, flags.out));
+          const failed = out.lines.filter((l) => l.error !== null).length;
+          process.stdout.write(`wrote ${out.lines.length} line(s) (${out.lines.length - failed} succeeded, ${failed} failed or skipped) to ${out.file}\n`);
+          if (out.pending.length) process.stderr.write(`note: the run is still running; ${out.pending.length} item(s) without a result have no line yet\n`);
+        } else {
+          const { dir, files, progress } = await state.read(async (store) => {
+            const progress = await readProgress(store, jobId);
+            return { ...(await downloadRun(store, jobId, flags.out)), progress };
+          });
+          process.stdout.write(`copied ${files} file(s) of run ${jobId} (${progress.status}) to ${dir}\n`);
+          if (progress.status === "running") process.stderr.write(`note: the run is still running; ${progress.counts.queued} item(s) have no result yet\n`);
+        }
+        process.exitCode = EXIT.ok;
+      } catch (e) {
+        fail(e);
+      } finally {
+        await state.close();
+      }
+    });
+}

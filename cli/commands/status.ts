@@ -1,0 +1,91 @@
+import type { Command } from "commander";
+import cliProgress from "cli-progress";
+import { formatDuration, localStateReader, newProgressCache, readProgress, type RunProgress } from "../../shared/status.ts";
+import { EXIT, fail } from "../exit.ts";
+import { renderTable } from "../table.ts";
+
+interface StatusFlags {
+  watch?: boolean;
+  json?: boolean;
+  state: string;
+}
+
+const POLL_MS = 1000;
+
+export function registerStatus(program: Command): void {
+  program
+    .command("status")
+    .description("progress of a run: counts by status, tokens, cost, ETA (reads the local state of `longdoc run`)")
+    .argument("<jobId>", "the job id `longdoc run` printed")
+    .option("--watch", "show a live progress bar until the run is no longer running")
+    .option("--json", "print the progress as one JSON object on the last line")
+    .option("--state <dir>", "where the emulator keeps its state", ".longdoc/state")
+    .action(async (jobId: string, flags: StatusFlags) => {
+      const reader = localStateReader(flags.state);
+      const cache = newProgressCache();
+      const poll = () => reader.read((store) => readProgress(store, jobId, { cache }));
+      let bar: cliProgress.SingleBar | undefined;
+      try {
+        let p = await poll();
+        if (flags.watch && p.status === "running") {
+          bar = new cliProgress.SingleBar(
+            {
+              format: "{jobId} [{bar}] {value}/{total} items | {succeeded} ok, {failed} failed, {skipped} skipped | ${cost} | {elapsed} elapsed, ETA {etaLeft}",
+              stream: process.stderr,
+              noTTYOutput: true,
+              notTTYSchedule: 5000,
+              hideCursor: true,
+            },
+            cliProgress.Presets.shades_classic,
+          );
+          bar.start(p.counts.total, finishedOf(p), barPayload(p));
+          while (p.status === "running") {
+            await new Promise((r) => setTimeout(r, POLL_MS));
+            p = await poll();
+            bar.update(finishedOf(p), barPayload(p));
+          }
+          bar.stop();
+          bar = undefined;
+        }
+        process.stdout.write(renderProgress(p) + "\n");
+        if (flags.json) process.stdout.write(JSON.stringify(p) + "\n");
+        process.exitCode = p.status === "running" || p.status === "succeeded" ? EXIT.ok : EXIT.itemsFailed;
+      } catch (e) {
+        bar?.stop();
+        fail(e);
+      } finally {
+        await reader.close();
+      }
+    });
+}
+
+const finishedOf = (p: RunProgress) => p.counts.succeeded + p.counts.failed + p.counts.skipped;
+
+const barPayload = (p: RunProgress) => ({
+  jobId: p.jobId,
+  succeeded: p.counts.succeeded,
+  failed: p.counts.failed,
+  skipped: p.counts.skipped,
+  cost: p.costUsd.toFixed(4),
+  elapsed: formatDuration(p.elapsedMs),
+  etaLeft: formatDuration(p.etaMs),
+});
+
+export function renderProgress(p: RunProgress): string {
+  const c = p.counts;
+  const flags = [p.halted ? "halted" : "", p.cancelled ? "cancelled" : ""].filter(Boolean).join(", ");
+  const head = `job ${p.jobId} (${p.job}, model ${p.model}): ${p.status}${flags && p.status === "running" ? ` (${flags})` : ""}`;
+  const table = renderTable(
+    ["succeeded", "failed", "skipped", "queued", "retrying", "total"],
+    [[c.succeeded, c.failed, c.skipped, c.queued, c.retrying, c.total]],
+  );
+  const u = p.usage;
+  const tokens = `tokens: ${u.inputTokens} input (${u.cachedTokens} cached), ${u.outputTokens} output (${u.reasoningTokens} reasoning)`;
+  const cost = `cost: $${p.costUsd.toFixed(4)}` + (p.cacheSavingsUsd > 0 ? ` (cache saved $${p.cacheSavingsUsd.toFixed(4)})` : "");
+  const time =
+    p.status === "running"
+      ? `elapsed ${formatDuration(p.elapsedMs)}` +
+        (p.itemsPerMinute !== null ? `, ${p.itemsPerMinute} items/min, ETA ${formatDuration(p.etaMs)}` : ", ETA unknown until an item finishes")
+      : `took ${formatDuration(p.elapsedMs)} (started ${p.startedAt}, finished ${p.finishedAt})`;
+  return [head, table, tokens, cost, time].join("\n");
+}
