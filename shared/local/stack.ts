@@ -1,5 +1,5 @@
 import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
-import { CreateQueueCommand, GetQueueAttributesCommand, SQSClient } from "@aws-sdk/client-sqs";
+import { CreateQueueCommand, GetQueueAttributesCommand, GetQueueUrlCommand, SetQueueAttributesCommand, SQSClient } from "@aws-sdk/client-sqs";
 import { startFauxqs, type FauxqsServer } from "fauxqs";
 import { settings } from "../settings.ts";
 
@@ -52,24 +52,19 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
     // A persisted stack already has its bucket.
     if ((e as { name?: string }).name !== "BucketAlreadyOwnedByYou" && (e as { name?: string }).name !== "BucketAlreadyExists") throw e;
   }
-  const dlq = await sqs.send(new CreateQueueCommand({ QueueName: DLQ, Attributes: { MessageRetentionPeriod: String(settings.dlqRetentionS) } }));
-  const dlqArn = (await sqs.send(new GetQueueAttributesCommand({ QueueUrl: dlq.QueueUrl, AttributeNames: ["QueueArn"] }))).Attributes?.QueueArn;
-  const queue = await sqs.send(
-    new CreateQueueCommand({
-      QueueName: QUEUE,
-      Attributes: {
-        VisibilityTimeout: String(visibilityTimeoutS),
-        RedrivePolicy: JSON.stringify({ deadLetterTargetArn: dlqArn, maxReceiveCount: maxReceives }),
-      },
-    }),
-  );
+  const dlqUrl = await ensureQueue(sqs, DLQ, { MessageRetentionPeriod: String(settings.dlqRetentionS) });
+  const dlqArn = (await sqs.send(new GetQueueAttributesCommand({ QueueUrl: dlqUrl, AttributeNames: ["QueueArn"] }))).Attributes?.QueueArn;
+  const queueUrl = await ensureQueue(sqs, QUEUE, {
+    VisibilityTimeout: String(visibilityTimeoutS),
+    RedrivePolicy: JSON.stringify({ deadLetterTargetArn: dlqArn, maxReceiveCount: maxReceives }),
+  });
   return {
     endpoint,
     s3,
     sqs,
     bucket: BUCKET,
-    queueUrl: queue.QueueUrl!,
-    dlqUrl: dlq.QueueUrl!,
+    queueUrl,
+    dlqUrl,
     visibilityTimeoutS,
     maxReceives,
     async stop() {
@@ -78,4 +73,19 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
       await server.stop();
     },
   };
+}
+
+/**
+ * Creates a queue, or, when a persisted state already has it with other attributes (SQS then
+ * answers QueueNameExists), brings its attributes up to date; the messages it holds are kept.
+ */
+async function ensureQueue(sqs: SQSClient, name: string, attributes: Record<string, string>): Promise<string> {
+  try {
+    return (await sqs.send(new CreateQueueCommand({ QueueName: name, Attributes: attributes }))).QueueUrl!;
+  } catch (e) {
+    if (!/QueueNameExists$/.test((e as { name?: string }).name ?? "")) throw e;
+    const url = (await sqs.send(new GetQueueUrlCommand({ QueueName: name }))).QueueUrl!;
+    await sqs.send(new SetQueueAttributesCommand({ QueueUrl: url, Attributes: attributes }));
+    return url;
+  }
 }
