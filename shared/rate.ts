@@ -1,7 +1,10 @@
 /**
- * Keeps one process inside a requests-per-minute and tokens-per-minute quota. Requests are
- * spaced evenly (the API also enforces RPM/60 per second, so bursts fail even under the minute
- * cap) and a sliding minute window holds the token total under TPM.
+ * Keeps one process inside a requests-per-minute and tokens-per-minute quota. The API enforces
+ * both per minute and per second (RPM/60, TPM/60: reference §7), so requests are spaced evenly,
+ * a sliding minute window holds the token total under TPM, and a sliding second window under
+ * TPM/60 (a request larger than that runs in a second of its own). Windows are kept a little
+ * wider and spacing a little longer than the quota, so network jitter cannot push a request
+ * into the provider's previous window.
  */
 export interface Clock {
   now(): number;
@@ -24,6 +27,10 @@ export const systemClock: Clock = {
       signal?.addEventListener("abort", onAbort, { once: true });
     }),
 };
+
+/** Headroom against jitter between this clock and the provider's: 2% on spacing, 50 ms on windows. */
+const SPACING_MARGIN = 1.02;
+const WINDOW_MARGIN_MS = 50;
 
 export class RateLimiter {
   readonly rpm: number;
@@ -54,20 +61,38 @@ export class RateLimiter {
   }
 
   private async waitForRoom(tokens: number, signal?: AbortSignal): Promise<void> {
+    const minuteMs = 60_000 + WINDOW_MARGIN_MS;
+    const secondMs = 1_000 + WINDOW_MARGIN_MS;
     for (;;) {
       const now = this.clock.now();
-      this.window = this.window.filter((e) => e.at > now - 60_000);
-      const used = this.window.reduce((sum, e) => sum + e.tokens, 0);
+      this.window = this.window.filter((e) => e.at > now - minuteMs);
       const spacingWait = Math.max(0, this.nextStartAt - now);
-      // A single request larger than the whole quota can only ever run alone.
-      const tokenWait = used + tokens <= this.tpm || this.window.length === 0 ? 0 : this.window[0]!.at + 60_000 - now;
-      const wait = Math.max(spacingWait, tokenWait);
+      const minuteWait = this.waitFor(now, minuteMs, tokens, this.tpm);
+      const secondWait = this.waitFor(now, secondMs, tokens, this.tpm / 60);
+      const wait = Math.max(spacingWait, minuteWait, secondWait);
       if (wait <= 0) {
-        this.nextStartAt = now + 60_000 / this.rpm;
+        this.nextStartAt = now + (60_000 / this.rpm) * SPACING_MARGIN;
         this.window.push({ at: now, tokens });
         return;
       }
       await this.clock.sleep(wait, signal);
     }
+  }
+
+  /**
+   * How long until `tokens` more fit in the last `spanMs` under `limit`: 0 when they fit, or when
+   * the span is empty (a request larger than the limit can only ever run alone).
+   */
+  private waitFor(now: number, spanMs: number, tokens: number, limit: number): number {
+    const inSpan = this.window.filter((e) => e.at > now - spanMs);
+    if (inSpan.length === 0) return 0;
+    let used = inSpan.reduce((sum, e) => sum + e.tokens, 0);
+    if (used + tokens <= limit) return 0;
+    // Wait until enough of the oldest entries have left the span.
+    for (const e of inSpan) {
+      used -= e.tokens;
+      if (used + tokens <= limit || used === 0) return e.at + spanMs - now;
+    }
+    return 0;
   }
 }

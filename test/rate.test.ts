@@ -8,7 +8,7 @@ function fakeClock(): Clock & { t: number } {
 }
 
 describe("rate limiter", () => {
-  it("spaces requests evenly at RPM/60 per second", async () => {
+  it("spaces requests evenly at RPM/60 per second, with 2% headroom", async () => {
     const clock = fakeClock();
     const limiter = new RateLimiter({ rpm: 120, tpm: 1e9 }, clock);
     const starts: number[] = [];
@@ -16,17 +16,28 @@ describe("rate limiter", () => {
       await limiter.acquire(10);
       starts.push(clock.t);
     }
-    expect(starts).toEqual([0, 500, 1000, 1500, 2000]);
+    expect(starts.map(Math.round)).toEqual([0, 510, 1020, 1530, 2040]);
   });
 
-  it("holds the tokens of the last minute under TPM", async () => {
+  it("holds the tokens of any second under TPM/60", async () => {
+    const clock = fakeClock();
+    const limiter = new RateLimiter({ rpm: 6000, tpm: 600_000 }, clock);
+    await limiter.acquire(4000);
+    await limiter.acquire(4000);
+    expect(Math.round(clock.t)).toBe(10);
+    await limiter.acquire(4000);
+    // 12,000 tokens would exceed 10,000 in one second: wait for the first to leave the window.
+    expect(clock.t).toBe(1050);
+  });
+
+  it("holds the tokens of the last minute under TPM, and runs requests above TPM/60 in a second of their own", async () => {
     const clock = fakeClock();
     const limiter = new RateLimiter({ rpm: 6000, tpm: 300_000 }, clock);
     await limiter.acquire(150_000);
     await limiter.acquire(150_000);
-    expect(clock.t).toBe(10);
+    expect(clock.t).toBe(1050);
     await limiter.acquire(150_000);
-    expect(clock.t).toBe(60_000);
+    expect(clock.t).toBe(60_050);
   });
 
   it("lets one request larger than the whole quota run alone", async () => {
@@ -35,7 +46,17 @@ describe("rate limiter", () => {
     await limiter.acquire(250_000);
     expect(clock.t).toBe(0);
     await limiter.acquire(1);
-    expect(clock.t).toBe(60_000);
+    expect(clock.t).toBe(60_050);
+  });
+
+  it("counts what a request really used once it is settled", async () => {
+    const clock = fakeClock();
+    const limiter = new RateLimiter({ rpm: 6000, tpm: 300_000 }, clock);
+    await limiter.acquire(200_000);
+    limiter.settle(200_000, 20_000);
+    clock.t += 2000;
+    await limiter.acquire(200_000);
+    expect(clock.t).toBe(2000);
   });
 
   it("refuses nonsense limits", () => {

@@ -1,4 +1,11 @@
-import { ChangeMessageVisibilityBatchCommand, DeleteMessageBatchCommand, ReceiveMessageCommand, type Message, type SQSClient } from "@aws-sdk/client-sqs";
+import {
+  ChangeMessageVisibilityBatchCommand,
+  DeleteMessageBatchCommand,
+  GetQueueAttributesCommand,
+  ReceiveMessageCommand,
+  type Message,
+  type SQSClient,
+} from "@aws-sdk/client-sqs";
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
 import type { InvocationContext } from "../handlers.ts";
 
@@ -44,6 +51,9 @@ export function toSqsRecord(m: Message, queueArn: string): SQSRecord {
  */
 export async function runPoller(o: PollerOptions): Promise<void> {
   const arn = o.queueArn ?? `arn:aws:sqs:us-east-1:000000000000:${o.queueUrl.split("/").pop()}`;
+  const visibilityS = Number(
+    (await o.sqs.send(new GetQueueAttributesCommand({ QueueUrl: o.queueUrl, AttributeNames: ["VisibilityTimeout"] }))).Attributes?.VisibilityTimeout ?? 30,
+  );
   while (!o.signal.aborted) {
     let messages: Message[];
     try {
@@ -76,12 +86,15 @@ export async function runPoller(o: PollerOptions): Promise<void> {
     const startedAt = Date.now();
     const context: InvocationContext = { getRemainingTimeInMillis: () => o.functionTimeoutMs - (Date.now() - startedAt) };
     let failed: Set<string>;
+    const heartbeat = keepInvisible(o, messages, visibilityS);
     try {
       const response = await o.handler({ Records: messages.map((m) => toSqsRecord(m, arn)) }, context);
       failed = new Set((response?.batchItemFailures ?? []).map((f) => f.itemIdentifier));
     } catch (e) {
       o.onError?.(e);
       failed = new Set(messages.map((m) => m.MessageId!));
+    } finally {
+      clearInterval(heartbeat);
     }
     const done = messages.filter((m) => !failed.has(m.MessageId!));
     if (done.length > 0) {
@@ -90,4 +103,25 @@ export async function runPoller(o: PollerOptions): Promise<void> {
       );
     }
   }
+}
+
+/**
+ * Locally the queue's visibility timeout is short, so a failed task comes back in seconds. On
+ * AWS a running task stays hidden because the visibility timeout is 6 x the function timeout;
+ * here the poller extends it while the handler runs, so a long model call (or one waiting for
+ * quota) is never delivered to a second worker. If the process dies, the task returns quickly.
+ */
+function keepInvisible(o: PollerOptions, messages: Message[], visibilityS: number): NodeJS.Timeout {
+  const timer = setInterval(() => {
+    o.sqs
+      .send(
+        new ChangeMessageVisibilityBatchCommand({
+          QueueUrl: o.queueUrl,
+          Entries: messages.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle!, VisibilityTimeout: visibilityS })),
+        }),
+      )
+      .catch((e: unknown) => o.onError?.(e));
+  }, Math.max(200, (visibilityS * 1000) / 2));
+  timer.unref();
+  return timer;
 }
