@@ -28,8 +28,8 @@ export const systemClock: Clock = {
     }),
 };
 
-/** Headroom against jitter between this clock and the provider's: 2% on spacing, 50 ms on windows. */
-const SPACING_MARGIN = 1.02;
+/** Headroom against jitter between this clock and the provider's: 4% on spacing, 50 ms on windows. */
+const SPACING_MARGIN = 1.04;
 const WINDOW_MARGIN_MS = 50;
 
 export class RateLimiter {

@@ -8,7 +8,7 @@ function fakeClock(): Clock & { t: number } {
 }
 
 describe("rate limiter", () => {
-  it("spaces requests evenly at RPM/60 per second, with 2% headroom", async () => {
+  it("spaces requests evenly at RPM/60 per second, with 4% headroom", async () => {
     const clock = fakeClock();
     const limiter = new RateLimiter({ rpm: 120, tpm: 1e9 }, clock);
     const starts: number[] = [];
@@ -16,7 +16,7 @@ describe("rate limiter", () => {
       await limiter.acquire(10);
       starts.push(clock.t);
     }
-    expect(starts.map(Math.round)).toEqual([0, 510, 1020, 1530, 2040]);
+    expect(starts.map(Math.round)).toEqual([0, 520, 1040, 1560, 2080]);
   });
 
   it("holds the tokens of any second under TPM/60", async () => {
