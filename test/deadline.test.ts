@@ -1,0 +1,73 @@
+import { ReceiveMessageCommand } from "@aws-sdk/client-sqs";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { keys, ObjectStore } from "../shared/aws/store.ts";
+import { getModel, loadCatalog } from "../shared/catalog.ts";
+import { createWorkerDeps } from "../shared/deps.ts";
+import { createWorkerHandler } from "../shared/handlers.ts";
+import { parseJobText } from "../shared/job/load.ts";
+import { s3Uri } from "../shared/job/record.ts";
+import { silentLog } from "../shared/log.ts";
+import { toSqsRecord } from "../shared/local/poller.ts";
+import { startLocalStack, type LocalStack } from "../shared/local/stack.ts";
+import type { ItemResult } from "../shared/manifest.ts";
+import { settings } from "../shared/settings.ts";
+import { startSimulator } from "../shared/sim/index.ts";
+import { submitJob } from "../shared/submit.ts";
+
+/** Lambda's clock: the output is sized to what can be decoded before the function is killed. */
+describe("the worker's deadline", () => {
+  let stack: LocalStack;
+  let sim: Awaited<ReturnType<typeof startSimulator>>;
+  let store: ObjectStore;
+  beforeAll(async () => {
+    stack = await startLocalStack({ visibilityTimeoutS: 30 });
+    sim = await startSimulator({ port: 0 });
+    store = new ObjectStore(stack.s3, stack.bucket);
+    await store.put("inputs/deadline/report.md", "# Report\n\n" + "Revenue rose in every segment. ".repeat(400), "text/markdown");
+  });
+  afterAll(async () => {
+    await sim?.stop();
+    await stack?.stop();
+  });
+
+  async function deliver(remainingMs: number) {
+    const spec = parseJobText("name: deadline\ndocuments:\n  - path: x\nprompt: Summarise.\nthinking: { enabled: true, budget: 8192 }\nmaxOutputTokens: 4096\n", "d.yaml");
+    const job = await submitJob(
+      { store, sqs: stack.sqs, queueUrl: stack.queueUrl, maxReceives: 3 },
+      { spec, model: getModel(loadCatalog(), "qwen3-max"), documents: [{ source: "report.md", uri: s3Uri(stack.bucket, "inputs/deadline/report.md") }], outputSchema: null },
+    );
+    const handler = createWorkerHandler(() =>
+      createWorkerDeps({ s3: stack.s3, catalog: loadCatalog(), log: silentLog, apiKey: "sk-test", baseURL: sim.baseURL }),
+    );
+    const { Messages } = await stack.sqs.send(new ReceiveMessageCommand({ QueueUrl: stack.queueUrl, MaxNumberOfMessages: 1, WaitTimeSeconds: 1, MessageSystemAttributeNames: ["All"] }));
+    const before = sim.calls.length;
+    const response = await handler({ Records: [toSqsRecord(Messages![0]!, "arn:aws:sqs:us-east-1:000000000000:longdoc-tasks")] }, { getRemainingTimeInMillis: () => remainingMs });
+    return { job, response, calls: sim.calls.slice(before) };
+  }
+
+  it("returns the task to the queue, without calling the model, when too little time is left", async () => {
+    const { job, response, calls } = await deliver(settings.deadlineMarginMs + 1_000);
+    expect(response.batchItemFailures).toHaveLength(1);
+    expect(calls).toHaveLength(0);
+    expect(await store.exists(keys.item(job.jobId, job.items[0]!.id, "result.json"))).toBe(false);
+    const attempt = await store.getJson<{ kind: string; message: string }>(keys.attempt(job.jobId, job.items[0]!.id, 1));
+    expect(attempt).toMatchObject({ kind: "deadline", message: expect.stringMatching(/only 1 s left before the worker's deadline/) });
+  });
+
+  it("cuts the thinking budget and the answer to what can be decoded in the time left", async () => {
+    // 15 s after the margin at an assumed 50 tokens/s: 750 tokens for reasoning and answer together.
+    const { job, response, calls } = await deliver(settings.deadlineMarginMs + 15_000);
+    expect(response.batchItemFailures).toHaveLength(0);
+    expect(calls).toHaveLength(1);
+    const call = calls[0]!;
+    // Half the affordable tokens go to thinking, half to the answer.
+    expect(call.reasoningTokens).toBeGreaterThan(0);
+    expect(call.reasoningTokens).toBeLessThanOrEqual(375);
+    expect(call.completionTokens).toBeLessThanOrEqual(750);
+    // With time to spare, the same task thinks longer: the cut above came from the deadline.
+    const roomy = await deliver(600_000);
+    expect(roomy.calls[0]!.reasoningTokens).toBeGreaterThan(375);
+    const result = await store.getJson<ItemResult>(keys.item(job.jobId, job.items[0]!.id, "result.json"));
+    expect(result).toMatchObject({ status: "succeeded", usage: { outputTokens: call.completionTokens } });
+  });
+});
