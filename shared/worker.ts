@@ -148,9 +148,9 @@ async function writeDocumentAnswers(store: ObjectStore, job: JobRecord, item: Jo
   const answers: { source: string; answer: string | null }[] = [];
   for (const [i, d] of item.documents.entries()) {
     const text = parts.get(i + 1);
-    const key = `items/${item.id}/answers/${i + 1}.md`;
-    if (text !== undefined) await store.put(`runs/${job.jobId}/${key}`, text, "text/markdown; charset=utf-8");
-    answers.push({ source: d.source, answer: text === undefined ? null : key });
+    const file = `answers/${i + 1}.md`;
+    if (text !== undefined) await store.put(keys.item(job.jobId, item.id, file), text, "text/markdown; charset=utf-8");
+    answers.push({ source: d.source, answer: text === undefined ? null : `items/${item.id}/${file}` });
   }
   const missing = answers.filter((a) => a.answer === null).map((a) => a.source);
   const error = missing.length ? `the packed answer has no <answer document="N"> section for: ${missing.join(", ")}` : null;
