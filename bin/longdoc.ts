@@ -1,11 +1,14 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from "commander";
+import { registerCancel } from "../cli/commands/cancel.ts";
 import { registerEstimate } from "../cli/commands/estimate.ts";
 import { registerExtract } from "../cli/commands/extract.ts";
 import { registerResults } from "../cli/commands/results.ts";
+import { registerRetry } from "../cli/commands/retry.ts";
 import { registerRun } from "../cli/commands/run.ts";
 import { registerSim } from "../cli/commands/sim.ts";
 import { registerStatus } from "../cli/commands/status.ts";
+import { registerSubmit } from "../cli/commands/submit.ts";
 import { registerValidate } from "../cli/commands/validate.ts";
 import { EXIT } from "../cli/exit.ts";
 
@@ -22,6 +25,9 @@ registerEstimate(program);
 registerSim(program);
 registerStatus(program);
 registerResults(program);
+registerSubmit(program);
+registerRetry(program);
+registerCancel(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -1,25 +1,23 @@
-import { createHash } from "node:crypto";
-import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { mkdir, readdir, rm, rmdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { GetQueueAttributesCommand } from "@aws-sdk/client-sqs";
 import { keys, ObjectStore } from "../aws/store.ts";
-import { getModel, loadCatalog } from "../catalog.ts";
+import { loadCatalog } from "../catalog.ts";
 import { readModelEndpoint } from "../config.ts";
+import { cancelJob, retryJob, skipOrphanedItems, type CancelOutcome, type RetryRecord } from "../control.ts";
 import { createWorkerDeps } from "../deps.ts";
+import { loadJobForSubmit, submitLoadedJob } from "../deployed.ts";
 import { LongdocError } from "../errors.ts";
 import { createDeadLetterHandler, createWorkerHandler } from "../handlers.ts";
-import { loadJobFile } from "../job/load.ts";
-import { s3Uri, type ItemDocument, type JobRecord } from "../job/record.ts";
-import { resolveLocalDocuments, resolveOutputSchema } from "../job/resolve.ts";
+import type { JobRecord } from "../job/record.ts";
 import type { Log } from "../log.ts";
 import { finishedItemIds, type Manifest } from "../manifest.ts";
 import type { ModelClient } from "../model/client.ts";
 import { settings } from "../settings.ts";
 import { startSimulator } from "../sim/index.ts";
-import { submitJob } from "../submit.ts";
 import { queueDepth } from "./inspect.ts";
 import { runPoller } from "./poller.ts";
-import { prepareSubmit } from "../presubmit.ts";
 import { startLocalStack, type LocalStack } from "./stack.ts";
 
 export interface Progress {
@@ -29,25 +27,29 @@ export interface Progress {
   elapsedMs: number;
 }
 
-export interface LocalRunOptions {
-  jobFile: string;
+/** What drives the workers of a local run. */
+interface WorkerOptions {
   /** Runs are mirrored to <outDir>/<jobId>/. */
   outDir: string;
   workers: number;
   env: Record<string, string | undefined>;
   log: Log;
-  /** Keep the emulator's state here (SQLite); in memory when unset. */
-  dataDir?: string;
-  /** An already running stack (tests); otherwise one is started and stopped. */
-  stack?: LocalStack;
   /** Use this model client instead of one built from the environment (tests inject faults here). */
   model?: ModelClient;
   /** In-delivery retries of transient model faults. */
   retry?: { retries: number; minTimeoutMs: number };
-  onSubmitted?: (job: JobRecord, ctx: { stack: LocalStack; baseURL: string }) => void | Promise<void>;
   onProgress?: (p: Progress) => void;
-  /** Give up (exit with what is there) after this long. */
+  /** Give up (return with what is there) after this long. */
   timeoutMs?: number;
+}
+
+export interface LocalRunOptions extends WorkerOptions {
+  jobFile: string;
+  /** Keep the emulator's state here (SQLite); in memory when unset. */
+  dataDir?: string;
+  /** An already running stack (tests); otherwise one is started and stopped. */
+  stack?: LocalStack;
+  onSubmitted?: (job: JobRecord, ctx: { stack: LocalStack; baseURL: string }) => void | Promise<void>;
 }
 
 export interface LocalRunResult {
@@ -57,47 +59,89 @@ export interface LocalRunResult {
   usedSimulator: boolean;
 }
 
+/** The model endpoint a local run's workers call: the real one when a key is set, else a simulator started for the run. */
+export interface LocalEndpoint {
+  apiKey: string;
+  baseURL: string;
+  usedSimulator: boolean;
+  stop(): Promise<void>;
+}
+
+/** Reads the endpoint from the environment; without DASHSCOPE_API_KEY, starts the Qwen simulator on a loopback port. */
+export async function openLocalEndpoint(env: Record<string, string | undefined>): Promise<LocalEndpoint> {
+  const endpoint = readModelEndpoint(env);
+  if (endpoint.apiKey) return { apiKey: endpoint.apiKey, baseURL: endpoint.baseURL!, usedSimulator: false, stop: async () => {} };
+  const sim = await startSimulator({ port: 0 });
+  return { apiKey: "sk-local-simulator", baseURL: sim.baseURL, usedSimulator: true, stop: () => sim.stop() };
+}
+
 /**
  * A job run end to end on this machine: the embedded SQS/S3 emulator, the same submit and worker
  * code as on AWS, a poller standing in for Lambda, and the Qwen simulator unless a key is set.
+ * It is the two phases below: submit, then drive.
  */
 export async function runLocalJob(o: LocalRunOptions): Promise<LocalRunResult> {
-  const spec = await loadJobFile(o.jobFile);
-  const catalog = loadCatalog(o.env.LONGDOC_CATALOG);
-  const model = getModel(catalog, spec.model);
-  const endpoint = readModelEndpoint(o.env);
-  const localDocs = await resolveLocalDocuments(spec, o.jobFile);
-  if (spec.documents.some((d) => "s3" in d)) {
+  const loaded = await loadJobForSubmit(o.jobFile, o.env);
+  if (loaded.spec.documents.some((d) => "s3" in d)) {
     throw new LongdocError("usage", `${o.jobFile}: s3 document sources need a deployed stack (use 'longdoc submit'); local runs read path: sources`);
   }
-  const outputSchema = await resolveOutputSchema(spec, o.jobFile);
+  readModelEndpoint(o.env); // a bad key or URL is reported before anything starts
 
   const stack = o.stack ?? (await startLocalStack({ dataDir: o.dataDir }));
-  const sim = endpoint.apiKey ? undefined : await startSimulator({ port: 0 });
-  const baseURL = sim ? sim.baseURL : endpoint.baseURL!;
+  let endpoint: LocalEndpoint | undefined;
+  try {
+    endpoint = await openLocalEndpoint(o.env);
+    const job = await submitLoadedJob({ s3: stack.s3, sqs: stack.sqs, bucket: stack.bucket, queueUrl: stack.queueUrl, maxReceives: stack.maxReceives }, loaded);
+    await o.onSubmitted?.(job, { stack, baseURL: endpoint.baseURL });
+    const driven = await driveLocalRun({ ...o, stack, job, endpoint });
+    return { job, ...driven };
+  } finally {
+    await endpoint?.stop();
+    if (!o.stack) await stack.stop();
+  }
+}
+
+export interface DriveOptions extends WorkerOptions {
+  stack: LocalStack;
+  /** The job to wait for; the pollers take any task off the queue (an earlier run's too). */
+  job: JobRecord;
+  /** The model endpoint; opened from `env` (and closed) when unset. */
+  endpoint?: Omit<LocalEndpoint, "stop">;
+  /**
+   * Called when both queues stayed empty for a while and the job is still not finished: no task
+   * will come for its remaining items (they were lost with an interrupted run). Cancel uses it to
+   * record them skipped; without it the run waits (up to `timeoutMs`).
+   */
+  whenQueuesEmpty?: () => Promise<void>;
+}
+
+export interface DriveResult {
+  manifest: Manifest;
+  outDir: string;
+  usedSimulator: boolean;
+}
+
+/** How long both queues must stay empty, with the job unfinished, before `whenQueuesEmpty`. */
+const IDLE_MS = 1500;
+
+/**
+ * Runs the workers (a Lambda-style poller per worker on the task queue, one on the DLQ) until
+ * the job's manifest is no longer `running`, drains what is left in the queue (a duplicate
+ * delivery, an earlier run's tasks) for a short while, then mirrors the run to <outDir>/<jobId>/.
+ */
+export async function driveLocalRun(o: DriveOptions): Promise<DriveResult> {
+  const { stack, job } = o;
+  const opened = o.endpoint ? undefined : await openLocalEndpoint(o.env);
+  const endpoint = o.endpoint ?? opened!;
   const abort = new AbortController();
   try {
     const store = new ObjectStore(stack.s3, stack.bucket);
-    const documents: ItemDocument[] = [];
-    for (const d of localDocs) {
-      const bytes = await readFile(d.absolutePath);
-      const key = `inputs/${createHash("sha256").update(bytes).digest("hex").slice(0, 16)}/${path.basename(d.absolutePath)}`;
-      await store.put(key, bytes, "application/octet-stream");
-      documents.push({ source: d.source, uri: s3Uri(stack.bucket, key) });
-    }
-    const { packs } = await prepareSubmit(stack.s3, spec, model, documents);
-    const job = await submitJob(
-      { store, sqs: stack.sqs, queueUrl: stack.queueUrl, maxReceives: stack.maxReceives },
-      { spec, model, documents, outputSchema, packs },
-    );
-    await o.onSubmitted?.(job, { stack, baseURL });
-
     const deps = createWorkerDeps({
       s3: stack.s3,
-      catalog,
+      catalog: loadCatalog(o.env.LONGDOC_CATALOG),
       log: o.log,
-      apiKey: endpoint.apiKey ?? "sk-local-simulator",
-      baseURL,
+      apiKey: endpoint.apiKey,
+      baseURL: endpoint.baseURL,
       model: o.model,
       retry: o.retry,
     });
@@ -116,16 +160,27 @@ export async function runLocalJob(o: LocalRunOptions): Promise<LocalRunResult> {
     const startedAt = Date.now();
     let manifest: Manifest | undefined;
     let drainUntil: number | undefined;
+    let idleSince: number | undefined;
     for (;;) {
       const finished = (await finishedItemIds(store, job.jobId)).size;
       o.onProgress?.({ jobId: job.jobId, total: job.items.length, finished, elapsedMs: Date.now() - startedAt });
+      let final = false;
       if (finished === job.items.length) {
         manifest = await store.getJson<Manifest>(keys.manifest(job.jobId));
         // Drain what is still queued (a duplicate delivery, tasks of an earlier interrupted run)
         // so nothing is left behind, but never wait long for it.
         if (manifest && manifest.status !== "running") {
+          final = true;
           drainUntil ??= Date.now() + 3 * stack.visibilityTimeoutS * 1000;
           if ((await queueDepth(stack)) === 0 || Date.now() > drainUntil) break;
+        }
+      }
+      if (!final && o.whenQueuesEmpty) {
+        const empty = (await queueDepth(stack)) === 0 && (await queueDepth({ sqs: stack.sqs, queueUrl: stack.dlqUrl })) === 0;
+        idleSince = empty ? (idleSince ?? Date.now()) : undefined;
+        if (idleSince !== undefined && Date.now() - idleSince >= IDLE_MS) {
+          await o.whenQueuesEmpty();
+          idleSince = undefined;
         }
       }
       if (o.timeoutMs !== undefined && Date.now() - startedAt > o.timeoutMs) {
@@ -137,22 +192,147 @@ export async function runLocalJob(o: LocalRunOptions): Promise<LocalRunResult> {
     abort.abort();
     await Promise.allSettled(pollers);
     const dir = await mirrorRun(store, job.jobId, o.outDir);
-    return { job, manifest: manifest!, outDir: dir, usedSimulator: sim !== undefined };
+    return { manifest: manifest!, outDir: dir, usedSimulator: endpoint.usedSimulator };
   } finally {
     abort.abort();
-    await sim?.stop();
+    await opened?.stop();
+  }
+}
+
+/**
+ * Starts the emulator on a local state that `longdoc run` left (`--state`); a clear input error,
+ * without creating anything, when the folder holds no state.
+ */
+export async function openLocalStack(dataDir: string): Promise<LocalStack> {
+  if (!existsSync(path.join(dataDir, "fauxqs.db"))) {
+    throw new LongdocError(
+      "job_invalid",
+      `no local runs in '${dataDir}' (no emulator state there): run a job with 'longdoc run' first, or pass --state with the directory it used`,
+    );
+  }
+  return startLocalStack({ dataDir });
+}
+
+/** Errors that name the emulator's bucket name the local state folder instead, as `status` does. */
+function inLocalState(e: unknown, stack: LocalStack, dataDir: string | undefined): unknown {
+  if (!LongdocError.is(e) || dataDir === undefined) return e;
+  const label = `s3://${stack.bucket}`;
+  return e.message.includes(label) ? new LongdocError(e.code, e.message.replace(label, `the local state '${dataDir}'`), { cause: e }) : e;
+}
+
+export interface LocalControlOptions extends WorkerOptions {
+  jobId: string;
+  /** The local state `longdoc run` kept (`--state`). */
+  dataDir?: string;
+  /** An already running stack (tests). */
+  stack?: LocalStack;
+}
+
+export type LocalRetryResult =
+  | { requeued: false; job: JobRecord; manifest: Manifest }
+  | { requeued: true; job: JobRecord; record: RetryRecord; manifest: Manifest; outDir: string; usedSimulator: boolean };
+
+/**
+ * `longdoc retry` on a local run: re-queues the failed and skipped items (control.ts `retryJob`)
+ * and drives the workers to the end of the run as `run` does. `onRequeued` runs before the workers start.
+ */
+export async function retryLocalJob(o: LocalControlOptions & { onRequeued?: (record: RetryRecord, job: JobRecord) => void }): Promise<LocalRetryResult> {
+  readModelEndpoint(o.env);
+  const dataDir = o.dataDir ?? ".longdoc/state";
+  const stack = o.stack ?? (await openLocalStack(dataDir));
+  try {
+    const store = new ObjectStore(stack.s3, stack.bucket);
+    const out = await retryJob({ store, sqs: stack.sqs, queueUrl: stack.queueUrl }, o.jobId).catch((e: unknown) => {
+      throw inLocalState(e, stack, o.stack ? undefined : dataDir);
+    });
+    if (!out.requeued) return out;
+    o.onRequeued?.(out.record, out.job);
+    const driven = await driveLocalRun({ ...o, stack, job: out.job });
+    return { requeued: true, job: out.job, record: out.record, ...driven };
+  } finally {
     if (!o.stack) await stack.stop();
   }
 }
 
-/** Copies runs/<jobId>/ from the bucket to <outDir>/<jobId>/, keeping the layout. */
+export type LocalCancelResult =
+  | { state: "finished"; job: JobRecord; manifest: Manifest }
+  | { state: "cancelled"; job: JobRecord; pending: string[]; alreadyCancelled: boolean; manifest: Manifest; outDir: string; orphans: string[] };
+
+/** Cancel never calls the model: the workers skip every task of a cancelled job before that. */
+const noModel: ModelClient = {
+  chat: () => Promise.reject(new LongdocError("internal", "longdoc cancel drains the queue without calling the model")),
+};
+
+/**
+ * `longdoc cancel` on a local run: writes the cancel marker, then runs the workers until every
+ * queued item of the job ended `skipped` (kind `cancelled`) and the manifest is final. Items
+ * whose task is gone (an interrupted run lost it) are recorded skipped once both queues are empty.
+ */
+export async function cancelLocalJob(o: LocalControlOptions & { onMarked?: (c: Extract<CancelOutcome, { state: "cancelling" }>) => void }): Promise<LocalCancelResult> {
+  const dataDir = o.dataDir ?? ".longdoc/state";
+  const stack = o.stack ?? (await openLocalStack(dataDir));
+  try {
+    const store = new ObjectStore(stack.s3, stack.bucket);
+    const c = await cancelJob({ store }, o.jobId).catch((e: unknown) => {
+      throw inLocalState(e, stack, o.stack ? undefined : dataDir);
+    });
+    if (c.state === "finished") return c;
+    o.onMarked?.(c);
+    const orphans: string[] = [];
+    const driven = await driveLocalRun({
+      ...o,
+      stack,
+      job: c.job,
+      model: noModel,
+      endpoint: { apiKey: "unused", baseURL: "http://127.0.0.1:9/unused", usedSimulator: false },
+      whenQueuesEmpty: async () => {
+        orphans.push(...(await skipOrphanedItems(store, c.job)));
+      },
+    });
+    return { state: "cancelled", job: c.job, pending: c.pending, alreadyCancelled: c.alreadyCancelled, manifest: driven.manifest, outDir: driven.outDir, orphans };
+  } finally {
+    if (!o.stack) await stack.stop();
+  }
+}
+
+/**
+ * Copies runs/<jobId>/ from the bucket to <outDir>/<jobId>/, keeping the layout. Files of an
+ * earlier copy that the run no longer has (under items/, and the halt and cancel markers, which
+ * a retry moves) are removed, so the copy matches the run; other files there are left alone.
+ */
 export async function mirrorRun(store: ObjectStore, jobId: string, outDir: string): Promise<string> {
   const prefix = `runs/${jobId}/`;
   const target = path.resolve(outDir, jobId);
+  const wanted = new Set<string>();
   for (const key of await store.listKeys(prefix)) {
     const file = path.join(target, key.slice(prefix.length));
+    wanted.add(file);
     await mkdir(path.dirname(file), { recursive: true });
     await writeFile(file, (await store.getBytes(key)) ?? new Uint8Array());
   }
+  for (const marker of ["halt.json", "cancel.json"]) {
+    const file = path.join(target, marker);
+    if (!wanted.has(file)) await rm(file, { force: true });
+  }
+  await pruneStale(path.join(target, "items"), wanted);
   return target;
+}
+
+/** Removes files under `dir` not in `wanted`, then the folders that became empty. */
+async function pruneStale(dir: string, wanted: Set<string>): Promise<void> {
+  let entries;
+  try {
+    entries = await readdir(dir, { withFileTypes: true });
+  } catch {
+    return;
+  }
+  for (const e of entries) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) {
+      await pruneStale(p, wanted);
+      if ((await readdir(p)).length === 0) await rmdir(p);
+    } else if (!wanted.has(p)) {
+      await rm(p, { force: true });
+    }
+  }
 }

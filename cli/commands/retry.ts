@@ -1,0 +1,101 @@
+import type { Command } from "commander";
+import cliProgress from "cli-progress";
+import { ObjectStore } from "../../shared/aws/store.ts";
+import { retryJob, type RetryRecord } from "../../shared/control.ts";
+import { readStackCoordinates, stackClients } from "../../shared/deployed.ts";
+import { retryLocalJob } from "../../shared/local/run.ts";
+import { createLog } from "../../shared/log.ts";
+import { summary, type Manifest } from "../../shared/manifest.ts";
+import { settings } from "../../shared/settings.ts";
+import { EXIT, fail, positiveInt } from "../exit.ts";
+import { renderSummary } from "./run.ts";
+
+interface RetryFlags {
+  out: string;
+  workers: number;
+  json?: boolean;
+  state: string;
+  deployed?: boolean;
+}
+
+export function registerRetry(program: Command): void {
+  program
+    .command("retry")
+    .description("re-queue the items of a finished run that failed or were skipped, and run them again (a local run, or --deployed)")
+    .argument("<jobId>", "the job id `longdoc run` or `longdoc submit` printed")
+    .option("--out <dir>", "mirror the run to <dir>/<jobId>/", "out")
+    .option("--workers <n>", "concurrent local workers", positiveInt("--workers"), settings.local.workers)
+    .option("--state <dir>", "where the emulator keeps its state", ".longdoc/state")
+    .option("--deployed", "re-queue on the deployed stack (.sst/outputs.json or LONGDOC_BUCKET/LONGDOC_QUEUE_URL); its workers run them")
+    .option("--json", "print the run summary as JSON on the last line")
+    .action(async (jobId: string, flags: RetryFlags) => {
+      if (flags.deployed) return retryDeployed(jobId, flags);
+      const bar = new cliProgress.SingleBar(
+        { format: "{jobId} [{bar}] {value}/{total} items | {duration}s", stream: process.stderr, noTTYOutput: true, notTTYSchedule: 5000, hideCursor: true },
+        cliProgress.Presets.shades_classic,
+      );
+      let started = false;
+      try {
+        const out = await retryLocalJob({
+          jobId,
+          dataDir: flags.state,
+          outDir: flags.out,
+          workers: flags.workers,
+          env: process.env,
+          log: createLog({ level: process.env.LONGDOC_LOG ?? "error" }),
+          onRequeued: (record, job) => {
+            process.stderr.write(describeRound(record));
+            bar.start(job.items.length, job.items.length - record.items.length, { jobId: job.jobId });
+            started = true;
+          },
+          onProgress: (p) => bar.update(p.finished),
+        });
+        if (started) bar.stop();
+        if (!out.requeued) return nothingToRetry(out.manifest, flags.json);
+        if (out.usedSimulator) process.stderr.write("note: answers come from the local simulator (set DASHSCOPE_API_KEY to call Qwen3-Max)\n");
+        process.stdout.write(renderSummary(out.manifest) + `\nrun written to ${out.outDir}\n`);
+        if (flags.json) process.stdout.write(JSON.stringify(summary(out.manifest)) + "\n");
+        process.exitCode = out.manifest.status === "succeeded" ? EXIT.ok : EXIT.itemsFailed;
+      } catch (e) {
+        if (started) bar.stop();
+        fail(e);
+      }
+    });
+}
+
+/** What a retry round re-queued and which markers it removed, one line each. */
+function describeRound(r: RetryRecord): string {
+  const lines = [`job ${r.jobId}: retry ${r.round}: re-queued ${r.items.length} item(s); earlier results moved to items/<id>/previous/${r.round}/ (record: retries/${r.round}.json)`];
+  for (const i of r.items) lines.push(`  ${i.id}: was ${i.status} after ${i.attempts} attempt(s)${i.error ? ` (${i.error.kind})` : ""}`);
+  const reason = (m: unknown) => (m && typeof m === "object" && typeof (m as { reason?: unknown }).reason === "string" ? `: ${(m as { reason: string }).reason}` : "");
+  if (r.removed.halt !== undefined) lines.push(`removed the halt marker (the job had been halted${reason(r.removed.halt)})`);
+  if (r.removed.cancel !== undefined) lines.push("removed the cancel marker (the job had been cancelled)");
+  return lines.join("\n") + "\n";
+}
+
+function nothingToRetry(m: Manifest, json?: boolean): void {
+  process.stdout.write(`nothing to retry: all ${m.counts.total} item(s) of job ${m.jobId} succeeded\n`);
+  if (json) process.stdout.write(JSON.stringify(summary(m)) + "\n");
+  process.exitCode = EXIT.ok;
+}
+
+async function retryDeployed(jobId: string, flags: RetryFlags): Promise<void> {
+  let close = () => {};
+  try {
+    const coords = readStackCoordinates(process.env);
+    const { s3, sqs } = stackClients(coords, process.env);
+    close = () => {
+      s3.destroy();
+      sqs.destroy();
+    };
+    const out = await retryJob({ store: new ObjectStore(s3, coords.bucket), sqs, queueUrl: coords.queueUrl }, jobId);
+    if (!out.requeued) return nothingToRetry(out.manifest, flags.json);
+    process.stdout.write(describeRound(out.record) + `the deployed workers take them from ${coords.queueUrl}; follow the run in s3://${coords.bucket}/runs/${jobId}/manifest.json\n`);
+    if (flags.json) process.stdout.write(JSON.stringify(summary(out.manifest)) + "\n");
+    process.exitCode = EXIT.ok;
+  } catch (e) {
+    fail(e);
+  } finally {
+    close();
+  }
+}

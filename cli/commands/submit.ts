@@ -1,0 +1,36 @@
+import type { Command } from "commander";
+import { submitToDeployed } from "../../shared/deployed.ts";
+import { EXIT, fail } from "../exit.ts";
+
+export function registerSubmit(program: Command): void {
+  program
+    .command("submit")
+    .description("submit a job to the deployed stack: uploads its path: documents, lists its s3: sources, queues one task per item")
+    .argument("<job.yaml>", "the job file")
+    .option("--json", "print {jobId, bucket, queueUrl, items, ...} as JSON on the last line")
+    .action(async (jobFile: string, flags: { json?: boolean }) => {
+      try {
+        const { job, coords, uploaded, listed } = await submitToDeployed(jobFile, process.env);
+        const run = `s3://${coords.bucket}/runs/${job.jobId}/`;
+        process.stdout.write(
+          [
+            `submitted job ${job.jobId}: ${job.items.length} item(s), model ${job.model}`,
+            `  documents: ${uploaded} uploaded to s3://${coords.bucket}/inputs/, ${listed} listed from s3: sources`,
+            `  run:       ${run} (bucket from ${coords.from.bucket})`,
+            `  queue:     ${coords.queueUrl} (from ${coords.from.queueUrl})`,
+            `follow it:   aws s3 cp ${run}manifest.json - (status is "running" until every item has a result)`,
+            `results:     aws s3 cp --recursive ${run} out/${job.jobId}/`,
+            `cancel it:   npx longdoc cancel ${job.jobId} --deployed`,
+          ].join("\n") + "\n",
+        );
+        if (flags.json) {
+          process.stdout.write(
+            JSON.stringify({ jobId: job.jobId, job: job.name, model: job.model, bucket: coords.bucket, queueUrl: coords.queueUrl, items: job.items.length, uploaded, listed }) + "\n",
+          );
+        }
+        process.exitCode = EXIT.ok;
+      } catch (e) {
+        fail(e);
+      }
+    });
+}
