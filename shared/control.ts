@@ -4,8 +4,7 @@ import { sendTasks, type TaskMessage } from "./aws/queue.ts";
 import { keys, type ObjectStore } from "./aws/store.ts";
 import { LongdocError } from "./errors.ts";
 import type { JobRecord } from "./job/record.ts";
-import { buildManifest, finishedItemIds, writeManifestIfDone, type ItemResult, type ItemStatus, type Manifest } from "./manifest.ts";
-import { zeroUsage } from "./model/client.ts";
+import { buildManifest, currentManifest, finishedItemIds, inBatches, readResults, resultWithoutCall, writeManifestIfDone, type ItemResult, type ItemStatus, type Manifest } from "./manifest.ts";
 import { readJob } from "./status.ts";
 
 /**
@@ -46,25 +45,6 @@ export type RetryOutcome =
 
 export const retryKey = (jobId: string, round: number) => `runs/${jobId}/retries/${round}.json`;
 export const previousPrefix = (jobId: string, itemId: string, round: number) => keys.item(jobId, itemId, `previous/${round}/`);
-
-/** Every item result that exists, by item id. */
-export async function readResults(store: ObjectStore, job: JobRecord): Promise<Map<string, ItemResult>> {
-  const finished = await finishedItemIds(store, job.jobId);
-  const results = new Map<string, ItemResult>();
-  const ids = job.items.map((i) => i.id).filter((id) => finished.has(id));
-  await inBatches(ids, 16, async (id) => {
-    const r = await store.getJson<ItemResult>(keys.item(job.jobId, id, "result.json"));
-    if (r) results.set(id, r);
-  });
-  return results;
-}
-
-/** The job's manifest as its results and markers say now (what writeManifestIfDone would write). */
-export async function currentManifest(store: ObjectStore, job: JobRecord, results?: Map<string, ItemResult>): Promise<Manifest> {
-  const r = results ?? (await readResults(store, job));
-  const [halted, cancelled] = await Promise.all([store.exists(keys.halt(job.jobId)), store.exists(keys.cancel(job.jobId))]);
-  return buildManifest(job, r, { halted, cancelled });
-}
 
 /**
  * Re-queues the items of a finished run that ended `failed` or `skipped`:
@@ -183,31 +163,14 @@ export async function skipOrphanedItems(store: ObjectStore, job: JobRecord, now:
   const orphans = job.items.filter((i) => !finished.has(i.id));
   const at = now().toISOString();
   await inBatches(orphans, 16, async (item) => {
-    const result: ItemResult = {
-      version: 1,
-      id: item.id,
+    const result = resultWithoutCall(job, item.id, {
       status: "skipped",
       attempts: 0,
-      documents: item.documents.map((d) => ({ source: d.source })),
       error: { kind: "cancelled", message: "the job was cancelled; no task for this item was left in the queue" },
-      usage: zeroUsage(),
-      costUsd: 0,
-      tier: null,
-      model: job.model,
-      finishReason: null,
-      requestId: null,
-      answer: null,
-      reasoning: null,
-      startedAt: at,
-      finishedAt: at,
-      durationMs: 0,
-    };
+      at,
+    });
     await store.putJsonIfAbsent(keys.item(job.jobId, item.id, "result.json"), result);
   });
   await writeManifestIfDone(store, job);
   return orphans.map((i) => i.id);
-}
-
-async function inBatches<T>(list: T[], size: number, fn: (x: T) => Promise<unknown>): Promise<void> {
-  for (let i = 0; i < list.length; i += size) await Promise.all(list.slice(i, i + size).map(fn));
 }

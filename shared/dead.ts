@@ -4,8 +4,7 @@ import { keys, ObjectStore } from "./aws/store.ts";
 import type { ErrorCode } from "./errors.ts";
 import type { JobRecord } from "./job/record.ts";
 import type { Log } from "./log.ts";
-import { writeManifestIfDone, type ItemResult } from "./manifest.ts";
-import { zeroUsage } from "./model/client.ts";
+import { resultWithoutCall, writeManifestIfDone } from "./manifest.ts";
 
 export interface DeadTaskDeps {
   s3: S3Client;
@@ -30,30 +29,15 @@ export async function recordDeadTask(deps: DeadTaskDeps, task: TaskMessage, _dlq
     const attemptKeys = await store.listKeys(keys.item(task.jobId, task.itemId, "attempts/"));
     const numbers = attemptKeys.map((k) => Number(/(\d+)\.json$/.exec(k)?.[1] ?? 0));
     const last = numbers.length ? await store.getJson<{ kind: ErrorCode; message: string }>(keys.attempt(task.jobId, task.itemId, Math.max(...numbers))) : undefined;
-    const item = job.items.find((i) => i.id === task.itemId);
-    const at = new Date((deps.now ?? Date.now)()).toISOString();
-    const result: ItemResult = {
-      version: 1,
-      id: task.itemId,
+    const result = resultWithoutCall(job, task.itemId, {
       status: "failed",
       attempts: Math.max(job.maxReceives, ...numbers),
-      documents: (item?.documents ?? []).map((d) => ({ source: d.source })),
       error: {
         kind: "worker_crashed",
         message: `no result after ${job.maxReceives} deliveries; the worker died or timed out` + (last ? `; last error: ${last.kind}: ${last.message}` : ""),
       },
-      usage: zeroUsage(),
-      costUsd: 0,
-      tier: null,
-      model: job.model,
-      finishReason: null,
-      requestId: null,
-      answer: null,
-      reasoning: null,
-      startedAt: at,
-      finishedAt: at,
-      durationMs: 0,
-    };
+      at: new Date((deps.now ?? Date.now)()).toISOString(),
+    });
     await store.putJsonIfAbsent(resultKey, result);
   }
   await writeManifestIfDone(store, job);

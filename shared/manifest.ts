@@ -64,6 +64,34 @@ export interface Manifest {
 
 const round6 = (n: number) => Math.round(n * 1e6) / 1e6;
 
+/** The result of an item that ended without a model call: skipped, or failed before one was made. */
+export function resultWithoutCall(
+  job: JobRecord,
+  itemId: string,
+  o: { status: ItemStatus; attempts: number; error: { kind: ErrorCode; message: string }; at: string },
+): ItemResult {
+  const item = job.items.find((i) => i.id === itemId);
+  return {
+    version: 1,
+    id: itemId,
+    status: o.status,
+    attempts: o.attempts,
+    documents: (item?.documents ?? []).map((d) => ({ source: d.source })),
+    error: o.error,
+    usage: zeroUsage(),
+    costUsd: 0,
+    tier: null,
+    model: job.model,
+    finishReason: null,
+    requestId: null,
+    answer: null,
+    reasoning: null,
+    startedAt: o.at,
+    finishedAt: o.at,
+    durationMs: 0,
+  };
+}
+
 /**
  * The manifest is a pure function of the job record and the item results, so any worker can
  * rebuild it and every rebuild agrees: no read-modify-write of a shared counter.
@@ -141,15 +169,33 @@ export async function finishedItemIds(store: ObjectStore, jobId: string): Promis
 export async function writeManifestIfDone(store: ObjectStore, job: JobRecord): Promise<Manifest | null> {
   const finished = await finishedItemIds(store, job.jobId);
   if (job.items.some((item) => !finished.has(item.id))) return null;
-  const results = new Map<string, ItemResult>();
-  await Promise.all(
-    job.items.map(async (item) => {
-      const r = await store.getJson<ItemResult>(keys.item(job.jobId, item.id, "result.json"));
-      if (r) results.set(item.id, r);
-    }),
-  );
-  const [halted, cancelled] = await Promise.all([store.exists(keys.halt(job.jobId)), store.exists(keys.cancel(job.jobId))]);
-  const manifest = buildManifest(job, results, { halted, cancelled });
+  const manifest = await currentManifest(store, job, await readResults(store, job, finished));
   await store.putJson(keys.manifest(job.jobId), manifest);
   return manifest;
+}
+
+/** The job's manifest as its results and halt/cancel markers say now. */
+export async function currentManifest(store: ObjectStore, job: JobRecord, results?: Map<string, ItemResult>): Promise<Manifest> {
+  const r = results ?? (await readResults(store, job));
+  const [halted, cancelled] = await Promise.all([store.exists(keys.halt(job.jobId)), store.exists(keys.cancel(job.jobId))]);
+  return buildManifest(job, r, { halted, cancelled });
+}
+
+/** The results of the job's finished items (sixteen reads at a time: jobs hold thousands of items). */
+export async function readResults(store: ObjectStore, job: JobRecord, finished?: Set<string>): Promise<Map<string, ItemResult>> {
+  const done = finished ?? (await finishedItemIds(store, job.jobId));
+  const results = new Map<string, ItemResult>();
+  await inBatches(
+    job.items.filter((i) => done.has(i.id)),
+    16,
+    async (item) => {
+      const r = await store.getJson<ItemResult>(keys.item(job.jobId, item.id, "result.json"));
+      if (r) results.set(item.id, r);
+    },
+  );
+  return results;
+}
+
+export async function inBatches<T>(list: T[], size: number, fn: (x: T) => Promise<unknown>): Promise<void> {
+  for (let i = 0; i < list.length; i += size) await Promise.all(list.slice(i, i + size).map(fn));
 }

@@ -28,9 +28,9 @@ export const systemClock: Clock = {
     }),
 };
 
-/** Headroom against jitter between this clock and the provider's: 4% on spacing, 50 ms on windows. */
+/** Headroom against jitter between this clock and the provider's: 4% on spacing, 150 ms on windows. */
 const SPACING_MARGIN = 1.04;
-const WINDOW_MARGIN_MS = 50;
+const WINDOW_MARGIN_MS = 150;
 
 export class RateLimiter {
   readonly rpm: number;

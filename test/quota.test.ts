@@ -31,7 +31,7 @@ describe("the quota is the speed limit", () => {
     const before = sim.calls.length;
     const run = await runLocalJob({ jobFile, outDir: path.join(dir, "out"), workers: 5, env: { DASHSCOPE_API_KEY: "sk-test", QWEN_BASE_URL: sim.baseURL }, log: silentLog, stack });
     const calls = sim.calls.slice(before);
-    expect(calls.map((c) => c.status)).toEqual([200, 200, 200, 200, 200]);
+    expect(calls.map((c) => `${c.status} ${c.errorCode ?? ""}`.trim())).toEqual(["200", "200", "200", "200", "200"]);
     expect(calls.every((c) => c.promptTokens > 1000)).toBe(true);
     expect(run.manifest.items.every((i) => i.status === "succeeded" && i.attempts === 1)).toBe(true);
   });
