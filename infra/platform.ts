@@ -45,6 +45,8 @@ export interface FunctionArgs {
   environment?: Record<string, Input<string>>;
   permissions?: FunctionPermission[];
   copyFiles?: { from: string; to?: string }[];
+  /** `install`: packages shipped in the function's node_modules/ instead of bundled (aws/function.ts). */
+  nodejs?: { install?: string[] };
 }
 
 export interface LambdaFunction {

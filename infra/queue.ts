@@ -11,6 +11,12 @@ export const DLQ_HANDLER = "functions/dlq.handler";
 export const RUNTIME = "nodejs24.x";
 
 /**
+ * Shipped as packages, not bundled: pdf.js reads its CMaps (CJK fonts) and standard fonts from
+ * its own package folder at run time (shared/documents/pdf.ts), which a bundle would not have.
+ */
+export const INSTALLED_PACKAGES = ["pdfjs-dist"];
+
+/**
  * Refuses settings AWS would reject or that break delivery, before anything is created:
  * Lambda allows 1-900 s; SQS allows a 0-43200 s visibility timeout and 1-1000 receives; the
  * SQS scaling config takes 2-1000; more than 10 records per batch needs a batching window,
@@ -75,6 +81,7 @@ export function createQueues(d: QueueDeps, s: Limits = settings): { tasks: Queue
       link: [d.runs, d.apiKey, tasks],
       environment: d.environment,
       permissions: d.permissions,
+      nodejs: { install: INSTALLED_PACKAGES },
     },
     {
       batch: { size: s.workerBatchSize, partialResponses: true },

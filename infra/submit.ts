@@ -1,6 +1,6 @@
 import { settings } from "../shared/settings.ts";
 import type { Bucket, FunctionPermission, LambdaFunction, Queue, Sst } from "./platform.ts";
-import { RUNTIME, type Limits } from "./queue.ts";
+import { INSTALLED_PACKAGES, RUNTIME, type Limits } from "./queue.ts";
 
 declare const sst: Sst;
 
@@ -26,5 +26,7 @@ export function createSubmit(d: SubmitDeps, s: Limits = settings): LambdaFunctio
     link: [d.runs, d.tasks],
     permissions: d.permissions,
     copyFiles: [{ from: "jobs", to: "jobs" }],
+    // Submit reads documents too (packing, the cost cap).
+    nodejs: { install: INSTALLED_PACKAGES },
   });
 }

@@ -219,6 +219,8 @@ describe("queue, worker and dead letters", () => {
     expect(link).toContain(fake.get("Bucket", "Runs").self);
     expect(link).toContain(tasks.self);
     expect(worker.fn.runtime).toBe("nodejs24.x");
+    // pdf.js needs its CMaps and fonts as files at run time: shipped as a package, not bundled.
+    expect(worker.fn.nodejs).toEqual({ install: ["pdfjs-dist"] });
     expect(worker.fn.memory).toBe(`${settings.workerMemoryMb} MB`);
   });
 
@@ -275,6 +277,7 @@ describe("submit, schedules and uploads", () => {
     expect(fake.all("Function")).toHaveLength(1);
     expect(submit.args.handler).toBe(SUBMIT_HANDLER);
     expect(submit.args.copyFiles).toEqual([{ from: "jobs", to: "jobs" }]);
+    expect(submit.args.nodejs).toEqual({ install: ["pdfjs-dist"] });
     expect(submit.args.link).toEqual([fake.get("Bucket", "Runs").self, fake.get("Queue", "Tasks").self]);
     expect(submit.args.runtime).toBe("nodejs24.x");
     expect(seconds(submit.args.timeout)).toBe(settings.submitTimeoutS);

@@ -1,0 +1,101 @@
+import { execFile } from "node:child_process";
+import { mkdir } from "node:fs/promises";
+import path from "node:path";
+import { promisify } from "node:util";
+import { build } from "esbuild";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { keys, ObjectStore } from "../shared/aws/store.ts";
+import { getModel, loadCatalog } from "../shared/catalog.ts";
+import { parseJobText } from "../shared/job/load.ts";
+import { s3Uri } from "../shared/job/record.ts";
+import { startLocalStack, type LocalStack } from "../shared/local/stack.ts";
+import type { ItemResult } from "../shared/manifest.ts";
+import { startSimulator } from "../shared/sim/index.ts";
+import { submitJob } from "../shared/submit.ts";
+import { INSTALLED_PACKAGES } from "../infra/queue.ts";
+
+/**
+ * The worker as SST would ship it: one esbuild bundle (ESM, Node 24) with the packages
+ * infra installs kept external, loaded in a plain Node process with SST's linked-resource
+ * environment, and invoked on a real SQS message. No SST engine or AWS account needed.
+ */
+describe("the worker Lambda bundle", () => {
+  const outDir = path.resolve("node_modules/.cache/longdoc-bundle");
+  let stack: LocalStack;
+  let sim: Awaited<ReturnType<typeof startSimulator>>;
+  let bytes = 0;
+
+  beforeAll(async () => {
+    await mkdir(outDir, { recursive: true });
+    const result = await build({
+      entryPoints: ["functions/worker.ts", "functions/submit.ts", "functions/dlq.ts"],
+      bundle: true,
+      platform: "node",
+      format: "esm",
+      target: "node24",
+      outdir: outDir,
+      outExtension: { ".js": ".mjs" },
+      external: INSTALLED_PACKAGES,
+      metafile: true,
+      logLevel: "silent",
+      // CommonJS dependencies inside an ESM bundle need a `require`.
+      banner: { js: "import { createRequire as __longdocRequire } from 'node:module'; const require = __longdocRequire(import.meta.url);" },
+    });
+    bytes = Object.values(result.metafile.outputs).reduce((s, o) => s + o.bytes, 0);
+    stack = await startLocalStack({ visibilityTimeoutS: 30 });
+    sim = await startSimulator({ port: 0, apiKey: "sk-bundle" });
+  });
+  afterAll(async () => {
+    await sim?.stop();
+    await stack?.stop();
+  });
+
+  it("bundles the three functions; the worker starts without SST and runs a PDF task end to end", async () => {
+    expect(bytes).toBeGreaterThan(0);
+    expect(bytes).toBeLessThan(20 * 1024 * 1024);
+    const store = new ObjectStore(stack.s3, stack.bucket);
+    const { readFile } = await import("node:fs/promises");
+    await store.put("inputs/bundle/ulta.pdf", await readFile("jobs/examples/docs/ULTABEAUTY_2023Q4_EARNINGS.pdf"), "application/pdf");
+    const spec = parseJobText("name: bundle\ndocuments:\n  - path: x\nprompt: Summarise.\nthinking: { enabled: true, budget: 512 }\n", "b.yaml");
+    const job = await submitJob(
+      { store, sqs: stack.sqs, queueUrl: stack.queueUrl, maxReceives: 3 },
+      { spec, model: getModel(loadCatalog(), "qwen3-max"), documents: [{ source: "ulta.pdf", uri: s3Uri(stack.bucket, "inputs/bundle/ulta.pdf") }], outputSchema: null },
+    );
+    const runner = `
+      import { ReceiveMessageCommand, SQSClient } from "@aws-sdk/client-sqs";
+      const { handler } = await import(${JSON.stringify(path.join(outDir, "worker.mjs"))});
+      for (const other of ["submit.mjs", "dlq.mjs"]) {
+        const mod = await import(${JSON.stringify(outDir + "/")} + other);
+        if (typeof mod.handler !== "function") throw new Error(other + " exports no handler");
+      }
+      const sqs = new SQSClient({});
+      const { Messages } = await sqs.send(new ReceiveMessageCommand({ QueueUrl: process.env.QUEUE_URL, MaxNumberOfMessages: 1, WaitTimeSeconds: 2, MessageSystemAttributeNames: ["All"] }));
+      const m = Messages[0];
+      const record = { messageId: m.MessageId, receiptHandle: m.ReceiptHandle, body: m.Body, attributes: m.Attributes, messageAttributes: {}, md5OfBody: m.MD5OfBody, eventSource: "aws:sqs", eventSourceARN: "arn:aws:sqs:us-east-1:000000000000:longdoc-tasks", awsRegion: "us-east-1" };
+      const out = await handler({ Records: [record] }, { getRemainingTimeInMillis: () => 900000 });
+      console.log(JSON.stringify(out));
+    `;
+    const { stdout } = await promisify(execFile)(process.execPath, ["--input-type=module", "-e", runner], {
+      env: {
+        PATH: process.env.PATH,
+        QUEUE_URL: stack.queueUrl,
+        QWEN_BASE_URL: sim.baseURL,
+        SST_RESOURCES_JSON: JSON.stringify({
+          DashscopeApiKey: { type: "sst.sst.Secret", value: "sk-bundle" },
+          Runs: { type: "sst.aws.Bucket", name: stack.bucket },
+          Tasks: { type: "sst.aws.Queue", url: stack.queueUrl },
+        }),
+        AWS_ENDPOINT_URL: stack.endpoint,
+        AWS_REGION: "us-east-1",
+        AWS_ACCESS_KEY_ID: "local",
+        AWS_SECRET_ACCESS_KEY: "local",
+      },
+      timeout: 60_000,
+    });
+    expect(JSON.parse(stdout.trim().split("\n").pop()!)).toEqual({ batchItemFailures: [] });
+    const result = await store.getJson<ItemResult>(keys.item(job.jobId, job.items[0]!.id, "result.json"));
+    expect(result).toMatchObject({ status: "succeeded", documents: [{ format: "pdf" }] });
+    expect(result!.usage.reasoningTokens).toBeGreaterThan(0);
+    expect(sim.calls.at(-1)!.documents[0]!.tokens).toBe(result!.documents[0]!.tokens);
+  });
+});
