@@ -2,6 +2,7 @@ import { keys, type ObjectStore } from "./aws/store.ts";
 import type { ErrorCode } from "./errors.ts";
 import type { JobRecord } from "./job/record.ts";
 import { addUsage, zeroUsage, type Usage } from "./model/client.ts";
+import { renderReport } from "./report.ts";
 
 export type ItemStatus = "succeeded" | "failed" | "skipped";
 export type RunStatus = "succeeded" | "partial" | "failed" | "halted" | "cancelled" | "running";
@@ -170,6 +171,7 @@ export async function writeManifestIfDone(store: ObjectStore, job: JobRecord): P
   const finished = await finishedItemIds(store, job.jobId);
   if (job.items.some((item) => !finished.has(item.id))) return null;
   const manifest = await currentManifest(store, job, await readResults(store, job, finished));
+  await store.put(keys.report(job.jobId), renderReport(manifest), "text/html; charset=utf-8");
   await store.putJson(keys.manifest(job.jobId), manifest);
   return manifest;
 }

@@ -89,6 +89,12 @@ describe("a job end to end: emulator, poller, worker, simulator", () => {
       expect(item.costUsd).toBeGreaterThan(0);
     }
     expect(m.usage.inputTokens).toBe(m.items.reduce((s, i) => s + i.usage.inputTokens, 0));
+    // The readable report beside the manifest links every item's answer and reasoning.
+    const report = await readFile(path.join(run.outDir, "report.html"), "utf8");
+    expect(report).toContain("<strong>succeeded</strong>");
+    for (const item of m.items) {
+      expect(report).toContain(`<a href="${item.answer}">answer</a> <a href="${item.reasoning}">reasoning</a>`);
+    }
     expect(m.costUsd).toBeCloseTo(m.items.reduce((s, i) => s + i.costUsd, 0), 6);
   });
 

@@ -12,6 +12,7 @@ import {
 export const keys = {
   job: (jobId: string) => `runs/${jobId}/job.json`,
   manifest: (jobId: string) => `runs/${jobId}/manifest.json`,
+  report: (jobId: string) => `runs/${jobId}/report.html`,
   halt: (jobId: string) => `runs/${jobId}/halt.json`,
   cancel: (jobId: string) => `runs/${jobId}/cancel.json`,
   itemsPrefix: (jobId: string) => `runs/${jobId}/items/`,
