@@ -3,13 +3,12 @@ import cliProgress from "cli-progress";
 import { createLog } from "../../shared/log.ts";
 import { runLocalJob } from "../../shared/local/run.ts";
 import { summary, type Manifest } from "../../shared/manifest.ts";
-import { settings } from "../../shared/settings.ts";
 import { EXIT, fail, positiveInt } from "../exit.ts";
 import { renderTable } from "../table.ts";
 
 interface RunFlags {
   out: string;
-  workers: number;
+  workers?: number;
   json?: boolean;
   state: string;
 }
@@ -20,7 +19,7 @@ export function registerRun(program: Command): void {
     .description("run a job end to end on this machine (embedded SQS/S3 emulator; Qwen simulator unless DASHSCOPE_API_KEY is set)")
     .argument("<job.yaml>", "the job file")
     .option("--out <dir>", "mirror the run to <dir>/<jobId>/", "out")
-    .option("--workers <n>", "concurrent local workers", positiveInt("--workers"), settings.local.workers)
+    .option("--workers <n>", "concurrent local workers (default: the job's limits.concurrency, else 4)", positiveInt("--workers"))
     .option("--state <dir>", "where the emulator keeps its state", ".longdoc/state")
     .option("--json", "print the run summary as JSON on the last line")
     .action(async (jobFile: string, flags: RunFlags) => {

@@ -31,6 +31,7 @@ export interface Progress {
 interface WorkerOptions {
   /** Runs are mirrored to <outDir>/<jobId>/. */
   outDir: string;
+  /** Concurrent local workers; `run` defaults to the job's limits.concurrency. */
   workers: number;
   env: Record<string, string | undefined>;
   log: Log;
@@ -43,8 +44,10 @@ interface WorkerOptions {
   timeoutMs?: number;
 }
 
-export interface LocalRunOptions extends WorkerOptions {
+export interface LocalRunOptions extends Omit<WorkerOptions, "workers"> {
   jobFile: string;
+  /** Defaults to the job's limits.concurrency, else settings.local.workers. */
+  workers?: number;
   /** Keep the emulator's state here (SQLite); in memory when unset. */
   dataDir?: string;
   /** An already running stack (tests); otherwise one is started and stopped. */
@@ -93,7 +96,8 @@ export async function runLocalJob(o: LocalRunOptions): Promise<LocalRunResult> {
     endpoint = await openLocalEndpoint(o.env);
     const job = await submitLoadedJob({ s3: stack.s3, sqs: stack.sqs, bucket: stack.bucket, queueUrl: stack.queueUrl, maxReceives: stack.maxReceives }, loaded);
     await o.onSubmitted?.(job, { stack, baseURL: endpoint.baseURL });
-    const driven = await driveLocalRun({ ...o, stack, job, endpoint });
+    const workers = o.workers ?? job.spec.limits.concurrency ?? settings.local.workers;
+    const driven = await driveLocalRun({ ...o, workers, stack, job, endpoint });
     return { job, ...driven };
   } finally {
     await endpoint?.stop();
