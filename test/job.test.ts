@@ -91,6 +91,14 @@ describe("job files", () => {
     expect(problems(json)).toEqual([expect.stringMatching(/^jobs\/x\.yaml:5: thinking\.enabled: the API refuses JSON output with thinking on/)]);
   });
 
+  it("refuses combinations the call plan cannot serve", () => {
+    const base = "name: a\ndocuments:\n  - path: x\nquestions:\n  - id: q\n    ask: Why?\n";
+    expect(problems(base + "packing: packed\ncalls: per-question\n")).toEqual([expect.stringMatching(/^jobs\/x\.yaml:7: packing: packed calls answer in one <answer document="N"> section per document/)]);
+    expect(problems(base + "calls: per-question\noutput: { format: json, schema: { type: object } }\n")).toEqual([
+      "jobs/x.yaml:7: calls: per-question calls need `questions:` and text output",
+    ]);
+  });
+
   it("names a missing job file and a glob that matches nothing", async () => {
     await expect(loadJobFile("jobs/nope.yaml")).rejects.toThrow("jobs/nope.yaml:1: (file): cannot read the job file (ENOENT)");
     const dir = await mkdtemp(path.join(tmpdir(), "longdoc-job-"));

@@ -82,6 +82,13 @@ export const jobSpecSchema = z
     if (job.calls === "per-question" && (!job.questions || job.output.format === "json")) {
       ctx.addIssue({ code: "custom", path: ["calls"], message: "per-question calls need `questions:` and text output" });
     }
+    if (job.packing === "packed" && (job.calls === "per-question" || job.output.format === "json")) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["packing"],
+        message: "packed calls answer in one <answer document=\"N\"> section per document: they need `calls: per-item` and text output",
+      });
+    }
     if (job.output.format === "json" && job.thinking.enabled) {
       ctx.addIssue({
         code: "custom",
