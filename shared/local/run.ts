@@ -191,7 +191,8 @@ export async function driveLocalRun(o: DriveOptions): Promise<DriveResult> {
         manifest = await store.getJson<Manifest>(keys.manifest(job.jobId));
         break;
       }
-      await new Promise((r) => setTimeout(r, 200));
+      // Each check lists the job's items: poll less often as jobs grow.
+      await new Promise((r) => setTimeout(r, Math.min(2000, Math.max(200, job.items.length))));
     }
     abort.abort();
     await Promise.allSettled(pollers);
