@@ -5,6 +5,7 @@ import type { Log } from "./log.ts";
 import { createModelClient, type ModelClient } from "./model/client.ts";
 import { RateLimiter } from "./rate.ts";
 import { settings } from "./settings.ts";
+import { SpendTracker } from "./spend.ts";
 import type { WorkerDeps } from "./worker.ts";
 
 export interface WorkerDepsInput {
@@ -40,6 +41,7 @@ export function createWorkerDeps(i: WorkerDepsInput): WorkerDeps {
       return l;
     },
     retry: i.retry ?? { retries: 2, minTimeoutMs: 1000 },
+    spend: new SpendTracker(),
     decodeTokensPerSecond: settings.assumedDecodeTokensPerSecond,
     deadlineMarginMs: settings.deadlineMarginMs,
   };

@@ -15,6 +15,7 @@ import { validateAnswer } from "./output.ts";
 import { planCall, type CallPlan } from "./plan.ts";
 import { splitPerDocument, type PromptDocument } from "./prompt.ts";
 import type { RateLimiter } from "./rate.ts";
+import type { SpendTracker } from "./spend.ts";
 import { countTokens } from "./tokens/index.ts";
 
 export interface WorkerDeps {
@@ -29,6 +30,8 @@ export interface WorkerDeps {
   retry: { retries: number; minTimeoutMs: number };
   decodeTokensPerSecond: number;
   deadlineMarginMs: number;
+  /** The job's spend as this process has seen it; stops calls past `maxCostUsd`. */
+  spend: SpendTracker;
 }
 
 export interface TaskContext {
@@ -138,7 +141,8 @@ export async function runTask(deps: WorkerDeps, task: TaskMessage, ctx: TaskCont
     await store.putJson(keys.attempt(job.jobId, item.id, ctx.receiveCount), { ...record, at: new Date(now()).toISOString() });
     if (error.haltsJob) await store.putJsonIfAbsent(keys.halt(job.jobId), { reason: record.message, kind: record.kind, itemId: item.id });
     if (error.retryable && ctx.receiveCount < job.maxReceives) throw error;
-    return finish({ ...blank, documents, status: "failed", error: record });
+    // Never sent because the job reached its cost cap: skipped, not failed.
+    return finish({ ...blank, documents, status: error.code === "cost_cap" ? "skipped" : "failed", error: record });
   }
 }
 
@@ -191,7 +195,10 @@ async function answerItem(deps: WorkerDeps, job: JobRecord, docs: PromptDocument
   // Sequential on purpose: the first call writes the cache the next ones read.
   for (const qs of questions) {
     const plan = planCall({ ...job.spec, questions: qs }, model, docs);
-    parts.push({ id: questions.length > 1 ? qs![0]!.id : null, plan, result: await callModel(deps, job, plan, ctx, now) });
+    deps.spend.check(job, priceFor(model, { inputTokens: plan.inputTokens, outputTokens: 0, cachedTokens: 0 }).costUsd);
+    const result = await callModel(deps, job, plan, ctx, now);
+    deps.spend.add(job, priceFor(model, { ...result.usage, cacheType: result.cacheType }).costUsd);
+    parts.push({ id: questions.length > 1 ? qs![0]!.id : null, plan, result });
   }
   const join = (pick: (r: ChatResult) => string) =>
     parts.length === 1 ? pick(parts[0]!.result) : parts.map((p) => `## ${p.id}\n\n${pick(p.result)}`).join("\n\n");

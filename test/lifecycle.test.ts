@@ -97,4 +97,22 @@ describe("item lifecycle", () => {
     });
     expect(sim.calls.length).toBe(before);
   });
+
+  it("stops calling the model once the job's spend reaches its cap; the rest end skipped", async () => {
+    const jobFile = await docsJob(path.join(dir, "spend"), "spend", 5, "thinking: { enabled: true, budget: 512 }\nlimits: { maxCostUsd: 0.006 }\n");
+    const before = sim.calls.length;
+    const run = await runLocalJob({ jobFile, outDir: path.join(dir, "out"), workers: 1, env: env(), log: silentLog, stack });
+    const m = run.manifest;
+    const answered = m.items.filter((i) => i.status === "succeeded");
+    const stopped = m.items.filter((i) => i.status === "skipped");
+    expect(answered.length).toBeGreaterThan(0);
+    expect(stopped.length).toBeGreaterThan(0);
+    expect(answered.length + stopped.length).toBe(5);
+    expect(stopped.every((i) => i.error?.kind === "cost_cap" && /over limits\.maxCostUsd \(\$0\.006\)/.test(i.error.message))).toBe(true);
+    expect(sim.calls.length - before).toBe(answered.length);
+    // The cap is checked before each call: at most the last call goes past it.
+    const lastCall = Math.max(...answered.map((i) => i.costUsd));
+    expect(m.costUsd).toBeLessThanOrEqual(0.006 + lastCall);
+    expect(m.status).toBe("partial");
+  });
 });
