@@ -3,6 +3,7 @@ import path from "node:path";
 import { ListBucketsCommand, ListObjectsV2Command } from "@aws-sdk/client-s3";
 import { startFauxqs } from "fauxqs";
 import { keys, ObjectStore } from "./aws/store.ts";
+import { readStackCoordinates, stackClients, type StackCoordinates } from "./deployed.ts";
 import { LongdocError } from "./errors.ts";
 import type { JobRecord } from "./job/record.ts";
 import { localClients } from "./local/stack.ts";
@@ -215,11 +216,18 @@ export function stateSignature(dir: string): string {
     .join("|");
 }
 
+/** Where `status` and `results` read a run: the local state (`localStateReader`) or the deployed bucket (`deployedStoreReader`). */
+export interface StoreReader {
+  /** Runs `fn` on a store holding the run; opened on first use. */
+  read<T>(fn: (store: ObjectStore) => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}
+
 /**
  * Keeps a reader of the local state current: it reopens the emulator when the files changed
  * since it was opened (another process, e.g. a running `longdoc run`, wrote to them).
  */
-export function localStateReader(dir: string) {
+export function localStateReader(dir: string): StoreReader & { store(): Promise<ObjectStore> } {
   let open: LocalState | undefined;
   let signature = "";
   const reader = {
@@ -253,4 +261,58 @@ export function localStateReader(dir: string) {
     },
   };
   return reader;
+}
+
+// ── Deployed stack ───────────────────────────────────────────────────────────────────────────
+//
+// A deployed run lives in the stack's bucket, which S3 serves current on every request: no
+// reopening is needed, one client does for the whole of a `--watch`.
+
+/** Stands in for a task queue URL when the stack is known by its bucket alone; never called. */
+const NO_QUEUE = "https://queue.invalid/not-needed-to-read-runs";
+
+/**
+ * The deployed stack's coordinates as `submit` and `retry --deployed` find them
+ * (`LONGDOC_BUCKET` / `LONGDOC_QUEUE_URL`, else `.sst/outputs.json`). Reading a run needs the
+ * bucket only, so a stack whose queue URL is missing (or unusable) is still read by its bucket
+ * (its `queueUrl` is then a placeholder); without a bucket, the error names both ways to give it.
+ */
+export function readDeployedBucket(env: Record<string, string | undefined>, cwd = process.cwd()): StackCoordinates {
+  try {
+    return readStackCoordinates(env, cwd);
+  } catch (e) {
+    if (!LongdocError.is(e)) throw e;
+    try {
+      return readStackCoordinates({ ...env, LONGDOC_QUEUE_URL: NO_QUEUE }, cwd);
+    } catch {
+      throw e;
+    }
+  }
+}
+
+/**
+ * Reads runs in the deployed stack's bucket, with an S3 client built as `retry --deployed` builds
+ * it (the SDK's credential chain and region, else the queue URL's region; AWS_ENDPOINT_URL for an
+ * emulator). Coordinates are read on first use, so a missing stack is reported where the caller
+ * handles errors. An unknown job names the bucket and where it came from.
+ */
+export function deployedStoreReader(env: Record<string, string | undefined>, cwd = process.cwd()): StoreReader {
+  let open: { store: ObjectStore; close(): void } | undefined;
+  return {
+    async read<T>(fn: (store: ObjectStore) => Promise<T>): Promise<T> {
+      if (!open) {
+        const coords = readDeployedBucket(env, cwd);
+        const { s3, sqs } = stackClients(coords, env);
+        sqs.destroy();
+        const store = new ObjectStore(s3, coords.bucket);
+        storeLabels.set(store, `s3://${coords.bucket} (bucket from ${coords.from.bucket})`);
+        open = { store, close: () => s3.destroy() };
+      }
+      return fn(open.store);
+    },
+    async close(): Promise<void> {
+      open?.close();
+      open = undefined;
+    },
+  };
 }

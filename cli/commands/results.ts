@@ -1,24 +1,26 @@
 import { Option, type Command } from "commander";
 import { downloadRun, writeBatchOutput } from "../../shared/results.ts";
-import { localStateReader, readProgress } from "../../shared/status.ts";
+import { deployedStoreReader, localStateReader, readProgress } from "../../shared/status.ts";
 import { EXIT, fail } from "../exit.ts";
 
 interface ResultsFlags {
   out: string;
   format?: "jsonl";
   state: string;
+  deployed?: boolean;
 }
 
 export function registerResults(program: Command): void {
   program
     .command("results")
-    .description("download a run to <out>/<jobId>/, or its answers as an OpenAI Batch output file (--format jsonl)")
-    .argument("<jobId>", "the job id `longdoc run` printed")
+    .description("download a run (a local run, or --deployed) to <out>/<jobId>/, or its answers as an OpenAI Batch output file (--format jsonl)")
+    .argument("<jobId>", "the job id `longdoc run` or `longdoc submit` printed")
     .option("--out <dir>", "write under <dir>/<jobId>/", "out")
     .addOption(new Option("--format <format>", "jsonl: <out>/<jobId>/results.jsonl in the OpenAI Batch output line format").choices(["jsonl"]))
     .option("--state <dir>", "where the emulator keeps its state", ".longdoc/state")
+    .addOption(new Option("--deployed", "read the run in the deployed stack's bucket (.sst/outputs.json or LONGDOC_BUCKET)").conflicts("state"))
     .action(async (jobId: string, flags: ResultsFlags) => {
-      const state = localStateReader(flags.state);
+      const state = flags.deployed ? deployedStoreReader(process.env) : localStateReader(flags.state);
       try {
         if (flags.format === "jsonl") {
           const out = await state.read((store) => writeBatchOutput(store, jobId, flags.out));

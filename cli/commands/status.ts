@@ -1,6 +1,6 @@
-import type { Command } from "commander";
+import { Option, type Command } from "commander";
 import cliProgress from "cli-progress";
-import { formatDuration, localStateReader, newProgressCache, readProgress, type RunProgress } from "../../shared/status.ts";
+import { deployedStoreReader, formatDuration, localStateReader, newProgressCache, readProgress, type RunProgress } from "../../shared/status.ts";
 import { EXIT, fail } from "../exit.ts";
 import { renderTable } from "../table.ts";
 
@@ -8,20 +8,24 @@ interface StatusFlags {
   watch?: boolean;
   json?: boolean;
   state: string;
+  deployed?: boolean;
 }
 
-const POLL_MS = 1000;
+/** How often --watch reads the run again: the local state is a file on this machine; S3 is requests billed per call. */
+const POLL_MS = { local: 1000, deployed: 3000 };
 
 export function registerStatus(program: Command): void {
   program
     .command("status")
-    .description("progress of a run: counts by status, tokens, cost, ETA (reads the local state of `longdoc run`)")
-    .argument("<jobId>", "the job id `longdoc run` printed")
+    .description("progress of a run: counts by status, tokens, cost, ETA (reads the local state of `longdoc run`, or the deployed stack with --deployed)")
+    .argument("<jobId>", "the job id `longdoc run` or `longdoc submit` printed")
     .option("--watch", "show a live progress bar until the run is no longer running")
     .option("--json", "print the progress as one JSON object on the last line")
     .option("--state <dir>", "where the emulator keeps its state", ".longdoc/state")
+    .addOption(new Option("--deployed", "read the run in the deployed stack's bucket (.sst/outputs.json or LONGDOC_BUCKET)").conflicts("state"))
     .action(async (jobId: string, flags: StatusFlags) => {
-      const reader = localStateReader(flags.state);
+      const reader = flags.deployed ? deployedStoreReader(process.env) : localStateReader(flags.state);
+      const pollMs = flags.deployed ? POLL_MS.deployed : POLL_MS.local;
       const cache = newProgressCache();
       const poll = () => reader.read((store) => readProgress(store, jobId, { cache }));
       let bar: cliProgress.SingleBar | undefined;
@@ -40,7 +44,7 @@ export function registerStatus(program: Command): void {
           );
           bar.start(p.counts.total, finishedOf(p), barPayload(p));
           while (p.status === "running") {
-            await new Promise((r) => setTimeout(r, POLL_MS));
+            await new Promise((r) => setTimeout(r, pollMs));
             p = await poll();
             bar.update(finishedOf(p), barPayload(p));
           }

@@ -18,8 +18,8 @@ export function registerSubmit(program: Command): void {
             `  documents: ${uploaded} uploaded to s3://${coords.bucket}/inputs/, ${listed} listed from s3: sources`,
             `  run:       ${run} (bucket from ${coords.from.bucket})`,
             `  queue:     ${coords.queueUrl} (from ${coords.from.queueUrl})`,
-            `follow it:   aws s3 cp ${run}manifest.json - (status is "running" until every item has a result)`,
-            `results:     aws s3 cp --recursive ${run} out/${job.jobId}/`,
+            `follow it:   npx longdoc status ${job.jobId} --deployed --watch (or: aws s3 cp ${run}manifest.json -; status is "running" until every item has a result)`,
+            `results:     npx longdoc results ${job.jobId} --deployed (or: aws s3 cp --recursive ${run} out/${job.jobId}/)`,
             `cancel it:   npx longdoc cancel ${job.jobId} --deployed`,
           ].join("\n") + "\n",
         );
