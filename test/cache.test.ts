@@ -1,14 +1,13 @@
 import { mkdir, mkdtemp, readFile, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { loadCatalog } from "../shared/catalog.ts";
 import { estimateJob } from "../shared/estimate.ts";
 import { loadJobFile } from "../shared/job/load.ts";
 import { silentLog } from "../shared/log.ts";
 import { runLocalJob } from "../shared/local/run.ts";
-import { startLocalStack, type LocalStack } from "../shared/local/stack.ts";
-import { startSimulator } from "../shared/sim/index.ts";
+import { useLoopback } from "./helpers/loopback.ts";
 
 async function job(dir: string, cache: "implicit" | "explicit") {
   await mkdir(path.join(dir, "docs"), { recursive: true });
@@ -24,26 +23,19 @@ async function job(dir: string, cache: "implicit" | "explicit") {
 }
 
 describe("several questions over one document share its cached prefix", () => {
-  let stack: LocalStack;
-  let sim: Awaited<ReturnType<typeof startSimulator>>;
+  const loop = useLoopback({ stack: { visibilityTimeoutS: 1 } });
   let dir: string;
   beforeAll(async () => {
-    stack = await startLocalStack({ visibilityTimeoutS: 1 });
-    sim = await startSimulator({ port: 0 });
     dir = await mkdtemp(path.join(tmpdir(), "longdoc-cache-"));
-  });
-  afterAll(async () => {
-    await sim?.stop();
-    await stack?.stop();
   });
 
   for (const cache of ["explicit", "implicit"] as const) {
     it(`${cache}: one call per question, later calls read the cache, and the saving is recorded and estimated`, async () => {
       const jobFile = await job(path.join(dir, cache), cache);
       const estimate = await estimateJob(await loadJobFile(jobFile), jobFile, loadCatalog());
-      const before = sim.calls.length;
-      const run = await runLocalJob({ jobFile, outDir: path.join(dir, "out"), workers: 1, env: { DASHSCOPE_API_KEY: "sk-test", QWEN_BASE_URL: sim.baseURL }, log: silentLog, stack });
-      const calls = sim.calls.slice(before);
+      const before = loop.sim.calls.length;
+      const run = await runLocalJob({ jobFile, outDir: path.join(dir, "out"), workers: 1, env: loop.env(), log: silentLog, stack: loop.stack });
+      const calls = loop.sim.calls.slice(before);
       expect(calls).toHaveLength(3);
       expect(calls[0]!.cachedTokens).toBe(0);
       expect(calls[1]!.cachedTokens).toBeGreaterThan(1000);

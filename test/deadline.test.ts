@@ -1,5 +1,5 @@
 import { ReceiveMessageCommand } from "@aws-sdk/client-sqs";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { keys, ObjectStore } from "../shared/aws/store.ts";
 import { getModel, loadCatalog } from "../shared/catalog.ts";
 import { createWorkerDeps } from "../shared/deps.ts";
@@ -8,41 +8,33 @@ import { parseJobText } from "../shared/job/load.ts";
 import { s3Uri } from "../shared/job/record.ts";
 import { silentLog } from "../shared/log.ts";
 import { toSqsRecord } from "../shared/local/poller.ts";
-import { startLocalStack, type LocalStack } from "../shared/local/stack.ts";
 import type { ItemResult } from "../shared/manifest.ts";
 import { settings } from "../shared/settings.ts";
-import { startSimulator } from "../shared/sim/index.ts";
 import { submitJob } from "../shared/submit.ts";
+import { useLoopback } from "./helpers/loopback.ts";
 
 /** Lambda's clock: the output is sized to what can be decoded before the function is killed. */
 describe("the worker's deadline", () => {
-  let stack: LocalStack;
-  let sim: Awaited<ReturnType<typeof startSimulator>>;
+  const loop = useLoopback({ stack: { visibilityTimeoutS: 30 } });
   let store: ObjectStore;
   beforeAll(async () => {
-    stack = await startLocalStack({ visibilityTimeoutS: 30 });
-    sim = await startSimulator({ port: 0 });
-    store = new ObjectStore(stack.s3, stack.bucket);
+    store = new ObjectStore(loop.stack.s3, loop.stack.bucket);
     await store.put("inputs/deadline/report.md", "# Report\n\n" + "Revenue rose in every segment. ".repeat(400), "text/markdown");
-  });
-  afterAll(async () => {
-    await sim?.stop();
-    await stack?.stop();
   });
 
   async function deliver(remainingMs: number) {
     const spec = parseJobText("name: deadline\ndocuments:\n  - path: x\nprompt: Summarise.\nthinking: { enabled: true, budget: 8192 }\nmaxOutputTokens: 4096\n", "d.yaml");
     const job = await submitJob(
-      { store, sqs: stack.sqs, queueUrl: stack.queueUrl, maxReceives: 3 },
-      { spec, model: getModel(loadCatalog(), "qwen3-max"), documents: [{ source: "report.md", uri: s3Uri(stack.bucket, "inputs/deadline/report.md") }], outputSchema: null },
+      { store, sqs: loop.stack.sqs, queueUrl: loop.stack.queueUrl, maxReceives: 3 },
+      { spec, model: getModel(loadCatalog(), "qwen3-max"), documents: [{ source: "report.md", uri: s3Uri(loop.stack.bucket, "inputs/deadline/report.md") }], outputSchema: null },
     );
     const handler = createWorkerHandler(() =>
-      createWorkerDeps({ s3: stack.s3, catalog: loadCatalog(), log: silentLog, apiKey: "sk-test", baseURL: sim.baseURL }),
+      createWorkerDeps({ s3: loop.stack.s3, catalog: loadCatalog(), log: silentLog, apiKey: "sk-test", baseURL: loop.sim.baseURL }),
     );
-    const { Messages } = await stack.sqs.send(new ReceiveMessageCommand({ QueueUrl: stack.queueUrl, MaxNumberOfMessages: 1, WaitTimeSeconds: 1, MessageSystemAttributeNames: ["All"] }));
-    const before = sim.calls.length;
+    const { Messages } = await loop.stack.sqs.send(new ReceiveMessageCommand({ QueueUrl: loop.stack.queueUrl, MaxNumberOfMessages: 1, WaitTimeSeconds: 1, MessageSystemAttributeNames: ["All"] }));
+    const before = loop.sim.calls.length;
     const response = await handler({ Records: [toSqsRecord(Messages![0]!, "arn:aws:sqs:us-east-1:000000000000:longdoc-tasks")] }, { getRemainingTimeInMillis: () => remainingMs });
-    return { job, response, calls: sim.calls.slice(before) };
+    return { job, response, calls: loop.sim.calls.slice(before) };
   }
 
   it("returns the task to the queue, without calling the model, when too little time is left", async () => {

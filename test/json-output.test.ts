@@ -3,35 +3,28 @@ import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { Ajv } from "ajv";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { silentLog } from "../shared/log.ts";
 import { runLocalJob } from "../shared/local/run.ts";
-import { startLocalStack, type LocalStack } from "../shared/local/stack.ts";
 import type { ItemResult } from "../shared/manifest.ts";
 import type { ModelClient } from "../shared/model/client.ts";
-import { parseSimProof, startSimulator } from "../shared/sim/index.ts";
+import { parseSimProof } from "../shared/sim/index.ts";
+import { useLoopback } from "./helpers/loopback.ts";
 
 const JOB = "jobs/examples/financial-statements.yaml";
 
 describe("JSON answers: the shipped workbook job", () => {
-  let stack: LocalStack;
-  let sim: Awaited<ReturnType<typeof startSimulator>>;
+  const loop = useLoopback({ stack: { visibilityTimeoutS: 1 } });
   let out: string;
   beforeAll(async () => {
-    stack = await startLocalStack({ visibilityTimeoutS: 1 });
-    sim = await startSimulator({ port: 0 });
     out = await mkdtemp(path.join(tmpdir(), "longdoc-json-"));
-  });
-  afterAll(async () => {
-    await sim?.stop();
-    await stack?.stop();
   });
 
   it("sends each whole workbook with the schema and keeps answers that match it", async () => {
-    const before = sim.calls.length;
-    const run = await runLocalJob({ jobFile: JOB, outDir: out, env: { DASHSCOPE_API_KEY: "sk-test", QWEN_BASE_URL: sim.baseURL }, log: silentLog, stack });
+    const before = loop.sim.calls.length;
+    const run = await runLocalJob({ jobFile: JOB, outDir: out, env: loop.env(), log: silentLog, stack: loop.stack });
     expect(run.manifest.status).toBe("succeeded");
-    const calls = sim.calls.slice(before);
+    const calls = loop.sim.calls.slice(before);
     expect(calls.every((c) => !c.thinking)).toBe(true);
     const schema = JSON.parse(await readFile("jobs/examples/schemas/financial-summary.json", "utf8"));
     const validate = new Ajv({ strict: false }).compile(schema);
@@ -61,7 +54,7 @@ describe("JSON answers: the shipped workbook job", () => {
         };
       },
     };
-    const run = await runLocalJob({ jobFile: JOB, outDir: out, env: { DASHSCOPE_API_KEY: "sk-test", QWEN_BASE_URL: sim.baseURL }, log: silentLog, stack, model });
+    const run = await runLocalJob({ jobFile: JOB, outDir: out, env: loop.env(), log: silentLog, stack: loop.stack, model });
     expect(run.manifest.status).toBe("failed");
     for (const item of run.manifest.items) {
       expect(item.status).toBe("failed");

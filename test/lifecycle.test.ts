@@ -1,7 +1,7 @@
 import { mkdir, mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { keys, ObjectStore } from "../shared/aws/store.ts";
 import { getModel, loadCatalog } from "../shared/catalog.ts";
 import { createDeadLetterHandler } from "../shared/handlers.ts";
@@ -11,10 +11,9 @@ import { silentLog } from "../shared/log.ts";
 import { queueDepth } from "../shared/local/inspect.ts";
 import { runPoller } from "../shared/local/poller.ts";
 import { runLocalJob } from "../shared/local/run.ts";
-import { startLocalStack, type LocalStack } from "../shared/local/stack.ts";
 import type { ItemResult, Manifest } from "../shared/manifest.ts";
-import { startSimulator } from "../shared/sim/index.ts";
 import { submitJob } from "../shared/submit.ts";
+import { useLoopback } from "./helpers/loopback.ts";
 
 async function docsJob(dir: string, name: string, count: number, extra = "") {
   await mkdir(path.join(dir, "docs"), { recursive: true });
@@ -25,24 +24,17 @@ async function docsJob(dir: string, name: string, count: number, extra = "") {
 }
 
 describe("item lifecycle", () => {
-  let stack: LocalStack;
-  let sim: Awaited<ReturnType<typeof startSimulator>>;
+  const loop = useLoopback({ stack: { visibilityTimeoutS: 1, maxReceives: 2 } });
+  const env = () => loop.env();
   let dir: string;
-  const env = () => ({ DASHSCOPE_API_KEY: "sk-test", QWEN_BASE_URL: sim.baseURL });
 
   beforeAll(async () => {
-    stack = await startLocalStack({ visibilityTimeoutS: 1, maxReceives: 2 });
-    sim = await startSimulator({ port: 0 });
     dir = await mkdtemp(path.join(tmpdir(), "longdoc-life-"));
-  });
-  afterAll(async () => {
-    await sim?.stop();
-    await stack?.stop();
   });
 
   it("lists every item exactly once when many workers finish together", async () => {
     const jobFile = await docsJob(path.join(dir, "many"), "many", 40);
-    const run = await runLocalJob({ jobFile, outDir: path.join(dir, "out"), workers: 8, env: env(), log: silentLog, stack });
+    const run = await runLocalJob({ jobFile, outDir: path.join(dir, "out"), workers: 8, env: env(), log: silentLog, stack: loop.stack });
     const ids = run.manifest.items.map((i) => i.id);
     expect(ids).toHaveLength(40);
     expect(new Set(ids).size).toBe(40);
@@ -53,30 +45,30 @@ describe("item lifecycle", () => {
 
   it("halts the job on a refused key: the failing item says why, the rest are skipped", async () => {
     const jobFile = await docsJob(path.join(dir, "halt"), "halt", 5);
-    sim.injectFaults({ kind: "401", count: 1 });
-    const before = sim.calls.length;
-    const run = await runLocalJob({ jobFile, outDir: path.join(dir, "out"), workers: 1, env: env(), log: silentLog, stack });
+    loop.sim.injectFaults({ kind: "401", count: 1 });
+    const before = loop.sim.calls.length;
+    const run = await runLocalJob({ jobFile, outDir: path.join(dir, "out"), workers: 1, env: env(), log: silentLog, stack: loop.stack });
     const m = run.manifest;
     expect(m.status).toBe("halted");
     expect(m.items[0]).toMatchObject({ status: "failed", error: { kind: "model_auth" } });
     expect(m.items.slice(1).every((i) => i.status === "skipped" && i.error?.kind === "halted")).toBe(true);
-    expect(sim.calls.length - before).toBe(1);
+    expect(loop.sim.calls.length - before).toBe(1);
   });
 
   it("records a task whose worker kept dying as failed, via the dead-letter queue", async () => {
-    const store = new ObjectStore(stack.s3, stack.bucket);
+    const store = new ObjectStore(loop.stack.s3, loop.stack.bucket);
     await store.put("inputs/dead/a.md", "# A\n", "text/markdown");
     const spec = parseJobText("name: dead\ndocuments:\n  - path: a.md\nprompt: p\n", "dead.yaml");
     const job = await submitJob(
-      { store, sqs: stack.sqs, queueUrl: stack.queueUrl, maxReceives: stack.maxReceives },
-      { spec, model: getModel(loadCatalog(), "qwen3-max"), documents: [{ source: "a.md", uri: s3Uri(stack.bucket, "inputs/dead/a.md") }], outputSchema: null },
+      { store, sqs: loop.stack.sqs, queueUrl: loop.stack.queueUrl, maxReceives: loop.stack.maxReceives },
+      { spec, model: getModel(loadCatalog(), "qwen3-max"), documents: [{ source: "a.md", uri: s3Uri(loop.stack.bucket, "inputs/dead/a.md") }], outputSchema: null },
     );
     await store.putJson(keys.attempt(job.jobId, job.items[0]!.id, 1), { kind: "internal", message: "out of memory" });
     const stop = new AbortController();
-    const common = { sqs: stack.sqs, waitTimeS: 1, functionTimeoutMs: 60_000, signal: stop.signal, batchSize: 10 };
+    const common = { sqs: loop.stack.sqs, waitTimeS: 1, functionTimeoutMs: 60_000, signal: stop.signal, batchSize: 10 };
     // A worker that dies on every delivery (as a Lambda killed by the runtime would).
-    const crashing = runPoller({ ...common, queueUrl: stack.queueUrl, handler: async () => { throw new Error("Runtime exited"); } });
-    const deadLetters = runPoller({ ...common, queueUrl: stack.dlqUrl, handler: createDeadLetterHandler(() => ({ s3: stack.s3, log: silentLog })) });
+    const crashing = runPoller({ ...common, queueUrl: loop.stack.queueUrl, handler: async () => { throw new Error("Runtime exited"); } });
+    const deadLetters = runPoller({ ...common, queueUrl: loop.stack.dlqUrl, handler: createDeadLetterHandler(() => ({ s3: loop.stack.s3, log: silentLog })) });
     await expect.poll(() => store.exists(keys.item(job.jobId, job.items[0]!.id, "result.json")), { timeout: 15_000, interval: 200 }).toBe(true);
     stop.abort();
     await Promise.all([crashing, deadLetters]);
@@ -85,23 +77,23 @@ describe("item lifecycle", () => {
     expect(result!.error!.message).toContain("last error: internal: out of memory");
     const manifest = await store.getJson<Manifest>(keys.manifest(job.jobId));
     expect(manifest).toMatchObject({ status: "failed", counts: { total: 1, failed: 1 } });
-    expect(await queueDepth(stack)).toBe(0);
+    expect(await queueDepth(loop.stack)).toBe(0);
   });
 
   it("refuses a job whose input alone is estimated over its cost cap, before any call", async () => {
     const jobFile = await docsJob(path.join(dir, "cap"), "cap", 3, "limits: { maxCostUsd: 0.000001 }\n");
-    const before = sim.calls.length;
-    await expect(runLocalJob({ jobFile, outDir: path.join(dir, "out"), workers: 1, env: env(), log: silentLog, stack })).rejects.toMatchObject({
+    const before = loop.sim.calls.length;
+    await expect(runLocalJob({ jobFile, outDir: path.join(dir, "out"), workers: 1, env: env(), log: silentLog, stack: loop.stack })).rejects.toMatchObject({
       code: "cost_cap",
       message: expect.stringMatching(/job 'cap': its input alone is estimated at \$0\.\d+, over limits\.maxCostUsd \(\$0\.000001\)/),
     });
-    expect(sim.calls.length).toBe(before);
+    expect(loop.sim.calls.length).toBe(before);
   });
 
   it("stops calling the model once the job's spend reaches its cap; the rest end skipped", async () => {
     const jobFile = await docsJob(path.join(dir, "spend"), "spend", 5, "thinking: { enabled: true, budget: 512 }\nlimits: { maxCostUsd: 0.006 }\n");
-    const before = sim.calls.length;
-    const run = await runLocalJob({ jobFile, outDir: path.join(dir, "out"), workers: 1, env: env(), log: silentLog, stack });
+    const before = loop.sim.calls.length;
+    const run = await runLocalJob({ jobFile, outDir: path.join(dir, "out"), workers: 1, env: env(), log: silentLog, stack: loop.stack });
     const m = run.manifest;
     const answered = m.items.filter((i) => i.status === "succeeded");
     const stopped = m.items.filter((i) => i.status === "skipped");
@@ -109,7 +101,7 @@ describe("item lifecycle", () => {
     expect(stopped.length).toBeGreaterThan(0);
     expect(answered.length + stopped.length).toBe(5);
     expect(stopped.every((i) => i.error?.kind === "cost_cap" && /over limits\.maxCostUsd \(\$0\.006\)/.test(i.error.message))).toBe(true);
-    expect(sim.calls.length - before).toBe(answered.length);
+    expect(loop.sim.calls.length - before).toBe(answered.length);
     // The cap is checked before each call: at most the last call goes past it.
     const lastCall = Math.max(...answered.map((i) => i.costUsd));
     expect(m.costUsd).toBeLessThanOrEqual(0.006 + lastCall);

@@ -2,16 +2,15 @@ import { createHash } from "node:crypto";
 import { mkdir, mkdtemp, readFile, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { getModel, loadCatalog, type ModelInfo } from "../shared/catalog.ts";
 import { parseJobText } from "../shared/job/load.ts";
 import { silentLog } from "../shared/log.ts";
 import { runLocalJob } from "../shared/local/run.ts";
-import { startLocalStack, type LocalStack } from "../shared/local/stack.ts";
 import type { ItemResult } from "../shared/manifest.ts";
 import { packDocuments } from "../shared/pack.ts";
 import { planCall } from "../shared/plan.ts";
-import { startSimulator } from "../shared/sim/index.ts";
+import { useLoopback } from "./helpers/loopback.ts";
 
 /** qwen3-max with a small window, so a handful of small documents needs several packs. */
 const SMALL = { models: { "qwen3-max": { contextTokens: 8192, maxInputTokens: 4000, tiers: [{ upToInputTokens: 4000, inputUsdPerM: 1.2, outputUsdPerM: 6 }] } } };
@@ -69,16 +68,7 @@ describe("packing many small documents into few calls", () => {
 });
 
 describe("a packed job end to end", () => {
-  let stack: LocalStack;
-  let sim: Awaited<ReturnType<typeof startSimulator>>;
-  beforeAll(async () => {
-    stack = await startLocalStack({ visibilityTimeoutS: 1 });
-    sim = await startSimulator({ port: 0 });
-  });
-  afterAll(async () => {
-    await sim?.stop();
-    await stack?.stop();
-  });
+  const loop = useLoopback({ stack: { visibilityTimeoutS: 1 } });
 
   it("maps each document's answer back to its document", async () => {
     const dir = await mkdtemp(path.join(tmpdir(), "longdoc-packed-"));
@@ -87,8 +77,8 @@ describe("a packed job end to end", () => {
     await Promise.all(texts.map((t, i) => writeFile(path.join(dir, "docs", `f${i}.md`), t)));
     const jobFile = path.join(dir, "job.yaml");
     await writeFile(jobFile, "name: packed-test\ndocuments:\n  - path: docs/*.md\nprompt: Summarise each filing.\npacking: packed\nmaxOutputTokens: 1024\n");
-    const env = { DASHSCOPE_API_KEY: "sk-test", QWEN_BASE_URL: sim.baseURL, LONGDOC_CATALOG: await smallCatalog(dir) };
-    const run = await runLocalJob({ jobFile, outDir: path.join(dir, "out"), workers: 2, env, log: silentLog, stack });
+    const env = { ...loop.env(), LONGDOC_CATALOG: await smallCatalog(dir) };
+    const run = await runLocalJob({ jobFile, outDir: path.join(dir, "out"), workers: 2, env, log: silentLog, stack: loop.stack });
     const m = run.manifest;
     expect(m.status).toBe("succeeded");
     expect(m.items.length).toBeGreaterThan(1);

@@ -2,17 +2,15 @@ import { createHash } from "node:crypto";
 import { mkdtemp, readFile, writeFile, mkdir } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { sendTasks, type TaskMessage } from "../shared/aws/queue.ts";
 import { silentLog } from "../shared/log.ts";
 import { queueDepth } from "../shared/local/inspect.ts";
 import { runLocalJob } from "../shared/local/run.ts";
-import { startLocalStack, type LocalStack } from "../shared/local/stack.ts";
 import type { ItemResult, Manifest } from "../shared/manifest.ts";
-import { parseSimProof, startSimulator } from "../shared/sim/index.ts";
+import { parseSimProof } from "../shared/sim/index.ts";
 import { countTokens } from "../shared/tokens/index.ts";
-
-type Sim = Awaited<ReturnType<typeof startSimulator>>;
+import { useLoopback } from "./helpers/loopback.ts";
 
 const sha256 = (s: string) => createHash("sha256").update(s).digest("hex");
 
@@ -40,33 +38,25 @@ async function makeJob(dir: string, opts: { docs?: number; name?: string } = {})
 }
 
 describe("a job end to end: emulator, poller, worker, simulator", () => {
-  let stack: LocalStack;
-  let sim: Sim;
+  const loop = useLoopback({ stack: { visibilityTimeoutS: 1 } });
+  const env = () => loop.env();
   let dir: string;
 
   beforeAll(async () => {
-    stack = await startLocalStack({ visibilityTimeoutS: 1 });
-    sim = await startSimulator({ port: 0 });
     dir = await mkdtemp(path.join(tmpdir(), "longdoc-pipeline-"));
   });
-  afterAll(async () => {
-    await sim?.stop();
-    await stack?.stop();
-  });
-
-  const env = () => ({ DASHSCOPE_API_KEY: "sk-test", QWEN_BASE_URL: sim.baseURL });
 
   it("runs three documents whole and writes every item, the manifest and the proof", async () => {
     const { jobFile, texts } = await makeJob(path.join(dir, "three"));
     expect(countTokens(texts[2]!)).toBeGreaterThan(100_000);
-    const callsBefore = sim.calls.length;
-    const run = await runLocalJob({ jobFile, outDir: path.join(dir, "out"), workers: 3, env: env(), log: silentLog, stack });
+    const callsBefore = loop.sim.calls.length;
+    const run = await runLocalJob({ jobFile, outDir: path.join(dir, "out"), workers: 3, env: env(), log: silentLog, stack: loop.stack });
 
     const m = run.manifest;
     expect(m.status).toBe("succeeded");
     expect(m.counts).toEqual({ total: 3, succeeded: 3, failed: 0, skipped: 0 });
     expect(m.items.map((i) => i.id)).toEqual(["001-doc-1", "002-doc-2", "003-doc-3"]);
-    expect(sim.calls.length - callsBefore).toBe(3);
+    expect(loop.sim.calls.length - callsBefore).toBe(3);
 
     const onDisk = JSON.parse(await readFile(path.join(run.outDir, "manifest.json"), "utf8")) as Manifest;
     expect(onDisk).toEqual(m);
@@ -100,30 +90,30 @@ describe("a job end to end: emulator, poller, worker, simulator", () => {
 
   it("a message delivered twice gives one result and one model call", async () => {
     const { jobFile } = await makeJob(path.join(dir, "dup"), { docs: 1, name: "dup-test" });
-    const callsBefore = sim.calls.length;
+    const callsBefore = loop.sim.calls.length;
     const run = await runLocalJob({
-      jobFile, outDir: path.join(dir, "out"), workers: 1, env: env(), log: silentLog, stack,
+      jobFile, outDir: path.join(dir, "out"), workers: 1, env: env(), log: silentLog, stack: loop.stack,
       onSubmitted: async (job) => {
-        const again: TaskMessage = { v: 1, jobId: job.jobId, itemId: job.items[0]!.id, bucket: stack.bucket, documents: job.items[0]!.documents.map((d) => d.uri) };
-        await sendTasks(stack.sqs, stack.queueUrl, [again]);
-        expect(await queueDepth(stack)).toBe(2);
+        const again: TaskMessage = { v: 1, jobId: job.jobId, itemId: job.items[0]!.id, bucket: loop.stack.bucket, documents: job.items[0]!.documents.map((d) => d.uri) };
+        await sendTasks(loop.stack.sqs, loop.stack.queueUrl, [again]);
+        expect(await queueDepth(loop.stack)).toBe(2);
       },
     });
     // Both copies were consumed: the run drains the queue before it stops.
-    expect(await queueDepth(stack)).toBe(0);
+    expect(await queueDepth(loop.stack)).toBe(0);
     expect(run.manifest.counts).toMatchObject({ total: 1, succeeded: 1 });
     expect(run.manifest.items[0]!.attempts).toBe(1);
-    expect(sim.calls.length - callsBefore).toBe(1);
+    expect(loop.sim.calls.length - callsBefore).toBe(1);
   });
 
   it("a model call that fails mid-task comes back and succeeds on the next delivery", async () => {
     const { jobFile } = await makeJob(path.join(dir, "retry"), { docs: 1, name: "retry-test" });
-    const callsBefore = sim.calls.length;
-    sim.injectFaults({ kind: "drop", count: 1 });
-    const run = await runLocalJob({ jobFile, outDir: path.join(dir, "out"), workers: 1, env: env(), log: silentLog, stack, retry: { retries: 0, minTimeoutMs: 10 } });
+    const callsBefore = loop.sim.calls.length;
+    loop.sim.injectFaults({ kind: "drop", count: 1 });
+    const run = await runLocalJob({ jobFile, outDir: path.join(dir, "out"), workers: 1, env: env(), log: silentLog, stack: loop.stack, retry: { retries: 0, minTimeoutMs: 10 } });
     expect(run.manifest.status).toBe("succeeded");
     expect(run.manifest.items[0]).toMatchObject({ status: "succeeded", attempts: 2, error: null });
-    expect(sim.calls.length - callsBefore).toBe(2);
+    expect(loop.sim.calls.length - callsBefore).toBe(2);
     const attempt = JSON.parse(await readFile(path.join(run.outDir, "items", run.manifest.items[0]!.id, "attempts", "1.json"), "utf8"));
     expect(attempt.kind).toBe("model_unavailable");
   });
