@@ -1,5 +1,6 @@
 import { InvalidArgumentError } from "commander";
 import { LongdocError } from "../shared/errors.ts";
+import { summary, type Manifest } from "../shared/manifest.ts";
 
 /** The contract's exit codes. */
 export const EXIT = { ok: 0, input: 1, usage: 2, itemsFailed: 3 } as const;
@@ -22,4 +23,11 @@ export function positiveInt(name: string) {
     if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${name} must be a positive whole number, got '${value}'`);
     return n;
   };
+}
+
+/** A command that ends without running anything: its message, the summary with --json, exit 0. */
+export function endUnchanged(message: string, m: Manifest, json?: boolean): void {
+  process.stdout.write(message + "\n");
+  if (json) process.stdout.write(JSON.stringify(summary(m)) + "\n");
+  process.exitCode = EXIT.ok;
 }

@@ -6,7 +6,7 @@ import { cancelLocalJob } from "../../shared/local/run.ts";
 import { createLog } from "../../shared/log.ts";
 import { summary, type Manifest } from "../../shared/manifest.ts";
 import { settings } from "../../shared/settings.ts";
-import { EXIT, fail, positiveInt } from "../exit.ts";
+import { endUnchanged, EXIT, fail, positiveInt } from "../exit.ts";
 import { renderSummary } from "./run.ts";
 
 interface CancelFlags {
@@ -60,9 +60,8 @@ export function registerCancel(program: Command): void {
 }
 
 function alreadyFinished(m: Manifest, json?: boolean): void {
-  process.stdout.write(`job ${m.jobId} already finished (${m.status}: ${m.counts.succeeded} succeeded, ${m.counts.failed} failed, ${m.counts.skipped} skipped of ${m.counts.total}); nothing changed\n`);
-  if (json) process.stdout.write(JSON.stringify(summary(m)) + "\n");
-  process.exitCode = EXIT.ok;
+  const c = m.counts;
+  endUnchanged(`job ${m.jobId} already finished (${m.status}: ${c.succeeded} succeeded, ${c.failed} failed, ${c.skipped} skipped of ${c.total}); nothing changed`, m, json);
 }
 
 async function cancelDeployed(jobId: string, flags: CancelFlags): Promise<void> {

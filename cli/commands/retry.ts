@@ -7,7 +7,7 @@ import { retryLocalJob } from "../../shared/local/run.ts";
 import { createLog } from "../../shared/log.ts";
 import { summary, type Manifest } from "../../shared/manifest.ts";
 import { settings } from "../../shared/settings.ts";
-import { EXIT, fail, positiveInt } from "../exit.ts";
+import { endUnchanged, EXIT, fail, positiveInt } from "../exit.ts";
 import { renderSummary } from "./run.ts";
 
 interface RetryFlags {
@@ -74,9 +74,7 @@ function describeRound(r: RetryRecord): string {
 }
 
 function nothingToRetry(m: Manifest, json?: boolean): void {
-  process.stdout.write(`nothing to retry: all ${m.counts.total} item(s) of job ${m.jobId} succeeded\n`);
-  if (json) process.stdout.write(JSON.stringify(summary(m)) + "\n");
-  process.exitCode = EXIT.ok;
+  endUnchanged(`nothing to retry: all ${m.counts.total} item(s) of job ${m.jobId} succeeded`, m, json);
 }
 
 async function retryDeployed(jobId: string, flags: RetryFlags): Promise<void> {
