@@ -1,4 +1,4 @@
-import { execFile, spawn } from "node:child_process";
+import { execFile } from "node:child_process";
 import { mkdir, mkdtemp, readFile, readdir, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -12,6 +12,7 @@ import type { Manifest } from "../shared/manifest.ts";
 import type { BatchOutputLine } from "../shared/results.ts";
 import { startSimulator, type Simulator } from "../shared/sim/index.ts";
 import type { RunProgress } from "../shared/status.ts";
+import { watchStatus } from "./helpers/watch.ts";
 
 // A fauxqs stack stands in for AWS: the CLI reaches it only through the AWS SDK's own settings
 // (AWS_ENDPOINT_URL, credentials, region) and the stack coordinates, as it would a deployed stack.
@@ -193,22 +194,12 @@ describe("status and results --deployed, on a stack standing in for AWS", () => 
       await loadJobForSubmit(jobFile, {}),
     );
 
-    const child = spawn(process.execPath, [BIN, "status", job.jobId, "--deployed", "--watch", "--json"], { cwd, env: { ...process.env, ...aws }, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d) => (stdout += d));
-    const barShown = new Promise<void>((resolve) =>
-      child.stderr.on("data", (d) => {
-        stderr += d;
-        if (stderr.includes(job.jobId)) resolve();
-      }),
-    );
-    const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
-    const timer = setTimeout(() => child.kill(), 45_000);
+    const watcher = watchStatus(["--deployed", "--json"], { jobId: job.jobId, bin: BIN, cwd, env: { ...process.env, ...aws } });
+    const timer = setTimeout(() => watcher.kill(), 45_000);
     try {
       // The watcher has read the run while nothing had finished, before any worker started.
-      await Promise.race([barShown, exited.then(() => Promise.reject(new Error(`status exited early: ${stderr}`)))]);
-      expect(stderr).toMatch(/0\/2 items/);
+      await watcher.firstRead;
+      expect(watcher.out.stderr).toMatch(/0\/2 items/);
       const driven = await driveLocalRun({
         stack,
         job,
@@ -219,14 +210,14 @@ describe("status and results --deployed, on a stack standing in for AWS", () => 
         log: silentLog,
       });
       expect(driven.manifest.status).toBe("succeeded");
-      const code = await exited;
-      expect(code, stderr).toBe(0);
-      expect(stdout).toContain(`job ${job.jobId} (deployed-watch, model qwen3-max): succeeded`);
+      const code = await watcher.exited;
+      expect(code, watcher.out.stderr).toBe(0);
+      expect(watcher.out.stdout).toContain(`job ${job.jobId} (deployed-watch, model qwen3-max): succeeded`);
       const { items: _items, ...summary } = driven.manifest;
-      expect(lastJson<RunProgress>(stdout)).toMatchObject({ ...summary, counts: { ...driven.manifest.counts, queued: 0 }, etaMs: 0 });
+      expect(lastJson<RunProgress>(watcher.out.stdout)).toMatchObject({ ...summary, counts: { ...driven.manifest.counts, queued: 0 }, etaMs: 0 });
     } finally {
       clearTimeout(timer);
-      child.kill();
+      watcher.kill();
     }
   }, 60_000);
 });

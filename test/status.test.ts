@@ -1,4 +1,4 @@
-import { execFile, spawn } from "node:child_process";
+import { execFile } from "node:child_process";
 import { mkdir, mkdtemp, readFile, readdir, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -13,6 +13,7 @@ import type { ItemResult, Manifest } from "../shared/manifest.ts";
 import type { BatchOutputLine } from "../shared/results.ts";
 import { startSimulator, type Simulator } from "../shared/sim/index.ts";
 import { computeProgress, formatDuration, localStateReader, openLocalState, readProgress, type RunProgress } from "../shared/status.ts";
+import { watchStatus } from "./helpers/watch.ts";
 
 const cli = async (args: string[]) => {
   try {
@@ -310,31 +311,21 @@ describe("status --watch in another process", () => {
       await store.putJson(keys.job(job.jobId), job);
       await store.putJson(keys.item(job.jobId, "item-1", "result.json"), fakeResult("item-1", "succeeded", Date.now(), 100));
 
-      const child = spawn(process.execPath, ["bin/longdoc.ts", "status", job.jobId, "--watch", "--json", "--state", state], { stdio: ["ignore", "pipe", "pipe"] });
-      let stdout = "";
-      let stderr = "";
-      child.stdout.on("data", (d) => (stdout += d));
-      const barShown = new Promise<void>((resolve) =>
-        child.stderr.on("data", (d) => {
-          stderr += d;
-          if (stderr.includes(job.jobId)) resolve();
-        }),
-      );
-      const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+      const watcher = watchStatus(["--json", "--state", state], { jobId: job.jobId });
       // The watcher has read the state as it was (1 of 3 finished) before the rest is written.
-      await Promise.race([barShown, exited.then(() => Promise.reject(new Error(`status exited early: ${stderr}`)))]);
-      expect(stderr).toMatch(/1\/3 items/);
+      await watcher.firstRead;
+      expect(watcher.out.stderr).toMatch(/1\/3 items/);
       for (const id of ["item-2", "item-3"]) {
         await new Promise((r) => setTimeout(r, 300));
         await store.putJson(keys.item(job.jobId, id, "result.json"), fakeResult(id, "succeeded", Date.now(), 100));
       }
-      const timer = setTimeout(() => child.kill(), 30_000);
-      const code = await exited;
+      const timer = setTimeout(() => watcher.kill(), 30_000);
+      const code = await watcher.exited;
       clearTimeout(timer);
       expect(code).toBe(0);
-      const p = lastJson<RunProgress>(stdout);
+      const p = lastJson<RunProgress>(watcher.out.stdout);
       expect(p).toMatchObject({ jobId: job.jobId, status: "succeeded", counts: { total: 3, succeeded: 3, queued: 0 }, etaMs: 0 });
-      expect(stdout).toContain(": succeeded");
+      expect(watcher.out.stdout).toContain(": succeeded");
     } finally {
       await stack.stop();
     }
