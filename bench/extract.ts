@@ -1,6 +1,6 @@
 /**
  * `npm run bench:extract`: text-extraction time and peak memory for
- *   1. the largest PDF of the test corpus (../shared/corpus/files), and
+ *   1. the largest PDF of the test corpus (test/corpus/files), and
  *   2. a generated ~100 MB text PDF (written here into a temp dir by a minimal PDF writer:
  *      thousands of letter pages of Helvetica prose, uncompressed, so the file is large).
  *
@@ -155,7 +155,7 @@ async function main(): Promise<void> {
   const mbArg = args.indexOf("--mb");
   const targetMB = mbArg >= 0 ? Number(args[mbArg + 1]) : 100;
 
-  const corpus = fileURLToPath(new URL("../../shared/corpus/files/", import.meta.url));
+  const corpus = fileURLToPath(new URL("../test/corpus/files/", import.meta.url));
   const pdfs = readdirSync(corpus).filter((f) => f.endsWith(".pdf")).map((f) => ({ f, size: statSync(join(corpus, f)).size }));
   pdfs.sort((a, b) => b.size - a.size);
   // The largest one that has text (the corpus also holds scanned / encrypted / corrupt samples).

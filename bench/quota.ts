@@ -13,6 +13,7 @@ import { silentLog } from "../shared/log.ts";
 import { runLocalJob } from "../shared/local/run.ts";
 import { startLocalStack } from "../shared/local/stack.ts";
 import { startSimulator } from "../shared/sim/index.ts";
+import { loadSettings } from "../shared/settings.ts";
 
 const RPM = 300;
 const ITEMS = 40;
@@ -33,7 +34,7 @@ for (const [mode, limit] of [["longdoc limiter at the quota", RPM], ["limiter of
     jobFile,
     outDir: path.join(dir, "out"),
     workers: WORKERS,
-    env: { DASHSCOPE_API_KEY: "sk-bench", QWEN_BASE_URL: sim.baseURL },
+    settings: loadSettings({ DASHSCOPE_API_KEY: "sk-bench", QWEN_BASE_URL: sim.baseURL }),
     log: silentLog,
     stack,
     retry: { retries: 6, minTimeoutMs: 500 },

@@ -97,7 +97,7 @@ function tiktokenRanks(): { ranks: string; special: Record<string, number> } {
 
 async function main(): Promise<void> {
   const { mixedScriptText, stripTags } = await import("../shared/tokens/fixtures.ts");
-  const corpus = "/work/shared/corpus/files/";
+  const corpus = fileURLToPath(new URL("../test/corpus/files/", import.meta.url));
   const texts: Record<string, string> = {
     "mixed-script": mixedScriptText(1_500_000),
     "patriot-act-text": stripTags(readFileSync(join(corpus, "usa-patriot-act-publ107-56-pre.htm"), "utf8")),

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from "commander";
+import pkg from "../package.json" with { type: "json" };
 import { registerCancel } from "../cli/commands/cancel.ts";
 import { registerEstimate } from "../cli/commands/estimate.ts";
 import { registerExtract } from "../cli/commands/extract.ts";
@@ -10,24 +11,31 @@ import { registerSim } from "../cli/commands/sim.ts";
 import { registerStatus } from "../cli/commands/status.ts";
 import { registerSubmit } from "../cli/commands/submit.ts";
 import { registerValidate } from "../cli/commands/validate.ts";
+import { createEdge } from "../cli/edge.ts";
 import { EXIT } from "../cli/exit.ts";
+
+const { version } = pkg;
+
+// The edge: the one place the CLI reads its environment.
+const edge = createEdge(process.env);
 
 const program = new Command()
   .name("longdoc")
   .description("Long-context document reasoning on Qwen3-Max: whole documents in, reasoning traces and answers out")
+  .version(version, "-V, --version")
   .exitOverride()
   .showHelpAfterError();
 
-registerRun(program);
-registerValidate(program);
-registerExtract(program);
-registerEstimate(program);
-registerSim(program);
-registerStatus(program);
-registerResults(program);
-registerSubmit(program);
-registerRetry(program);
-registerCancel(program);
+registerRun(program, edge);
+registerValidate(program, edge);
+registerExtract(program, edge);
+registerEstimate(program, edge);
+registerSim(program, edge);
+registerStatus(program, edge);
+registerResults(program, edge);
+registerSubmit(program, edge);
+registerRetry(program, edge);
+registerCancel(program, edge);
 
 try {
   await program.parseAsync(process.argv);

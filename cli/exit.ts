@@ -1,6 +1,6 @@
 import { InvalidArgumentError } from "commander";
 import { LongdocError } from "../shared/errors.ts";
-import { summary, type Manifest } from "../shared/manifest.ts";
+import { summary, type Manifest } from "../shared/run/manifest.ts";
 
 /** The contract's exit codes. */
 export const EXIT = { ok: 0, input: 1, usage: 2, itemsFailed: 3 } as const;
@@ -27,7 +27,7 @@ export function positiveInt(name: string) {
 
 /** A command that ends without running anything: its message, the summary with --json, exit 0. */
 export function endUnchanged(message: string, m: Manifest, json?: boolean): void {
-  process.stdout.write(message + "\n");
+  (json ? process.stderr : process.stdout).write(message + "\n");
   if (json) process.stdout.write(JSON.stringify(summary(m)) + "\n");
   process.exitCode = EXIT.ok;
 }

@@ -2,10 +2,10 @@ import path from "node:path";
 import { S3Client } from "@aws-sdk/client-s3";
 import { SQSClient } from "@aws-sdk/client-sqs";
 import { Resource } from "sst";
-import { loadCatalog } from "../shared/catalog.ts";
+import { loadCatalog } from "../shared/model/catalog.ts";
 import { createLog } from "../shared/log.ts";
-import { settings } from "../shared/settings.ts";
-import { submitFromEvent, type TriggerEvent } from "../shared/trigger.ts";
+import { deployment } from "../shared/settings.ts";
+import { submitFromEvent, type TriggerEvent } from "../shared/submit/trigger.ts";
 
 // Schedules ({ job }) and uploads under inbox/<job-name>/ (S3 events) both land here.
 const log = createLog({ name: "submit" });
@@ -16,7 +16,7 @@ const deps = {
   queueUrl: Resource.Tasks.url,
   jobsDir: path.join(process.env.LAMBDA_TASK_ROOT ?? process.cwd(), "jobs"),
   catalog: loadCatalog(process.env.LONGDOC_CATALOG),
-  maxReceives: settings.maxReceives,
+  maxReceives: deployment.maxReceives,
   log,
 };
 

@@ -1,8 +1,8 @@
-import { settings, type Settings } from "../shared/settings.ts";
+import { deployment, type Deployment } from "../shared/settings.ts";
 import type { Bucket, FunctionPermission, Queue, Secret, Sst } from "./platform.ts";
 
 /** The settings with their numbers widened, so tests can pass changed copies. */
-export type Limits = { readonly [K in keyof Settings]: Settings[K] extends number ? number : Settings[K] };
+export type Limits = { readonly [K in keyof Deployment]: Deployment[K] extends number ? number : Deployment[K] };
 
 declare const sst: Sst;
 
@@ -38,7 +38,7 @@ export function checkQueueSettings(s: Limits): void {
   if (!whole(s.workerBatchSize, 1, 10)) problems.push(`workerBatchSize is ${s.workerBatchSize}; above 10 SQS needs a batching window, which settings has none of`);
   if (!whole(s.maxWorkers, 2, 1000)) problems.push(`maxWorkers is ${s.maxWorkers}; the SQS scaling config takes 2-1000`);
   if (!whole(s.dlqRetentionS, 60, 1_209_600)) problems.push(`dlqRetentionS is ${s.dlqRetentionS}; SQS keeps messages 60-1209600 s`);
-  if (problems.length) throw new Error(`shared/settings.ts: ${problems.join("; ")}`);
+  if (problems.length) throw new Error(`shared/deployment.ts: ${problems.join("; ")}`);
 }
 
 export interface QueueDeps {
@@ -54,7 +54,7 @@ export interface QueueDeps {
  * Tasks queue → worker Lambdas, one long model call per record, failures reported per record;
  * after `maxReceives` deliveries a task moves to TasksDlq, whose subscriber records it failed.
  */
-export function createQueues(d: QueueDeps, s: Limits = settings): { tasks: Queue; dlq: Queue } {
+export function createQueues(d: QueueDeps, s: Limits = deployment): { tasks: Queue; dlq: Queue } {
   checkQueueSettings(s);
 
   // No handler reads the DLQ by name: its subscriber gets the records in its event. Its

@@ -1,4 +1,4 @@
-import { settings } from "../shared/settings.ts";
+import { deployment } from "../shared/settings.ts";
 import type { Bucket, FunctionPermission, LambdaFunction, Queue, Sst } from "./platform.ts";
 import { INSTALLED_PACKAGES, RUNTIME, type Limits } from "./queue.ts";
 
@@ -17,7 +17,7 @@ export interface SubmitDeps {
  * `{ job: "<name>" }`, inbox/ uploads with an S3 event. The job files ride along in the
  * package as `jobs/` (`$LAMBDA_TASK_ROOT/jobs/<name>.yaml`).
  */
-export function createSubmit(d: SubmitDeps, s: Limits = settings): LambdaFunction {
+export function createSubmit(d: SubmitDeps, s: Limits = deployment): LambdaFunction {
   return new sst.aws.Function("Submit", {
     handler: SUBMIT_HANDLER,
     description: "longdoc submit: expands a job into tasks",

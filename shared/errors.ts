@@ -60,10 +60,20 @@ export class DocumentError extends LongdocError {}
 export class ModelError extends LongdocError {
   status: number | undefined;
   providerCode: string | undefined;
-  constructor(code: ErrorCode, message: string, opts: { retryable?: boolean; haltsJob?: boolean; cause?: unknown; status?: number; providerCode?: string } = {}) {
+  /** The provider's request id (x-request-id), for a support ticket. */
+  requestId: string | undefined;
+  /** The response headers that explain a refusal (rate-limit and retry headers); never the request's. */
+  headers: Record<string, string> | undefined;
+  constructor(
+    code: ErrorCode,
+    message: string,
+    opts: { retryable?: boolean; haltsJob?: boolean; cause?: unknown; status?: number; providerCode?: string; requestId?: string; headers?: Record<string, string> } = {},
+  ) {
     super(code, message, opts);
     this.status = opts.status;
     this.providerCode = opts.providerCode;
+    this.requestId = opts.requestId;
+    this.headers = opts.headers;
   }
 }
 

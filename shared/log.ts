@@ -15,7 +15,8 @@ export function createLog(opts: { level?: string; name?: string } = {}): Log {
       level: opts.level ?? "info",
       redact: { paths: ["apiKey", "*.apiKey", "authorization", "*.authorization", "headers.authorization"], censor: "[redacted]" },
     },
-    pino.destination(2),
+    // Synchronous: Lambda freezes the process after the handler returns, and an async buffer would lose the last lines.
+    pino.destination({ dest: 2, sync: true }),
   );
 }
 

@@ -1,8 +1,11 @@
+import { loadCatalog, type Catalog } from "./model/catalog.ts";
+import { LongdocError } from "./errors.ts";
+
 /**
  * The numbers that shape the deployment and the local runtime, in one place so that
  * infra/, the local poller and the tests agree. Units are in the names.
  */
-export const settings = Object.freeze({
+export const deployment = Object.freeze({
   /** Lambda's hard ceiling; the worker budgets its stream to the time left. */
   workerTimeoutS: 900,
   workerMemoryMb: 2048,
@@ -28,4 +31,71 @@ export const settings = Object.freeze({
   }),
 });
 
-export type Settings = typeof settings;
+export type Deployment = typeof deployment;
+
+/** Singapore: where qwen3-max is confirmed (docs/qwen-api.md §1). */
+export const DEFAULT_QWEN_BASE_URL = "https://dashscope-intl.aliyuncs.com/compatible-mode/v1";
+
+export interface ModelEndpoint {
+  /** null: no key, so local runs use the simulator. */
+  apiKey: string | null;
+  baseURL: string | null;
+}
+
+/** What one process needs to know about where it runs: read and checked once, at its edge. */
+export interface Settings {
+  endpoint: ModelEndpoint;
+  catalog: Catalog;
+  /** The override file the catalog was merged with (LONGDOC_CATALOG), for messages. */
+  catalogPath: string | null;
+  /** pino level for the workers' logs (LONGDOC_LOG). */
+  logLevel: string;
+  /** The deployed stack's resources, when the edge has them (SST links on Lambda). */
+  stack: { bucket: string | null; queueUrl: string | null };
+}
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+/** What SST links hand a Lambda: they win over the environment. */
+export interface LinkedResources {
+  apiKey?: string;
+  bucket?: string;
+  queueUrl?: string;
+}
+
+const LOG_LEVELS = new Set(["fatal", "error", "warn", "info", "debug", "trace", "silent"]);
+
+/**
+ * The one place that reads the environment. Each edge (a function in functions/, the CLI in
+ * bin/) calls it once and passes the frozen result down; nothing below reads process.env.
+ */
+export function loadSettings(env: Env, resources: LinkedResources = {}, defaults: { logLevel?: string } = {}): Readonly<Settings> {
+  const catalogPath = env.LONGDOC_CATALOG?.trim() || null;
+  const logLevel = env.LONGDOC_LOG?.trim() || defaults.logLevel || "info";
+  if (!LOG_LEVELS.has(logLevel)) throw new LongdocError("usage", `LONGDOC_LOG must be one of ${[...LOG_LEVELS].join(", ")}, got '${logLevel}'`);
+  const endpoint = readModelEndpoint(resources.apiKey === undefined ? env : { ...env, DASHSCOPE_API_KEY: resources.apiKey });
+  return Object.freeze({
+    endpoint: Object.freeze(endpoint),
+    catalog: loadCatalog(catalogPath ?? undefined),
+    catalogPath,
+    logLevel,
+    stack: Object.freeze({ bucket: resources.bucket ?? null, queueUrl: resources.queueUrl ?? null }),
+  });
+}
+
+/** The model endpoint from DASHSCOPE_API_KEY and QWEN_BASE_URL; errors name the variable. */
+export function readModelEndpoint(env: Env): ModelEndpoint {
+  const apiKey = env.DASHSCOPE_API_KEY?.trim() || null;
+  const baseURL = env.QWEN_BASE_URL?.trim() || null;
+  if (baseURL !== null) {
+    let url: URL;
+    try {
+      url = new URL(baseURL);
+    } catch {
+      throw new LongdocError("usage", `QWEN_BASE_URL is not a URL: '${baseURL}'`);
+    }
+    if (url.protocol !== "https:" && url.protocol !== "http:") throw new LongdocError("usage", `QWEN_BASE_URL must be http(s), got '${url.protocol}'`);
+  }
+  if (apiKey !== null && !/^[\x21-\x7e]+$/.test(apiKey)) throw new LongdocError("usage", "DASHSCOPE_API_KEY has spaces or non-ASCII characters; paste the key alone");
+  return { apiKey, baseURL: baseURL ?? (apiKey ? DEFAULT_QWEN_BASE_URL : null) };
+}

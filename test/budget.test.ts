@@ -1,10 +1,10 @@
 import { describe, expect, it } from "vitest";
-import { budgetToDeadline, checkFits, type ModelLimits } from "../shared/budget.ts";
-import { getModel, loadCatalog } from "../shared/catalog.ts";
+import { budgetToDeadline, checkFits, type ModelLimits } from "../shared/model/budget.ts";
+import { getModel, loadCatalog } from "../shared/model/catalog.ts";
 import { BudgetError } from "../shared/errors.ts";
 import { parseJobText } from "../shared/job/load.ts";
-import { planCall } from "../shared/plan.ts";
-import { messageText } from "../shared/prompt.ts";
+import { planCall } from "../shared/model/plan.ts";
+import { messageText } from "../shared/model/prompt.ts";
 
 const qwen: ModelLimits = { id: "qwen3-max", contextTokens: 262_144, maxInputTokens: 258_048, maxOutputTokens: 65_536, maxOutputTokensThinking: 32_768, maxThinkingBudget: 81_920 };
 

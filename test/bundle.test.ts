@@ -4,14 +4,14 @@ import path from "node:path";
 import { promisify } from "node:util";
 import { build } from "esbuild";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { keys, ObjectStore } from "../shared/aws/store.ts";
-import { getModel, loadCatalog } from "../shared/catalog.ts";
+import { keys, ObjectStore } from "../shared/run/store.ts";
+import { getModel, loadCatalog } from "../shared/model/catalog.ts";
 import { parseJobText } from "../shared/job/load.ts";
 import { s3Uri } from "../shared/job/record.ts";
 import { startLocalStack, type LocalStack } from "../shared/local/stack.ts";
-import type { ItemResult } from "../shared/manifest.ts";
+import type { ItemResult } from "../shared/run/manifest.ts";
 import { startSimulator } from "../shared/sim/index.ts";
-import { submitJob } from "../shared/submit.ts";
+import { submitJob } from "../shared/submit/submit.ts";
 import { INSTALLED_PACKAGES } from "../infra/queue.ts";
 
 /**
@@ -24,6 +24,7 @@ describe("the worker Lambda bundle", () => {
   let stack: LocalStack;
   let sim: Awaited<ReturnType<typeof startSimulator>>;
   let bytes = 0;
+  let inputsOf: Record<string, string[]> = {};
 
   beforeAll(async () => {
     await mkdir(outDir, { recursive: true });
@@ -42,12 +43,24 @@ describe("the worker Lambda bundle", () => {
       banner: { js: "import { createRequire as __longdocRequire } from 'node:module'; const require = __longdocRequire(import.meta.url);" },
     });
     bytes = Object.values(result.metafile.outputs).reduce((s, o) => s + o.bytes, 0);
+    inputsOf = Object.fromEntries(Object.entries(result.metafile.outputs).map(([file, o]) => [path.basename(file), Object.keys(o.inputs)]));
     stack = await startLocalStack({ visibilityTimeoutS: 30 });
     sim = await startSimulator({ port: 0, apiKey: "sk-bundle" });
   });
   afterAll(async () => {
     await sim?.stop();
     await stack?.stop();
+  });
+
+  it("ships none of the local runtime, the simulator or the CLI, and the dead-letter function no model SDK", () => {
+    expect(Object.keys(inputsOf).sort()).toEqual(["dlq.mjs", "submit.mjs", "worker.mjs"]);
+    for (const [bundle, inputs] of Object.entries(inputsOf)) {
+      const ours = inputs.filter((i) => !i.includes("node_modules/"));
+      expect(ours.length, bundle).toBeGreaterThan(0);
+      expect(ours.filter((i) => /^(shared\/(local|sim)\/|cli\/|bin\/|test\/|bench\/)/.test(i)), bundle).toEqual([]);
+    }
+    expect(inputsOf["dlq.mjs"]!.filter((i) => i.includes("node_modules/openai/"))).toEqual([]);
+    expect(inputsOf["worker.mjs"]!.some((i) => i.includes("node_modules/openai/"))).toBe(true);
   });
 
   it("bundles the three functions; the worker starts without SST and runs a PDF task end to end", async () => {

@@ -2,12 +2,13 @@ import { mkdir, mkdtemp, readFile, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import { loadCatalog } from "../shared/catalog.ts";
-import { estimateJob } from "../shared/estimate.ts";
+import { loadCatalog } from "../shared/model/catalog.ts";
+import { estimateJob } from "../shared/submit/estimate.ts";
 import { loadJobFile } from "../shared/job/load.ts";
 import { silentLog } from "../shared/log.ts";
 import { runLocalJob } from "../shared/local/run.ts";
 import { useLoopback } from "./helpers/loopback.ts";
+import { loadSettings } from "../shared/settings.ts";
 
 async function job(dir: string, cache: "implicit" | "explicit") {
   await mkdir(path.join(dir, "docs"), { recursive: true });
@@ -34,7 +35,7 @@ describe("several questions over one document share its cached prefix", () => {
       const jobFile = await job(path.join(dir, cache), cache);
       const estimate = await estimateJob(await loadJobFile(jobFile), jobFile, loadCatalog());
       const before = loop.sim.calls.length;
-      const run = await runLocalJob({ jobFile, outDir: path.join(dir, "out"), workers: 1, env: loop.env(), log: silentLog, stack: loop.stack });
+      const run = await runLocalJob({ jobFile, outDir: path.join(dir, "out"), workers: 1, settings: loadSettings(loop.env()), log: silentLog, stack: loop.stack });
       const calls = loop.sim.calls.slice(before);
       expect(calls).toHaveLength(3);
       expect(calls[0]!.cachedTokens).toBe(0);

@@ -44,8 +44,10 @@ describe("the longdoc command", () => {
     const r = await run(["run", job, "--json", "--out", path.join(dir, "out"), "--state", path.join(dir, "state")], { DASHSCOPE_API_KEY: "" });
     expect(r.code).toBe(0);
     expect(r.stderr).toMatch(/job cli-run-\d{8}-\d{6}-[0-9a-f]{4}: 2 item\(s\), model qwen3-max/);
-    expect(r.stdout).toMatch(/2 succeeded, 0 failed, 0 skipped of 2/);
-    const summary = JSON.parse(r.stdout.trimEnd().split("\n").pop()!);
+    // With --json, stdout is JSON alone (so `| jq` works); the table goes to stderr.
+    expect(r.stderr).toMatch(/2 succeeded, 0 failed, 0 skipped of 2/);
+    expect(r.stdout.trimEnd().split("\n")).toHaveLength(1);
+    const summary = JSON.parse(r.stdout);
     expect(summary).toMatchObject({ version: 1, job: "cli-run", status: "succeeded", counts: { total: 2, succeeded: 2 } });
     expect(summary.items).toBeUndefined();
   });

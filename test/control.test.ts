@@ -6,18 +6,21 @@ import { promisify } from "node:util";
 import { CreateBucketCommand } from "@aws-sdk/client-s3";
 import { DeleteMessageCommand, PurgeQueueCommand, ReceiveMessageCommand } from "@aws-sdk/client-sqs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parseTaskMessage } from "../shared/aws/queue.ts";
-import { keys, ObjectStore } from "../shared/aws/store.ts";
-import { retryJob, type RetryRecord } from "../shared/control.ts";
-import { inputKey, loadJobForSubmit, readStackCoordinates, regionOfQueueUrl, submitLoadedJob } from "../shared/deployed.ts";
+import { parseTaskMessage } from "../shared/run/queue.ts";
+import { keys, ObjectStore } from "../shared/run/store.ts";
+import { retryJob, type RetryRecord } from "../shared/run/control.ts";
+import { loadCatalog } from "../shared/model/catalog.ts";
+import { inputKey, loadJobForSubmit, submitLoadedJob } from "../shared/submit/load.ts";
+import { readStackCoordinates, regionOfQueueUrl } from "../cli/stack.ts";
 import type { JobRecord } from "../shared/job/record.ts";
 import { queueDepth } from "../shared/local/inspect.ts";
 import { cancelLocalJob, runLocalJob } from "../shared/local/run.ts";
 import { startLocalStack, type LocalStack } from "../shared/local/stack.ts";
 import { silentLog } from "../shared/log.ts";
-import type { ItemResult, Manifest } from "../shared/manifest.ts";
+import type { ItemResult, Manifest } from "../shared/run/manifest.ts";
 import { createModelClient } from "../shared/model/client.ts";
 import { startSimulator, type Simulator } from "../shared/sim/index.ts";
+import { loadSettings } from "../shared/settings.ts";
 
 const BIN = path.resolve("bin/longdoc.ts");
 
@@ -47,7 +50,7 @@ async function submitOnly(state: string, jobFile: string): Promise<JobRecord> {
   try {
     return await submitLoadedJob(
       { s3: stack.s3, sqs: stack.sqs, bucket: stack.bucket, queueUrl: stack.queueUrl, maxReceives: stack.maxReceives },
-      await loadJobForSubmit(jobFile, {}),
+      await loadJobForSubmit(jobFile, loadCatalog()),
     );
   } finally {
     await stack.stop();
@@ -82,7 +85,7 @@ describe("retry and cancel on persisted local runs, through the CLI", () => {
       if (++calls === 1) sim.injectFaults({ kind: "401", count: 1 });
       return r;
     } };
-    const run = await runLocalJob({ jobFile, outDir: out, workers: 1, env, log: silentLog, dataDir: state, model });
+    const run = await runLocalJob({ jobFile, outDir: out, workers: 1, settings: loadSettings(env), log: silentLog, dataDir: state, model });
     const m0 = run.manifest;
     const jobId = run.job.jobId;
     expect(m0.status).toBe("halted");
@@ -98,7 +101,7 @@ describe("retry and cancel on persisted local runs, through the CLI", () => {
     expect(r.stderr).toContain(`job ${jobId}: retry 1: re-queued 2 item(s)`);
     expect(r.stderr).toContain(`${m0.items[1]!.id}: was failed after 1 attempt(s) (model_auth)`);
     expect(r.stderr).toMatch(/removed the halt marker \(the job had been halted: the API key was refused/);
-    expect(r.stdout).toMatch(/3 succeeded, 0 failed, 0 skipped of 3/);
+    expect(r.stderr).toMatch(/3 succeeded, 0 failed, 0 skipped of 3/);
     const summary = lastJson<Manifest>(r.stdout);
     expect(summary).toMatchObject({ jobId, status: "succeeded", counts: { total: 3, succeeded: 3, failed: 0, skipped: 0 } });
     // Only the two retried documents reached the model.
@@ -132,7 +135,7 @@ describe("retry and cancel on persisted local runs, through the CLI", () => {
     const out = path.join(dir, "partial-out");
     const jobFile = await makeJob(path.join(dir, "partial"), "partial-retry", { "a.md": "# A\n\nCash rose.\n", "b.md": "# B\n\nDebt fell.\n", "c.md": "" });
     sim.injectFaults({ kind: "moderation", count: 1 });
-    const run = await runLocalJob({ jobFile, outDir: out, workers: 1, env, log: silentLog, dataDir: state });
+    const run = await runLocalJob({ jobFile, outDir: out, workers: 1, settings: loadSettings(env), log: silentLog, dataDir: state });
     const jobId = run.job.jobId;
     expect(run.manifest.status).toBe("partial");
     const kinds = Object.fromEntries(run.manifest.items.filter((i) => i.error).map((i) => [i.documents[0], i.error!.kind]));
@@ -169,7 +172,7 @@ describe("retry and cancel on persisted local runs, through the CLI", () => {
     const r = await cli(["cancel", job.jobId, "--state", state, "--out", out, "--json"], env);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toContain(`job ${job.jobId}: cancel marker written; 5 of 5 item(s) had not finished`);
-    expect(r.stdout).toContain(`cancelled job ${job.jobId}: 5 item(s) skipped without calling the model\n`);
+    expect(r.stderr).toContain(`cancelled job ${job.jobId}: 5 item(s) skipped without calling the model\n`);
     expect(lastJson<Manifest>(r.stdout)).toMatchObject({ status: "cancelled", counts: { total: 5, succeeded: 0, failed: 0, skipped: 5 } });
     const m = JSON.parse(await readFile(path.join(out, job.jobId, "manifest.json"), "utf8")) as Manifest;
     expect(m.items.every((i) => i.status === "skipped" && i.error?.kind === "cancelled" && i.attempts === 1)).toBe(true);
@@ -216,7 +219,7 @@ describe("retry and cancel in process", () => {
 
   const submit = async (name: string, n: number) => {
     const jobFile = await makeJob(path.join(dir, name), name, Object.fromEntries(Array.from({ length: n }, (_, i) => [`d${i}.md`, `# D${i}\n`])));
-    return submitLoadedJob({ s3: stack.s3, sqs: stack.sqs, bucket: stack.bucket, queueUrl: stack.queueUrl, maxReceives: stack.maxReceives }, await loadJobForSubmit(jobFile, {}));
+    return submitLoadedJob({ s3: stack.s3, sqs: stack.sqs, bucket: stack.bucket, queueUrl: stack.queueUrl, maxReceives: stack.maxReceives }, await loadJobForSubmit(jobFile, loadCatalog()));
   };
 
   it("retry refuses a run that is still going", async () => {
@@ -238,7 +241,7 @@ describe("retry and cancel in process", () => {
       }
     }
     const started = Date.now();
-    const out = await cancelLocalJob({ jobId: job.jobId, stack, outDir: path.join(dir, "out"), workers: 1, env: {}, log: silentLog, timeoutMs: 20_000 });
+    const out = await cancelLocalJob({ jobId: job.jobId, stack, outDir: path.join(dir, "out"), workers: 1, settings: loadSettings({}), log: silentLog, timeoutMs: 20_000 });
     expect(out.state).toBe("cancelled");
     if (out.state !== "cancelled") return;
     expect(out.orphans).toEqual(job.items.map((i) => i.id));
@@ -289,9 +292,10 @@ describe("submit to a deployed stack (fauxqs standing in for AWS)", () => {
     expect(r.code, r.stderr).toBe(0);
     const info = lastJson<{ jobId: string; items: number; uploaded: number; listed: number; bucket: string }>(r.stdout);
     expect(info).toMatchObject({ items: 4, uploaded: 2, listed: 2, bucket: aws.bucket });
-    expect(r.stdout).toContain(`submitted job ${info.jobId}: 4 item(s), model qwen3-max`);
-    expect(r.stdout).toContain(`(bucket from LONGDOC_BUCKET)`);
-    expect(r.stdout).toContain(`aws s3 cp s3://${aws.bucket}/runs/${info.jobId}/manifest.json -`);
+    expect(r.stdout.trimEnd().split("\n")).toHaveLength(1);
+    expect(r.stderr).toContain(`submitted job ${info.jobId}: 4 item(s), model qwen3-max`);
+    expect(r.stderr).toContain(`(bucket from LONGDOC_BUCKET)`);
+    expect(r.stderr).toContain(`aws s3 cp s3://${aws.bucket}/runs/${info.jobId}/manifest.json -`);
 
     const store = new ObjectStore(aws.s3, aws.bucket);
     const job = (await store.getJson<JobRecord>(keys.job(info.jobId)))!;
@@ -344,7 +348,7 @@ describe("submit to a deployed stack (fauxqs standing in for AWS)", () => {
     await writeFile(path.join(jobDir, ".sst", "outputs.json"), JSON.stringify({ bucket: aws.bucket, queue: aws.queueUrl, deadLetterQueue: aws.dlqUrl }));
     const r = await cli(["submit", jobFile, "--json"], noCoords, jobDir);
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toContain("(bucket from .sst/outputs.json 'bucket')");
+    expect(r.stderr).toContain("(bucket from .sst/outputs.json 'bucket')");
     const { jobId } = lastJson<{ jobId: string }>(r.stdout);
     expect(await new ObjectStore(aws.s3, aws.bucket).exists(keys.job(jobId))).toBe(true);
     await aws.sqs.send(new PurgeQueueCommand({ QueueUrl: aws.queueUrl }));

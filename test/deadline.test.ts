@@ -1,16 +1,16 @@
 import { ReceiveMessageCommand } from "@aws-sdk/client-sqs";
 import { beforeAll, describe, expect, it } from "vitest";
-import { keys, ObjectStore } from "../shared/aws/store.ts";
-import { getModel, loadCatalog } from "../shared/catalog.ts";
-import { createWorkerDeps } from "../shared/deps.ts";
-import { createWorkerHandler } from "../shared/handlers.ts";
+import { keys, ObjectStore } from "../shared/run/store.ts";
+import { getModel, loadCatalog } from "../shared/model/catalog.ts";
+import { createWorkerDeps } from "../shared/worker/deps.ts";
+import { createWorkerHandler } from "../shared/worker/handlers.ts";
 import { parseJobText } from "../shared/job/load.ts";
 import { s3Uri } from "../shared/job/record.ts";
 import { silentLog } from "../shared/log.ts";
 import { toSqsRecord } from "../shared/local/poller.ts";
-import type { ItemResult } from "../shared/manifest.ts";
-import { settings } from "../shared/settings.ts";
-import { submitJob } from "../shared/submit.ts";
+import type { ItemResult } from "../shared/run/manifest.ts";
+import { deployment } from "../shared/settings.ts";
+import { submitJob } from "../shared/submit/submit.ts";
 import { useLoopback } from "./helpers/loopback.ts";
 
 /** Lambda's clock: the output is sized to what can be decoded before the function is killed. */
@@ -38,7 +38,7 @@ describe("the worker's deadline", () => {
   }
 
   it("returns the task to the queue, without calling the model, when too little time is left", async () => {
-    const { job, response, calls } = await deliver(settings.deadlineMarginMs + 1_000);
+    const { job, response, calls } = await deliver(deployment.deadlineMarginMs + 1_000);
     expect(response.batchItemFailures).toHaveLength(1);
     expect(calls).toHaveLength(0);
     expect(await store.exists(keys.item(job.jobId, job.items[0]!.id, "result.json"))).toBe(false);
@@ -48,7 +48,7 @@ describe("the worker's deadline", () => {
 
   it("cuts the thinking budget and the answer to what can be decoded in the time left", async () => {
     // 15 s after the margin at an assumed 50 tokens/s: 750 tokens for reasoning and answer together.
-    const { job, response, calls } = await deliver(settings.deadlineMarginMs + 15_000);
+    const { job, response, calls } = await deliver(deployment.deadlineMarginMs + 15_000);
     expect(response.batchItemFailures).toHaveLength(0);
     expect(calls).toHaveLength(1);
     const call = calls[0]!;

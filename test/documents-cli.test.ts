@@ -5,11 +5,12 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Command, CommanderError } from "commander";
 import { afterAll, describe, expect, it, vi } from "vitest";
+import { createEdge } from "../cli/edge.ts";
 import { registerExtract } from "../cli/commands/extract.ts";
 import { loadDocument } from "../shared/documents/index.ts";
 import { countTokens } from "../shared/tokens/index.ts";
 
-const corpus = (name: string) => fileURLToPath(new URL(`../../shared/corpus/files/${name}`, import.meta.url));
+const corpus = (name: string) => fileURLToPath(new URL(`./corpus/files/${name}`, import.meta.url));
 const tmp = mkdtempSync(join(tmpdir(), "longdoc-extract-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
@@ -21,7 +22,7 @@ async function run(args: string[]) {
   const saved = process.exitCode;
   process.exitCode = undefined;
   const program = new Command().name("longdoc").exitOverride().configureOutput({ writeOut: (s) => out.push(s), writeErr: (s) => err.push(s) });
-  registerExtract(program);
+  registerExtract(program, createEdge({}));
   let thrown: unknown;
   try {
     await program.parseAsync(["node", "longdoc", "extract", ...args]);

@@ -1,5 +1,5 @@
 /**
- * Document loaders against the real corpus in ../shared/corpus (MANIFEST.json is the ground
+ * Document loaders against the real corpus in test/corpus (MANIFEST.json is the ground
  * truth, computed with poppler, openpyxl and Python's csv/html parsers, never with this code).
  */
 import { readFileSync } from "node:fs";
@@ -8,7 +8,7 @@ import { loadDocument, type LoadedDocument } from "../shared/documents/index.ts"
 import { columnLetters } from "../shared/documents/xlsx.ts";
 import { LongdocError } from "../shared/errors.ts";
 
-const CORPUS = new URL("../../shared/corpus/", import.meta.url);
+const CORPUS = new URL("./corpus/", import.meta.url);
 
 interface Probe {
   text: string;

@@ -6,7 +6,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { settings } from "../shared/settings.ts";
+import { deployment } from "../shared/settings.ts";
 import { deploy } from "../infra/index.ts";
 import { readJobs } from "../infra/jobs.ts";
 import { checkQueueSettings, DLQ_HANDLER, WORKER_HANDLER } from "../infra/queue.ts";
@@ -185,29 +185,29 @@ describe("queue, worker and dead letters", () => {
     const { tasks, worker } = wired();
     expect(worker.fn.handler).toBe(WORKER_HANDLER);
     const timeoutS = seconds(worker.fn.timeout);
-    expect(timeoutS).toBe(settings.workerTimeoutS);
+    expect(timeoutS).toBe(deployment.workerTimeoutS);
     expect(timeoutS).toBeLessThanOrEqual(900);
     const visibilityS = seconds(tasks.args.visibilityTimeout);
-    expect(visibilityS).toBe(settings.queueVisibilityTimeoutS);
+    expect(visibilityS).toBe(deployment.queueVisibilityTimeoutS);
     expect(visibilityS).toBeGreaterThanOrEqual(6 * timeoutS);
   });
 
-  it("moves a task to TasksDlq after settings.maxReceives deliveries", () => {
+  it("moves a task to TasksDlq after deployment.maxReceives deliveries", () => {
     const { tasks, dlq } = wired();
-    expect(tasks.args.dlq).toEqual({ queue: dlq.self.arn, retry: settings.maxReceives });
-    expect(settings.maxReceives).toBe(3);
-    expect(dlq.args.transform.queue.messageRetentionSeconds).toBe(settings.dlqRetentionS);
+    expect(tasks.args.dlq).toEqual({ queue: dlq.self.arn, retry: deployment.maxReceives });
+    expect(deployment.maxReceives).toBe(3);
+    expect(dlq.args.transform.queue.messageRetentionSeconds).toBe(deployment.dlqRetentionS);
   });
 
-  it("reports failures per record in batches of settings.workerBatchSize", () => {
+  it("reports failures per record in batches of deployment.workerBatchSize", () => {
     const { worker } = wired();
-    expect(worker.args.batch).toEqual({ size: settings.workerBatchSize, partialResponses: true });
+    expect(worker.args.batch).toEqual({ size: deployment.workerBatchSize, partialResponses: true });
   });
 
   it("caps concurrent workers through the event source mapping's scaling config (2-1000)", () => {
     const { worker } = wired();
     const max = worker.args.transform.eventSourceMapping.scalingConfig.maximumConcurrency;
-    expect(max).toBe(settings.maxWorkers);
+    expect(max).toBe(deployment.maxWorkers);
     expect(max).toBeGreaterThanOrEqual(2);
     expect(max).toBeLessThanOrEqual(1000);
   });
@@ -221,7 +221,7 @@ describe("queue, worker and dead letters", () => {
     expect(worker.fn.runtime).toBe("nodejs24.x");
     // pdf.js needs its CMaps and fonts as files at run time: shipped as a package, not bundled.
     expect(worker.fn.nodejs).toEqual({ install: ["pdfjs-dist"] });
-    expect(worker.fn.memory).toBe(`${settings.workerMemoryMb} MB`);
+    expect(worker.fn.memory).toBe(`${deployment.workerMemoryMb} MB`);
   });
 
   it("passes QWEN_BASE_URL to the worker only when it is set at deploy time", () => {
@@ -245,7 +245,7 @@ describe("queue, worker and dead letters", () => {
 
 describe("settings checks", () => {
   it("accepts the settings in shared/settings.ts", () => {
-    expect(() => checkQueueSettings(settings)).not.toThrow();
+    expect(() => checkQueueSettings(deployment)).not.toThrow();
   });
 
   it.each([
@@ -256,7 +256,7 @@ describe("settings checks", () => {
     [{ workerBatchSize: 11 }, /workerBatchSize is 11/],
     [{ maxReceives: 0 }, /maxReceives is 0/],
   ])("refuses %j before creating anything", (change, message) => {
-    expect(() => checkQueueSettings({ ...settings, ...change })).toThrow(message);
+    expect(() => checkQueueSettings({ ...deployment, ...change })).toThrow(message);
     expect(fake.recs).toHaveLength(0);
   });
 });
@@ -280,7 +280,7 @@ describe("submit, schedules and uploads", () => {
     expect(submit.args.nodejs).toEqual({ install: ["pdfjs-dist"] });
     expect(submit.args.link).toEqual([fake.get("Bucket", "Runs").self, fake.get("Queue", "Tasks").self]);
     expect(submit.args.runtime).toBe("nodejs24.x");
-    expect(seconds(submit.args.timeout)).toBe(settings.submitTimeoutS);
+    expect(seconds(submit.args.timeout)).toBe(deployment.submitTimeoutS);
   });
 
   it("schedules each top-level job with a schedule: once, with its expression and a {job} event", () => {

@@ -6,10 +6,11 @@ import { Ajv } from "ajv";
 import { beforeAll, describe, expect, it } from "vitest";
 import { silentLog } from "../shared/log.ts";
 import { runLocalJob } from "../shared/local/run.ts";
-import type { ItemResult } from "../shared/manifest.ts";
+import type { ItemResult } from "../shared/run/manifest.ts";
 import type { ModelClient } from "../shared/model/client.ts";
 import { parseSimProof } from "../shared/sim/index.ts";
 import { useLoopback } from "./helpers/loopback.ts";
+import { loadSettings } from "../shared/settings.ts";
 
 const JOB = "jobs/examples/financial-statements.yaml";
 
@@ -22,7 +23,7 @@ describe("JSON answers: the shipped workbook job", () => {
 
   it("sends each whole workbook with the schema and keeps answers that match it", async () => {
     const before = loop.sim.calls.length;
-    const run = await runLocalJob({ jobFile: JOB, outDir: out, env: loop.env(), log: silentLog, stack: loop.stack });
+    const run = await runLocalJob({ jobFile: JOB, outDir: out, settings: loadSettings(loop.env()), log: silentLog, stack: loop.stack });
     expect(run.manifest.status).toBe("succeeded");
     const calls = loop.sim.calls.slice(before);
     expect(calls.every((c) => !c.thinking)).toBe(true);
@@ -54,7 +55,7 @@ describe("JSON answers: the shipped workbook job", () => {
         };
       },
     };
-    const run = await runLocalJob({ jobFile: JOB, outDir: out, env: loop.env(), log: silentLog, stack: loop.stack, model });
+    const run = await runLocalJob({ jobFile: JOB, outDir: out, settings: loadSettings(loop.env()), log: silentLog, stack: loop.stack, model });
     expect(run.manifest.status).toBe("failed");
     for (const item of run.manifest.items) {
       expect(item.status).toBe("failed");

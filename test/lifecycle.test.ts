@@ -2,18 +2,19 @@ import { mkdir, mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import { keys, ObjectStore } from "../shared/aws/store.ts";
-import { getModel, loadCatalog } from "../shared/catalog.ts";
-import { createDeadLetterHandler } from "../shared/handlers.ts";
+import { keys, ObjectStore } from "../shared/run/store.ts";
+import { getModel, loadCatalog } from "../shared/model/catalog.ts";
+import { createDeadLetterHandler } from "../shared/worker/dead.ts";
 import { parseJobText } from "../shared/job/load.ts";
 import { s3Uri } from "../shared/job/record.ts";
 import { silentLog } from "../shared/log.ts";
 import { queueDepth } from "../shared/local/inspect.ts";
 import { runPoller } from "../shared/local/poller.ts";
 import { runLocalJob } from "../shared/local/run.ts";
-import type { ItemResult, Manifest } from "../shared/manifest.ts";
-import { submitJob } from "../shared/submit.ts";
+import type { ItemResult, Manifest } from "../shared/run/manifest.ts";
+import { submitJob } from "../shared/submit/submit.ts";
 import { useLoopback } from "./helpers/loopback.ts";
+import { loadSettings } from "../shared/settings.ts";
 
 async function docsJob(dir: string, name: string, count: number, extra = "") {
   await mkdir(path.join(dir, "docs"), { recursive: true });
@@ -34,7 +35,7 @@ describe("item lifecycle", () => {
 
   it("lists every item exactly once when many workers finish together", async () => {
     const jobFile = await docsJob(path.join(dir, "many"), "many", 40);
-    const run = await runLocalJob({ jobFile, outDir: path.join(dir, "out"), workers: 8, env: env(), log: silentLog, stack: loop.stack });
+    const run = await runLocalJob({ jobFile, outDir: path.join(dir, "out"), workers: 8, settings: loadSettings(env()), log: silentLog, stack: loop.stack });
     const ids = run.manifest.items.map((i) => i.id);
     expect(ids).toHaveLength(40);
     expect(new Set(ids).size).toBe(40);
@@ -47,7 +48,7 @@ describe("item lifecycle", () => {
     const jobFile = await docsJob(path.join(dir, "halt"), "halt", 5);
     loop.sim.injectFaults({ kind: "401", count: 1 });
     const before = loop.sim.calls.length;
-    const run = await runLocalJob({ jobFile, outDir: path.join(dir, "out"), workers: 1, env: env(), log: silentLog, stack: loop.stack });
+    const run = await runLocalJob({ jobFile, outDir: path.join(dir, "out"), workers: 1, settings: loadSettings(env()), log: silentLog, stack: loop.stack });
     const m = run.manifest;
     expect(m.status).toBe("halted");
     expect(m.items[0]).toMatchObject({ status: "failed", error: { kind: "model_auth" } });
@@ -83,7 +84,7 @@ describe("item lifecycle", () => {
   it("refuses a job whose input alone is estimated over its cost cap, before any call", async () => {
     const jobFile = await docsJob(path.join(dir, "cap"), "cap", 3, "limits: { maxCostUsd: 0.000001 }\n");
     const before = loop.sim.calls.length;
-    await expect(runLocalJob({ jobFile, outDir: path.join(dir, "out"), workers: 1, env: env(), log: silentLog, stack: loop.stack })).rejects.toMatchObject({
+    await expect(runLocalJob({ jobFile, outDir: path.join(dir, "out"), workers: 1, settings: loadSettings(env()), log: silentLog, stack: loop.stack })).rejects.toMatchObject({
       code: "cost_cap",
       message: expect.stringMatching(/job 'cap': its input alone is estimated at \$0\.\d+, over limits\.maxCostUsd \(\$0\.000001\)/),
     });
@@ -93,7 +94,7 @@ describe("item lifecycle", () => {
   it("stops calling the model once the job's spend reaches its cap; the rest end skipped", async () => {
     const jobFile = await docsJob(path.join(dir, "spend"), "spend", 5, "thinking: { enabled: true, budget: 512 }\nlimits: { maxCostUsd: 0.006 }\n");
     const before = loop.sim.calls.length;
-    const run = await runLocalJob({ jobFile, outDir: path.join(dir, "out"), workers: 1, env: env(), log: silentLog, stack: loop.stack });
+    const run = await runLocalJob({ jobFile, outDir: path.join(dir, "out"), workers: 1, settings: loadSettings(env()), log: silentLog, stack: loop.stack });
     const m = run.manifest;
     const answered = m.items.filter((i) => i.status === "succeeded");
     const stopped = m.items.filter((i) => i.status === "skipped");

@@ -3,14 +3,15 @@ import { mkdir, mkdtemp, readFile, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import { getModel, loadCatalog, type ModelInfo } from "../shared/catalog.ts";
+import { getModel, loadCatalog, type ModelInfo } from "../shared/model/catalog.ts";
 import { parseJobText } from "../shared/job/load.ts";
 import { silentLog } from "../shared/log.ts";
 import { runLocalJob } from "../shared/local/run.ts";
-import type { ItemResult } from "../shared/manifest.ts";
-import { packDocuments } from "../shared/pack.ts";
-import { planCall } from "../shared/plan.ts";
+import type { ItemResult } from "../shared/run/manifest.ts";
+import { packDocuments } from "../shared/submit/pack.ts";
+import { planCall } from "../shared/model/plan.ts";
 import { useLoopback } from "./helpers/loopback.ts";
+import { loadSettings } from "../shared/settings.ts";
 
 /** qwen3-max with a small window, so a handful of small documents needs several packs. */
 const SMALL = { models: { "qwen3-max": { contextTokens: 8192, maxInputTokens: 4000, tiers: [{ upToInputTokens: 4000, inputUsdPerM: 1.2, outputUsdPerM: 6 }] } } };
@@ -78,7 +79,7 @@ describe("a packed job end to end", () => {
     const jobFile = path.join(dir, "job.yaml");
     await writeFile(jobFile, "name: packed-test\ndocuments:\n  - path: docs/*.md\nprompt: Summarise each filing.\npacking: packed\nmaxOutputTokens: 1024\n");
     const env = { ...loop.env(), LONGDOC_CATALOG: await smallCatalog(dir) };
-    const run = await runLocalJob({ jobFile, outDir: path.join(dir, "out"), workers: 2, env, log: silentLog, stack: loop.stack });
+    const run = await runLocalJob({ jobFile, outDir: path.join(dir, "out"), workers: 2, settings: loadSettings(env), log: silentLog, stack: loop.stack });
     const m = run.manifest;
     expect(m.status).toBe("succeeded");
     expect(m.items.length).toBeGreaterThan(1);

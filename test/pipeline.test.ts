@@ -3,14 +3,15 @@ import { mkdtemp, readFile, writeFile, mkdir } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import { sendTasks, type TaskMessage } from "../shared/aws/queue.ts";
+import { sendTasks, type TaskMessage } from "../shared/run/queue.ts";
 import { silentLog } from "../shared/log.ts";
 import { queueDepth } from "../shared/local/inspect.ts";
 import { runLocalJob } from "../shared/local/run.ts";
-import type { ItemResult, Manifest } from "../shared/manifest.ts";
+import type { ItemResult, Manifest } from "../shared/run/manifest.ts";
 import { parseSimProof } from "../shared/sim/index.ts";
 import { countTokens } from "../shared/tokens/index.ts";
 import { useLoopback } from "./helpers/loopback.ts";
+import { loadSettings } from "../shared/settings.ts";
 
 const sha256 = (s: string) => createHash("sha256").update(s).digest("hex");
 
@@ -50,7 +51,7 @@ describe("a job end to end: emulator, poller, worker, simulator", () => {
     const { jobFile, texts } = await makeJob(path.join(dir, "three"));
     expect(countTokens(texts[2]!)).toBeGreaterThan(100_000);
     const callsBefore = loop.sim.calls.length;
-    const run = await runLocalJob({ jobFile, outDir: path.join(dir, "out"), workers: 3, env: env(), log: silentLog, stack: loop.stack });
+    const run = await runLocalJob({ jobFile, outDir: path.join(dir, "out"), workers: 3, settings: loadSettings(env()), log: silentLog, stack: loop.stack });
 
     const m = run.manifest;
     expect(m.status).toBe("succeeded");
@@ -92,7 +93,7 @@ describe("a job end to end: emulator, poller, worker, simulator", () => {
     const { jobFile } = await makeJob(path.join(dir, "dup"), { docs: 1, name: "dup-test" });
     const callsBefore = loop.sim.calls.length;
     const run = await runLocalJob({
-      jobFile, outDir: path.join(dir, "out"), workers: 1, env: env(), log: silentLog, stack: loop.stack,
+      jobFile, outDir: path.join(dir, "out"), workers: 1, settings: loadSettings(env()), log: silentLog, stack: loop.stack,
       onSubmitted: async (job) => {
         const again: TaskMessage = { v: 1, jobId: job.jobId, itemId: job.items[0]!.id, bucket: loop.stack.bucket, documents: job.items[0]!.documents.map((d) => d.uri) };
         await sendTasks(loop.stack.sqs, loop.stack.queueUrl, [again]);
@@ -110,7 +111,7 @@ describe("a job end to end: emulator, poller, worker, simulator", () => {
     const { jobFile } = await makeJob(path.join(dir, "retry"), { docs: 1, name: "retry-test" });
     const callsBefore = loop.sim.calls.length;
     loop.sim.injectFaults({ kind: "drop", count: 1 });
-    const run = await runLocalJob({ jobFile, outDir: path.join(dir, "out"), workers: 1, env: env(), log: silentLog, stack: loop.stack, retry: { retries: 0, minTimeoutMs: 10 } });
+    const run = await runLocalJob({ jobFile, outDir: path.join(dir, "out"), workers: 1, settings: loadSettings(env()), log: silentLog, stack: loop.stack, retry: { retries: 0, minTimeoutMs: 10 } });
     expect(run.manifest.status).toBe("succeeded");
     expect(run.manifest.items[0]).toMatchObject({ status: "succeeded", attempts: 2, error: null });
     expect(loop.sim.calls.length - callsBefore).toBe(2);

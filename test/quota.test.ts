@@ -5,6 +5,7 @@ import { describe, expect, it } from "vitest";
 import { silentLog } from "../shared/log.ts";
 import { runLocalJob } from "../shared/local/run.ts";
 import { useLoopback } from "./helpers/loopback.ts";
+import { loadSettings } from "../shared/settings.ts";
 
 describe("the quota is the speed limit", () => {
   // The provider's quota, enforced per minute and per second as the real API does.
@@ -19,7 +20,7 @@ describe("the quota is the speed limit", () => {
     const jobFile = path.join(dir, "job.yaml");
     await writeFile(jobFile, "name: quota\ndocuments:\n  - path: docs/*.md\nprompt: Summarise.\nmaxOutputTokens: 512\nlimits: { rpm: 120, tpm: 60000 }\n");
     const before = loop.sim.calls.length;
-    const run = await runLocalJob({ jobFile, outDir: path.join(dir, "out"), workers: 5, env: loop.env(), log: silentLog, stack: loop.stack });
+    const run = await runLocalJob({ jobFile, outDir: path.join(dir, "out"), workers: 5, settings: loadSettings(loop.env()), log: silentLog, stack: loop.stack });
     const calls = loop.sim.calls.slice(before);
     expect(calls.map((c) => `${c.status} ${c.errorCode ?? ""}`.trim())).toEqual(["200", "200", "200", "200", "200"]);
     expect(calls.every((c) => c.promptTokens > 1000)).toBe(true);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import type { Manifest } from "../shared/manifest.ts";
-import { renderReport } from "../shared/report.ts";
+import type { Manifest } from "../shared/run/manifest.ts";
+import { renderReport } from "../shared/run/report.ts";
 
 describe("report.html", () => {
   it("escapes what documents and errors say, and marks failed items", () => {

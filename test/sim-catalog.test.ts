@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { getModel, loadCatalog, priceFor } from "../shared/catalog.ts";
+import { getModel, loadCatalog, priceFor } from "../shared/model/catalog.ts";
 import { startSimulator } from "../shared/sim/index.ts";
 
 const tmp = (name: string, content: string) => {

@@ -4,15 +4,17 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { loadJobForSubmit, submitLoadedJob } from "../shared/deployed.ts";
+import { loadCatalog } from "../shared/model/catalog.ts";
+import { loadJobForSubmit, submitLoadedJob } from "../shared/submit/load.ts";
 import { driveLocalRun, runLocalJob } from "../shared/local/run.ts";
 import { startLocalStack, type LocalStack } from "../shared/local/stack.ts";
 import { silentLog } from "../shared/log.ts";
-import type { Manifest } from "../shared/manifest.ts";
-import type { BatchOutputLine } from "../shared/results.ts";
+import type { Manifest } from "../shared/run/manifest.ts";
+import type { BatchOutputLine } from "../cli/results.ts";
 import { startSimulator, type Simulator } from "../shared/sim/index.ts";
-import type { RunProgress } from "../shared/status.ts";
+import type { RunProgress } from "../shared/run/progress.ts";
 import { watchStatus } from "./helpers/watch.ts";
+import { loadSettings } from "../shared/settings.ts";
 
 // A fauxqs stack stands in for AWS: the CLI reaches it only through the AWS SDK's own settings
 // (AWS_ENDPOINT_URL, credentials, region) and the stack coordinates, as it would a deployed stack.
@@ -63,7 +65,7 @@ describe("status and results --deployed, on a stack standing in for AWS", () => 
     const jobFile = path.join(dir, "job.yaml");
     await writeFile(jobFile, "name: deployed-status\ndocuments:\n  - path: docs/*.md\nprompt: What changed?\nthinking: { enabled: true, budget: 512 }\n");
     modelEnv = { DASHSCOPE_API_KEY: "sk-test", QWEN_BASE_URL: sim.baseURL };
-    const run = await runLocalJob({ jobFile, outDir: runOut, workers: 2, env: modelEnv, log: silentLog, stack });
+    const run = await runLocalJob({ jobFile, outDir: runOut, workers: 2, settings: loadSettings(modelEnv), log: silentLog, stack });
     manifest = run.manifest;
     jobId = run.job.jobId;
     expect(manifest).toMatchObject({ status: "partial", counts: { total: 3, succeeded: 2, failed: 1, skipped: 0 } });
@@ -88,11 +90,11 @@ describe("status and results --deployed, on a stack standing in for AWS", () => 
 
   it("status --deployed --json: the table, and the progress on the last line agrees with the manifest; exit 3 as an item failed", async () => {
     const r = await cli(["status", jobId, "--deployed", "--json"], aws, cwd);
-    expect(r.stderr).toBe("");
     expect(r.code).toBe(3);
-    expect(r.stdout).toContain(`job ${jobId} (deployed-status, model qwen3-max): partial`);
-    expect(r.stdout).toMatch(/succeeded\s+failed\s+skipped\s+queued\s+retrying\s+total\n[- ]+\n\s+2\s+1\s+0\s+0\s+0\s+3\n/);
-    expect(r.stdout).toContain(`tokens: ${manifest.usage.inputTokens} input`);
+    expect(r.stdout.trimEnd().split("\n")).toHaveLength(1);
+    expect(r.stderr).toContain(`job ${jobId} (deployed-status, model qwen3-max): partial`);
+    expect(r.stderr).toMatch(/succeeded\s+failed\s+skipped\s+queued\s+retrying\s+total\n[- ]+\n\s+2\s+1\s+0\s+0\s+0\s+3\n/);
+    expect(r.stderr).toContain(`tokens: ${manifest.usage.inputTokens} input`);
     const p = lastJson<RunProgress>(r.stdout);
     const { items: _items, ...summary } = manifest;
     expect(p).toMatchObject({ ...summary, counts: { ...manifest.counts, queued: 0, retrying: 0 }, halted: false, cancelled: false, etaMs: 0 });
@@ -191,7 +193,7 @@ describe("status and results --deployed, on a stack standing in for AWS", () => 
     // Submitted as `longdoc submit` would: the tasks wait in the queue, no worker runs yet.
     const job = await submitLoadedJob(
       { s3: stack.s3, sqs: stack.sqs, bucket: stack.bucket, queueUrl: stack.queueUrl, maxReceives: stack.maxReceives },
-      await loadJobForSubmit(jobFile, {}),
+      await loadJobForSubmit(jobFile, loadCatalog()),
     );
 
     const watcher = watchStatus(["--deployed", "--json"], { jobId: job.jobId, bin: BIN, cwd, env: { ...process.env, ...aws } });
@@ -206,13 +208,13 @@ describe("status and results --deployed, on a stack standing in for AWS", () => 
         endpoint: { apiKey: modelEnv.DASHSCOPE_API_KEY!, baseURL: sim.baseURL, usedSimulator: false },
         workers: 2,
         outDir: path.join(dir, "watch-out"),
-        env: modelEnv,
+        settings: loadSettings(modelEnv),
         log: silentLog,
       });
       expect(driven.manifest.status).toBe("succeeded");
       const code = await watcher.exited;
       expect(code, watcher.out.stderr).toBe(0);
-      expect(watcher.out.stdout).toContain(`job ${job.jobId} (deployed-watch, model qwen3-max): succeeded`);
+      expect(watcher.out.stderr).toContain(`job ${job.jobId} (deployed-watch, model qwen3-max): succeeded`);
       const { items: _items, ...summary } = driven.manifest;
       expect(lastJson<RunProgress>(watcher.out.stdout)).toMatchObject({ ...summary, counts: { ...driven.manifest.counts, queued: 0 }, etaMs: 0 });
     } finally {

@@ -4,16 +4,19 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { keys, ObjectStore } from "../shared/aws/store.ts";
+import { keys, ObjectStore } from "../shared/run/store.ts";
 import type { JobRecord } from "../shared/job/record.ts";
 import { runLocalJob } from "../shared/local/run.ts";
 import { startLocalStack, type LocalStack } from "../shared/local/stack.ts";
 import { silentLog } from "../shared/log.ts";
-import type { ItemResult, Manifest } from "../shared/manifest.ts";
-import type { BatchOutputLine } from "../shared/results.ts";
+import type { ItemResult, Manifest } from "../shared/run/manifest.ts";
+import type { BatchOutputLine } from "../cli/results.ts";
 import { startSimulator, type Simulator } from "../shared/sim/index.ts";
-import { computeProgress, formatDuration, localStateReader, openLocalState, readProgress, type RunProgress } from "../shared/status.ts";
+import { computeProgress, readProgress, type RunProgress } from "../shared/run/progress.ts";
+import { localStateReader, openLocalState } from "../cli/readers.ts";
+import { formatDuration } from "../cli/table.ts";
 import { watchStatus } from "./helpers/watch.ts";
+import { loadSettings } from "../shared/settings.ts";
 
 const cli = async (args: string[]) => {
   try {
@@ -50,7 +53,7 @@ describe("status and results of a persisted local run, through the CLI", () => {
       jobFile,
       outDir: runOut,
       workers: 2,
-      env: { DASHSCOPE_API_KEY: "sk-test", QWEN_BASE_URL: sim.baseURL },
+      settings: loadSettings({ DASHSCOPE_API_KEY: "sk-test", QWEN_BASE_URL: sim.baseURL }),
       log: silentLog,
       dataDir: state,
     });
@@ -66,11 +69,11 @@ describe("status and results of a persisted local run, through the CLI", () => {
 
   it("status: counts, tokens and cost in a table; --json puts the progress on the last line; exit 3 as some items failed", async () => {
     const r = await cli(["status", jobId, "--json", "--state", state]);
-    expect(r.stderr).toBe("");
     expect(r.code).toBe(3);
-    expect(r.stdout).toContain(`job ${jobId} (status-test, model qwen3-max): partial`);
-    expect(r.stdout).toMatch(/succeeded\s+failed\s+skipped\s+queued\s+retrying\s+total\n[- ]+\n\s+2\s+1\s+0\s+0\s+0\s+3\n/);
-    expect(r.stdout).toContain(`tokens: ${manifest.usage.inputTokens} input`);
+    expect(r.stdout.trimEnd().split("\n")).toHaveLength(1);
+    expect(r.stderr).toContain(`job ${jobId} (status-test, model qwen3-max): partial`);
+    expect(r.stderr).toMatch(/succeeded\s+failed\s+skipped\s+queued\s+retrying\s+total\n[- ]+\n\s+2\s+1\s+0\s+0\s+0\s+3\n/);
+    expect(r.stderr).toContain(`tokens: ${manifest.usage.inputTokens} input`);
     const p = lastJson<RunProgress>(r.stdout);
     const { items: _items, ...summary } = manifest;
     expect(p).toMatchObject({ ...summary, counts: { ...manifest.counts, queued: 0, retrying: 0 } });
@@ -325,7 +328,7 @@ describe("status --watch in another process", () => {
       expect(code).toBe(0);
       const p = lastJson<RunProgress>(watcher.out.stdout);
       expect(p).toMatchObject({ jobId: job.jobId, status: "succeeded", counts: { total: 3, succeeded: 3, queued: 0 }, etaMs: 0 });
-      expect(watcher.out.stdout).toContain(": succeeded");
+      expect(watcher.out.stderr).toContain(": succeeded");
     } finally {
       await stack.stop();
     }

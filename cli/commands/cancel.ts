@@ -1,13 +1,14 @@
 import type { Command } from "commander";
-import { ObjectStore } from "../../shared/aws/store.ts";
-import { cancelJob } from "../../shared/control.ts";
-import { readStackCoordinates, stackClients } from "../../shared/deployed.ts";
+import { ObjectStore } from "../../shared/run/store.ts";
+import { cancelJob } from "../../shared/run/control.ts";
+import { readStackCoordinates, stackClients } from "../stack.ts";
 import { cancelLocalJob } from "../../shared/local/run.ts";
 import { createLog } from "../../shared/log.ts";
-import { summary, type Manifest } from "../../shared/manifest.ts";
-import { settings } from "../../shared/settings.ts";
+import { summary, type Manifest } from "../../shared/run/manifest.ts";
+import { deployment } from "../../shared/settings.ts";
 import { endUnchanged, EXIT, fail, positiveInt } from "../exit.ts";
 import { renderSummary } from "./run.ts";
+import { human, type Edge } from "../edge.ts";
 
 interface CancelFlags {
   out: string;
@@ -17,26 +18,26 @@ interface CancelFlags {
   deployed?: boolean;
 }
 
-export function registerCancel(program: Command): void {
+export function registerCancel(program: Command, edge: Edge): void {
   program
     .command("cancel")
     .description("stop a job: its queued items end skipped (kind cancelled) without calling the model; answered items keep their results")
     .argument("<jobId>", "the job id `longdoc run` or `longdoc submit` printed")
     .option("--state <dir>", "where the emulator keeps its state", ".longdoc/state")
     .option("--out <dir>", "mirror the run to <dir>/<jobId>/", "out")
-    .option("--workers <n>", "concurrent local workers draining the queue", positiveInt("--workers"), settings.local.workers)
+    .option("--workers <n>", "concurrent local workers draining the queue", positiveInt("--workers"), deployment.local.workers)
     .option("--deployed", "cancel on the deployed stack (.sst/outputs.json or LONGDOC_BUCKET/LONGDOC_QUEUE_URL); its workers skip the queued items")
     .option("--json", "print the run summary as JSON on the last line")
     .action(async (jobId: string, flags: CancelFlags) => {
-      if (flags.deployed) return cancelDeployed(jobId, flags);
+      if (flags.deployed) return cancelDeployed(jobId, flags, edge);
       try {
         const out = await cancelLocalJob({
           jobId,
           dataDir: flags.state,
           outDir: flags.out,
           workers: flags.workers,
-          env: process.env,
-          log: createLog({ level: process.env.LONGDOC_LOG ?? "error" }),
+          settings: edge.settings(),
+          log: createLog({ level: edge.settings().logLevel }),
           onMarked: (c) =>
             process.stderr.write(
               `job ${jobId}: ${c.alreadyCancelled ? "already marked cancelled" : "cancel marker written"}; ${c.pending.length} of ${c.job.items.length} item(s) had not finished, draining their tasks\n`,
@@ -44,7 +45,7 @@ export function registerCancel(program: Command): void {
         });
         if (out.state === "finished") return alreadyFinished(out.manifest, flags.json);
         const skipped = out.manifest.items.filter((i) => i.status === "skipped" && i.error?.kind === "cancelled").length;
-        process.stdout.write(
+        human(flags.json).write(
           `cancelled job ${jobId}: ${skipped} item(s) skipped without calling the model` +
             (out.orphans.length ? ` (${out.orphans.length} of them had no task left in the queue)` : "") +
             "\n" +
@@ -64,16 +65,16 @@ function alreadyFinished(m: Manifest, json?: boolean): void {
   endUnchanged(`job ${m.jobId} already finished (${m.status}: ${c.succeeded} succeeded, ${c.failed} failed, ${c.skipped} skipped of ${c.total}); nothing changed`, m, json);
 }
 
-async function cancelDeployed(jobId: string, flags: CancelFlags): Promise<void> {
+async function cancelDeployed(jobId: string, flags: CancelFlags, edge: Edge): Promise<void> {
   let close = () => {};
   try {
-    const coords = readStackCoordinates(process.env);
-    const { s3, sqs } = stackClients(coords, process.env);
+    const coords = readStackCoordinates(edge.env);
+    const { s3, sqs } = stackClients(coords, edge.env);
     sqs.destroy();
     close = () => s3.destroy();
     const c = await cancelJob({ store: new ObjectStore(s3, coords.bucket) }, jobId);
     if (c.state === "finished") return alreadyFinished(c.manifest, flags.json);
-    process.stdout.write(
+    human(flags.json).write(
       `job ${jobId}: ${c.alreadyCancelled ? "already marked cancelled" : "cancel marker written"} at s3://${coords.bucket}/runs/${jobId}/cancel.json; ` +
         `the deployed workers record its ${c.pending.length} unfinished item(s) skipped as they take their tasks\n`,
     );

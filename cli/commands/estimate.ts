@@ -1,11 +1,11 @@
 import type { Command } from "commander";
-import { loadCatalog } from "../../shared/catalog.ts";
-import { estimateJob, type JobEstimate } from "../../shared/estimate.ts";
+import { estimateJob, type JobEstimate } from "../../shared/submit/estimate.ts";
 import { loadJobFile } from "../../shared/job/load.ts";
 import { EXIT, fail } from "../exit.ts";
 import { renderTable } from "../table.ts";
+import { human, type Edge } from "../edge.ts";
 
-export function registerEstimate(program: Command): void {
+export function registerEstimate(program: Command, edge: Edge): void {
   program
     .command("estimate")
     .description("exact tokens per item, pricing tier and cost, without calling the model")
@@ -14,8 +14,8 @@ export function registerEstimate(program: Command): void {
     .action(async (jobFile: string, flags: { json?: boolean }) => {
       try {
         const spec = await loadJobFile(jobFile);
-        const estimate = await estimateJob(spec, jobFile, loadCatalog(process.env.LONGDOC_CATALOG));
-        process.stdout.write(renderEstimate(estimate) + "\n");
+        const estimate = await estimateJob(spec, jobFile, edge.settings().catalog);
+        human(flags.json).write(renderEstimate(estimate) + "\n");
         if (flags.json) process.stdout.write(JSON.stringify(estimate) + "\n");
         process.exitCode = estimate.totals.failing > 0 ? EXIT.input : EXIT.ok;
       } catch (e) {

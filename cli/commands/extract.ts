@@ -11,6 +11,7 @@ import { formatBytes } from "../../shared/documents/util.ts";
 import { DocumentError } from "../../shared/errors.ts";
 import { countTokens } from "../../shared/tokens/index.ts";
 import { EXIT, fail } from "../exit.ts";
+import type { Edge } from "../edge.ts";
 
 export interface ExtractSummary {
   format: string;
@@ -37,7 +38,7 @@ async function readInput(file: string, maxBytes: number): Promise<Uint8Array> {
   }
 }
 
-export function registerExtract(program: Command): void {
+export function registerExtract(program: Command, edge: Edge): void {
   program
     .command("extract")
     .description("print a document's text exactly as the model sees it (page and sheet markers included)")

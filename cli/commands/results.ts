@@ -1,7 +1,9 @@
 import { Option, type Command } from "commander";
-import { downloadRun, writeBatchOutput } from "../../shared/results.ts";
-import { deployedStoreReader, localStateReader, readProgress } from "../../shared/status.ts";
+import { downloadRun, writeBatchOutput } from "../results.ts";
+import { readProgress } from "../../shared/run/progress.ts";
+import { deployedStoreReader, localStateReader } from "../readers.ts";
 import { EXIT, fail } from "../exit.ts";
+import type { Edge } from "../edge.ts";
 
 interface ResultsFlags {
   out: string;
@@ -10,7 +12,7 @@ interface ResultsFlags {
   deployed?: boolean;
 }
 
-export function registerResults(program: Command): void {
+export function registerResults(program: Command, edge: Edge): void {
   program
     .command("results")
     .description("download a run (a local run, or --deployed) to <out>/<jobId>/, or its answers as an OpenAI Batch output file (--format jsonl)")
@@ -20,7 +22,7 @@ export function registerResults(program: Command): void {
     .option("--state <dir>", "where the emulator keeps its state", ".longdoc/state")
     .addOption(new Option("--deployed", "read the run in the deployed stack's bucket (.sst/outputs.json or LONGDOC_BUCKET)").conflicts("state"))
     .action(async (jobId: string, flags: ResultsFlags) => {
-      const state = flags.deployed ? deployedStoreReader(process.env) : localStateReader(flags.state);
+      const state = flags.deployed ? deployedStoreReader(edge.env) : localStateReader(flags.state);
       try {
         if (flags.format === "jsonl") {
           const out = await state.read((store) => writeBatchOutput(store, jobId, flags.out));

@@ -1,14 +1,15 @@
 import type { Command } from "commander";
 import cliProgress from "cli-progress";
-import { ObjectStore } from "../../shared/aws/store.ts";
-import { retryJob, type RetryRecord } from "../../shared/control.ts";
-import { readStackCoordinates, stackClients } from "../../shared/deployed.ts";
+import { ObjectStore } from "../../shared/run/store.ts";
+import { retryJob, type RetryRecord } from "../../shared/run/control.ts";
+import { readStackCoordinates, stackClients } from "../stack.ts";
 import { retryLocalJob } from "../../shared/local/run.ts";
 import { createLog } from "../../shared/log.ts";
-import { summary, type Manifest } from "../../shared/manifest.ts";
-import { settings } from "../../shared/settings.ts";
+import { summary, type Manifest } from "../../shared/run/manifest.ts";
+import { deployment } from "../../shared/settings.ts";
 import { endUnchanged, EXIT, fail, positiveInt } from "../exit.ts";
 import { renderSummary } from "./run.ts";
+import { human, type Edge } from "../edge.ts";
 
 interface RetryFlags {
   out: string;
@@ -18,18 +19,18 @@ interface RetryFlags {
   deployed?: boolean;
 }
 
-export function registerRetry(program: Command): void {
+export function registerRetry(program: Command, edge: Edge): void {
   program
     .command("retry")
     .description("re-queue the items of a finished run that failed or were skipped, and run them again (a local run, or --deployed)")
     .argument("<jobId>", "the job id `longdoc run` or `longdoc submit` printed")
     .option("--out <dir>", "mirror the run to <dir>/<jobId>/", "out")
-    .option("--workers <n>", "concurrent local workers", positiveInt("--workers"), settings.local.workers)
+    .option("--workers <n>", "concurrent local workers", positiveInt("--workers"), deployment.local.workers)
     .option("--state <dir>", "where the emulator keeps its state", ".longdoc/state")
     .option("--deployed", "re-queue on the deployed stack (.sst/outputs.json or LONGDOC_BUCKET/LONGDOC_QUEUE_URL); its workers run them")
     .option("--json", "print the run summary as JSON on the last line")
     .action(async (jobId: string, flags: RetryFlags) => {
-      if (flags.deployed) return retryDeployed(jobId, flags);
+      if (flags.deployed) return retryDeployed(jobId, flags, edge);
       const bar = new cliProgress.SingleBar(
         { format: "{jobId} [{bar}] {value}/{total} items | {duration}s", stream: process.stderr, noTTYOutput: true, notTTYSchedule: 5000, hideCursor: true },
         cliProgress.Presets.shades_classic,
@@ -41,8 +42,8 @@ export function registerRetry(program: Command): void {
           dataDir: flags.state,
           outDir: flags.out,
           workers: flags.workers,
-          env: process.env,
-          log: createLog({ level: process.env.LONGDOC_LOG ?? "error" }),
+          settings: edge.settings(),
+          log: createLog({ level: edge.settings().logLevel }),
           onRequeued: (record, job) => {
             process.stderr.write(describeRound(record));
             bar.start(job.items.length, job.items.length - record.items.length, { jobId: job.jobId });
@@ -53,7 +54,7 @@ export function registerRetry(program: Command): void {
         if (started) bar.stop();
         if (!out.requeued) return nothingToRetry(out.manifest, flags.json);
         if (out.usedSimulator) process.stderr.write("note: answers come from the local simulator (set DASHSCOPE_API_KEY to call Qwen3-Max)\n");
-        process.stdout.write(renderSummary(out.manifest) + `\nrun written to ${out.outDir}\n`);
+        human(flags.json).write(renderSummary(out.manifest) + `\nrun written to ${out.outDir}\n`);
         if (flags.json) process.stdout.write(JSON.stringify(summary(out.manifest)) + "\n");
         process.exitCode = out.manifest.status === "succeeded" ? EXIT.ok : EXIT.itemsFailed;
       } catch (e) {
@@ -77,18 +78,18 @@ function nothingToRetry(m: Manifest, json?: boolean): void {
   endUnchanged(`nothing to retry: all ${m.counts.total} item(s) of job ${m.jobId} succeeded`, m, json);
 }
 
-async function retryDeployed(jobId: string, flags: RetryFlags): Promise<void> {
+async function retryDeployed(jobId: string, flags: RetryFlags, edge: Edge): Promise<void> {
   let close = () => {};
   try {
-    const coords = readStackCoordinates(process.env);
-    const { s3, sqs } = stackClients(coords, process.env);
+    const coords = readStackCoordinates(edge.env);
+    const { s3, sqs } = stackClients(coords, edge.env);
     close = () => {
       s3.destroy();
       sqs.destroy();
     };
     const out = await retryJob({ store: new ObjectStore(s3, coords.bucket), sqs, queueUrl: coords.queueUrl }, jobId);
     if (!out.requeued) return nothingToRetry(out.manifest, flags.json);
-    process.stdout.write(describeRound(out.record) + `the deployed workers take them from ${coords.queueUrl}; follow the run in s3://${coords.bucket}/runs/${jobId}/manifest.json\n`);
+    human(flags.json).write(describeRound(out.record) + `the deployed workers take them from ${coords.queueUrl}; follow the run in s3://${coords.bucket}/runs/${jobId}/manifest.json\n`);
     if (flags.json) process.stdout.write(JSON.stringify(summary(out.manifest)) + "\n");
     process.exitCode = EXIT.ok;
   } catch (e) {

@@ -2,9 +2,10 @@ import type { Command } from "commander";
 import cliProgress from "cli-progress";
 import { createLog } from "../../shared/log.ts";
 import { runLocalJob } from "../../shared/local/run.ts";
-import { summary, type Manifest } from "../../shared/manifest.ts";
+import { summary, type Manifest } from "../../shared/run/manifest.ts";
 import { EXIT, fail, positiveInt } from "../exit.ts";
 import { renderTable } from "../table.ts";
+import { human, type Edge } from "../edge.ts";
 
 interface RunFlags {
   out: string;
@@ -13,7 +14,7 @@ interface RunFlags {
   state: string;
 }
 
-export function registerRun(program: Command): void {
+export function registerRun(program: Command, edge: Edge): void {
   program
     .command("run")
     .description("run a job end to end on this machine (embedded SQS/S3 emulator; Qwen simulator unless DASHSCOPE_API_KEY is set)")
@@ -33,9 +34,9 @@ export function registerRun(program: Command): void {
           jobFile,
           outDir: flags.out,
           workers: flags.workers,
-          env: process.env,
+          settings: edge.settings(),
           dataDir: flags.state,
-          log: createLog({ level: process.env.LONGDOC_LOG ?? "error" }),
+          log: createLog({ level: edge.settings().logLevel }),
           onSubmitted: (job, { baseURL }) => {
             process.stderr.write(`job ${job.jobId}: ${job.items.length} item(s), model ${job.model} at ${baseURL}\n`);
             bar.start(job.items.length, 0, { jobId: job.jobId });
@@ -45,7 +46,7 @@ export function registerRun(program: Command): void {
         });
         bar.stop();
         if (usedSimulator) process.stderr.write("note: answers come from the local simulator (set DASHSCOPE_API_KEY to call Qwen3-Max)\n");
-        process.stdout.write(renderSummary(manifest) + `\nrun written to ${outDir}\n`);
+        human(flags.json).write(renderSummary(manifest) + `\nrun written to ${outDir}\n`);
         if (flags.json) process.stdout.write(JSON.stringify(summary(manifest)) + "\n");
         process.exitCode = manifest.status === "succeeded" ? EXIT.ok : EXIT.itemsFailed;
       } catch (e) {

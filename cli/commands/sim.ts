@@ -1,5 +1,6 @@
 import { type Command, InvalidArgumentError } from "commander";
 import { parseFaultSpec, startSimulator, type SimCall } from "../../shared/sim/index.ts";
+import type { Edge } from "../edge.ts";
 
 const DEFAULT_PORT = 8787;
 
@@ -53,7 +54,7 @@ const describeCall = (c: SimCall) =>
     .join(" ");
 
 /** `longdoc sim`: the Qwen API simulator on its own, until Ctrl-C. */
-export function registerSim(program: Command): void {
+export function registerSim(program: Command, edge: Edge): void {
   program
     .command("sim")
     .description("run the local Qwen3-Max API simulator (OpenAI-compatible) until Ctrl-C")
@@ -64,7 +65,7 @@ export function registerSim(program: Command): void {
     .option("--api-key <KEY>", "require Authorization: Bearer KEY (default: accept any key)")
     .option("--decode-tps <N>", "output tokens per second (0 = as fast as possible)", wholeNumber("--decode-tps", 0), 0)
     .option("--latency-ms <MS>", "delay before each response", wholeNumber("--latency-ms", 0), 0)
-    .option("--catalog <FILE>", "JSON file overriding shared/models.json numbers")
+    .option("--catalog <FILE>", "JSON file overriding shared/model/models.json numbers")
     .option("--no-per-second", "enforce only the minute windows, not RPM/60 and TPM/60 per second")
     .option("--quiet", "do not log each request")
     .action(async (flags: SimFlags) => {

@@ -1,8 +1,10 @@
 import { Option, type Command } from "commander";
 import cliProgress from "cli-progress";
-import { deployedStoreReader, formatDuration, localStateReader, newProgressCache, readProgress, type RunProgress } from "../../shared/status.ts";
+import { newProgressCache, readProgress, type RunProgress } from "../../shared/run/progress.ts";
+import { deployedStoreReader, localStateReader } from "../readers.ts";
 import { EXIT, fail } from "../exit.ts";
-import { renderTable } from "../table.ts";
+import { formatDuration, renderTable } from "../table.ts";
+import { human, type Edge } from "../edge.ts";
 
 interface StatusFlags {
   watch?: boolean;
@@ -14,7 +16,7 @@ interface StatusFlags {
 /** How often --watch reads the run again: the local state is a file on this machine; S3 is requests billed per call. */
 const POLL_MS = { local: 1000, deployed: 3000 };
 
-export function registerStatus(program: Command): void {
+export function registerStatus(program: Command, edge: Edge): void {
   program
     .command("status")
     .description("progress of a run: counts by status, tokens, cost, ETA (reads the local state of `longdoc run`, or the deployed stack with --deployed)")
@@ -24,7 +26,7 @@ export function registerStatus(program: Command): void {
     .option("--state <dir>", "where the emulator keeps its state", ".longdoc/state")
     .addOption(new Option("--deployed", "read the run in the deployed stack's bucket (.sst/outputs.json or LONGDOC_BUCKET)").conflicts("state"))
     .action(async (jobId: string, flags: StatusFlags) => {
-      const reader = flags.deployed ? deployedStoreReader(process.env) : localStateReader(flags.state);
+      const reader = flags.deployed ? deployedStoreReader(edge.env) : localStateReader(flags.state);
       const pollMs = flags.deployed ? POLL_MS.deployed : POLL_MS.local;
       const cache = newProgressCache();
       const poll = () => reader.read((store) => readProgress(store, jobId, { cache }));
@@ -51,7 +53,7 @@ export function registerStatus(program: Command): void {
           bar.stop();
           bar = undefined;
         }
-        process.stdout.write(renderProgress(p) + "\n");
+        human(flags.json).write(renderProgress(p) + "\n");
         if (flags.json) process.stdout.write(JSON.stringify(p) + "\n");
         process.exitCode = p.status === "running" || p.status === "succeeded" ? EXIT.ok : EXIT.itemsFailed;
       } catch (e) {

@@ -1,8 +1,9 @@
 import type { Command } from "commander";
-import { submitToDeployed } from "../../shared/deployed.ts";
+import { submitToDeployed } from "../stack.ts";
 import { EXIT, fail } from "../exit.ts";
+import { human, type Edge } from "../edge.ts";
 
-export function registerSubmit(program: Command): void {
+export function registerSubmit(program: Command, edge: Edge): void {
   program
     .command("submit")
     .description("submit a job to the deployed stack: uploads its path: documents, lists its s3: sources, queues one task per item")
@@ -10,9 +11,9 @@ export function registerSubmit(program: Command): void {
     .option("--json", "print {jobId, bucket, queueUrl, items, ...} as JSON on the last line")
     .action(async (jobFile: string, flags: { json?: boolean }) => {
       try {
-        const { job, coords, uploaded, listed } = await submitToDeployed(jobFile, process.env);
+        const { job, coords, uploaded, listed } = await submitToDeployed(jobFile, edge.settings(), edge.env);
         const run = `s3://${coords.bucket}/runs/${job.jobId}/`;
-        process.stdout.write(
+        human(flags.json).write(
           [
             `submitted job ${job.jobId}: ${job.items.length} item(s), model ${job.model}`,
             `  documents: ${uploaded} uploaded to s3://${coords.bucket}/inputs/, ${listed} listed from s3: sources`,

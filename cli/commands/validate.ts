@@ -1,8 +1,9 @@
 import type { Command } from "commander";
 import { formatProblem, JobFileError, loadJobFile } from "../../shared/job/load.ts";
 import { EXIT, fail } from "../exit.ts";
+import type { Edge } from "../edge.ts";
 
-export function registerValidate(program: Command): void {
+export function registerValidate(program: Command, edge: Edge): void {
   program
     .command("validate")
     .description("check job files; prints file:line: field: message for each problem")

@@ -2,10 +2,11 @@
  * Format detection: content first (magic bytes, ZIP entry names, text sniffing), the file
  * extension only as a hint among the text formats or when the content is too damaged to say.
  */
-import type { DocFormat } from "./index.ts";
 import { looksBinary, decodeText } from "./text.ts";
 import { docError } from "./util.ts";
 import { isZip, readZipDirectory } from "./zip.ts";
+
+export type DocFormat = "pdf" | "docx" | "xlsx" | "csv" | "html" | "markdown" | "text" | "json";
 
 const CFB_MAGIC = [0xd0, 0xcf, 0x11, 0xe0, 0xa1, 0xb1, 0x1a, 0xe1];
 

@@ -30,7 +30,8 @@ import { decodeTextFile, loadPlain } from "./text.ts";
 import { countChars, docError, finishText, formatBytes, hasText } from "./util.ts";
 // pdf.js, mammoth, exceljs and csv-parse are imported when first needed (cold starts).
 
-export type DocFormat = "pdf" | "docx" | "xlsx" | "csv" | "html" | "markdown" | "text" | "json";
+export type { DocFormat } from "./detect.ts";
+import type { DocFormat } from "./detect.ts";
 
 export interface LoadedDocument {
   format: DocFormat;

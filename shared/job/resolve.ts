@@ -1,9 +1,7 @@
 import { glob, readFile, stat } from "node:fs/promises";
 import path from "node:path";
-import type { S3Client } from "@aws-sdk/client-s3";
-import { ObjectStore } from "../aws/store.ts";
 import { LongdocError } from "../errors.ts";
-import { schemaProblem } from "../output.ts";
+import { schemaProblem } from "./output.ts";
 import { s3Uri, type ItemDocument } from "./record.ts";
 import type { JobSpec } from "./schema.ts";
 
@@ -49,21 +47,6 @@ async function expand(pattern: string, base: string): Promise<string[]> {
   for await (const entry of glob(pattern, { cwd: base })) {
     const full = path.resolve(base, entry);
     if ((await stat(full)).isFile()) out.push(full);
-  }
-  return out;
-}
-
-/** Lists the objects under each `s3:` source (a key ending in '/' is a folder marker, skipped). */
-export async function resolveS3Documents(spec: JobSpec, s3: S3Client): Promise<ItemDocument[]> {
-  const out: ItemDocument[] = [];
-  for (const [index, src] of spec.documents.entries()) {
-    if (!("s3" in src)) continue;
-    const m = /^s3:\/\/([^/]+)\/?(.*)$/.exec(src.s3)!;
-    const bucket = m[1]!;
-    const prefix = m[2] ?? "";
-    const keysFound = (await new ObjectStore(s3, bucket).listKeys(prefix)).filter((k) => !k.endsWith("/"));
-    if (keysFound.length === 0) throw new LongdocError("document_missing", `documents[${index}].s3: nothing under ${src.s3}`);
-    for (const key of keysFound) out.push({ source: s3Uri(bucket, key), uri: s3Uri(bucket, key) });
   }
   return out;
 }

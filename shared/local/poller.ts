@@ -7,7 +7,7 @@ import {
   type SQSClient,
 } from "@aws-sdk/client-sqs";
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
-import type { InvocationContext } from "../handlers.ts";
+import type { InvocationContext } from "../worker/handlers.ts";
 
 export interface PollerOptions {
   sqs: SQSClient;

@@ -1,21 +1,20 @@
 import { existsSync } from "node:fs";
-import { mkdir, readdir, rm, rmdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { GetQueueAttributesCommand } from "@aws-sdk/client-sqs";
-import { keys, ObjectStore } from "../aws/store.ts";
-import { loadCatalog } from "../catalog.ts";
-import { readModelEndpoint } from "../config.ts";
-import { cancelJob, retryJob, skipOrphanedItems, type CancelOutcome, type RetryRecord } from "../control.ts";
-import { createWorkerDeps } from "../deps.ts";
-import { loadJobForSubmit, submitLoadedJob } from "../deployed.ts";
+import { keys, ObjectStore } from "../run/store.ts";
+import { cancelJob, retryJob, skipOrphanedItems, type CancelOutcome, type RetryRecord } from "../run/control.ts";
+import { createWorkerDeps } from "../worker/deps.ts";
+import { loadJobForSubmit, submitLoadedJob } from "../submit/load.ts";
 import { LongdocError } from "../errors.ts";
-import { createDeadLetterHandler, createWorkerHandler } from "../handlers.ts";
+import { createDeadLetterHandler } from "../worker/dead.ts";
+import { createWorkerHandler } from "../worker/handlers.ts";
 import type { JobRecord } from "../job/record.ts";
 import type { Log } from "../log.ts";
-import { finishedItemIds, type Manifest } from "../manifest.ts";
+import { finishedItemIds, type Manifest } from "../run/manifest.ts";
 import type { ModelClient } from "../model/client.ts";
-import { settings } from "../settings.ts";
+import { deployment, type Settings } from "../settings.ts";
 import { startSimulator } from "../sim/index.ts";
+import { mirrorRun } from "../run/mirror.ts";
 import { queueDepth } from "./inspect.ts";
 import { runPoller } from "./poller.ts";
 import { startLocalStack, type LocalStack } from "./stack.ts";
@@ -33,7 +32,8 @@ interface WorkerOptions {
   outDir: string;
   /** Concurrent local workers; `run` defaults to the job's limits.concurrency. */
   workers: number;
-  env: Record<string, string | undefined>;
+  /** Read once at the edge (loadSettings): endpoint, catalog. */
+  settings: Settings;
   log: Log;
   /** Use this model client instead of one built from the environment (tests inject faults here). */
   model?: ModelClient;
@@ -46,7 +46,7 @@ interface WorkerOptions {
 
 export interface LocalRunOptions extends Omit<WorkerOptions, "workers"> {
   jobFile: string;
-  /** Defaults to the job's limits.concurrency, else settings.local.workers. */
+  /** Defaults to the job's limits.concurrency, else deployment.local.workers. */
   workers?: number;
   /** Keep the emulator's state here (SQLite); in memory when unset. */
   dataDir?: string;
@@ -70,9 +70,9 @@ export interface LocalEndpoint {
   stop(): Promise<void>;
 }
 
-/** Reads the endpoint from the environment; without DASHSCOPE_API_KEY, starts the Qwen simulator on a loopback port. */
-export async function openLocalEndpoint(env: Record<string, string | undefined>): Promise<LocalEndpoint> {
-  const endpoint = readModelEndpoint(env);
+/** The configured endpoint; without DASHSCOPE_API_KEY, starts the Qwen simulator on a loopback port. */
+export async function openLocalEndpoint(settings: Settings): Promise<LocalEndpoint> {
+  const { endpoint } = settings;
   if (endpoint.apiKey) return { apiKey: endpoint.apiKey, baseURL: endpoint.baseURL!, usedSimulator: false, stop: async () => {} };
   const sim = await startSimulator({ port: 0 });
   return { apiKey: "sk-local-simulator", baseURL: sim.baseURL, usedSimulator: true, stop: () => sim.stop() };
@@ -84,19 +84,18 @@ export async function openLocalEndpoint(env: Record<string, string | undefined>)
  * It is the two phases below: submit, then drive.
  */
 export async function runLocalJob(o: LocalRunOptions): Promise<LocalRunResult> {
-  const loaded = await loadJobForSubmit(o.jobFile, o.env);
+  const loaded = await loadJobForSubmit(o.jobFile, o.settings.catalog);
   if (loaded.spec.documents.some((d) => "s3" in d)) {
     throw new LongdocError("usage", `${o.jobFile}: s3 document sources need a deployed stack (use 'longdoc submit'); local runs read path: sources`);
   }
-  readModelEndpoint(o.env); // a bad key or URL is reported before anything starts
 
   const stack = o.stack ?? (await startLocalStack({ dataDir: o.dataDir }));
   let endpoint: LocalEndpoint | undefined;
   try {
-    endpoint = await openLocalEndpoint(o.env);
+    endpoint = await openLocalEndpoint(o.settings);
     const job = await submitLoadedJob({ s3: stack.s3, sqs: stack.sqs, bucket: stack.bucket, queueUrl: stack.queueUrl, maxReceives: stack.maxReceives }, loaded);
     await o.onSubmitted?.(job, { stack, baseURL: endpoint.baseURL });
-    const workers = o.workers ?? job.spec.limits.concurrency ?? settings.local.workers;
+    const workers = o.workers ?? job.spec.limits.concurrency ?? deployment.local.workers;
     const driven = await driveLocalRun({ ...o, workers, stack, job, endpoint });
     return { job, ...driven };
   } finally {
@@ -109,7 +108,7 @@ export interface DriveOptions extends WorkerOptions {
   stack: LocalStack;
   /** The job to wait for; the pollers take any task off the queue (an earlier run's too). */
   job: JobRecord;
-  /** The model endpoint; opened from `env` (and closed) when unset. */
+  /** The model endpoint; opened from the settings (and closed) when unset. */
   endpoint?: Omit<LocalEndpoint, "stop">;
   /**
    * Called when both queues stayed empty for a while and the job is still not finished: no task
@@ -135,14 +134,14 @@ const IDLE_MS = 1500;
  */
 export async function driveLocalRun(o: DriveOptions): Promise<DriveResult> {
   const { stack, job } = o;
-  const opened = o.endpoint ? undefined : await openLocalEndpoint(o.env);
+  const opened = o.endpoint ? undefined : await openLocalEndpoint(o.settings);
   const endpoint = o.endpoint ?? opened!;
   const abort = new AbortController();
   try {
     const store = new ObjectStore(stack.s3, stack.bucket);
     const deps = createWorkerDeps({
       s3: stack.s3,
-      catalog: loadCatalog(o.env.LONGDOC_CATALOG),
+      catalog: o.settings.catalog,
       log: o.log,
       apiKey: endpoint.apiKey,
       baseURL: endpoint.baseURL,
@@ -153,10 +152,10 @@ export async function driveLocalRun(o: DriveOptions): Promise<DriveResult> {
     const deadLetters = createDeadLetterHandler(() => ({ s3: stack.s3, log: o.log }));
     const queueArn = async (url: string) =>
       (await stack.sqs.send(new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ["QueueArn"] }))).Attributes?.QueueArn;
-    const common = { sqs: stack.sqs, waitTimeS: settings.local.pollWaitS, functionTimeoutMs: settings.workerTimeoutS * 1000, signal: abort.signal, onError: (e: unknown) => o.log.error({ error: String(e) }, "poller error") };
+    const common = { sqs: stack.sqs, waitTimeS: deployment.local.pollWaitS, functionTimeoutMs: deployment.workerTimeoutS * 1000, signal: abort.signal, onError: (e: unknown) => o.log.error({ error: String(e) }, "poller error") };
     const pollers = [
       ...Array.from({ length: Math.max(1, o.workers) }, async () =>
-        runPoller({ ...common, queueUrl: stack.queueUrl, queueArn: await queueArn(stack.queueUrl), handler: worker, batchSize: settings.workerBatchSize }),
+        runPoller({ ...common, queueUrl: stack.queueUrl, queueArn: await queueArn(stack.queueUrl), handler: worker, batchSize: deployment.workerBatchSize }),
       ),
       runPoller({ ...common, queueUrl: stack.dlqUrl, queueArn: await queueArn(stack.dlqUrl), handler: deadLetters, batchSize: 10 }),
     ];
@@ -242,7 +241,6 @@ export type LocalRetryResult =
  * and drives the workers to the end of the run as `run` does. `onRequeued` runs before the workers start.
  */
 export async function retryLocalJob(o: LocalControlOptions & { onRequeued?: (record: RetryRecord, job: JobRecord) => void }): Promise<LocalRetryResult> {
-  readModelEndpoint(o.env);
   const dataDir = o.dataDir ?? ".longdoc/state";
   const stack = o.stack ?? (await openLocalStack(dataDir));
   try {
@@ -297,47 +295,5 @@ export async function cancelLocalJob(o: LocalControlOptions & { onMarked?: (c: E
     return { state: "cancelled", job: c.job, pending: c.pending, alreadyCancelled: c.alreadyCancelled, manifest: driven.manifest, outDir: driven.outDir, orphans };
   } finally {
     if (!o.stack) await stack.stop();
-  }
-}
-
-/**
- * Copies runs/<jobId>/ from the bucket to <outDir>/<jobId>/, keeping the layout. Files of an
- * earlier copy that the run no longer has (under items/, and the halt and cancel markers, which
- * a retry moves) are removed, so the copy matches the run; other files there are left alone.
- */
-export async function mirrorRun(store: ObjectStore, jobId: string, outDir: string): Promise<string> {
-  const prefix = `runs/${jobId}/`;
-  const target = path.resolve(outDir, jobId);
-  const wanted = new Set<string>();
-  for (const key of await store.listKeys(prefix)) {
-    const file = path.join(target, key.slice(prefix.length));
-    wanted.add(file);
-    await mkdir(path.dirname(file), { recursive: true });
-    await writeFile(file, (await store.getBytes(key)) ?? new Uint8Array());
-  }
-  for (const marker of ["halt.json", "cancel.json"]) {
-    const file = path.join(target, marker);
-    if (!wanted.has(file)) await rm(file, { force: true });
-  }
-  await pruneStale(path.join(target, "items"), wanted);
-  return target;
-}
-
-/** Removes files under `dir` not in `wanted`, then the folders that became empty. */
-async function pruneStale(dir: string, wanted: Set<string>): Promise<void> {
-  let entries;
-  try {
-    entries = await readdir(dir, { withFileTypes: true });
-  } catch {
-    return;
-  }
-  for (const e of entries) {
-    const p = path.join(dir, e.name);
-    if (e.isDirectory()) {
-      await pruneStale(p, wanted);
-      if ((await readdir(p)).length === 0) await rmdir(p);
-    } else if (!wanted.has(p)) {
-      await rm(p, { force: true });
-    }
   }
 }

@@ -1,7 +1,7 @@
 import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
 import { CreateQueueCommand, GetQueueAttributesCommand, GetQueueUrlCommand, SetQueueAttributesCommand, SQSClient } from "@aws-sdk/client-sqs";
 import { startFauxqs, type FauxqsServer } from "fauxqs";
-import { settings } from "../settings.ts";
+import { deployment } from "../settings.ts";
 
 export interface LocalStack {
   endpoint: string;
@@ -44,15 +44,15 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
   const server: FauxqsServer = await startFauxqs({ port: 0, host: "127.0.0.1", logger: false, dataDir: opts.dataDir });
   const endpoint = `http://127.0.0.1:${server.port}`;
   const { s3, sqs } = localClients(endpoint);
-  const visibilityTimeoutS = opts.visibilityTimeoutS ?? settings.local.visibilityTimeoutS;
-  const maxReceives = opts.maxReceives ?? settings.maxReceives;
+  const visibilityTimeoutS = opts.visibilityTimeoutS ?? deployment.local.visibilityTimeoutS;
+  const maxReceives = opts.maxReceives ?? deployment.maxReceives;
   try {
     await s3.send(new CreateBucketCommand({ Bucket: BUCKET }));
   } catch (e) {
     // A persisted stack already has its bucket.
     if ((e as { name?: string }).name !== "BucketAlreadyOwnedByYou" && (e as { name?: string }).name !== "BucketAlreadyExists") throw e;
   }
-  const dlqUrl = await ensureQueue(sqs, DLQ, { MessageRetentionPeriod: String(settings.dlqRetentionS) });
+  const dlqUrl = await ensureQueue(sqs, DLQ, { MessageRetentionPeriod: String(deployment.dlqRetentionS) });
   const dlqArn = (await sqs.send(new GetQueueAttributesCommand({ QueueUrl: dlqUrl, AttributeNames: ["QueueArn"] }))).Attributes?.QueueArn;
   const queueUrl = await ensureQueue(sqs, QUEUE, {
     VisibilityTimeout: String(visibilityTimeoutS),

@@ -2,7 +2,7 @@ import { APIConnectionError, APIError, APIUserAbortError } from "openai";
 import { LongdocError, ModelError } from "../errors.ts";
 
 /**
- * Maps what the Model Studio API returns (see reference/qwen-api.md §6) onto longdoc's error
+ * Maps what the Model Studio API returns (see docs/qwen-api.md §6) onto longdoc's error
  * family: transient faults are retryable, faults of the whole account halt the job.
  */
 export function classifyModelError(e: unknown): LongdocError {
@@ -14,7 +14,7 @@ export function classifyModelError(e: unknown): LongdocError {
   if (e instanceof APIError) {
     const code = providerCode(e);
     const msg = `${e.status ?? "stream"} ${code ?? ""}: ${providerMessage(e)}`.replace(/\s+:/, ":");
-    const opts = { cause: e, status: e.status, providerCode: code };
+    const opts = { cause: e, status: e.status, providerCode: code, requestId: e.requestID ?? undefined, headers: keptHeaders(e.headers) };
     switch (e.status) {
       case 400:
         if (code === "data_inspection_failed") return new ModelError("moderation", `the provider's moderation refused the content (${msg})`, opts);
@@ -45,6 +45,15 @@ export function classifyModelError(e: unknown): LongdocError {
     return new ModelError("model_unavailable", `the connection dropped: ${message}`, { retryable: true, cause: e });
   }
   return new LongdocError("internal", message, { cause: e });
+}
+
+/** Response headers worth keeping with an error: rate limits, retry hints, the request id. */
+function keptHeaders(h: unknown): Record<string, string> | undefined {
+  const out: Record<string, string> = {};
+  const entries: Iterable<[string, string]> | undefined =
+    h instanceof Headers ? h.entries() : h && typeof h === "object" ? (Object.entries(h) as [string, string][]) : undefined;
+  for (const [k, v] of entries ?? []) if (/^(x-request-id|retry-after|x-ratelimit-|x-dashscope-)/i.test(k)) out[k.toLowerCase()] = String(v);
+  return Object.keys(out).length ? out : undefined;
 }
 
 function providerCode(e: APIError): string | undefined {

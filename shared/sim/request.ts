@@ -4,7 +4,7 @@
  * sampling parameters, thinking vs streaming, thinking_budget, max_tokens,
  * max_completion_tokens, response_format, then the input length (needs the token count).
  */
-import type { Catalog, ModelInfo } from "../catalog.ts";
+import type { Catalog, ModelInfo } from "../model/catalog.ts";
 import { countChatTokens } from "../tokens/index.ts";
 import type { SimMessage } from "./cache.ts";
 import { invalidParameter, modelNotFound, type ProviderError } from "./errors.ts";

@@ -6,7 +6,7 @@
 import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
-import { loadCatalog, type Catalog } from "../catalog.ts";
+import { loadCatalog, type Catalog } from "../model/catalog.ts";
 import { PromptCache } from "./cache.ts";
 import { deltas, generate, type ContentOutput } from "./content.ts";
 import { errorBody, modelNotFound, providerErrors, type ProviderError } from "./errors.ts";

@@ -5,7 +5,7 @@
  * Synchronous. The tables load lazily on first use (~20-40 ms: a 0.7 MB JSON import, committed as
  * `qwen3-data.json`, inflated into typed arrays; no tokenizer.json, no network, no file system
  * path) or eagerly with `warmTokenizer()`. Memory: ~6 MB of tables plus a piece cache of at most
- * ~10 MB. Regenerate the data with `npx node shared/tokens/build-data.ts` if the tokenizer changes
+ * ~10 MB. Regenerate the data with `npx node scripts/build-token-data.ts` if the tokenizer changes
  * (a test fails when it is stale).
  *
  * - Text is NFC-normalized first, as the tokenizer does ("e\u0301" counts as "é").

@@ -1,0 +1,107 @@
+import { existsSync, readFileSync } from "node:fs";
+import path from "node:path";
+import { S3Client } from "@aws-sdk/client-s3";
+import { SQSClient } from "@aws-sdk/client-sqs";
+import { LongdocError } from "../shared/errors.ts";
+import { loadJobForSubmit, submitLoadedJob } from "../shared/submit/load.ts";
+import type { JobRecord } from "../shared/job/record.ts";
+import { deployment, type Settings } from "../shared/settings.ts";
+
+// The deployed stack as the CLI sees it: where it is, clients for it, and submitting to it.
+
+/** A stack's runs bucket and task queue: all a client needs to submit to it. */
+export interface StackCoordinates {
+  bucket: string;
+  queueUrl: string;
+  /** Where each came from, for messages: `LONGDOC_BUCKET`, `.sst/outputs.json`, ... */
+  from: { bucket: string; queueUrl: string };
+}
+
+/** Written by `sst deploy` in the app's root: the object `infra/index.ts` `deploy()` returns. */
+export const SST_OUTPUTS = path.join(".sst", "outputs.json");
+
+/**
+ * The deployed stack's coordinates: `LONGDOC_BUCKET` and `LONGDOC_QUEUE_URL` when set (each wins
+ * on its own), else `bucket` and `queue` from `.sst/outputs.json` under `cwd` (what `sst deploy`
+ * writes). Missing either is the user's to fix, and the message names both ways to give it.
+ */
+export function readStackCoordinates(env: Record<string, string | undefined>, cwd = process.cwd()): StackCoordinates {
+  const file = path.join(cwd, SST_OUTPUTS);
+  let outputs: Record<string, unknown> = {};
+  if (existsSync(file)) {
+    try {
+      const parsed: unknown = JSON.parse(readFileSync(file, "utf8"));
+      if (parsed !== null && typeof parsed === "object" && !Array.isArray(parsed)) outputs = parsed as Record<string, unknown>;
+      else throw new Error("not a JSON object");
+    } catch (e) {
+      throw new LongdocError("job_invalid", `${file}: cannot read the stack outputs (${(e as Error).message}); redeploy with 'npx sst deploy' or set LONGDOC_BUCKET and LONGDOC_QUEUE_URL`);
+    }
+  }
+  const pick = (envName: string, outputName: string) => {
+    const fromEnv = env[envName]?.trim();
+    if (fromEnv) return { value: fromEnv, from: envName };
+    const out = outputs[outputName];
+    if (typeof out === "string" && out.trim()) return { value: out.trim(), from: `${SST_OUTPUTS} '${outputName}'` };
+    return undefined;
+  };
+  const bucket = pick("LONGDOC_BUCKET", "bucket");
+  const queue = pick("LONGDOC_QUEUE_URL", "queue");
+  if (!bucket || !queue) {
+    const missing = [!bucket && "the runs bucket", !queue && "the task queue URL"].filter(Boolean).join(" and ");
+    throw new LongdocError(
+      "job_invalid",
+      `no deployed stack: ${missing} unknown. Deploy with 'npx sst deploy' (it writes ${SST_OUTPUTS} with 'bucket' and 'queue' in this folder), ` +
+        `or set LONGDOC_BUCKET and LONGDOC_QUEUE_URL` + (existsSync(file) ? ` (${file} has no ${[!bucket && "'bucket'", !queue && "'queue'"].filter(Boolean).join(" or ")})` : ""),
+    );
+  }
+  if (!/^https?:\/\//.test(queue.value)) throw new LongdocError("job_invalid", `the task queue URL from ${queue.from} is not a URL: '${queue.value}'`);
+  if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket.value)) throw new LongdocError("job_invalid", `the bucket name from ${bucket.from} is not an S3 bucket name: '${bucket.value}'`);
+  return { bucket: bucket.value, queueUrl: queue.value, from: { bucket: bucket.from, queueUrl: queue.from } };
+}
+
+/** `https://sqs.eu-west-1.amazonaws.com/...` → `eu-west-1`; undefined for other hosts (emulators). */
+export function regionOfQueueUrl(url: string): string | undefined {
+  return /^https:\/\/sqs[.-]([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?\//.exec(url)?.[1];
+}
+
+/**
+ * AWS SDK clients for a deployed stack. Credentials and region come from the SDK's default
+ * chain (AWS_REGION, AWS_PROFILE, SSO, instance roles...); the region falls back to the queue
+ * URL's. The SDK honours AWS_ENDPOINT_URL (and AWS_ENDPOINT_URL_S3 / _SQS) itself, but has no
+ * setting for path-style S3 addressing, which emulators standing in for AWS need: it is turned
+ * on whenever an endpoint URL is set.
+ */
+export function stackClients(coords: StackCoordinates, env: Record<string, string | undefined>): { s3: S3Client; sqs: SQSClient } {
+  const hasRegion = Boolean(env.AWS_REGION?.trim() || env.AWS_DEFAULT_REGION?.trim());
+  const region = hasRegion ? undefined : regionOfQueueUrl(coords.queueUrl);
+  const customS3 = Boolean(env.AWS_ENDPOINT_URL_S3?.trim() || env.AWS_ENDPOINT_URL?.trim());
+  return {
+    s3: new S3Client({ ...(region && { region }), ...(customS3 && { forcePathStyle: true }) }),
+    sqs: new SQSClient({ ...(region && { region }) }),
+  };
+}
+
+export interface DeployedSubmit {
+  job: JobRecord;
+  coords: StackCoordinates;
+  /** Local files uploaded, and objects listed under `s3:` sources. */
+  uploaded: number;
+  listed: number;
+}
+
+/** `longdoc submit`: a job file to the deployed stack. */
+export async function submitToDeployed(jobFile: string, settings: Settings, env: Record<string, string | undefined>, cwd = process.cwd()): Promise<DeployedSubmit> {
+  const loaded = await loadJobForSubmit(jobFile, settings.catalog);
+  const coords = readStackCoordinates(env, cwd);
+  const { s3, sqs } = stackClients(coords, env);
+  try {
+    const job = await submitLoadedJob({ s3, sqs, bucket: coords.bucket, queueUrl: coords.queueUrl, maxReceives: deployment.maxReceives }, loaded);
+    const all = job.items.flatMap((i) => i.documents);
+    const uploaded = new Set(all.filter((d) => d.uri.startsWith(`s3://${coords.bucket}/inputs/`) && !d.source.startsWith("s3://")).map((d) => d.uri)).size;
+    const listed = new Set(all.filter((d) => d.source.startsWith("s3://")).map((d) => d.uri)).size;
+    return { job, coords, uploaded, listed };
+  } finally {
+    s3.destroy();
+    sqs.destroy();
+  }
+}

@@ -1,0 +1,96 @@
+import { checkFits } from "./budget.ts";
+import type { ModelInfo } from "./catalog.ts";
+import { BudgetError, LongdocError } from "../errors.ts";
+import type { JobSpec } from "../job/schema.ts";
+import { buildMessages, messageText, type ChatMessage, type PromptDocument } from "./prompt.ts";
+import { countChatTokens, countTokens } from "../tokens/index.ts";
+
+/** One model call, ready to send: the messages, their exact token count and the output caps. */
+export interface CallPlan {
+  messages: ChatMessage[];
+  inputTokens: number;
+  maxOutputTokens: number;
+  thinkingBudget: number | undefined;
+  /** Set when `truncate: middle` had to cut a document to fit. */
+  truncated: { source: string; tokensCut: number } | null;
+  /** Tokens of the shared prefix (system prompt and documents) that calls over the same documents can reuse from the cache. */
+  prefixTokens: number;
+  /** Whether the prefix carries an explicit cache_control marker. */
+  explicitCache: boolean;
+}
+
+/** The provider's minimum for an explicit cache block (reference §8); below it a marker buys nothing. */
+export const EXPLICIT_CACHE_MIN_TOKENS = 1024;
+
+type PlanSpec = Pick<JobSpec, "system" | "questions" | "prompt" | "output" | "thinking" | "maxOutputTokens" | "truncate" | "packing"> &
+  Partial<Pick<JobSpec, "cache">>;
+
+const promptTokens = (messages: ChatMessage[]) => countChatTokens(messages.map((m) => ({ role: m.role, content: messageText(m) })));
+
+/**
+ * Builds the call for an item's documents and checks it fits the model's maximum input and
+ * context. When it does not, the item fails with the numbers, unless the job opted into
+ * `truncate: middle`, which cuts the middle of the largest document and says so in the text.
+ * The worker and `longdoc estimate` share this, so an estimate counts what the worker sends.
+ */
+export function planCall(spec: PlanSpec, model: ModelInfo, docs: PromptDocument[]): CallPlan {
+  if (spec.thinking.enabled && model.thinking === "none") {
+    throw new LongdocError("job_invalid", `${model.id} has no thinking mode; set thinking.enabled: false or choose a hybrid model`);
+  }
+  const maxOutputTokens = Math.min(spec.maxOutputTokens, spec.thinking.enabled ? model.maxOutputTokensThinking : model.maxOutputTokens);
+  // A budget the job sets is reserved in full; without one, thinking gets what the context leaves.
+  const explicitThinking = spec.thinking.enabled && spec.thinking.budget !== undefined ? Math.min(spec.thinking.budget, model.maxThinkingBudget) : undefined;
+  const limit = Math.min(model.maxInputTokens, model.contextTokens - maxOutputTokens - (explicitThinking ?? 0));
+  let sent = docs;
+  let inputTokens = promptTokens(buildMessages(spec, sent));
+  let truncated: CallPlan["truncated"] = null;
+  if (inputTokens > limit && spec.truncate === "middle") {
+    const cut = truncateMiddle(docs, inputTokens - limit, (d) => promptTokens(buildMessages(spec, d)) <= limit, { model: model.id, limit });
+    sent = cut.docs;
+    inputTokens = promptTokens(buildMessages(spec, sent));
+    truncated = cut.truncated;
+  }
+  checkFits(model, inputTokens, { maxOutputTokens, thinkingBudget: explicitThinking });
+  const thinkingBudget = !spec.thinking.enabled
+    ? undefined
+    : (explicitThinking ?? Math.max(1, Math.min(model.maxThinkingBudget, model.contextTokens - inputTokens - maxOutputTokens)));
+  const prefixTokens = sharedPrefixTokens(spec, sent);
+  const explicitCache = spec.cache === "explicit" && prefixTokens >= EXPLICIT_CACHE_MIN_TOKENS;
+  const messages = buildMessages(spec, sent, { explicitCache });
+  return { messages, inputTokens, maxOutputTokens, thinkingBudget, truncated, prefixTokens, explicitCache };
+}
+
+/** ChatML tokens up to the end of the documents: the part every call over them shares. */
+function sharedPrefixTokens(spec: PlanSpec, docs: PromptDocument[]): number {
+  const [system, user] = buildMessages(spec, docs, { explicitCache: true });
+  const body = Array.isArray(user!.content) ? user!.content[0]!.text : "";
+  return countTokens(`<|im_start|>system\n${messageText(system!)}<|im_end|>\n<|im_start|>user\n${body}`);
+}
+
+/** The marker left where text was cut; the model and the reader both see how much is missing. */
+export const truncationMarker = (tokens: number) => `\n\n[... ${tokens} tokens cut from the middle of this document by longdoc (truncate: middle) ...]\n\n`;
+
+/**
+ * Cuts the middle of the largest document until `fits` holds. Keeps the head and tail (cover
+ * pages and summaries, notes and signatures). Token counting is exact, so a few passes of
+ * estimate-and-recount converge quickly.
+ */
+function truncateMiddle(docs: PromptDocument[], excessTokens: number, fits: (docs: PromptDocument[]) => boolean, ctx: { model: string; limit: number }) {
+  const largest = docs.reduce((a, b) => (b.text.length > a.text.length ? b : a));
+  const text = largest.text;
+  const total = Math.max(1, countTokens(text));
+  const charsPerToken = text.length / total;
+  let cutTokens = excessTokens + 64;
+  for (let pass = 0; pass < 12; pass++) {
+    const cutChars = Math.min(text.length, Math.ceil(cutTokens * charsPerToken * 1.02));
+    const start = Math.floor((text.length - cutChars) / 2);
+    const removed = text.slice(start, start + cutChars);
+    const tokensCut = countTokens(removed);
+    const kept = text.slice(0, start) + truncationMarker(tokensCut) + text.slice(start + cutChars);
+    const next = docs.map((d) => (d === largest ? { ...d, text: kept } : d));
+    if (fits(next)) return { docs: next, truncated: { source: largest.source, tokensCut } };
+    if (cutChars === text.length) break;
+    cutTokens = Math.ceil(cutTokens * 1.1) + 64;
+  }
+  throw new BudgetError(`even with the middle of ${largest.source} cut, the prompt does not fit in ${ctx.limit} tokens`, { tokens: excessTokens + ctx.limit, limit: ctx.limit, model: ctx.model });
+}

@@ -1,0 +1,72 @@
+import type { JobSpec } from "../job/schema.ts";
+
+/** A document as the model sees it: its source (S3 key or path) and extracted text. */
+export interface PromptDocument {
+  source: string;
+  text: string;
+}
+
+export interface ChatMessage {
+  role: "system" | "user";
+  content: string | { type: "text"; text: string; cache_control?: { type: "ephemeral" } }[];
+}
+
+const DEFAULT_SYSTEM = "You are a careful analyst. Answer from the documents provided; say so when they do not contain the answer.";
+
+/**
+ * Each document is wrapped in a tag that names its source. The simulator hashes what is between
+ * the tags, so the format is part of the proof that a document arrived whole: keep it stable.
+ */
+export function documentBlock(doc: PromptDocument, index: number): string {
+  return `<document index="${index}" source="${escapeAttr(doc.source)}">\n${doc.text}\n</document>`;
+}
+
+const escapeAttr = (s: string) => s.replace(/&/g, "&amp;").replace(/"/g, "&quot;").replace(/</g, "&lt;");
+
+/** Asked of packed calls, so each document's answer can be mapped back to it. */
+export const PER_DOCUMENT_INSTRUCTION =
+  'Several documents are given. Answer for each document separately, and wrap the whole answer for a document in <answer document="N"> and </answer>, where N is that document\'s index attribute.';
+
+/** The instructions that follow the documents: the questions, or the job's prompt. */
+export function instructions(job: Pick<JobSpec, "questions" | "prompt" | "output">, opts: { perDocument?: boolean } = {}): string {
+  const parts: string[] = [];
+  if (opts.perDocument) parts.push(PER_DOCUMENT_INSTRUCTION);
+  if (job.prompt) parts.push(job.prompt);
+  if (job.questions) {
+    parts.push("Answer each question below. Start each answer with a heading that repeats its id.");
+    for (const q of job.questions) parts.push(`## ${q.id}\n${q.ask}`);
+  }
+  if (job.output.format === "json") parts.push("Reply with JSON only, matching the required schema.");
+  return parts.join("\n\n");
+}
+
+/**
+ * Documents first, questions last: the documents form a stable prefix that several calls
+ * over the same documents can share in the provider's context cache.
+ */
+export function buildMessages(
+  job: Pick<JobSpec, "system" | "questions" | "prompt" | "output" | "packing">,
+  docs: PromptDocument[],
+  opts: { explicitCache?: boolean } = {},
+): ChatMessage[] {
+  const body = docs.map((d, i) => documentBlock(d, i + 1)).join("\n\n");
+  const perDocument = job.packing === "packed" && docs.length > 1;
+  const system: ChatMessage = { role: "system", content: job.system ?? DEFAULT_SYSTEM };
+  const tail = `\n\n${instructions(job, { perDocument })}`;
+  if (!opts.explicitCache) return [system, { role: "user", content: body + tail }];
+  // The same text, split so the cache marker closes the document prefix.
+  return [system, { role: "user", content: [{ type: "text", text: body, cache_control: { type: "ephemeral" } }, { type: "text", text: tail }] }];
+}
+
+/**
+ * Splits a packed answer into one answer per document (1-based index → text). Documents the
+ * model did not answer are absent from the map.
+ */
+export function splitPerDocument(answer: string): Map<number, string> {
+  const out = new Map<number, string>();
+  for (const m of answer.matchAll(/<answer document="(\d+)">\s*([\s\S]*?)\s*<\/answer>/g)) out.set(Number(m[1]), m[2]!);
+  return out;
+}
+
+/** Flattens content parts for token counting. */
+export const messageText = (m: ChatMessage) => (typeof m.content === "string" ? m.content : m.content.map((p) => p.text).join(""));

@@ -1,0 +1,187 @@
+import { keys, type ObjectStore } from "./store.ts";
+import type { ErrorCode } from "../errors.ts";
+import type { JobRecord } from "../job/record.ts";
+import { addUsage, zeroUsage, type Usage } from "../model/usage.ts";
+
+export type ItemStatus = "succeeded" | "failed" | "skipped";
+export type RunStatus = "succeeded" | "partial" | "failed" | "halted" | "cancelled" | "running";
+
+/** runs/<jobId>/items/<itemId>/result.json: written once, last, when an item ends. */
+export interface ItemResult {
+  version: 1;
+  id: string;
+  status: ItemStatus;
+  attempts: number;
+  documents: { source: string; format?: string; bytes?: number; chars?: number; tokens?: number; sha256?: string }[];
+  error: { kind: ErrorCode; message: string } | null;
+  usage: Usage;
+  costUsd: number;
+  /** What the context cache saved on this item, against full input price. */
+  cacheSavingsUsd?: number;
+  tier: string | null;
+  model: string;
+  finishReason: string | null;
+  requestId: string | null;
+  answer: string | null;
+  reasoning: string | null;
+  /** Set when the job's `truncate: middle` cut a document to make it fit. */
+  truncated?: { source: string; tokensCut: number } | null;
+  /** Packed items: each document's share of the answer (null where the model gave none). */
+  documentAnswers?: { source: string; answer: string | null }[] | null;
+  startedAt: string;
+  finishedAt: string;
+  durationMs: number;
+}
+
+export interface ManifestItem {
+  id: string;
+  documents: string[];
+  status: ItemStatus | "queued";
+  attempts: number;
+  error: { kind: string; message: string } | null;
+  usage: Usage;
+  costUsd: number;
+  cacheSavingsUsd: number;
+  answer: string | null;
+  reasoning: string | null;
+  documentAnswers?: { source: string; answer: string | null }[];
+}
+
+export interface Manifest {
+  version: 1;
+  jobId: string;
+  job: string;
+  model: string;
+  status: RunStatus;
+  counts: { total: number; succeeded: number; failed: number; skipped: number };
+  usage: Usage;
+  costUsd: number;
+  cacheSavingsUsd: number;
+  startedAt: string;
+  finishedAt: string | null;
+  items: ManifestItem[];
+}
+
+const round6 = (n: number) => Math.round(n * 1e6) / 1e6;
+
+/** The result of an item that ended without a model call: skipped, or failed before one was made. */
+export function resultWithoutCall(
+  job: JobRecord,
+  itemId: string,
+  o: { status: ItemStatus; attempts: number; error: { kind: ErrorCode; message: string }; at: string },
+): ItemResult {
+  const item = job.items.find((i) => i.id === itemId);
+  return {
+    version: 1,
+    id: itemId,
+    status: o.status,
+    attempts: o.attempts,
+    documents: (item?.documents ?? []).map((d) => ({ source: d.source })),
+    error: o.error,
+    usage: zeroUsage(),
+    costUsd: 0,
+    tier: null,
+    model: job.model,
+    finishReason: null,
+    requestId: null,
+    answer: null,
+    reasoning: null,
+    startedAt: o.at,
+    finishedAt: o.at,
+    durationMs: 0,
+  };
+}
+
+/**
+ * The manifest is a pure function of the job record and the item results, so any worker can
+ * rebuild it and every rebuild agrees: no read-modify-write of a shared counter.
+ */
+export function buildManifest(job: JobRecord, results: Map<string, ItemResult>, control: { halted?: boolean; cancelled?: boolean } = {}): Manifest {
+  const items: ManifestItem[] = job.items.map((item) => {
+    const r = results.get(item.id);
+    return {
+      id: item.id,
+      documents: item.documents.map((d) => d.source),
+      status: r?.status ?? "queued",
+      attempts: r?.attempts ?? 0,
+      error: r?.error ?? null,
+      usage: r?.usage ?? zeroUsage(),
+      costUsd: r?.costUsd ?? 0,
+      cacheSavingsUsd: round6(r?.cacheSavingsUsd ?? 0),
+      answer: r?.answer ?? null,
+      reasoning: r?.reasoning ?? null,
+      ...(r?.documentAnswers ? { documentAnswers: r.documentAnswers } : {}),
+    };
+  });
+  const count = (s: ItemStatus) => items.filter((i) => i.status === s).length;
+  const counts = { total: items.length, succeeded: count("succeeded"), failed: count("failed"), skipped: count("skipped") };
+  const done = counts.succeeded + counts.failed + counts.skipped === counts.total;
+  const finishedAt = done ? [...results.values()].map((r) => r.finishedAt).sort().pop() ?? job.submittedAt : null;
+  return {
+    version: 1,
+    jobId: job.jobId,
+    job: job.name,
+    model: job.model,
+    status: !done ? "running" : control.halted ? "halted" : control.cancelled ? "cancelled" : runStatus(counts),
+    counts,
+    usage: items.reduce((u, i) => addUsage(u, i.usage), zeroUsage()),
+    costUsd: round6(items.reduce((c, i) => c + i.costUsd, 0)),
+    cacheSavingsUsd: round6(items.reduce((c, i) => c + i.cacheSavingsUsd, 0)),
+    startedAt: job.submittedAt,
+    finishedAt,
+    items,
+  };
+}
+
+function runStatus(c: Manifest["counts"]): RunStatus {
+  if (c.succeeded === c.total) return "succeeded";
+  if (c.succeeded === 0) return "failed";
+  return "partial";
+}
+
+export const initialManifest = (job: JobRecord) => buildManifest(job, new Map());
+
+/** The summary line of a run: the manifest without its items. */
+export function summary(m: Manifest): Omit<Manifest, "items"> {
+  const { items: _items, ...rest } = m;
+  return rest;
+}
+
+const RESULT_SUFFIX = "/result.json";
+
+/** Item ids that have a result, from one listing of the items prefix. */
+export async function finishedItemIds(store: ObjectStore, jobId: string): Promise<Set<string>> {
+  const prefix = keys.itemsPrefix(jobId);
+  const ids = new Set<string>();
+  for (const key of await store.listKeys(prefix)) {
+    const rest = key.slice(prefix.length);
+    if (rest.endsWith(RESULT_SUFFIX) && !rest.slice(0, -RESULT_SUFFIX.length).includes("/")) ids.add(rest.slice(0, -RESULT_SUFFIX.length));
+  }
+  return ids;
+}
+
+/** The job's manifest as its results and halt/cancel markers say now. */
+export async function currentManifest(store: ObjectStore, job: JobRecord, results?: Map<string, ItemResult>): Promise<Manifest> {
+  const r = results ?? (await readResults(store, job));
+  const [halted, cancelled] = await Promise.all([store.exists(keys.halt(job.jobId)), store.exists(keys.cancel(job.jobId))]);
+  return buildManifest(job, r, { halted, cancelled });
+}
+
+/** The results of the job's finished items (sixteen reads at a time: jobs hold thousands of items). */
+export async function readResults(store: ObjectStore, job: JobRecord, finished?: Set<string>): Promise<Map<string, ItemResult>> {
+  const done = finished ?? (await finishedItemIds(store, job.jobId));
+  const results = new Map<string, ItemResult>();
+  await inBatches(
+    job.items.filter((i) => done.has(i.id)),
+    16,
+    async (item) => {
+      const r = await store.getJson<ItemResult>(keys.item(job.jobId, item.id, "result.json"));
+      if (r) results.set(item.id, r);
+    },
+  );
+  return results;
+}
+
+export async function inBatches<T>(list: T[], size: number, fn: (x: T) => Promise<unknown>): Promise<void> {
+  for (let i = 0; i < list.length; i += size) await Promise.all(list.slice(i, i + size).map(fn));
+}

@@ -1,0 +1,74 @@
+import { createHash } from "node:crypto";
+import { readFile } from "node:fs/promises";
+import type { S3Client } from "@aws-sdk/client-s3";
+import type { SQSClient } from "@aws-sdk/client-sqs";
+import path from "node:path";
+import { keys, ObjectStore } from "../run/store.ts";
+import { getModel, type Catalog, type ModelInfo } from "../model/catalog.ts";
+import { loadJobFile } from "../job/load.ts";
+import { s3Uri, type ItemDocument, type JobRecord } from "../job/record.ts";
+import { resolveLocalDocuments, resolveOutputSchema, type LocalDocument } from "../job/resolve.ts";
+import { resolveS3Documents } from "./sources.ts";
+import type { JobSpec } from "../job/schema.ts";
+import { prepareSubmit } from "./prepare.ts";
+import { submitJob } from "./submit.ts";
+
+/** A job file read and checked, before anything is uploaded. */
+export interface LoadedJob {
+  jobFile: string;
+  spec: JobSpec;
+  catalog: Catalog;
+  model: ModelInfo;
+  localDocuments: LocalDocument[];
+  outputSchema: Record<string, unknown> | null;
+}
+
+/** Reads and checks a job file: spec, model, the local files its `path:` sources match, schema. */
+export async function loadJobForSubmit(jobFile: string, catalog: Catalog): Promise<LoadedJob> {
+  const spec = await loadJobFile(jobFile);
+  const model = getModel(catalog, spec.model);
+  const localDocuments = await resolveLocalDocuments(spec, jobFile);
+  const outputSchema = await resolveOutputSchema(spec, jobFile);
+  return { jobFile, spec, catalog, model, localDocuments, outputSchema };
+}
+
+/** The key a local document is uploaded to: content-addressed, so a re-upload of the same bytes lands on the same key. */
+export function inputKey(bytes: Uint8Array, file: string): string {
+  return keys.input(createHash("sha256").update(bytes).digest("hex"), path.basename(file));
+}
+
+/** Uploads local documents to `inputs/<sha256-16>/<basename>` in the stack's bucket. */
+export async function uploadDocuments(store: ObjectStore, docs: LocalDocument[]): Promise<ItemDocument[]> {
+  const out: ItemDocument[] = [];
+  for (const d of docs) {
+    const bytes = await readFile(d.absolutePath);
+    const key = inputKey(bytes, d.absolutePath);
+    await store.put(key, bytes, "application/octet-stream");
+    out.push({ source: d.source, uri: s3Uri(store.bucket, key) });
+  }
+  return out;
+}
+
+export interface SubmitTarget {
+  s3: S3Client;
+  sqs: SQSClient;
+  bucket: string;
+  queueUrl: string;
+  /** Deliveries before a task goes to the DLQ (the queue's redrive policy). */
+  maxReceives: number;
+}
+
+/**
+ * Uploads the job's local documents, lists its `s3:` sources, measures what the job needs
+ * measured (packs, cost cap) and submits: the job record, the initial manifest, one task per item.
+ */
+export async function submitLoadedJob(target: SubmitTarget, job: LoadedJob): Promise<JobRecord> {
+  const store = new ObjectStore(target.s3, target.bucket);
+  const documents = [...(await uploadDocuments(store, job.localDocuments)), ...(await resolveS3Documents(job.spec, target.s3))];
+  const { packs } = await prepareSubmit(target.s3, job.spec, job.model, documents);
+  return submitJob(
+    { store, sqs: target.sqs, queueUrl: target.queueUrl, maxReceives: target.maxReceives },
+    { spec: job.spec, model: job.model, documents, outputSchema: job.outputSchema, packs },
+  );
+}
+

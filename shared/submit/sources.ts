@@ -1,0 +1,20 @@
+import type { S3Client } from "@aws-sdk/client-s3";
+import { LongdocError } from "../errors.ts";
+import { s3Uri, type ItemDocument } from "../job/record.ts";
+import type { JobSpec } from "../job/schema.ts";
+import { ObjectStore } from "../run/store.ts";
+
+/** Lists the objects under each `s3:` source (a key ending in '/' is a folder marker, skipped). */
+export async function resolveS3Documents(spec: JobSpec, s3: S3Client): Promise<ItemDocument[]> {
+  const out: ItemDocument[] = [];
+  for (const [index, src] of spec.documents.entries()) {
+    if (!("s3" in src)) continue;
+    const m = /^s3:\/\/([^/]+)\/?(.*)$/.exec(src.s3)!;
+    const bucket = m[1]!;
+    const prefix = m[2] ?? "";
+    const keysFound = (await new ObjectStore(s3, bucket).listKeys(prefix)).filter((k) => !k.endsWith("/"));
+    if (keysFound.length === 0) throw new LongdocError("document_missing", `documents[${index}].s3: nothing under ${src.s3}`);
+    for (const key of keysFound) out.push({ source: s3Uri(bucket, key), uri: s3Uri(bucket, key) });
+  }
+  return out;
+}

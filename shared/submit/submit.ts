@@ -1,0 +1,68 @@
+import type { SQSClient } from "@aws-sdk/client-sqs";
+import { sendTasks, type TaskMessage } from "../run/queue.ts";
+import { keys, type ObjectStore } from "../run/store.ts";
+import { LongdocError } from "../errors.ts";
+import { expandItems, newJobId } from "../job/expand.ts";
+import type { ItemDocument, JobRecord } from "../job/record.ts";
+import type { JobSpec } from "../job/schema.ts";
+import { initialManifest } from "../run/manifest.ts";
+
+export interface SubmitDeps {
+  store: ObjectStore;
+  sqs: SQSClient;
+  queueUrl: string;
+  now?: () => Date;
+  maxReceives: number;
+}
+
+export interface SubmitInput {
+  spec: JobSpec;
+  /** The catalog's default quota for the model, used when the job sets none. */
+  model: { rpm: number; tpm: number };
+  documents: ItemDocument[];
+  outputSchema: Record<string, unknown> | null;
+  /** For `packing: packed`: the documents grouped into calls (see pack.ts). */
+  packs?: ItemDocument[][];
+  jobId?: string;
+}
+
+/**
+ * Expands a job into items, records it at runs/<jobId>/job.json with an initial manifest, and
+ * queues one task per item. The job record is written before any task is sent, so a worker
+ * never sees a task whose job it cannot read.
+ */
+export async function submitJob(deps: SubmitDeps, input: SubmitInput): Promise<JobRecord> {
+  const { spec, model } = input;
+  if (input.documents.length === 0) throw new LongdocError("document_missing", `job '${spec.name}': its documents matched no files`);
+  const now = (deps.now ?? (() => new Date()))();
+  const jobId = input.jobId ?? newJobId(spec.name, now);
+  const record: JobRecord = {
+    version: 1,
+    jobId,
+    name: spec.name,
+    model: spec.model,
+    submittedAt: now.toISOString(),
+    spec,
+    outputSchema: input.outputSchema,
+    limits: {
+      concurrency: spec.limits.concurrency ?? 8,
+      rpm: spec.limits.rpm ?? model.rpm,
+      tpm: spec.limits.tpm ?? model.tpm,
+      maxCostUsd: spec.limits.maxCostUsd ?? null,
+      maxDocumentBytes: spec.limits.maxDocumentBytes ?? 100 * 1024 * 1024,
+    },
+    maxReceives: deps.maxReceives,
+    items: expandItems(spec, input.documents, input.packs),
+  };
+  await deps.store.putJson(keys.job(jobId), record);
+  await deps.store.putJson(keys.manifest(jobId), initialManifest(record));
+  const tasks: TaskMessage[] = record.items.map((item) => ({
+    v: 1,
+    jobId,
+    itemId: item.id,
+    bucket: deps.store.bucket,
+    documents: item.documents.map((d) => d.uri),
+  }));
+  await sendTasks(deps.sqs, deps.queueUrl, tasks);
+  return record;
+}

@@ -1,0 +1,67 @@
+import path from "node:path";
+import type { S3Event } from "aws-lambda";
+import type { SQSClient } from "@aws-sdk/client-sqs";
+import type { S3Client } from "@aws-sdk/client-s3";
+import { ObjectStore } from "../run/store.ts";
+import { getModel, type Catalog } from "../model/catalog.ts";
+import { LongdocError } from "../errors.ts";
+import { loadJobFile } from "../job/load.ts";
+import { s3Uri, type ItemDocument, type JobRecord } from "../job/record.ts";
+import { resolveOutputSchema } from "../job/resolve.ts";
+import { resolveS3Documents } from "./sources.ts";
+import type { Log } from "../log.ts";
+import { prepareSubmit } from "./prepare.ts";
+import { submitJob } from "./submit.ts";
+
+export interface TriggerDeps {
+  s3: S3Client;
+  sqs: SQSClient;
+  bucket: string;
+  queueUrl: string;
+  /** The folder the job files were bundled into. */
+  jobsDir: string;
+  catalog: Catalog;
+  maxReceives: number;
+  log: Log;
+}
+
+/** A scheduled run names its job; an upload event carries the S3 object that landed. */
+export type TriggerEvent = { job: string } | S3Event;
+
+/**
+ * The deployed entry to submit: a schedule (`{job}`) submits the job over its `s3:` sources; an
+ * upload under inbox/<job-name>/ submits that job over the uploaded object alone.
+ */
+export async function submitFromEvent(deps: TriggerDeps, event: TriggerEvent): Promise<JobRecord[]> {
+  const store = new ObjectStore(deps.s3, deps.bucket);
+  const submit = async (name: string, documents: ItemDocument[] | null, trigger: "schedule" | "upload") => {
+    if (!/^[a-z0-9-]+$/.test(name)) throw new LongdocError("job_invalid", `'${name}' is not a job name`);
+    const file = path.join(deps.jobsDir, `${name}.yaml`);
+    const spec = await loadJobFile(file);
+    if (trigger === "upload" && spec.trigger !== "upload") {
+      throw new LongdocError("job_invalid", `${file}: an upload arrived under inbox/${name}/ but the job has no 'trigger: upload'`);
+    }
+    const model = getModel(deps.catalog, spec.model);
+    const docs = documents ?? (await resolveS3Documents(spec, deps.s3));
+    const outputSchema = await resolveOutputSchema(spec, file);
+    const { packs } = await prepareSubmit(deps.s3, spec, model, docs);
+    const job = await submitJob({ store, sqs: deps.sqs, queueUrl: deps.queueUrl, maxReceives: deps.maxReceives }, { spec, model, documents: docs, outputSchema, packs });
+    deps.log.info({ jobId: job.jobId, trigger, items: job.items.length }, "job submitted");
+    return job;
+  };
+
+  if ("job" in event) return [await submit(event.job, null, "schedule")];
+  const jobs: JobRecord[] = [];
+  for (const record of event.Records) {
+    // S3 event keys are URL-encoded with '+' for spaces.
+    const key = decodeURIComponent(record.s3.object.key.replace(/\+/g, " "));
+    const m = /^inbox\/([^/]+)\/.+[^/]$/.exec(key);
+    if (!m) {
+      deps.log.warn({ key }, "upload outside inbox/<job-name>/; ignored");
+      continue;
+    }
+    const uri = s3Uri(record.s3.bucket.name, key);
+    jobs.push(await submit(m[1]!, [{ source: uri, uri }], "upload"));
+  }
+  return jobs;
+}

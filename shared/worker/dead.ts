@@ -1,0 +1,56 @@
+import type { S3Client } from "@aws-sdk/client-s3";
+import type { SQSBatchResponse, SQSEvent } from "aws-lambda";
+import { parseTaskMessage, type TaskMessage } from "../run/queue.ts";
+import { keys, ObjectStore } from "../run/store.ts";
+import type { ErrorCode } from "../errors.ts";
+import type { JobRecord } from "../job/record.ts";
+import type { Log } from "../log.ts";
+import { resultWithoutCall } from "../run/manifest.ts";
+import { writeManifestIfDone } from "../run/finish.ts";
+import { eachRecord, once, receiveCount, type Lazy } from "./records.ts";
+
+export interface DeadTaskDeps {
+  s3: S3Client;
+  log: Log;
+  now?: () => number;
+}
+
+/**
+ * A task in the dead-letter queue never got a result (its worker kept dying, e.g. out of memory
+ * or time). Marks the item failed with the last recorded attempt error, so the manifest still
+ * lists every item exactly once.
+ */
+export async function recordDeadTask(deps: DeadTaskDeps, task: TaskMessage, _dlqReceives: number): Promise<void> {
+  const store = new ObjectStore(deps.s3, task.bucket);
+  const resultKey = keys.item(task.jobId, task.itemId, "result.json");
+  const job = await store.getJson<JobRecord>(keys.job(task.jobId));
+  if (!job) {
+    deps.log.error({ jobId: task.jobId, itemId: task.itemId }, "dead task for an unknown job; dropped");
+    return;
+  }
+  if (!(await store.exists(resultKey))) {
+    const attemptKeys = await store.listKeys(keys.item(task.jobId, task.itemId, "attempts/"));
+    const numbers = attemptKeys.map((k) => Number(/(\d+)\.json$/.exec(k)?.[1] ?? 0));
+    const last = numbers.length ? await store.getJson<{ kind: ErrorCode; message: string }>(keys.attempt(task.jobId, task.itemId, Math.max(...numbers))) : undefined;
+    const result = resultWithoutCall(job, task.itemId, {
+      status: "failed",
+      attempts: Math.max(job.maxReceives, ...numbers),
+      error: {
+        kind: "worker_crashed",
+        message: `no result after ${job.maxReceives} deliveries; the worker died or timed out` + (last ? `; last error: ${last.kind}: ${last.message}` : ""),
+      },
+      at: new Date((deps.now ?? Date.now)()).toISOString(),
+    });
+    await store.putJsonIfAbsent(resultKey, result);
+  }
+  await writeManifestIfDone(store, job);
+}
+
+/** Tasks that exhausted their deliveries land in the DLQ; record each as failed with its last error. */
+export function createDeadLetterHandler(deps: Lazy<DeadTaskDeps>) {
+  const get = once(deps);
+  return async (event: SQSEvent): Promise<SQSBatchResponse> => {
+    const d = await get();
+    return eachRecord(event, d.log, (r) => recordDeadTask(d, parseTaskMessage(r.body), receiveCount(r)));
+  };
+}

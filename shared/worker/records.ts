@@ -1,0 +1,43 @@
+import type { SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
+import { LongdocError } from "../errors.ts";
+import type { Log } from "../log.ts";
+
+/** The part of Lambda's context the handlers use. */
+export interface InvocationContext {
+  getRemainingTimeInMillis(): number;
+}
+
+export type Lazy<T> = () => T | Promise<T>;
+
+/** Deps are built once per container, on first use, so a cold start pays for them once. */
+export function once<T>(make: Lazy<T>): () => Promise<T> {
+  let value: Promise<T> | undefined;
+  return () => (value ??= Promise.resolve().then(make));
+}
+
+export const receiveCount = (r: SQSRecord) => Number(r.attributes.ApproximateReceiveCount) || 1;
+
+/**
+ * Runs each record of an SQS batch and reports the ones that must come back, so one bad task
+ * never makes SQS redeliver its neighbours (ReportBatchItemFailures). The decision is made per
+ * record: a retryable error, or one longdoc does not know (an S3 hiccup), returns the message;
+ * a non-retryable LongdocError (a body that is not a task, a job that does not exist) is logged
+ * and the message removed, since delivering it again cannot succeed and would only cycle to the DLQ.
+ */
+export async function eachRecord(event: SQSEvent, log: Log, run: (r: SQSRecord) => Promise<unknown>): Promise<SQSBatchResponse> {
+  const batchItemFailures: SQSBatchResponse["batchItemFailures"] = [];
+  for (const record of event.Records) {
+    try {
+      await run(record);
+    } catch (e) {
+      const message = e instanceof Error ? e.message : String(e);
+      if (LongdocError.is(e) && !e.retryable) {
+        log.error({ messageId: record.messageId, kind: e.code, error: message, body: record.body.slice(0, 200) }, "message dropped: it cannot succeed on another delivery");
+        continue;
+      }
+      log.warn({ messageId: record.messageId, error: message }, "task returned to the queue");
+      batchItemFailures.push({ itemIdentifier: record.messageId });
+    }
+  }
+  return { batchItemFailures };
+}
