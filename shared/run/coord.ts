@@ -1,0 +1,445 @@
+import { GetItemCommand, UpdateItemCommand, type AttributeValue, type DynamoDBClient, type UpdateItemCommandInput } from "@aws-sdk/client-dynamodb";
+import { LongdocError } from "../errors.ts";
+
+/**
+ * The fleet's coordination store: one DynamoDB table (hash key `pk`, TTL on `expiresAt`) shared
+ * by every worker and every job. One item per thing that needs an atomic decision:
+ *
+ * - `quota#<model>`, `quota#job#<jobId>`: pacing of model calls (tat, version)
+ * - `claim#<jobId>#<itemId>`: who runs an item (owner, leaseUntil, attempts, done, counted)
+ * - `spend#<jobId>`: the cost ledger (spent, committed; integer nano-USD)
+ * - `job#<jobId>`: the submit record (trigger, items, createdAt, state) and the `finished` count
+ *
+ * Every write refreshes `expiresAt` (epoch seconds), so a live job's items never expire; DynamoDB
+ * deletes the rest days later. Nothing relies on expiry for correctness (the local emulator,
+ * dynalite, never expires items).
+ */
+
+export interface QuotaLimits {
+  rpm: number;
+  tpm: number;
+}
+export type QuotaReservation =
+  | { ok: true; startAt: number /* epoch ms when the call may start (≤ now + maxWaitMs) */; ticket: QuotaTicket }
+  | { ok: false; retryAfterMs: number /* expected wait before a slot would be within maxWaitMs */ };
+export interface QuotaTicket {
+  keys: string[];
+  reservedTokens: number;
+  intervalMs: Record<string, number> /* per key, what was added */;
+  /** Per key, the limits the interval was computed with, so settling can recompute it. */
+  limits: Record<string, { rpm?: number; tpm?: number }>;
+}
+
+export type JobState = "submitting" | "submitted" | "failed" | "interrupted" | "running" | "done";
+export interface JobRecord {
+  trigger: string;
+  items: number;
+  createdAt: string;
+  state: string;
+}
+
+export interface Coordinator {
+  /** One request of `tokens` (input + answer cap + thinking budget: the worst case) against the account quota of `model`, and also against the job's own caps when given. */
+  reserveQuota(r: {
+    model: string;
+    tokens: number;
+    account: QuotaLimits;
+    job?: { jobId: string; rpm?: number; tpm?: number };
+    maxWaitMs: number;
+    now?: number;
+  }): Promise<QuotaReservation>;
+  /** After the call: give back (or add) the difference between reserved and real tokens (input + output as billed). */
+  settleQuota(ticket: QuotaTicket, actualTokens: number): Promise<void>;
+
+  /** Before the model call. ok:false when another owner holds a live lease (a concurrent duplicate delivery) or the item is done. An expired lease is taken over. */
+  claimItem(
+    jobId: string,
+    itemId: string,
+    owner: string,
+    leaseMs: number,
+    now?: number,
+  ): Promise<{ ok: true; attempts: number } | { ok: false; owner: string; leaseUntil: number; done: boolean }>;
+  /** Heartbeat: extends the lease if `owner` still holds it; false when it lost it. */
+  renewClaim(jobId: string, itemId: string, owner: string, leaseMs: number, now?: number): Promise<boolean>;
+  /** Gives the claim up (the task goes back to the queue to wait), keeping the attempt count. */
+  releaseClaim(jobId: string, itemId: string, owner: string): Promise<void>;
+  /** Counts one real model attempt for the item (ADD 1), returns the count after it. */
+  countAttempt(jobId: string, itemId: string): Promise<number>;
+
+  /** Cost ledger: reserve a call's worst-case cost; refused when committed (spent + reserved) + usd would pass capUsd. On refusal says whether the cap is really reached (spent alone + usd > cap) or only in-flight reservations are in the way. */
+  reserveSpend(jobId: string, usd: number, capUsd: number): Promise<{ ok: true } | { ok: false; spentUsd: number; committedUsd: number; capReached: boolean }>;
+  /** After the call: spent += actual; committed += actual - reserved. Also used with reserved 0 for costs with no reservation. */
+  settleSpend(jobId: string, reservedUsd: number, actualUsd: number): Promise<void>;
+  spend(jobId: string): Promise<{ spentUsd: number; committedUsd: number }>;
+
+  /** Records that an item has its terminal result; idempotent per item (a second call for the same item does not count twice). Returns how many distinct items of the job are finished and whether this call was the one that made it reach `total` (exactly one caller ever gets last:true for a given set, even under concurrency). O(1) in the job's size: no listing. */
+  markFinished(jobId: string, itemId: string, total: number): Promise<{ counted: boolean; finished: number; last: boolean }>;
+  /** For retry: the items go back to unfinished (their claims are cleared too, attempts reset to 0). */
+  unmarkFinished(jobId: string, itemIds: string[]): Promise<void>;
+
+  /** Idempotent submit: the first caller for jobId gets created:true; later callers get the stored record. */
+  registerJob(jobId: string, record: { trigger: string; items: number; createdAt: string }): Promise<{ created: boolean; record: JobRecord }>;
+  setJobState(jobId: string, state: JobState): Promise<void>;
+}
+
+export interface CoordinatorOptions {
+  now?: () => number;
+  /** How long an item outlives its last write (default 7 days). */
+  ttlDays?: number;
+  /** Share of each quota kept unused so the provider's sliding windows never trip (default 0.03). */
+  headroom?: number;
+  /** Optimistic-concurrency rounds on a quota key before giving up for now (default 25). */
+  maxConflicts?: number;
+}
+
+export const coordKeys = {
+  quota: (model: string) => `quota#${model}`,
+  jobQuota: (jobId: string) => `quota#job#${jobId}`,
+  claim: (jobId: string, itemId: string) => `claim#${jobId}#${itemId}`,
+  spend: (jobId: string) => `spend#${jobId}`,
+  job: (jobId: string) => `job#${jobId}`,
+};
+
+/** Money is kept as integer nano-USD: DynamoDB adds decimals exactly, but the bounds are computed in JS floats. */
+const NANO = 1e9;
+const nano = (usd: number) => Math.round(usd * NANO);
+const usd = (n: number) => n / NANO;
+
+/**
+ * The pacing interval of one request under `limits` (GCRA): starts spaced by this never exceed
+ * RPM or TPM in any window, nor their per-second shares (RPM/60, TPM/60, docs/qwen-api.md §7).
+ * Whole ms, rounded up.
+ */
+export function quotaInterval(limits: { rpm?: number; tpm?: number }, tokens: number, headroom = 0.03): number {
+  const byRequests = limits.rpm ? 60_000 / limits.rpm : 0;
+  const byTokens = limits.tpm ? (Math.max(0, tokens) * 60_000) / limits.tpm : 0;
+  // Less a hair, so float noise (970 / 0.97 = 1000.0000000000001) does not add a whole ms.
+  return Math.ceil(Math.max(byRequests, byTokens) / (1 - headroom) - 1e-9);
+}
+
+export function createCoordinator(client: DynamoDBClient, table: string, opts: CoordinatorOptions = {}): Coordinator {
+  const clock = opts.now ?? Date.now;
+  const ttlS = (opts.ttlDays ?? 7) * 86_400;
+  const headroom = opts.headroom ?? 0.03;
+  const maxConflicts = opts.maxConflicts ?? 25;
+  const expires = () => Math.floor(clock() / 1000) + ttlS;
+
+  const get = async (pk: string): Promise<Row | undefined> => {
+    const out = await send(() => client.send(new GetItemCommand({ TableName: table, Key: { pk: { S: pk } }, ConsistentRead: true })));
+    return out.Item ? fromItem(out.Item) : undefined;
+  };
+
+  /** An UpdateItem; `false` when its condition failed. `set` and `add` name attributes; `values` fill `:placeholders`. */
+  const update = async (pk: string, u: Update): Promise<Row | false> => {
+    const names: Record<string, string> = {};
+    const name = (a: string) => ((names[`#${a}`] = a), `#${a}`);
+    const values: Record<string, AttributeValue> = { ":expiresAt": toValue(expires()) };
+    const set = [`${name("expiresAt")} = :expiresAt`];
+    for (const [a, expr] of Object.entries(u.set ?? {})) set.push(`${name(a)} = ${expr}`);
+    const adds = Object.entries(u.add ?? {}).map(([a, v]) => ((values[`:add_${a}`] = toValue(v)), `${name(a)} :add_${a}`));
+    const removes = (u.remove ?? []).map(name);
+    for (const [k, v] of Object.entries(u.values ?? {})) values[k] = toValue(v);
+    // Attribute names in conditions and SET right-hand sides are written `#name` by the caller.
+    for (const m of `${u.condition ?? ""} ${Object.values(u.set ?? {}).join(" ")}`.matchAll(/#(\w+)/g)) names[m[0]] = m[1]!;
+    const expression = [`SET ${set.join(", ")}`, adds.length ? `ADD ${adds.join(", ")}` : "", removes.length ? `REMOVE ${removes.join(", ")}` : ""].join(" ").trim();
+    // DynamoDB refuses values no expression uses; a caller may pass some only one branch needs.
+    const used = `${expression} ${u.condition ?? ""}`;
+    for (const k of Object.keys(values)) if (!new RegExp(`${k}(?!\\w)`).test(used)) delete values[k];
+    const input: UpdateItemCommandInput = {
+      TableName: table,
+      Key: { pk: { S: pk } },
+      UpdateExpression: expression,
+      ExpressionAttributeNames: names,
+      ExpressionAttributeValues: values,
+      ConditionExpression: u.condition,
+      ReturnValues: u.returns ?? "ALL_NEW",
+    };
+    try {
+      const out = await send(() => client.send(new UpdateItemCommand(input)));
+      return fromItem(out.Attributes ?? {});
+    } catch (e) {
+      if (isConditionFailed(e)) return false;
+      throw e;
+    }
+  };
+
+  /** One pacing step on one key: `ok:false` with the wait when the slot is further than maxWaitMs. */
+  const reserveKey = async (
+    pk: string,
+    interval: number,
+    notBefore: number,
+    now: number,
+    maxWaitMs: number,
+  ): Promise<{ ok: true; startAt: number } | { ok: false; retryAfterMs: number }> => {
+    for (let round = 0; round < maxConflicts; round++) {
+      const row = await get(pk);
+      const version = num(row?.version);
+      const startAt = Math.max(num(row?.tat), now, notBefore);
+      if (startAt - now > maxWaitMs) return { ok: false, retryAfterMs: Math.max(1, Math.ceil(startAt - now - maxWaitMs)) };
+      const done = await update(pk, {
+        set: { tat: ":tat", version: ":next" },
+        values: { ":tat": startAt + interval, ":next": version + 1, ":version": version },
+        condition: row?.version !== undefined ? "#version = :version" : "attribute_not_exists(#version)",
+        returns: "NONE",
+      });
+      if (done !== false) return { ok: true, startAt };
+      // Someone else moved the key: read it again, after a short jittered pause so racers spread out.
+      await sleep(Math.random() * Math.min(20, 2 * (round + 1)));
+    }
+    // Heavy contention: report a short wait instead of spinning on.
+    return { ok: false, retryAfterMs: Math.max(1, interval) };
+  };
+
+  /** ADD to a key's tat; bumps the version so a racing reserver re-reads instead of overwriting it. */
+  const shiftTat = (pk: string, deltaMs: number) => update(pk, { add: { tat: deltaMs, version: 1 }, returns: "NONE" });
+
+  const claimKey = coordKeys.claim;
+
+  /** One item of unmarkFinished. */
+  const unmarkOne = async (jobId: string, itemId: string): Promise<void> => {
+    const pk = coordKeys.claim(jobId, itemId);
+    for (let round = 0; round < 5; round++) {
+      const row = await get(pk);
+      const wasCounted = row?.counted === true;
+      // Decrement first, like markFinished errs low: a crash after it leaves the count short
+      // (no last:true) rather than one too high (an early last:true).
+      if (wasCounted) await update(coordKeys.job(jobId), { add: { finished: -1 }, returns: "NONE" });
+      const cleared = await update(pk, {
+        set: { attempts: ":zero" },
+        remove: ["done", "counted", "owner", "leaseUntil"],
+        values: { ":zero": 0, ":true": true },
+        condition: wasCounted ? "#counted = :true" : "attribute_not_exists(#counted) OR NOT #counted = :true",
+        returns: "NONE",
+      });
+      if (cleared !== false) return;
+      // A concurrent unmark (or markFinished) changed the item between our read and write:
+      // undo our decrement and take the item again from its new state.
+      if (wasCounted) await update(coordKeys.job(jobId), { add: { finished: 1 }, returns: "NONE" });
+    }
+    throw new LongdocError("internal", `coordination store: ${pk} kept changing while being reset`, { retryable: true });
+  };
+
+  return {
+    async reserveQuota(r) {
+      const now = r.now ?? clock();
+      const keys: string[] = [];
+      const intervalMs: Record<string, number> = {};
+      const limits: QuotaTicket["limits"] = {};
+      let notBefore = now;
+      let jobKey: string | undefined;
+      if (r.job && (r.job.rpm || r.job.tpm)) {
+        jobKey = coordKeys.jobQuota(r.job.jobId);
+        const jobLimits = { rpm: r.job.rpm, tpm: r.job.tpm };
+        const interval = quotaInterval(jobLimits, r.tokens, headroom);
+        const got = await reserveKey(jobKey, interval, now, now, r.maxWaitMs);
+        if (!got.ok) return got;
+        keys.push(jobKey);
+        intervalMs[jobKey] = interval;
+        limits[jobKey] = jobLimits;
+        notBefore = got.startAt;
+      }
+      const accountKey = coordKeys.quota(r.model);
+      const interval = quotaInterval(r.account, r.tokens, headroom);
+      const got = await reserveKey(accountKey, interval, notBefore, now, r.maxWaitMs);
+      if (!got.ok) {
+        // The job's slot goes unused: give it back so the job's next call is not pushed out.
+        if (jobKey) await shiftTat(jobKey, -intervalMs[jobKey]!);
+        return got;
+      }
+      keys.push(accountKey);
+      intervalMs[accountKey] = interval;
+      limits[accountKey] = { rpm: r.account.rpm, tpm: r.account.tpm };
+      return { ok: true, startAt: got.startAt, ticket: { keys, reservedTokens: r.tokens, intervalMs, limits } };
+    },
+
+    async settleQuota(ticket, actualTokens) {
+      // The interval is recomputed with the real tokens, so it never drops below the request's
+      // own share (60000/rpm). Giving back moves later starts earlier; headroom covers that.
+      for (const key of ticket.keys) {
+        const delta = quotaInterval(ticket.limits[key] ?? {}, actualTokens, headroom) - (ticket.intervalMs[key] ?? 0);
+        if (delta !== 0) await shiftTat(key, delta);
+      }
+    },
+
+    async claimItem(jobId, itemId, owner, leaseMs, now = clock()) {
+      const pk = claimKey(jobId, itemId);
+      for (let round = 0; round < 3; round++) {
+        const got = await update(pk, {
+          set: { owner: ":owner", leaseUntil: ":until", attempts: "if_not_exists(#attempts, :zero)" },
+          values: { ":owner": owner, ":until": now + leaseMs, ":zero": 0, ":now": now, ":true": true },
+          // Missing attributes: an item made by countAttempt or released has no lease.
+          condition:
+            "attribute_not_exists(pk) OR (NOT #done = :true AND (attribute_not_exists(#leaseUntil) OR #leaseUntil < :now OR #owner = :owner))",
+        });
+        if (got !== false) return { ok: true, attempts: num(got.attempts) };
+        const row = await get(pk);
+        if (!row) continue; // Gone meanwhile (cannot happen without a delete); try again.
+        const done = row.done === true;
+        const leaseUntil = num(row.leaseUntil);
+        if (done || (typeof row.owner === "string" && row.owner !== owner && leaseUntil >= now)) {
+          return { ok: false, owner: typeof row.owner === "string" ? row.owner : "", leaseUntil, done };
+        }
+        // The holder released or the lease ran out between the two calls: try again.
+      }
+      throw new LongdocError("internal", `coordination store: claim of ${pk} kept changing under us`, { retryable: true });
+    },
+
+    async renewClaim(jobId, itemId, owner, leaseMs, now = clock()) {
+      const got = await update(claimKey(jobId, itemId), {
+        set: { leaseUntil: ":until" },
+        values: { ":until": now + leaseMs, ":owner": owner },
+        condition: "#owner = :owner",
+        returns: "NONE",
+      });
+      return got !== false;
+    },
+
+    async releaseClaim(jobId, itemId, owner) {
+      // Losing the condition means someone else holds it now: nothing of ours to give up.
+      await update(claimKey(jobId, itemId), { remove: ["owner", "leaseUntil"], values: { ":owner": owner }, condition: "#owner = :owner", returns: "NONE" });
+    },
+
+    async countAttempt(jobId, itemId) {
+      const got = await update(claimKey(jobId, itemId), { add: { attempts: 1 }, returns: "UPDATED_NEW" });
+      return num(got === false ? undefined : got.attempts);
+    },
+
+    async reserveSpend(jobId, amountUsd, capUsd) {
+      const pk = coordKeys.spend(jobId);
+      const n = nano(amountUsd);
+      const bound = nano(capUsd) - n;
+      if (bound >= 0) {
+        // No arithmetic in conditions: committed + n <= cap is written committed <= cap - n.
+        const got = await update(pk, {
+          add: { committed: n },
+          values: { ":bound": bound },
+          condition: "attribute_not_exists(#committed) OR #committed <= :bound",
+          returns: "NONE",
+        });
+        if (got !== false) return { ok: true };
+      }
+      const row = await get(pk);
+      const spent = num(row?.spent);
+      return { ok: false, spentUsd: usd(spent), committedUsd: usd(num(row?.committed)), capReached: spent + n > nano(capUsd) };
+    },
+
+    async settleSpend(jobId, reservedUsd, actualUsd) {
+      await update(coordKeys.spend(jobId), { add: { spent: nano(actualUsd), committed: nano(actualUsd) - nano(reservedUsd) }, returns: "NONE" });
+    },
+
+    async spend(jobId) {
+      const row = await get(coordKeys.spend(jobId));
+      return { spentUsd: usd(num(row?.spent)), committedUsd: usd(num(row?.committed)) };
+    },
+
+    async markFinished(jobId, itemId, total) {
+      // Two writes, no transaction (dynalite has none). First the claim item takes done and
+      // counted in one conditional write: that is the idempotency, exactly one caller per item
+      // wins it. Then the winner ADDs 1 to the job's count; each ADD returns a distinct value, so
+      // exactly one caller sees `total`. A crash (or lost response) between the two loses that
+      // item's count: the job then never reports last:true rather than reporting it early,
+      // which would finish a run with items still going. The opposite order would double
+      // count on a retry. A count can be rebuilt from the claim items' `counted` flags.
+      const won = await update(claimKey(jobId, itemId), {
+        set: { done: ":true", counted: ":true" },
+        values: { ":true": true },
+        condition: "attribute_not_exists(#counted) OR NOT #counted = :true",
+        returns: "NONE",
+      });
+      if (won === false) {
+        const row = await get(coordKeys.job(jobId));
+        return { counted: false, finished: num(row?.finished), last: false };
+      }
+      const got = await update(coordKeys.job(jobId), { add: { finished: 1 }, returns: "UPDATED_NEW" });
+      const finished = got === false ? 0 : num(got.finished);
+      return { counted: true, finished, last: finished === total };
+    },
+
+    async unmarkFinished(jobId, itemIds) {
+      for (const itemId of itemIds) await unmarkOne(jobId, itemId);
+    },
+
+
+    async registerJob(jobId, record) {
+      const got = await update(coordKeys.job(jobId), {
+        set: { trigger: ":trigger", items: ":items", createdAt: ":createdAt", state: ":state" },
+        values: { ":trigger": record.trigger, ":items": record.items, ":createdAt": record.createdAt, ":state": "submitting" },
+        condition: "attribute_not_exists(#trigger)",
+      });
+      if (got !== false) return { created: true, record: jobRecord(got) };
+      const row = await get(coordKeys.job(jobId));
+      return { created: false, record: jobRecord(row ?? {}) };
+    },
+
+    async setJobState(jobId, state) {
+      await update(coordKeys.job(jobId), { set: { state: ":state" }, values: { ":state": state }, returns: "NONE" });
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+
+type Scalar = string | number | boolean;
+type Row = Record<string, Scalar | undefined>;
+
+interface Update {
+  /** attribute → right-hand side (`:value` or an expression with `#names`). */
+  set?: Record<string, string>;
+  add?: Record<string, number>;
+  remove?: string[];
+  values?: Record<string, Scalar>;
+  condition?: string;
+  returns?: "NONE" | "ALL_NEW" | "UPDATED_NEW";
+}
+
+function toValue(v: Scalar): AttributeValue {
+  if (typeof v === "number") return { N: String(v) };
+  if (typeof v === "boolean") return { BOOL: v };
+  return { S: v };
+}
+
+function fromItem(item: Record<string, AttributeValue>): Row {
+  const row: Row = {};
+  for (const [k, v] of Object.entries(item)) row[k] = v.N !== undefined ? Number(v.N) : v.BOOL !== undefined ? v.BOOL : v.S;
+  return row;
+}
+
+function num(v: Scalar | undefined): number {
+  return typeof v === "number" ? v : 0;
+}
+
+function jobRecord(row: Row): JobRecord {
+  return { trigger: String(row.trigger ?? ""), items: num(row.items), createdAt: String(row.createdAt ?? ""), state: String(row.state ?? "") };
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function isConditionFailed(e: unknown): boolean {
+  return (e as { name?: string }).name === "ConditionalCheckFailedException";
+}
+
+const THROTTLED = new Set([
+  "ProvisionedThroughputExceededException",
+  "ThrottlingException",
+  "RequestLimitExceeded",
+  "InternalServerError",
+  "ServiceUnavailable",
+  "LimitExceededException",
+]);
+
+/**
+ * Runs one DynamoDB call. A refused condition passes through for the caller to decide; throttling,
+ * 5xx and network faults (after the SDK's own retries) become retryable errors, so the worker
+ * hands the task back to the queue; anything else (missing table, bad request) is not retryable.
+ */
+async function send<T>(call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (e) {
+    if (isConditionFailed(e)) throw e;
+    const err = e as { name?: string; message?: string; $metadata?: { httpStatusCode?: number } };
+    const status = err.$metadata?.httpStatusCode;
+    const retryable = THROTTLED.has(err.name ?? "") || (status !== undefined && status >= 500) || status === undefined;
+    throw new LongdocError("internal", `coordination store: ${err.name ?? "error"}: ${err.message ?? String(e)}`, { retryable, cause: e });
+  }
+}

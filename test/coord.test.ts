@@ -1,0 +1,236 @@
+// The coordination store against a real DynamoDB emulator (dynalite, in process): the races
+// are real concurrent HTTP requests, decided by DynamoDB's conditional writes.
+import { GetItemCommand } from "@aws-sdk/client-dynamodb";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { LongdocError } from "../shared/errors.ts";
+import { createCoordTable, dynamoClient, startLocalDynamo, type LocalDynamo } from "../shared/local/dynamo.ts";
+import { coordKeys, createCoordinator, quotaInterval, type Coordinator } from "../shared/run/coord.ts";
+
+let dynamo: LocalDynamo;
+let coord: Coordinator;
+let n = 0;
+/** A fresh job id per test, so tests share the table without seeing each other. */
+const newJob = () => `job-${++n}`;
+
+beforeAll(async () => {
+  dynamo = await startLocalDynamo();
+  coord = createCoordinator(dynamo.client, dynamo.table);
+});
+afterAll(async () => {
+  await dynamo?.stop();
+});
+
+describe("local table", () => {
+  it("creates the table idempotently and stamps items with a TTL in epoch seconds", async () => {
+    await createCoordTable(dynamo.client, dynamo.table);
+    const clock = () => 1_700_000_000_000;
+    const c = createCoordinator(dynamo.client, dynamo.table, { now: clock, ttlDays: 2 });
+    const jobId = newJob();
+    await c.countAttempt(jobId, "a");
+    const item = (await dynamo.client.send(new GetItemCommand({ TableName: dynamo.table, Key: { pk: { S: coordKeys.claim(jobId, "a") } } }))).Item;
+    expect(item?.expiresAt?.N).toBe(String(1_700_000_000 + 2 * 86_400));
+  });
+});
+
+describe("claims", () => {
+  it("lets exactly one of two concurrent owners claim an item; the loser's renew fails", async () => {
+    const jobId = newJob();
+    const [a, b] = await Promise.all([coord.claimItem(jobId, "x", "A", 60_000, 1000), coord.claimItem(jobId, "x", "B", 60_000, 1000)]);
+    expect([a.ok, b.ok].filter(Boolean)).toHaveLength(1);
+    const [winner, loser] = a.ok ? ["A", "B"] : ["B", "A"];
+    const lost = a.ok ? b : a;
+    expect(lost).toEqual({ ok: false, owner: winner, leaseUntil: 61_000, done: false });
+    expect(await coord.renewClaim(jobId, "x", loser, 60_000, 2000)).toBe(false);
+    expect(await coord.renewClaim(jobId, "x", winner, 60_000, 2000)).toBe(true);
+    // Renewed to 62 000: still held at 61 500.
+    expect((await coord.claimItem(jobId, "x", loser, 60_000, 61_500)).ok).toBe(false);
+  });
+
+  it("takes over an expired lease and keeps the attempt count", async () => {
+    const jobId = newJob();
+    expect(await coord.claimItem(jobId, "x", "A", 1000, 0)).toEqual({ ok: true, attempts: 0 });
+    expect(await coord.countAttempt(jobId, "x")).toBe(1);
+    expect(await coord.claimItem(jobId, "x", "B", 1000, 1001)).toEqual({ ok: true, attempts: 1 });
+    expect(await coord.renewClaim(jobId, "x", "A", 1000, 1002)).toBe(false);
+    // The same owner may claim again (a redelivery to the same worker).
+    expect(await coord.claimItem(jobId, "x", "B", 1000, 1003)).toEqual({ ok: true, attempts: 1 });
+  });
+
+  it("release lets another owner in at once; a release by a non-holder changes nothing", async () => {
+    const jobId = newJob();
+    await coord.claimItem(jobId, "x", "A", 60_000, 0);
+    await coord.countAttempt(jobId, "x");
+    await coord.releaseClaim(jobId, "x", "B");
+    expect((await coord.claimItem(jobId, "x", "B", 60_000, 10)).ok).toBe(false);
+    await coord.releaseClaim(jobId, "x", "A");
+    expect(await coord.claimItem(jobId, "x", "B", 60_000, 10)).toEqual({ ok: true, attempts: 1 });
+  });
+
+  it("refuses a claim on a finished item, even with an expired lease", async () => {
+    const jobId = newJob();
+    await coord.claimItem(jobId, "x", "A", 1000, 0);
+    await coord.markFinished(jobId, "x", 1);
+    expect(await coord.claimItem(jobId, "x", "B", 1000, 5000)).toEqual({ ok: false, owner: "A", leaseUntil: 1000, done: true });
+  });
+});
+
+describe("cost ledger", () => {
+  it("admits exactly 25 of 40 concurrent 0.01 reservations under a 0.25 cap", async () => {
+    const jobId = newJob();
+    const out = await Promise.all(Array.from({ length: 40 }, () => coord.reserveSpend(jobId, 0.01, 0.25)));
+    expect(out.filter((o) => o.ok)).toHaveLength(25);
+    for (const o of out.filter((o) => !o.ok)) expect(o).toMatchObject({ capReached: false, spentUsd: 0 });
+    expect(await coord.spend(jobId)).toEqual({ spentUsd: 0, committedUsd: 0.25 });
+
+    // Ten calls cost half their reservation: 0.05 back, so five more fit.
+    for (let i = 0; i < 10; i++) await coord.settleSpend(jobId, 0.01, 0.005);
+    expect(await coord.spend(jobId)).toEqual({ spentUsd: 0.05, committedUsd: 0.2 });
+    const more = await Promise.all(Array.from({ length: 8 }, () => coord.reserveSpend(jobId, 0.01, 0.25)));
+    expect(more.filter((o) => o.ok)).toHaveLength(5);
+  });
+
+  it("says capReached only when spending alone passes the cap", async () => {
+    const jobId = newJob();
+    expect(await coord.reserveSpend(jobId, 0.2, 0.25)).toEqual({ ok: true });
+    // In-flight reservation in the way: not the cap.
+    expect(await coord.reserveSpend(jobId, 0.1, 0.25)).toEqual({ ok: false, spentUsd: 0, committedUsd: 0.2, capReached: false });
+    await coord.settleSpend(jobId, 0.2, 0.2);
+    expect(await coord.reserveSpend(jobId, 0.1, 0.25)).toEqual({ ok: false, spentUsd: 0.2, committedUsd: 0.2, capReached: true });
+    // A cost with no reservation (reserved 0) still counts.
+    await coord.settleSpend(jobId, 0, 0.01);
+    expect(await coord.spend(jobId)).toEqual({ spentUsd: 0.21, committedUsd: 0.21 });
+    // More than the cap on its own: refused without a write.
+    expect(await coord.reserveSpend(newJob(), 0.3, 0.25)).toMatchObject({ ok: false, capReached: true });
+  });
+});
+
+describe("finished count", () => {
+  it("counts 20 items once each under 50 concurrent marks, with exactly one last", async () => {
+    const jobId = newJob();
+    const items = Array.from({ length: 20 }, (_, i) => `item-${i}`);
+    const calls = Array.from({ length: 50 }, (_, i) => items[i % 20]!);
+    const out = await Promise.all(calls.map((id) => coord.markFinished(jobId, id, 20)));
+    expect(out.filter((o) => o.counted)).toHaveLength(20);
+    expect(out.filter((o) => !o.counted)).toHaveLength(30);
+    expect(out.filter((o) => o.last)).toHaveLength(1);
+    expect(out.find((o) => o.last)).toEqual({ counted: true, finished: 20, last: true });
+    expect(out.every((o) => o.finished <= 20)).toBe(true);
+    expect(await coord.markFinished(jobId, "item-3", 20)).toEqual({ counted: false, finished: 20, last: false });
+  });
+
+  it("unmarkFinished takes items back: the count drops, they count again, claims and attempts are reset", async () => {
+    const jobId = newJob();
+    for (const id of ["a", "b", "c"]) {
+      await coord.claimItem(jobId, id, "W", 60_000, 0);
+      await coord.countAttempt(jobId, id);
+      await coord.markFinished(jobId, id, 3);
+    }
+    // "never" was never finished: it must not lower the count.
+    await coord.unmarkFinished(jobId, ["b", "c", "never"]);
+    expect(await coord.markFinished(jobId, "a", 3)).toEqual({ counted: false, finished: 1, last: false });
+    expect(await coord.claimItem(jobId, "b", "V", 60_000, 1)).toEqual({ ok: true, attempts: 0 });
+    // Twice over (a retry command run again) changes nothing more.
+    await Promise.all([coord.unmarkFinished(jobId, ["c"]), coord.unmarkFinished(jobId, ["c"])]);
+    expect(await coord.markFinished(jobId, "b", 3)).toEqual({ counted: true, finished: 2, last: false });
+    expect(await coord.markFinished(jobId, "c", 3)).toEqual({ counted: true, finished: 3, last: true });
+  });
+});
+
+describe("quota pacing", () => {
+  const account = { rpm: 600, tpm: 10_000_000 };
+
+  it("spaces concurrent starts by at least 60000/rpm, with headroom", async () => {
+    const model = `pace-${newJob()}`;
+    const out = await Promise.all(Array.from({ length: 10 }, () => coord.reserveQuota({ model, tokens: 100, account, maxWaitMs: 60_000, now: 1_000_000 })));
+    const starts = out.map((o) => (o.ok ? o.startAt : NaN)).sort((a, b) => a - b);
+    expect(starts.every(Number.isFinite)).toBe(true);
+    expect(starts[0]).toBe(1_000_000);
+    for (let i = 1; i < starts.length; i++) expect(starts[i]! - starts[i - 1]!).toBeGreaterThanOrEqual(100);
+    expect(starts.at(-1)! - starts[0]!).toBe(9 * quotaInterval(account, 100));
+  });
+
+  it("refuses starts beyond maxWaitMs, saying how long to wait", async () => {
+    const model = `wait-${newJob()}`;
+    const out = await Promise.all(Array.from({ length: 10 }, () => coord.reserveQuota({ model, tokens: 100, account, maxWaitMs: 250, now: 5_000 })));
+    const ok = out.filter((o) => o.ok);
+    expect(ok).toHaveLength(3); // 0, 104, 208 ms; the next slot is 312 ms away
+    for (const o of ok) expect(o.startAt - 5_000).toBeLessThanOrEqual(250);
+    for (const o of out) if (!o.ok) expect(o.retryAfterMs).toBe(3 * 104 - 250);
+    // After that wait a slot is there.
+    const later = await coord.reserveQuota({ model, tokens: 100, account, maxWaitMs: 250, now: 5_000 + 62 });
+    expect(later).toMatchObject({ ok: true, startAt: 5_000 + 312 });
+  });
+
+  it("paces by tokens under tpm and gives unused tokens back on settle", async () => {
+    const model = `tpm-${newJob()}`;
+    const limits = { rpm: 6000, tpm: 60_000 }; // 1 token/ms; 10 ms per request
+    const first = await coord.reserveQuota({ model, tokens: 970, account: limits, maxWaitMs: 10_000, now: 0 });
+    if (!first.ok) throw new Error("first reservation refused");
+    expect(first.startAt).toBe(0);
+    expect(first.ticket.intervalMs).toEqual({ [`quota#${model}`]: 1000 }); // 970 ms / 0.97
+    const second = await coord.reserveQuota({ model, tokens: 970, account: limits, maxWaitMs: 10_000, now: 0 });
+    expect(second).toMatchObject({ ok: true, startAt: 1000 });
+    // The first call used 97 tokens: 900 ms back.
+    await coord.settleQuota(first.ticket, 97);
+    expect(await coord.reserveQuota({ model, tokens: 970, account: limits, maxWaitMs: 10_000, now: 0 })).toMatchObject({ ok: true, startAt: 1100 });
+    // Nothing used at all still keeps the request's own share (10 ms / 0.97 → 11).
+    if (!second.ok) throw new Error("second reservation refused");
+    await coord.settleQuota(second.ticket, 0);
+    expect(await coord.reserveQuota({ model, tokens: 0, account: limits, maxWaitMs: 10_000, now: 0 })).toMatchObject({ ok: true, startAt: 1100 + 11 });
+  });
+
+  it("paces a job under its own caps and gives its slot back when the account refuses", async () => {
+    const jobId = newJob();
+    const model = `job-${jobId}`;
+    const job = { jobId, rpm: 60 }; // one per 1031 ms
+    const a = await coord.reserveQuota({ model, tokens: 10, account, job, maxWaitMs: 5_000, now: 0 });
+    const b = await coord.reserveQuota({ model, tokens: 10, account, job, maxWaitMs: 5_000, now: 0 });
+    expect(a).toMatchObject({ ok: true, startAt: 0 });
+    expect(b).toMatchObject({ ok: true, startAt: 1031 });
+    if (!a.ok) throw new Error("refused");
+    expect(a.ticket.keys).toEqual([`quota#job#${jobId}`, `quota#${model}`]);
+
+    // Another job fills the account for 10 s: this job's next call is refused and costs it nothing.
+    await coord.reserveQuota({ model, tokens: 10, account: { rpm: 6, tpm: 1e9 }, maxWaitMs: 5_000, now: 0 });
+    const refused = await coord.reserveQuota({ model, tokens: 10, account, job, maxWaitMs: 5_000, now: 0 });
+    expect(refused).toEqual({ ok: false, retryAfterMs: 1135 + 10_310 - 5_000 });
+    const refusedAgain = await coord.reserveQuota({ model, tokens: 10, account, job, maxWaitMs: 100_000, now: 0 });
+    // The job's slot is the one after b's (2062), not one later; the account's is after 10 s.
+    expect(refusedAgain).toMatchObject({ ok: true });
+    if (refusedAgain.ok) expect(refusedAgain.startAt).toBeGreaterThanOrEqual(10_000);
+    const jobRow = (await dynamo.client.send(new GetItemCommand({ TableName: dynamo.table, Key: { pk: { S: `quota#job#${jobId}` } }, ConsistentRead: true }))).Item;
+    expect(Number(jobRow?.tat?.N)).toBe(3 * 1031);
+  });
+});
+
+describe("jobs", () => {
+  it("registers a job once; a second submit gets the stored record", async () => {
+    const jobId = newJob();
+    const record = { trigger: "schedule", items: 12, createdAt: "2026-01-01T00:00:00.000Z" };
+    expect(await coord.registerJob(jobId, record)).toEqual({ created: true, record: { ...record, state: "submitting" } });
+    expect(await coord.registerJob(jobId, { trigger: "upload", items: 3, createdAt: "2026-02-02T00:00:00.000Z" })).toEqual({
+      created: false,
+      record: { ...record, state: "submitting" },
+    });
+    await coord.setJobState(jobId, "submitted");
+    expect((await coord.registerJob(jobId, record)).record.state).toBe("submitted");
+  });
+
+  it("registers once under concurrent submits", async () => {
+    const jobId = newJob();
+    const out = await Promise.all(Array.from({ length: 8 }, (_, i) => coord.registerJob(jobId, { trigger: `t${i}`, items: i, createdAt: "c" })));
+    expect(out.filter((o) => o.created)).toHaveLength(1);
+    expect(new Set(out.map((o) => o.record.trigger)).size).toBe(1);
+  });
+});
+
+describe("errors", () => {
+  it("turns an unreachable store into a retryable error and a missing table into a non-retryable one", async () => {
+    const down = createCoordinator(dynamoClient("http://127.0.0.1:9"), "longdoc-coord");
+    const e1 = await down.spend("x").catch((e: unknown) => e);
+    expect(LongdocError.is(e1) && e1.code === "internal" && e1.retryable).toBe(true);
+    const missing = createCoordinator(dynamo.client, "no-such-table");
+    const e2 = await missing.spend("x").catch((e: unknown) => e);
+    expect(LongdocError.is(e2) && !e2.retryable).toBe(true);
+  });
+});
