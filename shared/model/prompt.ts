@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import type { JobSpec } from "../job/schema.ts";
 
 /** A document as the model sees it: its source (S3 key or path) and extracted text. */
@@ -14,11 +15,38 @@ export interface ChatMessage {
 const DEFAULT_SYSTEM = "You are a careful analyst. Answer from the documents provided; say so when they do not contain the answer.";
 
 /**
- * Each document is wrapped in a tag that names its source. The simulator hashes what is between
- * the tags, so the format is part of the proof that a document arrived whole: keep it stable.
+ * Each document is wrapped in a tag that names its source and carries the call's boundary token:
+ *
+ *   <document boundary="b-<16 hex>" index="1" source="docs/a.md">\n{TEXT}\n</document boundary="b-<16 hex>">
+ *
+ * The boundary is chosen so that no document text contains it (see `documentBoundary`), so text
+ * inside a document (a `</document>`, a fake `<document index="2">` opener, a `## q` heading)
+ * can never close its block or open another one. The simulator hashes what is between the tags,
+ * so the format is part of the proof that a document arrived whole: keep it stable.
  */
-export function documentBlock(doc: PromptDocument, index: number): string {
-  return `<document index="${index}" source="${escapeAttr(doc.source)}">\n${doc.text}\n</document>`;
+export function documentBlock(doc: PromptDocument, index: number, boundary: string = BOUNDARY_PLACEHOLDER): string {
+  return `<document boundary="${boundary}" index="${index}" source="${escapeAttr(doc.source)}">\n${doc.text}\n</document boundary="${boundary}">`;
+}
+
+/** Hex digits in a boundary token (64 bits). */
+const BOUNDARY_HEX = 16;
+/** A boundary of the real length, for size estimates before the documents of a call are known. */
+export const BOUNDARY_PLACEHOLDER = `b-${"0".repeat(BOUNDARY_HEX)}`;
+
+/**
+ * The boundary token of a call over `docs`: derived from a hash of the documents (sources and
+ * texts), so every call over the same documents (the per-question calls of one item, the token
+ * count and the call itself) frames them identically and the cached prefix stays the same. A
+ * document cannot contain the hash of itself, and the token is re-drawn (next counter) in the
+ * unlikely case any document text or source contains it anyway.
+ */
+export function documentBoundary(docs: PromptDocument[]): string {
+  for (let round = 0; ; round++) {
+    const h = createHash("sha256").update(`longdoc-boundary\0${round}\0`);
+    for (const d of docs) h.update(d.source).update("\0").update(d.text).update("\0");
+    const boundary = `b-${h.digest("hex").slice(0, BOUNDARY_HEX)}`;
+    if (!docs.some((d) => d.text.includes(boundary) || d.source.includes(boundary))) return boundary;
+  }
 }
 
 const escapeAttr = (s: string) => s.replace(/&/g, "&amp;").replace(/"/g, "&quot;").replace(/</g, "&lt;");
@@ -49,7 +77,8 @@ export function buildMessages(
   docs: PromptDocument[],
   opts: { explicitCache?: boolean } = {},
 ): ChatMessage[] {
-  const body = docs.map((d, i) => documentBlock(d, i + 1)).join("\n\n");
+  const boundary = documentBoundary(docs);
+  const body = docs.map((d, i) => documentBlock(d, i + 1, boundary)).join("\n\n");
   const perDocument = job.packing === "packed" && docs.length > 1;
   const system: ChatMessage = { role: "system", content: job.system ?? DEFAULT_SYSTEM };
   const tail = `\n\n${instructions(job, { perDocument })}`;

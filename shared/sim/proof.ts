@@ -1,7 +1,9 @@
 /**
  * The proof of what the simulator received. The product wraps each document as
- * `<document index="1" source="docs/report.md">\n{TEXT}\n</document>` (more key="value"
- * attributes allowed; attribute values XML-escaped). The simulator reports, for each block
+ * `<document boundary="b-<hex>" index="1" source="docs/report.md">\n{TEXT}\n</document boundary="b-<hex>">`
+ * (more key="value" attributes allowed; attribute values XML-escaped; the boundary token is
+ * the same for every block of a message and never occurs in a document's text). Hand-written
+ * requests may use `<document index="1" …>\n{TEXT}\n</document>` without a boundary. The simulator reports, for each block
  * it finds in any message, sha256 (hex, UTF-8) and the Qwen token count of TEXT:
  *
  *   longdoc-sim: model=qwen3-max prompt_tokens=1234 documents=2
@@ -27,17 +29,39 @@ export interface FoundDocument {
   text: string;
 }
 
-const BLOCK = /<document((?:\s+[A-Za-z_:][-\w:.]*="[^"]*")*)\s*>\n([\s\S]*?)\n<\/document>/g;
+/** The product's framing: `<document boundary="B" …>\nTEXT\n</document boundary="B">`. */
+const OPENER = /<document(?=[\s>])/;
+const BOUNDARY_ATTR = /^<document\s+boundary="(b-[0-9a-f]{8,64})"/;
+/** The older framing without a boundary (hand-written requests): `<document …>\nTEXT\n</document>`. */
+const LEGACY_BLOCK = /<document((?:\s+[A-Za-z_:][-\w:.]*="[^"]*")*)\s*>\n([\s\S]*?)\n<\/document>/g;
 const ATTR = /([A-Za-z_:][-\w:.]*)="([^"]*)"/g;
 
 export const unescapeAttr = (s: string) =>
   s.replace(/&(quot|lt|gt|apos|amp);/g, (_, e: string) => ({ quot: '"', lt: "<", gt: ">", apos: "'", amp: "&" })[e]!);
 
+/**
+ * The block pattern of a message. The first document opener of the message decides: when it
+ * carries a boundary token, only blocks framed with that same token are documents, so text
+ * inside a document (a stray `</document>`, a forged opener, a forged boundary) stays part of
+ * it. Openers without a boundary fall back to the older framing.
+ */
+function blockPattern(text: string): RegExp {
+  const boundary = boundaryOf(text);
+  if (!boundary) return LEGACY_BLOCK;
+  return new RegExp(`<document\\s+boundary="${boundary}"((?:\\s+[A-Za-z_:][-\\w:.]*="[^"]*")*)\\s*>\\n([\\s\\S]*?)\\n</document boundary="${boundary}">`, "g");
+}
+
+/** The boundary token of the first document opener in `text`, or null (older framing or none). */
+export function boundaryOf(text: string): string | null {
+  const first = OPENER.exec(text);
+  return first ? (BOUNDARY_ATTR.exec(text.slice(first.index, first.index + 100))?.[1] ?? null) : null;
+}
+
 /** Every document block in `text`, in order. */
 export function findDocuments(text: string, startOrdinal = 1): FoundDocument[] {
   const out: FoundDocument[] = [];
   let ordinal = startOrdinal;
-  for (const m of text.matchAll(BLOCK)) {
+  for (const m of text.matchAll(blockPattern(text))) {
     const attributes: Record<string, string> = {};
     for (const a of m[1]!.matchAll(ATTR)) attributes[a[1]!] = unescapeAttr(a[2]!);
     const idx = Number(attributes.index);
@@ -48,7 +72,7 @@ export function findDocuments(text: string, startOrdinal = 1): FoundDocument[] {
 }
 
 /** `text` with every document block removed. */
-export const withoutDocuments = (text: string) => text.replace(BLOCK, "");
+export const withoutDocuments = (text: string) => text.replace(blockPattern(text), "");
 
 export function proveDocument(d: FoundDocument): DocumentProof {
   return { index: d.index, source: d.source, tokens: countTokens(d.text), sha256: createHash("sha256").update(d.text, "utf8").digest("hex") };

@@ -66,6 +66,8 @@ export interface SimCall {
   cachedTokens: number;
   cacheCreationTokens: number;
   documents: DocumentProof[];
+  /** The last user message outside its document blocks: the question(s) the answer addresses ("" until parsed). */
+  question: string;
   /** HTTP status sent; a stream that fails later keeps 200; 0 when the socket was reset before a response. */
   status: number;
   /** The provider error code sent (as status or mid-stream), else null. */
@@ -177,6 +179,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
       cachedTokens: 0,
       cacheCreationTokens: 0,
       documents: [],
+      question: "",
       status: 0,
       errorCode: null,
       fault: null,
@@ -258,6 +261,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     if (isProviderError(admission)) return fail(admission);
 
     const lastUser = parsed.messages.findLast((m) => m.role === "user");
+    call.question = lastUser ? withoutDocuments(lastUser.text).trim() : "";
     const cacheUse = cache.lookup(parsed.messages, now());
     call.cachedTokens = Math.min(cacheUse.cachedTokens, parsed.promptTokens);
     call.cacheCreationTokens = cacheUse.creationTokens;
@@ -267,7 +271,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
       promptTokens: parsed.promptTokens,
       documents: call.documents,
       documentOpenings: found.map((d) => d.text.slice(0, 400)),
-      question: lastUser ? withoutDocuments(lastUser.text).trim() : "",
+      question: call.question,
       thinking: parsed.thinking,
       thinkingBudget: parsed.thinkingBudget,
       maxAnswerTokens: parsed.maxAnswerTokens,
