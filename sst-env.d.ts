@@ -6,6 +6,7 @@ declare module "sst" {
     DashscopeApiKey: { type: "sst.sst.Secret"; value: string };
     Runs: { type: "sst.aws.Bucket"; name: string };
     Tasks: { type: "sst.aws.Queue"; url: string };
+    Coord: { type: "sst.aws.Dynamo"; name: string };
   }
 }
 export {};

@@ -19,7 +19,9 @@ import { parseJobText } from "../shared/job/load.ts";
 import { s3Uri } from "../shared/job/record.ts";
 import { silentLog } from "../shared/log.ts";
 import { runPoller } from "../shared/local/poller.ts";
+import { dynamoClient } from "../shared/local/dynamo.ts";
 import { localClients, startLocalStack } from "../shared/local/stack.ts";
+import { createCoordinator } from "../shared/run/coord.ts";
 import type { ItemResult } from "../shared/run/manifest.ts";
 import { startSimulator } from "../shared/sim/index.ts";
 import { submitJob } from "../shared/submit/submit.ts";
@@ -29,9 +31,9 @@ const MiB = 1024 * 1024;
 
 if (process.argv[2] === "child") {
   // One worker process: handle one task, then report peak RSS (KiB from resourceUsage).
-  const { endpoint, queueUrl, baseURL } = JSON.parse(process.argv[3]!) as { endpoint: string; queueUrl: string; baseURL: string };
+  const { endpoint, queueUrl, baseURL, dynamo, table } = JSON.parse(process.argv[3]!) as { endpoint: string; queueUrl: string; baseURL: string; dynamo: string; table: string };
   const { s3, sqs } = localClients(endpoint);
-  const deps = createWorkerDeps({ s3, catalog: loadCatalog(), log: silentLog, apiKey: "sk-bench", baseURL });
+  const deps = createWorkerDeps({ s3, sqs, queueUrl, coord: createCoordinator(dynamoClient(dynamo), table), catalog: loadCatalog(), log: silentLog, apiKey: "sk-bench", baseURL });
   const handler = createWorkerHandler(() => deps);
   const stop = new AbortController();
   const baseline = process.memoryUsage().rss;
@@ -88,7 +90,7 @@ for (const [label, target] of [["small (25k tokens)", 25_000], ["large (250k tok
     { spec, model: getModel(catalog, "qwen3-max"), documents: [{ source: `${target}.md`, uri: s3Uri(stack.bucket, key) }], outputSchema: null },
   );
   // Asynchronously: this process serves the emulator and the simulator the child talks to.
-  const { stdout: out } = await promisify(execFile)(process.execPath, [self, "child", JSON.stringify({ endpoint: stack.endpoint, queueUrl: stack.queueUrl, baseURL: sim.baseURL })], { encoding: "utf8" });
+  const { stdout: out } = await promisify(execFile)(process.execPath, [self, "child", JSON.stringify({ endpoint: stack.endpoint, queueUrl: stack.queueUrl, baseURL: sim.baseURL, dynamo: stack.dynamo.endpoint, table: stack.dynamo.table })], { encoding: "utf8" });
   const measured = JSON.parse(out.trim().split("\n").pop()!) as { baselineRssMiB: number; peakRssMiB: number };
   const result = await store.getJson<ItemResult>(`runs/${job.jobId}/items/${job.items[0]!.id}/result.json`);
   rows.push({ case: label, docMiB: Buffer.byteLength(text) / MiB, tokens: result?.documents[0]?.tokens ?? countTokens(text), ...measured, status: result?.status ?? "none" });

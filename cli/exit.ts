@@ -1,3 +1,6 @@
+import { constants } from "node:fs";
+import { access, stat } from "node:fs/promises";
+import path from "node:path";
 import { InvalidArgumentError } from "commander";
 import { LongdocError } from "../shared/errors.ts";
 import { summary, type Manifest } from "../shared/run/manifest.ts";
@@ -23,6 +26,46 @@ export function positiveInt(name: string) {
     if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${name} must be a positive whole number, got '${value}'`);
     return n;
   };
+}
+
+/** Local workers a run may start: each holds a model stream and a document in memory. */
+export const MAX_LOCAL_WORKERS = 64;
+
+/** A usage error (exit 2), printed as one line by `fail`. */
+export const usageError = (message: string) => new LongdocError("usage", message);
+
+/** `--workers`: undefined when not given, else a whole number from 1 to MAX_LOCAL_WORKERS. */
+export function parseWorkers(value: string | number | undefined, name = "--workers"): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > MAX_LOCAL_WORKERS) {
+    throw usageError(`${name} must be a whole number from 1 to ${MAX_LOCAL_WORKERS}, got '${value}'`);
+  }
+  return n;
+}
+
+/**
+ * Checks that an option naming a folder (`--out`, `--state`) is a writable folder or can be
+ * created: checked before a run submits anything, so a bad path never costs a model call.
+ */
+export async function checkFolderOption(name: string, dir: string): Promise<void> {
+  const abs = path.resolve(dir);
+  const s = await stat(abs).catch(() => undefined);
+  if (s) {
+    if (!s.isDirectory()) throw usageError(`${name} ${dir}: is a file, not a folder`);
+    if (!(await access(abs, constants.W_OK).then(() => true, () => false))) throw usageError(`${name} ${dir}: the folder is not writable`);
+    return;
+  }
+  // Not there: the nearest existing folder above it must be a writable folder.
+  for (let up = path.dirname(abs); ; up = path.dirname(up)) {
+    const u = await stat(up).catch(() => undefined);
+    if (u) {
+      if (!u.isDirectory()) throw usageError(`${name} ${dir}: cannot be created (${up} is a file, not a folder)`);
+      if (!(await access(up, constants.W_OK).then(() => true, () => false))) throw usageError(`${name} ${dir}: cannot be created (${up} is not writable)`);
+      return;
+    }
+    if (path.dirname(up) === up) throw usageError(`${name} ${dir}: cannot be created`);
+  }
 }
 
 /** A command that ends without running anything: its message, the summary with --json, exit 0. */

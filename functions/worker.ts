@@ -1,21 +1,27 @@
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { S3Client } from "@aws-sdk/client-s3";
+import { SQSClient } from "@aws-sdk/client-sqs";
 import { Resource } from "sst";
 import { createLog } from "../shared/log.ts";
+import { createCoordinator } from "../shared/run/coord.ts";
 import { loadSettings } from "../shared/settings.ts";
 import { createWorkerDeps } from "../shared/worker/deps.ts";
 import { createWorkerHandler } from "../shared/worker/handlers.ts";
 
-// SQS → one task per record → batchItemFailures. All logic is in shared/; the local runtime
-// builds the same handler with createWorkerHandler and local clients.
+// SQS → one task per record → batchItemFailures. All logic is in shared/; the local fleet
+// starts the same handler in separate processes with local clients.
 export const handler = createWorkerHandler(() => {
   // Read and checked once per container, exactly as a local run checks them.
   const settings = loadSettings(process.env, { apiKey: Resource.DashscopeApiKey.value, bucket: Resource.Runs.name });
+  if (!settings.stack.queueUrl) throw new Error("LONGDOC_TASKS_URL is not set: infra/queue.ts passes the task queue's URL to the worker");
   return createWorkerDeps({
     s3: new S3Client({}),
+    sqs: new SQSClient({}),
+    queueUrl: settings.stack.queueUrl,
+    coord: createCoordinator(new DynamoDBClient({}), Resource.Coord.name),
     catalog: settings.catalog,
     log: createLog({ name: "worker", level: settings.logLevel }),
     apiKey: settings.endpoint.apiKey!,
     baseURL: settings.endpoint.baseURL!,
-    quotaShare: (job) => 1 / job.limits.concurrency,
   });
 });

@@ -1,3 +1,4 @@
+import { createCoordTable } from "./coord.ts";
 import { readJobs, sourceReadPermissions } from "./jobs.ts";
 import { createQueues } from "./queue.ts";
 import { createSchedules } from "./schedules.ts";
@@ -22,7 +23,8 @@ export function deploy(o: DeployOptions = {}) {
 
   const { runs } = createStorage();
   const { apiKey } = createSecrets();
-  const { tasks, dlq } = createQueues({ runs, apiKey, environment, permissions });
+  const { coord } = createCoordTable();
+  const { tasks, dlq } = createQueues({ runs, apiKey, coord, environment, permissions });
   const submit = createSubmit({ runs, tasks, permissions });
   const schedules = createSchedules(jobs, submit);
   const uploads = createTriggers(jobs, runs, submit);
@@ -31,6 +33,7 @@ export function deploy(o: DeployOptions = {}) {
     bucket: runs.name,
     queue: tasks.url,
     deadLetterQueue: dlq.url,
+    coordinationTable: coord.name,
     submitFunction: submit.name,
     schedules,
     uploads,

@@ -1,4 +1,5 @@
 import { deployment, type Deployment } from "../shared/settings.ts";
+import type { Dynamo } from "./coord.ts";
 import type { Bucket, FunctionPermission, Queue, Secret, Sst } from "./platform.ts";
 
 /** The settings with their numbers widened, so tests can pass changed copies. */
@@ -38,12 +39,14 @@ export function checkQueueSettings(s: Limits): void {
   if (!whole(s.workerBatchSize, 1, 10)) problems.push(`workerBatchSize is ${s.workerBatchSize}; above 10 SQS needs a batching window, which settings has none of`);
   if (!whole(s.maxWorkers, 2, 1000)) problems.push(`maxWorkers is ${s.maxWorkers}; the SQS scaling config takes 2-1000`);
   if (!whole(s.dlqRetentionS, 60, 1_209_600)) problems.push(`dlqRetentionS is ${s.dlqRetentionS}; SQS keeps messages 60-1209600 s`);
-  if (problems.length) throw new Error(`shared/deployment.ts: ${problems.join("; ")}`);
+  if (problems.length) throw new Error(`shared/settings.ts: ${problems.join("; ")}`);
 }
 
 export interface QueueDeps {
   runs: Bucket;
   apiKey: Secret;
+  /** The coordination table: account quota, item claims, cost ledger, finish counter. */
+  coord: Dynamo;
   /** Worker environment, e.g. QWEN_BASE_URL when set at deploy time. */
   environment: Record<string, string>;
   /** Read access to document buckets outside the app. */
@@ -78,9 +81,11 @@ export function createQueues(d: QueueDeps, s: Limits = deployment): { tasks: Que
       runtime: RUNTIME,
       timeout: `${s.workerTimeoutS} seconds`,
       memory: `${s.workerMemoryMb} MB`,
-      link: [d.runs, d.apiKey, tasks],
-      environment: d.environment,
-      permissions: d.permissions,
+      // Not linked to its own queue (a link grants every SQS action): it only changes the
+      // visibility of the messages it holds, to make waits happen in the queue.
+      link: [d.runs, d.apiKey, d.coord],
+      environment: { ...d.environment, LONGDOC_TASKS_URL: tasks.url },
+      permissions: [...d.permissions, { actions: ["sqs:ChangeMessageVisibility"], resources: [tasks.arn] }],
       nodejs: { install: INSTALLED_PACKAGES },
     },
     {
@@ -96,7 +101,7 @@ export function createQueues(d: QueueDeps, s: Limits = deployment): { tasks: Que
       description: "longdoc dead letters: records tasks that used up their deliveries as failed",
       runtime: RUNTIME,
       timeout: `${s.submitTimeoutS} seconds`,
-      link: [d.runs],
+      link: [d.runs, d.coord],
     },
     // Batch size stays at SST's default (10); the handler reports failures per record.
     { batch: { partialResponses: true } },

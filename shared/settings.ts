@@ -11,8 +11,21 @@ export const deployment = Object.freeze({
   workerMemoryMb: 2048,
   /** AWS asks for a visibility timeout of at least 6 x the function timeout. */
   queueVisibilityTimeoutS: 900 * 6,
-  /** Deliveries before a task goes to the dead-letter queue. */
-  maxReceives: 3,
+  /**
+   * Deliveries before a task goes to the dead-letter queue. High on purpose: a task returned to
+   * wait for quota or a backoff is delivered again, and that is not a failure. Real model
+   * attempts are counted by the worker (maxAttempts); the DLQ only catches crash loops and poison.
+   */
+  maxReceives: 100,
+  /** Model attempts per item before the worker records it failed. */
+  maxAttempts: 3,
+  /** A worker's claim on an item; the heartbeat renews it every third, so a dead worker's task is back within it. */
+  claimLeaseS: 60,
+  /** Quota waits up to this long are slept in the Lambda; longer ones wait in the queue. */
+  maxInProcessWaitMs: 3_000,
+  /** Backoff after a retryable failure (full jitter). */
+  backoffBaseMs: 2_000,
+  backoffCapMs: 300_000,
   /** One task per invocation: a task is one long model call. */
   workerBatchSize: 1,
   /** Ceiling on concurrent worker Lambdas (SQS scaling config accepts 2-1000). */
@@ -25,7 +38,10 @@ export const deployment = Object.freeze({
   assumedDecodeTokensPerSecond: 50,
   /** The local runtime shortens the visibility timeout so failed tasks return quickly. */
   local: Object.freeze({
-    visibilityTimeoutS: 2,
+    /** As on AWS, the queue's own timeout only matters if a worker never sets one; workers set it on every wait. */
+    visibilityTimeoutS: 30,
+    /** Short leases locally, so a killed worker process's item is taken over within seconds. */
+    claimLeaseS: 6,
     pollWaitS: 1,
     workers: 4,
   }),
@@ -79,7 +95,7 @@ export function loadSettings(env: Env, resources: LinkedResources = {}, defaults
     catalog: loadCatalog(catalogPath ?? undefined),
     catalogPath,
     logLevel,
-    stack: Object.freeze({ bucket: resources.bucket ?? null, queueUrl: resources.queueUrl ?? null }),
+    stack: Object.freeze({ bucket: resources.bucket ?? null, queueUrl: resources.queueUrl ?? (env.LONGDOC_TASKS_URL?.trim() || null) }),
   });
 }
 

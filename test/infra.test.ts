@@ -19,7 +19,7 @@ const ROOT = path.resolve(import.meta.dirname, "..");
 
 type Args = Record<string, any>;
 interface Rec {
-  type: "Bucket" | "Queue" | "Function" | "CronV2" | "Secret";
+  type: "Bucket" | "Queue" | "Function" | "CronV2" | "Secret" | "Dynamo";
   name: string;
   args: Args;
   self: any;
@@ -110,6 +110,16 @@ function installFakeSst() {
       record("CronV2", name, args, this);
     }
   }
+  class Dynamo {
+    name: string;
+    arn: string;
+    constructor(name: string, args: Args) {
+      only(`Dynamo ${name}`, args, ["fields", "primaryIndex", "ttl", "deletionProtection", "transform"]);
+      this.name = `fake-${name.toLowerCase()}-table`;
+      this.arn = `arn:aws:dynamodb:us-east-1:123456789012:table/${this.name}`;
+      record("Dynamo", name, args, this);
+    }
+  }
   class Secret {
     name: string;
     value = "fake-secret-value";
@@ -120,7 +130,7 @@ function installFakeSst() {
   }
 
   const g = globalThis as any;
-  g.sst = { Secret, aws: { Bucket, Queue, Function, CronV2 } };
+  g.sst = { Secret, aws: { Bucket, Queue, Function, CronV2, Dynamo } };
   g.$config = (c: unknown) => c;
 
   const get = (type: Rec["type"], name: string): Rec => {
@@ -192,10 +202,10 @@ describe("queue, worker and dead letters", () => {
     expect(visibilityS).toBeGreaterThanOrEqual(6 * timeoutS);
   });
 
-  it("moves a task to TasksDlq after deployment.maxReceives deliveries", () => {
+  it("moves a task to TasksDlq after deployment.maxReceives deliveries, well above the model attempts (waits in the queue are deliveries too)", () => {
     const { tasks, dlq } = wired();
     expect(tasks.args.dlq).toEqual({ queue: dlq.self.arn, retry: deployment.maxReceives });
-    expect(deployment.maxReceives).toBe(3);
+    expect(deployment.maxReceives).toBeGreaterThanOrEqual(10 * deployment.maxAttempts);
     expect(dlq.args.transform.queue.messageRetentionSeconds).toBe(deployment.dlqRetentionS);
   });
 
@@ -212,12 +222,16 @@ describe("queue, worker and dead letters", () => {
     expect(max).toBeLessThanOrEqual(1000);
   });
 
-  it("links the worker to the API key, the runs bucket and the tasks queue, on nodejs24.x", () => {
+  it("links the worker to the API key, the runs bucket and the coordination table; of its queue it may only change visibility; nodejs24.x", () => {
     const { tasks, worker } = wired();
     const link = worker.fn.link as unknown[];
     expect(link).toContain(fake.get("Secret", "DashscopeApiKey").self);
     expect(link).toContain(fake.get("Bucket", "Runs").self);
-    expect(link).toContain(tasks.self);
+    expect(link).toContain(fake.get("Dynamo", "Coord").self);
+    // A queue link would grant every SQS action: the worker gets the URL and one action instead.
+    expect(link).not.toContain(tasks.self);
+    expect(worker.fn.environment.LONGDOC_TASKS_URL).toBe(tasks.self.url);
+    expect(worker.fn.permissions).toContainEqual({ actions: ["sqs:ChangeMessageVisibility"], resources: [tasks.self.arn] });
     expect(worker.fn.runtime).toBe("nodejs24.x");
     // pdf.js needs its CMaps and fonts as files at run time: shipped as a package, not bundled.
     expect(worker.fn.nodejs).toEqual({ install: ["pdfjs-dist"] });
@@ -225,18 +239,18 @@ describe("queue, worker and dead letters", () => {
   });
 
   it("passes QWEN_BASE_URL to the worker only when it is set at deploy time", () => {
-    expect(wired().worker.fn.environment).toEqual({});
+    expect(wired().worker.fn.environment.QWEN_BASE_URL).toBeUndefined();
     removeFakeSst();
     fake = installFakeSst();
     const url = "https://dashscope-intl.aliyuncs.com/compatible-mode/v1";
-    expect(wired({ QWEN_BASE_URL: url }).worker.fn.environment).toEqual({ QWEN_BASE_URL: url });
+    expect(wired({ QWEN_BASE_URL: url }).worker.fn.environment.QWEN_BASE_URL).toBe(url);
   });
 
   it("records dead letters with functions/dlq.handler, per record, linked to the bucket", () => {
     const { dlq, recorder } = wired();
     expect(recorder.fn.handler).toBe(DLQ_HANDLER);
     expect(recorder.args.batch.partialResponses).toBe(true);
-    expect(recorder.fn.link).toEqual([fake.get("Bucket", "Runs").self]);
+    expect(recorder.fn.link).toEqual([fake.get("Bucket", "Runs").self, fake.get("Dynamo", "Coord").self]);
     expect(recorder.fn.runtime).toBe("nodejs24.x");
     expect(seconds(dlq.args.visibilityTimeout)).toBeGreaterThanOrEqual(6 * seconds(recorder.fn.timeout));
     expect(dlq.args.dlq).toBeUndefined();
@@ -326,7 +340,7 @@ describe("submit, schedules and uploads", () => {
       },
     ];
     expect(fake.get("Function", "Submit").args.permissions).toEqual(expected);
-    expect(fake.get("Queue", "Tasks").self.subscriber.fn.permissions).toEqual(expected);
+    expect(fake.get("Queue", "Tasks").self.subscriber.fn.permissions).toEqual([...expected, { actions: ["sqs:ChangeMessageVisibility"], resources: [fake.get("Queue", "Tasks").self.arn] }]);
   });
 
   it("refuses a scheduled job whose name: differs from its file name", () => {
@@ -379,6 +393,7 @@ describe("sst.config.ts", () => {
     expect(fake.recs.filter((r) => r.type !== "CronV2").map((r) => `${r.type} ${r.name}`)).toEqual([
       "Bucket Runs",
       "Secret DashscopeApiKey",
+      "Dynamo Coord",
       "Queue TasksDlq",
       "Queue Tasks",
       "Function Submit",
@@ -387,6 +402,7 @@ describe("sst.config.ts", () => {
       bucket: fake.get("Bucket", "Runs").self.name,
       queue: fake.get("Queue", "Tasks").self.url,
       deadLetterQueue: fake.get("Queue", "TasksDlq").self.url,
+      coordinationTable: fake.get("Dynamo", "Coord").self.name,
       submitFunction: fake.get("Function", "Submit").self.name,
     });
   });

@@ -181,6 +181,7 @@ function fakeJob(jobId: string, n: number): JobRecord {
     outputSchema: null,
     limits: { concurrency: 2, rpm: 60, tpm: 100_000, maxCostUsd: null, maxDocumentBytes: 1 << 20 },
     maxReceives: 3,
+    maxAttempts: 3,
     items: Array.from({ length: n }, (_, i) => ({ id: `item-${i + 1}`, documents: [{ source: `d${i + 1}.md`, uri: `s3://b/d${i + 1}.md` }] })),
   };
 }

@@ -1,17 +1,19 @@
 import type { Command } from "commander";
 import cliProgress from "cli-progress";
-import { createLog } from "../../shared/log.ts";
+import { createLog, redactUrl } from "../../shared/log.ts";
 import { runLocalJob } from "../../shared/local/run.ts";
 import { summary, type Manifest } from "../../shared/run/manifest.ts";
-import { EXIT, fail, positiveInt } from "../exit.ts";
+import { checkFolderOption, EXIT, fail, MAX_LOCAL_WORKERS, parseWorkers } from "../exit.ts";
+import { checkJob, ignoredBaseUrlNote, warnOnStderr } from "../preflight.ts";
 import { renderTable } from "../table.ts";
 import { human, type Edge } from "../edge.ts";
 
 interface RunFlags {
   out: string;
-  workers?: number;
+  workers?: string;
   json?: boolean;
   state: string;
+  allowOutside?: boolean;
 }
 
 export function registerRun(program: Command, edge: Edge): void {
@@ -20,10 +22,24 @@ export function registerRun(program: Command, edge: Edge): void {
     .description("run a job end to end on this machine (embedded SQS/S3 emulator; Qwen simulator unless DASHSCOPE_API_KEY is set)")
     .argument("<job.yaml>", "the job file")
     .option("--out <dir>", "mirror the run to <dir>/<jobId>/", "out")
-    .option("--workers <n>", "concurrent local workers (default: the job's limits.concurrency, else 4)", positiveInt("--workers"))
+    .option("--workers <n>", `concurrent local workers, 1 to ${MAX_LOCAL_WORKERS} (default: the job's limits.concurrency, else 4)`)
     .option("--state <dir>", "where the emulator keeps its state", ".longdoc/state")
+    .option("--allow-outside", "accept documents that resolve outside the job file's folder and the current repository")
     .option("--json", "print the run summary as JSON on the last line")
     .action(async (jobFile: string, flags: RunFlags) => {
+      // Every option and every check of the job before anything is submitted or paid for.
+      let workers: number | undefined;
+      try {
+        workers = parseWorkers(flags.workers);
+        await checkFolderOption("--out", flags.out);
+        await checkFolderOption("--state", flags.state);
+        const settings = edge.settings();
+        await checkJob(jobFile, settings.catalog, { allowOutside: flags.allowOutside, onWarning: warnOnStderr });
+        const note = ignoredBaseUrlNote(edge.env, settings);
+        if (note) process.stderr.write(note + "\n");
+      } catch (e) {
+        return fail(e);
+      }
       const bar = new cliProgress.SingleBar(
         { format: "{jobId} [{bar}] {value}/{total} items | {duration}s", stream: process.stderr, noTTYOutput: true, notTTYSchedule: 5000, hideCursor: true },
         cliProgress.Presets.shades_classic,
@@ -33,12 +49,13 @@ export function registerRun(program: Command, edge: Edge): void {
         const { manifest, outDir, usedSimulator } = await runLocalJob({
           jobFile,
           outDir: flags.out,
-          workers: flags.workers,
+          workers,
           settings: edge.settings(),
+          allowOutside: flags.allowOutside,
           dataDir: flags.state,
           log: createLog({ level: edge.settings().logLevel }),
           onSubmitted: (job, { baseURL }) => {
-            process.stderr.write(`job ${job.jobId}: ${job.items.length} item(s), model ${job.model} at ${baseURL}\n`);
+            process.stderr.write(`job ${job.jobId}: ${job.items.length} item(s), model ${job.model} at ${redactUrl(baseURL)}\n`);
             bar.start(job.items.length, 0, { jobId: job.jobId });
             started = true;
           },

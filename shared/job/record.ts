@@ -22,7 +22,10 @@ export interface JobRecord {
   /** The JSON Schema answers must match, inlined from `output.schema` or `output.schemaFile`. */
   outputSchema: Record<string, unknown> | null;
   limits: { concurrency: number; rpm: number; tpm: number; maxCostUsd: number | null; maxDocumentBytes: number };
+  /** Deliveries before the DLQ (the queue's redrive policy). */
   maxReceives: number;
+  /** Real model attempts before the worker records the item failed (returns to wait are not attempts). */
+  maxAttempts: number;
   items: JobItem[];
 }
 

@@ -1,7 +1,6 @@
 import {
   ChangeMessageVisibilityBatchCommand,
   DeleteMessageBatchCommand,
-  GetQueueAttributesCommand,
   ReceiveMessageCommand,
   type Message,
   type SQSClient,
@@ -45,15 +44,13 @@ export function toSqsRecord(m: Message, queueArn: string): SQSRecord {
 
 /**
  * A small stand-in for Lambda's SQS event source mapping: receives batches, invokes the handler
- * with a real SQSEvent, deletes what succeeded and leaves failures to come back after the
+ * with a real SQSEvent, deletes what succeeded and leaves failures to come back after their
  * visibility timeout (as Lambda does with ReportBatchItemFailures). A thrown handler error
- * fails the whole batch, as on Lambda.
+ * fails the whole batch, as on Lambda. Like Lambda, it never extends a message's visibility:
+ * the worker's own heartbeat does.
  */
 export async function runPoller(o: PollerOptions): Promise<void> {
   const arn = o.queueArn ?? `arn:aws:sqs:us-east-1:000000000000:${o.queueUrl.split("/").pop()}`;
-  const visibilityS = Number(
-    (await o.sqs.send(new GetQueueAttributesCommand({ QueueUrl: o.queueUrl, AttributeNames: ["VisibilityTimeout"] }))).Attributes?.VisibilityTimeout ?? 30,
-  );
   while (!o.signal.aborted) {
     let messages: Message[];
     try {
@@ -86,15 +83,12 @@ export async function runPoller(o: PollerOptions): Promise<void> {
     const startedAt = Date.now();
     const context: InvocationContext = { getRemainingTimeInMillis: () => o.functionTimeoutMs - (Date.now() - startedAt) };
     let failed: Set<string>;
-    const heartbeat = keepInvisible(o, messages, visibilityS);
     try {
       const response = await o.handler({ Records: messages.map((m) => toSqsRecord(m, arn)) }, context);
       failed = new Set((response?.batchItemFailures ?? []).map((f) => f.itemIdentifier));
     } catch (e) {
       o.onError?.(e);
       failed = new Set(messages.map((m) => m.MessageId!));
-    } finally {
-      clearInterval(heartbeat);
     }
     const done = messages.filter((m) => !failed.has(m.MessageId!));
     if (done.length > 0) {
@@ -103,25 +97,4 @@ export async function runPoller(o: PollerOptions): Promise<void> {
       );
     }
   }
-}
-
-/**
- * Locally the queue's visibility timeout is short, so a failed task comes back in seconds. On
- * AWS a running task stays hidden because the visibility timeout is 6 x the function timeout;
- * here the poller extends it while the handler runs, so a long model call (or one waiting for
- * quota) is never delivered to a second worker. If the process dies, the task returns quickly.
- */
-function keepInvisible(o: PollerOptions, messages: Message[], visibilityS: number): NodeJS.Timeout {
-  const timer = setInterval(() => {
-    o.sqs
-      .send(
-        new ChangeMessageVisibilityBatchCommand({
-          QueueUrl: o.queueUrl,
-          Entries: messages.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle!, VisibilityTimeout: visibilityS })),
-        }),
-      )
-      .catch((e: unknown) => o.onError?.(e));
-  }, Math.max(200, (visibilityS * 1000) / 2));
-  timer.unref();
-  return timer;
 }

@@ -8,6 +8,9 @@ import { loadJobForSubmit, submitLoadedJob } from "../submit/load.ts";
 import { LongdocError } from "../errors.ts";
 import { createDeadLetterHandler } from "../worker/dead.ts";
 import { createWorkerHandler } from "../worker/handlers.ts";
+import type { WorkerTiming } from "../worker/worker.ts";
+import { createCoordinator } from "../run/coord.ts";
+import { startFleet } from "./fleet.ts";
 import type { JobRecord } from "../job/record.ts";
 import type { Log } from "../log.ts";
 import { finishedItemIds, type Manifest } from "../run/manifest.ts";
@@ -35,10 +38,12 @@ interface WorkerOptions {
   /** Read once at the edge (loadSettings): endpoint, catalog. */
   settings: Settings;
   log: Log;
-  /** Use this model client instead of one built from the environment (tests inject faults here). */
+  /** Use this model client instead of one built from the settings (tests inject faults here); the workers then run in this process. */
   model?: ModelClient;
-  /** In-delivery retries of transient model faults. */
-  retry?: { retries: number; minTimeoutMs: number };
+  /** Workers that must not call the model (cancel drains the queue). */
+  noModel?: boolean;
+  /** The workers' clocks (backoff, lease), e.g. shorter in tests. */
+  timing?: Partial<WorkerTiming>;
   onProgress?: (p: Progress) => void;
   /** Give up (return with what is there) after this long. */
   timeoutMs?: number;
@@ -53,6 +58,8 @@ export interface LocalRunOptions extends Omit<WorkerOptions, "workers"> {
   /** An already running stack (tests); otherwise one is started and stopped. */
   stack?: LocalStack;
   onSubmitted?: (job: JobRecord, ctx: { stack: LocalStack; baseURL: string }) => void | Promise<void>;
+  /** Accept documents outside the job file's folder and the current repository (`--allow-outside`). */
+  allowOutside?: boolean;
 }
 
 export interface LocalRunResult {
@@ -84,7 +91,7 @@ export async function openLocalEndpoint(settings: Settings): Promise<LocalEndpoi
  * It is the two phases below: submit, then drive.
  */
 export async function runLocalJob(o: LocalRunOptions): Promise<LocalRunResult> {
-  const loaded = await loadJobForSubmit(o.jobFile, o.settings.catalog);
+  const loaded = await loadJobForSubmit(o.jobFile, o.settings.catalog, { allowOutside: o.allowOutside });
   if (loaded.spec.documents.some((d) => "s3" in d)) {
     throw new LongdocError("usage", `${o.jobFile}: s3 document sources need a deployed stack (use 'longdoc submit'); local runs read path: sources`);
   }
@@ -136,47 +143,26 @@ export async function driveLocalRun(o: DriveOptions): Promise<DriveResult> {
   const { stack, job } = o;
   const opened = o.endpoint ? undefined : await openLocalEndpoint(o.settings);
   const endpoint = o.endpoint ?? opened!;
-  const abort = new AbortController();
+  const workers = await startWorkers(o, endpoint);
   try {
     const store = new ObjectStore(stack.s3, stack.bucket);
-    const deps = createWorkerDeps({
-      s3: stack.s3,
-      catalog: o.settings.catalog,
-      log: o.log,
-      apiKey: endpoint.apiKey,
-      baseURL: endpoint.baseURL,
-      model: o.model,
-      retry: o.retry,
-    });
-    const worker = createWorkerHandler(() => deps);
-    const deadLetters = createDeadLetterHandler(() => ({ s3: stack.s3, log: o.log }));
-    const queueArn = async (url: string) =>
-      (await stack.sqs.send(new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ["QueueArn"] }))).Attributes?.QueueArn;
-    const common = { sqs: stack.sqs, waitTimeS: deployment.local.pollWaitS, functionTimeoutMs: deployment.workerTimeoutS * 1000, signal: abort.signal, onError: (e: unknown) => o.log.error({ error: String(e) }, "poller error") };
-    const pollers = [
-      ...Array.from({ length: Math.max(1, o.workers) }, async () =>
-        runPoller({ ...common, queueUrl: stack.queueUrl, queueArn: await queueArn(stack.queueUrl), handler: worker, batchSize: deployment.workerBatchSize }),
-      ),
-      runPoller({ ...common, queueUrl: stack.dlqUrl, queueArn: await queueArn(stack.dlqUrl), handler: deadLetters, batchSize: 10 }),
-    ];
-
     const startedAt = Date.now();
     let manifest: Manifest | undefined;
     let drainUntil: number | undefined;
     let idleSince: number | undefined;
     for (;;) {
-      const finished = (await finishedItemIds(store, job.jobId)).size;
-      o.onProgress?.({ jobId: job.jobId, total: job.items.length, finished, elapsedMs: Date.now() - startedAt });
-      let final = false;
-      if (finished === job.items.length) {
-        manifest = await store.getJson<Manifest>(keys.manifest(job.jobId));
+      // The manifest turns final when the last item is counted in the coordination table.
+      manifest = await store.getJson<Manifest>(keys.manifest(job.jobId));
+      const final = manifest !== undefined && manifest.status !== "running";
+      if (o.onProgress) {
+        const finished = final ? job.items.length : (await finishedItemIds(store, job.jobId)).size;
+        o.onProgress({ jobId: job.jobId, total: job.items.length, finished, elapsedMs: Date.now() - startedAt });
+      }
+      if (final) {
         // Drain what is still queued (a duplicate delivery, tasks of an earlier interrupted run)
         // so nothing is left behind, but never wait long for it.
-        if (manifest && manifest.status !== "running") {
-          final = true;
-          drainUntil ??= Date.now() + 3 * stack.visibilityTimeoutS * 1000;
-          if ((await queueDepth(stack)) === 0 || Date.now() > drainUntil) break;
-        }
+        drainUntil ??= Date.now() + 3 * deployment.local.claimLeaseS * 1000;
+        if ((await queueDepth(stack)) === 0 || Date.now() > drainUntil) break;
       }
       if (!final && o.whenQueuesEmpty) {
         const empty = (await queueDepth(stack)) === 0 && (await queueDepth({ sqs: stack.sqs, queueUrl: stack.dlqUrl })) === 0;
@@ -186,21 +172,60 @@ export async function driveLocalRun(o: DriveOptions): Promise<DriveResult> {
           idleSince = undefined;
         }
       }
-      if (o.timeoutMs !== undefined && Date.now() - startedAt > o.timeoutMs) {
-        manifest = await store.getJson<Manifest>(keys.manifest(job.jobId));
-        break;
-      }
-      // Each check lists the job's items: poll less often as jobs grow.
+      if (o.timeoutMs !== undefined && Date.now() - startedAt > o.timeoutMs) break;
+      // Progress lists the job's items: poll less often as jobs grow.
       await new Promise((r) => setTimeout(r, Math.min(2000, Math.max(200, job.items.length))));
     }
-    abort.abort();
-    await Promise.allSettled(pollers);
+    await workers.stop();
     const dir = await mirrorRun(store, job.jobId, o.outDir);
     return { manifest: manifest!, outDir: dir, usedSimulator: endpoint.usedSimulator };
   } finally {
-    abort.abort();
+    await workers.stop();
     await opened?.stop();
   }
+}
+
+/**
+ * The workers of a local run: separate processes (the fleet), as Lambda runs isolated containers.
+ * A test that injects a model client (faults, counting) runs them in this process instead; no
+ * fleet property (quota, claims, ledger) rests on that mode.
+ */
+async function startWorkers(o: DriveOptions, endpoint: Omit<LocalEndpoint, "stop">): Promise<{ stop(): Promise<void> }> {
+  const { stack } = o;
+  if (!o.model) {
+    const fleet = await startFleet({ stack, workers: o.workers, settings: o.settings, endpoint, log: o.log, noModel: o.noModel, timing: o.timing });
+    let stopped: Promise<void> | undefined;
+    return { stop: () => (stopped ??= fleet.stop()) };
+  }
+  const abort = new AbortController();
+  const deps = createWorkerDeps({
+    s3: stack.s3,
+    sqs: stack.sqs,
+    queueUrl: stack.queueUrl,
+    coord: createCoordinator(stack.dynamo.client, stack.dynamo.table),
+    catalog: o.settings.catalog,
+    log: o.log,
+    apiKey: endpoint.apiKey,
+    baseURL: endpoint.baseURL,
+    model: o.model,
+    timing: { leaseMs: deployment.local.claimLeaseS * 1000, ...o.timing },
+  });
+  const worker = createWorkerHandler(() => deps);
+  const deadLetters = createDeadLetterHandler(() => ({ s3: stack.s3, log: o.log }));
+  const queueArn = async (url: string) => (await stack.sqs.send(new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ["QueueArn"] }))).Attributes?.QueueArn;
+  const common = { sqs: stack.sqs, waitTimeS: deployment.local.pollWaitS, functionTimeoutMs: deployment.workerTimeoutS * 1000, signal: abort.signal, onError: (e: unknown) => o.log.error({ error: String(e) }, "poller error") };
+  const pollers = [
+    ...Array.from({ length: Math.max(1, o.workers) }, async () =>
+      runPoller({ ...common, queueUrl: stack.queueUrl, queueArn: await queueArn(stack.queueUrl), handler: worker, batchSize: deployment.workerBatchSize }),
+    ),
+    runPoller({ ...common, queueUrl: stack.dlqUrl, queueArn: await queueArn(stack.dlqUrl), handler: deadLetters, batchSize: 10 }),
+  ];
+  return {
+    async stop() {
+      abort.abort();
+      await Promise.allSettled(pollers);
+    },
+  };
 }
 
 /**
@@ -261,11 +286,6 @@ export type LocalCancelResult =
   | { state: "finished"; job: JobRecord; manifest: Manifest }
   | { state: "cancelled"; job: JobRecord; pending: string[]; alreadyCancelled: boolean; manifest: Manifest; outDir: string; orphans: string[] };
 
-/** Cancel never calls the model: the workers skip every task of a cancelled job before that. */
-const noModel: ModelClient = {
-  chat: () => Promise.reject(new LongdocError("internal", "longdoc cancel drains the queue without calling the model")),
-};
-
 /**
  * `longdoc cancel` on a local run: writes the cancel marker, then runs the workers until every
  * queued item of the job ended `skipped` (kind `cancelled`) and the manifest is final. Items
@@ -286,7 +306,7 @@ export async function cancelLocalJob(o: LocalControlOptions & { onMarked?: (c: E
       ...o,
       stack,
       job: c.job,
-      model: noModel,
+      noModel: true,
       endpoint: { apiKey: "unused", baseURL: "http://127.0.0.1:9/unused", usedSimulator: false },
       whenQueuesEmpty: async () => {
         orphans.push(...(await skipOrphanedItems(store, c.job)));

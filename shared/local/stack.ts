@@ -1,7 +1,9 @@
 import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
 import { CreateQueueCommand, GetQueueAttributesCommand, GetQueueUrlCommand, SetQueueAttributesCommand, SQSClient } from "@aws-sdk/client-sqs";
 import { startFauxqs, type FauxqsServer } from "fauxqs";
+import path from "node:path";
 import { deployment } from "../settings.ts";
+import { startLocalDynamo, type LocalDynamo } from "./dynamo.ts";
 
 export interface LocalStack {
   endpoint: string;
@@ -12,6 +14,8 @@ export interface LocalStack {
   dlqUrl: string;
   visibilityTimeoutS: number;
   maxReceives: number;
+  /** The coordination table (DynamoDB emulated by dynalite), persisted beside the emulator's state. */
+  dynamo: LocalDynamo;
   stop(): Promise<void>;
 }
 
@@ -42,6 +46,7 @@ export function localClients(endpoint: string) {
  */
 export async function startLocalStack(opts: LocalStackOptions = {}): Promise<LocalStack> {
   const server: FauxqsServer = await startFauxqs({ port: 0, host: "127.0.0.1", logger: false, dataDir: opts.dataDir });
+  const dynamo = await startLocalDynamo({ path: opts.dataDir === undefined ? undefined : path.join(opts.dataDir, "coord") });
   const endpoint = `http://127.0.0.1:${server.port}`;
   const { s3, sqs } = localClients(endpoint);
   const visibilityTimeoutS = opts.visibilityTimeoutS ?? deployment.local.visibilityTimeoutS;
@@ -67,10 +72,11 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
     dlqUrl,
     visibilityTimeoutS,
     maxReceives,
+    dynamo,
     async stop() {
       s3.destroy();
       sqs.destroy();
-      await server.stop();
+      await Promise.all([server.stop(), dynamo.stop()]);
     },
   };
 }

@@ -5,7 +5,7 @@ import { LongdocError, toErrorRecord } from "../errors.ts";
 import { expandItems } from "../job/expand.ts";
 import type { JobItem } from "../job/record.ts";
 import type { JobSpec } from "../job/schema.ts";
-import { resolveLocalDocuments } from "../job/resolve.ts";
+import { resolveLocalDocuments, type ResolveOptions } from "../job/resolve.ts";
 import { packDocuments } from "./pack.ts";
 import { planCall } from "../model/plan.ts";
 import { countTokens } from "../tokens/index.ts";
@@ -54,12 +54,12 @@ export interface LoadedText {
  * the same call with `planCall`, counts its tokens exactly and prices it at its input tier.
  * Items that would fail (unreadable, too long) are listed with their error, not thrown.
  */
-export async function estimateJob(spec: JobSpec, jobFile: string, catalog: Catalog): Promise<JobEstimate> {
+export async function estimateJob(spec: JobSpec, jobFile: string, catalog: Catalog, resolve: ResolveOptions = {}): Promise<JobEstimate> {
   const model = getModel(catalog, spec.model);
   if (spec.documents.some((d) => "s3" in d)) {
     throw new LongdocError("usage", `${jobFile}: estimate reads local path: sources; s3 sources are priced when submitted`);
   }
-  const local = await resolveLocalDocuments(spec, jobFile);
+  const local = await resolveLocalDocuments(spec, jobFile, resolve);
   const loaded = new Map<string, LoadedText>();
   // One at a time: a job can hold thousands of documents, and each may be hundreds of pages.
   for (const d of local) {

@@ -7,7 +7,7 @@ import { keys, ObjectStore } from "../run/store.ts";
 import { getModel, type Catalog, type ModelInfo } from "../model/catalog.ts";
 import { loadJobFile } from "../job/load.ts";
 import { s3Uri, type ItemDocument, type JobRecord } from "../job/record.ts";
-import { resolveLocalDocuments, resolveOutputSchema, type LocalDocument } from "../job/resolve.ts";
+import { resolveLocalDocuments, resolveOutputSchema, type LocalDocument, type ResolveOptions } from "../job/resolve.ts";
 import { resolveS3Documents } from "./sources.ts";
 import type { JobSpec } from "../job/schema.ts";
 import { prepareSubmit } from "./prepare.ts";
@@ -24,10 +24,10 @@ export interface LoadedJob {
 }
 
 /** Reads and checks a job file: spec, model, the local files its `path:` sources match, schema. */
-export async function loadJobForSubmit(jobFile: string, catalog: Catalog): Promise<LoadedJob> {
+export async function loadJobForSubmit(jobFile: string, catalog: Catalog, resolve: ResolveOptions = {}): Promise<LoadedJob> {
   const spec = await loadJobFile(jobFile);
   const model = getModel(catalog, spec.model);
-  const localDocuments = await resolveLocalDocuments(spec, jobFile);
+  const localDocuments = await resolveLocalDocuments(spec, jobFile, resolve);
   const outputSchema = await resolveOutputSchema(spec, jobFile);
   return { jobFile, spec, catalog, model, localDocuments, outputSchema };
 }

@@ -6,6 +6,7 @@ import { expandItems, newJobId } from "../job/expand.ts";
 import type { ItemDocument, JobRecord } from "../job/record.ts";
 import type { JobSpec } from "../job/schema.ts";
 import { initialManifest } from "../run/manifest.ts";
+import { deployment } from "../settings.ts";
 
 export interface SubmitDeps {
   store: ObjectStore;
@@ -13,6 +14,7 @@ export interface SubmitDeps {
   queueUrl: string;
   now?: () => Date;
   maxReceives: number;
+  maxAttempts?: number;
 }
 
 export interface SubmitInput {
@@ -52,6 +54,7 @@ export async function submitJob(deps: SubmitDeps, input: SubmitInput): Promise<J
       maxDocumentBytes: spec.limits.maxDocumentBytes ?? 100 * 1024 * 1024,
     },
     maxReceives: deps.maxReceives,
+    maxAttempts: deps.maxAttempts ?? deployment.maxAttempts,
     items: expandItems(spec, input.documents, input.packs),
   };
   await deps.store.putJson(keys.job(jobId), record);

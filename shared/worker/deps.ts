@@ -1,48 +1,51 @@
+import { randomUUID } from "node:crypto";
 import type { S3Client } from "@aws-sdk/client-s3";
-import type { Catalog } from "../model/catalog.ts";
-import type { JobRecord } from "../job/record.ts";
+import type { SQSClient } from "@aws-sdk/client-sqs";
 import type { Log } from "../log.ts";
+import type { Catalog } from "../model/catalog.ts";
 import { createModelClient, type ModelClient } from "../model/client.ts";
-import { RateLimiter } from "./rate.ts";
+import type { Coordinator } from "../run/coord.ts";
 import { deployment } from "../settings.ts";
-import { SpendTracker } from "./spend.ts";
-import type { WorkerDeps } from "./worker.ts";
+import type { WorkerDeps, WorkerTiming } from "./worker.ts";
 
-export interface WorkerDepsInput {
+/** The task queue, for the visibility changes that make waits happen in SQS. */
+export interface QueueDeps {
+  sqs: SQSClient;
+  queueUrl: string;
+}
+
+export interface WorkerDepsInput extends QueueDeps {
   s3: S3Client;
+  coord: Coordinator;
   catalog: Catalog;
   log: Log;
   apiKey: string;
   baseURL: string;
   model?: ModelClient;
-  /**
-   * The share of a job's quota one process may use. Lambda containers do not share memory, so
-   * each takes 1/concurrency of the quota; the local runtime runs every worker in one process.
-   */
-  quotaShare?: (job: JobRecord) => number;
-  retry?: WorkerDeps["retry"];
+  /** Names this worker in item claims; a fresh id per container (or local process) by default. */
+  owner?: string;
+  timing?: Partial<WorkerTiming>;
 }
 
-export function createWorkerDeps(i: WorkerDepsInput): WorkerDeps {
-  const limiters = new Map<string, RateLimiter>();
-  const share = i.quotaShare ?? (() => 1);
+export const defaultTiming: WorkerTiming = {
+  decodeTokensPerSecond: deployment.assumedDecodeTokensPerSecond,
+  deadlineMarginMs: deployment.deadlineMarginMs,
+  leaseMs: deployment.claimLeaseS * 1000,
+  maxInProcessWaitMs: deployment.maxInProcessWaitMs,
+  backoffBaseMs: deployment.backoffBaseMs,
+  backoffCapMs: deployment.backoffCapMs,
+};
+
+export function createWorkerDeps(i: WorkerDepsInput): WorkerDeps & QueueDeps {
   return {
     s3: i.s3,
+    sqs: i.sqs,
+    queueUrl: i.queueUrl,
+    coord: i.coord,
     catalog: i.catalog,
     log: i.log,
+    owner: i.owner ?? `worker-${process.pid}-${randomUUID().slice(0, 8)}`,
     model: i.model ?? createModelClient({ apiKey: i.apiKey, baseURL: i.baseURL }),
-    limiterFor(job) {
-      let l = limiters.get(job.jobId);
-      if (!l) {
-        const f = share(job);
-        l = new RateLimiter({ rpm: Math.max(1, job.limits.rpm * f), tpm: Math.max(1, job.limits.tpm * f) });
-        limiters.set(job.jobId, l);
-      }
-      return l;
-    },
-    retry: i.retry ?? { retries: 2, minTimeoutMs: 1000 },
-    spend: new SpendTracker(),
-    decodeTokensPerSecond: deployment.assumedDecodeTokensPerSecond,
-    deadlineMarginMs: deployment.deadlineMarginMs,
+    timing: { ...defaultTiming, ...i.timing },
   };
 }

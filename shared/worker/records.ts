@@ -7,6 +7,24 @@ export interface InvocationContext {
   getRemainingTimeInMillis(): number;
 }
 
+/**
+ * Not a failure: the task must wait (for quota, a backoff, or another delivery's claim). The
+ * handler sets the message's visibility to `delayS` and reports it failed, so SQS holds it that
+ * long and delivers it again; no Lambda sleeps meanwhile.
+ */
+export class ReturnToQueue extends Error {
+  readonly delayS: number;
+  constructor(delayS: number, reason: string) {
+    super(reason);
+    this.name = "ReturnToQueue";
+    // SQS takes whole seconds up to 12 hours.
+    this.delayS = Math.min(43_200, Math.max(0, Math.ceil(delayS)));
+  }
+}
+
+/** Sets a delivered message's visibility (ChangeMessageVisibility). */
+export type SetVisibility = (receiptHandle: string, seconds: number) => Promise<void>;
+
 export type Lazy<T> = () => T | Promise<T>;
 
 /** Deps are built once per container, on first use, so a cold start pays for them once. */
@@ -24,18 +42,30 @@ export const receiveCount = (r: SQSRecord) => Number(r.attributes.ApproximateRec
  * a non-retryable LongdocError (a body that is not a task, a job that does not exist) is logged
  * and the message removed, since delivering it again cannot succeed and would only cycle to the DLQ.
  */
-export async function eachRecord(event: SQSEvent, log: Log, run: (r: SQSRecord) => Promise<unknown>): Promise<SQSBatchResponse> {
+export async function eachRecord(
+  event: SQSEvent,
+  log: Log,
+  run: (r: SQSRecord) => Promise<unknown>,
+  visibility?: { set: SetVisibility; unknownErrorDelayS: number },
+): Promise<SQSBatchResponse> {
   const batchItemFailures: SQSBatchResponse["batchItemFailures"] = [];
   for (const record of event.Records) {
     try {
       await run(record);
     } catch (e) {
+      if (e instanceof ReturnToQueue) {
+        log.info({ messageId: record.messageId, delayS: e.delayS, reason: e.message }, "task waits in the queue");
+        await visibility?.set(record.receiptHandle, e.delayS).catch((err: unknown) => log.warn({ error: String(err) }, "cannot set the task's visibility"));
+        batchItemFailures.push({ itemIdentifier: record.messageId });
+        continue;
+      }
       const message = e instanceof Error ? e.message : String(e);
       if (LongdocError.is(e) && !e.retryable) {
         log.error({ messageId: record.messageId, kind: e.code, error: message, body: record.body.slice(0, 200) }, "message dropped: it cannot succeed on another delivery");
         continue;
       }
       log.warn({ messageId: record.messageId, error: message }, "task returned to the queue");
+      await visibility?.set(record.receiptHandle, visibility.unknownErrorDelayS).catch(() => undefined);
       batchItemFailures.push({ itemIdentifier: record.messageId });
     }
   }

@@ -1,45 +1,58 @@
 import { createHash } from "node:crypto";
 import type { S3Client } from "@aws-sdk/client-s3";
-import pRetry from "p-retry";
 import type { TaskMessage } from "../run/queue.ts";
 import { keys, ObjectStore } from "../run/store.ts";
 import { budgetToDeadline } from "../model/budget.ts";
-import { getModel, priceFor, type Catalog } from "../model/catalog.ts";
+import { getModel, priceFor, type Catalog, type ModelInfo } from "../model/catalog.ts";
 import { loadDocument } from "../documents/index.ts";
-import { DocumentError, LongdocError, toErrorRecord } from "../errors.ts";
+import { DocumentError, LongdocError, ModelError, toErrorRecord } from "../errors.ts";
 import { parseS3Uri, type JobRecord } from "../job/record.ts";
 import type { Log } from "../log.ts";
 import { type ItemResult } from "../run/manifest.ts";
-import { writeManifestIfDone } from "../run/finish.ts";
+import { writeFinalManifest } from "../run/finish.ts";
+import type { Coordinator } from "../run/coord.ts";
 import { addUsage, zeroUsage, type ChatResult, type ModelClient, type Usage } from "../model/client.ts";
 import { validateAnswer } from "../job/output.ts";
 import { planCall, type CallPlan } from "../model/plan.ts";
 import { splitPerDocument, type PromptDocument } from "../model/prompt.ts";
-import type { RateLimiter } from "./rate.ts";
-import type { SpendTracker } from "./spend.ts";
+import { ReturnToQueue } from "./records.ts";
+import { deployment } from "../settings.ts";
 import { countTokens } from "../tokens/index.ts";
 
 export interface WorkerDeps {
   s3: S3Client;
   model: ModelClient;
   catalog: Catalog;
-  /** One limiter per job and process, so every task of a job shares the job's quota. */
-  limiterFor(job: JobRecord): RateLimiter;
+  /** Shared by every worker of every job: account quota, item claims, cost ledger, finish counter. */
+  coord: Coordinator;
+  /** Who this worker is in claims (container or process id); a lease names its owner. */
+  owner: string;
   log: Log;
   now?: () => number;
-  /** Quick retries inside one delivery for transient faults; SQS redelivery is the outer loop. */
-  retry: { retries: number; minTimeoutMs: number };
+  sleep?: (ms: number) => Promise<void>;
+  timing: WorkerTiming;
+}
+
+/** The worker's clocks; every wait longer than `maxInProcessWaitMs` happens in the queue instead. */
+export interface WorkerTiming {
   decodeTokensPerSecond: number;
   deadlineMarginMs: number;
-  /** The job's spend as this process has seen it; stops calls past `maxCostUsd`. */
-  spend: SpendTracker;
+  /** A claim's lease; the heartbeat renews it (and the message's visibility) every third of it. */
+  leaseMs: number;
+  /** Quota waits up to this long are slept in process; longer ones go back to SQS. */
+  maxInProcessWaitMs: number;
+  /** Backoff after a retryable failure: full jitter over base × 2^(attempt-1), capped. */
+  backoffBaseMs: number;
+  backoffCapMs: number;
 }
 
 export interface TaskContext {
-  /** SQS ApproximateReceiveCount: 1 on the first delivery. */
+  /** SQS ApproximateReceiveCount: 1 on the first delivery (includes returns to wait, so it is not the attempt count). */
   receiveCount: number;
   /** Epoch ms when the runtime will kill this invocation. */
   deadlineAt: number;
+  /** Keeps this delivery's message hidden for `seconds` more (the heartbeat's other half). */
+  extendVisibility?: (seconds: number) => Promise<void>;
 }
 
 export type TaskOutcome = "succeeded" | "failed" | "skipped" | "already-done";
@@ -50,43 +63,63 @@ async function readJob(store: ObjectStore, jobId: string): Promise<JobRecord> {
   const cached = jobCache.get(jobId);
   if (cached) return cached;
   const job = await store.getJson<JobRecord>(keys.job(jobId));
-  if (!job) throw new LongdocError("internal", `runs/${jobId}/job.json is missing: was the job submitted to this bucket?`);
+  if (!job) throw new LongdocError("internal", `${keys.job(jobId)} is missing: was the job submitted to this bucket?`);
   jobCache.set(jobId, job);
   return job;
 }
 
+/** Full jitter: a random wait in [0, min(cap, base × 2^(n-1))], so retries of many items spread out. */
+export function backoffMs(t: WorkerTiming, attempt: number, random = Math.random): number {
+  return Math.round(random() * Math.min(t.backoffCapMs, t.backoffBaseMs * 2 ** Math.max(0, attempt - 1)));
+}
+
 /**
- * Runs one task: reads the documents, checks they fit, streams the model's reasoning and answer,
- * and writes them with result.json last (result.json marks the item done). Returns when the item
- * reached a terminal state; throws when SQS should deliver the task again.
+ * Runs one task: claims the item, reads the documents, reserves spend and quota, streams the
+ * model's reasoning and answer, and writes them with result.json last (result.json marks the
+ * item done). Returns when the item reached a terminal state; throws ReturnToQueue when the task
+ * must wait (for quota, a backoff, or a live claim held by another delivery).
  */
 export async function runTask(deps: WorkerDeps, task: TaskMessage, ctx: TaskContext): Promise<TaskOutcome> {
   const now = deps.now ?? Date.now;
   const store = new ObjectStore(deps.s3, task.bucket);
   const resultKey = keys.item(task.jobId, task.itemId, "result.json");
   const job = await readJob(store, task.jobId);
+  const item = job.items.find((i) => i.id === task.itemId);
+  if (!item) throw new LongdocError("internal", `item ${task.itemId} is not in job ${task.jobId}`);
 
   if (await store.exists(resultKey)) {
-    // A redelivery after the result was written: never pay for the call twice.
+    // A redelivery after the result was written: never pay for the call twice; finish the count
+    // in case the worker that wrote it died before counting.
     deps.log.info({ jobId: task.jobId, itemId: task.itemId }, "result exists; skipping the model call");
-    await writeManifestIfDone(store, job);
+    await countFinished(deps, store, job, item.id);
     return "already-done";
   }
 
-  const item = job.items.find((i) => i.id === task.itemId);
-  if (!item) throw new LongdocError("internal", `item ${task.itemId} is not in job ${task.jobId}`);
+  const claim = await deps.coord.claimItem(job.jobId, item.id, deps.owner, deps.timing.leaseMs, now());
+  if (!claim.ok) {
+    if (claim.done) return "already-done";
+    // A concurrent duplicate delivery: the owner is working on it. Come back after its lease.
+    throw new ReturnToQueue(Math.max(1, (claim.leaseUntil - now()) / 1000 + 1), "another delivery holds the item's claim");
+  }
+  const heartbeat = startHeartbeat(deps, job.jobId, item.id, ctx);
+  try {
+    return await runClaimed(deps, store, job, item, ctx, now, claim.attempts);
+  } finally {
+    heartbeat.stop();
+  }
+}
+
+type Item = JobRecord["items"][number];
+
+async function runClaimed(deps: WorkerDeps, store: ObjectStore, job: JobRecord, item: Item, ctx: TaskContext, now: () => number, attemptsBefore: number): Promise<TaskOutcome> {
+  const resultKey = keys.item(job.jobId, item.id, "result.json");
   const startedAt = now();
-  const base = {
-    version: 1 as const,
-    id: item.id,
-    attempts: ctx.receiveCount,
-    model: job.model,
-    startedAt: new Date(startedAt).toISOString(),
-  };
-  const finish = async (r: Omit<ItemResult, keyof typeof base | "finishedAt" | "durationMs">) => {
+  let attempts = attemptsBefore;
+  const finish = async (r: Omit<ItemResult, "version" | "id" | "attempts" | "model" | "startedAt" | "finishedAt" | "durationMs">) => {
     const finishedAt = now();
+    const base = { version: 1 as const, id: item.id, attempts: Math.max(1, attempts), model: job.model, startedAt: new Date(startedAt).toISOString() };
     await store.putJsonIfAbsent(resultKey, { ...base, ...r, finishedAt: new Date(finishedAt).toISOString(), durationMs: finishedAt - startedAt });
-    await writeManifestIfDone(store, job);
+    await countFinished(deps, store, job, item.id);
     return r.status;
   };
   const blank = {
@@ -110,7 +143,9 @@ export async function runTask(deps: WorkerDeps, task: TaskMessage, ctx: TaskCont
   try {
     const loaded = await Promise.all(item.documents.map((d) => readDocument(deps.s3, d, job.limits.maxDocumentBytes)));
     documents = loaded.map((l) => l.info);
-    const result = await answerItem(deps, job, loaded.map((l) => l.doc), ctx, now);
+    const result = await answerItem(deps, job, loaded.map((l) => l.doc), ctx, now, async () => {
+      attempts = await deps.coord.countAttempt(job.jobId, item.id);
+    });
     const answerFile = job.spec.output.format === "json" ? "answer.json" : "answer.md";
     const answerKey = keys.item(job.jobId, item.id, answerFile);
     const reasoningKey = keys.item(job.jobId, item.id, "reasoning.md");
@@ -136,15 +171,43 @@ export async function runTask(deps: WorkerDeps, task: TaskMessage, ctx: TaskCont
       documentAnswers: packed?.answers ?? null,
     });
   } catch (e) {
+    if (e instanceof ReturnToQueue) {
+      // Waiting is not an attempt: hand the item back and let the queue hold the task.
+      await deps.coord.releaseClaim(job.jobId, item.id, deps.owner);
+      throw e;
+    }
     const error = LongdocError.is(e) ? e : new LongdocError("internal", e instanceof Error ? e.message : String(e), { cause: e });
-    const record = toErrorRecord(error);
-    deps.log.warn({ jobId: job.jobId, itemId: item.id, attempt: ctx.receiveCount, error: record }, "item attempt failed");
-    await store.putJson(keys.attempt(job.jobId, item.id, ctx.receiveCount), { ...record, at: new Date(now()).toISOString() });
+    const record = { ...toErrorRecord(error), ...(error instanceof ModelError && error.requestId ? { requestId: error.requestId } : {}) };
+    const attempt = Math.max(1, attempts);
+    deps.log.warn({ jobId: job.jobId, itemId: item.id, attempt, error: record }, "item attempt failed");
+    await store.putJson(keys.attempt(job.jobId, item.id, attempt), { ...record, at: new Date(now()).toISOString() });
     if (error.haltsJob) await store.putJsonIfAbsent(keys.halt(job.jobId), { reason: record.message, kind: record.kind, itemId: item.id });
-    if (error.retryable && ctx.receiveCount < job.maxReceives) throw error;
+    if (error.retryable && attempt < (job.maxAttempts ?? deployment.maxAttempts)) {
+      await deps.coord.releaseClaim(job.jobId, item.id, deps.owner);
+      throw new ReturnToQueue(backoffMs(deps.timing, attempt) / 1000, `attempt ${attempt} failed (${record.kind}); retrying after a backoff`);
+    }
     // Never sent because the job reached its cost cap: skipped, not failed.
-    return finish({ ...blank, documents, status: error.code === "cost_cap" ? "skipped" : "failed", error: record });
+    return finish({ ...blank, documents, status: error.code === "cost_cap" ? "skipped" : "failed", error: { kind: record.kind, message: record.message } });
   }
+}
+
+/** Counts the item finished (once, whoever asks); the worker that finishes the job's last item writes the manifest. */
+async function countFinished(deps: WorkerDeps, store: ObjectStore, job: JobRecord, itemId: string): Promise<void> {
+  const { last } = await deps.coord.markFinished(job.jobId, itemId, job.items.length);
+  if (last) await writeFinalManifest(store, job);
+}
+
+/** Renews the claim and keeps the message hidden in short steps, so a dead worker's task is back within one lease. */
+function startHeartbeat(deps: WorkerDeps, jobId: string, itemId: string, ctx: TaskContext): { stop(): void } {
+  const leaseS = Math.ceil(deps.timing.leaseMs / 1000);
+  const beat = () =>
+    Promise.all([deps.coord.renewClaim(jobId, itemId, deps.owner, deps.timing.leaseMs), ctx.extendVisibility?.(leaseS)]).catch((e: unknown) =>
+      deps.log.warn({ jobId, itemId, error: String(e) }, "heartbeat failed"),
+    );
+  void beat();
+  const timer = setInterval(beat, Math.max(200, deps.timing.leaseMs / 3));
+  timer.unref();
+  return { stop: () => clearInterval(timer) };
 }
 
 /** Maps a packed answer back to its documents: items/<itemId>/answers/<n>.md per document. */
@@ -189,16 +252,16 @@ interface ItemAnswer {
   truncated: CallPlan["truncated"];
 }
 
-async function answerItem(deps: WorkerDeps, job: JobRecord, docs: PromptDocument[], ctx: TaskContext, now: () => number): Promise<ItemAnswer> {
+async function answerItem(deps: WorkerDeps, job: JobRecord, docs: PromptDocument[], ctx: TaskContext, now: () => number, countAttempt: () => Promise<void>): Promise<ItemAnswer> {
   const model = getModel(deps.catalog, job.model);
   const questions = job.spec.calls === "per-question" && job.spec.questions ? job.spec.questions.map((q) => [q]) : [job.spec.questions];
   const parts: { id: string | null; result: ChatResult; plan: CallPlan }[] = [];
   // Sequential on purpose: the first call writes the cache the next ones read.
-  for (const qs of questions) {
+  for (const [i, qs] of questions.entries()) {
     const plan = planCall({ ...job.spec, questions: qs }, model, docs);
-    deps.spend.check(job, priceFor(model, { inputTokens: plan.inputTokens, outputTokens: 0, cachedTokens: 0 }).costUsd);
-    const result = await callModel(deps, job, plan, ctx, now);
-    deps.spend.add(job, priceFor(model, { ...result.usage, cacheType: result.cacheType }).costUsd);
+    // Once a call of this item is paid for, later calls wait in process rather than lose it.
+    // One delivery that calls the model is one attempt, however many questions it asks.
+    const result = await callModel(deps, job, model, plan, ctx, now, i === 0 ? deps.timing.maxInProcessWaitMs : 60_000, i === 0 ? countAttempt : async () => {});
     parts.push({ id: questions.length > 1 ? qs![0]!.id : null, plan, result });
   }
   const join = (pick: (r: ChatResult) => string) =>
@@ -222,40 +285,85 @@ async function answerItem(deps: WorkerDeps, job: JobRecord, docs: PromptDocument
   };
 }
 
-async function callModel(deps: WorkerDeps, job: JobRecord, plan: CallPlan, ctx: TaskContext, now: () => number): Promise<ChatResult> {
-  const { messages, inputTokens } = plan;
-  const thinking = job.spec.thinking;
+/**
+ * One model call inside the fleet's shared limits: the call's worst-case cost is reserved in the
+ * job's ledger and its worst-case tokens in the account's quota before it starts, and both are
+ * settled with the real usage after. A wait longer than `maxWaitMs` goes back to the queue.
+ */
+async function callModel(
+  deps: WorkerDeps,
+  job: JobRecord,
+  model: ModelInfo,
+  plan: CallPlan,
+  ctx: TaskContext,
+  now: () => number,
+  maxWaitMs: number,
+  countAttempt: () => Promise<void>,
+): Promise<ChatResult> {
+  const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  const timeLeftMs = () => ctx.deadlineAt - now() - deps.timing.deadlineMarginMs;
   const wanted = { maxOutputTokens: plan.maxOutputTokens, thinkingBudget: plan.thinkingBudget };
-  const limiter = deps.limiterFor(job);
-  return pRetry(
-    async () => {
-      const timeLeftMs = ctx.deadlineAt - now() - deps.deadlineMarginMs;
-      const budget = budgetToDeadline(wanted, timeLeftMs, deps.decodeTokensPerSecond);
-      if (!budget) throw new LongdocError("deadline", `only ${Math.round(timeLeftMs / 1000)} s left before the worker's deadline; returning the task to the queue`, { retryable: true });
-      const signal = AbortSignal.timeout(Math.max(1, timeLeftMs));
-      const reserved = inputTokens + budget.maxOutputTokens;
-      await limiter.acquire(reserved, signal);
-      const result = await deps.model.chat(
-        {
-          model: job.model,
-          messages,
-          maxOutputTokens: budget.maxOutputTokens,
-          thinking: { enabled: thinking.enabled, budget: budget.thinkingBudget },
-          json: job.outputSchema ? { schema: job.outputSchema } : undefined,
-        },
-        { signal },
-      );
-      limiter.settle(reserved, result.usage.inputTokens + result.usage.outputTokens);
-      return result;
-    },
-    {
-      retries: deps.retry.retries,
-      minTimeout: deps.retry.minTimeoutMs,
-      randomize: true,
-      shouldRetry: ({ error }) => LongdocError.is(error) && error.retryable && error.code !== "deadline",
-      onFailedAttempt: ({ error, attemptNumber, retriesLeft }) => {
-        deps.log.warn({ jobId: job.jobId, attemptNumber, retriesLeft, code: LongdocError.is(error) ? error.code : "internal" }, "model call failed");
+  let budget = budgetToDeadline(wanted, timeLeftMs(), deps.timing.decodeTokensPerSecond);
+  if (!budget) throw new ReturnToQueue(1, `only ${Math.round(timeLeftMs() / 1000)} s left before the worker's deadline`);
+  const worstTokens = plan.inputTokens + budget.maxOutputTokens + (budget.thinkingBudget ?? 0);
+
+  const cap = job.limits.maxCostUsd;
+  const worstUsd = priceFor(model, { inputTokens: plan.inputTokens, outputTokens: worstTokens - plan.inputTokens, cachedTokens: 0 }).costUsd;
+  if (cap !== null) {
+    const spend = await deps.coord.reserveSpend(job.jobId, worstUsd, cap);
+    if (!spend.ok) {
+      if (spend.capReached) {
+        throw new LongdocError(
+          "cost_cap",
+          `not sent: the job has spent $${spend.spentUsd.toFixed(4)} and this call could cost up to $${worstUsd.toFixed(4)}, over limits.maxCostUsd ($${cap})`,
+        );
+      }
+      // Calls in flight hold the rest of the cap; their real cost is usually lower. Wait for them.
+      throw new ReturnToQueue(2 + Math.random() * 3, "the job's cost cap is held by calls in flight");
+    }
+  }
+  const settleSpend = (actualUsd: number) => (cap === null ? Promise.resolve() : deps.coord.settleSpend(job.jobId, worstUsd, actualUsd));
+
+  const quota = await deps.coord.reserveQuota({
+    model: job.model,
+    tokens: worstTokens,
+    account: { rpm: model.rpm, tpm: model.tpm },
+    job: { jobId: job.jobId, rpm: job.spec.limits.rpm, tpm: job.spec.limits.tpm },
+    maxWaitMs: Math.min(maxWaitMs, Math.max(0, timeLeftMs() / 2)),
+    now: now(),
+  });
+  if (!quota.ok) {
+    await settleSpend(0);
+    throw new ReturnToQueue(quota.retryAfterMs / 1000 + Math.random(), "waiting for the account's quota");
+  }
+  let settled = false;
+  try {
+    const wait = quota.startAt - now();
+    if (wait > 0) await sleep(wait);
+    // Sized after the wait, from the time really left.
+    budget = budgetToDeadline(wanted, timeLeftMs(), deps.timing.decodeTokensPerSecond) ?? { ...budget, maxOutputTokens: 256, thinkingBudget: budget.thinkingBudget === undefined ? undefined : 1 };
+    await countAttempt();
+    const result = await deps.model.chat(
+      {
+        model: job.model,
+        messages: plan.messages,
+        maxOutputTokens: budget.maxOutputTokens,
+        thinking: { enabled: job.spec.thinking.enabled, budget: budget.thinkingBudget },
+        json: job.outputSchema ? { schema: job.outputSchema } : undefined,
       },
-    },
-  );
+      { signal: AbortSignal.timeout(Math.max(1, timeLeftMs())) },
+    );
+    settled = true;
+    await Promise.all([
+      deps.coord.settleQuota(quota.ticket, result.usage.inputTokens + result.usage.outputTokens),
+      settleSpend(priceFor(model, { ...result.usage, cacheType: result.cacheType }).costUsd),
+    ]);
+    return result;
+  } finally {
+    if (!settled) {
+      // The call failed before its usage arrived: give the reservations back (what a failed call
+      // was billed, if anything, is not known here).
+      await Promise.all([deps.coord.settleQuota(quota.ticket, plan.inputTokens), settleSpend(0)]).catch(() => undefined);
+    }
+  }
 }

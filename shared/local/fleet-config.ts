@@ -1,0 +1,25 @@
+import type { WorkerTiming } from "../worker/worker.ts";
+
+/** What the fleet hands each worker process (in LONGDOC_WORKER_CONFIG; the API key travels in its own variable). */
+export interface WorkerConfig {
+  index: number;
+  endpoint: string;
+  queueUrl: string;
+  queueArn: string;
+  dlqUrl: string;
+  dlqArn: string;
+  dynamoEndpoint: string;
+  table: string;
+  batchSize: number;
+  pollWaitS: number;
+  functionTimeoutMs: number;
+  /** One process of the fleet also drains the dead-letter queue. */
+  deadLetters: boolean;
+  noModel: boolean;
+  timing: Partial<WorkerTiming>;
+}
+
+export function parseWorkerConfig(raw: string | undefined): WorkerConfig {
+  if (!raw) throw new Error("LONGDOC_WORKER_CONFIG is not set: this file is started by the local fleet, not by hand");
+  return JSON.parse(raw) as WorkerConfig;
+}

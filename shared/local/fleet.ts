@@ -1,0 +1,95 @@
+import { fork, type ChildProcess } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { GetQueueAttributesCommand } from "@aws-sdk/client-sqs";
+import type { Log } from "../log.ts";
+import { deployment, type Settings } from "../settings.ts";
+import type { WorkerTiming } from "../worker/worker.ts";
+import type { WorkerConfig } from "./fleet-config.ts";
+import type { LocalStack } from "./stack.ts";
+
+const WORKER_FILE = fileURLToPath(new URL("./worker-process.ts", import.meta.url));
+
+export interface FleetOptions {
+  stack: LocalStack;
+  workers: number;
+  settings: Settings;
+  /** The endpoint the workers call (the simulator's when no key is set). */
+  endpoint: { apiKey: string; baseURL: string };
+  log: Log;
+  noModel?: boolean;
+  timing?: Partial<WorkerTiming>;
+}
+
+export interface Fleet {
+  processes: ChildProcess[];
+  /** Stops every worker after the batch in hand (SIGTERM), then waits for them. */
+  stop(): Promise<void>;
+}
+
+const queueArn = async (stack: LocalStack, url: string) =>
+  (await stack.sqs.send(new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ["QueueArn"] }))).Attributes!.QueueArn!;
+
+/**
+ * Starts `workers` separate worker processes, as Lambda runs isolated containers: each has its
+ * own clients, limiter-free memory and claims, and shares only S3, SQS and the coordination
+ * table with the others. Resolves once every process is polling.
+ */
+export async function startFleet(o: FleetOptions): Promise<Fleet> {
+  const [qArn, dArn] = await Promise.all([queueArn(o.stack, o.stack.queueUrl), queueArn(o.stack, o.stack.dlqUrl)]);
+  const timing: Partial<WorkerTiming> = { leaseMs: deployment.local.claimLeaseS * 1000, ...o.timing };
+  const env = {
+    PATH: process.env.PATH,
+    DASHSCOPE_API_KEY: o.endpoint.apiKey,
+    QWEN_BASE_URL: o.endpoint.baseURL,
+    LONGDOC_LOG: o.settings.logLevel,
+    ...(o.settings.catalogPath && { LONGDOC_CATALOG: o.settings.catalogPath }),
+  };
+  const processes = Array.from({ length: Math.max(1, o.workers) }, (_, index) => {
+    const config: WorkerConfig = {
+      index,
+      endpoint: o.stack.endpoint,
+      queueUrl: o.stack.queueUrl,
+      queueArn: qArn,
+      dlqUrl: o.stack.dlqUrl,
+      dlqArn: dArn,
+      dynamoEndpoint: o.stack.dynamo.endpoint,
+      table: o.stack.dynamo.table,
+      batchSize: deployment.workerBatchSize,
+      pollWaitS: deployment.local.pollWaitS,
+      functionTimeoutMs: deployment.workerTimeoutS * 1000,
+      deadLetters: index === 0,
+      noModel: o.noModel ?? false,
+      timing,
+    };
+    return fork(WORKER_FILE, [], { env: { ...env, LONGDOC_WORKER_CONFIG: JSON.stringify(config) }, stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  });
+  await Promise.all(
+    processes.map(
+      (p, i) =>
+        new Promise<void>((resolve, reject) => {
+          p.once("message", () => resolve());
+          p.once("exit", (code) => reject(new Error(`worker process ${i} exited (${code}) before it started polling`)));
+        }),
+    ),
+  );
+  for (const [i, p] of processes.entries()) p.on("exit", (code, signal) => o.log.info({ worker: i, code, signal }, "worker process ended"));
+  return {
+    processes,
+    async stop() {
+      await Promise.all(
+        processes.map(
+          (p) =>
+            new Promise<void>((resolve) => {
+              if (p.exitCode !== null || p.signalCode !== null) return resolve();
+              const force = setTimeout(() => p.kill("SIGKILL"), 15_000);
+              p.once("exit", () => {
+                clearTimeout(force);
+                resolve();
+              });
+              p.kill("SIGTERM");
+            }),
+        ),
+      );
+    },
+  };
+}

@@ -1,0 +1,54 @@
+/**
+ * One local worker process: what a Lambda container is on AWS. It builds its own clients and
+ * module state from the fleet's configuration, polls the task queue (and, for one of them, the
+ * dead-letter queue) as Lambda's event source mapping would, and shares nothing with the other
+ * processes but the emulated S3/SQS and the coordination table. SIGTERM stops it after the
+ * batch in hand; SIGKILL is a crash, and the fleet must survive it.
+ */
+import { LongdocError } from "../errors.ts";
+import { createLog } from "../log.ts";
+import type { ModelClient } from "../model/client.ts";
+import { createCoordinator } from "../run/coord.ts";
+import { loadSettings } from "../settings.ts";
+import { createDeadLetterHandler } from "../worker/dead.ts";
+import { createWorkerDeps } from "../worker/deps.ts";
+import { createWorkerHandler } from "../worker/handlers.ts";
+import { dynamoClient } from "./dynamo.ts";
+import { runPoller } from "./poller.ts";
+import { localClients } from "./stack.ts";
+import { parseWorkerConfig } from "./fleet-config.ts";
+
+const config = parseWorkerConfig(process.env.LONGDOC_WORKER_CONFIG);
+const settings = loadSettings(process.env);
+const log = createLog({ name: `worker-${config.index}`, level: settings.logLevel });
+const { s3, sqs } = localClients(config.endpoint);
+const coord = createCoordinator(dynamoClient(config.dynamoEndpoint), config.table);
+
+/** Cancel drains the queue: its workers must never call the model. */
+const noModel: ModelClient = { chat: () => Promise.reject(new LongdocError("internal", "this run drains the queue without calling the model")) };
+
+const deps = createWorkerDeps({
+  s3,
+  sqs,
+  queueUrl: config.queueUrl,
+  coord,
+  catalog: settings.catalog,
+  log,
+  apiKey: settings.endpoint.apiKey ?? "sk-local-simulator",
+  baseURL: settings.endpoint.baseURL ?? "http://127.0.0.1:9/unset",
+  model: config.noModel ? noModel : undefined,
+  timing: config.timing,
+});
+const abort = new AbortController();
+for (const signal of ["SIGTERM", "SIGINT"] as const) process.on(signal, () => abort.abort());
+
+const common = { sqs, waitTimeS: config.pollWaitS, functionTimeoutMs: config.functionTimeoutMs, signal: abort.signal, onError: (e: unknown) => log.error({ error: String(e) }, "poller error") };
+const pollers = [runPoller({ ...common, queueUrl: config.queueUrl, queueArn: config.queueArn, handler: createWorkerHandler(() => deps), batchSize: config.batchSize })];
+if (config.deadLetters) {
+  pollers.push(runPoller({ ...common, queueUrl: config.dlqUrl, queueArn: config.dlqArn, handler: createDeadLetterHandler(() => ({ s3, log })), batchSize: 10 }));
+}
+process.send?.({ ready: true });
+await Promise.allSettled(pollers);
+s3.destroy();
+sqs.destroy();
+process.exit(0);
