@@ -1,5 +1,6 @@
 import { loadCatalog, type Catalog } from "./model/catalog.ts";
 import { LongdocError } from "./errors.ts";
+import { redactUrl } from "./log.ts";
 
 /**
  * The numbers that shape the deployment and the local runtime, in one place so that
@@ -108,7 +109,7 @@ export function readModelEndpoint(env: Env): ModelEndpoint {
     try {
       url = new URL(baseURL);
     } catch {
-      throw new LongdocError("usage", `QWEN_BASE_URL is not a URL: '${baseURL}'`);
+      throw new LongdocError("usage", `QWEN_BASE_URL is not a URL: '${redactUrl(baseURL)}'`);
     }
     if (url.protocol !== "https:" && url.protocol !== "http:") throw new LongdocError("usage", `QWEN_BASE_URL must be http(s), got '${url.protocol}'`);
   }

@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import { estimateJob, type JobEstimate } from "../../shared/submit/estimate.ts";
-import { loadJobFile } from "../../shared/job/load.ts";
 import { EXIT, fail } from "../exit.ts";
+import { checkJob, warnOnStderr } from "../preflight.ts";
 import { renderTable } from "../table.ts";
 import { human, type Edge } from "../edge.ts";
 
@@ -11,10 +11,12 @@ export function registerEstimate(program: Command, edge: Edge): void {
     .description("exact tokens per item, pricing tier and cost, without calling the model")
     .argument("<job.yaml>", "the job file")
     .option("--json", "print the estimate as one JSON object on the last line")
-    .action(async (jobFile: string, flags: { json?: boolean }) => {
+    .option("--allow-outside", "accept documents that resolve outside the job file's folder and the current repository")
+    .action(async (jobFile: string, flags: { json?: boolean; allowOutside?: boolean }) => {
       try {
-        const spec = await loadJobFile(jobFile);
-        const estimate = await estimateJob(spec, jobFile, edge.settings().catalog);
+        const catalog = edge.settings().catalog;
+        const { spec } = await checkJob(jobFile, catalog, { allowOutside: flags.allowOutside, onWarning: warnOnStderr });
+        const estimate = await estimateJob(spec, jobFile, catalog, { allowOutside: flags.allowOutside });
         human(flags.json).write(renderEstimate(estimate) + "\n");
         if (flags.json) process.stdout.write(JSON.stringify(estimate) + "\n");
         process.exitCode = estimate.totals.failing > 0 ? EXIT.input : EXIT.ok;

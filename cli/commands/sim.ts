@@ -86,7 +86,10 @@ export function registerSim(program: Command, edge: Edge): void {
       out.write(`  limits: rpm=${flags.rpm ?? "unlimited"} tpm=${flags.tpm ?? "unlimited"}${flags.perSecond ? " (and per second: /60)" : ""}\n`);
       if (flags.faults) out.write(`  faults: ${flags.faults}\n`);
       out.write(`  auth: ${flags.apiKey ? "Bearer key required" : "any API key accepted"}\n`);
-      out.write(`Point longdoc (or any OpenAI-compatible client) at it:\n  export QWEN_BASE_URL=${sim.baseURL}\n`);
+      // longdoc uses QWEN_BASE_URL only with DASHSCOPE_API_KEY set (without a key, `run` starts its own simulator and says so).
+      out.write(
+        `Point longdoc (or any OpenAI-compatible client) at it (longdoc needs both):\n  export QWEN_BASE_URL=${sim.baseURL}\n  export DASHSCOPE_API_KEY=${flags.apiKey ? "<the --api-key value>" : "sk-local"}\n`,
+      );
       out.write(`Press Ctrl-C to stop.\n`);
 
       let logged = 0;

@@ -1,23 +1,33 @@
 import type { Command } from "commander";
-import { formatProblem, JobFileError, loadJobFile } from "../../shared/job/load.ts";
+import { LongdocError } from "../../shared/errors.ts";
+import { formatProblem, JobFileError } from "../../shared/job/load.ts";
 import { EXIT, fail } from "../exit.ts";
+import { checkJob, warnOnStderr } from "../preflight.ts";
 import type { Edge } from "../edge.ts";
 
 export function registerValidate(program: Command, edge: Edge): void {
   program
     .command("validate")
-    .description("check job files; prints file:line: field: message for each problem")
+    .description("check job files as a run would before calling the model (fields, documents, output schema); prints file:line: field: message for each problem")
     .argument("<job.yaml...>", "job files")
-    .action(async (files: string[]) => {
+    .option("--allow-outside", "accept documents that resolve outside the job file's folder and the current repository")
+    .action(async (files: string[], flags: { allowOutside?: boolean }) => {
       let bad = 0;
       for (const file of files) {
         try {
-          const spec = await loadJobFile(file);
+          // The same checks `run` makes before it submits: a file that passes here does not fail there on them.
+          const { spec } = await checkJob(file, edge.settings().catalog, { allowOutside: flags.allowOutside, onWarning: warnOnStderr });
           process.stdout.write(`${file}: ok (${spec.name}, ${spec.documents.length} source(s), model ${spec.model})\n`);
         } catch (e) {
-          if (!(e instanceof JobFileError)) return fail(e);
-          bad++;
-          for (const p of e.problems) process.stdout.write(formatProblem(p) + "\n");
+          if (e instanceof JobFileError) {
+            bad++;
+            for (const p of e.problems) process.stdout.write(formatProblem(p) + "\n");
+          } else if (LongdocError.is(e) && e.code !== "usage") {
+            bad++;
+            process.stdout.write(e.message + "\n");
+          } else {
+            return fail(e);
+          }
         }
       }
       process.exitCode = bad > 0 ? EXIT.input : EXIT.ok;

@@ -1,5 +1,5 @@
 import { readFile } from "node:fs/promises";
-import { LineCounter, parseDocument, isNode, type Document } from "yaml";
+import { LineCounter, parseDocument, isNode, visit, type Document } from "yaml";
 import type { z } from "zod";
 import { LongdocError } from "../errors.ts";
 import { jobSpecSchema, type JobSpec } from "./schema.ts";
@@ -36,7 +36,22 @@ export function parseJobText(text: string, file: string): JobSpec {
       })),
     );
   }
-  const raw: unknown = doc.toJS();
+  let raw: unknown;
+  try {
+    // Aliases that expand without bound (a "billion laughs" file) are refused, not expanded.
+    raw = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
+  } catch (e) {
+    const message = e instanceof Error ? e.message : String(e);
+    const excessive = /alias/i.test(message);
+    throw new JobFileError([
+      {
+        file,
+        line: excessive ? firstAliasLine(doc, lines) : 1,
+        field: "(yaml)",
+        message: excessive ? `aliases expand too far (more than ${MAX_ALIAS_COUNT} alias uses); a job file needs no anchors or aliases` : message.split("\n")[0]!,
+      },
+    ]);
+  }
   if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
     throw new JobFileError([{ file, line: 1, field: "(file)", message: "a job file must be a YAML mapping of fields" }]);
   }
@@ -46,6 +61,21 @@ export function parseJobText(text: string, file: string): JobSpec {
     throw new JobFileError(found.sort((a, b) => a.line - b.line));
   }
   return result.data;
+}
+
+/** Alias uses allowed while converting a job file (the yaml package's own default). */
+const MAX_ALIAS_COUNT = 100;
+
+/** The line of the first alias (`*name`) in the file, else 1. */
+function firstAliasLine(doc: Document, lines: LineCounter): number {
+  let line = 1;
+  visit(doc, {
+    Alias(_, node) {
+      if (node.range) line = lines.linePos(node.range[0]).line;
+      return visit.BREAK;
+    },
+  });
+  return line;
 }
 
 export async function loadJobFile(file: string): Promise<JobSpec> {

@@ -14,7 +14,7 @@ const documentSource = z.union([
 
 const question = z.strictObject({
   id: z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, "must be lowercase letters, digits, '-' or '_'"),
-  ask: z.string().min(1, "must not be empty"),
+  ask: z.string().regex(/\S/, "must not be empty or only whitespace"),
 });
 
 const thinking = z.strictObject({
@@ -46,7 +46,7 @@ export const jobSpecSchema = z
     documents: z.array(documentSource).min(1, "list at least one document source"),
     system: z.string().optional(),
     questions: z.array(question).min(1, "list at least one question").optional(),
-    prompt: z.string().min(1).optional(),
+    prompt: z.string().regex(/\S/, "must not be empty or only whitespace").optional(),
     model: z.string().min(1).default("qwen3-max"),
     thinking: thinking.default({ enabled: false }),
     maxOutputTokens: z.int().min(1).max(65_536).default(4096),
