@@ -3,7 +3,7 @@ import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { keys, type ObjectStore } from "../shared/run/store.ts";
 import type { JobRecord } from "../shared/job/record.ts";
-import { mirrorRun } from "../shared/run/mirror.ts";
+import { checkJobIdForPath, mirrorRun } from "../shared/run/mirror.ts";
 import type { ItemResult } from "../shared/run/manifest.ts";
 import { readJob } from "../shared/run/progress.ts";
 
@@ -120,6 +120,7 @@ export async function batchOutput(store: ObjectStore, jobId: string): Promise<Ba
 
 /** Writes <outDir>/<jobId>/results.jsonl; returns its path and what went into it. */
 export async function writeBatchOutput(store: ObjectStore, jobId: string, outDir: string): Promise<BatchOutput & { file: string }> {
+  checkJobIdForPath(jobId);
   const out = await batchOutput(store, jobId);
   const file = path.resolve(outDir, jobId, "results.jsonl");
   await mkdir(path.dirname(file), { recursive: true });
@@ -129,6 +130,7 @@ export async function writeBatchOutput(store: ObjectStore, jobId: string, outDir
 
 /** Copies runs/<jobId>/ to <outDir>/<jobId>/, keeping the layout; an unknown job is an input error. */
 export async function downloadRun(store: ObjectStore, jobId: string, outDir: string): Promise<{ job: JobRecord; dir: string; files: number }> {
+  checkJobIdForPath(jobId);
   const job = await readJob(store, jobId);
   const files = (await store.listKeys(keys.run(jobId))).length;
   const dir = await mirrorRun(store, jobId, outDir);
