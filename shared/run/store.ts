@@ -10,6 +10,15 @@ import {
   PutObjectCommand,
   type S3Client,
 } from "@aws-sdk/client-s3";
+import { Upload } from "@aws-sdk/lib-storage";
+
+/**
+ * Bodies above this go up in parts (multipart upload) rather than one PutObject: S3 caps a single
+ * PUT at 5 GiB and emulators far lower (fauxqs refuses bodies over 11 MiB), and parts can retry alone.
+ */
+export const MULTIPART_THRESHOLD_BYTES = 8 * 1024 * 1024;
+/** Each part of a multipart upload (S3's minimum is 5 MiB, except the last). */
+export const MULTIPART_PART_BYTES = 8 * 1024 * 1024;
 
 /** Where each piece of a run lives in the bucket (the contract's S3 layout). */
 export const keys = {
@@ -69,8 +78,25 @@ export class ObjectStore {
     }
   }
 
+  /**
+   * Writes an object. The body always goes as bytes of known length (never a stream, so the SDK
+   * sends Content-Length and never warns about a "Stream of unknown length"); bodies over
+   * MULTIPART_THRESHOLD_BYTES go as a multipart upload in MULTIPART_PART_BYTES parts.
+   */
   async put(key: string, body: string | Uint8Array, contentType: string): Promise<void> {
-    await this.s3.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentType: contentType }));
+    const bytes = typeof body === "string" ? Buffer.from(body, "utf8") : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+    if (bytes.byteLength <= MULTIPART_THRESHOLD_BYTES) {
+      await this.s3.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: bytes, ContentLength: bytes.byteLength, ContentType: contentType }));
+      return;
+    }
+    const upload = new Upload({
+      client: this.s3,
+      params: { Bucket: this.bucket, Key: key, Body: bytes, ContentType: contentType },
+      partSize: MULTIPART_PART_BYTES,
+      queueSize: 4,
+      leavePartsOnError: false,
+    });
+    await upload.done();
   }
 
   putJson(key: string, value: unknown): Promise<void> {
@@ -84,11 +110,13 @@ export class ObjectStore {
    */
   async putJsonIfAbsent(key: string, value: unknown): Promise<boolean> {
     try {
+      const bytes = Buffer.from(JSON.stringify(value, null, 2) + "\n", "utf8");
       await this.s3.send(
         new PutObjectCommand({
           Bucket: this.bucket,
           Key: key,
-          Body: JSON.stringify(value, null, 2) + "\n",
+          Body: bytes,
+          ContentLength: bytes.byteLength,
           ContentType: "application/json",
           IfNoneMatch: "*",
         }),
