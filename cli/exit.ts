@@ -6,7 +6,7 @@ import { LongdocError } from "../shared/errors.ts";
 import { summary, type Manifest } from "../shared/run/manifest.ts";
 
 /** The contract's exit codes. */
-export const EXIT = { ok: 0, input: 1, usage: 2, itemsFailed: 3 } as const;
+export const EXIT = { ok: 0, input: 1, usage: 2, itemsFailed: 3, interrupted: 130 } as const;
 
 /** Prints a failure the user can act on (no stack traces for known errors) and sets the exit code. */
 export function fail(e: unknown): void {

@@ -1,8 +1,10 @@
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { S3Client } from "@aws-sdk/client-s3";
 import { SQSClient } from "@aws-sdk/client-sqs";
 import { LongdocError } from "../shared/errors.ts";
+import { createCoordinator, type Coordinator } from "../shared/run/coord.ts";
 import { loadJobForSubmit, submitLoadedJob } from "../shared/submit/load.ts";
 import type { JobRecord } from "../shared/job/record.ts";
 import { deployment, type Settings } from "../shared/settings.ts";
@@ -13,6 +15,8 @@ import { deployment, type Settings } from "../shared/settings.ts";
 export interface StackCoordinates {
   bucket: string;
   queueUrl: string;
+  /** The coordination table (`coordinationTable` in the outputs, or LONGDOC_TABLE); retry needs it. */
+  table: string | null;
   /** Where each came from, for messages: `LONGDOC_BUCKET`, `.sst/outputs.json`, ... */
   from: { bucket: string; queueUrl: string };
 }
@@ -46,6 +50,7 @@ export function readStackCoordinates(env: Record<string, string | undefined>, cw
   };
   const bucket = pick("LONGDOC_BUCKET", "bucket");
   const queue = pick("LONGDOC_QUEUE_URL", "queue");
+  const table = pick("LONGDOC_TABLE", "coordinationTable");
   if (!bucket || !queue) {
     const missing = [!bucket && "the runs bucket", !queue && "the task queue URL"].filter(Boolean).join(" and ");
     throw new LongdocError(
@@ -56,7 +61,7 @@ export function readStackCoordinates(env: Record<string, string | undefined>, cw
   }
   if (!/^https?:\/\//.test(queue.value)) throw new LongdocError("job_invalid", `the task queue URL from ${queue.from} is not a URL: '${queue.value}'`);
   if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket.value)) throw new LongdocError("job_invalid", `the bucket name from ${bucket.from} is not an S3 bucket name: '${bucket.value}'`);
-  return { bucket: bucket.value, queueUrl: queue.value, from: { bucket: bucket.from, queueUrl: queue.from } };
+  return { bucket: bucket.value, queueUrl: queue.value, table: table?.value ?? null, from: { bucket: bucket.from, queueUrl: queue.from } };
 }
 
 /** `https://sqs.eu-west-1.amazonaws.com/...` → `eu-west-1`; undefined for other hosts (emulators). */
@@ -71,6 +76,16 @@ export function regionOfQueueUrl(url: string): string | undefined {
  * setting for path-style S3 addressing, which emulators standing in for AWS need: it is turned
  * on whenever an endpoint URL is set.
  */
+/** The coordination store of a deployed stack; an error naming both ways to give the table when it is unknown. */
+export function stackCoordinator(coords: StackCoordinates): { coord: Coordinator; close(): void } {
+  if (!coords.table) {
+    throw new LongdocError("job_invalid", `the coordination table of the deployed stack is unknown: redeploy (it writes 'coordinationTable' to ${SST_OUTPUTS}) or set LONGDOC_TABLE`);
+  }
+  const region = regionOfQueueUrl(coords.queueUrl);
+  const client = new DynamoDBClient({ ...(region && { region }) });
+  return { coord: createCoordinator(client, coords.table), close: () => client.destroy() };
+}
+
 export function stackClients(coords: StackCoordinates, env: Record<string, string | undefined>): { s3: S3Client; sqs: SQSClient } {
   const hasRegion = Boolean(env.AWS_REGION?.trim() || env.AWS_DEFAULT_REGION?.trim());
   const region = hasRegion ? undefined : regionOfQueueUrl(coords.queueUrl);

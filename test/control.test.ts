@@ -20,7 +20,8 @@ import { silentLog } from "../shared/log.ts";
 import type { ItemResult, Manifest } from "../shared/run/manifest.ts";
 import { createModelClient } from "../shared/model/client.ts";
 import { startSimulator, type Simulator } from "../shared/sim/index.ts";
-import { loadSettings } from "../shared/settings.ts";
+import { deployment, loadSettings } from "../shared/settings.ts";
+import { createCoordinator } from "../shared/run/coord.ts";
 
 const BIN = path.resolve("bin/longdoc.ts");
 
@@ -225,7 +226,7 @@ describe("retry and cancel in process", () => {
   it("retry refuses a run that is still going", async () => {
     const job = await submit("still-running", 2);
     const store = new ObjectStore(stack.s3, stack.bucket);
-    await expect(retryJob({ store, sqs: stack.sqs, queueUrl: stack.queueUrl }, job.jobId)).rejects.toThrow(/is still running: 2 of 2 item\(s\) have no result yet/);
+    await expect(retryJob({ store, sqs: stack.sqs, queueUrl: stack.queueUrl, coord: createCoordinator(stack.dynamo.client, stack.dynamo.table) }, job.jobId)).rejects.toThrow(/is still running: 2 of 2 item\(s\) have no result yet/);
     await stack.sqs.send(new PurgeQueueCommand({ QueueUrl: stack.queueUrl }));
   });
 
@@ -263,6 +264,8 @@ describe("submit to a deployed stack (fauxqs standing in for AWS)", () => {
     awsEnv = {
       LONGDOC_BUCKET: aws.bucket,
       LONGDOC_QUEUE_URL: aws.queueUrl,
+      LONGDOC_TABLE: aws.dynamo.table,
+      AWS_ENDPOINT_URL_DYNAMODB: aws.dynamo.endpoint,
       // A host name, not an IP: the SDK then addresses buckets virtual-host style (longdoc-runs.localhost)
       // unless path style is turned on, which the SDK has no environment variable for; deployed.ts does it.
       AWS_ENDPOINT_URL: aws.endpoint.replace("127.0.0.1", "localhost"),
@@ -299,7 +302,8 @@ describe("submit to a deployed stack (fauxqs standing in for AWS)", () => {
 
     const store = new ObjectStore(aws.s3, aws.bucket);
     const job = (await store.getJson<JobRecord>(keys.job(info.jobId)))!;
-    expect(job.maxReceives).toBe(3);
+    expect(job.maxReceives).toBe(deployment.maxReceives);
+    expect(job.maxAttempts).toBe(3);
     const docs = job.items.map((i) => i.documents[0]!);
     expect(docs.map((d) => d.source)).toEqual([
       // Outside the current folder, sources are absolute paths.

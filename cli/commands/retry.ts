@@ -2,7 +2,7 @@ import type { Command } from "commander";
 import cliProgress from "cli-progress";
 import { ObjectStore } from "../../shared/run/store.ts";
 import { retryJob, type RetryRecord } from "../../shared/run/control.ts";
-import { readStackCoordinates, stackClients } from "../stack.ts";
+import { readStackCoordinates, stackClients, stackCoordinator } from "../stack.ts";
 import { retryLocalJob } from "../../shared/local/run.ts";
 import { createLog } from "../../shared/log.ts";
 import { summary, type Manifest } from "../../shared/run/manifest.ts";
@@ -49,9 +49,20 @@ export function registerRetry(program: Command, edge: Edge): void {
             bar.start(job.items.length, job.items.length - record.items.length, { jobId: job.jobId });
             started = true;
           },
+          onResumed: (job) => {
+            process.stderr.write(`job ${job.jobId} was interrupted before it finished: resuming it (finished items are not called again)\n`);
+            bar.start(job.items.length, 0, { jobId: job.jobId });
+            started = true;
+          },
           onProgress: (p) => bar.update(p.finished),
         });
         if (started) bar.stop();
+        if (!out.requeued && out.resumed) {
+          human(flags.json).write(renderSummary(out.manifest) + "\n");
+          if (flags.json) process.stdout.write(JSON.stringify(summary(out.manifest)) + "\n");
+          process.exitCode = out.manifest.status === "succeeded" ? EXIT.ok : EXIT.itemsFailed;
+          return;
+        }
         if (!out.requeued) return nothingToRetry(out.manifest, flags.json);
         if (out.usedSimulator) process.stderr.write("note: answers come from the local simulator (set DASHSCOPE_API_KEY to call Qwen3-Max)\n");
         human(flags.json).write(renderSummary(out.manifest) + `\nrun written to ${out.outDir}\n`);
@@ -87,7 +98,13 @@ async function retryDeployed(jobId: string, flags: RetryFlags, edge: Edge): Prom
       s3.destroy();
       sqs.destroy();
     };
-    const out = await retryJob({ store: new ObjectStore(s3, coords.bucket), sqs, queueUrl: coords.queueUrl }, jobId);
+    const { coord, close: closeCoord } = stackCoordinator(coords);
+    const closeClients = close;
+    close = () => {
+      closeClients();
+      closeCoord();
+    };
+    const out = await retryJob({ store: new ObjectStore(s3, coords.bucket), sqs, queueUrl: coords.queueUrl, coord }, jobId);
     if (!out.requeued) return nothingToRetry(out.manifest, flags.json);
     human(flags.json).write(describeRound(out.record) + `the deployed workers take them from ${coords.queueUrl}; follow the run in s3://${coords.bucket}/runs/${jobId}/manifest.json\n`);
     if (flags.json) process.stdout.write(JSON.stringify(summary(out.manifest)) + "\n");

@@ -14,6 +14,7 @@ interface RunFlags {
   json?: boolean;
   state: string;
   allowOutside?: boolean;
+  new?: boolean;
 }
 
 export function registerRun(program: Command, edge: Edge): void {
@@ -25,6 +26,7 @@ export function registerRun(program: Command, edge: Edge): void {
     .option("--workers <n>", `concurrent local workers, 1 to ${MAX_LOCAL_WORKERS} (default: the job's limits.concurrency, else 4)`)
     .option("--state <dir>", "where the emulator keeps its state", ".longdoc/state")
     .option("--allow-outside", "accept documents that resolve outside the job file's folder and the current repository")
+    .option("--new", "start a new job even if this job file's last job on this state was interrupted (default: resume it)")
     .option("--json", "print the run summary as JSON on the last line")
     .action(async (jobFile: string, flags: RunFlags) => {
       // Every option and every check of the job before anything is submitted or paid for.
@@ -45,16 +47,23 @@ export function registerRun(program: Command, edge: Edge): void {
         cliProgress.Presets.shades_classic,
       );
       let started = false;
+      // Ctrl-C stops the workers and keeps the state; running the same job file again resumes.
+      const interrupt = new AbortController();
+      const onSigint = () => interrupt.abort();
+      process.once("SIGINT", onSigint);
       try {
-        const { manifest, outDir, usedSimulator } = await runLocalJob({
+        const { job, manifest, outDir, usedSimulator } = await runLocalJob({
           jobFile,
+          fresh: flags.new,
+          signal: interrupt.signal,
           outDir: flags.out,
           workers,
           settings: edge.settings(),
           allowOutside: flags.allowOutside,
           dataDir: flags.state,
           log: createLog({ level: edge.settings().logLevel }),
-          onSubmitted: (job, { baseURL }) => {
+          onSubmitted: (job, { baseURL, resumed }) => {
+            if (resumed) process.stderr.write(`resuming job ${job.jobId}, which an earlier run of ${jobFile} left unfinished (--new starts a new job)\n`);
             process.stderr.write(`job ${job.jobId}: ${job.items.length} item(s), model ${job.model} at ${redactUrl(baseURL)}\n`);
             bar.start(job.items.length, 0, { jobId: job.jobId });
             started = true;
@@ -62,6 +71,15 @@ export function registerRun(program: Command, edge: Edge): void {
           onProgress: (p) => bar.update(p.finished),
         });
         bar.stop();
+        if (interrupt.signal.aborted && manifest.status === "running") {
+          const done = manifest.counts.succeeded + manifest.counts.failed + manifest.counts.skipped;
+          process.stderr.write(
+            `interrupted: job ${job.jobId} has ${done} of ${manifest.counts.total} item(s) finished; nothing finished will be paid for again.\n` +
+              `resume it with: longdoc run ${jobFile} --state ${flags.state}   (or: longdoc retry ${job.jobId} --state ${flags.state})\n`,
+          );
+          process.exitCode = EXIT.interrupted;
+          return;
+        }
         if (usedSimulator) process.stderr.write("note: answers come from the local simulator (set DASHSCOPE_API_KEY to call Qwen3-Max)\n");
         human(flags.json).write(renderSummary(manifest) + `\nrun written to ${outDir}\n`);
         if (flags.json) process.stdout.write(JSON.stringify(summary(manifest)) + "\n");
@@ -69,6 +87,8 @@ export function registerRun(program: Command, edge: Edge): void {
       } catch (e) {
         if (started) bar.stop();
         fail(e);
+      } finally {
+        process.off("SIGINT", onSigint);
       }
     });
 }

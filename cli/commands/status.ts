@@ -1,6 +1,7 @@
 import { Option, type Command } from "commander";
 import cliProgress from "cli-progress";
 import { newProgressCache, readProgress, type RunProgress } from "../../shared/run/progress.ts";
+import { stateOwner } from "../../shared/local/owner.ts";
 import { deployedStoreReader, localStateReader } from "../readers.ts";
 import { EXIT, fail } from "../exit.ts";
 import { formatDuration, renderTable } from "../table.ts";
@@ -29,7 +30,10 @@ export function registerStatus(program: Command, edge: Edge): void {
       const reader = flags.deployed ? deployedStoreReader(edge.env) : localStateReader(flags.state);
       const pollMs = flags.deployed ? POLL_MS.deployed : POLL_MS.local;
       const cache = newProgressCache();
-      const poll = () => reader.read((store) => readProgress(store, jobId, { cache }));
+      // A local job still `running` with no live process on its state was interrupted (Ctrl-C, kill -9).
+      const interrupted = (p: RunProgress): RunProgress =>
+        !flags.deployed && p.status === "running" && stateOwner(flags.state) === null ? { ...p, status: "interrupted", etaMs: null } : p;
+      const poll = async () => interrupted(await reader.read((store) => readProgress(store, jobId, { cache })));
       let bar: cliProgress.SingleBar | undefined;
       try {
         let p = await poll();
@@ -93,5 +97,6 @@ export function renderProgress(p: RunProgress): string {
       ? `elapsed ${formatDuration(p.elapsedMs)}` +
         (p.itemsPerMinute !== null ? `, ${p.itemsPerMinute} items/min, ETA ${formatDuration(p.etaMs)}` : ", ETA unknown until an item finishes")
       : `took ${formatDuration(p.elapsedMs)} (started ${p.startedAt}, finished ${p.finishedAt})`;
-  return [head, table, tokens, cost, time].join("\n");
+  const hint = p.status === "interrupted" ? [`the run that drove it stopped before it finished: resume it with 'longdoc retry ${p.jobId}' (finished items are not called again)`] : [];
+  return [head, table, tokens, cost, time, ...hint].join("\n");
 }

@@ -17,7 +17,13 @@ export interface WorkerConfig {
   deadLetters: boolean;
   noModel: boolean;
   timing: Partial<WorkerTiming>;
+  /** "shared" (default): the account quota is paced in the coordination table. "fixed-share": each of the `processes` keeps quota/processes in its own memory (the baseline, shared/local/fixed-share-quota.ts). */
+  quotaMode?: QuotaMode;
+  /** The fleet's process count (the N of a fixed share). */
+  processes?: number;
 }
+
+export type QuotaMode = "shared" | "fixed-share";
 
 export function parseWorkerConfig(raw: string | undefined): WorkerConfig {
   if (!raw) throw new Error("LONGDOC_WORKER_CONFIG is not set: this file is started by the local fleet, not by hand");

@@ -4,7 +4,7 @@ import { GetQueueAttributesCommand } from "@aws-sdk/client-sqs";
 import type { Log } from "../log.ts";
 import { deployment, type Settings } from "../settings.ts";
 import type { WorkerTiming } from "../worker/worker.ts";
-import type { WorkerConfig } from "./fleet-config.ts";
+import type { QuotaMode, WorkerConfig } from "./fleet-config.ts";
 import type { LocalStack } from "./stack.ts";
 
 const WORKER_FILE = fileURLToPath(new URL("./worker-process.ts", import.meta.url));
@@ -18,6 +18,8 @@ export interface FleetOptions {
   log: Log;
   noModel?: boolean;
   timing?: Partial<WorkerTiming>;
+  /** How the workers share the account quota (default "shared": through the coordination table). */
+  quotaMode?: QuotaMode;
 }
 
 export interface Fleet {
@@ -60,6 +62,8 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
       deadLetters: index === 0,
       noModel: o.noModel ?? false,
       timing,
+      quotaMode: o.quotaMode ?? "shared",
+      processes: Math.max(1, o.workers),
     };
     return fork(WORKER_FILE, [], { env: { ...env, LONGDOC_WORKER_CONFIG: JSON.stringify(config) }, stdio: ["ignore", "inherit", "inherit", "ipc"] });
   });

@@ -1,7 +1,10 @@
+import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
+import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { GetQueueAttributesCommand } from "@aws-sdk/client-sqs";
 import { keys, ObjectStore } from "../run/store.ts";
+import { sendTasks, type TaskMessage } from "../run/queue.ts";
 import { cancelJob, retryJob, skipOrphanedItems, type CancelOutcome, type RetryRecord } from "../run/control.ts";
 import { createWorkerDeps } from "../worker/deps.ts";
 import { loadJobForSubmit, submitLoadedJob } from "../submit/load.ts";
@@ -47,6 +50,8 @@ interface WorkerOptions {
   onProgress?: (p: Progress) => void;
   /** Give up (return with what is there) after this long. */
   timeoutMs?: number;
+  /** Ctrl-C: stop the workers and return with what is there; running the job file again resumes. */
+  signal?: AbortSignal;
 }
 
 export interface LocalRunOptions extends Omit<WorkerOptions, "workers"> {
@@ -57,7 +62,9 @@ export interface LocalRunOptions extends Omit<WorkerOptions, "workers"> {
   dataDir?: string;
   /** An already running stack (tests); otherwise one is started and stopped. */
   stack?: LocalStack;
-  onSubmitted?: (job: JobRecord, ctx: { stack: LocalStack; baseURL: string }) => void | Promise<void>;
+  onSubmitted?: (job: JobRecord, ctx: { stack: LocalStack; baseURL: string; resumed: boolean }) => void | Promise<void>;
+  /** Start a new job even when this job file's last job on this state is unfinished (default: resume it). */
+  fresh?: boolean;
   /** Accept documents outside the job file's folder and the current repository (`--allow-outside`). */
   allowOutside?: boolean;
 }
@@ -96,19 +103,56 @@ export async function runLocalJob(o: LocalRunOptions): Promise<LocalRunResult> {
     throw new LongdocError("usage", `${o.jobFile}: s3 document sources need a deployed stack (use 'longdoc submit'); local runs read path: sources`);
   }
 
-  const stack = o.stack ?? (await startLocalStack({ dataDir: o.dataDir }));
+  const stack = o.stack ?? (await startLocalStack({ dataDir: o.dataDir, command: `longdoc run ${o.jobFile}` }));
   let endpoint: LocalEndpoint | undefined;
   try {
     endpoint = await openLocalEndpoint(o.settings);
-    const job = await submitLoadedJob({ s3: stack.s3, sqs: stack.sqs, bucket: stack.bucket, queueUrl: stack.queueUrl, maxReceives: stack.maxReceives }, loaded);
-    await o.onSubmitted?.(job, { stack, baseURL: endpoint.baseURL });
-    const workers = o.workers ?? job.spec.limits.concurrency ?? deployment.local.workers;
+    const store = new ObjectStore(stack.s3, stack.bucket);
+    const pointer = keys.localJob(createHash("sha256").update(path.resolve(o.jobFile)).update(await readFile(o.jobFile)).digest("hex").slice(0, 16));
+    const unfinished = o.fresh ? undefined : await unfinishedJob(store, pointer);
+    let job: JobRecord;
+    if (unfinished) {
+      // The same job file on the same state: resume the job an interrupted run left, never a second job.
+      job = unfinished;
+      await requeueUnfinished(store, stack, job);
+    } else {
+      job = await submitLoadedJob({ s3: stack.s3, sqs: stack.sqs, bucket: stack.bucket, queueUrl: stack.queueUrl, maxReceives: stack.maxReceives }, loaded);
+      await store.putJson(pointer, { jobId: job.jobId, jobFile: path.resolve(o.jobFile), at: new Date().toISOString() });
+    }
+    await o.onSubmitted?.(job, { stack, baseURL: endpoint.baseURL, resumed: unfinished !== undefined });
+    // Each worker is a process (~150 MB, ~1 s to start): locally the default stays small; --workers sets more.
+    const workers = o.workers ?? Math.min(job.spec.limits.concurrency ?? deployment.local.workers, deployment.local.workers);
     const driven = await driveLocalRun({ ...o, workers, stack, job, endpoint });
     return { job, ...driven };
   } finally {
     await endpoint?.stop();
     if (!o.stack) await stack.stop();
   }
+}
+
+/** A job of this state whose manifest still says `running`. */
+async function interruptedJob(store: ObjectStore, jobId: string): Promise<JobRecord | undefined> {
+  const manifest = await store.getJson<Manifest>(keys.manifest(jobId));
+  return manifest?.status === "running" ? store.getJson<JobRecord>(keys.job(jobId)) : undefined;
+}
+
+/** The job this job file last started on this state, when it has not finished. */
+async function unfinishedJob(store: ObjectStore, pointer: string): Promise<JobRecord | undefined> {
+  const last = await store.getJson<{ jobId: string }>(pointer);
+  return last ? interruptedJob(store, last.jobId) : undefined;
+}
+
+/**
+ * Sends again the tasks of the items without a result. An interrupted run may have lost some
+ * (a submit cut short, a queue state older than the run); a duplicate costs nothing, since the
+ * worker checks the result and the item's claim before any call.
+ */
+async function requeueUnfinished(store: ObjectStore, stack: LocalStack, job: JobRecord): Promise<void> {
+  const done = await finishedItemIds(store, job.jobId);
+  const tasks: TaskMessage[] = job.items
+    .filter((i) => !done.has(i.id))
+    .map((i) => ({ v: 1, jobId: job.jobId, itemId: i.id, bucket: stack.bucket, documents: i.documents.map((d) => d.uri) }));
+  await sendTasks(stack.sqs, stack.queueUrl, tasks);
 }
 
 export interface DriveOptions extends WorkerOptions {
@@ -173,6 +217,7 @@ export async function driveLocalRun(o: DriveOptions): Promise<DriveResult> {
         }
       }
       if (o.timeoutMs !== undefined && Date.now() - startedAt > o.timeoutMs) break;
+      if (o.signal?.aborted) break;
       // Progress lists the job's items: poll less often as jobs grow.
       await new Promise((r) => setTimeout(r, Math.min(2000, Math.max(200, job.items.length))));
     }
@@ -258,19 +303,28 @@ export interface LocalControlOptions extends WorkerOptions {
 }
 
 export type LocalRetryResult =
-  | { requeued: false; job: JobRecord; manifest: Manifest }
+  | { requeued: false; resumed?: boolean; job: JobRecord; manifest: Manifest }
   | { requeued: true; job: JobRecord; record: RetryRecord; manifest: Manifest; outDir: string; usedSimulator: boolean };
 
 /**
  * `longdoc retry` on a local run: re-queues the failed and skipped items (control.ts `retryJob`)
  * and drives the workers to the end of the run as `run` does. `onRequeued` runs before the workers start.
  */
-export async function retryLocalJob(o: LocalControlOptions & { onRequeued?: (record: RetryRecord, job: JobRecord) => void }): Promise<LocalRetryResult> {
+export async function retryLocalJob(o: LocalControlOptions & { onRequeued?: (record: RetryRecord, job: JobRecord) => void; onResumed?: (job: JobRecord) => void }): Promise<LocalRetryResult> {
   const dataDir = o.dataDir ?? ".longdoc/state";
   const stack = o.stack ?? (await openLocalStack(dataDir));
   try {
     const store = new ObjectStore(stack.s3, stack.bucket);
-    const out = await retryJob({ store, sqs: stack.sqs, queueUrl: stack.queueUrl }, o.jobId).catch((e: unknown) => {
+    // This process owns the state, so a job still `running` here was interrupted (Ctrl-C, kill):
+    // retry resumes it rather than refusing.
+    const interrupted = o.stack ? undefined : await interruptedJob(store, o.jobId);
+    if (interrupted) {
+      await requeueUnfinished(store, stack, interrupted);
+      o.onResumed?.(interrupted);
+      const driven = await driveLocalRun({ ...o, stack, job: interrupted });
+      return { requeued: false, resumed: true, job: interrupted, manifest: driven.manifest };
+    }
+    const out = await retryJob({ store, sqs: stack.sqs, queueUrl: stack.queueUrl, coord: createCoordinator(stack.dynamo.client, stack.dynamo.table) }, o.jobId).catch((e: unknown) => {
       throw inLocalState(e, stack, o.stack ? undefined : dataDir);
     });
     if (!out.requeued) return out;

@@ -4,6 +4,7 @@ import { startFauxqs, type FauxqsServer } from "fauxqs";
 import path from "node:path";
 import { deployment } from "../settings.ts";
 import { startLocalDynamo, type LocalDynamo } from "./dynamo.ts";
+import { lockState } from "./owner.ts";
 
 export interface LocalStack {
   endpoint: string;
@@ -22,6 +23,8 @@ export interface LocalStack {
 export interface LocalStackOptions {
   /** Persist queues and objects here (SQLite) so later commands can read a run; in memory when unset. */
   dataDir?: string;
+  /** Names this process in the state's owner file (`longdoc run`, `longdoc retry`...). */
+  command?: string;
   visibilityTimeoutS?: number;
   maxReceives?: number;
 }
@@ -45,8 +48,17 @@ export function localClients(endpoint: string) {
  * the runs bucket, the task queue and its dead-letter queue with a redrive policy.
  */
 export async function startLocalStack(opts: LocalStackOptions = {}): Promise<LocalStack> {
-  const server: FauxqsServer = await startFauxqs({ port: 0, host: "127.0.0.1", logger: false, dataDir: opts.dataDir });
-  const dynamo = await startLocalDynamo({ path: opts.dataDir === undefined ? undefined : path.join(opts.dataDir, "coord") });
+  // One live owner per persisted state: a second process is refused with the owner's name.
+  const lock = opts.dataDir === undefined ? undefined : await lockState(opts.dataDir, opts.command ?? "longdoc");
+  let server: FauxqsServer;
+  let dynamo: LocalDynamo;
+  try {
+    server = await startFauxqs({ port: 0, host: "127.0.0.1", logger: false, dataDir: opts.dataDir });
+    dynamo = await startLocalDynamo({ path: opts.dataDir === undefined ? undefined : path.join(opts.dataDir, "coord") });
+  } catch (e) {
+    lock?.release();
+    throw e;
+  }
   const endpoint = `http://127.0.0.1:${server.port}`;
   const { s3, sqs } = localClients(endpoint);
   const visibilityTimeoutS = opts.visibilityTimeoutS ?? deployment.local.visibilityTimeoutS;
@@ -77,6 +89,7 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
       s3.destroy();
       sqs.destroy();
       await Promise.all([server.stop(), dynamo.stop()]);
+      lock?.release();
     },
   };
 }

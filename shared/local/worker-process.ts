@@ -17,12 +17,14 @@ import { dynamoClient } from "./dynamo.ts";
 import { runPoller } from "./poller.ts";
 import { localClients } from "./stack.ts";
 import { parseWorkerConfig } from "./fleet-config.ts";
+import { withFixedShareQuota } from "./fixed-share-quota.ts";
 
 const config = parseWorkerConfig(process.env.LONGDOC_WORKER_CONFIG);
 const settings = loadSettings(process.env);
 const log = createLog({ name: `worker-${config.index}`, level: settings.logLevel });
 const { s3, sqs } = localClients(config.endpoint);
-const coord = createCoordinator(dynamoClient(config.dynamoEndpoint), config.table);
+const tableCoord = createCoordinator(dynamoClient(config.dynamoEndpoint), config.table);
+const coord = config.quotaMode === "fixed-share" ? withFixedShareQuota(tableCoord, config.processes ?? 1) : tableCoord;
 
 /** Cancel drains the queue: its workers must never call the model. */
 const noModel: ModelClient = { chat: () => Promise.reject(new LongdocError("internal", "this run drains the queue without calling the model")) };

@@ -4,6 +4,7 @@ import { keys, type ObjectStore } from "./store.ts";
 import { LongdocError } from "../errors.ts";
 import type { JobRecord } from "../job/record.ts";
 import { buildManifest, currentManifest, finishedItemIds, inBatches, readResults, resultWithoutCall, type ItemResult, type ItemStatus, type Manifest } from "./manifest.ts";
+import type { Coordinator } from "./coord.ts";
 import { writeManifestIfDone } from "./finish.ts";
 import { readJob } from "./progress.ts";
 
@@ -17,6 +18,8 @@ export interface ControlDeps {
   store: ObjectStore;
   sqs: SQSClient;
   queueUrl: string;
+  /** The coordination table: re-queued items must no longer count as finished (nor hold a done claim). */
+  coord: Coordinator;
   now?: () => Date;
 }
 
@@ -52,13 +55,13 @@ export type RetryOutcome =
  * 2. moves each such item's files (result.json, attempts/, answer, reasoning...) to
  *    `items/<id>/previous/<n>/` (copied, then the originals removed, result.json last), so the
  *    worker no longer sees a result and nothing earlier is lost;
- * 3. removes the halt and cancel markers, so the workers run again;
+ * 3. marks them unfinished in the coordination table (count, claims and attempts reset) and
+ *    removes the halt and cancel markers, so the workers run again;
  * 4. rewrites the manifest from the results that remain (status `running`);
  * 5. sends one task per item, the same message submit sends.
  *
- * `attempts` in the new result counts the deliveries of the new task (SQS's
- * ApproximateReceiveCount), so it starts again at 1; the earlier count is in the retry record
- * and in the moved result.json.
+ * `attempts` in the new result counts the model attempts of this round, so it starts again at 1;
+ * the earlier count is in the retry record and in the moved result.json.
  *
  * A run still going (items without a result) is refused: its tasks are still queued or in flight.
  */
@@ -96,6 +99,7 @@ export async function retryJob(deps: ControlDeps, jobId: string): Promise<RetryO
   await store.putJson(keys.retry(jobId, round), record);
 
   await inBatches(again, 8, (item) => moveItemAside(store, jobId, item.id, round));
+  await deps.coord.unmarkFinished(jobId, again.map((i) => i.id));
   for (const key of [keys.halt(jobId), keys.cancel(jobId)]) await store.delete(key);
   for (const item of again) results.delete(item.id);
   const manifest = buildManifest(job, results);

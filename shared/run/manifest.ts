@@ -4,7 +4,8 @@ import type { JobRecord } from "../job/record.ts";
 import { addUsage, zeroUsage, type Usage } from "../model/usage.ts";
 
 export type ItemStatus = "succeeded" | "failed" | "skipped";
-export type RunStatus = "succeeded" | "partial" | "failed" | "halted" | "cancelled" | "running";
+/** `interrupted` is never written: status reads it off a local run whose job is `running` with no live process on its state. */
+export type RunStatus = "succeeded" | "partial" | "failed" | "halted" | "cancelled" | "running" | "interrupted";
 
 /** runs/<jobId>/items/<itemId>/result.json: written once, last, when an item ends. */
 export interface ItemResult {

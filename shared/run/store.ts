@@ -36,6 +36,8 @@ export const keys = {
   previous: (itemId: string, round: number) => `items/${itemId}/previous/${round}/`,
   retriesPrefix: (jobId: string) => `runs/${jobId}/retries/`,
   retry: (jobId: string, round: number) => `runs/${jobId}/retries/${round}.json`,
+  /** Local runs only: which job a job file last started, so running it again resumes that job. */
+  localJob: (jobFileHash: string) => `local/jobs/${jobFileHash}.json`,
   /** A local document uploaded for a run: content-addressed by the first 16 hex digits of its SHA-256. */
   input: (sha256Hex: string, name: string) => `inputs/${sha256Hex.slice(0, 16)}/${name}`,
 };
