@@ -149,6 +149,25 @@ async function waitManifest(stack: LocalStack, job: JobRecord, until: number): P
   }
 }
 
+/**
+ * 429s by the window that refused them. The simulator sends insufficient_quota for both token
+ * windows; which one is re-derived here from the admitted calls' arrival times (approximate: the
+ * simulator dates admission a little after arrival).
+ */
+function refusals(calls: Simulator["calls"], quota: { rpm: number; tpm: number }): Record<string, number> {
+  const out: Record<string, number> = {};
+  const ok = calls.filter((c) => c.status === 200);
+  for (const c of calls.filter((x) => x.status === 429)) {
+    let label = c.errorCode ?? "?";
+    if (label === "insufficient_quota") {
+      const minute = ok.filter((o) => o.receivedAt < c.receivedAt && o.receivedAt > c.receivedAt - 60_000).reduce((s, o) => s + o.promptTokens + o.completionTokens, 0);
+      label += minute + c.promptTokens > quota.tpm ? " (TPM, minute)" : ` (TPS, second${c.promptTokens > quota.tpm / 60 ? ", request > TPS" : ""})`;
+    }
+    out[label] = (out[label] ?? 0) + 1;
+  }
+  return out;
+}
+
 async function runArm(mode: QuotaMode, quota: { rpm: number; tpm: number }, catalogPath: string, bulk: number[], late: number[]): Promise<ArmResult> {
   const stack = await startLocalStack();
   let sim: Simulator | undefined;
@@ -198,9 +217,7 @@ async function runArm(mode: QuotaMode, quota: { rpm: number; tpm: number }, cata
         spendWithinCap: mb.costUsd <= capUsd,
         lateJobS: (ml.doneAt - tLate) / 1000,
         workerProcesses: fleet.processes.length,
-        refusedBy: Object.fromEntries(
-          [...new Set(calls.filter((c) => c.status === 429).map((c) => c.errorCode ?? "?"))].map((k) => [k, calls.filter((c) => c.status === 429 && c.errorCode === k).length]),
-        ),
+        refusedBy: refusals(calls, quota),
         failures: [...mb.items, ...ml.items].filter((i) => i.status === "failed").map((i) => `${i.documents.join(",")}: ${i.error?.kind} ${i.error?.message.slice(0, 160)}`),
       };
     } finally {

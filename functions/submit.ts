@@ -1,21 +1,24 @@
 import path from "node:path";
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { S3Client } from "@aws-sdk/client-s3";
 import { SQSClient } from "@aws-sdk/client-sqs";
 import { Resource } from "sst";
-import { loadCatalog } from "../shared/model/catalog.ts";
 import { createLog } from "../shared/log.ts";
-import { deployment } from "../shared/settings.ts";
+import { createCoordinator } from "../shared/run/coord.ts";
+import { deployment, loadSettings } from "../shared/settings.ts";
 import { submitFromEvent, type TriggerEvent } from "../shared/submit/trigger.ts";
 
 // Schedules ({ job }) and uploads under inbox/<job-name>/ (S3 events) both land here.
-const log = createLog({ name: "submit" });
+const settings = loadSettings(process.env, { bucket: Resource.Runs.name, queueUrl: Resource.Tasks.url });
+const log = createLog({ name: "submit", level: settings.logLevel });
 const deps = {
   s3: new S3Client({}),
   sqs: new SQSClient({}),
   bucket: Resource.Runs.name,
   queueUrl: Resource.Tasks.url,
   jobsDir: path.join(process.env.LAMBDA_TASK_ROOT ?? process.cwd(), "jobs"),
-  catalog: loadCatalog(process.env.LONGDOC_CATALOG),
+  catalog: settings.catalog,
+  coord: createCoordinator(new DynamoDBClient({}), Resource.Coord.name),
   maxReceives: deployment.maxReceives,
   log,
 };

@@ -25,7 +25,7 @@ export function deploy(o: DeployOptions = {}) {
   const { apiKey } = createSecrets();
   const { coord } = createCoordTable();
   const { tasks, dlq } = createQueues({ runs, apiKey, coord, environment, permissions });
-  const submit = createSubmit({ runs, tasks, permissions });
+  const submit = createSubmit({ runs, tasks, coord, permissions });
   const schedules = createSchedules(jobs, submit);
   const uploads = createTriggers(jobs, runs, submit);
 

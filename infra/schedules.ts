@@ -3,9 +3,14 @@ import { pascal, type JobWiring } from "./jobs.ts";
 
 declare const sst: Sst;
 
+/** EventBridge Scheduler's context attribute for the time a run was due (Scheduler user guide, context attributes). */
+export const SCHEDULED_TIME = "<aws.scheduler.scheduled-time>";
+
 /** The payload a schedule hands to functions/submit.handler. */
 export interface ScheduleEvent {
   job: string;
+  /** Filled in by EventBridge Scheduler for each run: the same tick delivered twice gives the same job id. */
+  scheduledTime: string;
 }
 
 /**
@@ -21,7 +26,7 @@ export function createSchedules(jobs: JobWiring[], submit: LambdaFunction): { jo
     const clash = seen.get(component);
     if (clash) throw new Error(`${job.file}: its schedule would share the component name ${component} with jobs/${clash}.yaml; rename one job`);
     seen.set(component, job.name);
-    const event: ScheduleEvent = { job: job.name };
+    const event: ScheduleEvent = { job: job.name, scheduledTime: SCHEDULED_TIME };
     new sst.aws.CronV2(component, {
       function: submit,
       schedule: job.schedule as ScheduleExpression,

@@ -1,4 +1,5 @@
 import { deployment } from "../shared/settings.ts";
+import type { Dynamo } from "./coord.ts";
 import type { Bucket, FunctionPermission, LambdaFunction, Queue, Sst } from "./platform.ts";
 import { INSTALLED_PACKAGES, RUNTIME, type Limits } from "./queue.ts";
 
@@ -9,6 +10,7 @@ export const SUBMIT_HANDLER = "functions/submit.handler";
 export interface SubmitDeps {
   runs: Bucket;
   tasks: Queue;
+  coord: Dynamo;
   permissions: FunctionPermission[];
 }
 
@@ -23,10 +25,11 @@ export function createSubmit(d: SubmitDeps, s: Limits = deployment): LambdaFunct
     description: "longdoc submit: expands a job into tasks",
     runtime: RUNTIME,
     timeout: `${s.submitTimeoutS} seconds`,
-    link: [d.runs, d.tasks],
+    // The table makes a retried schedule or upload find its job instead of starting a second one.
+    link: [d.runs, d.tasks, d.coord],
     permissions: d.permissions,
     copyFiles: [{ from: "jobs", to: "jobs" }],
-    // Submit reads documents too (packing, the cost cap).
+    // Submit reads documents only to pack them (packing: packed).
     nodejs: { install: INSTALLED_PACKAGES },
   });
 }

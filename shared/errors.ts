@@ -27,6 +27,7 @@ export type ErrorCode =
   | "worker_crashed"
   | "halted"
   | "cancelled"
+  | "submit_failed"
   | "usage"
   | "internal";
 

@@ -285,26 +285,26 @@ describe("submit, schedules and uploads", () => {
     "examples/nested.yaml": job("nested", "schedule: cron(0 1 * * ? *)\ntrigger: upload\n"),
   };
 
-  it("bundles the job files with one submit function linked to the bucket and the queue", () => {
+  it("bundles the job files with one submit function linked to the bucket, the queue and the coordination table", () => {
     deploy({ jobsDir: fixture(files) });
     const submit = fake.get("Function", "Submit");
     expect(fake.all("Function")).toHaveLength(1);
     expect(submit.args.handler).toBe(SUBMIT_HANDLER);
     expect(submit.args.copyFiles).toEqual([{ from: "jobs", to: "jobs" }]);
     expect(submit.args.nodejs).toEqual({ install: ["pdfjs-dist"] });
-    expect(submit.args.link).toEqual([fake.get("Bucket", "Runs").self, fake.get("Queue", "Tasks").self]);
+    expect(submit.args.link).toEqual([fake.get("Bucket", "Runs").self, fake.get("Queue", "Tasks").self, fake.get("Dynamo", "Coord").self]);
     expect(submit.args.runtime).toBe("nodejs24.x");
     expect(seconds(submit.args.timeout)).toBe(deployment.submitTimeoutS);
   });
 
-  it("schedules each top-level job with a schedule: once, with its expression and a {job} event", () => {
+  it("schedules each top-level job with a schedule: once, with its expression and a {job, scheduledTime} event (the same tick gives the same job)", () => {
     const out = deploy({ jobsDir: fixture(files) });
     const submit = fake.get("Function", "Submit").self;
     const crons = fake.all("CronV2");
     expect(crons.map((c) => c.name)).toEqual(["ScheduleNightly", "ScheduleWeeklyDigest"]);
     expect(crons.map((c) => c.args)).toEqual([
-      { function: submit, schedule: "cron(0 6 ? * MON *)", event: { job: "nightly" } },
-      { function: submit, schedule: "rate(7 days)", event: { job: "weekly-digest" } },
+      { function: submit, schedule: "cron(0 6 ? * MON *)", event: { job: "nightly", scheduledTime: "<aws.scheduler.scheduled-time>" } },
+      { function: submit, schedule: "rate(7 days)", event: { job: "weekly-digest", scheduledTime: "<aws.scheduler.scheduled-time>" } },
     ]);
     expect(out.schedules.map((s) => s.job)).toEqual(["nightly", "weekly-digest"]);
   });

@@ -1,11 +1,16 @@
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import type { JobSpec } from "./schema.ts";
 import type { ItemDocument, JobItem } from "./record.ts";
 
-/** `<name>-<UTC yyyymmdd-hhmmss>-<4 hex>`: sortable, readable, unique enough across submits. */
-export function newJobId(name: string, now: Date): string {
+/**
+ * `<name>-<yyyymmdd-hhmmss>-<4 hex>`. With a `token` (what triggered the job: a schedule's time,
+ * an upload's key and ETag, a client token) the id is the same every time that trigger is
+ * delivered, so a retried event finds its job instead of starting a second one.
+ */
+export function newJobId(name: string, now: Date, token?: string): string {
   const stamp = now.toISOString().replace(/[-:]/g, "").replace("T", "-").slice(0, 15);
-  return `${name}-${stamp}-${randomBytes(2).toString("hex")}`;
+  const suffix = token === undefined ? randomBytes(2).toString("hex") : createHash("sha256").update(`${name}\n${token}`).digest("hex").slice(0, 4);
+  return `${name}-${stamp}-${suffix}`;
 }
 
 const slug = (s: string) =>

@@ -105,8 +105,13 @@ export async function runLocalJob(o: LocalRunOptions): Promise<LocalRunResult> {
 
   const stack = o.stack ?? (await startLocalStack({ dataDir: o.dataDir, command: `longdoc run ${o.jobFile}` }));
   let endpoint: LocalEndpoint | undefined;
+  let workers: Promise<Workers> | undefined;
   try {
     endpoint = await openLocalEndpoint(o.settings);
+    // Each worker is a process (~150 MB, ~2 s to start): locally the default stays small; --workers sets more.
+    const count = o.workers ?? Math.min(loaded.spec.limits.concurrency ?? deployment.local.workers, deployment.local.workers);
+    // The worker processes start while the documents upload and the tasks are queued.
+    workers = startWorkers({ ...o, workers: count, stack }, endpoint);
     const store = new ObjectStore(stack.s3, stack.bucket);
     const pointer = keys.localJob(createHash("sha256").update(path.resolve(o.jobFile)).update(await readFile(o.jobFile)).digest("hex").slice(0, 16));
     const unfinished = o.fresh ? undefined : await unfinishedJob(store, pointer);
@@ -116,15 +121,17 @@ export async function runLocalJob(o: LocalRunOptions): Promise<LocalRunResult> {
       job = unfinished;
       await requeueUnfinished(store, stack, job);
     } else {
-      job = await submitLoadedJob({ s3: stack.s3, sqs: stack.sqs, bucket: stack.bucket, queueUrl: stack.queueUrl, maxReceives: stack.maxReceives }, loaded);
+      job = await submitLoadedJob(
+        { s3: stack.s3, sqs: stack.sqs, bucket: stack.bucket, queueUrl: stack.queueUrl, maxReceives: stack.maxReceives, coord: createCoordinator(stack.dynamo.client, stack.dynamo.table), checkCostCap: true },
+        loaded,
+      );
       await store.putJson(pointer, { jobId: job.jobId, jobFile: path.resolve(o.jobFile), at: new Date().toISOString() });
     }
     await o.onSubmitted?.(job, { stack, baseURL: endpoint.baseURL, resumed: unfinished !== undefined });
-    // Each worker is a process (~150 MB, ~1 s to start): locally the default stays small; --workers sets more.
-    const workers = o.workers ?? Math.min(job.spec.limits.concurrency ?? deployment.local.workers, deployment.local.workers);
-    const driven = await driveLocalRun({ ...o, workers, stack, job, endpoint });
+    const driven = await driveLocalRun({ ...o, workers: count, stack, job, endpoint, running: workers });
     return { job, ...driven };
   } finally {
+    await (await workers?.catch(() => undefined))?.stop();
     await endpoint?.stop();
     if (!o.stack) await stack.stop();
   }
@@ -167,6 +174,8 @@ export interface DriveOptions extends WorkerOptions {
    * record them skipped; without it the run waits (up to `timeoutMs`).
    */
   whenQueuesEmpty?: () => Promise<void>;
+  /** Workers already starting (run starts them while it submits); started here when unset. */
+  running?: Promise<Workers>;
 }
 
 export interface DriveResult {
@@ -187,7 +196,7 @@ export async function driveLocalRun(o: DriveOptions): Promise<DriveResult> {
   const { stack, job } = o;
   const opened = o.endpoint ? undefined : await openLocalEndpoint(o.settings);
   const endpoint = o.endpoint ?? opened!;
-  const workers = await startWorkers(o, endpoint);
+  const workers = await (o.running ?? startWorkers(o, endpoint));
   try {
     const store = new ObjectStore(stack.s3, stack.bucket);
     const startedAt = Date.now();
@@ -235,7 +244,11 @@ export async function driveLocalRun(o: DriveOptions): Promise<DriveResult> {
  * A test that injects a model client (faults, counting) runs them in this process instead; no
  * fleet property (quota, claims, ledger) rests on that mode.
  */
-async function startWorkers(o: DriveOptions, endpoint: Omit<LocalEndpoint, "stop">): Promise<{ stop(): Promise<void> }> {
+interface Workers {
+  stop(): Promise<void>;
+}
+
+async function startWorkers(o: Omit<DriveOptions, "job">, endpoint: Omit<LocalEndpoint, "stop">): Promise<Workers> {
   const { stack } = o;
   if (!o.model) {
     const fleet = await startFleet({ stack, workers: o.workers, settings: o.settings, endpoint, log: o.log, noModel: o.noModel, timing: o.timing });

@@ -80,6 +80,8 @@ export interface Coordinator {
   /** Idempotent submit: the first caller for jobId gets created:true; later callers get the stored record. */
   registerJob(jobId: string, record: { trigger: string; items: number; createdAt: string }): Promise<{ created: boolean; record: JobRecord }>;
   setJobState(jobId: string, state: JobState): Promise<void>;
+  /** The job's record, or null for a job submitted without one (older runs, tests that queue tasks by hand). */
+  readJob(jobId: string): Promise<JobRecord | null>;
 }
 
 export interface CoordinatorOptions {
@@ -373,6 +375,11 @@ export function createCoordinator(client: DynamoDBClient, table: string, opts: C
 
     async setJobState(jobId, state) {
       await update(coordKeys.job(jobId), { set: { state: ":state" }, values: { ":state": state }, returns: "NONE" });
+    },
+
+    async readJob(jobId) {
+      const row = await get(coordKeys.job(jobId));
+      return row?.trigger === undefined ? null : jobRecord(row);
     },
   };
 }

@@ -12,6 +12,8 @@ import { resolveS3Documents } from "./sources.ts";
 import type { JobSpec } from "../job/schema.ts";
 import { prepareSubmit } from "./prepare.ts";
 import { submitJob } from "./submit.ts";
+import { newJobId } from "../job/expand.ts";
+import type { Coordinator } from "../run/coord.ts";
 
 /** A job file read and checked, before anything is uploaded. */
 export interface LoadedJob {
@@ -56,19 +58,32 @@ export interface SubmitTarget {
   queueUrl: string;
   /** Deliveries before a task goes to the DLQ (the queue's redrive policy). */
   maxReceives: number;
+  /** The coordination table: makes submit idempotent per job id and marks a submit cut short. */
+  coord?: Coordinator;
+  /** Refuse before queueing when the job's input alone is estimated over its cap (local runs, whose documents are on this machine anyway). */
+  checkCostCap?: boolean;
+  /** A token naming this submission: the same token gives the same job, never a second one. */
+  token?: string;
 }
 
 /**
  * Uploads the job's local documents, lists its `s3:` sources, measures what the job needs
- * measured (packs, cost cap) and submits: the job record, the initial manifest, one task per item.
+ * measured (packs; the cost cap when asked) and submits: the job record, the initial manifest, one task per item.
  */
 export async function submitLoadedJob(target: SubmitTarget, job: LoadedJob): Promise<JobRecord> {
   const store = new ObjectStore(target.s3, target.bucket);
   const documents = [...(await uploadDocuments(store, job.localDocuments)), ...(await resolveS3Documents(job.spec, target.s3))];
-  const { packs } = await prepareSubmit(target.s3, job.spec, job.model, documents);
+  const { packs } = await prepareSubmit(target.s3, job.spec, job.model, documents, { checkCostCap: target.checkCostCap ?? false });
   return submitJob(
-    { store, sqs: target.sqs, queueUrl: target.queueUrl, maxReceives: target.maxReceives },
-    { spec: job.spec, model: job.model, documents, outputSchema: job.outputSchema, packs },
+    { store, sqs: target.sqs, queueUrl: target.queueUrl, maxReceives: target.maxReceives, coord: target.coord },
+    {
+      spec: job.spec,
+      model: job.model,
+      documents,
+      outputSchema: job.outputSchema,
+      packs,
+      ...(target.token !== undefined && { jobId: newJobId(job.spec.name, new Date(), target.token), trigger: `cli ${target.token}` }),
+    },
   );
 }
 

@@ -6,12 +6,15 @@ import { expandItems, newJobId } from "../job/expand.ts";
 import type { ItemDocument, JobRecord } from "../job/record.ts";
 import type { JobSpec } from "../job/schema.ts";
 import { initialManifest } from "../run/manifest.ts";
+import type { Coordinator } from "../run/coord.ts";
 import { deployment } from "../settings.ts";
 
 export interface SubmitDeps {
   store: ObjectStore;
   sqs: SQSClient;
   queueUrl: string;
+  /** With it, submit is idempotent per job id and a submit cut short is marked failed (its tasks then never call the model). */
+  coord?: Coordinator;
   now?: () => Date;
   maxReceives: number;
   maxAttempts?: number;
@@ -26,7 +29,12 @@ export interface SubmitInput {
   /** For `packing: packed`: the documents grouped into calls (see pack.ts). */
   packs?: ItemDocument[][];
   jobId?: string;
+  /** What started the job, for the coordination record (`cli`, `schedule <time>`, `upload <key> <etag>`). */
+  trigger?: string;
 }
+
+/** SQS refuses a message body over 256 KiB (a larger quota must be asked for): checked before any is sent. */
+export const MAX_TASK_BYTES = 256 * 1024;
 
 /**
  * Expands a job into items, records it at runs/<jobId>/job.json with an initial manifest, and
@@ -57,8 +65,6 @@ export async function submitJob(deps: SubmitDeps, input: SubmitInput): Promise<J
     maxAttempts: deps.maxAttempts ?? deployment.maxAttempts,
     items: expandItems(spec, input.documents, input.packs),
   };
-  await deps.store.putJson(keys.job(jobId), record);
-  await deps.store.putJson(keys.manifest(jobId), initialManifest(record));
   const tasks: TaskMessage[] = record.items.map((item) => ({
     v: 1,
     jobId,
@@ -66,6 +72,26 @@ export async function submitJob(deps: SubmitDeps, input: SubmitInput): Promise<J
     bucket: deps.store.bucket,
     documents: item.documents.map((d) => d.uri),
   }));
-  await sendTasks(deps.sqs, deps.queueUrl, tasks);
+  const tooBig = tasks.find((t) => Buffer.byteLength(JSON.stringify(t)) > MAX_TASK_BYTES);
+  if (tooBig) throw new LongdocError("job_invalid", `item ${tooBig.itemId}: its task message is over SQS's ${MAX_TASK_BYTES / 1024} KiB (too many documents in one item); nothing was queued`);
+
+  if (deps.coord) {
+    const reg = await deps.coord.registerJob(jobId, { trigger: input.trigger ?? "cli", items: record.items.length, createdAt: record.submittedAt });
+    // The same event again (a retried schedule or upload): the job exists; queue nothing twice.
+    if (!reg.created && reg.record.state !== "submitting") {
+      const existing = await deps.store.getJson<JobRecord>(keys.job(jobId));
+      if (existing) return existing;
+    }
+  }
+  await deps.store.putJson(keys.job(jobId), record);
+  await deps.store.putJson(keys.manifest(jobId), initialManifest(record));
+  try {
+    await sendTasks(deps.sqs, deps.queueUrl, tasks);
+  } catch (e) {
+    // Some tasks may be queued: the workers skip them without a call once the job is marked failed.
+    await deps.coord?.setJobState(jobId, "failed").catch(() => undefined);
+    throw e;
+  }
+  await deps.coord?.setJobState(jobId, "submitted");
   return record;
 }

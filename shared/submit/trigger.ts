@@ -12,6 +12,8 @@ import { resolveS3Documents } from "./sources.ts";
 import type { Log } from "../log.ts";
 import { prepareSubmit } from "./prepare.ts";
 import { submitJob } from "./submit.ts";
+import { newJobId } from "../job/expand.ts";
+import type { Coordinator } from "../run/coord.ts";
 
 export interface TriggerDeps {
   s3: S3Client;
@@ -22,11 +24,16 @@ export interface TriggerDeps {
   jobsDir: string;
   catalog: Catalog;
   maxReceives: number;
+  /** Makes a retried event find its job instead of starting a second one. */
+  coord: Coordinator;
   log: Log;
 }
 
-/** A scheduled run names its job; an upload event carries the S3 object that landed. */
-export type TriggerEvent = { job: string } | S3Event;
+/**
+ * A scheduled run names its job and, from EventBridge Scheduler's `<aws.scheduler.scheduled-time>`,
+ * the time it was due; an upload event carries the S3 object that landed.
+ */
+export type TriggerEvent = { job: string; scheduledTime?: string } | S3Event;
 
 /**
  * The deployed entry to submit: a schedule (`{job}`) submits the job over its `s3:` sources; an
@@ -34,7 +41,7 @@ export type TriggerEvent = { job: string } | S3Event;
  */
 export async function submitFromEvent(deps: TriggerDeps, event: TriggerEvent): Promise<JobRecord[]> {
   const store = new ObjectStore(deps.s3, deps.bucket);
-  const submit = async (name: string, documents: ItemDocument[] | null, trigger: "schedule" | "upload") => {
+  const submit = async (name: string, documents: ItemDocument[] | null, trigger: "schedule" | "upload", origin: { at: Date; token: string } | null) => {
     if (!/^[a-z0-9-]+$/.test(name)) throw new LongdocError("job_invalid", `'${name}' is not a job name`);
     const file = path.join(deps.jobsDir, `${name}.yaml`);
     const spec = await loadJobFile(file);
@@ -44,13 +51,21 @@ export async function submitFromEvent(deps: TriggerDeps, event: TriggerEvent): P
     const model = getModel(deps.catalog, spec.model);
     const docs = documents ?? (await resolveS3Documents(spec, deps.s3));
     const outputSchema = await resolveOutputSchema(spec, file);
-    const { packs } = await prepareSubmit(deps.s3, spec, model, docs);
-    const job = await submitJob({ store, sqs: deps.sqs, queueUrl: deps.queueUrl, maxReceives: deps.maxReceives }, { spec, model, documents: docs, outputSchema, packs });
+    const { packs } = await prepareSubmit(deps.s3, spec, model, docs, { checkCostCap: false });
+    const jobId = origin ? newJobId(name, origin.at, origin.token) : undefined;
+    const job = await submitJob(
+      { store, sqs: deps.sqs, queueUrl: deps.queueUrl, maxReceives: deps.maxReceives, coord: deps.coord },
+      { spec, model, documents: docs, outputSchema, packs, ...(jobId && { jobId, trigger: `${trigger} ${origin!.token}` }) },
+    );
     deps.log.info({ jobId: job.jobId, trigger, items: job.items.length }, "job submitted");
     return job;
   };
 
-  if ("job" in event) return [await submit(event.job, null, "schedule")];
+  if ("job" in event) {
+    const at = event.scheduledTime ? new Date(event.scheduledTime) : null;
+    const origin = at && !Number.isNaN(at.getTime()) ? { at, token: `schedule ${at.toISOString()}` } : null;
+    return [await submit(event.job, null, "schedule", origin)];
+  }
   const jobs: JobRecord[] = [];
   for (const record of event.Records) {
     // S3 event keys are URL-encoded with '+' for spaces.
@@ -61,7 +76,9 @@ export async function submitFromEvent(deps: TriggerDeps, event: TriggerEvent): P
       continue;
     }
     const uri = s3Uri(record.s3.bucket.name, key);
-    jobs.push(await submit(m[1]!, [{ source: uri, uri }], "upload"));
+    const at = new Date(record.eventTime);
+    const origin = { at: Number.isNaN(at.getTime()) ? new Date() : at, token: `upload ${uri} ${record.s3.object.eTag ?? record.s3.object.sequencer ?? ""}` };
+    jobs.push(await submit(m[1]!, [{ source: uri, uri }], "upload", origin));
   }
   return jobs;
 }

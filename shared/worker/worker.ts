@@ -133,6 +133,15 @@ async function runClaimed(deps: WorkerDeps, store: ObjectStore, job: JobRecord, 
     reasoning: null,
   };
 
+  const submitted = await submitState(deps, job);
+  if (submitted === "failed") {
+    return finish({ ...blank, status: "skipped", error: { kind: "submit_failed", message: "not sent: the job's submit failed part-way, so its queued tasks are not run; submit it again" } });
+  }
+  if (submitted === "submitting") {
+    await deps.coord.releaseClaim(job.jobId, item.id, deps.owner);
+    throw new ReturnToQueue(5, "the job is still being submitted");
+  }
+
   const halt = await store.getJson<{ reason: string }>(keys.halt(job.jobId));
   if (halt) return finish({ ...blank, status: "skipped", error: { kind: "halted", message: `the job was halted: ${halt.reason}` } });
   if (await store.exists(keys.cancel(job.jobId))) {
@@ -189,6 +198,19 @@ async function runClaimed(deps: WorkerDeps, store: ObjectStore, job: JobRecord, 
     // Never sent because the job reached its cost cap: skipped, not failed.
     return finish({ ...blank, documents, status: error.code === "cost_cap" ? "skipped" : "failed", error: { kind: record.kind, message: record.message } });
   }
+}
+
+/** Jobs known to be fully submitted: the state never changes back, so each container asks once. */
+const submittedJobs = new Set<string>();
+/** A submit that died without marking its job stays `submitting`; after this long it counts as failed. */
+const SUBMIT_GRACE_MS = 15 * 60_000;
+
+async function submitState(deps: WorkerDeps, job: JobRecord): Promise<"submitted" | "submitting" | "failed"> {
+  if (submittedJobs.has(job.jobId)) return "submitted";
+  const rec = await deps.coord.readJob(job.jobId);
+  const state = rec === null || rec.state !== "submitting" ? (rec?.state === "failed" ? "failed" : "submitted") : Date.now() - Date.parse(rec.createdAt) > SUBMIT_GRACE_MS ? "failed" : "submitting";
+  if (state === "submitted") submittedJobs.add(job.jobId);
+  return state;
 }
 
 /** Counts the item finished (once, whoever asks); the worker that finishes the job's last item writes the manifest. */
