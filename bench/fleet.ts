@@ -37,7 +37,16 @@ const MAX_OUTPUT = 64;
 /** When the second job is submitted, after the bulk job. */
 const LATE_AFTER_MS = 15_000 * SCALE;
 /** Hard bound on one arm. */
-const ARM_TIMEOUT_MS = 240_000;
+const ARM_TIMEOUT_MS = 300_000;
+
+/** The fleet running now: killed if this process is told to stop, so no worker outlives the bench. */
+let running: { processes: { pid?: number; kill(s?: NodeJS.Signals): boolean }[] } | undefined;
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.once(signal, () => {
+    for (const p of running?.processes ?? []) p.kill("SIGKILL");
+    process.exit(130);
+  });
+}
 
 // ---------------------------------------------------------------------------------------------
 // Documents: deterministic markdown of a target size.
@@ -179,6 +188,7 @@ async function runArm(mode: QuotaMode, quota: { rpm: number; tpm: number }, cata
     const capUsd = Math.ceil(bulkDocs.expectedUsd * 1.5 * 100) / 100;
     const settings = loadSettings({ DASHSCOPE_API_KEY: "sk-bench", QWEN_BASE_URL: sim.baseURL, LONGDOC_LOG: "error", LONGDOC_CATALOG: catalogPath });
     const fleet = await startFleet({ stack, workers: WORKERS, settings, endpoint: { apiKey: "sk-bench", baseURL: sim.baseURL }, log: silentLog, quotaMode: mode });
+    running = fleet;
     try {
       const t0 = Date.now();
       const bulkJob = await submit(stack, "bulk", bulkDocs.docs, capUsd);
@@ -193,7 +203,15 @@ async function runArm(mode: QuotaMode, quota: { rpm: number; tpm: number }, cata
       const ok = calls.filter((c) => c.status === 200);
       const rejected429 = calls.filter((c) => c.status === 429).length;
       const tokens = ok.reduce((s, c) => s + c.promptTokens + c.completionTokens, 0);
-      const idealS = Math.max(tokens / quota.tpm, ok.length / quota.rpm) * 60;
+      // The work to do: every document's prompt (seen on any call, refused ones too) plus its answer,
+      // so an item that failed still counts and both arms are measured against the same ideal.
+      const work = new Map<string, number>();
+      for (const c of calls) {
+        const doc = c.documents[0]?.source;
+        if (doc) work.set(doc, Math.max(work.get(doc) ?? 0, c.promptTokens + (c.status === 200 ? c.completionTokens : MAX_OUTPUT)));
+      }
+      const workTokens = [...work.values()].reduce((a, b) => a + b, 0);
+      const idealS = Math.max(workTokens / quota.tpm, work.size / quota.rpm) * 60;
       const items = mb.counts.total + ml.counts.total;
       const succeeded = mb.counts.succeeded + ml.counts.succeeded;
       return {
@@ -222,6 +240,7 @@ async function runArm(mode: QuotaMode, quota: { rpm: number; tpm: number }, cata
       };
     } finally {
       await fleet.stop();
+      running = undefined;
     }
   } finally {
     await sim?.stop();

@@ -43,6 +43,9 @@ const deps = createWorkerDeps({
 });
 const abort = new AbortController();
 for (const signal of ["SIGTERM", "SIGINT"] as const) process.on(signal, () => abort.abort());
+// The run that started this process died (kill -9): its emulators are gone too, so stop at once
+// rather than linger as an orphan. The item in hand is taken over by the next run once its claim expires.
+process.on("disconnect", () => process.exit(1));
 
 const common = { sqs, waitTimeS: config.pollWaitS, functionTimeoutMs: config.functionTimeoutMs, signal: abort.signal, onError: (e: unknown) => log.error({ error: String(e) }, "poller error") };
 const pollers = [runPoller({ ...common, queueUrl: config.queueUrl, queueArn: config.queueArn, handler: createWorkerHandler(() => deps), batchSize: config.batchSize })];
