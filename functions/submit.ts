@@ -9,7 +9,7 @@ import { deployment, loadSettings } from "../shared/settings.ts";
 import { submitFromEvent, type TriggerEvent } from "../shared/submit/trigger.ts";
 
 // Schedules ({ job }) and uploads under inbox/<job-name>/ (S3 events) both land here.
-const settings = loadSettings(process.env, { bucket: Resource.Runs.name, queueUrl: Resource.Tasks.url });
+const settings = loadSettings(process.env, { bucket: Resource.Runs.name, queueUrl: Resource.Tasks.url }, { logLevel: "info" });
 const log = createLog({ name: "submit", level: settings.logLevel });
 const deps = {
   s3: new S3Client({}),

@@ -12,7 +12,7 @@ import { createWorkerHandler } from "../shared/worker/handlers.ts";
 // starts the same handler in separate processes with local clients.
 export const handler = createWorkerHandler(() => {
   // Read and checked once per container, exactly as a local run checks them.
-  const settings = loadSettings(process.env, { apiKey: Resource.DashscopeApiKey.value, bucket: Resource.Runs.name });
+  const settings = loadSettings(process.env, { apiKey: Resource.DashscopeApiKey.value, bucket: Resource.Runs.name }, { logLevel: "info" });
   if (!settings.stack.queueUrl) throw new Error("LONGDOC_TASKS_URL is not set: infra/queue.ts passes the task queue's URL to the worker");
   return createWorkerDeps({
     s3: new S3Client({}),

@@ -88,7 +88,7 @@ const LOG_LEVELS = new Set(["fatal", "error", "warn", "info", "debug", "trace", 
  */
 export function loadSettings(env: Env, resources: LinkedResources = {}, defaults: { logLevel?: string } = {}): Readonly<Settings> {
   const catalogPath = env.LONGDOC_CATALOG?.trim() || null;
-  const logLevel = env.LONGDOC_LOG?.trim() || defaults.logLevel || "info";
+  const logLevel = env.LONGDOC_LOG?.trim() || defaults.logLevel || "warn";
   if (!LOG_LEVELS.has(logLevel)) throw new LongdocError("usage", `LONGDOC_LOG must be one of ${[...LOG_LEVELS].join(", ")}, got '${logLevel}'`);
   const endpoint = readModelEndpoint(resources.apiKey === undefined ? env : { ...env, DASHSCOPE_API_KEY: resources.apiKey });
   return Object.freeze({
