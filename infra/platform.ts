@@ -10,7 +10,8 @@
  *   `subscribe(subscriber, {batch: {size, window, partialResponses}, transform: {eventSourceMapping, function}})`
  * - `aws/function.ts`: `handler`, `runtime` ("nodejs24.x" default), `timeout`, `memory`, `link`,
  *   `environment`, `permissions: [{actions, resources}]`, `copyFiles: [{from, to}]`
- * - `aws/cron-v2.ts`: `function` (`job` is deprecated), `schedule`, `event`, `timezone`, `retries`
+ * - `aws/cron-v2.ts`: `function` (`job` is deprecated), `schedule`, `event`, `timezone`, `enabled`,
+ *   `retries` (the target's RetryPolicy, 0-185, default 0), `dlq` (a queue ARN: the target's DeadLetterConfig)
  * - `aws/bucket.ts`: `notify({notifications: [{name, function, events, filterPrefix, filterSuffix}]})`
  * - `secret.ts`: `new sst.Secret(name, placeholder?)`
  * - `duration.ts`, `size.ts`: the template-literal duration and size types
@@ -97,9 +98,14 @@ export type ScheduleExpression = `rate(${string})` | `cron(${string})` | `at(${s
 export interface CronV2Args {
   function: Input<string> | FunctionArgs | LambdaFunction;
   schedule: ScheduleExpression;
-  event?: unknown;
+  /** Passed to the function as its event (the Scheduler target's `input`). */
+  event?: Record<string, Input<string>>;
   timezone?: string;
+  enabled?: boolean;
+  /** The target's RetryPolicy.MaximumRetryAttempts: 0-185, SST's default 0. */
   retries?: number;
+  /** ARN of a standard SQS queue: the target's DeadLetterConfig; SST grants the schedule's role sqs:SendMessage on it. */
+  dlq?: Input<string>;
 }
 
 export interface Secret {

@@ -1,5 +1,5 @@
 import type { Bucket, LambdaFunction } from "./platform.ts";
-import { pascal, type JobWiring } from "./jobs.ts";
+import { componentNameClashes, pascal, type JobWiring } from "./jobs.ts";
 
 /** Where uploads for a job land: `inbox/<job-name>/...` starts a run of `jobs/<job-name>.yaml`. */
 export const inboxPrefix = (job: string) => `inbox/${job}/`;
@@ -12,6 +12,9 @@ export const inboxPrefix = (job: string) => `inbox/${job}/`;
 export function createTriggers(jobs: JobWiring[], runs: Bucket, submit: LambdaFunction): { job: string; prefix: string }[] {
   const uploads = jobs.filter((j) => j.trigger === "upload");
   if (uploads.length === 0) return [];
+  // readJobs refuses these already; callers that build the list by hand get the same answer.
+  const clashes = componentNameClashes(uploads);
+  if (clashes.length > 0) throw new Error(clashes.join("\n"));
   runs.notify({
     notifications: uploads.map((j) => ({
       name: `Inbox${pascal(j.name)}`,

@@ -302,9 +302,11 @@ describe("submit, schedules and uploads", () => {
     const submit = fake.get("Function", "Submit").self;
     const crons = fake.all("CronV2");
     expect(crons.map((c) => c.name)).toEqual(["ScheduleNightly", "ScheduleWeeklyDigest"]);
+    // Retries and a dead-letter queue: see test/ops-deploy.test.ts.
+    const retry = { retries: expect.any(Number), dlq: fake.get("Queue", "ScheduleDlq").self.arn };
     expect(crons.map((c) => c.args)).toEqual([
-      { function: submit, schedule: "cron(0 6 ? * MON *)", event: { job: "nightly", scheduledTime: "<aws.scheduler.scheduled-time>" } },
-      { function: submit, schedule: "rate(7 days)", event: { job: "weekly-digest", scheduledTime: "<aws.scheduler.scheduled-time>" } },
+      { function: submit, schedule: "cron(0 6 ? * MON *)", event: { job: "nightly", scheduledTime: "<aws.scheduler.scheduled-time>" }, ...retry },
+      { function: submit, schedule: "rate(7 days)", event: { job: "weekly-digest", scheduledTime: "<aws.scheduler.scheduled-time>" }, ...retry },
     ]);
     expect(out.schedules.map((s) => s.job)).toEqual(["nightly", "weekly-digest"]);
   });
@@ -363,7 +365,8 @@ describe("handlers the infra points at", () => {
   it("wires exactly the worker, dlq and submit handlers", () => {
     deploy({ jobsDir: fixture({ "u.yaml": job("u", "trigger: upload\nschedule: rate(1 day)\n") }) });
     const handlers = [
-      ...fake.all("Queue").map((q) => q.self.subscriber?.fn.handler),
+      // ScheduleDlq has no subscriber: it keeps the runs Scheduler could not deliver.
+      ...fake.all("Queue").flatMap((q) => (q.self.subscriber ? [q.self.subscriber.fn.handler] : [])),
       ...fake.all("Function").map((f) => f.args.handler),
     ];
     expect(handlers.sort()).toEqual([DLQ_HANDLER, SUBMIT_HANDLER, WORKER_HANDLER].sort());
