@@ -23,6 +23,7 @@ export type ErrorCode =
   | "model_not_found"
   | "moderation"
   | "output_invalid"
+  | "output_truncated"
   | "deadline"
   | "worker_crashed"
   | "halted"

@@ -60,8 +60,9 @@ describe("JSON answers: the shipped workbook job", () => {
     for (const item of run.manifest.items) {
       expect(item.status).toBe("failed");
       expect(item.error).toMatchObject({ kind: "output_invalid", message: expect.stringContaining("must have required property 'currency'") });
-      // The answer is kept for inspection even though it failed the schema.
-      expect(JSON.parse(await readFile(path.join(run.outDir, "items", item.id, "answer.json"), "utf8"))).toMatchObject({ company: "Nestlé" });
+      // The answer is kept for inspection even though it failed the schema, never as answer.json.
+      expect(item.answer).toBeNull();
+      expect(JSON.parse(await readFile(path.join(run.outDir, "items", item.id, "answer.invalid.json"), "utf8"))).toMatchObject({ company: "Nestlé" });
     }
   });
 });

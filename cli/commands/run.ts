@@ -110,6 +110,7 @@ export function renderSummary(m: Manifest): string {
   const c = m.counts;
   return (
     renderTable(["item", "status", "attempts", "input", "reasoning", "output", "cached", "cost $", "cache saved $", "error"], rows) +
-    `\n${c.succeeded} succeeded, ${c.failed} failed, ${c.skipped} skipped of ${c.total}`
+    `\n${c.succeeded} succeeded, ${c.failed} failed, ${c.skipped} skipped of ${c.total}` +
+    (m.truncatedItems ? `; ${m.truncatedItems} answer(s) hit the output cap (maxOutputTokens) and are truncated` : "")
   );
 }

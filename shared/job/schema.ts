@@ -22,10 +22,18 @@ const thinking = z.strictObject({
   budget: z.int().min(1).max(81_920, "must be at most 81920 (the API's thinking_budget cap)").optional(),
 });
 
+/**
+ * What an answer that hit the output cap (finish_reason "length") becomes: `fail` (default) ends
+ * the item failed with kind output_truncated, the partial answer kept; `keep` accepts it and
+ * marks the result `answerTruncated: true`.
+ */
+const onTruncated = z.enum(["fail", "keep"]).optional();
+
 const output = z.discriminatedUnion("format", [
-  z.strictObject({ format: z.literal("text") }),
+  z.strictObject({ format: z.literal("text"), onTruncated }),
   z.strictObject({
     format: z.literal("json"),
+    onTruncated,
     schema: z.record(z.string(), z.unknown()).optional(),
     schemaFile: z.string().min(1).optional(),
   }),

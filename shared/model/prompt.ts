@@ -8,7 +8,7 @@ export interface PromptDocument {
 }
 
 export interface ChatMessage {
-  role: "system" | "user";
+  role: "system" | "user" | "assistant";
   content: string | { type: "text"; text: string; cache_control?: { type: "ephemeral" } }[];
 }
 

@@ -21,9 +21,20 @@ export interface ItemResult {
   cacheSavingsUsd?: number;
   tier: string | null;
   model: string;
+  /** The last call's finish_reason (kept for compatibility; `finishReasons` has every call's). */
   finishReason: string | null;
+  /** One finish_reason per model call of the item, in call order (a JSON repair call included). */
+  finishReasons?: (string | null)[];
+  /** True when a call's answer hit the output cap (finish_reason "length") and the job kept it (`output.onTruncated: keep`); an item that did not keep it failed `output_truncated`. */
+  answerTruncated?: boolean;
+  /** JSON jobs: the first answer failed the schema and one repair call produced a valid one. */
+  repaired?: boolean;
+  /** JSON jobs: an answer that never validated, kept at items/<itemId>/answer.invalid.json (answer.json only ever holds a valid document). */
+  invalidAnswer?: string | null;
   requestId: string | null;
+  /** Path of the answer; null for JSON items whose answer never validated (see invalidAnswer). */
   answer: string | null;
+  /** Path of reasoning.md; null when the model produced no reasoning text (thinking off). */
   reasoning: string | null;
   /** Set when the job's `truncate: middle` cut a document to make it fit. */
   truncated?: { source: string; tokensCut: number } | null;
@@ -45,6 +56,14 @@ export interface ManifestItem {
   cacheSavingsUsd: number;
   answer: string | null;
   reasoning: string | null;
+  /** The last call's finish_reason, and every call's. */
+  finishReason?: string | null;
+  finishReasons?: (string | null)[];
+  /** The answer hit the output cap and was kept (`output.onTruncated: keep`). */
+  answerTruncated?: boolean;
+  /** A JSON answer was fixed by the one repair call. */
+  repaired?: boolean;
+  invalidAnswer?: string | null;
   documentAnswers?: { source: string; answer: string | null }[];
 }
 
@@ -55,6 +74,8 @@ export interface Manifest {
   model: string;
   status: RunStatus;
   counts: { total: number; succeeded: number; failed: number; skipped: number };
+  /** Items whose answer hit the output cap (finish_reason "length"): failed output_truncated, or kept with answerTruncated. */
+  truncatedItems?: number;
   usage: Usage;
   costUsd: number;
   cacheSavingsUsd: number;
@@ -84,6 +105,7 @@ export function resultWithoutCall(
     tier: null,
     model: job.model,
     finishReason: null,
+    finishReasons: [],
     requestId: null,
     answer: null,
     reasoning: null,
@@ -111,6 +133,11 @@ export function buildManifest(job: JobRecord, results: Map<string, ItemResult>, 
       cacheSavingsUsd: round6(r?.cacheSavingsUsd ?? 0),
       answer: r?.answer ?? null,
       reasoning: r?.reasoning ?? null,
+      finishReason: r?.finishReason ?? null,
+      finishReasons: r?.finishReasons ?? (r?.finishReason ? [r.finishReason] : []),
+      ...(r?.answerTruncated ? { answerTruncated: true } : {}),
+      ...(r?.repaired ? { repaired: true } : {}),
+      ...(r?.invalidAnswer ? { invalidAnswer: r.invalidAnswer } : {}),
       ...(r?.documentAnswers ? { documentAnswers: r.documentAnswers } : {}),
     };
   });
@@ -125,6 +152,7 @@ export function buildManifest(job: JobRecord, results: Map<string, ItemResult>, 
     model: job.model,
     status: !done ? "running" : control.halted ? "halted" : control.cancelled ? "cancelled" : runStatus(counts),
     counts,
+    truncatedItems: items.filter((i) => i.answerTruncated || i.error?.kind === "output_truncated").length,
     usage: items.reduce((u, i) => addUsage(u, i.usage), zeroUsage()),
     costUsd: round6(items.reduce((c, i) => c + i.costUsd, 0)),
     cacheSavingsUsd: round6(items.reduce((c, i) => c + i.cacheSavingsUsd, 0)),

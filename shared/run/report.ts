@@ -14,10 +14,14 @@ export function renderReport(m: Manifest): string {
     .map((i) => {
       const link = (href: string | null, label: string) => (href ? `<a href="${escape(href)}">${label}</a>` : "");
       const docs = i.documents.map((d) => escape(d)).join("<br>");
-      return `<tr class="${i.status}"><td>${escape(i.id)}</td><td>${docs}</td><td>${i.status}</td><td class="n">${i.attempts}</td>` +
+      const notes = [
+        i.answerTruncated || i.error?.kind === "output_truncated" ? `<span class="tag">truncated</span>` : "",
+        i.repaired ? `<span class="tag">repaired</span>` : "",
+      ].filter(Boolean).join(" ");
+      return `<tr class="${i.status}"><td>${escape(i.id)}</td><td>${docs}</td><td>${i.status}${notes ? ` ${notes}` : ""}</td><td class="n">${i.attempts}</td>` +
         `<td class="n">${num(i.usage.inputTokens)}</td><td class="n">${num(i.usage.reasoningTokens)}</td><td class="n">${num(i.usage.outputTokens)}</td>` +
         `<td class="n">${num(i.usage.cachedTokens)}</td><td class="n">${usd(i.costUsd)}</td>` +
-        `<td>${link(i.answer, "answer")} ${link(i.reasoning, "reasoning")}</td><td>${i.error ? `${escape(i.error.kind)}: ${escape(i.error.message)}` : ""}</td></tr>`;
+        `<td>${[link(i.answer, "answer"), link(i.invalidAnswer ?? null, "invalid answer"), link(i.reasoning, "reasoning")].filter(Boolean).join(" ")}</td><td>${i.error ? `${escape(i.error.kind)}: ${escape(i.error.message)}` : ""}</td></tr>`;
     })
     .join("\n");
   const c = m.counts;
@@ -26,10 +30,13 @@ export function renderReport(m: Manifest): string {
 <style>
 body{font:14px/1.4 system-ui,sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;vertical-align:top}
 th{background:#f4f4f4}.n{text-align:right}.failed td{background:#fdecea}.skipped td{background:#f6f6f6}
+.tag{font-size:12px;background:#fff3cd;border:1px solid #e0c060;border-radius:3px;padding:0 4px}.warn{color:#8a5a00}
 </style></head><body>
 <h1>${escape(m.job)}</h1>
 <p>Run <code>${escape(m.jobId)}</code> on <code>${escape(m.model)}</code>: <strong>${m.status}</strong>.
-${c.succeeded} succeeded, ${c.failed} failed, ${c.skipped} skipped of ${c.total}.
+${c.succeeded} succeeded, ${c.failed} failed, ${c.skipped} skipped of ${c.total}.${
+    m.truncatedItems ? ` <strong class="warn">${m.truncatedItems} item(s) hit the output cap (maxOutputTokens): their answers are truncated.</strong>` : ""
+  }
 Started ${escape(m.startedAt)}${m.finishedAt ? `, finished ${escape(m.finishedAt)}` : ""}.</p>
 <p>Tokens: ${num(m.usage.inputTokens)} in (${num(m.usage.cachedTokens)} from the cache), ${num(m.usage.outputTokens)} out
 (${num(m.usage.reasoningTokens)} of them reasoning). Cost ${usd(m.costUsd)}; the cache saved ${usd(m.cacheSavingsUsd)}.</p>

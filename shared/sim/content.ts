@@ -24,6 +24,8 @@ export interface ContentInput {
   maxCompletionTokens?: number;
   stop?: string[];
   format: { type: "text" } | { type: "json_object" } | { type: "json_schema"; schema: Record<string, unknown> | boolean };
+  /** The `schema` fault: a json_schema answer that breaks the schema (its required properties dropped). */
+  violateSchema?: boolean;
 }
 
 export interface ContentOutput {
@@ -74,7 +76,10 @@ export function answerText(i: ContentInput): string {
   const proof = proofText(i.model, i.promptTokens, i.documents);
   const qs = questionsOf(i.question);
   const span = i.documents.length ? `document${i.documents.length === 1 ? "" : "s"} ${i.documents.map((d) => d.index).join(", ")}` : "the conversation";
-  if (i.format.type === "json_schema") return JSON.stringify(instanceOf(i.format.schema, `${proof}\n${summary(qs)}`));
+  if (i.format.type === "json_schema") {
+    const valid = instanceOf(i.format.schema, `${proof}\n${summary(qs)}`);
+    return JSON.stringify(i.violateSchema ? violating(i.format.schema, valid) : valid);
+  }
   if (i.format.type === "json_object") {
     return JSON.stringify({ answer: summary(qs), proof, documents: i.documents });
   }
@@ -95,6 +100,18 @@ export function answerText(i: ContentInput): string {
     parts.push(`Simulated answer: a deterministic placeholder drawn from ${span}.`, "");
   }
   return parts.join("\n").trimEnd();
+}
+
+/** A document that fails `schema`: the valid one without its required properties, or a bare string. */
+function violating(schema: Record<string, unknown> | boolean, valid: unknown): unknown {
+  const required = typeof schema === "object" && Array.isArray(schema.required) ? (schema.required as unknown[]) : [];
+  if (required.length && typeof valid === "object" && valid !== null && !Array.isArray(valid)) {
+    const out = { ...(valid as Record<string, unknown>) };
+    for (const k of required) if (typeof k === "string") delete out[k];
+    out.longdoc_sim_violation = "required properties left out on purpose (fault kind `schema`)";
+    return out;
+  }
+  return "longdoc-sim: an answer that does not match the schema (fault kind `schema`)";
 }
 
 const summary = (qs: { id: string | null; ask: string }[]) =>

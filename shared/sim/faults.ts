@@ -26,6 +26,7 @@ export const FAULT_KINDS = [
   "midstream", // 200, some deltas, then `data: {"error":{data_inspection_failed …}}` and no [DONE]
   "drop", // 200, some deltas, then the socket is destroyed
   "reset", // the socket is destroyed before any response
+  "schema", // 200, but a json_schema answer that breaks the schema (required properties dropped); other formats unaffected
 ] as const;
 
 export type FaultKind = (typeof FAULT_KINDS)[number];
@@ -48,6 +49,8 @@ const ALIASES: Record<string, FaultKind> = {
   data_inspection_failed: "moderation",
   error_event: "midstream",
   disconnect: "drop",
+  schema_violation: "schema",
+  invalid_json: "schema",
 };
 
 export function toFaultKind(s: string): FaultKind {

@@ -278,6 +278,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
       maxCompletionTokens: parsed.maxCompletionTokens,
       stop: parsed.stop,
       format: parsed.format,
+      violateSchema: fault?.kind === "schema",
     });
     call.reasoningTokens = out.reasoningTokens;
     call.completionTokens = out.reasoningTokens + out.answerTokens;

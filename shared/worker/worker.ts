@@ -14,10 +14,10 @@ import type { Coordinator } from "../run/coord.ts";
 import { addUsage, zeroUsage, type ChatResult, type ModelClient, type Usage } from "../model/client.ts";
 import { validateAnswer } from "../job/output.ts";
 import { planCall, type CallPlan } from "../model/plan.ts";
-import { splitPerDocument, type PromptDocument } from "../model/prompt.ts";
+import { messageText, splitPerDocument, type ChatMessage, type PromptDocument } from "../model/prompt.ts";
 import { ReturnToQueue } from "./records.ts";
 import { deployment } from "../settings.ts";
-import { countTokens } from "../tokens/index.ts";
+import { countChatTokens, countTokens } from "../tokens/index.ts";
 
 export interface WorkerDeps {
   s3: S3Client;
@@ -155,27 +155,42 @@ async function runClaimed(deps: WorkerDeps, store: ObjectStore, job: JobRecord, 
     const result = await answerItem(deps, job, loaded.map((l) => l.doc), ctx, now, async () => {
       attempts = await deps.coord.countAttempt(job.jobId, item.id);
     });
-    const answerFile = job.spec.output.format === "json" ? "answer.json" : "answer.md";
-    const answerKey = keys.item(job.jobId, item.id, answerFile);
-    const reasoningKey = keys.item(job.jobId, item.id, "reasoning.md");
-    await store.put(reasoningKey, result.reasoning, "text/markdown; charset=utf-8");
-    await store.put(answerKey, result.answer, answerFile.endsWith(".json") ? "application/json" : "text/markdown; charset=utf-8");
+    const json = job.spec.output.format === "json";
+    // answer.json only ever holds a document that passed the schema; one that never did is kept beside it.
+    const answerFile = !json ? "answer.md" : result.validationError ? "answer.invalid.json" : "answer.json";
+    const answerPath = `items/${item.id}/${answerFile}`;
+    await store.put(keys.item(job.jobId, item.id, answerFile), result.answer, json ? "application/json" : "text/markdown; charset=utf-8");
+    // Without thinking there is no trace at all: no reasoning.md of empty headings.
+    if (result.hasReasoning) await store.put(keys.item(job.jobId, item.id, "reasoning.md"), result.reasoning, "text/markdown; charset=utf-8");
     const packed = job.spec.packing === "packed" && item.documents.length > 1 ? await writeDocumentAnswers(store, job, item, result.answer) : null;
-    const outputError = packed?.error ?? (job.outputSchema ? validateAnswer(result.answer, job.outputSchema) : null);
-    deps.log.info({ jobId: job.jobId, itemId: item.id, usage: result.usage, costUsd: result.costUsd }, "item answered");
+    const lengthCut = result.finishReasons.some((r) => r === "length");
+    const keepTruncated = lengthCut && job.spec.output.onTruncated === "keep";
+    const outputError: { kind: "output_truncated" | "output_invalid"; message: string } | null =
+      lengthCut && !keepTruncated
+        ? { kind: "output_truncated", message: truncationMessage(result, answerPath) }
+        : result.validationError
+          ? { kind: "output_invalid", message: result.validationError }
+          : packed?.error
+            ? { kind: "output_invalid", message: packed.error }
+            : null;
+    deps.log.info({ jobId: job.jobId, itemId: item.id, usage: result.usage, costUsd: result.costUsd, finishReasons: result.finishReasons }, "item answered");
     return await finish({
       ...blank,
       documents,
       status: outputError ? "failed" : "succeeded",
-      error: outputError ? { kind: "output_invalid", message: outputError } : null,
+      error: outputError,
       usage: result.usage,
       costUsd: result.costUsd,
       cacheSavingsUsd: result.cacheSavingsUsd,
       tier: result.tier,
-      finishReason: result.finishReason,
+      finishReason: result.finishReasons.at(-1) ?? null,
+      finishReasons: result.finishReasons,
+      ...(keepTruncated ? { answerTruncated: true } : {}),
+      ...(result.repaired ? { repaired: true } : {}),
+      ...(json && result.validationError ? { invalidAnswer: answerPath } : {}),
       requestId: result.requestId,
-      answer: `items/${item.id}/${answerFile}`,
-      reasoning: `items/${item.id}/reasoning.md`,
+      answer: json && result.validationError ? null : answerPath,
+      reasoning: result.hasReasoning ? `items/${item.id}/reasoning.md` : null,
       truncated: result.truncated,
       documentAnswers: packed?.answers ?? null,
     });
@@ -263,15 +278,23 @@ async function readDocument(s3: S3Client, doc: { source: string; uri: string }, 
 /** The item's answer: one call, or one per question over the same cached document prefix. */
 interface ItemAnswer {
   reasoning: string;
+  /** Whether any call produced reasoning text (false when thinking is off). */
+  hasReasoning: boolean;
   answer: string;
   usage: Usage;
   costUsd: number;
   /** What the cache saved against paying full input price for every call. */
   cacheSavingsUsd: number;
   tier: string;
-  finishReason: string | null;
+  /** One per call, in order (a JSON repair call included). */
+  finishReasons: (string | null)[];
+  /** Per question, the question id of each call that hit the output cap (null: the item's single call). */
+  cutCalls: { id: string | null; repair: boolean; maxOutputTokens: number }[];
   requestId: string | null;
   truncated: CallPlan["truncated"];
+  /** JSON jobs: the answer failed the schema, and the repair call (if any) did not fix it. */
+  validationError: string | null;
+  repaired: boolean;
 }
 
 async function answerItem(deps: WorkerDeps, job: JobRecord, docs: PromptDocument[], ctx: TaskContext, now: () => number, countAttempt: () => Promise<void>): Promise<ItemAnswer> {
@@ -288,23 +311,91 @@ async function answerItem(deps: WorkerDeps, job: JobRecord, docs: PromptDocument
   }
   const join = (pick: (r: ChatResult) => string) =>
     parts.length === 1 ? pick(parts[0]!.result) : parts.map((p) => `## ${p.id}\n\n${pick(p.result)}`).join("\n\n");
-  const priced = parts.map((p) => {
+  let answer = join((r) => r.answer);
+  const calls: { id: string | null; result: ChatResult; plan: CallPlan; repair?: boolean }[] = [...parts];
+
+  // JSON: an answer that fails the schema gets one repair call over the same messages (the same
+  // cached prefix), then the bad answer and what is wrong with it.
+  let validationError: string | null = null;
+  let repaired = false;
+  const schema = job.outputSchema;
+  if (schema && parts.length === 1) {
+    const first = parts[0]!;
+    const problem = validateAnswer(first.result.answer, schema);
+    const cut = first.result.finishReason === "length";
+    if (problem && cut && job.spec.output.onTruncated !== "keep") {
+      // The item fails output_truncated: a repair under the same cap would be cut off too.
+      validationError = problem;
+    } else if (problem) {
+      const repairPlan = planRepair(model, first.plan, first.result.answer, problem);
+      if (!repairPlan) {
+        validationError = `${problem} (no repair call: the prompt with the bad answer would not fit the model's context)`;
+      } else {
+        const r = await callModel(deps, job, model, repairPlan, ctx, now, 60_000, async () => {});
+        calls.push({ id: null, plan: repairPlan, result: r, repair: true });
+        const after = validateAnswer(r.answer, schema);
+        if (after) {
+          validationError = `${problem}; the repair call's answer still fails: ${after.replace(/^the answer /, "")}`;
+          answer = r.answer;
+        } else {
+          answer = r.answer;
+          repaired = true;
+        }
+      }
+    }
+  }
+
+  const priced = calls.map((p) => {
     const usage = { ...p.result.usage, cacheType: p.result.cacheType };
     return { actual: priceFor(model, usage), full: priceFor(model, { ...usage, cachedTokens: 0, cacheWriteTokens: 0 }) };
   });
   const costUsd = priced.reduce((s, p) => s + p.actual.costUsd, 0);
-  const last = parts.at(-1)!.result;
+  const last = calls.at(-1)!.result;
   return {
     reasoning: join((r) => r.reasoning),
-    answer: join((r) => r.answer),
-    usage: parts.reduce((u, p) => addUsage(u, p.result.usage), zeroUsage()),
+    hasReasoning: parts.some((p) => p.result.reasoning.trim() !== ""),
+    answer,
+    usage: calls.reduce((u, p) => addUsage(u, p.result.usage), zeroUsage()),
     costUsd,
     cacheSavingsUsd: priced.reduce((s, p) => s + p.full.costUsd, 0) - costUsd,
     tier: priced.reduce((a, b) => (b.actual.tierIndex > a.actual.tierIndex ? b : a)).actual.tier,
-    finishReason: last.finishReason,
+    finishReasons: calls.map((p) => p.result.finishReason),
+    cutCalls: calls.filter((p) => p.result.finishReason === "length").map((p) => ({ id: p.id, repair: p.repair === true, maxOutputTokens: p.plan.maxOutputTokens })),
     requestId: last.requestId,
     truncated: parts[0]!.plan.truncated,
+    validationError,
+    repaired,
   };
+}
+
+/** The instruction of a JSON repair call; the simulator and tests recognise it by its first words. */
+export const REPAIR_INSTRUCTION = "Your previous answer does not match the required JSON schema.";
+
+/** The repair call: the first call's messages, the bad answer, then the validation errors. Null when it cannot fit. */
+function planRepair(model: ModelInfo, plan: CallPlan, badAnswer: string, problem: string): CallPlan | null {
+  const messages: ChatMessage[] = [
+    ...plan.messages,
+    { role: "assistant", content: badAnswer },
+    {
+      role: "user",
+      content: `${REPAIR_INSTRUCTION} What is wrong with it: ${problem}\n\nReply with only the corrected JSON document, valid against the schema, keeping everything that was right.`,
+    },
+  ];
+  const inputTokens = countChatTokens(messages.map((m) => ({ role: m.role, content: messageText(m) })));
+  if (inputTokens > Math.min(model.maxInputTokens, model.contextTokens - plan.maxOutputTokens)) return null;
+  return { ...plan, messages, inputTokens };
+}
+
+/** What a user reads when an answer hit the output cap. */
+function truncationMessage(r: ItemAnswer, answerPath: string): string {
+  const which = r.cutCalls
+    .map((c) => (c.repair ? "the JSON repair call" : c.id ? `the answer to question '${c.id}'` : "the answer"))
+    .join(", ");
+  const cap = Math.max(...r.cutCalls.map((c) => c.maxOutputTokens));
+  return (
+    `${which} hit the output cap (max ${cap} tokens, finish_reason "length") and was cut off; the partial answer is kept at ${answerPath}. ` +
+    "Raise maxOutputTokens, or set output.onTruncated: keep to accept truncated answers"
+  );
 }
 
 /**
