@@ -7,6 +7,7 @@ import { registerExtract } from "../cli/commands/extract.ts";
 import { registerResults } from "../cli/commands/results.ts";
 import { registerRetry } from "../cli/commands/retry.ts";
 import { registerRun } from "../cli/commands/run.ts";
+import { registerSchema } from "../cli/commands/schema.ts";
 import { registerSim } from "../cli/commands/sim.ts";
 import { registerStatus } from "../cli/commands/status.ts";
 import { registerSubmit } from "../cli/commands/submit.ts";
@@ -36,6 +37,7 @@ registerResults(program, edge);
 registerSubmit(program, edge);
 registerRetry(program, edge);
 registerCancel(program, edge);
+registerSchema(program);
 
 try {
   await program.parseAsync(process.argv);
