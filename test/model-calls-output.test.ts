@@ -28,7 +28,8 @@ const SCHEMA = JSON.stringify({
 });
 
 describe("model calls: truncation, JSON repair, reasoning files", () => {
-  const loop = useLoopback({ stack: { visibilityTimeoutS: 1 } });
+  // every possible implicit hit hits, so the repair call's cache read is certain
+  const loop = useLoopback({ stack: { visibilityTimeoutS: 1 }, sim: { implicitCacheHitRate: 1 } });
   let dir: string;
   beforeAll(async () => {
     dir = await mkdtemp(path.join(tmpdir(), "longdoc-calls-"));

@@ -73,7 +73,7 @@ describe("model catalog", () => {
     const sim = await startSimulator({ catalogPath: p });
     try {
       const post = (body: Record<string, unknown>) =>
-        fetch(`${sim.baseURL}/chat/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ model: "qwen3-max", ...body }) }).then(
+        fetch(`${sim.baseURL}/chat/completions`, { method: "POST", headers: { "content-type": "application/json", authorization: "Bearer sk-test" }, body: JSON.stringify({ model: "qwen3-max", ...body }) }).then(
           async (r) => ({ status: r.status, body: (await r.json()) as { error: { message: string } } }),
         );
       const long = await post({ messages: [{ role: "user", content: "word ".repeat(50) }] });

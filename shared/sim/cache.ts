@@ -14,8 +14,14 @@
  * (`cache_creation_input_tokens` = their longest token count minus the hit).
  *
  * Entries are written only when a response completes successfully.
+ *
+ * Implicit hits are not guaranteed on the real service [A]: a request that
+ * could hit does so with probability `implicitHitRate` (default 0.8), drawn from a mulberry32
+ * PRNG seeded with `seed` (default 1), so the same requests in the same order hit and miss alike.
+ * A miss still refreshes the entries. Explicit markers always hit within their TTL.
  */
 import { createHash } from "node:crypto";
+import { mulberry32 } from "../random.ts";
 import { countTokens } from "../tokens/index.ts";
 
 export interface SimMessage {
@@ -39,6 +45,7 @@ const STEP = 512;
 const IMPLICIT_MIN = 256;
 const EXPLICIT_MIN = 1024;
 const MAX_MARKERS = 4;
+export const DEFAULT_IMPLICIT_HIT_RATE = 0.8;
 
 export const renderMessage = (m: { role: string; text: string }) => `<|im_start|>${m.role}\n${m.text}<|im_end|>\n`;
 
@@ -47,10 +54,16 @@ export class PromptCache {
   private readonly explicit = new Map<string, { expires: number; tokens: number }>();
   private readonly ttlMs: number;
   private readonly enabled: boolean;
+  private readonly hitRate: number;
+  private readonly rng: () => number;
 
-  constructor(opts: { ttlMs?: number; enabled?: boolean } = {}) {
+  constructor(opts: { ttlMs?: number; enabled?: boolean; implicitHitRate?: number; seed?: number } = {}) {
     this.ttlMs = opts.ttlMs ?? 5 * 60_000;
     this.enabled = opts.enabled ?? true;
+    const rate = opts.implicitHitRate ?? DEFAULT_IMPLICIT_HIT_RATE;
+    if (!(rate >= 0 && rate <= 1)) throw new Error(`implicitCacheHitRate must be within [0, 1], got ${rate}`);
+    this.hitRate = rate;
+    this.rng = mulberry32(opts.seed ?? 1);
   }
 
   private sweep(now: number): void {
@@ -84,7 +97,8 @@ export class PromptCache {
       if (exp !== undefined && exp > now) hit = x.end;
     }
     const tokens = hit ? countTokens(rendered.slice(0, hit)) : 0;
-    const cachedTokens = tokens >= IMPLICIT_MIN ? tokens : 0;
+    // A possible hit draws one number; requests with nothing to hit draw none.
+    const cachedTokens = tokens >= IMPLICIT_MIN && (this.hitRate >= 1 || this.rng() < this.hitRate) ? tokens : 0;
     return {
       cachedTokens,
       creationTokens: 0,

@@ -40,6 +40,7 @@ const ALIASES: Record<string, FaultKind> = {
   "429r": "429",
   limit_burst_rate: "burst",
   "429b": "burst",
+  surge: "burst",
   insufficient_quota: "quota",
   "429q": "quota",
   invalid_api_key: "401",

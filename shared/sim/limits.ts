@@ -22,6 +22,8 @@ export interface RateLimitOptions {
   tpm?: number;
   /** Enforce the per-second windows too (default true). */
   perSecond?: boolean;
+  /** Surge refusal (429 limit_burst_rate): the last second's requests over `factor` × the previous minute's per-second average, and over `minPerSecond` (default 2). */
+  surge?: { factor: number; minPerSecond?: number };
 }
 
 interface Entry {
@@ -68,6 +70,13 @@ export class RateWindows {
     if (rpm !== undefined && rpm > 0) {
       if (minute.count + 1 > rpm) return providerErrors.limitRequests;
       if (perSecond && second.count + 1 > Math.max(1, rpm / 60)) return providerErrors.limitBurst;
+    }
+    if (this.opts.surge) {
+      const { factor, minPerSecond = 2 } = this.opts.surge;
+      // the minute before this second (the minute window holds 60 s; the last one is `second`)
+      const before = (minute.count - second.count) / 59;
+      const rate = second.count + 1;
+      if (rate > minPerSecond && rate > factor * before) return providerErrors.limitBurst;
     }
     if (tpm !== undefined && tpm > 0) {
       if (minute.tokens + promptTokens > tpm) return providerErrors.quotaMinute;

@@ -40,6 +40,18 @@ export interface SimulatorOptions {
   /** Implicit / explicit context cache (default on) and its TTL (default 5 min). */
   cache?: boolean;
   cacheTtlMs?: number;
+  /** Probability that a request which could hit the implicit cache does (default 0.8); seeded, so deterministic. */
+  implicitCacheHitRate?: number;
+  /** Seed of the implicit-cache draws (default 1). */
+  cacheSeed?: number;
+  /** Prefill speed: the first byte waits (prompt tokens not read from the cache) / this seconds. 0 (default) = off. */
+  prefillTokensPerSecond?: number;
+  /**
+   * Surge refusals (reference §7: "a sudden surge gets limit_burst_rate"): a request is refused with
+   * 429 limit_burst_rate when the requests of the last second (this one included) exceed both
+   * `minPerSecond` and `factor` × the average per second of the minute before. Unset = off.
+   */
+  surge?: { factor: number; minPerSecond?: number };
   /** Non-streaming calls whose decode would take longer fail with 500 RequestTimeOut (default 300 000). */
   nonStreamingTimeoutMs?: number;
   /** Request body limit (default 64 MiB). */
@@ -115,11 +127,12 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
   const catalog = opts.catalog ?? loadCatalog(opts.catalogPath);
   const now = opts.now ?? Date.now;
   const faults = new FaultPlan(typeof opts.faults === "string" ? parseFaultSpec(opts.faults) : opts.faults);
-  const cache = new PromptCache({ enabled: opts.cache ?? true, ttlMs: opts.cacheTtlMs });
+  const cache = new PromptCache({ enabled: opts.cache ?? true, ttlMs: opts.cacheTtlMs, implicitHitRate: opts.implicitCacheHitRate, seed: opts.cacheSeed });
+  const prefillRate = opts.prefillTokensPerSecond ?? 0;
   const windows = new Map<string, RateWindows>();
   const rateFor = (model: string) => {
     let w = windows.get(model);
-    if (!w) windows.set(model, (w = new RateWindows({ rpm: opts.rpm, tpm: opts.tpm, perSecond: opts.perSecondLimits })));
+    if (!w) windows.set(model, (w = new RateWindows({ rpm: opts.rpm, tpm: opts.tpm, perSecond: opts.perSecondLimits, surge: opts.surge })));
     return w;
   };
   const rate = opts.decodeTokensPerSecond ?? 0;
@@ -217,7 +230,10 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
       res.setHeader("connection", "close");
       return sendJson(res, 413, errorBody({ status: 413, code: "RequestTooLarge", type: "invalid_request_error", message: `Request body exceeds ${maxBody} bytes.` }, requestId));
     }
-    if (opts.apiKey !== undefined && req.headers.authorization !== `Bearer ${opts.apiKey}`) return fail(providerErrors.badKey);
+    // No key at all is refused even when any key is accepted (reference §1: every request carries a Bearer key).
+    const auth = req.headers.authorization;
+    if (!auth || !/^Bearer\s+\S/.test(auth)) return fail(providerErrors.badKey);
+    if (opts.apiKey !== undefined && auth !== `Bearer ${opts.apiKey}`) return fail(providerErrors.badKey);
 
     let body: unknown;
     try {
@@ -285,6 +301,9 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     call.finishReason = out.finishReason;
     const usage = usageOf(parsed, out, call.cachedTokens, cacheUse);
     const envelope = { created: Math.floor(Date.now() / 1000), model: parsed.modelName, id: call.id };
+
+    // Prefill: time to first token grows with the input the model has to read (cached tokens are free).
+    if (prefillRate > 0) await sleep(((parsed.promptTokens - call.cachedTokens) / prefillRate) * 1000);
 
     const succeed = () => {
       admission.settle(call.completionTokens);
