@@ -1,4 +1,5 @@
-import { readFile } from "node:fs/promises";
+import { open } from "node:fs/promises";
+import path from "node:path";
 import { LineCounter, parseDocument, isNode, visit, type Document } from "yaml";
 import type { z } from "zod";
 import { LongdocError } from "../errors.ts";
@@ -24,9 +25,15 @@ export class JobFileError extends LongdocError {
 
 /** Parses and validates job YAML text; `file` is only used in messages. */
 export function parseJobText(text: string, file: string): JobSpec {
+  // A file that is plainly something else (a document, an OpenAI Batch file, JSON Lines) gets
+  // one message saying so, not every complaint of the YAML parser or the schema.
+  const before = notAJob.beforeParse(text, file);
+  if (before) throw new JobFileError([{ file, line: 1, field: "(file)", message: before }]);
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
   if (doc.errors.length > 0) {
+    const unlike = notAJob.afterYamlErrors(text, file, doc.errors.length, lines.linePos(doc.errors[0]!.pos[0]).line, doc.errors[0]!.message.split("\n")[0]!);
+    if (unlike) throw new JobFileError([{ file, line: 1, field: "(file)", message: unlike }]);
     throw new JobFileError(
       doc.errors.map((e) => ({
         file,
@@ -52,9 +59,8 @@ export function parseJobText(text: string, file: string): JobSpec {
       },
     ]);
   }
-  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
-    throw new JobFileError([{ file, line: 1, field: "(file)", message: "a job file must be a YAML mapping of fields" }]);
-  }
+  const unlike = notAJob.afterParse(raw, file);
+  if (unlike) throw new JobFileError([{ file, line: 1, field: "(file)", message: unlike }]);
   const result = jobSpecSchema.safeParse(raw, { reportInput: true });
   if (!result.success) {
     const found = result.error.issues.flatMap((issue) => toProblems(issue, doc, lines, file));
@@ -78,12 +84,29 @@ function firstAliasLine(doc: Document, lines: LineCounter): number {
   return line;
 }
 
+/** Job files are a few KB; past this, only the start is read, to say what the file is. */
+const MAX_JOB_FILE_BYTES = 1024 * 1024;
+
 export async function loadJobFile(file: string): Promise<JobSpec> {
   let text: string;
+  let size: number;
   try {
-    text = await readFile(file, "utf8");
+    const handle = await open(file, "r");
+    try {
+      size = (await handle.stat()).size;
+      const buffer = Buffer.alloc(Math.min(size, MAX_JOB_FILE_BYTES));
+      const { bytesRead } = await handle.read(buffer, 0, buffer.length, 0);
+      text = buffer.subarray(0, bytesRead).toString("utf8");
+    } finally {
+      await handle.close();
+    }
   } catch (cause) {
     throw new JobFileError([{ file, line: 1, field: "(file)", message: `cannot read the job file (${(cause as NodeJS.ErrnoException).code ?? cause})` }]);
+  }
+  if (size > MAX_JOB_FILE_BYTES) {
+    // Whole lines only, so JSON Lines are recognised; their count is then a lower bound.
+    const what = notAJob.beforeParse(text.slice(0, text.lastIndexOf("\n") + 1) || text, file, true);
+    throw new JobFileError([{ file, line: 1, field: "(file)", message: what ?? notAJob.tooLarge(size) }]);
   }
   return parseJobText(text, file);
 }
@@ -156,3 +179,148 @@ function lineOf(doc: Document, lines: LineCounter, path: (string | number)[], wa
   }
   return 1;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Files that are not job files: one message saying what the file looks like and what longdoc
+// expects, instead of every complaint of the YAML parser or the schema.
+
+const EXPECTS =
+  "longdoc expects a YAML job file: a mapping with name, documents (path: or s3: sources) and questions or prompt " +
+  "(see jobs/examples/annual-reports.yaml; `longdoc schema` prints every field)";
+
+const AS_DOCUMENT = "to have longdoc read it, list it in a job file under documents: (- path: <file>)";
+
+/** Fields only a job file has; a mapping with one of them is an attempt at a job. */
+const JOB_MARKERS = ["documents", "questions", "prompt"];
+
+const DOCUMENT_EXTENSIONS: Record<string, string> = {
+  ".pdf": "a PDF document",
+  ".docx": "a Word document (DOCX)",
+  ".xlsx": "an Excel workbook (XLSX)",
+  ".csv": "a CSV table",
+  ".md": "a Markdown document",
+  ".txt": "a text document",
+  ".html": "an HTML page",
+  ".htm": "an HTML page",
+};
+
+type Json = Record<string, unknown>;
+const isRecord = (v: unknown): v is Json => v !== null && typeof v === "object" && !Array.isArray(v);
+const listKeys = (keys: string[]) => (keys.length <= 1 ? keys.join("") : `${keys.slice(0, -1).join(", ")} and ${keys[keys.length - 1]}`);
+
+/** "1 request", "3 requests", or when only the start of a file was read "at least 7000 requests". */
+const counter = (n: number, partial: boolean) => (one: string, many: string) => (partial ? `at least ${n} ${many}` : n === 1 ? `1 ${one}` : `${n} ${many}`);
+
+/** What a set of records (JSON Lines, or one JSON/YAML mapping) is, from the first one's fields. */
+function describeRecords(records: Json[], container: string, partial = false): string {
+  return recognise(records, container, partial) ?? unknownRecords(records, container, partial);
+}
+
+/** A known format that is not a job (OpenAI Batch input or output, a chat request, a JSON Schema), or null. */
+function recognise(records: Json[], container: string, partial = false): string | null {
+  const first = records[0]!;
+  const count = counter(records.length, partial);
+  if ("custom_id" in first && ("body" in first || "method" in first || "url" in first)) {
+    return (
+      `this looks like an OpenAI Batch input file (${container}: ${count("request", "requests")} with ${listKeys(Object.keys(first))}), not a longdoc job file. ` +
+      `longdoc writes the model requests itself: put the documents under documents: and the instructions under questions: or prompt:. ${EXPECTS}`
+    );
+  }
+  if ("custom_id" in first && ("response" in first || "error" in first)) {
+    return `this looks like an OpenAI Batch output file (${container}: ${count("result", "results")}, as \`longdoc results --format jsonl\` writes), not a longdoc job file. ${EXPECTS}`;
+  }
+  if ("messages" in first) {
+    return `this looks like a chat completions request (${container} with ${listKeys(Object.keys(first))}), not a longdoc job file. ${EXPECTS}`;
+  }
+  if ("$schema" in first || ("type" in first && "properties" in first)) {
+    return `this looks like a JSON Schema, not a longdoc job file; to check JSON answers against it, name it in a job as output: { format: json, schemaFile: <file> }. ${EXPECTS}`;
+  }
+  return null;
+}
+
+function unknownRecords(records: Json[], container: string, partial = false): string {
+  const count = counter(records.length, partial);
+  const fields = Object.keys(jobSpecSchema.shape);
+  const foreign = Object.keys(records[0]!).filter((k) => !fields.includes(k));
+  const shown = foreign.length > 6 ? `${foreign.slice(0, 6).join(", ")}...` : listKeys(foreign);
+  return `this is ${container === "JSON Lines" ? `JSON Lines (${count("record", "records")})` : "a mapping"} with fields a job file does not have (${shown}) and no documents:, questions: or prompt:. ${EXPECTS}`;
+}
+
+/** The file's records when every non-empty line (at least two) is a JSON object. */
+function jsonLines(text: string): Json[] | null {
+  const lines = text.split("\n").map((l) => l.trim()).filter(Boolean);
+  if (lines.length < 2 || !lines.every((l) => l.startsWith("{") && l.endsWith("}"))) return null;
+  const records: Json[] = [];
+  for (const line of lines) {
+    try {
+      const value: unknown = JSON.parse(line);
+      if (!isRecord(value)) return null;
+      records.push(value);
+    } catch {
+      return null;
+    }
+  }
+  return records;
+}
+
+export const notAJob = {
+  /** Documents, binary files, JSON Lines and HTML, recognised from their first bytes. */
+  beforeParse(text: string, file: string, partial = false): string | null {
+    const ext = path.extname(file).toLowerCase();
+    if (text.startsWith("%PDF-")) return `this is a PDF document, not a job file; ${AS_DOCUMENT}. ${EXPECTS}`;
+    if (text.startsWith("PK\u0003\u0004")) {
+      const what = ext === ".docx" || ext === ".xlsx" ? DOCUMENT_EXTENSIONS[ext]! : "a ZIP archive";
+      return `this is ${what}, not a job file; ${AS_DOCUMENT}. ${EXPECTS}`;
+    }
+    if (text.includes("\u0000")) return `this is a binary file, not a job file. ${EXPECTS}`;
+    const records = jsonLines(text);
+    if (records) return describeRecords(records, "JSON Lines", partial);
+    if (/^\s*<(!doctype html|html)[\s>]/i.test(text)) return `this is an HTML page, not a job file; ${AS_DOCUMENT}. ${EXPECTS}`;
+    return null;
+  },
+
+  /**
+   * A file the YAML parser has many complaints about and that has no job field at the start of
+   * a line is not a job with a typo: say so once. A job file with a YAML mistake keeps its list.
+   */
+  afterYamlErrors(text: string, file: string, count: number, firstLine: number, firstMessage: string): string | null {
+    if (new RegExp(`^(name|${JOB_MARKERS.join("|")})\\s*:`, "m").test(text)) return null;
+    const document = DOCUMENT_EXTENSIONS[path.extname(file).toLowerCase()];
+    if (document) return `this looks like ${document}, not a job file; ${AS_DOCUMENT}. ${EXPECTS}`;
+    if (count <= 3) return null;
+    return `this is not a YAML job file: the YAML parser found ${count} problems, the first at line ${firstLine} (${firstMessage}). ${EXPECTS}`;
+  },
+
+  /** A parsed file that is not a mapping, or a mapping with none of a job's fields. */
+  afterParse(raw: unknown, file: string): string | null {
+    const ext = path.extname(file).toLowerCase();
+    const document = DOCUMENT_EXTENSIONS[ext];
+    if (raw === null || raw === undefined) return `the file has no YAML content (it is empty, or only # comments). ${EXPECTS}`;
+    if (Array.isArray(raw)) {
+      if (raw.length > 0 && raw.every(isRecord)) {
+        const described = describeRecords(raw as Json[], "a list");
+        if (!described.startsWith("this is a mapping")) return described;
+      }
+      return `this is a list of ${raw.length} entr${raw.length === 1 ? "y" : "ies"}, not a mapping of fields. ${EXPECTS}`;
+    }
+    if (!isRecord(raw)) {
+      return document
+        ? `this looks like ${document} (${typeof raw === "string" ? "plain text" : `a ${typeof raw}`} to YAML), not a job file; ${AS_DOCUMENT}. ${EXPECTS}`
+        : `this is ${typeof raw === "string" ? "plain text" : `a single ${typeof raw}`}, not a mapping of fields. ${EXPECTS}`;
+    }
+    const keys = Object.keys(raw);
+    if (keys.some((k) => JOB_MARKERS.includes(k))) return null;
+    const container = path.extname(file).toLowerCase() === ".jsonl" ? "JSON Lines" : "a single record";
+    const known = recognise([raw], container);
+    if (known) return known;
+    const fields = Object.keys(jobSpecSchema.shape);
+    // A job's own fields, or at least half its fields a job's or close to one (`promt`): a job
+    // with mistakes, which the schema explains field by field.
+    const jobLike = keys.filter((k) => fields.includes(k) || suggestion(k) !== "").length;
+    return jobLike * 2 >= keys.length ? null : unknownRecords([raw], container);
+  },
+
+  tooLarge(size: number): string {
+    return `the file is ${(size / 1024 / 1024).toFixed(1)} MiB; a job file is a few KB of YAML. ${EXPECTS}`;
+  },
+};
