@@ -9,8 +9,12 @@ export const SCHEDULED_TIME = "<aws.scheduler.scheduled-time>";
 
 /**
  * How often EventBridge Scheduler retries a run it could not hand to submit (throttled, Lambda
- * unavailable), with its own backoff, for up to a day (the target's default event age). Safe to
- * retry: a run's job id derives from its scheduled time, so a retried tick finds its job.
+ * unavailable, a permission missing), with its own backoff, for up to a day (the target's
+ * default event age); then the run goes to ScheduleDlq. Scheduler invokes Lambda asynchronously
+ * (Lambda DG, "Using Lambda with EventBridge Scheduler"), so an error thrown inside submit is
+ * retried by Lambda's asynchronous invocation instead (two more attempts by default) and is not
+ * sent here. Safe to retry either way: a run's job id derives from its scheduled time, so a
+ * retried tick finds its job.
  */
 export const SCHEDULE_RETRIES = 5;
 
