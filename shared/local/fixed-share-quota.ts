@@ -27,7 +27,7 @@ export function withFixedShareQuota(inner: Coordinator, processes: number): Coor
     async reserveQuota(r) {
       const limiter = limiterFor(r.model, r.account);
       await limiter.acquire(r.tokens);
-      const ticket: QuotaTicket = { keys: [], reservedTokens: r.tokens, intervalMs: {}, limits: {} };
+      const ticket: QuotaTicket = { keys: [], reservedTokens: r.tokens, entryId: "", startAt: Date.now() };
       tickets.set(ticket, limiter);
       return { ok: true, startAt: Date.now(), ticket };
     },

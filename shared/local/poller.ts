@@ -66,6 +66,8 @@ export async function runPoller(o: PollerOptions): Promise<void> {
     } catch (e) {
       if (o.signal.aborted) return;
       o.onError?.(e);
+      // The queue is unreachable (the emulator stopped, a network fault): pause, never spin.
+      await new Promise((r) => setTimeout(r, 1000));
       continue;
     }
     if (messages.length === 0) continue;

@@ -1,5 +1,7 @@
+import { randomUUID } from "node:crypto";
 import { GetItemCommand, UpdateItemCommand, type AttributeValue, type DynamoDBClient, type UpdateItemCommandInput } from "@aws-sdk/client-dynamodb";
 import { LongdocError } from "../errors.ts";
+import { earliestStart, prune, type QuotaEntry } from "./quota-schedule.ts";
 
 /**
  * The fleet's coordination store: one DynamoDB table (hash key `pk`, TTL on `expiresAt`) shared
@@ -25,9 +27,9 @@ export type QuotaReservation =
 export interface QuotaTicket {
   keys: string[];
   reservedTokens: number;
-  intervalMs: Record<string, number> /* per key, what was added */;
-  /** Per key, the limits the interval was computed with, so settling can recompute it. */
-  limits: Record<string, { rpm?: number; tpm?: number }>;
+  /** The request's entry in each key's log of planned starts. */
+  entryId: string;
+  startAt: number;
 }
 
 export type JobState = "submitting" | "submitted" | "failed" | "interrupted" | "running" | "done";
@@ -107,18 +109,6 @@ const NANO = 1e9;
 const nano = (usd: number) => Math.round(usd * NANO);
 const usd = (n: number) => n / NANO;
 
-/**
- * The pacing interval of one request under `limits` (GCRA): starts spaced by this never exceed
- * RPM or TPM in any window, nor their per-second shares (RPM/60, TPM/60, docs/qwen-api.md §7).
- * Whole ms, rounded up.
- */
-export function quotaInterval(limits: { rpm?: number; tpm?: number }, tokens: number, headroom = 0.03): number {
-  const byRequests = limits.rpm ? 60_000 / limits.rpm : 0;
-  const byTokens = limits.tpm ? (Math.max(0, tokens) * 60_000) / limits.tpm : 0;
-  // Less a hair, so float noise (970 / 0.97 = 1000.0000000000001) does not add a whole ms.
-  return Math.ceil(Math.max(byRequests, byTokens) / (1 - headroom) - 1e-9);
-}
-
 export function createCoordinator(client: DynamoDBClient, table: string, opts: CoordinatorOptions = {}): Coordinator {
   const clock = opts.now ?? Date.now;
   const ttlS = (opts.ttlDays ?? 7) * 86_400;
@@ -165,10 +155,14 @@ export function createCoordinator(client: DynamoDBClient, table: string, opts: C
     }
   };
 
-  /** One pacing step on one key: `ok:false` with the wait when the slot is further than maxWaitMs. */
+  /**
+   * One key's log of planned starts (quota-schedule.ts): read, place the request at the earliest
+   * start both windows allow, write back if nobody changed the log meanwhile.
+   */
   const reserveKey = async (
     pk: string,
-    interval: number,
+    limits: { rpm?: number; tpm?: number },
+    entry: { id: string; tokens: number },
     notBefore: number,
     now: number,
     maxWaitMs: number,
@@ -176,24 +170,39 @@ export function createCoordinator(client: DynamoDBClient, table: string, opts: C
     for (let round = 0; round < maxConflicts; round++) {
       const row = await get(pk);
       const version = num(row?.version);
-      const startAt = Math.max(num(row?.tat), now, notBefore);
+      const log = prune(readLog(row), now, { headroom });
+      const startAt = earliestStart(log, limits, entry.tokens, Math.max(now, notBefore), { headroom });
       if (startAt - now > maxWaitMs) return { ok: false, retryAfterMs: Math.max(1, Math.ceil(startAt - now - maxWaitMs)) };
-      const done = await update(pk, {
-        set: { tat: ":tat", version: ":next" },
-        values: { ":tat": startAt + interval, ":next": version + 1, ":version": version },
-        condition: row?.version !== undefined ? "#version = :version" : "attribute_not_exists(#version)",
-        returns: "NONE",
-      });
-      if (done !== false) return { ok: true, startAt };
+      const written = await writeLog(pk, [...log, { id: entry.id, at: startAt, tokens: entry.tokens }], version, row?.version !== undefined);
+      if (written) return { ok: true, startAt };
       // Someone else moved the key: read it again, after a short jittered pause so racers spread out.
       await sleep(Math.random() * Math.min(20, 2 * (round + 1)));
     }
     // Heavy contention: report a short wait instead of spinning on.
-    return { ok: false, retryAfterMs: Math.max(1, interval) };
+    return { ok: false, retryAfterMs: 250 };
   };
 
-  /** ADD to a key's tat; bumps the version so a racing reserver re-reads instead of overwriting it. */
-  const shiftTat = (pk: string, deltaMs: number) => update(pk, { add: { tat: deltaMs, version: 1 }, returns: "NONE" });
+  const readLog = (row: Row | undefined): QuotaEntry[] => (typeof row?.log === "string" ? (JSON.parse(row.log) as QuotaEntry[]) : []);
+
+  const writeLog = async (pk: string, log: QuotaEntry[], version: number, exists: boolean): Promise<boolean> =>
+    (await update(pk, {
+      set: { log: ":log", version: ":next" },
+      values: { ":log": JSON.stringify(log), ":next": version + 1, ":version": version },
+      condition: exists ? "#version = :version" : "attribute_not_exists(#version)",
+      returns: "NONE",
+    })) !== false;
+
+  /** Changes (or, with null, removes) a request's entry in a key's log. */
+  const editEntry = async (pk: string, id: string, tokens: number | null): Promise<void> => {
+    for (let round = 0; round < maxConflicts; round++) {
+      const row = await get(pk);
+      const log = readLog(row);
+      if (!log.some((e) => e.id === id)) return;
+      const next = tokens === null ? log.filter((e) => e.id !== id) : log.map((e) => (e.id === id ? { ...e, tokens } : e));
+      if (await writeLog(pk, next, num(row?.version), true)) return;
+      await sleep(Math.random() * Math.min(20, 2 * (round + 1)));
+    }
+  };
 
   const claimKey = coordKeys.claim;
 
@@ -224,43 +233,31 @@ export function createCoordinator(client: DynamoDBClient, table: string, opts: C
   return {
     async reserveQuota(r) {
       const now = r.now ?? clock();
+      const entry = { id: randomUUID(), tokens: r.tokens };
       const keys: string[] = [];
-      const intervalMs: Record<string, number> = {};
-      const limits: QuotaTicket["limits"] = {};
       let notBefore = now;
       let jobKey: string | undefined;
       if (r.job && (r.job.rpm || r.job.tpm)) {
         jobKey = coordKeys.jobQuota(r.job.jobId);
-        const jobLimits = { rpm: r.job.rpm, tpm: r.job.tpm };
-        const interval = quotaInterval(jobLimits, r.tokens, headroom);
-        const got = await reserveKey(jobKey, interval, now, now, r.maxWaitMs);
+        const got = await reserveKey(jobKey, { rpm: r.job.rpm, tpm: r.job.tpm }, entry, now, now, r.maxWaitMs);
         if (!got.ok) return got;
         keys.push(jobKey);
-        intervalMs[jobKey] = interval;
-        limits[jobKey] = jobLimits;
         notBefore = got.startAt;
       }
       const accountKey = coordKeys.quota(r.model);
-      const interval = quotaInterval(r.account, r.tokens, headroom);
-      const got = await reserveKey(accountKey, interval, notBefore, now, r.maxWaitMs);
+      const got = await reserveKey(accountKey, r.account, entry, notBefore, now, r.maxWaitMs);
       if (!got.ok) {
         // The job's slot goes unused: give it back so the job's next call is not pushed out.
-        if (jobKey) await shiftTat(jobKey, -intervalMs[jobKey]!);
+        if (jobKey) await editEntry(jobKey, entry.id, null);
         return got;
       }
       keys.push(accountKey);
-      intervalMs[accountKey] = interval;
-      limits[accountKey] = { rpm: r.account.rpm, tpm: r.account.tpm };
-      return { ok: true, startAt: got.startAt, ticket: { keys, reservedTokens: r.tokens, intervalMs, limits } };
+      return { ok: true, startAt: got.startAt, ticket: { keys, reservedTokens: r.tokens, entryId: entry.id, startAt: got.startAt } };
     },
 
     async settleQuota(ticket, actualTokens) {
-      // The interval is recomputed with the real tokens, so it never drops below the request's
-      // own share (60000/rpm). Giving back moves later starts earlier; headroom covers that.
-      for (const key of ticket.keys) {
-        const delta = quotaInterval(ticket.limits[key] ?? {}, actualTokens, headroom) - (ticket.intervalMs[key] ?? 0);
-        if (delta !== 0) await shiftTat(key, delta);
-      }
+      // The entry keeps its start and takes the billed tokens, as the provider's windows count them.
+      for (const key of ticket.keys) await editEntry(key, ticket.entryId, Math.max(0, actualTokens));
     },
 
     async claimItem(jobId, itemId, owner, leaseMs, now = clock()) {

@@ -206,7 +206,9 @@ async function runClaimed(deps: WorkerDeps, store: ObjectStore, job: JobRecord, 
     deps.log.warn({ jobId: job.jobId, itemId: item.id, attempt, error: record }, "item attempt failed");
     await store.putJson(keys.attempt(job.jobId, item.id, attempt), { ...record, at: new Date(now()).toISOString() });
     if (error.haltsJob) await store.putJsonIfAbsent(keys.halt(job.jobId), { reason: record.message, kind: record.kind, itemId: item.id });
-    if (error.retryable && attempt < (job.maxAttempts ?? deployment.maxAttempts)) {
+    // A 429 is the provider's door closing, not a failed answer: it waits in the queue without
+    // using up the item's attempts (the DLQ's receive count still bounds an endless refusal).
+    if (error.retryable && (error.code === "rate_limited" || attempt < (job.maxAttempts ?? deployment.maxAttempts))) {
       await deps.coord.releaseClaim(job.jobId, item.id, deps.owner);
       throw new ReturnToQueue(backoffMs(deps.timing, attempt) / 1000, `attempt ${attempt} failed (${record.kind}); retrying after a backoff`);
     }

@@ -1,0 +1,88 @@
+/**
+ * When may a request start without the provider refusing it? The provider counts requests and
+ * tokens over sliding one-minute windows and over one-second windows holding RPM/60 and TPM/60
+ * (docs/qwen-api.md §7); a request's tokens are dated at its admission. A pacing interval
+ * after each start cannot keep the per-second token window for requests of different sizes (a
+ * large request needs the second before it nearly empty), so the schedule keeps a log of recent
+ * starts and places each new start at the earliest time both windows have room for it.
+ *
+ * Pure: the coordination store keeps the log per model (and per job with its own caps).
+ */
+
+export interface QuotaEntry {
+  id: string;
+  /** Planned start, epoch ms. */
+  at: number;
+  /** Worst-case tokens until settled, then the billed tokens (prompt + completion). */
+  tokens: number;
+}
+
+export interface WindowLimits {
+  rpm?: number;
+  tpm?: number;
+}
+
+export interface ScheduleOptions {
+  /** Share of RPM/TPM left unused (default 0.03). */
+  headroom?: number;
+  /** The windows are checked this much wider, for the time a request takes to reach the provider and clock jitter. */
+  marginMs?: number;
+}
+
+const SECOND = 1_000;
+const MINUTE = 60_000;
+
+function windowAt(entries: QuotaEntry[], end: number, width: number): { count: number; tokens: number } {
+  let count = 0;
+  let tokens = 0;
+  for (const e of entries) {
+    if (e.at > end - width && e.at <= end) {
+      count++;
+      tokens += e.tokens;
+    }
+  }
+  return { count, tokens };
+}
+
+/** Whether a request of `tokens` may start at `at` given the planned starts in `entries`. */
+export function fits(entries: QuotaEntry[], limits: WindowLimits, tokens: number, at: number, o: ScheduleOptions = {}): boolean {
+  const keep = 1 - (o.headroom ?? 0.03);
+  const margin = o.marginMs ?? 150;
+  const second = windowAt(entries, at, SECOND + margin);
+  const minute = windowAt(entries, at, MINUTE + 4 * margin);
+  if (limits.rpm) {
+    if (minute.count + 1 > Math.max(1, Math.floor(limits.rpm * keep))) return false;
+    if (second.count + 1 > Math.max(1, Math.floor(limits.rpm / 60))) return false;
+  }
+  if (limits.tpm) {
+    const tpm = limits.tpm * keep;
+    // A request larger than a whole window can only go into an empty one (the provider then takes it).
+    if (minute.tokens > 0 && minute.tokens + tokens > tpm) return false;
+    if (second.tokens > 0 && second.tokens + tokens > tpm / 60) return false;
+  }
+  return true;
+}
+
+/**
+ * The earliest start ≥ `from` (and ≥ every planned start: the log is append-only, so a new
+ * request never takes room that a later planned one relies on) at which the request fits.
+ */
+export function earliestStart(entries: QuotaEntry[], limits: WindowLimits, tokens: number, from: number, o: ScheduleOptions = {}): number {
+  const margin = o.marginMs ?? 150;
+  const last = entries.reduce((m, e) => Math.max(m, e.at), -Infinity);
+  const start = Math.max(from, last);
+  if (fits(entries, limits, tokens, start, o)) return start;
+  // The answer is a moment an entry leaves one of the windows.
+  const candidates = entries
+    .flatMap((e) => [e.at + SECOND + margin + 1, e.at + MINUTE + 4 * margin + 1])
+    .filter((t) => t > start)
+    .sort((a, b) => a - b);
+  for (const t of candidates) if (fits(entries, limits, tokens, t, o)) return t;
+  return candidates.at(-1) ?? start;
+}
+
+/** Entries that can no longer affect a window ending at `now` or later. */
+export function prune(entries: QuotaEntry[], now: number, o: ScheduleOptions = {}): QuotaEntry[] {
+  const margin = o.marginMs ?? 150;
+  return entries.filter((e) => e.at > now - MINUTE - 4 * margin);
+}
