@@ -139,7 +139,7 @@ async function submit(stack: LocalStack, name: string, docs: { source: string; u
   const store = new ObjectStore(stack.s3, stack.bucket);
   const limits = capUsd === null ? "" : `limits: { maxCostUsd: ${capUsd.toFixed(2)} }\n`;
   const spec = parseJobText(
-    `name: ${name}\ndocuments:\n  - path: x\nprompt: Summarise the main figures.\nthinking: { enabled: false }\nmaxOutputTokens: ${MAX_OUTPUT}\n${limits}`,
+    `name: ${name}\ndocuments:\n  - path: x\nprompt: Summarise the main figures.\nthinking: { enabled: false }\nmaxOutputTokens: ${MAX_OUTPUT}\noutput: { format: text, onTruncated: keep }\n${limits}`,
     `${name}.yaml`,
   );
   return submitJob(

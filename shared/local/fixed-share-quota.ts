@@ -31,6 +31,9 @@ export function withFixedShareQuota(inner: Coordinator, processes: number): Coor
       tickets.set(ticket, limiter);
       return { ok: true, startAt: Date.now(), ticket };
     },
+    async releaseQuota(ticket) {
+      tickets.get(ticket)?.settle(ticket.reservedTokens, 0);
+    },
     async settleQuota(ticket, actualTokens) {
       tickets.get(ticket)?.settle(ticket.reservedTokens, actualTokens);
     },

@@ -52,6 +52,8 @@ export interface Coordinator {
   }): Promise<QuotaReservation>;
   /** After the call: give back (or add) the difference between reserved and real tokens (input + output as billed). */
   settleQuota(ticket: QuotaTicket, actualTokens: number): Promise<void>;
+  /** The request will not start at its planned time (the worker was late, or gave up): its entries are removed. */
+  releaseQuota(ticket: QuotaTicket): Promise<void>;
 
   /** Before the model call. ok:false when another owner holds a live lease (a concurrent duplicate delivery) or the item is done. An expired lease is taken over. */
   claimItem(
@@ -253,6 +255,10 @@ export function createCoordinator(client: DynamoDBClient, table: string, opts: C
       }
       keys.push(accountKey);
       return { ok: true, startAt: got.startAt, ticket: { keys, reservedTokens: r.tokens, entryId: entry.id, startAt: got.startAt } };
+    },
+
+    async releaseQuota(ticket) {
+      for (const key of ticket.keys) await editEntry(key, ticket.entryId, null);
     },
 
     async settleQuota(ticket, actualTokens) {

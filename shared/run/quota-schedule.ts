@@ -29,6 +29,9 @@ export interface ScheduleOptions {
   marginMs?: number;
 }
 
+/** The windows are checked this much wider: a request reaches the provider a little after its planned start. */
+export const DEFAULT_MARGIN_MS = 200;
+
 const SECOND = 1_000;
 const MINUTE = 60_000;
 
@@ -47,7 +50,7 @@ function windowAt(entries: QuotaEntry[], end: number, width: number): { count: n
 /** Whether a request of `tokens` may start at `at` given the planned starts in `entries`. */
 export function fits(entries: QuotaEntry[], limits: WindowLimits, tokens: number, at: number, o: ScheduleOptions = {}): boolean {
   const keep = 1 - (o.headroom ?? 0.03);
-  const margin = o.marginMs ?? 150;
+  const margin = o.marginMs ?? DEFAULT_MARGIN_MS;
   const second = windowAt(entries, at, SECOND + margin);
   const minute = windowAt(entries, at, MINUTE + 4 * margin);
   if (limits.rpm) {
@@ -68,7 +71,7 @@ export function fits(entries: QuotaEntry[], limits: WindowLimits, tokens: number
  * request never takes room that a later planned one relies on) at which the request fits.
  */
 export function earliestStart(entries: QuotaEntry[], limits: WindowLimits, tokens: number, from: number, o: ScheduleOptions = {}): number {
-  const margin = o.marginMs ?? 150;
+  const margin = o.marginMs ?? DEFAULT_MARGIN_MS;
   const last = entries.reduce((m, e) => Math.max(m, e.at), -Infinity);
   const start = Math.max(from, last);
   if (fits(entries, limits, tokens, start, o)) return start;
@@ -83,6 +86,6 @@ export function earliestStart(entries: QuotaEntry[], limits: WindowLimits, token
 
 /** Entries that can no longer affect a window ending at `now` or later. */
 export function prune(entries: QuotaEntry[], now: number, o: ScheduleOptions = {}): QuotaEntry[] {
-  const margin = o.marginMs ?? 150;
+  const margin = o.marginMs ?? DEFAULT_MARGIN_MS;
   return entries.filter((e) => e.at > now - MINUTE - 4 * margin);
 }

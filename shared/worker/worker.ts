@@ -217,6 +217,9 @@ async function runClaimed(deps: WorkerDeps, store: ObjectStore, job: JobRecord, 
   }
 }
 
+/** How late a worker may wake for its planned start before it takes a new one (under the schedule's margin). */
+const LATE_START_MS = 100;
+
 /** Jobs known to be fully submitted: the state never changes back, so each container asks once. */
 const submittedJobs = new Set<string>();
 /** A submit that died without marking its job stays `submitting`; after this long it counts as failed. */
@@ -439,22 +442,32 @@ async function callModel(
   }
   const settleSpend = (actualUsd: number) => (cap === null ? Promise.resolve() : deps.coord.settleSpend(job.jobId, worstUsd, actualUsd));
 
-  const quota = await deps.coord.reserveQuota({
+  const reservation = {
     model: job.model,
     tokens: worstTokens,
     account: { rpm: model.rpm, tpm: model.tpm },
     job: { jobId: job.jobId, rpm: job.spec.limits.rpm, tpm: job.spec.limits.tpm },
-    maxWaitMs: Math.min(maxWaitMs, Math.max(0, timeLeftMs() / 2)),
-    now: now(),
-  });
+  };
+  const quota = await deps.coord.reserveQuota({ ...reservation, maxWaitMs: Math.min(maxWaitMs, Math.max(0, timeLeftMs() / 2)), now: now() });
   if (!quota.ok) {
     await settleSpend(0);
     throw new ReturnToQueue(quota.retryAfterMs / 1000 + Math.random(), "waiting for the account's quota");
   }
   let settled = false;
+  let ticket = quota.ticket;
   try {
-    const wait = quota.startAt - now();
-    if (wait > 0) await sleep(wait);
+    // A start planned in the log is only safe if the request leaves on time: a worker that wakes
+    // late (a busy machine, a slow store) takes a new place rather than crowd the next request.
+    for (let startAt = quota.startAt, round = 0; ; round++) {
+      const wait = startAt - now();
+      if (wait > 0) await sleep(wait);
+      if (now() - startAt <= LATE_START_MS || round >= 3) break;
+      await deps.coord.releaseQuota(ticket);
+      const again = await deps.coord.reserveQuota({ ...reservation, now: now(), maxWaitMs: 60_000 });
+      if (!again.ok) throw new ReturnToQueue(again.retryAfterMs / 1000, "waiting for the account's quota");
+      ticket = again.ticket;
+      startAt = again.startAt;
+    }
     // Sized after the wait, from the time really left.
     budget = budgetToDeadline(wanted, timeLeftMs(), deps.timing.decodeTokensPerSecond) ?? { ...budget, maxOutputTokens: 256, thinkingBudget: budget.thinkingBudget === undefined ? undefined : 1 };
     await countAttempt();
@@ -470,7 +483,7 @@ async function callModel(
     );
     settled = true;
     await Promise.all([
-      deps.coord.settleQuota(quota.ticket, result.usage.inputTokens + result.usage.outputTokens),
+      deps.coord.settleQuota(ticket, result.usage.inputTokens + result.usage.outputTokens),
       settleSpend(priceFor(model, { ...result.usage, cacheType: result.cacheType }).costUsd),
     ]);
     return result;
@@ -478,7 +491,7 @@ async function callModel(
     if (!settled) {
       // The call failed before its usage arrived: give the reservations back (what a failed call
       // was billed, if anything, is not known here).
-      await Promise.all([deps.coord.settleQuota(quota.ticket, plan.inputTokens), settleSpend(0)]).catch(() => undefined);
+      await Promise.all([deps.coord.settleQuota(ticket, plan.inputTokens), settleSpend(0)]).catch(() => undefined);
     }
   }
 }
