@@ -3,12 +3,11 @@ import { ObjectStore } from "../../shared/run/store.ts";
 import { cancelJob } from "../../shared/run/control.ts";
 import { readStackCoordinates, stackClients } from "../stack.ts";
 import { cancelLocalJob } from "../../shared/local/run.ts";
-import { createLog } from "../../shared/log.ts";
 import { summary, type Manifest } from "../../shared/run/manifest.ts";
 import { deployment } from "../../shared/settings.ts";
 import { endUnchanged, EXIT, fail, positiveInt } from "../exit.ts";
 import { renderSummary } from "./run.ts";
-import { human, type Edge } from "../edge.ts";
+import { human, localControl, type Edge } from "../edge.ts";
 
 interface CancelFlags {
   out: string;
@@ -32,12 +31,7 @@ export function registerCancel(program: Command, edge: Edge): void {
       if (flags.deployed) return cancelDeployed(jobId, flags, edge);
       try {
         const out = await cancelLocalJob({
-          jobId,
-          dataDir: flags.state,
-          outDir: flags.out,
-          workers: flags.workers,
-          settings: edge.settings(),
-          log: createLog({ level: edge.settings().logLevel }),
+          ...localControl(jobId, flags, edge),
           onMarked: (c) =>
             process.stderr.write(
               `job ${jobId}: ${c.alreadyCancelled ? "already marked cancelled" : "cancel marker written"}; ${c.pending.length} of ${c.job.items.length} item(s) had not finished, draining their tasks\n`,

@@ -4,12 +4,11 @@ import { ObjectStore } from "../../shared/run/store.ts";
 import { retryJob, type RetryRecord } from "../../shared/run/control.ts";
 import { readStackCoordinates, stackClients, stackCoordinator } from "../stack.ts";
 import { retryLocalJob } from "../../shared/local/run.ts";
-import { createLog } from "../../shared/log.ts";
 import { summary, type Manifest } from "../../shared/run/manifest.ts";
 import { deployment } from "../../shared/settings.ts";
 import { endUnchanged, EXIT, fail, positiveInt } from "../exit.ts";
 import { renderSummary } from "./run.ts";
-import { human, type Edge } from "../edge.ts";
+import { human, localControl, type Edge } from "../edge.ts";
 
 interface RetryFlags {
   out: string;
@@ -38,12 +37,7 @@ export function registerRetry(program: Command, edge: Edge): void {
       let started = false;
       try {
         const out = await retryLocalJob({
-          jobId,
-          dataDir: flags.state,
-          outDir: flags.out,
-          workers: flags.workers,
-          settings: edge.settings(),
-          log: createLog({ level: edge.settings().logLevel }),
+          ...localControl(jobId, flags, edge),
           onRequeued: (record, job) => {
             process.stderr.write(describeRound(record));
             bar.start(job.items.length, job.items.length - record.items.length, { jobId: job.jobId });
