@@ -176,7 +176,7 @@ describe("retry and cancel on persisted local runs, through the CLI", () => {
     expect(r.stderr).toContain(`cancelled job ${job.jobId}: 5 item(s) skipped without calling the model\n`);
     expect(lastJson<Manifest>(r.stdout)).toMatchObject({ status: "cancelled", counts: { total: 5, succeeded: 0, failed: 0, skipped: 5 } });
     const m = JSON.parse(await readFile(path.join(out, job.jobId, "manifest.json"), "utf8")) as Manifest;
-    expect(m.items.every((i) => i.status === "skipped" && i.error?.kind === "cancelled" && i.attempts === 1)).toBe(true);
+    expect(m.items.every((i) => i.status === "skipped" && i.error?.kind === "cancelled" && i.attempts === 0)).toBe(true);
     expect(sim.calls.length).toBe(before);
 
     const again = await cli(["cancel", job.jobId, "--state", state]);
@@ -245,7 +245,7 @@ describe("retry and cancel in process", () => {
     const out = await cancelLocalJob({ jobId: job.jobId, stack, outDir: path.join(dir, "out"), workers: 1, settings: loadSettings({}), log: silentLog, timeoutMs: 20_000 });
     expect(out.state).toBe("cancelled");
     if (out.state !== "cancelled") return;
-    expect(out.orphans).toEqual(job.items.map((i) => i.id));
+    expect(out.skipped).toEqual(job.items.map((i) => i.id));
     expect(out.manifest).toMatchObject({ status: "cancelled", counts: { total: 3, skipped: 3 } });
     expect(out.manifest.items.every((i) => i.error?.kind === "cancelled" && i.attempts === 0)).toBe(true);
     expect(Date.now() - started).toBeLessThan(15_000);

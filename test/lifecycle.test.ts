@@ -5,6 +5,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { keys, ObjectStore } from "../shared/run/store.ts";
 import { getModel, loadCatalog } from "../shared/model/catalog.ts";
 import { createDeadLetterHandler } from "../shared/worker/dead.ts";
+import { createCoordinator } from "../shared/run/coord.ts";
 import { parseJobText } from "../shared/job/load.ts";
 import { s3Uri } from "../shared/job/record.ts";
 import { silentLog } from "../shared/log.ts";
@@ -69,7 +70,7 @@ describe("item lifecycle", () => {
     const common = { sqs: loop.stack.sqs, waitTimeS: 1, functionTimeoutMs: 60_000, signal: stop.signal, batchSize: 10 };
     // A worker that dies on every delivery (as a Lambda killed by the runtime would).
     const crashing = runPoller({ ...common, queueUrl: loop.stack.queueUrl, handler: async () => { throw new Error("Runtime exited"); } });
-    const deadLetters = runPoller({ ...common, queueUrl: loop.stack.dlqUrl, handler: createDeadLetterHandler(() => ({ s3: loop.stack.s3, log: silentLog })) });
+    const deadLetters = runPoller({ ...common, queueUrl: loop.stack.dlqUrl, handler: createDeadLetterHandler(() => ({ s3: loop.stack.s3, coord: createCoordinator(loop.stack.dynamo.client, loop.stack.dynamo.table), log: silentLog })) });
     await expect.poll(() => store.exists(keys.item(job.jobId, job.items[0]!.id, "result.json")), { timeout: 15_000, interval: 200 }).toBe(true);
     stop.abort();
     await Promise.all([crashing, deadLetters]);

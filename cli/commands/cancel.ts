@@ -34,15 +34,14 @@ export function registerCancel(program: Command, edge: Edge): void {
           ...localControl(jobId, flags, edge),
           onMarked: (c) =>
             process.stderr.write(
-              `job ${jobId}: ${c.alreadyCancelled ? "already marked cancelled" : "cancel marker written"}; ${c.pending.length} of ${c.job.items.length} item(s) had not finished, draining their tasks\n`,
+              `job ${jobId}: ${c.alreadyCancelled ? "already marked cancelled" : "cancel marker written"}; ${c.pending.length} of ${c.job.items.length} item(s) had not finished, recording them skipped\n`,
             ),
+          onProgress: (p) => process.stderr.write(`job ${jobId}: ${p.finished} of ${p.total} item(s) finished\n`),
         });
         if (out.state === "finished") return alreadyFinished(out.manifest, flags.json);
         const skipped = out.manifest.items.filter((i) => i.status === "skipped" && i.error?.kind === "cancelled").length;
         human(flags.json).write(
-          `cancelled job ${jobId}: ${skipped} item(s) skipped without calling the model` +
-            (out.orphans.length ? ` (${out.orphans.length} of them had no task left in the queue)` : "") +
-            "\n" +
+          `cancelled job ${jobId}: ${skipped} item(s) skipped without calling the model\n` +
             renderSummary(out.manifest) +
             `\nrun written to ${out.outDir}\n`,
         );

@@ -2,10 +2,10 @@ import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
-import { GetQueueAttributesCommand } from "@aws-sdk/client-sqs";
+import { ChangeMessageVisibilityBatchCommand, DeleteMessageBatchCommand, GetQueueAttributesCommand, ReceiveMessageCommand } from "@aws-sdk/client-sqs";
 import { keys, ObjectStore } from "../run/store.ts";
 import { sendTasks, type TaskMessage } from "../run/queue.ts";
-import { cancelJob, retryJob, skipOrphanedItems, type CancelOutcome, type RetryRecord } from "../run/control.ts";
+import { cancelJob, retryJob, type CancelOutcome, type RetryRecord } from "../run/control.ts";
 import { createWorkerDeps } from "../worker/deps.ts";
 import { loadJobForSubmit, submitLoadedJob } from "../submit/load.ts";
 import { LongdocError } from "../errors.ts";
@@ -16,7 +16,9 @@ import { createCoordinator } from "../run/coord.ts";
 import { startFleet } from "./fleet.ts";
 import type { JobRecord } from "../job/record.ts";
 import type { Log } from "../log.ts";
-import { finishedItemIds, type Manifest } from "../run/manifest.ts";
+import { finishedItemIds, inBatches, resultWithoutCall, type Manifest } from "../run/manifest.ts";
+import { writeFinalManifest } from "../run/finish.ts";
+import type { Coordinator } from "../run/coord.ts";
 import type { ModelClient } from "../model/client.ts";
 import { deployment, type Settings } from "../settings.ts";
 import { startSimulator } from "../sim/index.ts";
@@ -168,12 +170,6 @@ export interface DriveOptions extends WorkerOptions {
   job: JobRecord;
   /** The model endpoint; opened from the settings (and closed) when unset. */
   endpoint?: Omit<LocalEndpoint, "stop">;
-  /**
-   * Called when both queues stayed empty for a while and the job is still not finished: no task
-   * will come for its remaining items (they were lost with an interrupted run). Cancel uses it to
-   * record them skipped; without it the run waits (up to `timeoutMs`).
-   */
-  whenQueuesEmpty?: () => Promise<void>;
   /** Workers already starting (run starts them while it submits); started here when unset. */
   running?: Promise<Workers>;
 }
@@ -184,8 +180,6 @@ export interface DriveResult {
   usedSimulator: boolean;
 }
 
-/** How long both queues must stay empty, with the job unfinished, before `whenQueuesEmpty`. */
-const IDLE_MS = 1500;
 
 /**
  * Runs the workers (a Lambda-style poller per worker on the task queue, one on the DLQ) until
@@ -202,7 +196,6 @@ export async function driveLocalRun(o: DriveOptions): Promise<DriveResult> {
     const startedAt = Date.now();
     let manifest: Manifest | undefined;
     let drainUntil: number | undefined;
-    let idleSince: number | undefined;
     for (;;) {
       // The manifest turns final when the last item is counted in the coordination table.
       manifest = await store.getJson<Manifest>(keys.manifest(job.jobId));
@@ -216,14 +209,6 @@ export async function driveLocalRun(o: DriveOptions): Promise<DriveResult> {
         // so nothing is left behind, but never wait long for it.
         drainUntil ??= Date.now() + 3 * deployment.local.claimLeaseS * 1000;
         if ((await queueDepth(stack)) === 0 || Date.now() > drainUntil) break;
-      }
-      if (!final && o.whenQueuesEmpty) {
-        const empty = (await queueDepth(stack)) === 0 && (await queueDepth({ sqs: stack.sqs, queueUrl: stack.dlqUrl })) === 0;
-        idleSince = empty ? (idleSince ?? Date.now()) : undefined;
-        if (idleSince !== undefined && Date.now() - idleSince >= IDLE_MS) {
-          await o.whenQueuesEmpty();
-          idleSince = undefined;
-        }
       }
       if (o.timeoutMs !== undefined && Date.now() - startedAt > o.timeoutMs) break;
       if (o.signal?.aborted) break;
@@ -269,7 +254,7 @@ async function startWorkers(o: Omit<DriveOptions, "job">, endpoint: Omit<LocalEn
     timing: { leaseMs: deployment.local.claimLeaseS * 1000, ...o.timing },
   });
   const worker = createWorkerHandler(() => deps);
-  const deadLetters = createDeadLetterHandler(() => ({ s3: stack.s3, log: o.log }));
+  const deadLetters = createDeadLetterHandler(() => ({ s3: stack.s3, coord: deps.coord, log: o.log }));
   const queueArn = async (url: string) => (await stack.sqs.send(new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ["QueueArn"] }))).Attributes?.QueueArn;
   const common = { sqs: stack.sqs, waitTimeS: deployment.local.pollWaitS, functionTimeoutMs: deployment.workerTimeoutS * 1000, signal: abort.signal, onError: (e: unknown) => o.log.error({ error: String(e) }, "poller error") };
   const pollers = [
@@ -351,7 +336,52 @@ export async function retryLocalJob(o: LocalControlOptions & { onRequeued?: (rec
 
 export type LocalCancelResult =
   | { state: "finished"; job: JobRecord; manifest: Manifest }
-  | { state: "cancelled"; job: JobRecord; pending: string[]; alreadyCancelled: boolean; manifest: Manifest; outDir: string; orphans: string[] };
+  | { state: "cancelled"; job: JobRecord; pending: string[]; alreadyCancelled: boolean; manifest: Manifest; outDir: string; skipped: string[] };
+
+/** Records every item without a result skipped (cancelled), 32 at a time, each counted finished once. */
+async function skipUnfinished(store: ObjectStore, coord: Coordinator, job: JobRecord, onProgress: (finished: number) => void): Promise<string[]> {
+  const done = await finishedItemIds(store, job.jobId);
+  const left = job.items.filter((i) => !done.has(i.id));
+  const at = new Date().toISOString();
+  let finished = done.size;
+  await inBatches(left, 32, async (item) => {
+    const result = resultWithoutCall(job, item.id, { status: "skipped", attempts: 0, error: { kind: "cancelled", message: "the job was cancelled before this item ran" }, at });
+    await store.putJsonIfAbsent(keys.item(job.jobId, item.id, "result.json"), result);
+    await coord.markFinished(job.jobId, item.id, job.items.length);
+    if (++finished % 100 === 0) onProgress(finished);
+  });
+  onProgress(job.items.length);
+  return left.map((i) => i.id);
+}
+
+/** Deletes the job's tasks from the queue, ten at a time over parallel receivers; others' tasks are handed straight back. */
+async function removeQueuedTasks(stack: LocalStack, jobId: string): Promise<void> {
+  const foreign = new Set<string>();
+  const receiver = async () => {
+    for (;;) {
+      const got = await stack.sqs.send(new ReceiveMessageCommand({ QueueUrl: stack.queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 0, VisibilityTimeout: 30 }));
+      const messages = got.Messages ?? [];
+      const ours = messages.filter((m) => taskJobId(m.Body) === jobId);
+      const others = messages.filter((m) => taskJobId(m.Body) !== jobId);
+      if (ours.length) await stack.sqs.send(new DeleteMessageBatchCommand({ QueueUrl: stack.queueUrl, Entries: ours.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle! })) }));
+      if (others.length) {
+        await stack.sqs.send(new ChangeMessageVisibilityBatchCommand({ QueueUrl: stack.queueUrl, Entries: others.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle!, VisibilityTimeout: 0 })) }));
+      }
+      // Done when the queue is empty, or holds only other jobs' tasks seen already.
+      if (ours.length === 0 && others.every((m) => foreign.has(m.MessageId!))) return;
+      for (const m of others) foreign.add(m.MessageId!);
+    }
+  };
+  await Promise.all(Array.from({ length: 4 }, receiver));
+}
+
+const taskJobId = (body: string | undefined): string | undefined => {
+  try {
+    return (JSON.parse(body ?? "") as { jobId?: string }).jobId;
+  } catch {
+    return undefined;
+  }
+};
 
 /**
  * `longdoc cancel` on a local run: writes the cancel marker, then runs the workers until every
@@ -368,18 +398,14 @@ export async function cancelLocalJob(o: LocalControlOptions & { onMarked?: (c: E
     });
     if (c.state === "finished") return c;
     o.onMarked?.(c);
-    const orphans: string[] = [];
-    const driven = await driveLocalRun({
-      ...o,
-      stack,
-      job: c.job,
-      noModel: true,
-      endpoint: { apiKey: "unused", baseURL: "http://127.0.0.1:9/unused", usedSimulator: false },
-      whenQueuesEmpty: async () => {
-        orphans.push(...(await skipOrphanedItems(store, c.job)));
-      },
-    });
-    return { state: "cancelled", job: c.job, pending: c.pending, alreadyCancelled: c.alreadyCancelled, manifest: driven.manifest, outDir: driven.outDir, orphans };
+    // This process owns the state, so no worker is running: every unfinished item ends skipped
+    // here, many at a time, without a delivery each; then the job's tasks leave the queue.
+    const coord = createCoordinator(stack.dynamo.client, stack.dynamo.table);
+    const skipped = await skipUnfinished(store, coord, c.job, (finished) => o.onProgress?.({ jobId: c.job.jobId, total: c.job.items.length, finished, elapsedMs: 0 }));
+    await removeQueuedTasks(stack, c.job.jobId);
+    const manifest = await writeFinalManifest(store, c.job);
+    const outDir = await mirrorRun(store, c.job.jobId, o.outDir);
+    return { state: "cancelled", job: c.job, pending: c.pending, alreadyCancelled: c.alreadyCancelled, manifest, outDir, skipped };
   } finally {
     if (!o.stack) await stack.stop();
   }

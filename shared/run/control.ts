@@ -3,9 +3,8 @@ import { sendTasks, type TaskMessage } from "./queue.ts";
 import { keys, type ObjectStore } from "./store.ts";
 import { LongdocError } from "../errors.ts";
 import type { JobRecord } from "../job/record.ts";
-import { buildManifest, currentManifest, finishedItemIds, inBatches, readResults, resultWithoutCall, type ItemResult, type ItemStatus, type Manifest } from "./manifest.ts";
+import { buildManifest, currentManifest, inBatches, readResults, type ItemResult, type ItemStatus, type Manifest } from "./manifest.ts";
 import type { Coordinator } from "./coord.ts";
-import { writeManifestIfDone } from "./finish.ts";
 import { readJob } from "./progress.ts";
 
 /**
@@ -145,25 +144,3 @@ export async function cancelJob(deps: Pick<ControlDeps, "store" | "now">, jobId:
   return { state: "cancelling", job, pending, alreadyCancelled };
 }
 
-/**
- * Records every item of a cancelled job that has no result as `skipped` (kind `cancelled`), as a
- * worker would, and writes the manifest. Only for items no task will come for any more: the
- * local runtime calls it once both queues are empty and the run is still not finished (a task
- * lost with an interrupted run).
- */
-export async function skipOrphanedItems(store: ObjectStore, job: JobRecord, now: () => Date = () => new Date()): Promise<string[]> {
-  const finished = await finishedItemIds(store, job.jobId);
-  const orphans = job.items.filter((i) => !finished.has(i.id));
-  const at = now().toISOString();
-  await inBatches(orphans, 16, async (item) => {
-    const result = resultWithoutCall(job, item.id, {
-      status: "skipped",
-      attempts: 0,
-      error: { kind: "cancelled", message: "the job was cancelled; no task for this item was left in the queue" },
-      at,
-    });
-    await store.putJsonIfAbsent(keys.item(job.jobId, item.id, "result.json"), result);
-  });
-  await writeManifestIfDone(store, job);
-  return orphans.map((i) => i.id);
-}

@@ -6,11 +6,14 @@ import type { ErrorCode } from "../errors.ts";
 import type { JobRecord } from "../job/record.ts";
 import type { Log } from "../log.ts";
 import { resultWithoutCall } from "../run/manifest.ts";
-import { writeManifestIfDone } from "../run/finish.ts";
+import type { Coordinator } from "../run/coord.ts";
+import { writeFinalManifest } from "../run/finish.ts";
 import { eachRecord, once, receiveCount, type Lazy } from "./records.ts";
 
 export interface DeadTaskDeps {
   s3: S3Client;
+  /** Counts the item finished, so the job's last item still writes the manifest. */
+  coord: Coordinator;
   log: Log;
   now?: () => number;
 }
@@ -18,7 +21,8 @@ export interface DeadTaskDeps {
 /**
  * A task in the dead-letter queue never got a result (its worker kept dying, e.g. out of memory
  * or time). Marks the item failed with the last recorded attempt error, so the manifest still
- * lists every item exactly once.
+ * lists every item exactly once. It ends in the coordination table like any other item, so
+ * the worker (or this recorder) that finishes the job's last item writes the manifest.
  */
 export async function recordDeadTask(deps: DeadTaskDeps, task: TaskMessage, _dlqReceives: number): Promise<void> {
   const store = new ObjectStore(deps.s3, task.bucket);
@@ -43,7 +47,8 @@ export async function recordDeadTask(deps: DeadTaskDeps, task: TaskMessage, _dlq
     });
     await store.putJsonIfAbsent(resultKey, result);
   }
-  await writeManifestIfDone(store, job);
+  const { last } = await deps.coord.markFinished(job.jobId, task.itemId, job.items.length);
+  if (last) await writeFinalManifest(store, job);
 }
 
 /** Tasks that exhausted their deliveries land in the DLQ; record each as failed with its last error. */
