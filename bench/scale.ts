@@ -13,10 +13,10 @@ import path from "node:path";
 import { parseJobText } from "../shared/job/load.ts";
 import { s3Uri, type JobRecord } from "../shared/job/record.ts";
 import { startFleet } from "../shared/local/fleet.ts";
+import { cancelLocalJob } from "../shared/local/run.ts";
 import { startLocalStack, type LocalStack } from "../shared/local/stack.ts";
 import { silentLog } from "../shared/log.ts";
 import { getModel, loadCatalog } from "../shared/model/catalog.ts";
-import { cancelJob } from "../shared/run/control.ts";
 import { createCoordinator } from "../shared/run/coord.ts";
 import type { Manifest } from "../shared/run/manifest.ts";
 import { keys, ObjectStore } from "../shared/run/store.ts";
@@ -60,10 +60,15 @@ async function measure(n: number, cancel: boolean): Promise<{ items: number; sec
   const sim = await startSimulator({ port: 0, decodeTokensPerSecond: 0 });
   try {
     const job = await submit(stack, `${cancel ? "cancel" : "run"}-${n}`, n);
-    if (cancel) await cancelJob({ store: new ObjectStore(stack.s3, stack.bucket) }, job.jobId);
     const settings = loadSettings({ DASHSCOPE_API_KEY: "sk-bench", QWEN_BASE_URL: sim.baseURL, LONGDOC_LOG: "error", LONGDOC_CATALOG: catalogPath });
-    const fleet = await startFleet({ stack, workers: WORKERS, settings, endpoint: { apiKey: "sk-bench", baseURL: sim.baseURL }, log: silentLog, noModel: cancel });
     const started = Date.now();
+    if (cancel) {
+      // What `longdoc cancel` does on a local state whose tasks are all queued.
+      const out = await cancelLocalJob({ jobId: job.jobId, stack, outDir: path.join(dir, "out"), workers: WORKERS, settings, log: silentLog });
+      const seconds = (Date.now() - started) / 1000;
+      return { items: n, seconds, itemsPerMinute: Math.round((n / seconds) * 60), status: out.manifest.status };
+    }
+    const fleet = await startFleet({ stack, workers: WORKERS, settings, endpoint: { apiKey: "sk-bench", baseURL: sim.baseURL }, log: silentLog });
     try {
       const m = await finalManifest(stack, job);
       const seconds = (Date.now() - started) / 1000;
