@@ -148,8 +148,8 @@ describe("quota: a log of planned starts per model", () => {
     expect(starts.every(Number.isFinite)).toBe(true);
     expect(starts[0]).toBe(1_000_000);
     // The provider's one-second window, widened by the margin for network and clock jitter.
-    expect(densest(starts, 1_300)).toBeLessThanOrEqual(2);
-    expect(starts.at(-1)! - starts[0]!).toBeLessThan(5 * 1_350);
+    expect(densest(starts, 1_200)).toBeLessThanOrEqual(2);
+    expect(starts.at(-1)! - starts[0]!).toBeLessThan(5 * 1_250);
   });
 
   it("refuses starts beyond maxWaitMs, saying how long to wait; after that wait the slot is there", async () => {
@@ -160,9 +160,9 @@ describe("quota: a log of planned starts per model", () => {
     expect(ok).toHaveLength(1);
     const refused = out.find((o) => !o.ok);
     if (!refused || refused.ok) throw new Error("expected a refusal");
-    expect(refused.retryAfterMs).toBe(1_301 - 500);
+    expect(refused.retryAfterMs).toBe(1_201 - 500);
     const later = await coord.reserveQuota({ model, tokens: 100, account, maxWaitMs: 500, now: 5_000 + refused.retryAfterMs });
-    expect(later).toMatchObject({ ok: true, startAt: 5_000 + 1_301 });
+    expect(later).toMatchObject({ ok: true, startAt: 5_000 + 1_201 });
   });
 
   it("keeps the per-second token share: a request waits until the last second has room for it; settling records the real tokens", async () => {
@@ -172,14 +172,14 @@ describe("quota: a log of planned starts per model", () => {
     const b = await coord.reserveQuota({ model, tokens: 600, account, maxWaitMs: 60_000, now: 0 });
     expect(a).toMatchObject({ ok: true, startAt: 0 });
     // 600 + 600 is over the second's 970: the next start is once the first left the window.
-    expect(b).toMatchObject({ ok: true, startAt: 1_301 });
+    expect(b).toMatchObject({ ok: true, startAt: 1_201 });
     if (!b.ok) throw new Error("refused");
     // b really used 100 tokens: a 600-token request now fits beside it.
     await coord.settleQuota(b.ticket, 100);
-    expect(await coord.reserveQuota({ model, tokens: 600, account, maxWaitMs: 60_000, now: 0 })).toMatchObject({ ok: true, startAt: 1_301 });
+    expect(await coord.reserveQuota({ model, tokens: 600, account, maxWaitMs: 60_000, now: 0 })).toMatchObject({ ok: true, startAt: 1_201 });
     // A request larger than the whole second goes only into an empty one.
     const big = await coord.reserveQuota({ model, tokens: 5_000, account, maxWaitMs: 60_000, now: 0 });
-    expect(big).toMatchObject({ ok: true, startAt: 1_301 + 1_301 });
+    expect(big).toMatchObject({ ok: true, startAt: 1_201 + 1_201 });
   });
 
   it("applies a job's own caps inside the account's, and gives the job's slot back when the account refuses", async () => {
@@ -190,7 +190,7 @@ describe("quota: a log of planned starts per model", () => {
     const a = await coord.reserveQuota({ model, tokens: 10, account, job, maxWaitMs: 5_000, now: 0 });
     const b = await coord.reserveQuota({ model, tokens: 10, account, job, maxWaitMs: 5_000, now: 0 });
     expect(a).toMatchObject({ ok: true, startAt: 0 });
-    expect(b).toMatchObject({ ok: true, startAt: 1_301 });
+    expect(b).toMatchObject({ ok: true, startAt: 1_201 });
     if (!a.ok) throw new Error("refused");
     expect(a.ticket.keys).toEqual([`quota#job#${jobId}`, `quota#${model}`]);
 

@@ -74,7 +74,7 @@ describe("the fleet under one account quota", () => {
 
       const calls = loop.sim.calls;
       const refused = calls.filter((c) => c.status === 429);
-      // The plan keeps both windows with a 300 ms margin; what it cannot absorb is a process (the
+      // The plan keeps both windows with a 200 ms margin; what it cannot absorb is a process (the
       // simulator's or a worker's) stalled longer than that while the other test files load this
       // 2-core machine. bench:fleet, alone, measures the share at scale (0 of 230).
       expect(refused.length, `refusals: ${refused.map((c) => c.errorCode).join(", ")}`).toBeLessThanOrEqual(3);

@@ -22,7 +22,7 @@ describe("the quota is the speed limit", () => {
     const before = loop.sim.calls.length;
     const run = await runLocalJob({ jobFile, outDir: path.join(dir, "out"), workers: 5, settings: loadSettings(loop.env()), log: silentLog, stack: loop.stack });
     const calls = loop.sim.calls.slice(before);
-    // Planned starts leave a 300 ms margin on the provider's one-second window; a worker process
+    // Planned starts leave a 200 ms margin on the provider's one-second window; a worker process
     // stalled longer than that on a loaded 2-core machine can still draw one refusal, which the
     // item waits out in the queue (bench:fleet measures the share at scale: 0 of 230).
     const statuses = calls.map((c) => `${c.status} ${c.errorCode ?? ""}`.trim());

@@ -30,7 +30,7 @@ export interface ScheduleOptions {
 }
 
 /** The windows are checked this much wider: a request reaches the provider a little after its planned start. */
-export const DEFAULT_MARGIN_MS = 300;
+export const DEFAULT_MARGIN_MS = 200;
 
 const SECOND = 1_000;
 const MINUTE = 60_000;
