@@ -1,5 +1,5 @@
 import { createLog, type Log } from "../shared/log.ts";
-import { loadSettings, type Settings } from "../shared/settings.ts";
+import { deployment, loadSettings, type Settings } from "../shared/settings.ts";
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -22,7 +22,7 @@ export function createEdge(env: Env): Edge {
 export const human = (json: boolean | undefined): NodeJS.WriteStream => (json ? process.stderr : process.stdout);
 
 /** What `retry` and `cancel` hand the local runtime for a job on a local state. */
-export function localControl(jobId: string, flags: { state: string; out: string; workers: number }, edge: Edge): { jobId: string; dataDir: string; outDir: string; workers: number; settings: Readonly<Settings>; log: Log } {
+export function localControl(jobId: string, flags: { state: string; out: string; workers?: number }, edge: Edge): { jobId: string; dataDir: string; outDir: string; workers: number; settings: Readonly<Settings>; log: Log } {
   const settings = edge.settings();
-  return { jobId, dataDir: flags.state, outDir: flags.out, workers: flags.workers, settings, log: createLog({ level: settings.logLevel }) };
+  return { jobId, dataDir: flags.state, outDir: flags.out, workers: flags.workers ?? deployment.local.workers, settings, log: createLog({ level: settings.logLevel }) };
 }

@@ -48,6 +48,13 @@ export function parseWorkers(value: string | number | undefined, name = "--worke
  * Checks that an option naming a folder (`--out`, `--state`) is a writable folder or can be
  * created: checked before a run submits anything, so a bad path never costs a model call.
  */
+/** `--workers` as a commander option parser: a bad value is a usage error with commander's one line. */
+export function workersArg(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > MAX_LOCAL_WORKERS) throw new InvalidArgumentError(`--workers must be a whole number from 1 to ${MAX_LOCAL_WORKERS}, got '${value}'`);
+  return n;
+}
+
 export async function checkFolderOption(name: string, dir: string): Promise<void> {
   const abs = path.resolve(dir);
   const s = await stat(abs).catch(() => undefined);

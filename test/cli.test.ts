@@ -34,6 +34,21 @@ describe("the longdoc command", () => {
     expect((await run(["frobnicate"])).code).toBe(2);
   });
 
+  it("retry and cancel check their options before opening any state: --workers 1 to 64, --out a folder", async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), "longdoc-cli-opts-"));
+    const file = path.join(dir, "a-file");
+    await writeFile(file, "x");
+    const many = await run(["retry", "x", "--workers", "100", "--state", path.join(dir, "s")]);
+    expect(many.code).toBe(2);
+    expect(many.stderr).toContain("--workers must be a whole number from 1 to 64, got '100'");
+    for (const cmd of ["retry", "cancel"]) {
+      const out = await run([cmd, "x", "--out", file, "--state", path.join(dir, "s")]);
+      expect(out.code).toBe(2);
+      expect(out.stderr).toContain(`--out ${file}: is a file, not a folder`);
+    }
+    expect(await readdir(dir)).toEqual(["a-file"]);
+  });
+
   it("run --json: progress on stderr, a summary table, and the summary as the last stdout line", async () => {
     const dir = await mkdtemp(path.join(tmpdir(), "longdoc-cli-run-"));
     await mkdir(path.join(dir, "docs"));

@@ -4,14 +4,12 @@ import { cancelJob } from "../../shared/run/control.ts";
 import { readStackCoordinates, stackClients } from "../stack.ts";
 import { cancelLocalJob } from "../../shared/local/run.ts";
 import { summary, type Manifest } from "../../shared/run/manifest.ts";
-import { deployment } from "../../shared/settings.ts";
-import { endUnchanged, EXIT, fail, positiveInt } from "../exit.ts";
+import { checkFolderOption, endUnchanged, EXIT, fail } from "../exit.ts";
 import { renderSummary } from "./run.ts";
 import { human, localControl, type Edge } from "../edge.ts";
 
 interface CancelFlags {
   out: string;
-  workers: number;
   json?: boolean;
   state: string;
   deployed?: boolean;
@@ -24,12 +22,12 @@ export function registerCancel(program: Command, edge: Edge): void {
     .argument("<jobId>", "the job id `longdoc run` or `longdoc submit` printed")
     .option("--state <dir>", "where the emulator keeps its state", ".longdoc/state")
     .option("--out <dir>", "mirror the run to <dir>/<jobId>/", "out")
-    .option("--workers <n>", "concurrent local workers draining the queue", positiveInt("--workers"), deployment.local.workers)
     .option("--deployed", "cancel on the deployed stack (.sst/outputs.json or LONGDOC_BUCKET/LONGDOC_QUEUE_URL); its workers skip the queued items")
     .option("--json", "print the run summary as JSON on the last line")
     .action(async (jobId: string, flags: CancelFlags) => {
       if (flags.deployed) return cancelDeployed(jobId, flags, edge);
       try {
+        await checkFolderOption("--out", flags.out);
         const out = await cancelLocalJob({
           ...localControl(jobId, flags, edge),
           onMarked: (c) =>

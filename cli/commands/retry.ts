@@ -6,7 +6,7 @@ import { readStackCoordinates, stackClients, stackCoordinator } from "../stack.t
 import { retryLocalJob } from "../../shared/local/run.ts";
 import { summary, type Manifest } from "../../shared/run/manifest.ts";
 import { deployment } from "../../shared/settings.ts";
-import { endUnchanged, EXIT, fail, positiveInt } from "../exit.ts";
+import { checkFolderOption, endUnchanged, EXIT, fail, MAX_LOCAL_WORKERS, workersArg } from "../exit.ts";
 import { renderSummary } from "./run.ts";
 import { human, localControl, type Edge } from "../edge.ts";
 
@@ -24,7 +24,7 @@ export function registerRetry(program: Command, edge: Edge): void {
     .description("re-queue the items of a finished run that failed or were skipped, and run them again (a local run, or --deployed)")
     .argument("<jobId>", "the job id `longdoc run` or `longdoc submit` printed")
     .option("--out <dir>", "mirror the run to <dir>/<jobId>/", "out")
-    .option("--workers <n>", "concurrent local workers", positiveInt("--workers"), deployment.local.workers)
+    .option("--workers <n>", `concurrent local workers, 1 to ${MAX_LOCAL_WORKERS}`, workersArg, deployment.local.workers)
     .option("--state <dir>", "where the emulator keeps its state", ".longdoc/state")
     .option("--deployed", "re-queue on the deployed stack (.sst/outputs.json or LONGDOC_BUCKET/LONGDOC_QUEUE_URL); its workers run them")
     .option("--json", "print the run summary as JSON on the last line")
@@ -36,6 +36,7 @@ export function registerRetry(program: Command, edge: Edge): void {
       );
       let started = false;
       try {
+        await checkFolderOption("--out", flags.out);
         const out = await retryLocalJob({
           ...localControl(jobId, flags, edge),
           onRequeued: (record, job) => {
