@@ -16,7 +16,7 @@ import { createCoordinator } from "../run/coord.ts";
 import { startFleet } from "./fleet.ts";
 import type { JobRecord } from "../job/record.ts";
 import type { Log } from "../log.ts";
-import { finishedItemIds, inBatches, resultWithoutCall, type Manifest } from "../run/manifest.ts";
+import { finishedItemIds, inBatches, readResults, resultWithoutCall, type ItemResult, type Manifest } from "../run/manifest.ts";
 import { writeFinalManifest } from "../run/finish.ts";
 import type { Coordinator } from "../run/coord.ts";
 import type { ModelClient } from "../model/client.ts";
@@ -338,20 +338,33 @@ export type LocalCancelResult =
   | { state: "finished"; job: JobRecord; manifest: Manifest }
   | { state: "cancelled"; job: JobRecord; pending: string[]; alreadyCancelled: boolean; manifest: Manifest; outDir: string; skipped: string[] };
 
-/** Records every item without a result skipped (cancelled), 32 at a time, each counted finished once. */
-async function skipUnfinished(store: ObjectStore, coord: Coordinator, job: JobRecord, onProgress: (finished: number) => void): Promise<string[]> {
-  const done = await finishedItemIds(store, job.jobId);
-  const left = job.items.filter((i) => !done.has(i.id));
+/**
+ * Records every item without a result skipped (cancelled), 64 writes at a time, and returns
+ * every result of the job for the final manifest (the ones read plus the ones written), so the
+ * manifest needs no second read of thousands of objects.
+ *
+ * The items are not counted finished in the coordination table: no worker runs while this
+ * process owns the state, the manifest is written here rather than by a last worker, and an
+ * uncounted item cannot push a later count (a retry's) to an early last:true.
+ */
+async function skipUnfinished(store: ObjectStore, job: JobRecord, onProgress: (finished: number) => void): Promise<{ skipped: string[]; results: Map<string, ItemResult>; written: Map<string, ItemResult> }> {
+  const results = await readResults(store, job);
+  const left = job.items.filter((i) => !results.has(i.id));
   const at = new Date().toISOString();
-  let finished = done.size;
-  await inBatches(left, 32, async (item) => {
+  const written = new Map<string, ItemResult>();
+  let finished = results.size;
+  await inBatches(left, 64, async (item) => {
     const result = resultWithoutCall(job, item.id, { status: "skipped", attempts: 0, error: { kind: "cancelled", message: "the job was cancelled before this item ran" }, at });
-    await store.putJsonIfAbsent(keys.item(job.jobId, item.id, "result.json"), result);
-    await coord.markFinished(job.jobId, item.id, job.items.length);
-    if (++finished % 100 === 0) onProgress(finished);
+    const key = keys.item(job.jobId, item.id, "result.json");
+    // Absent-only: a result written meanwhile (by an earlier owner's last write) is kept.
+    if (await store.putJsonIfAbsent(key, result)) {
+      results.set(item.id, result);
+      written.set(key, result);
+    } else results.set(item.id, (await store.getJson<ItemResult>(key)) ?? result);
+    if (++finished % 500 === 0) onProgress(finished);
   });
   onProgress(job.items.length);
-  return left.map((i) => i.id);
+  return { skipped: left.map((i) => i.id), results, written };
 }
 
 /** Deletes the job's tasks from the queue, ten at a time over parallel receivers; others' tasks are handed straight back. */
@@ -400,11 +413,11 @@ export async function cancelLocalJob(o: LocalControlOptions & { onMarked?: (c: E
     o.onMarked?.(c);
     // This process owns the state, so no worker is running: every unfinished item ends skipped
     // here, many at a time, without a delivery each; then the job's tasks leave the queue.
-    const coord = createCoordinator(stack.dynamo.client, stack.dynamo.table);
-    const skipped = await skipUnfinished(store, coord, c.job, (finished) => o.onProgress?.({ jobId: c.job.jobId, total: c.job.items.length, finished, elapsedMs: 0 }));
+    const started = Date.now();
+    const { skipped, results, written } = await skipUnfinished(store, c.job, (finished) => o.onProgress?.({ jobId: c.job.jobId, total: c.job.items.length, finished, elapsedMs: Date.now() - started }));
     await removeQueuedTasks(stack, c.job.jobId);
-    const manifest = await writeFinalManifest(store, c.job);
-    const outDir = await mirrorRun(store, c.job.jobId, o.outDir);
+    const manifest = await writeFinalManifest(store, c.job, results);
+    const outDir = await mirrorRun(store, c.job.jobId, o.outDir, written);
     return { state: "cancelled", job: c.job, pending: c.pending, alreadyCancelled: c.alreadyCancelled, manifest, outDir, skipped };
   } finally {
     if (!o.stack) await stack.stop();

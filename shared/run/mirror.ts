@@ -1,7 +1,8 @@
 import { mkdir, readdir, rm, rmdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { LongdocError } from "../errors.ts";
-import { keys, type ObjectStore } from "./store.ts";
+import { inBatches } from "./manifest.ts";
+import { jsonText, keys, type ObjectStore } from "./store.ts";
 
 /** A job id that is safe as one folder name: what `newJobId` makes, never `.` or `..`. */
 export function checkJobIdForPath(jobId: string): void {
@@ -36,19 +37,22 @@ export function mirrorPath(target: string, prefix: string, key: string): string 
  * Copies runs/<jobId>/ from the bucket to <outDir>/<jobId>/, keeping the layout. Files of an
  * earlier copy that the run no longer has (under items/, and the halt and cancel markers, which
  * a retry moves) are removed, so the copy matches the run; other files there are left alone.
+ * `written` holds JSON objects the caller has just put (by key): they are written out as put,
+ * without reading them back.
  */
-export async function mirrorRun(store: ObjectStore, jobId: string, outDir: string): Promise<string> {
+export async function mirrorRun(store: ObjectStore, jobId: string, outDir: string, written?: ReadonlyMap<string, unknown>): Promise<string> {
   checkJobIdForPath(jobId);
   const prefix = keys.run(jobId);
   const target = path.resolve(outDir, jobId);
   // Every key is checked before anything is written.
   const files = (await store.listKeys(prefix)).map((key) => ({ key, file: mirrorPath(target, prefix, key) }));
-  const wanted = new Set<string>();
-  for (const { key, file } of files) {
-    wanted.add(file);
+  const wanted = new Set(files.map((f) => f.file));
+  // Thirty-two copies at a time: a run of 10,000 items is some 20,000 objects.
+  await inBatches(files, 32, async ({ key, file }) => {
     await mkdir(path.dirname(file), { recursive: true });
-    await writeFile(file, (await store.getBytes(key)) ?? new Uint8Array());
-  }
+    const known = written?.get(key);
+    await writeFile(file, known !== undefined ? jsonText(known) : ((await store.getBytes(key)) ?? new Uint8Array()));
+  });
   for (const marker of ["halt.json", "cancel.json"]) {
     const file = path.join(target, marker);
     if (!wanted.has(file)) await rm(file, { force: true });

@@ -102,7 +102,7 @@ export class ObjectStore {
   }
 
   putJson(key: string, value: unknown): Promise<void> {
-    return this.put(key, JSON.stringify(value, null, 2) + "\n", "application/json");
+    return this.put(key, jsonText(value), "application/json");
   }
 
   /**
@@ -112,7 +112,7 @@ export class ObjectStore {
    */
   async putJsonIfAbsent(key: string, value: unknown): Promise<boolean> {
     try {
-      const bytes = Buffer.from(JSON.stringify(value, null, 2) + "\n", "utf8");
+      const bytes = Buffer.from(jsonText(value), "utf8");
       await this.s3.send(
         new PutObjectCommand({
           Bucket: this.bucket,
@@ -174,6 +174,9 @@ export class ObjectStore {
     return out;
   }
 }
+
+/** How every JSON object of a run is written: indented, one trailing newline. */
+export const jsonText = (value: unknown): string => JSON.stringify(value, null, 2) + "\n";
 
 /** The buckets an S3 endpoint holds (the local state reader looks for the runs bucket this way). */
 export async function listBuckets(s3: S3Client): Promise<string[]> {
