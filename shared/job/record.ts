@@ -4,6 +4,8 @@ import type { JobSpec } from "./schema.ts";
 export interface ItemDocument {
   source: string;
   uri: string;
+  /** The object's size from the listing or upload: what `packing: packed` packs by, without reading it. */
+  bytes?: number;
 }
 
 export interface JobItem {

@@ -164,11 +164,16 @@ export class ObjectStore {
   }
 
   async listKeys(prefix: string): Promise<string[]> {
-    const out: string[] = [];
+    return (await this.listObjects(prefix)).map((o) => o.key);
+  }
+
+  /** Every object under `prefix` with its size, a page (1,000 keys) per request. */
+  async listObjects(prefix: string): Promise<{ key: string; bytes: number }[]> {
+    const out: { key: string; bytes: number }[] = [];
     let token: string | undefined;
     do {
       const page = await this.s3.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ContinuationToken: token }));
-      for (const o of page.Contents ?? []) if (o.Key) out.push(o.Key);
+      for (const o of page.Contents ?? []) if (o.Key) out.push({ key: o.Key, bytes: o.Size ?? 0 });
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);
     return out;

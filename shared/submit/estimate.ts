@@ -3,7 +3,7 @@ import { getModel, priceFor, type Catalog, type ModelInfo } from "../model/catal
 import { loadDocument } from "../documents/index.ts";
 import { LongdocError, toErrorRecord } from "../errors.ts";
 import { expandItems } from "../job/expand.ts";
-import type { JobItem } from "../job/record.ts";
+import type { ItemDocument, JobItem } from "../job/record.ts";
 import type { JobSpec } from "../job/schema.ts";
 import { resolveLocalDocuments, type ResolveOptions } from "../job/resolve.ts";
 import { packDocuments } from "./pack.ts";
@@ -61,21 +61,22 @@ export async function estimateJob(spec: JobSpec, jobFile: string, catalog: Catal
   }
   const local = await resolveLocalDocuments(spec, jobFile, resolve);
   const loaded = new Map<string, LoadedText>();
+  const itemDocs: ItemDocument[] = [];
   // One at a time: a job can hold thousands of documents, and each may be hundreds of pages.
   for (const d of local) {
+    let bytes: number | undefined;
     try {
       const file = await readFile(d.absolutePath);
+      bytes = file.byteLength;
       const doc = await loadDocument({ bytes: new Uint8Array(file.buffer, file.byteOffset, file.byteLength), name: d.source }, { maxBytes: spec.limits.maxDocumentBytes });
       loaded.set(d.source, { text: doc.text, format: doc.format, error: null });
     } catch (e) {
       loaded.set(d.source, { text: "", format: null, error: toErrorRecord(e) });
     }
+    itemDocs.push({ source: d.source, uri: d.absolutePath, ...(bytes !== undefined && { bytes }) });
   }
-  const itemDocs = local.map((d) => ({ source: d.source, uri: d.absolutePath }));
-  const packs =
-    spec.packing === "packed"
-      ? packDocuments(spec, model, itemDocs.map((doc) => ({ doc, text: loaded.get(doc.source)!.text, unreadable: loaded.get(doc.source)!.error !== null })))
-      : undefined;
+  // Packed by size, as submit packs them: the same items, priced exactly.
+  const packs = spec.packing === "packed" ? packDocuments(spec, model, itemDocs) : undefined;
   return estimateItems(spec, model, expandItems(spec, itemDocs, packs), loaded);
 }
 
