@@ -1,4 +1,5 @@
 import { fork, type ChildProcess } from "node:child_process";
+import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { GetQueueAttributesCommand } from "@aws-sdk/client-sqs";
 import type { Log } from "../log.ts";
@@ -20,12 +21,28 @@ export interface FleetOptions {
   timing?: Partial<WorkerTiming>;
   /** How the workers share the account quota (default "shared": through the coordination table). */
   quotaMode?: QuotaMode;
+  /** Receives each JSON log line a worker writes (to stderr, then not passed on): tests read what the workers did. */
+  onLog?: (line: Record<string, unknown>, worker: number) => void;
 }
 
 export interface Fleet {
   processes: ChildProcess[];
   /** Stops every worker after the batch in hand (SIGTERM), then waits for them. */
   stop(): Promise<void>;
+}
+
+/** Hands each JSON line of a worker's log (stderr) to `to`; anything else goes on to this process's stderr. */
+function forwardLogLines(stderr: NodeJS.ReadableStream, to: (line: Record<string, unknown>) => void): void {
+  createInterface({ input: stderr }).on("line", (text) => {
+    let line: Record<string, unknown>;
+    try {
+      line = JSON.parse(text) as Record<string, unknown>;
+    } catch {
+      process.stderr.write(text + "\n");
+      return;
+    }
+    to(line);
+  });
 }
 
 const queueArn = async (stack: LocalStack, url: string) =>
@@ -65,7 +82,9 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
       quotaMode: o.quotaMode ?? "shared",
       processes: Math.max(1, o.workers),
     };
-    return fork(WORKER_FILE, [], { env: { ...env, LONGDOC_WORKER_CONFIG: JSON.stringify(config) }, stdio: ["ignore", "inherit", "inherit", "ipc"] });
+    const child = fork(WORKER_FILE, [], { env: { ...env, LONGDOC_WORKER_CONFIG: JSON.stringify(config) }, stdio: ["ignore", "inherit", o.onLog ? "pipe" : "inherit", "ipc"] });
+    if (o.onLog && child.stderr) forwardLogLines(child.stderr, (line) => o.onLog!(line, index));
+    return child;
   });
   await Promise.all(
     processes.map(

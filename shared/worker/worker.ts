@@ -68,9 +68,12 @@ async function readJob(store: ObjectStore, jobId: string): Promise<JobRecord> {
   return job;
 }
 
+/** The most the n-th backoff can wait: base × 2^(n-1), capped. */
+export const backoffCeilingMs = (t: WorkerTiming, n: number): number => Math.min(t.backoffCapMs, t.backoffBaseMs * 2 ** Math.max(0, n - 1));
+
 /** Full jitter: a random wait in [0, min(cap, base × 2^(n-1))], so retries of many items spread out. */
 export function backoffMs(t: WorkerTiming, attempt: number, random = Math.random): number {
-  return Math.round(random() * Math.min(t.backoffCapMs, t.backoffBaseMs * 2 ** Math.max(0, attempt - 1)));
+  return Math.round(random() * backoffCeilingMs(t, attempt));
 }
 
 /**
@@ -210,7 +213,9 @@ async function runClaimed(deps: WorkerDeps, store: ObjectStore, job: JobRecord, 
     // using up the item's attempts (the DLQ's receive count still bounds an endless refusal).
     if (error.retryable && (error.code === "rate_limited" || attempt < (job.maxAttempts ?? deployment.maxAttempts))) {
       await deps.coord.releaseClaim(job.jobId, item.id, deps.owner);
-      throw new ReturnToQueue(backoffMs(deps.timing, attempt) / 1000, `attempt ${attempt} failed (${record.kind}); retrying after a backoff`);
+      // A refusal does not count as an attempt, so its wait grows with the task's deliveries instead.
+      const n = error.code === "rate_limited" ? ctx.receiveCount : attempt;
+      throw new ReturnToQueue(backoffMs(deps.timing, n) / 1000, `attempt ${attempt} failed (${record.kind}); retrying after a backoff`, backoffCeilingMs(deps.timing, n) / 1000);
     }
     // Never sent because the job reached its cost cap: skipped, not failed.
     return finish({ ...blank, documents, status: error.code === "cost_cap" ? "skipped" : "failed", error: { kind: record.kind, message: record.message } });
