@@ -21,7 +21,7 @@ export function registerRun(program: Command, edge: Edge): void {
   program
     .command("run")
     .description("run a job end to end on this machine (embedded SQS/S3 emulator; Qwen simulator unless DASHSCOPE_API_KEY is set)")
-    .argument("<job.yaml>", "the job file")
+    .argument("<job.yaml>", "the job file, or an OpenAI Batch input file (.jsonl): one item per line")
     .option("--out <dir>", "mirror the run to <dir>/<jobId>/", "out")
     .option("--workers <n>", `concurrent local workers, each a process, 1 to ${MAX_LOCAL_WORKERS} (default: the job's limits.concurrency, at most 4)`)
     .option("--state <dir>", "where the emulator keeps its state", ".longdoc/state")
