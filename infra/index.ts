@@ -1,4 +1,5 @@
 import { createCoordTable } from "./coord.ts";
+import { createEvents } from "./events.ts";
 import { readJobs, sourceReadPermissions } from "./jobs.ts";
 import { createQueues } from "./queue.ts";
 import { createSchedules } from "./schedules.ts";
@@ -24,7 +25,8 @@ export function deploy(o: DeployOptions = {}) {
   const { runs } = createStorage();
   const { apiKey } = createSecrets();
   const { coord } = createCoordTable();
-  const { tasks, dlq } = createQueues({ runs, apiKey, coord, environment, permissions });
+  const events = createEvents();
+  const { tasks, dlq } = createQueues({ runs, apiKey, coord, environment, permissions, events });
   const submit = createSubmit({ runs, tasks, coord, permissions });
   const schedules = createSchedules(jobs, submit);
   const uploads = createTriggers(jobs, runs, submit);
@@ -34,6 +36,7 @@ export function deploy(o: DeployOptions = {}) {
     queue: tasks.url,
     deadLetterQueue: dlq.url,
     coordinationTable: coord.name,
+    jobEventsTopic: events.topic.arn,
     submitFunction: submit.name,
     schedules,
     uploads,

@@ -1,6 +1,7 @@
 import { deployment, type Deployment } from "../shared/settings.ts";
 import type { Dynamo } from "./coord.ts";
 import type { Bucket, FunctionPermission, Queue, Secret, Sst } from "./platform.ts";
+import { publisherGrant, type JobEvents } from "./events.ts";
 
 /** The settings with their numbers widened, so tests can pass changed copies. */
 export type Limits = { readonly [K in keyof Deployment]: Deployment[K] extends number ? number : Deployment[K] };
@@ -51,6 +52,8 @@ export interface QueueDeps {
   environment: Record<string, string>;
   /** Read access to document buckets outside the app. */
   permissions: FunctionPermission[];
+  /** The job-finished topic and the webhook secret: the worker and the dead-letter recorder may each finish a job. */
+  events: JobEvents;
 }
 
 /**
@@ -59,6 +62,7 @@ export interface QueueDeps {
  */
 export function createQueues(d: QueueDeps, s: Limits = deployment): { tasks: Queue; dlq: Queue } {
   checkQueueSettings(s);
+  const events = publisherGrant(d.events);
 
   // No handler reads the DLQ by name: its subscriber gets the records in its event. Its
   // visibility timeout is the main queue's, well above 6 x the recorder's timeout, so a
@@ -83,9 +87,9 @@ export function createQueues(d: QueueDeps, s: Limits = deployment): { tasks: Que
       memory: `${s.workerMemoryMb} MB`,
       // Not linked to its own queue (a link grants every SQS action): it only changes the
       // visibility of the messages it holds, to make waits happen in the queue.
-      link: [d.runs, d.apiKey, d.coord],
-      environment: { ...d.environment, LONGDOC_TASKS_URL: tasks.url },
-      permissions: [...d.permissions, { actions: ["sqs:ChangeMessageVisibility"], resources: [tasks.arn] }],
+      link: [d.runs, d.apiKey, d.coord, events.link],
+      environment: { ...d.environment, ...events.environment, LONGDOC_TASKS_URL: tasks.url },
+      permissions: [...d.permissions, { actions: ["sqs:ChangeMessageVisibility"], resources: [tasks.arn] }, events.permission],
       nodejs: { install: INSTALLED_PACKAGES },
     },
     {
@@ -101,7 +105,9 @@ export function createQueues(d: QueueDeps, s: Limits = deployment): { tasks: Que
       description: "longdoc dead letters: records tasks that used up their deliveries as failed",
       runtime: RUNTIME,
       timeout: `${s.submitTimeoutS} seconds`,
-      link: [d.runs, d.coord],
+      link: [d.runs, d.coord, events.link],
+      environment: events.environment,
+      permissions: [events.permission],
     },
     // Batch size stays at SST's default (10); the handler reports failures per record.
     { batch: { partialResponses: true } },

@@ -19,7 +19,7 @@ const ROOT = path.resolve(import.meta.dirname, "..");
 
 type Args = Record<string, any>;
 interface Rec {
-  type: "Bucket" | "Queue" | "Function" | "CronV2" | "Secret" | "Dynamo";
+  type: "Bucket" | "Queue" | "Function" | "CronV2" | "Secret" | "Dynamo" | "SnsTopic";
   name: string;
   args: Args;
   self: any;
@@ -120,6 +120,16 @@ function installFakeSst() {
       record("Dynamo", name, args, this);
     }
   }
+  class SnsTopic {
+    name: string;
+    arn: string;
+    constructor(name: string, args: Args = {}) {
+      only(`SnsTopic ${name}`, args, ["fifo", "transform"]);
+      this.name = `fake-${name}`;
+      this.arn = `arn:aws:sns:us-east-1:123456789012:fake-${name}`;
+      record("SnsTopic", name, args, this);
+    }
+  }
   class Secret {
     name: string;
     value = "fake-secret-value";
@@ -130,7 +140,7 @@ function installFakeSst() {
   }
 
   const g = globalThis as any;
-  g.sst = { Secret, aws: { Bucket, Queue, Function, CronV2, Dynamo } };
+  g.sst = { Secret, aws: { Bucket, Queue, Function, CronV2, Dynamo, SnsTopic } };
   g.$config = (c: unknown) => c;
 
   const get = (type: Rec["type"], name: string): Rec => {
@@ -250,10 +260,47 @@ describe("queue, worker and dead letters", () => {
     const { dlq, recorder } = wired();
     expect(recorder.fn.handler).toBe(DLQ_HANDLER);
     expect(recorder.args.batch.partialResponses).toBe(true);
-    expect(recorder.fn.link).toEqual([fake.get("Bucket", "Runs").self, fake.get("Dynamo", "Coord").self]);
+    expect(recorder.fn.link).toEqual([fake.get("Bucket", "Runs").self, fake.get("Dynamo", "Coord").self, fake.get("Secret", "WebhookSecret").self]);
     expect(recorder.fn.runtime).toBe("nodejs24.x");
     expect(seconds(dlq.args.visibilityTimeout)).toBeGreaterThanOrEqual(6 * seconds(recorder.fn.timeout));
     expect(dlq.args.dlq).toBeUndefined();
+  });
+});
+
+describe("job-finished events", () => {
+  const wired = () => {
+    const outputs = deploy({ jobsDir: fixture({ "plain.yaml": job("plain") }) });
+    const topic = fake.get("SnsTopic", "JobEvents");
+    const secret = fake.get("Secret", "WebhookSecret");
+    return { outputs, topic, secret, worker: fake.get("Queue", "Tasks").self.subscriber.fn, recorder: fake.get("Queue", "TasksDlq").self.subscriber.fn };
+  };
+
+  it("makes one SNS topic, JobEvents, and names it in the outputs", () => {
+    const { outputs, topic } = wired();
+    expect(fake.all("SnsTopic")).toHaveLength(1);
+    expect(topic.args).toEqual({});
+    expect(outputs.jobEventsTopic).toBe(topic.self.arn);
+  });
+
+  it("lets the worker and the dead-letter recorder (the two that can finish a job) publish to that topic only, with the topic's ARN in their environment", () => {
+    const { topic, worker, recorder } = wired();
+    for (const fn of [worker, recorder]) {
+      expect(fn.environment.LONGDOC_EVENTS_TOPIC).toBe(topic.self.arn);
+      const sns = (fn.permissions as { actions: string[]; resources: unknown[] }[]).filter((p) => p.actions.some((a) => a.startsWith("sns:")));
+      expect(sns).toEqual([{ actions: ["sns:Publish"], resources: [topic.self.arn] }]);
+      // A link to the topic would grant every SNS action.
+      expect(fn.link).not.toContain(topic.self);
+    }
+  });
+
+  it("links the webhook secret to the worker and the recorder, and to nothing else", () => {
+    const { secret } = wired();
+    const holders = fake.recs.filter((r) => r.type === "Function" || r.type === "Queue").flatMap((r) => {
+      const fns = r.type === "Queue" ? (r.self.subscriber ? [r.self.subscriber.fn] : []) : [r.args];
+      return fns.filter((f: Args) => (f.link ?? []).includes(secret.self)).map((f: Args) => f.handler);
+    });
+    expect(holders.sort()).toEqual([DLQ_HANDLER, WORKER_HANDLER].sort());
+    expect(fake.get("Function", "Submit").args.permissions.some((p: { actions: string[] }) => p.actions.some((a) => a.startsWith("sns:")))).toBe(false);
   });
 });
 
@@ -342,7 +389,11 @@ describe("submit, schedules and uploads", () => {
       },
     ];
     expect(fake.get("Function", "Submit").args.permissions).toEqual(expected);
-    expect(fake.get("Queue", "Tasks").self.subscriber.fn.permissions).toEqual([...expected, { actions: ["sqs:ChangeMessageVisibility"], resources: [fake.get("Queue", "Tasks").self.arn] }]);
+    expect(fake.get("Queue", "Tasks").self.subscriber.fn.permissions).toEqual([
+      ...expected,
+      { actions: ["sqs:ChangeMessageVisibility"], resources: [fake.get("Queue", "Tasks").self.arn] },
+      { actions: ["sns:Publish"], resources: [fake.get("SnsTopic", "JobEvents").self.arn] },
+    ]);
   });
 
   it("refuses a scheduled job whose name: differs from its file name", () => {
@@ -397,6 +448,8 @@ describe("sst.config.ts", () => {
       "Bucket Runs",
       "Secret DashscopeApiKey",
       "Dynamo Coord",
+      "SnsTopic JobEvents",
+      "Secret WebhookSecret",
       "Queue TasksDlq",
       "Queue Tasks",
       "Function Submit",
@@ -407,6 +460,7 @@ describe("sst.config.ts", () => {
       deadLetterQueue: fake.get("Queue", "TasksDlq").self.url,
       coordinationTable: fake.get("Dynamo", "Coord").self.name,
       submitFunction: fake.get("Function", "Submit").self.name,
+      jobEventsTopic: fake.get("SnsTopic", "JobEvents").self.arn,
     });
   });
 });

@@ -69,7 +69,7 @@ function installFakeSst() {
   }
   (globalThis as any).sst = {
     Secret,
-    aws: { Bucket: named("Bucket"), Queue: named("Queue"), Function: named("Function"), Dynamo: named("Dynamo"), CronV2 },
+    aws: { Bucket: named("Bucket"), Queue: named("Queue"), Function: named("Function"), Dynamo: named("Dynamo"), SnsTopic: named("SnsTopic"), CronV2 },
   };
   const get = (type: string, name: string) => {
     const r = recs.find((x) => x.type === type && x.name === name);

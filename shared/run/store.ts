@@ -28,6 +28,8 @@ export const keys = {
   manifest: (jobId: string) => `runs/${jobId}/manifest.json`,
   report: (jobId: string) => `runs/${jobId}/report.html`,
   halt: (jobId: string) => `runs/${jobId}/halt.json`,
+  /** The last end-of-job event and how its delivery went (shared/run/notify.ts). */
+  notify: (jobId: string) => `runs/${jobId}/notify.json`,
   cancel: (jobId: string) => `runs/${jobId}/cancel.json`,
   itemsPrefix: (jobId: string) => `runs/${jobId}/items/`,
   item: (jobId: string, itemId: string, file: string) => `runs/${jobId}/items/${itemId}/${file}`,

@@ -10,6 +10,7 @@ import { parseS3Uri, type JobRecord } from "../job/record.ts";
 import type { Log } from "../log.ts";
 import { type ItemResult } from "../run/manifest.ts";
 import { writeFinalManifest } from "../run/finish.ts";
+import type { JobNotifier } from "../run/notify.ts";
 import type { Coordinator } from "../run/coord.ts";
 import { addUsage, zeroUsage, type ChatResult, type ModelClient, type Usage } from "../model/client.ts";
 import { validateAnswer } from "../job/output.ts";
@@ -32,6 +33,8 @@ export interface WorkerDeps {
   now?: () => number;
   sleep?: (ms: number) => Promise<void>;
   timing: WorkerTiming;
+  /** Tells that a job ended (topic, webhook) when this worker writes its final manifest. */
+  notifier?: JobNotifier;
 }
 
 /** The worker's clocks; every wait longer than `maxInProcessWaitMs` happens in the queue instead. */
@@ -239,7 +242,7 @@ async function submitState(deps: WorkerDeps, job: JobRecord): Promise<"submitted
 /** Counts the item finished (once, whoever asks); the worker that finishes the job's last item writes the manifest. */
 async function countFinished(deps: WorkerDeps, store: ObjectStore, job: JobRecord, itemId: string): Promise<void> {
   const { last } = await deps.coord.markFinished(job.jobId, itemId, job.items.length);
-  if (last) await writeFinalManifest(store, job);
+  if (last) await writeFinalManifest(store, job, undefined, deps.notifier);
 }
 
 /** Renews the claim and keeps the message hidden in short steps, so a dead worker's task is back within one lease. */
