@@ -2,7 +2,9 @@
 // rules for writing are few. Every field is quoted when it holds a comma, a quote, CR or LF (a
 // quote inside is doubled); records end with CRLF.
 
-export type Cell = string | number | boolean | null | undefined;
+import type { Cell } from "../shared/run/flatten.ts";
+
+export type { Cell };
 
 /**
  * Text a spreadsheet would run as a formula (`=`, `+`, `-`, `@`, tab or CR first) gets a leading

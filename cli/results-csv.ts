@@ -6,29 +6,15 @@ import { currentManifest, inBatches, type ManifestItem } from "../shared/run/man
 import { readJob } from "../shared/run/progress.ts";
 import { keys, type ObjectStore } from "../shared/run/store.ts";
 import { csvText, type Cell } from "./csv.ts";
+import { flattenAnswer } from "../shared/run/flatten.ts";
+
+export { flattenAnswer };
 
 /** The columns every row has, before the answer's. */
 export const CSV_BASE_COLUMNS = [
   "id", "documents", "status", "error_kind", "error_message", "attempts", "cost_usd",
   "input_tokens", "output_tokens", "reasoning_tokens", "cached_tokens", "answer_path",
 ];
-
-/**
- * Flattens a JSON answer into `answer.<path>` cells: nested objects by dotted path, every array
- * (of numbers or of objects) as its JSON text in one cell, so each item stays one row.
- */
-export function flattenAnswer(value: unknown, prefix = "answer", out = new Map<string, Cell>()): Map<string, Cell> {
-  if (value !== null && typeof value === "object" && !Array.isArray(value)) {
-    const entries = Object.entries(value as Record<string, unknown>);
-    if (entries.length === 0) out.set(prefix, "{}");
-    for (const [k, v] of entries) flattenAnswer(v, `${prefix}.${k}`, out);
-  } else if (Array.isArray(value)) {
-    out.set(prefix, JSON.stringify(value));
-  } else {
-    out.set(prefix, value as Cell);
-  }
-  return out;
-}
 
 export interface CsvOutput {
   job: JobRecord;
