@@ -14,7 +14,7 @@ import { createWorkerHandler } from "../shared/worker/handlers.ts";
 // starts the same handler in separate processes with local clients.
 export const handler = createWorkerHandler(() => {
   // Read and checked once per container, exactly as a local run checks them.
-  const settings = loadSettings(process.env, { apiKey: Resource.DashscopeApiKey.value, bucket: Resource.Runs.name, webhookSecret: Resource.WebhookSecret.value }, { logLevel: "info" });
+  const settings = loadSettings(process.env, { apiKey: Resource.DashscopeApiKey.value, webhookSecret: Resource.WebhookSecret.value }, { logLevel: "info" });
   const log = createLog({ name: "worker", level: settings.logLevel });
   if (!settings.stack.queueUrl) throw new Error("LONGDOC_TASKS_URL is not set: infra/queue.ts passes the task queue's URL to the worker");
   return createWorkerDeps({

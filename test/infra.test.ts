@@ -232,12 +232,14 @@ describe("queue, worker and dead letters", () => {
     expect(max).toBeLessThanOrEqual(1000);
   });
 
-  it("links the worker to the API key, the runs bucket and the coordination table; of its queue it may only change visibility; nodejs24.x", () => {
+  it("links the worker to the API key and the coordination table; of its queue it may only change visibility; nodejs24.x", () => {
     const { tasks, worker } = wired();
     const link = worker.fn.link as unknown[];
     expect(link).toContain(fake.get("Secret", "DashscopeApiKey").self);
-    expect(link).toContain(fake.get("Bucket", "Runs").self);
     expect(link).toContain(fake.get("Dynamo", "Coord").self);
+    // A bucket link would grant every S3 action on every key: see the prefix-scoped access below.
+    expect(link).not.toContain(fake.get("Bucket", "Runs").self);
+    expect(worker.fn.environment.LONGDOC_BUCKET).toBe(fake.get("Bucket", "Runs").self.name);
     // A queue link would grant every SQS action: the worker gets the URL and one action instead.
     expect(link).not.toContain(tasks.self);
     expect(worker.fn.environment.LONGDOC_TASKS_URL).toBe(tasks.self.url);
@@ -256,11 +258,30 @@ describe("queue, worker and dead letters", () => {
     expect(wired({ QWEN_BASE_URL: url }).worker.fn.environment.QWEN_BASE_URL).toBe(url);
   });
 
-  it("records dead letters with functions/dlq.handler, per record, linked to the bucket", () => {
+  it("gives the worker the runs bucket by prefix: reads runs/, inputs/ and inbox/, writes runs/ only, lists key names", () => {
+    const { worker } = wired();
+    const bucket = fake.get("Bucket", "Runs").self.arn;
+    // (The s3: sources' buckets are granted apart, as the test below shows.)
+    const s3 = (worker.fn.permissions as { actions: string[]; resources: string[] }[]).filter((p) => p.resources.some((r) => String(r).startsWith(bucket)));
+    expect(s3).toEqual([
+      { actions: ["s3:ListBucket"], resources: [bucket] },
+      { actions: ["s3:GetObject"], resources: [`${bucket}/runs/*`, `${bucket}/inputs/*`, `${bucket}/inbox/*`] },
+      { actions: ["s3:PutObject", "s3:AbortMultipartUpload"], resources: [`${bucket}/runs/*`] },
+    ]);
+    expect(s3.flatMap((p) => p.actions).some((a) => a === "s3:*" || a.startsWith("s3:Delete"))).toBe(false);
+  });
+
+  it("records dead letters with functions/dlq.handler, per record, reading and writing runs/ only", () => {
     const { dlq, recorder } = wired();
     expect(recorder.fn.handler).toBe(DLQ_HANDLER);
     expect(recorder.args.batch.partialResponses).toBe(true);
-    expect(recorder.fn.link).toEqual([fake.get("Bucket", "Runs").self, fake.get("Dynamo", "Coord").self, fake.get("Secret", "WebhookSecret").self]);
+    expect(recorder.fn.link).toEqual([fake.get("Dynamo", "Coord").self, fake.get("Secret", "WebhookSecret").self]);
+    const bucket = fake.get("Bucket", "Runs").self.arn;
+    expect(recorder.fn.permissions.filter((p: { actions: string[] }) => p.actions.some((a) => a.startsWith("s3:")))).toEqual([
+      { actions: ["s3:ListBucket"], resources: [bucket] },
+      { actions: ["s3:GetObject"], resources: [`${bucket}/runs/*`] },
+      { actions: ["s3:PutObject", "s3:AbortMultipartUpload"], resources: [`${bucket}/runs/*`] },
+    ]);
     expect(recorder.fn.runtime).toBe("nodejs24.x");
     expect(seconds(dlq.args.visibilityTimeout)).toBeGreaterThanOrEqual(6 * seconds(recorder.fn.timeout));
     expect(dlq.args.dlq).toBeUndefined();
@@ -389,8 +410,12 @@ describe("submit, schedules and uploads", () => {
       },
     ];
     expect(fake.get("Function", "Submit").args.permissions).toEqual(expected);
+    const runs = fake.get("Bucket", "Runs").self.arn;
     expect(fake.get("Queue", "Tasks").self.subscriber.fn.permissions).toEqual([
       ...expected,
+      { actions: ["s3:ListBucket"], resources: [runs] },
+      { actions: ["s3:GetObject"], resources: [`${runs}/runs/*`, `${runs}/inputs/*`, `${runs}/inbox/*`] },
+      { actions: ["s3:PutObject", "s3:AbortMultipartUpload"], resources: [`${runs}/runs/*`] },
       { actions: ["sqs:ChangeMessageVisibility"], resources: [fake.get("Queue", "Tasks").self.arn] },
       { actions: ["sns:Publish"], resources: [fake.get("SnsTopic", "JobEvents").self.arn] },
     ]);
