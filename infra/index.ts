@@ -6,6 +6,7 @@ import { createSchedules } from "./schedules.ts";
 import { createSecrets } from "./secrets.ts";
 import { createStorage } from "./storage.ts";
 import { createSubmit } from "./submit.ts";
+import { createSubmitFailures, routeSubmitFailures } from "./submit-failures.ts";
 import { createTriggers } from "./triggers.ts";
 
 export interface DeployOptions {
@@ -27,7 +28,9 @@ export function deploy(o: DeployOptions = {}) {
   const { coord } = createCoordTable();
   const events = createEvents();
   const { tasks, dlq } = createQueues({ runs, apiKey, coord, environment, permissions, events });
-  const submit = createSubmit({ runs, tasks, coord, permissions });
+  const submitFailures = createSubmitFailures();
+  const submit = createSubmit({ runs, tasks, coord, permissions, failures: submitFailures });
+  routeSubmitFailures(submit, submitFailures);
   const schedules = createSchedules(jobs, submit);
   const uploads = createTriggers(jobs, runs, submit);
 
@@ -38,6 +41,7 @@ export function deploy(o: DeployOptions = {}) {
     coordinationTable: coord.name,
     jobEventsTopic: events.topic.arn,
     submitFunction: submit.name,
+    submitFailures: submitFailures.url,
     schedules,
     uploads,
   };

@@ -19,7 +19,7 @@ const ROOT = path.resolve(import.meta.dirname, "..");
 
 type Args = Record<string, any>;
 interface Rec {
-  type: "Bucket" | "Queue" | "Function" | "CronV2" | "Secret" | "Dynamo" | "SnsTopic";
+  type: "Bucket" | "Queue" | "Function" | "CronV2" | "Secret" | "Dynamo" | "SnsTopic" | "FunctionEventInvokeConfig";
   name: string;
   args: Args;
   self: any;
@@ -141,6 +141,15 @@ function installFakeSst() {
 
   const g = globalThis as any;
   g.sst = { Secret, aws: { Bucket, Queue, Function, CronV2, Dynamo, SnsTopic } };
+  // Pulumi's AWS provider, which SST exposes as the global \`aws\`: only what infra/ uses.
+  class FunctionEventInvokeConfig {
+    constructor(name: string, args: Args) {
+      only(`FunctionEventInvokeConfig ${name}`, args, ["functionName", "qualifier", "maximumRetryAttempts", "maximumEventAgeInSeconds", "destinationConfig"]);
+      if (args.maximumRetryAttempts !== undefined && !(args.maximumRetryAttempts >= 0 && args.maximumRetryAttempts <= 2)) throw new Error("fake aws: maximumRetryAttempts is 0-2");
+      record("FunctionEventInvokeConfig", name, args, this);
+    }
+  }
+  g.aws = { lambda: { FunctionEventInvokeConfig } };
   g.$config = (c: unknown) => c;
 
   const get = (type: Rec["type"], name: string): Rec => {
@@ -154,6 +163,7 @@ function installFakeSst() {
 function removeFakeSst() {
   const g = globalThis as any;
   delete g.sst;
+  delete g.aws;
   delete g.$config;
 }
 
@@ -325,6 +335,24 @@ describe("job-finished events", () => {
   });
 });
 
+describe("submit's failed asynchronous invocations", () => {
+  it("go to the SubmitFailures queue after Lambda's 2 retries, kept as long as the dead letters; submit may send to it and nothing else may", () => {
+    deploy({ jobsDir: fixture({ "plain.yaml": job("plain") }) });
+    const failures = fake.get("Queue", "SubmitFailures");
+    const submit = fake.get("Function", "Submit");
+    expect(failures.args).toEqual({ transform: { queue: { messageRetentionSeconds: deployment.dlqRetentionS } } });
+    expect(failures.self.subscriber).toBeUndefined();
+    expect(fake.get("FunctionEventInvokeConfig", "SubmitAsyncInvoke").args).toEqual({
+      functionName: submit.self.name,
+      maximumRetryAttempts: 2,
+      destinationConfig: { onFailure: { destination: failures.self.arn } },
+    });
+    expect(submit.args.permissions).toContainEqual({ actions: ["sqs:SendMessage"], resources: [failures.self.arn] });
+    const others = [fake.get("Queue", "Tasks").self.subscriber.fn, fake.get("Queue", "TasksDlq").self.subscriber.fn];
+    for (const fn of others) expect(JSON.stringify(fn.permissions ?? [])).not.toContain(failures.self.arn);
+  });
+});
+
 describe("settings checks", () => {
   it("accepts the settings in shared/settings.ts", () => {
     expect(() => checkQueueSettings(deployment)).not.toThrow();
@@ -409,7 +437,7 @@ describe("submit, schedules and uploads", () => {
         resources: ["nightly", "plain", "uploads", "weekly-digest"].flatMap((j) => [`arn:aws:s3:::${j}-docs`, `arn:aws:s3:::${j}-docs/*`]),
       },
     ];
-    expect(fake.get("Function", "Submit").args.permissions).toEqual(expected);
+    expect(fake.get("Function", "Submit").args.permissions).toEqual([...expected, { actions: ["sqs:SendMessage"], resources: [fake.get("Queue", "SubmitFailures").self.arn] }]);
     const runs = fake.get("Bucket", "Runs").self.arn;
     expect(fake.get("Queue", "Tasks").self.subscriber.fn.permissions).toEqual([
       ...expected,
@@ -477,7 +505,9 @@ describe("sst.config.ts", () => {
       "Secret WebhookSecret",
       "Queue TasksDlq",
       "Queue Tasks",
+      "Queue SubmitFailures",
       "Function Submit",
+      "FunctionEventInvokeConfig SubmitAsyncInvoke",
     ]);
     expect(out).toMatchObject({
       bucket: fake.get("Bucket", "Runs").self.name,
@@ -486,6 +516,7 @@ describe("sst.config.ts", () => {
       coordinationTable: fake.get("Dynamo", "Coord").self.name,
       submitFunction: fake.get("Function", "Submit").self.name,
       jobEventsTopic: fake.get("SnsTopic", "JobEvents").self.arn,
+      submitFailures: fake.get("Queue", "SubmitFailures").self.url,
     });
   });
 });
