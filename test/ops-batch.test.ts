@@ -111,6 +111,8 @@ describe("parsing an OpenAI Batch input file", () => {
     expect(looksLikeBatchInput("{broken\n", "r.jsonl")).toBe(true);
     expect(looksLikeBatchInput('{"custom_id":"a","response":null,"error":null}\n', "results.jsonl")).toBe(false);
     expect(looksLikeBatchInput("name: x\ndocuments: []\n", "job.yaml")).toBe(false);
+    // A first request longer than the head read: cut mid-line, still a batch file.
+    expect(looksLikeBatchInput(`{"custom_id": "a", "body": {"messages": [{"role": "user", "content": "${"x".repeat(100)}`, "requests.txt")).toBe(true);
   });
 
   it("plans each line's call as sent: its messages' exact tokens, its max_tokens, and input_too_long when it cannot fit", () => {

@@ -96,6 +96,16 @@ describe("signed webhook calls", () => {
     expect(verifySignature(SECRET, { signature: signBody(SECRET, old, "{}"), timestamp: old }, "{}")).toBe(false);
   });
 
+  it("settings: a short LONGDOC_WEBHOOK_SECRET is refused naming the variable; the loopback flag is 1 or 0", () => {
+    expect(() => loadSettings({ LONGDOC_WEBHOOK_SECRET: "short" })).toThrow(/LONGDOC_WEBHOOK_SECRET is shorter than 16 characters/);
+    expect(() => loadSettings({ LONGDOC_WEBHOOK_LOOPBACK_HTTP: "yes" })).toThrow(/LONGDOC_WEBHOOK_LOOPBACK_HTTP must be 1 or 0/);
+    expect(loadSettings({ LONGDOC_WEBHOOK_SECRET: SECRET, LONGDOC_WEBHOOK_LOOPBACK_HTTP: "1", LONGDOC_EVENTS_TOPIC: "arn:aws:sns:us-east-1:1:t" }).notify).toEqual({
+      topicArn: "arn:aws:sns:us-east-1:1:t",
+      webhookSecret: SECRET,
+      loopbackHttp: true,
+    });
+  });
+
   it("job files: notify.webhook must be https, without credentials", () => {
     const job = (url: string) => `name: w\ndocuments:\n  - path: a.md\nprompt: p\nnotify:\n  webhook: ${url}\n`;
     expect(parseJobText(job("https://hooks.example.com/x"), "w.yaml").notify).toEqual({ webhook: "https://hooks.example.com/x" });

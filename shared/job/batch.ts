@@ -40,6 +40,8 @@ export const MAX_BATCH_FILE_BYTES = 200 * 1024 * 1024;
 /** OpenAI's ceiling on requests in one batch. */
 export const MAX_BATCH_REQUESTS = 50_000;
 export const BATCH_URL = "/v1/chat/completions";
+/** Problems reported before the rest of a bad file is left unread. */
+const MAX_PROBLEMS = 50;
 
 /**
  * An item id names a folder in S3 and in out/: letters, digits, '.', '-' and '_', starting with
@@ -67,7 +69,8 @@ export function looksLikeBatchInput(head: string, file: string): boolean {
   try {
     value = JSON.parse(first);
   } catch {
-    return path.extname(file).toLowerCase() === ".jsonl" && first.startsWith("{");
+    // A broken line in a .jsonl, or a first request longer than the head that was read.
+    return first.startsWith("{") && (path.extname(file).toLowerCase() === ".jsonl" || /^\{\s*"custom_id"\s*:/.test(first));
   }
   return isRecord(value) && "custom_id" in value && ("method" in value || "url" in value || "body" in value);
 }
@@ -102,7 +105,7 @@ export function parseBatchText(text: string, file: string): BatchFile {
   for (const [index, raw] of lines.entries()) {
     const line = index + 1;
     if (raw.trim() === "") continue;
-    if (problems.length >= 50) break;
+    if (problems.length >= MAX_PROBLEMS) break;
     let value: unknown;
     try {
       value = JSON.parse(raw);
