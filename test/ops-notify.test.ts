@@ -6,7 +6,10 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { SubscribeCommand } from "@aws-sdk/client-sns";
-import { CreateQueueCommand, GetQueueAttributesCommand, ReceiveMessageCommand } from "@aws-sdk/client-sqs";
+import { CreateQueueCommand, GetQueueAttributesCommand, PurgeQueueCommand, ReceiveMessageCommand } from "@aws-sdk/client-sqs";
+import { createCoordinator } from "../shared/run/coord.ts";
+import { createNotifier } from "../shared/run/notify.ts";
+import { recordDeadTask } from "../shared/worker/dead.ts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cancelLocalJob, runLocalJob } from "../shared/local/run.ts";
 import { startLocalStack, type LocalStack } from "../shared/local/stack.ts";
@@ -184,6 +187,19 @@ describe("the job-finished event on the local stack", () => {
       await hook.close();
     }
   }, 90_000);
+
+  it("two recorders finishing a job's last two items at the same moment publish one event between them", async () => {
+    const jobFile = await makeJob("together", 2, "https://hooks.example.com/unused");
+    const job = await submitLoadedJob({ s3: stack.s3, sqs: stack.sqs, bucket: stack.bucket, queueUrl: stack.queueUrl, maxReceives: stack.maxReceives }, await loadJobForSubmit(jobFile, loadCatalog()));
+    await stack.sqs.send(new PurgeQueueCommand({ QueueUrl: stack.queueUrl }));
+    const coord = createCoordinator(stack.dynamo.client, stack.dynamo.table);
+    const notifier = createNotifier({ log: silentLog, topic: { sns: stack.sns, topicArn: stack.topicArn } });
+    // Both items end at once through the dead-letter path (the same finish counter and manifest writer as the worker).
+    await Promise.all(job.items.map((i) => recordDeadTask({ s3: stack.s3, coord, log: silentLog, notifier }, { v: 1, jobId: job.jobId, itemId: i.id, bucket: stack.bucket, documents: [] }, 1)));
+    const events = await drainEvents();
+    expect(events).toHaveLength(1);
+    expect(events[0]).toMatchObject({ jobId: job.jobId, status: "failed", counts: { total: 2, failed: 2 } });
+  }, 60_000);
 
   it("a cancel that ends a job publishes one event saying cancelled; without a secret the webhook is not called unsigned", async () => {
     const hook = await receiver();
