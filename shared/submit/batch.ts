@@ -1,17 +1,17 @@
 import { readFile, stat } from "node:fs/promises";
-import { LongdocError, toErrorRecord } from "../errors.ts";
-import { MAX_BATCH_FILE_BYTES, parseBatchText, planBatchCall, type BatchFile, type BatchRequest } from "../job/batch.ts";
+import type { S3Client } from "@aws-sdk/client-s3";
+import type { SQSClient } from "@aws-sdk/client-sqs";
+import { toErrorRecord } from "../errors.ts";
+import { MAX_BATCH_FILE_BYTES, parseBatchText, planBatchCall, type BatchFile } from "../job/batch.ts";
 import { newJobId } from "../job/expand.ts";
 import { JobFileError } from "../job/load.ts";
 import { s3Uri, type JobItem, type JobRecord } from "../job/record.ts";
+import type { JobSpec } from "../job/schema.ts";
 import { getModel, priceFor, type Catalog, type ModelInfo } from "../model/catalog.ts";
+import type { Coordinator } from "../run/coord.ts";
 import { inBatches } from "../run/manifest.ts";
 import { keys, ObjectStore } from "../run/store.ts";
 import type { ItemEstimate, JobEstimate } from "./estimate.ts";
-import type { S3Client } from "@aws-sdk/client-s3";
-import type { SQSClient } from "@aws-sdk/client-sqs";
-import type { Coordinator } from "../run/coord.ts";
-import type { JobSpec } from "../job/schema.ts";
 import { submitJob } from "./submit.ts";
 
 /** A batch file read and checked: the job it runs as, its model, its lines. */
