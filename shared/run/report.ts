@@ -22,7 +22,7 @@ export function renderReport(m: Manifest, content?: ReportContent): string {
         i.answerTruncated || i.error?.kind === "output_truncated" ? `<span class="tag">truncated</span>` : "",
         i.repaired ? `<span class="tag">repaired</span>` : "",
       ].filter(Boolean).join(" ");
-      return `<tr class="${i.status}"><td>${escape(i.id)}</td><td>${docs}</td><td>${i.status}${notes ? ` ${notes}` : ""}</td><td class="n">${i.attempts}</td>` +
+      return `<tr class="${i.status}"><td>${content?.items.has(i.id) ? `<a href="#item-${escape(i.id)}">${escape(i.id)}</a>` : escape(i.id)}</td><td>${docs}</td><td>${i.status}${notes ? ` ${notes}` : ""}</td><td class="n">${i.attempts}</td>` +
         `<td class="n">${num(i.usage.inputTokens)}</td><td class="n">${num(i.usage.reasoningTokens)}</td><td class="n">${num(i.usage.outputTokens)}</td>` +
         `<td class="n">${num(i.usage.cachedTokens)}</td><td class="n">${usd(i.costUsd)}</td>` +
         `<td>${[link(i.answer, "answer"), link(i.invalidAnswer ?? null, "invalid answer"), link(i.reasoning, "reasoning")].filter(Boolean).join(" ")}</td><td>${i.error ? `${escape(i.error.kind)}: ${escape(i.error.message)}` : ""}</td></tr>`;
