@@ -4,7 +4,7 @@ import { createLog, redactUrl } from "../../shared/log.ts";
 import { runLocalJob } from "../../shared/local/run.ts";
 import { summary, type Manifest } from "../../shared/run/manifest.ts";
 import { checkFolderOption, EXIT, fail, MAX_LOCAL_WORKERS, parseWorkers } from "../exit.ts";
-import { checkJob, ignoredBaseUrlNote, warnOnStderr } from "../preflight.ts";
+import { checkJob, ignoredBaseUrlNote, warnOnStderr, webhookNote } from "../preflight.ts";
 import { renderTable } from "../table.ts";
 import { human, type Edge } from "../edge.ts";
 
@@ -36,9 +36,8 @@ export function registerRun(program: Command, edge: Edge): void {
         await checkFolderOption("--out", flags.out);
         await checkFolderOption("--state", flags.state);
         const settings = edge.settings();
-        await checkJob(jobFile, settings.catalog, { allowOutside: flags.allowOutside, onWarning: warnOnStderr });
-        const note = ignoredBaseUrlNote(edge.env, settings);
-        if (note) process.stderr.write(note + "\n");
+        const { spec } = await checkJob(jobFile, settings.catalog, { allowOutside: flags.allowOutside, onWarning: warnOnStderr });
+        for (const note of [ignoredBaseUrlNote(edge.env, settings), webhookNote(spec, settings)]) if (note) process.stderr.write(note + "\n");
       } catch (e) {
         return fail(e);
       }

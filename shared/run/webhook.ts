@@ -100,7 +100,8 @@ export async function deliverWebhook(url: string, body: string, o: WebhookOption
       error = `the receiver answered ${status}`;
     } catch (e) {
       status = null;
-      error = `no response (${(e as Error).name === "TimeoutError" ? "timed out" : ((e as { cause?: { code?: string } }).cause?.code ?? (e as Error).name)})`;
+      const cause = (e as { cause?: { code?: string; message?: string } }).cause;
+      error = `no response (${(e as Error).name === "TimeoutError" ? "timed out" : (cause?.code ?? cause?.message ?? (e as Error).message)})`;
     }
     if (!retryable(status) || n === attempts) return { ok: false, attempts: n, status, error };
     await sleep(Math.round(random() * (o.backoffBaseMs ?? WEBHOOK_DEFAULTS.backoffBaseMs) * 2 ** (n - 1)));
