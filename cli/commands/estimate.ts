@@ -1,5 +1,6 @@
 import type { Command } from "commander";
 import { estimateJob, type JobEstimate } from "../../shared/submit/estimate.ts";
+import { estimateBatch } from "../../shared/submit/batch.ts";
 import { EXIT, fail } from "../exit.ts";
 import { checkJob, warnOnStderr } from "../preflight.ts";
 import { renderTable } from "../table.ts";
@@ -9,14 +10,16 @@ export function registerEstimate(program: Command, edge: Edge): void {
   program
     .command("estimate")
     .description("exact tokens per item, pricing tier and cost, without calling the model")
-    .argument("<job.yaml>", "the job file")
+    .argument("<job.yaml>", "the job file, or an OpenAI Batch input file (.jsonl)")
     .option("--json", "print the estimate as one JSON object on the last line")
     .option("--allow-outside", "accept documents that resolve outside the job file's folder and the current repository")
     .action(async (jobFile: string, flags: { json?: boolean; allowOutside?: boolean }) => {
       try {
         const catalog = edge.settings().catalog;
-        const { spec } = await checkJob(jobFile, catalog, { allowOutside: flags.allowOutside, onWarning: warnOnStderr });
-        const estimate = await estimateJob(spec, jobFile, catalog, { allowOutside: flags.allowOutside });
+        const loaded = await checkJob(jobFile, catalog, { allowOutside: flags.allowOutside, onWarning: warnOnStderr });
+        const estimate = loaded.batch
+          ? estimateBatch({ spec: loaded.spec, model: loaded.model, batch: loaded.batch })
+          : await estimateJob(loaded.spec, jobFile, catalog, { allowOutside: flags.allowOutside });
         human(flags.json).write(renderEstimate(estimate) + "\n");
         if (flags.json) process.stdout.write(JSON.stringify(estimate) + "\n");
         process.exitCode = estimate.totals.failing > 0 ? EXIT.input : EXIT.ok;

@@ -11,6 +11,8 @@ export interface ItemDocument {
 export interface JobItem {
   id: string;
   documents: ItemDocument[];
+  /** OpenAI Batch input items: the S3 URI of the line's request (runs/<jobId>/requests/<itemId>.json), sent as written instead of documents. */
+  request?: string;
 }
 
 /** runs/<jobId>/job.json: the resolved job, written once by submit and read by every worker. */
@@ -29,6 +31,8 @@ export interface JobRecord {
   /** Real model attempts before the worker records the item failed (returns to wait are not attempts). */
   maxAttempts: number;
   items: JobItem[];
+  /** Set when the job came from an OpenAI Batch input file: its name and number of request lines. */
+  batch?: { file: string; requests: number };
 }
 
 export function s3Uri(bucket: string, key: string): string {

@@ -39,6 +39,21 @@ const output = z.discriminatedUnion("format", [
   }),
 ]);
 
+/** https only: the body names the job and its results. No user:password in the URL (it would be logged and stored). */
+const webhookUrl = z
+  .string()
+  .regex(/^https:\/\/\S+$/i, "must be an https:// URL (never http: the call carries the job's results, and plain http would expose them)")
+  .superRefine((value, ctx) => {
+    if (!/^https:\/\//i.test(value)) return;
+    let url: URL;
+    try {
+      url = new URL(value);
+    } catch {
+      return void ctx.addIssue({ code: "custom", message: "is not a valid URL" });
+    }
+    if (url.username || url.password) ctx.addIssue({ code: "custom", message: "must not carry a user name or password; the receiver checks the X-Longdoc-Signature header instead" });
+  });
+
 const limits = z.strictObject({
   concurrency: z.int().min(1).max(1000).optional(),
   rpm: z.int().min(1).optional(),
@@ -71,6 +86,8 @@ export const jobSpecSchema = z
       .regex(/^(cron|rate)\(.+\)$/, "must be an EventBridge expression such as cron(0 6 ? * MON *) or rate(1 day)")
       .optional(),
     trigger: z.literal("upload").optional(),
+    /** Told when the job ends: an https URL called with the end-of-job event, signed (see shared/run/webhook.ts). */
+    notify: z.strictObject({ webhook: webhookUrl }).optional(),
   })
   .superRefine((job, ctx) => {
     if (!job.questions && !job.prompt) {

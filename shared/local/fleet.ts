@@ -61,6 +61,10 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
     DASHSCOPE_API_KEY: o.endpoint.apiKey,
     QWEN_BASE_URL: o.endpoint.baseURL,
     LONGDOC_LOG: o.settings.logLevel,
+    // The end-of-job event goes to the emulated topic; a job's webhook is signed with the caller's secret.
+    LONGDOC_EVENTS_TOPIC: o.stack.topicArn,
+    ...(o.settings.notify.webhookSecret && { LONGDOC_WEBHOOK_SECRET: o.settings.notify.webhookSecret }),
+    ...(o.settings.notify.loopbackHttp && { LONGDOC_WEBHOOK_LOOPBACK_HTTP: "1" }),
     ...(o.settings.catalogPath && { LONGDOC_CATALOG: o.settings.catalogPath }),
   };
   const processes = Array.from({ length: Math.max(1, o.workers) }, (_, index) => {

@@ -3,7 +3,7 @@ import { sendTasks, type TaskMessage } from "../run/queue.ts";
 import { keys, type ObjectStore } from "../run/store.ts";
 import { LongdocError } from "../errors.ts";
 import { expandItems, newJobId } from "../job/expand.ts";
-import type { ItemDocument, JobRecord } from "../job/record.ts";
+import type { ItemDocument, JobItem, JobRecord } from "../job/record.ts";
 import type { JobSpec } from "../job/schema.ts";
 import { initialManifest } from "../run/manifest.ts";
 import type { Coordinator } from "../run/coord.ts";
@@ -31,6 +31,9 @@ export interface SubmitInput {
   jobId?: string;
   /** What started the job, for the coordination record (`cli`, `schedule <time>`, `upload <key> <etag>`). */
   trigger?: string;
+  /** Items made already (an OpenAI Batch file's lines, see submit/batch.ts) instead of expanded from `documents`. */
+  items?: JobItem[];
+  batch?: JobRecord["batch"];
 }
 
 /** SQS refuses a message body over 256 KiB (a larger quota must be asked for): checked before any is sent. */
@@ -43,7 +46,7 @@ export const MAX_TASK_BYTES = 256 * 1024;
  */
 export async function submitJob(deps: SubmitDeps, input: SubmitInput): Promise<JobRecord> {
   const { spec, model } = input;
-  if (input.documents.length === 0) throw new LongdocError("document_missing", `job '${spec.name}': its documents matched no files`);
+  if (!input.items && input.documents.length === 0) throw new LongdocError("document_missing", `job '${spec.name}': its documents matched no files`);
   const now = (deps.now ?? (() => new Date()))();
   const jobId = input.jobId ?? newJobId(spec.name, now);
   const record: JobRecord = {
@@ -63,7 +66,8 @@ export async function submitJob(deps: SubmitDeps, input: SubmitInput): Promise<J
     },
     maxReceives: deps.maxReceives,
     maxAttempts: deps.maxAttempts ?? deployment.maxAttempts,
-    items: expandItems(spec, input.documents, input.packs),
+    items: input.items ?? expandItems(spec, input.documents, input.packs),
+    ...(input.batch && { batch: input.batch }),
   };
   const tasks: TaskMessage[] = record.items.map((item) => ({
     v: 1,

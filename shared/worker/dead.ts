@@ -8,6 +8,7 @@ import type { Log } from "../log.ts";
 import { resultWithoutCall } from "../run/manifest.ts";
 import type { Coordinator } from "../run/coord.ts";
 import { writeFinalManifest } from "../run/finish.ts";
+import type { JobNotifier } from "../run/notify.ts";
 import { eachRecord, once, receiveCount, type Lazy } from "./records.ts";
 
 export interface DeadTaskDeps {
@@ -16,6 +17,8 @@ export interface DeadTaskDeps {
   coord: Coordinator;
   log: Log;
   now?: () => number;
+  /** Tells that a job ended when this recorder finishes its last item. */
+  notifier?: JobNotifier;
 }
 
 /**
@@ -48,7 +51,7 @@ export async function recordDeadTask(deps: DeadTaskDeps, task: TaskMessage, _dlq
     await store.putJsonIfAbsent(resultKey, result);
   }
   const { last } = await deps.coord.markFinished(job.jobId, task.itemId, job.items.length);
-  if (last) await writeFinalManifest(store, job);
+  if (last) await writeFinalManifest(store, job, undefined, deps.notifier);
 }
 
 /** Tasks that exhausted their deliveries land in the DLQ; record each as failed with its last error. */

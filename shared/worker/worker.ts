@@ -10,12 +10,14 @@ import { parseS3Uri, type JobRecord } from "../job/record.ts";
 import type { Log } from "../log.ts";
 import { type ItemResult } from "../run/manifest.ts";
 import { writeFinalManifest } from "../run/finish.ts";
+import type { JobNotifier } from "../run/notify.ts";
 import type { Coordinator } from "../run/coord.ts";
 import { addUsage, zeroUsage, type ChatResult, type ModelClient, type Usage } from "../model/client.ts";
 import { validateAnswer } from "../job/output.ts";
 import { planCall, type CallPlan } from "../model/plan.ts";
 import { messageText, splitPerDocument, type ChatMessage, type PromptDocument } from "../model/prompt.ts";
 import { ReturnToQueue } from "./records.ts";
+import { planBatchCall, readBatchRequest, type BatchRequest } from "../job/batch.ts";
 import { deployment } from "../settings.ts";
 import { countChatTokens, countTokens } from "../tokens/index.ts";
 
@@ -31,6 +33,8 @@ export interface WorkerDeps {
   now?: () => number;
   sleep?: (ms: number) => Promise<void>;
   timing: WorkerTiming;
+  /** Tells that a job ended (topic, webhook) when this worker writes its final manifest. */
+  notifier?: JobNotifier;
 }
 
 /** The worker's clocks; every wait longer than `maxInProcessWaitMs` happens in the queue instead. */
@@ -155,9 +159,11 @@ async function runClaimed(deps: WorkerDeps, store: ObjectStore, job: JobRecord, 
   try {
     const loaded = await Promise.all(item.documents.map((d) => readDocument(deps.s3, d, job.limits.maxDocumentBytes)));
     documents = loaded.map((l) => l.info);
+    // An OpenAI Batch line brings its own messages instead of documents.
+    const request = item.request ? await readBatchRequest(store, item.request) : undefined;
     const result = await answerItem(deps, job, loaded.map((l) => l.doc), ctx, now, async () => {
       attempts = await deps.coord.countAttempt(job.jobId, item.id);
-    });
+    }, request);
     const json = job.spec.output.format === "json";
     // answer.json only ever holds a document that passed the schema; one that never did is kept beside it.
     const answerFile = !json ? "answer.md" : result.validationError ? "answer.invalid.json" : "answer.json";
@@ -241,7 +247,7 @@ async function submitState(deps: WorkerDeps, job: JobRecord): Promise<"submitted
 /** Counts the item finished (once, whoever asks); the worker that finishes the job's last item writes the manifest. */
 async function countFinished(deps: WorkerDeps, store: ObjectStore, job: JobRecord, itemId: string): Promise<void> {
   const { last } = await deps.coord.markFinished(job.jobId, itemId, job.items.length);
-  if (last) await writeFinalManifest(store, job);
+  if (last) await writeFinalManifest(store, job, undefined, deps.notifier);
 }
 
 /** Renews the claim and keeps the message hidden in short steps, so a dead worker's task is back within one lease. */
@@ -307,13 +313,13 @@ interface ItemAnswer {
   repaired: boolean;
 }
 
-async function answerItem(deps: WorkerDeps, job: JobRecord, docs: PromptDocument[], ctx: TaskContext, now: () => number, countAttempt: () => Promise<void>): Promise<ItemAnswer> {
+async function answerItem(deps: WorkerDeps, job: JobRecord, docs: PromptDocument[], ctx: TaskContext, now: () => number, countAttempt: () => Promise<void>, request?: BatchRequest): Promise<ItemAnswer> {
   const model = getModel(deps.catalog, job.model);
   const questions = job.spec.calls === "per-question" && job.spec.questions ? job.spec.questions.map((q) => [q]) : [job.spec.questions];
   const parts: { id: string | null; result: ChatResult; plan: CallPlan }[] = [];
   // Sequential on purpose: the first call writes the cache the next ones read.
   for (const [i, qs] of questions.entries()) {
-    const plan = planCall({ ...job.spec, questions: qs }, model, docs);
+    const plan = request ? planBatchCall(request, model, job.spec) : planCall({ ...job.spec, questions: qs }, model, docs);
     // Once a call of this item is paid for, later calls wait in process rather than lose it.
     // One delivery that calls the model is one attempt, however many questions it asks.
     const result = await callModel(deps, job, model, plan, ctx, now, i === 0 ? deps.timing.maxInProcessWaitMs : 60_000, i === 0 ? countAttempt : async () => {});
