@@ -1,7 +1,4 @@
-// RFC 4180 CSV, written by hand: the project's CSV dependency (csv-parse) only reads, and the
-// rules for writing are few. Every field is quoted when it holds a comma, a quote, CR or LF (a
-// quote inside is doubled); records end with CRLF.
-
+import { stringify } from "csv-stringify/sync";
 import type { Cell } from "../shared/run/flatten.ts";
 
 export type { Cell };
@@ -11,15 +8,12 @@ export type { Cell };
  * apostrophe: model answers and document names are not trusted to be inert. Numbers are left alone.
  */
 const FORMULA_START = /^[=+\-@\t\r]/;
+const defuse = (value: Cell): Cell => (typeof value === "string" && FORMULA_START.test(value) ? `'${value}` : value);
 
-export function csvField(value: Cell): string {
-  if (value === null || value === undefined) return "";
-  let text = typeof value === "string" ? value : String(value);
-  if (typeof value === "string" && FORMULA_START.test(text)) text = `'${text}`;
-  return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
-}
-
-export const csvRecord = (cells: Cell[]): string => cells.map(csvField).join(",") + "\r\n";
-
-/** A header and rows as one CSV text (UTF-8, no BOM). */
-export const csvText = (header: string[], rows: Cell[][]): string => csvRecord(header) + rows.map(csvRecord).join("");
+/**
+ * A header and rows as one RFC 4180 CSV text (csv-stringify; CRLF records, UTF-8 without a BOM).
+ * csv-stringify quotes a field holding the record delimiter, but not a lone CR or LF: those are
+ * quoted too, so every reader sees one record per row.
+ */
+export const csvText = (header: string[], rows: Cell[][]): string =>
+  stringify([header.map(defuse), ...rows.map((r) => r.map(defuse))], { record_delimiter: "windows", quoted_match: /[\r\n]/, cast: { boolean: (b) => String(b) } });

@@ -7,7 +7,10 @@ import path from "node:path";
 import { promisify } from "node:util";
 import { parse } from "csv-parse/sync";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { csvField, csvText } from "../cli/csv.ts";
+import { csvText, type Cell } from "../cli/csv.ts";
+
+/** One value as written in a CSV file (the record of a one-column file, without its CRLF). */
+const csvField = (v: Cell) => csvText(["x"], [[v]]).slice("x\r\n".length, -"\r\n".length);
 import { CSV_BASE_COLUMNS, flattenAnswer } from "../cli/results-csv.ts";
 import { runLocalJob } from "../shared/local/run.ts";
 import { silentLog } from "../shared/log.ts";
