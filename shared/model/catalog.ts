@@ -36,6 +36,11 @@ const modelSchema = z
     thinking: z.enum(["hybrid", "none"]),
     rpm: positive,
     tpm: positive,
+    /** Assumed speeds, used until the fleet has measured the model ([A]). */
+    decodeTokensPerSecond: z.number().positive().default(50),
+    prefillTokensPerSecond: z.number().positive().default(5000),
+    /** Whether the API takes `max_completion_tokens` (one cap on reasoning plus answer) for this model. */
+    maxCompletionTokens: z.boolean().default(false),
     tiers: z.array(tierSchema).min(1),
     sources: z.string().optional(),
     note: z.string().optional(),

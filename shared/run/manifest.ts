@@ -15,8 +15,11 @@ export interface ItemResult {
   attempts: number;
   documents: { source: string; format?: string; bytes?: number; chars?: number; tokens?: number; sha256?: string }[];
   error: { kind: ErrorCode; message: string } | null;
+  /** Every attempt's calls, the failed ones included. */
   usage: Usage;
   costUsd: number;
+  /** Part of `usage` was counted from the text of calls cut off before the provider's usage arrived (input taken as uncached). */
+  usageEstimated?: boolean;
   /** What the context cache saved on this item, against full input price. */
   cacheSavingsUsd?: number;
   tier: string | null;

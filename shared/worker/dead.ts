@@ -34,8 +34,10 @@ export async function recordDeadTask(deps: DeadTaskDeps, task: TaskMessage, _dlq
   }
   if (!(await store.exists(resultKey))) {
     const attemptKeys = await store.listKeys(keys.item(task.jobId, task.itemId, "attempts/"));
-    const numbers = attemptKeys.map((k) => Number(/(\d+)\.json$/.exec(k)?.[1] ?? 0));
-    const last = numbers.length ? await store.getJson<{ kind: ErrorCode; message: string }>(keys.attempt(task.jobId, task.itemId, Math.max(...numbers))) : undefined;
+    const numbers = attemptKeys.flatMap((k) => /\/(\d+)\.json$/.exec(k)?.[1] ?? []).map(Number);
+    // An attempt record holds its error under `error`; records of older runs held kind and message at the top.
+    const rec = numbers.length ? await store.getJson<{ kind?: ErrorCode; message?: string; error?: { kind: ErrorCode; message: string } | null }>(keys.attempt(task.jobId, task.itemId, Math.max(...numbers))) : undefined;
+    const last = rec?.error ?? (rec?.kind && rec.message !== undefined ? { kind: rec.kind, message: rec.message } : undefined);
     const result = resultWithoutCall(job, task.itemId, {
       status: "failed",
       attempts: Math.max(job.maxReceives, ...numbers),

@@ -2,7 +2,6 @@ import { createHash } from "node:crypto";
 import type { S3Client } from "@aws-sdk/client-s3";
 import type { TaskMessage } from "../run/queue.ts";
 import { keys, ObjectStore } from "../run/store.ts";
-import { budgetToDeadline } from "../model/budget.ts";
 import { getModel, priceFor, type Catalog, type ModelInfo } from "../model/catalog.ts";
 import { loadDocument } from "../documents/index.ts";
 import { DocumentError, LongdocError, ModelError, toErrorRecord } from "../errors.ts";
@@ -18,6 +17,8 @@ import { messageText, splitPerDocument, type ChatMessage, type PromptDocument } 
 import { ReturnToQueue } from "./records.ts";
 import { deployment } from "../settings.ts";
 import { countChatTokens, countTokens } from "../tokens/index.ts";
+import { AttemptRecorder, closeAbandonedAttempt, DEFAULT_TRACE_FLUSH, earlierAttempts, type TraceFlush } from "./attempt.ts";
+import { callModel } from "./call.ts";
 
 export interface WorkerDeps {
   s3: S3Client;
@@ -35,6 +36,7 @@ export interface WorkerDeps {
 
 /** The worker's clocks; every wait longer than `maxInProcessWaitMs` happens in the queue instead. */
 export interface WorkerTiming {
+  /** The last fallback for a model's decode speed, below the fleet's measurement and the catalog's figure. */
   decodeTokensPerSecond: number;
   deadlineMarginMs: number;
   /** A claim's lease; the heartbeat renews it (and the message's visibility) every third of it. */
@@ -44,6 +46,8 @@ export interface WorkerTiming {
   /** Backoff after a retryable failure: full jitter over base × 2^(attempt-1), capped. */
   backoffBaseMs: number;
   backoffCapMs: number;
+  /** When the partial trace of a streaming call is written again (default 64 KiB or 2 s). */
+  traceFlush?: TraceFlush;
 }
 
 export interface TaskContext {
@@ -115,10 +119,27 @@ async function runClaimed(deps: WorkerDeps, store: ObjectStore, job: JobRecord, 
   const resultKey = keys.item(job.jobId, item.id, "result.json");
   const startedAt = now();
   let attempts = attemptsBefore;
+  // Looked up when a price is needed: an unknown model fails the item inside the try below.
+  const price = (u: Parameters<typeof priceFor>[1]) => priceFor(getModel(deps.catalog, job.model), u).costUsd;
+  const recorder = new AttemptRecorder({
+    store,
+    jobId: job.jobId,
+    itemId: item.id,
+    owner: deps.owner,
+    log: deps.log,
+    flush: deps.timing.traceFlush ?? DEFAULT_TRACE_FLUSH,
+    currency: deps.catalog.currency,
+    price,
+    now,
+  });
   const finish = async (r: Omit<ItemResult, "version" | "id" | "attempts" | "model" | "startedAt" | "finishedAt" | "durationMs">) => {
     const finishedAt = now();
+    // Every attempt's calls are paid for, the ones that failed and the ones a dead worker left
+    // (counted from their partial traces where the provider's usage never arrived).
+    const spent = await earlierAttempts(store, job.jobId, item.id, attempts + 1);
+    const paid = spent.cost > 0 || spent.usage.inputTokens > 0 ? { usage: spent.usage, costUsd: spent.cost, ...(spent.estimated ? { usageEstimated: true } : {}) } : {};
     const base = { version: 1 as const, id: item.id, attempts: Math.max(1, attempts), model: job.model, startedAt: new Date(startedAt).toISOString() };
-    await store.putJsonIfAbsent(resultKey, { ...base, ...r, finishedAt: new Date(finishedAt).toISOString(), durationMs: finishedAt - startedAt });
+    await store.putJsonIfAbsent(resultKey, { ...base, ...r, ...paid, finishedAt: new Date(finishedAt).toISOString(), durationMs: finishedAt - startedAt });
     await countFinished(deps, store, job, item.id);
     return r.status;
   };
@@ -148,13 +169,22 @@ async function runClaimed(deps: WorkerDeps, store: ObjectStore, job: JobRecord, 
     return finish({ ...blank, status: "skipped", error: { kind: "cancelled", message: "the job was cancelled" } });
   }
 
+  // The delivery before this one died mid-attempt: close its attempt and count what it streamed.
+  if (attemptsBefore > 0) {
+    const abandoned = await closeAbandonedAttempt({ store, jobId: job.jobId, itemId: item.id, price, now }, attemptsBefore);
+    if (abandoned && job.limits.maxCostUsd !== null) await deps.coord.settleSpend(job.jobId, abandoned.reservedCost, abandoned.countedCost);
+  }
+
   let documents = blank.documents;
   try {
     const loaded = await Promise.all(item.documents.map((d) => readDocument(deps.s3, d, job.limits.maxDocumentBytes)));
     documents = loaded.map((l) => l.info);
-    const result = await answerItem(deps, job, loaded.map((l) => l.doc), ctx, now, async () => {
+    const beginAttempt = async () => {
+      if (recorder.begun) return;
       attempts = await deps.coord.countAttempt(job.jobId, item.id);
-    });
+      await recorder.begin(attempts);
+    };
+    const result = await answerItem(deps, job, loaded.map((l) => l.doc), ctx, now, { recorder, beginAttempt });
     const json = job.spec.output.format === "json";
     // answer.json only ever holds a document that passed the schema; one that never did is kept beside it.
     const answerFile = !json ? "answer.md" : result.validationError ? "answer.invalid.json" : "answer.json";
@@ -174,6 +204,8 @@ async function runClaimed(deps: WorkerDeps, store: ObjectStore, job: JobRecord, 
             ? { kind: "output_invalid", message: packed.error }
             : null;
     deps.log.info({ jobId: job.jobId, itemId: item.id, usage: result.usage, costUsd: result.costUsd, finishReasons: result.finishReasons }, "item answered");
+    const reasoningPath = result.hasReasoning ? `items/${item.id}/reasoning.md` : null;
+    await recorder.close(outputError ? "failed" : "succeeded", outputError, { reasoning: reasoningPath, answer: answerPath });
     return await finish({
       ...blank,
       documents,
@@ -190,21 +222,27 @@ async function runClaimed(deps: WorkerDeps, store: ObjectStore, job: JobRecord, 
       ...(json && result.validationError ? { invalidAnswer: answerPath } : {}),
       requestId: result.requestId,
       answer: json && result.validationError ? null : answerPath,
-      reasoning: result.hasReasoning ? `items/${item.id}/reasoning.md` : null,
+      reasoning: reasoningPath,
       truncated: result.truncated,
       documentAnswers: packed?.answers ?? null,
     });
   } catch (e) {
     if (e instanceof ReturnToQueue) {
-      // Waiting is not an attempt: hand the item back and let the queue hold the task.
+      // Waiting is not an attempt: hand the item back and let the queue hold the task (a call
+      // already paid in this delivery stays in its attempt's record, with its trace).
+      await recorder.close("interrupted", null).catch(() => undefined);
       await deps.coord.releaseClaim(job.jobId, item.id, deps.owner);
       throw e;
     }
     const error = LongdocError.is(e) ? e : new LongdocError("internal", e instanceof Error ? e.message : String(e), { cause: e });
-    const record = { ...toErrorRecord(error), ...(error instanceof ModelError && error.requestId ? { requestId: error.requestId } : {}) };
+    const record = {
+      ...toErrorRecord(error),
+      ...(error instanceof ModelError ? { ...(error.requestId ? { requestId: error.requestId } : {}), ...(error.status ? { status: error.status } : {}), ...(error.providerCode ? { providerCode: error.providerCode } : {}) } : {}),
+    };
     const attempt = Math.max(1, attempts);
     deps.log.warn({ jobId: job.jobId, itemId: item.id, attempt, error: record }, "item attempt failed");
-    await store.putJson(keys.attempt(job.jobId, item.id, attempt), { ...record, at: new Date(now()).toISOString() });
+    // The attempt's record keeps the error beside its partial trace (none when no call was sent).
+    await recorder.close("failed", record);
     if (error.haltsJob) await store.putJsonIfAbsent(keys.halt(job.jobId), { reason: record.message, kind: record.kind, itemId: item.id });
     // A 429 is the provider's door closing, not a failed answer: it waits in the queue without
     // using up the item's attempts (the DLQ's receive count still bounds an endless refusal).
@@ -216,9 +254,6 @@ async function runClaimed(deps: WorkerDeps, store: ObjectStore, job: JobRecord, 
     return finish({ ...blank, documents, status: error.code === "cost_cap" ? "skipped" : "failed", error: { kind: record.kind, message: record.message } });
   }
 }
-
-/** How late a worker may wake for its planned start before it takes a new one (under the schedule's margin). */
-const LATE_START_MS = 100;
 
 /** Jobs known to be fully submitted: the state never changes back, so each container asks once. */
 const submittedJobs = new Set<string>();
@@ -302,7 +337,13 @@ interface ItemAnswer {
   repaired: boolean;
 }
 
-async function answerItem(deps: WorkerDeps, job: JobRecord, docs: PromptDocument[], ctx: TaskContext, now: () => number, countAttempt: () => Promise<void>): Promise<ItemAnswer> {
+/** The attempt every call of this delivery belongs to; `beginAttempt` counts it when the first request leaves. */
+interface AttemptContext {
+  recorder: AttemptRecorder;
+  beginAttempt: () => Promise<void>;
+}
+
+async function answerItem(deps: WorkerDeps, job: JobRecord, docs: PromptDocument[], ctx: TaskContext, now: () => number, attempt: AttemptContext): Promise<ItemAnswer> {
   const model = getModel(deps.catalog, job.model);
   const questions = job.spec.calls === "per-question" && job.spec.questions ? job.spec.questions.map((q) => [q]) : [job.spec.questions];
   const parts: { id: string | null; result: ChatResult; plan: CallPlan }[] = [];
@@ -311,8 +352,10 @@ async function answerItem(deps: WorkerDeps, job: JobRecord, docs: PromptDocument
     const plan = planCall({ ...job.spec, questions: qs }, model, docs);
     // Once a call of this item is paid for, later calls wait in process rather than lose it.
     // One delivery that calls the model is one attempt, however many questions it asks.
-    const result = await callModel(deps, job, model, plan, ctx, now, i === 0 ? deps.timing.maxInProcessWaitMs : 60_000, i === 0 ? countAttempt : async () => {});
-    parts.push({ id: questions.length > 1 ? qs![0]!.id : null, plan, result });
+    const id = questions.length > 1 ? qs![0]!.id : null;
+    const maxWaitMs = i === 0 ? deps.timing.maxInProcessWaitMs : 60_000;
+    const result = await callModel(deps, job, model, plan, ctx, now, { label: id, maxWaitMs, attempt: attempt.recorder, beginAttempt: attempt.beginAttempt });
+    parts.push({ id, plan, result });
   }
   const join = (pick: (r: ChatResult) => string) =>
     parts.length === 1 ? pick(parts[0]!.result) : parts.map((p) => `## ${p.id}\n\n${pick(p.result)}`).join("\n\n");
@@ -336,7 +379,7 @@ async function answerItem(deps: WorkerDeps, job: JobRecord, docs: PromptDocument
       if (!repairPlan) {
         validationError = `${problem} (no repair call: the prompt with the bad answer would not fit the model's context)`;
       } else {
-        const r = await callModel(deps, job, model, repairPlan, ctx, now, 60_000, async () => {});
+        const r = await callModel(deps, job, model, repairPlan, ctx, now, { label: "repair", maxWaitMs: 60_000, attempt: attempt.recorder, beginAttempt: attempt.beginAttempt });
         calls.push({ id: null, plan: repairPlan, result: r, repair: true });
         const after = validateAnswer(r.answer, schema);
         if (after) {
@@ -401,97 +444,4 @@ function truncationMessage(r: ItemAnswer, answerPath: string): string {
     `${which} hit the output cap (max ${cap} tokens, finish_reason "length") and was cut off; the partial answer is kept at ${answerPath}. ` +
     "Raise maxOutputTokens, or set output.onTruncated: keep to accept truncated answers"
   );
-}
-
-/**
- * One model call inside the fleet's shared limits: the call's worst-case cost is reserved in the
- * job's ledger and its worst-case tokens in the account's quota before it starts, and both are
- * settled with the real usage after. A wait longer than `maxWaitMs` goes back to the queue.
- */
-async function callModel(
-  deps: WorkerDeps,
-  job: JobRecord,
-  model: ModelInfo,
-  plan: CallPlan,
-  ctx: TaskContext,
-  now: () => number,
-  maxWaitMs: number,
-  countAttempt: () => Promise<void>,
-): Promise<ChatResult> {
-  const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
-  const timeLeftMs = () => ctx.deadlineAt - now() - deps.timing.deadlineMarginMs;
-  const wanted = { maxOutputTokens: plan.maxOutputTokens, thinkingBudget: plan.thinkingBudget };
-  let budget = budgetToDeadline(wanted, timeLeftMs(), deps.timing.decodeTokensPerSecond);
-  if (!budget) throw new ReturnToQueue(1, `only ${Math.round(timeLeftMs() / 1000)} s left before the worker's deadline`);
-  const worstTokens = plan.inputTokens + budget.maxOutputTokens + (budget.thinkingBudget ?? 0);
-
-  const cap = job.limits.maxCostUsd;
-  const worstUsd = priceFor(model, { inputTokens: plan.inputTokens, outputTokens: worstTokens - plan.inputTokens, cachedTokens: 0 }).costUsd;
-  if (cap !== null) {
-    const spend = await deps.coord.reserveSpend(job.jobId, worstUsd, cap);
-    if (!spend.ok) {
-      if (spend.capReached) {
-        throw new LongdocError(
-          "cost_cap",
-          `not sent: the job has spent $${spend.spentUsd.toFixed(4)} and this call could cost up to $${worstUsd.toFixed(4)}, over limits.maxCostUsd ($${cap})`,
-        );
-      }
-      // Calls in flight hold the rest of the cap; their real cost is usually lower. Wait for them.
-      throw new ReturnToQueue(2 + Math.random() * 3, "the job's cost cap is held by calls in flight");
-    }
-  }
-  const settleSpend = (actualUsd: number) => (cap === null ? Promise.resolve() : deps.coord.settleSpend(job.jobId, worstUsd, actualUsd));
-
-  const reservation = {
-    model: job.model,
-    tokens: worstTokens,
-    account: { rpm: model.rpm, tpm: model.tpm },
-    job: { jobId: job.jobId, rpm: job.spec.limits.rpm, tpm: job.spec.limits.tpm },
-  };
-  const quota = await deps.coord.reserveQuota({ ...reservation, maxWaitMs: Math.min(maxWaitMs, Math.max(0, timeLeftMs() / 2)), now: now() });
-  if (!quota.ok) {
-    await settleSpend(0);
-    throw new ReturnToQueue(quota.retryAfterMs / 1000 + Math.random(), "waiting for the account's quota");
-  }
-  let settled = false;
-  let ticket = quota.ticket;
-  try {
-    // A start planned in the log is only safe if the request leaves on time: a worker that wakes
-    // late (a busy machine, a slow store) takes a new place rather than crowd the next request.
-    for (let startAt = quota.startAt, round = 0; ; round++) {
-      const wait = startAt - now();
-      if (wait > 0) await sleep(wait);
-      if (now() - startAt <= LATE_START_MS || round >= 3) break;
-      await deps.coord.releaseQuota(ticket);
-      const again = await deps.coord.reserveQuota({ ...reservation, now: now(), maxWaitMs: 60_000 });
-      if (!again.ok) throw new ReturnToQueue(again.retryAfterMs / 1000, "waiting for the account's quota");
-      ticket = again.ticket;
-      startAt = again.startAt;
-    }
-    // Sized after the wait, from the time really left.
-    budget = budgetToDeadline(wanted, timeLeftMs(), deps.timing.decodeTokensPerSecond) ?? { ...budget, maxOutputTokens: 256, thinkingBudget: budget.thinkingBudget === undefined ? undefined : 1 };
-    await countAttempt();
-    const result = await deps.model.chat(
-      {
-        model: job.model,
-        messages: plan.messages,
-        maxOutputTokens: budget.maxOutputTokens,
-        thinking: { enabled: job.spec.thinking.enabled, budget: budget.thinkingBudget },
-        json: job.outputSchema ? { schema: job.outputSchema } : undefined,
-      },
-      { signal: AbortSignal.timeout(Math.max(1, timeLeftMs())) },
-    );
-    settled = true;
-    await Promise.all([
-      deps.coord.settleQuota(ticket, result.usage.inputTokens + result.usage.outputTokens),
-      settleSpend(priceFor(model, { ...result.usage, cacheType: result.cacheType }).costUsd),
-    ]);
-    return result;
-  } finally {
-    if (!settled) {
-      // The call failed before its usage arrived: give the reservations back (what a failed call
-      // was billed, if anything, is not known here).
-      await Promise.all([deps.coord.settleQuota(ticket, plan.inputTokens), settleSpend(0)]).catch(() => undefined);
-    }
-  }
 }
