@@ -66,6 +66,9 @@ export interface ModelSpeed {
   source: "measured" | "catalog";
 }
 
+/** The share of the time after prefill that a call's output is sized to fill. */
+export const DECODE_TIME_SHARE = 0.8;
+
 /** Seconds before the first token of a prompt of `inputTokens`, none of it assumed cached. */
 export const prefillMs = (inputTokens: number, speed: Pick<ModelSpeed, "prefillTokensPerSecond">) => (inputTokens / speed.prefillTokensPerSecond) * 1000;
 
@@ -79,7 +82,9 @@ export function budgetForCall(
   o: { timeLeftMs: number; inputTokens: number; speed: ModelSpeed },
 ): (CallBudget & { prefillMs: number; affordableTokens: number }) | undefined {
   const prefill = prefillMs(o.inputTokens, o.speed);
-  const b = budgetToDeadline(want, o.timeLeftMs - prefill, o.speed.decodeTokensPerSecond);
+  // Speeds vary from call to call: plan to use only part of the decode time.
+  const decodeMs = (o.timeLeftMs - prefill) * DECODE_TIME_SHARE;
+  const b = budgetToDeadline(want, decodeMs, o.speed.decodeTokensPerSecond);
   if (!b) return undefined;
-  return { ...b, prefillMs: Math.round(prefill), affordableTokens: Math.floor(((o.timeLeftMs - prefill) / 1000) * o.speed.decodeTokensPerSecond) };
+  return { ...b, prefillMs: Math.round(prefill), affordableTokens: Math.floor((decodeMs / 1000) * o.speed.decodeTokensPerSecond) };
 }

@@ -429,8 +429,11 @@ export async function closeAbandonedAttempt(
     open.usageEstimated ||= streamed;
     open.cost = round(open.cost + countedCost);
   }
+  const partial = async (kind: "reasoning" | "answer") => ((await store.exists(at(`${kind}.md`))) ? relPath(deps.itemId, `attempts/${n}.${kind}.md`) : null);
   const record: AttemptRecord = {
     ...open,
+    reasoning: await partial("reasoning"),
+    answer: await partial("answer"),
     status: "died",
     finishedAt: iso((deps.now ?? Date.now)()),
     error: { kind: "worker_crashed", message: "the worker stopped during this attempt (killed, out of memory or out of time); its partial trace is kept" },

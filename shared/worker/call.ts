@@ -8,7 +8,7 @@
  */
 import { budgetForCall, type ModelSpeed } from "../model/budget.ts";
 import { priceFor, type ModelInfo } from "../model/catalog.ts";
-import type { ChatResult } from "../model/client.ts";
+import type { ChatResult, Usage } from "../model/client.ts";
 import type { CallPlan } from "../model/plan.ts";
 import { LongdocError, ModelError } from "../errors.ts";
 import type { JobRecord } from "../job/record.ts";
@@ -160,6 +160,8 @@ export async function callModel(deps: WorkerDeps, job: JobRecord, model: ModelIn
         );
       }
       const rec = await trace.failed({ kind: error.code, message: error.message, requestId: error instanceof ModelError ? error.requestId : undefined }, now());
+      // A call stopped at the deadline still shows how fast the model was going: the next budget uses it.
+      if (error.code === "deadline") await learnSpeed(deps, model, rec.usage, trace.timings(now()));
       // What the provider bills for a call that failed mid-stream is not documented: the input and
       // the output streamed are counted (docs/qwen-api.md §8); a call refused before streaming counts 0.
       settledQuota = true;
@@ -169,7 +171,7 @@ export async function callModel(deps: WorkerDeps, job: JobRecord, model: ModelIn
     const rec = await trace.succeeded(result, now());
     settledQuota = true;
     await Promise.all([deps.coord.settleQuota(ticket, result.usage.inputTokens + result.usage.outputTokens), settleSpend(rec.cost)]);
-    await learnSpeed(deps, model, result, trace.timings(now()));
+    await learnSpeed(deps, model, result.usage, trace.timings(now()));
     return result;
   } finally {
     if (!settledQuota) {
@@ -187,10 +189,10 @@ function tooLittleTime(leftMs: number, inputTokens: number, speed: ModelSpeed): 
 }
 
 /** Folds a finished call's decode and prefill speeds into the fleet's rolling figures. */
-async function learnSpeed(deps: WorkerDeps, model: ModelInfo, result: ChatResult, t: { firstChunkMs: number | null; decodeMs: number | null }): Promise<void> {
+async function learnSpeed(deps: WorkerDeps, model: ModelInfo, usage: Usage, t: { firstChunkMs: number | null; decodeMs: number | null }): Promise<void> {
   const seen: { decodeTokensPerSecond?: number; prefillTokensPerSecond?: number } = {};
-  if (t.decodeMs && t.decodeMs > 0 && result.usage.outputTokens >= MIN_TOKENS_TO_MEASURE) seen.decodeTokensPerSecond = result.usage.outputTokens / (t.decodeMs / 1000);
-  const uncached = result.usage.inputTokens - result.usage.cachedTokens;
+  if (t.decodeMs && t.decodeMs > 0 && usage.outputTokens >= MIN_TOKENS_TO_MEASURE) seen.decodeTokensPerSecond = usage.outputTokens / (t.decodeMs / 1000);
+  const uncached = usage.inputTokens - usage.cachedTokens;
   if (t.firstChunkMs && t.firstChunkMs > 0 && uncached >= 4096) seen.prefillTokensPerSecond = uncached / (t.firstChunkMs / 1000);
   if (seen.decodeTokensPerSecond === undefined && seen.prefillTokensPerSecond === undefined) return;
   await deps.coord.recordModelSpeed(model.id, seen).catch((e: unknown) => deps.log.warn({ model: model.id, error: String(e) }, "model speed not recorded"));
