@@ -75,7 +75,7 @@ interface QwenDelta {
  */
 export function createModelClient(o: ModelClientOptions): ModelClient {
   // logLevel off: the SDK would print a malformed chunk to stderr; longdoc reports it as an error instead.
-  const client = new OpenAI({ apiKey: o.apiKey, baseURL: o.baseURL, maxRetries: 0, timeout: o.timeoutMs ?? 14 * 60_000, fetch: o.fetch, logLevel: "off" });
+  const client = new OpenAI({ apiKey: o.apiKey, baseURL: o.baseURL, maxRetries: 0, timeout: o.timeoutMs ?? 14 * 60_000, fetch: keepRequestId(o.fetch ?? fetch), logLevel: "off" });
   return {
     async chat(req, { signal, onChunk } = {}) {
       const body: OpenAI.ChatCompletionCreateParamsStreaming & QwenExtensions = {
@@ -140,5 +140,22 @@ export function createModelClient(o: ModelClientOptions): ModelClient {
         },
       };
     },
+  };
+}
+
+/**
+ * The provider puts the request id in an error's body (`request_id`, docs/qwen-api.md §6) and the
+ * SDK reads it only from the `x-request-id` header: copy it there, so every refused request can
+ * be named in a support ticket.
+ */
+function keepRequestId(inner: typeof fetch): typeof fetch {
+  return async (input, init) => {
+    const res = await inner(input, init);
+    if (res.status < 400 || res.headers.has("x-request-id")) return res;
+    const text = await res.text();
+    const id = /"request_id"\s*:\s*"([^"]+)"/.exec(text)?.[1];
+    const headers = new Headers(res.headers);
+    if (id) headers.set("x-request-id", id);
+    return new Response(text, { status: res.status, statusText: res.statusText, headers });
   };
 }
