@@ -86,7 +86,7 @@ describe("a job end to end: emulator, poller, worker, simulator", () => {
     for (const item of m.items) {
       expect(report).toContain(`<a href="${item.answer}">answer</a> <a href="${item.reasoning}">reasoning</a>`);
     }
-    expect(m.costUsd).toBeCloseTo(m.items.reduce((s, i) => s + i.costUsd, 0), 6);
+    expect(m.costUsd).toBeCloseTo(m.items.reduce((s, i) => s + i.cost, 0), 6);
   });
 
   it("a message delivered twice gives one result and one model call", async () => {

@@ -44,6 +44,8 @@ const limits = z.strictObject({
   rpm: z.int().min(1).optional(),
   tpm: z.int().min(1).optional(),
   maxCostUsd: z.number().positive().optional(),
+  /** The cap in the endpoint's currency (CNY for Beijing); maxCostUsd is the same cap for USD regions. */
+  maxCost: z.number().positive().optional(),
   maxDocumentBytes: z.int().min(1).optional(),
 });
 

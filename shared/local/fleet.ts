@@ -45,6 +45,8 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
     QWEN_BASE_URL: o.endpoint.baseURL,
     LONGDOC_LOG: o.settings.logLevel,
     ...(o.settings.catalogPath && { LONGDOC_CATALOG: o.settings.catalogPath }),
+    // Workers price in the region the edge chose (a simulator standing in for Beijing included).
+    LONGDOC_REGION: o.settings.catalog.region,
   };
   const processes = Array.from({ length: Math.max(1, o.workers) }, (_, index) => {
     const config: WorkerConfig = {

@@ -19,7 +19,7 @@ export async function prepareSubmit(
   documents: ItemDocument[],
   opts: { checkCostCap: boolean },
 ): Promise<{ packs?: ItemDocument[][] }> {
-  const checkCap = opts.checkCostCap && spec.limits.maxCostUsd !== undefined;
+  const checkCap = opts.checkCostCap && (spec.limits.maxCostUsd !== undefined || spec.limits.maxCost !== undefined);
   if (spec.packing !== "packed" && !checkCap) return {};
   const measured = await measureDocuments(s3, documents, spec);
   const packs = spec.packing === "packed" ? packDocuments(spec, model, measured) : undefined;

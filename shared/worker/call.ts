@@ -7,7 +7,7 @@
  * was billed, or for a call cut off mid-stream, with what was counted from the text it streamed.
  */
 import { budgetForCall, type ModelSpeed } from "../model/budget.ts";
-import { priceFor, type ModelInfo } from "../model/catalog.ts";
+import { formatCost, priceFor, type ModelInfo } from "../model/catalog.ts";
 import type { ChatResult, Usage } from "../model/client.ts";
 import type { CallPlan } from "../model/plan.ts";
 import { LongdocError, ModelError } from "../errors.ts";
@@ -56,9 +56,12 @@ export async function callModel(deps: WorkerDeps, job: JobRecord, model: ModelIn
   const first = sizeNow();
   if (!first) throw new ReturnToQueue(1, tooLittleTime(timeLeftMs(), plan.inputTokens, speed));
   const worstTokens = plan.inputTokens + first.maxOutputTokens + (first.thinkingBudget ?? 0);
-  const price = (u: Parameters<typeof priceFor>[1]) => priceFor(model, u).costUsd;
+  const price = (u: Parameters<typeof priceFor>[1]) => priceFor(model, u).cost;
 
-  const cap = job.limits.maxCostUsd;
+  // In the region's currency (older job records have only maxCostUsd).
+  const cap = job.limits.maxCost ?? job.limits.maxCostUsd;
+  const capField = job.spec.limits.maxCost !== undefined ? "limits.maxCost" : "limits.maxCostUsd";
+  const money = (n: number, digits = 4) => formatCost(n, model.currency, digits);
   const worstUsd = price({ inputTokens: plan.inputTokens, outputTokens: worstTokens - plan.inputTokens, cachedTokens: 0 });
   if (cap !== null) {
     const spend = await deps.coord.reserveSpend(job.jobId, worstUsd, cap);
@@ -66,7 +69,7 @@ export async function callModel(deps: WorkerDeps, job: JobRecord, model: ModelIn
       if (spend.capReached) {
         throw new LongdocError(
           "cost_cap",
-          `not sent: the job has spent $${spend.spentUsd.toFixed(4)} and this call could cost up to $${worstUsd.toFixed(4)}, over limits.maxCostUsd ($${cap})`,
+          `not sent: the job has spent ${money(spend.spentUsd)} and this call could cost up to ${money(worstUsd)}, over ${capField} (${money(cap, 2)})`,
         );
       }
       // Calls in flight hold the rest of the cap; their real cost is usually lower. Wait for them.

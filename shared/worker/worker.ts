@@ -120,7 +120,9 @@ async function runClaimed(deps: WorkerDeps, store: ObjectStore, job: JobRecord, 
   const startedAt = now();
   let attempts = attemptsBefore;
   // Looked up when a price is needed: an unknown model fails the item inside the try below.
-  const price = (u: Parameters<typeof priceFor>[1]) => priceFor(getModel(deps.catalog, job.model), u).costUsd;
+  const price = (u: Parameters<typeof priceFor>[1]) => priceFor(getModel(deps.catalog, job.model), u).cost;
+  // Every cost of the item is in the currency of the region the worker calls (the job's, normally).
+  const currency = deps.catalog.currency;
   const recorder = new AttemptRecorder({
     store,
     jobId: job.jobId,
@@ -128,7 +130,7 @@ async function runClaimed(deps: WorkerDeps, store: ObjectStore, job: JobRecord, 
     owner: deps.owner,
     log: deps.log,
     flush: deps.timing.traceFlush ?? DEFAULT_TRACE_FLUSH,
-    currency: deps.catalog.currency,
+    currency,
     price,
     now,
   });
@@ -137,7 +139,7 @@ async function runClaimed(deps: WorkerDeps, store: ObjectStore, job: JobRecord, 
     // Every attempt's calls are paid for, the ones that failed and the ones a dead worker left
     // (counted from their partial traces where the provider's usage never arrived).
     const spent = await earlierAttempts(store, job.jobId, item.id, attempts + 1);
-    const paid = spent.cost > 0 || spent.usage.inputTokens > 0 ? { usage: spent.usage, costUsd: spent.cost, ...(spent.estimated ? { usageEstimated: true } : {}) } : {};
+    const paid = spent.cost > 0 || spent.usage.inputTokens > 0 ? { usage: spent.usage, ...costFields(spent.cost, currency), ...(spent.estimated ? { usageEstimated: true } : {}) } : {};
     const base = { version: 1 as const, id: item.id, attempts: Math.max(1, attempts), model: job.model, startedAt: new Date(startedAt).toISOString() };
     await store.putJsonIfAbsent(resultKey, { ...base, ...r, ...paid, finishedAt: new Date(finishedAt).toISOString(), durationMs: finishedAt - startedAt });
     await countFinished(deps, store, job, item.id);
@@ -146,7 +148,7 @@ async function runClaimed(deps: WorkerDeps, store: ObjectStore, job: JobRecord, 
   const blank = {
     documents: item.documents.map((d) => ({ source: d.source })),
     usage: zeroUsage(),
-    costUsd: 0,
+    ...costFields(0, currency),
     tier: null,
     finishReason: null,
     requestId: null,
@@ -172,7 +174,7 @@ async function runClaimed(deps: WorkerDeps, store: ObjectStore, job: JobRecord, 
   // The delivery before this one died mid-attempt: close its attempt and count what it streamed.
   if (attemptsBefore > 0) {
     const abandoned = await closeAbandonedAttempt({ store, jobId: job.jobId, itemId: item.id, price, now }, attemptsBefore);
-    if (abandoned && job.limits.maxCostUsd !== null) await deps.coord.settleSpend(job.jobId, abandoned.reservedCost, abandoned.countedCost);
+    if (abandoned && (job.limits.maxCost ?? job.limits.maxCostUsd) !== null) await deps.coord.settleSpend(job.jobId, abandoned.reservedCost, abandoned.countedCost);
   }
 
   let documents = blank.documents;
@@ -212,8 +214,9 @@ async function runClaimed(deps: WorkerDeps, store: ObjectStore, job: JobRecord, 
       status: outputError ? "failed" : "succeeded",
       error: outputError,
       usage: result.usage,
-      costUsd: result.costUsd,
-      cacheSavingsUsd: result.cacheSavingsUsd,
+      ...costFields(result.costUsd, currency),
+      cacheSavings: result.cacheSavingsUsd,
+      cacheSavingsUsd: currency === "USD" ? result.cacheSavingsUsd : null,
       tier: result.tier,
       finishReason: result.finishReasons.at(-1) ?? null,
       finishReasons: result.finishReasons,
@@ -267,6 +270,9 @@ async function submitState(deps: WorkerDeps, job: JobRecord): Promise<"submitted
   if (state === "submitted") submittedJobs.add(job.jobId);
   return state;
 }
+
+/** An item's cost in its currency, with the `costUsd` twin kept from before regions (null outside USD). */
+const costFields = (cost: number, currency: string) => ({ cost, currency, costUsd: currency === "USD" ? cost : null });
 
 /** Counts the item finished (once, whoever asks); the worker that finishes the job's last item writes the manifest. */
 async function countFinished(deps: WorkerDeps, store: ObjectStore, job: JobRecord, itemId: string): Promise<void> {
@@ -397,7 +403,7 @@ async function answerItem(deps: WorkerDeps, job: JobRecord, docs: PromptDocument
     const usage = { ...p.result.usage, cacheType: p.result.cacheType };
     return { actual: priceFor(model, usage), full: priceFor(model, { ...usage, cachedTokens: 0, cacheWriteTokens: 0 }) };
   });
-  const costUsd = priced.reduce((s, p) => s + p.actual.costUsd, 0);
+  const costUsd = priced.reduce((s, p) => s + p.actual.cost, 0);
   const last = calls.at(-1)!.result;
   return {
     reasoning: join((r) => r.reasoning),
@@ -405,7 +411,7 @@ async function answerItem(deps: WorkerDeps, job: JobRecord, docs: PromptDocument
     answer,
     usage: calls.reduce((u, p) => addUsage(u, p.result.usage), zeroUsage()),
     costUsd,
-    cacheSavingsUsd: priced.reduce((s, p) => s + p.full.costUsd, 0) - costUsd,
+    cacheSavingsUsd: priced.reduce((s, p) => s + p.full.cost, 0) - costUsd,
     tier: priced.reduce((a, b) => (b.actual.tierIndex > a.actual.tierIndex ? b : a)).actual.tier,
     finishReasons: calls.map((p) => p.result.finishReason),
     cutCalls: calls.filter((p) => p.result.finishReason === "length").map((p) => ({ id: p.id, repair: p.repair === true, maxOutputTokens: p.plan.maxOutputTokens })),
