@@ -285,7 +285,8 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
 
     const out = generate({
       model: parsed.modelName,
-      promptTokens: parsed.promptTokens,
+      // A continuation proves the documents as the answer it continues did.
+      promptTokens: parsed.promptTokensBeforePartial,
       documents: call.documents,
       documentOpenings: found.map((d) => d.text.slice(0, 400)),
       question: call.question,
@@ -296,6 +297,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
       stop: parsed.stop,
       format: parsed.format,
       violateSchema: fault?.kind === "schema",
+      prefix: parsed.partialPrefix,
     });
     call.reasoningTokens = out.reasoningTokens;
     call.completionTokens = out.reasoningTokens + out.answerTokens;

@@ -87,7 +87,9 @@ export async function runTask(deps: WorkerDeps, task: TaskMessage, ctx: TaskCont
   const now = deps.now ?? Date.now;
   const store = new ObjectStore(deps.s3, task.bucket);
   const resultKey = keys.item(task.jobId, task.itemId, "result.json");
-  const job = await readJob(store, task.jobId);
+  const recorded = await readJob(store, task.jobId);
+  // A retry with a larger answer cap carries it in the task (warm workers keep the job record cached).
+  const job = task.maxOutputTokens ? { ...recorded, spec: { ...recorded.spec, maxOutputTokens: task.maxOutputTokens } } : recorded;
   const item = job.items.find((i) => i.id === task.itemId);
   if (!item) throw new LongdocError("internal", `item ${task.itemId} is not in job ${task.jobId}`);
 
@@ -195,7 +197,8 @@ async function runClaimed(deps: WorkerDeps, store: ObjectStore, job: JobRecord, 
     // Without thinking there is no trace at all: no reasoning.md of empty headings.
     if (result.hasReasoning) await store.put(keys.item(job.jobId, item.id, "reasoning.md"), result.reasoning, "text/markdown; charset=utf-8");
     const packed = job.spec.packing === "packed" && item.documents.length > 1 ? await writeDocumentAnswers(store, job, item, result.answer) : null;
-    const lengthCut = result.finishReasons.some((r) => r === "length");
+    // A call cut at the cap and then continued (onTruncated: continue) is not a cut answer.
+    const lengthCut = result.cutCalls.length > 0;
     const keepTruncated = lengthCut && job.spec.output.onTruncated === "keep";
     const outputError: { kind: "output_truncated" | "output_invalid"; message: string } | null =
       lengthCut && !keepTruncated
@@ -334,6 +337,8 @@ interface ItemAnswer {
   tier: string;
   /** One per call, in order (a JSON repair call included). */
   finishReasons: (string | null)[];
+  /** Calls that continued a cut answer (output.onTruncated: continue). */
+  continuations: number;
   /** Per question, the question id of each call that hit the output cap (null: the item's single call). */
   cutCalls: { id: string | null; repair: boolean; maxOutputTokens: number }[];
   requestId: string | null;
@@ -353,6 +358,8 @@ async function answerItem(deps: WorkerDeps, job: JobRecord, docs: PromptDocument
   const model = getModel(deps.catalog, job.model);
   const questions = job.spec.calls === "per-question" && job.spec.questions ? job.spec.questions.map((q) => [q]) : [job.spec.questions];
   const parts: { id: string | null; result: ChatResult; plan: CallPlan }[] = [];
+  /** Every call made, continuations included (the priced list). */
+  const calls: { id: string | null; result: ChatResult; plan: CallPlan; repair?: boolean; continued?: boolean }[] = [];
   // Sequential on purpose: the first call writes the cache the next ones read.
   for (const [i, qs] of questions.entries()) {
     const plan = planCall({ ...job.spec, questions: qs }, model, docs);
@@ -360,13 +367,24 @@ async function answerItem(deps: WorkerDeps, job: JobRecord, docs: PromptDocument
     // One delivery that calls the model is one attempt, however many questions it asks.
     const id = questions.length > 1 ? qs![0]!.id : null;
     const maxWaitMs = i === 0 ? deps.timing.maxInProcessWaitMs : 60_000;
-    const result = await callModel(deps, job, model, plan, ctx, now, { label: id, maxWaitMs, attempt: attempt.recorder, beginAttempt: attempt.beginAttempt });
-    parts.push({ id, plan, result });
+    const first = await callModel(deps, job, model, plan, ctx, now, { label: id, maxWaitMs, attempt: attempt.recorder, beginAttempt: attempt.beginAttempt });
+    let joined = first;
+    let last = { plan, result: first };
+    // output.onTruncated: continue: partial mode picks the answer up where the cap cut it, a few times at most.
+    for (let k = 1; last.result.finishReason === "length" && job.spec.output.onTruncated === "continue" && k <= MAX_CONTINUATIONS; k++) {
+      const next = planContinuation(model, plan, joined.answer);
+      if (!next) break;
+      calls.push({ id, ...last, continued: true });
+      const more = await callModel(deps, job, model, next, ctx, now, { label: `${id ?? "answer"} (continued ${k})`, maxWaitMs: 60_000, attempt: attempt.recorder, beginAttempt: attempt.beginAttempt });
+      joined = joinContinuation(joined, more);
+      last = { plan: next, result: more };
+    }
+    calls.push({ id, ...last });
+    parts.push({ id, plan, result: joined });
   }
   const join = (pick: (r: ChatResult) => string) =>
     parts.length === 1 ? pick(parts[0]!.result) : parts.map((p) => `## ${p.id}\n\n${pick(p.result)}`).join("\n\n");
   let answer = join((r) => r.answer);
-  const calls: { id: string | null; result: ChatResult; plan: CallPlan; repair?: boolean }[] = [...parts];
 
   // JSON: an answer that fails the schema gets one repair call over the same messages (the same
   // cached prefix), then the bad answer and what is wrong with it.
@@ -414,12 +432,29 @@ async function answerItem(deps: WorkerDeps, job: JobRecord, docs: PromptDocument
     cacheSavingsUsd: priced.reduce((s, p) => s + p.full.cost, 0) - costUsd,
     tier: priced.reduce((a, b) => (b.actual.tierIndex > a.actual.tierIndex ? b : a)).actual.tier,
     finishReasons: calls.map((p) => p.result.finishReason),
-    cutCalls: calls.filter((p) => p.result.finishReason === "length").map((p) => ({ id: p.id, repair: p.repair === true, maxOutputTokens: p.plan.maxOutputTokens })),
+    continuations: calls.filter((p) => p.continued).length,
+    cutCalls: calls.filter((p) => p.result.finishReason === "length" && !p.continued).map((p) => ({ id: p.id, repair: p.repair === true, maxOutputTokens: p.plan.maxOutputTokens })),
     requestId: last.requestId,
     truncated: parts[0]!.plan.truncated,
     validationError,
     repaired,
   };
+}
+
+/** How many times `output.onTruncated: continue` asks the model to go on with one answer. */
+export const MAX_CONTINUATIONS = 3;
+
+/** The next piece of a cut answer: the same messages, then the answer so far as a partial assistant message (docs/qwen-api.md §3). Null when it cannot fit. */
+function planContinuation(model: ModelInfo, plan: CallPlan, answerSoFar: string): CallPlan | null {
+  const messages: ChatMessage[] = [...plan.messages, { role: "assistant", content: answerSoFar, partial: true }];
+  const inputTokens = countChatTokens(messages.map((m) => ({ role: m.role, content: messageText(m) })));
+  if (inputTokens > Math.min(model.maxInputTokens, model.contextTokens - plan.maxOutputTokens)) return null;
+  return { ...plan, messages, inputTokens };
+}
+
+/** One answer from a call and its continuation: the texts joined, the usage summed, the last finish reason. */
+function joinContinuation(a: ChatResult, b: ChatResult): ChatResult {
+  return { ...b, reasoning: a.reasoning + b.reasoning, answer: a.answer + b.answer, usage: addUsage(a.usage, b.usage) };
 }
 
 /** The instruction of a JSON repair call; the simulator and tests recognise it by its first words. */
@@ -448,6 +483,7 @@ function truncationMessage(r: ItemAnswer, answerPath: string): string {
   const cap = Math.max(...r.cutCalls.map((c) => c.maxOutputTokens));
   return (
     `${which} hit the output cap (max ${cap} tokens, finish_reason "length") and was cut off; the partial answer is kept at ${answerPath}. ` +
-    "Raise maxOutputTokens, or set output.onTruncated: keep to accept truncated answers"
+    "Raise maxOutputTokens (or re-run it with 'longdoc retry <jobId> --max-output-tokens N'), or set output.onTruncated: keep to accept truncated answers" +
+    (r.continuations > 0 ? ` (it was continued ${r.continuations} time(s), the most output.onTruncated: continue asks for)` : "")
   );
 }
