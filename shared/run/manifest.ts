@@ -72,6 +72,8 @@ export interface ManifestItem {
   finishReasons?: (string | null)[];
   /** The answer hit the output cap and was kept (`output.onTruncated: keep`). */
   answerTruncated?: boolean;
+  /** The contract's name for the same: true when the answer was cut at the cap and kept. (result.json keeps `answerTruncated`, as its `truncated` describes `truncate: middle`.) */
+  truncated?: boolean;
   /** A JSON answer was fixed by the one repair call. */
   repaired?: boolean;
   invalidAnswer?: string | null;
@@ -157,7 +159,7 @@ export function buildManifest(job: JobRecord, results: Map<string, ItemResult>, 
       reasoning: r?.reasoning ?? null,
       finishReason: r?.finishReason ?? null,
       finishReasons: r?.finishReasons ?? (r?.finishReason ? [r.finishReason] : []),
-      ...(r?.answerTruncated ? { answerTruncated: true } : {}),
+      ...(r?.answerTruncated ? { answerTruncated: true, truncated: true } : {}),
       ...(r?.repaired ? { repaired: true } : {}),
       ...(r?.invalidAnswer ? { invalidAnswer: r.invalidAnswer } : {}),
       ...(r?.documentAnswers ? { documentAnswers: r.documentAnswers } : {}),
