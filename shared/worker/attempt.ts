@@ -135,6 +135,8 @@ export class AttemptRecorder {
   private chain: Promise<void> = Promise.resolve();
   private queued = false;
   private timer: NodeJS.Timeout | null = null;
+  /** The record this recorder closed last (so the item's total need not read it back). */
+  closed: AttemptRecord | null = null;
 
   constructor(deps: AttemptDeps) {
     this.deps = deps;
@@ -282,6 +284,7 @@ export class AttemptRecorder {
     await store.putJson(this.key("json"), r);
     await store.delete(this.key("open.json")).catch(() => undefined);
     this.record = null;
+    this.closed = r;
     return r;
   }
 
@@ -445,12 +448,12 @@ export async function closeAbandonedAttempt(
 }
 
 /** Cost and usage of the item's earlier attempts (attempts/1..n-1), which the final result includes. */
-export async function earlierAttempts(store: ObjectStore, jobId: string, itemId: string, before: number): Promise<{ usage: Usage; cost: number; estimated: boolean }> {
+export async function earlierAttempts(store: ObjectStore, jobId: string, itemId: string, before: number, known?: AttemptRecord | null): Promise<{ usage: Usage; cost: number; estimated: boolean }> {
   let usage = zeroUsage();
   let cost = 0;
   let estimated = false;
   for (let k = 1; k < before; k++) {
-    const r = await store.getJson<Partial<AttemptRecord>>(keys.attempt(jobId, itemId, k));
+    const r = known?.attempt === k ? known : await store.getJson<Partial<AttemptRecord>>(keys.attempt(jobId, itemId, k));
     if (!r || !r.usage) continue;
     usage = addUsage(usage, r.usage);
     cost += r.cost ?? 0;

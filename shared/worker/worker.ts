@@ -140,7 +140,7 @@ async function runClaimed(deps: WorkerDeps, store: ObjectStore, job: JobRecord, 
     const finishedAt = now();
     // Every attempt's calls are paid for, the ones that failed and the ones a dead worker left
     // (counted from their partial traces where the provider's usage never arrived).
-    const spent = await earlierAttempts(store, job.jobId, item.id, attempts + 1);
+    const spent = await earlierAttempts(store, job.jobId, item.id, attempts + 1, recorder.closed);
     const paid = spent.cost > 0 || spent.usage.inputTokens > 0 ? { usage: spent.usage, ...costFields(spent.cost, currency), ...(spent.estimated ? { usageEstimated: true } : {}) } : {};
     const base = { version: 1 as const, id: item.id, attempts: Math.max(1, attempts), model: job.model, startedAt: new Date(startedAt).toISOString() };
     await store.putJsonIfAbsent(resultKey, { ...base, ...r, ...paid, finishedAt: new Date(finishedAt).toISOString(), durationMs: finishedAt - startedAt });
