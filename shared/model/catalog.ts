@@ -266,10 +266,11 @@ export function priceFor(model: ModelInfo, usage: PriceUsage): { tier: string; t
   return { tier: tierLabel(model, i), tierIndex: i, cost, currency: model.currency, costUsd: model.currency === "USD" ? cost : null };
 }
 
-/** How a cost reads in messages and tables: "$0.0123", "¥0.0123", or "0.0123 EUR". */
-export function formatCost(amount: number, currency: string, digits = 4): string {
+/** How a cost reads in messages and tables: "$0.0123", "¥0.0123", or "0.0123 EUR"; `digits` null prints the number as given (a cap). */
+export function formatCost(amount: number, currency: string, digits: number | null = 4): string {
   const symbol: Record<string, string> = { USD: "$", CNY: "¥" };
-  return symbol[currency] ? `${symbol[currency]}${amount.toFixed(digits)}` : `${amount.toFixed(digits)} ${currency}`;
+  const n = digits === null ? String(amount) : amount.toFixed(digits);
+  return symbol[currency] ? `${symbol[currency]}${n}` : `${n} ${currency}`;
 }
 
 /**

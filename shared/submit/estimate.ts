@@ -101,7 +101,7 @@ export function assertWithinCostCap(spec: JobSpec, estimate: JobEstimate): void 
   const field = spec.limits.maxCost !== undefined ? "limits.maxCost" : "limits.maxCostUsd";
   throw new LongdocError(
     "cost_cap",
-    `job '${spec.name}': its input alone is estimated at ${formatCost(estimate.totals.inputCost, estimate.currency)}, over ${field} (${formatCost(cap, estimate.currency, 2)}); run 'longdoc estimate' for the breakdown`,
+    `job '${spec.name}': its input alone is estimated at ${formatCost(estimate.totals.inputCost, estimate.currency)}, over ${field} (${formatCost(cap, estimate.currency, null)}); run 'longdoc estimate' for the breakdown`,
   );
 }
 

@@ -61,7 +61,7 @@ export async function callModel(deps: WorkerDeps, job: JobRecord, model: ModelIn
   // In the region's currency (older job records have only maxCostUsd).
   const cap = job.limits.maxCost ?? job.limits.maxCostUsd;
   const capField = job.spec.limits.maxCost !== undefined ? "limits.maxCost" : "limits.maxCostUsd";
-  const money = (n: number, digits = 4) => formatCost(n, model.currency, digits);
+  const money = (n: number) => formatCost(n, model.currency);
   const worstUsd = price({ inputTokens: plan.inputTokens, outputTokens: worstTokens - plan.inputTokens, cachedTokens: 0 });
   if (cap !== null) {
     const spend = await deps.coord.reserveSpend(job.jobId, worstUsd, cap);
@@ -69,7 +69,7 @@ export async function callModel(deps: WorkerDeps, job: JobRecord, model: ModelIn
       if (spend.capReached) {
         throw new LongdocError(
           "cost_cap",
-          `not sent: the job has spent ${money(spend.spentUsd)} and this call could cost up to ${money(worstUsd)}, over ${capField} (${money(cap, 2)})`,
+          `not sent: the job has spent ${money(spend.spentUsd)} and this call could cost up to ${money(worstUsd)}, over ${capField} (${formatCost(cap, model.currency, null)})`,
         );
       }
       // Calls in flight hold the rest of the cap; their real cost is usually lower. Wait for them.
