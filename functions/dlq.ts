@@ -9,5 +9,10 @@ import { createDeadLetterHandler } from "../shared/worker/dead.ts";
 // Tasks that used up their deliveries: record the item as failed so the manifest stays whole.
 export const handler = createDeadLetterHandler(() => {
   const settings = loadSettings(process.env, { bucket: Resource.Runs.name }, { logLevel: "info" });
-  return { s3: new S3Client({}), coord: createCoordinator(new DynamoDBClient({}), Resource.Coord.name), log: createLog({ name: "dlq", level: settings.logLevel }) };
+  return {
+    s3: new S3Client({}),
+    coord: createCoordinator(new DynamoDBClient({}), Resource.Coord.name),
+    log: createLog({ name: "dlq", level: settings.logLevel }),
+    catalog: settings.catalog,
+  };
 });

@@ -15,6 +15,8 @@ import { keys, ObjectStore } from "../shared/run/store.ts";
 import { loadSettings } from "../shared/settings.ts";
 import { submitJob } from "../shared/submit/submit.ts";
 import type { AttemptRecord } from "../shared/worker/attempt.ts";
+import { recordDeadTask } from "../shared/worker/dead.ts";
+import { createCoordinator } from "../shared/run/coord.ts";
 import { useLoopback } from "./helpers/loopback.ts";
 
 const para = (i: number) => `## Section ${i}\n\nRevenue in unit ${i % 7} rose ${(i * 3) % 19}% to $${1000 + i * 11} million.\n`;
@@ -147,4 +149,39 @@ describe("traces that survive: partial reasoning and answer under attempts/", ()
       await fleet.stop();
     }
   }, 90_000);
+
+  it("the dead-letter recorder closes the attempt a killed worker left open and counts its cost in the result and the ledger", async () => {
+    // Prepare: one worker process, killed mid-stream; nothing else will deliver the task.
+    const key = "inputs/dead/report.md";
+    await store.put(key, "# Report\n\n" + Array.from({ length: 40 }, (_, i) => para(i)).join("\n"), "text/markdown");
+    const spec = parseJobText("name: dead\ndocuments:\n  - path: x\nprompt: Summarise.\nthinking: { enabled: true, budget: 2048 }\nlimits: { maxCostUsd: 5 }\n", "dead.yaml");
+    const job = await submitJob(
+      { store, sqs: loop.stack.sqs, queueUrl: loop.stack.queueUrl, maxReceives: loop.stack.maxReceives },
+      { spec, model: getModel(loadCatalog(), "qwen3-max"), documents: [{ source: "report.md", uri: s3Uri(loop.stack.bucket, key) }], outputSchema: null },
+    );
+    const item = job.items[0]!;
+    const settings = loadSettings({ ...loop.env(), LONGDOC_LOG: "error" });
+    const fleet = await startFleet({ stack: loop.stack, workers: 1, settings, endpoint: { apiKey: "sk-test", baseURL: loop.sim.baseURL }, log: silentLog, timing: { traceFlush: { bytes: 256, ms: 100 } } });
+    try {
+      await expect.poll(() => store.exists(itemKey(job.jobId, item.id, "attempts/1.reasoning.md")), { timeout: 20_000, interval: 50 }).toBe(true);
+      fleet.processes[0]!.kill("SIGKILL");
+    } finally {
+      await fleet.stop();
+    }
+    // Act: the task's deliveries ran out; the DLQ recorder takes it.
+    const coord = createCoordinator(loop.stack.dynamo.client, loop.stack.dynamo.table);
+    const task = { v: 1 as const, jobId: job.jobId, itemId: item.id, bucket: loop.stack.bucket, documents: item.documents.map((d) => d.uri) };
+    await recordDeadTask({ s3: loop.stack.s3, coord, log: silentLog, catalog: settings.catalog }, task, 1);
+    // Assess
+    const died = (await store.getJson<AttemptRecord>(keys.attempt(job.jobId, item.id, 1)))!;
+    expect(died).toMatchObject({ status: "died", usageEstimated: true, reasoning: `items/${item.id}/attempts/1.reasoning.md` });
+    expect(died.cost).toBeGreaterThan(0);
+    const result = (await store.getJson<ItemResult>(itemKey(job.jobId, item.id, "result.json")))!;
+    expect(result).toMatchObject({ status: "failed", error: { kind: "worker_crashed" }, usageEstimated: true, currency: "USD" });
+    expect(result.error!.message).toContain("last error: worker_crashed: the worker stopped during this attempt");
+    expect(result.cost).toBeCloseTo(died.cost, 9);
+    const spend = await coord.spend(job.jobId);
+    expect(spend.spentUsd).toBeCloseTo(died.cost, 6);
+    expect(spend.committedUsd).toBeCloseTo(died.cost, 6);
+  }, 60_000);
 });
