@@ -158,6 +158,13 @@ async function runClaimed(deps: WorkerDeps, store: ObjectStore, job: JobRecord, 
     reasoning: null,
   };
 
+  // The delivery before this one died mid-attempt: close its attempt and count what it streamed
+  // (before anything else, so a halted or cancelled item's result counts it too).
+  if (attemptsBefore > 0) {
+    const abandoned = await closeAbandonedAttempt({ store, jobId: job.jobId, itemId: item.id, price, now }, attemptsBefore);
+    if (abandoned && (job.limits.maxCost ?? job.limits.maxCostUsd) !== null) await deps.coord.settleSpend(job.jobId, abandoned.reservedCost, abandoned.countedCost);
+  }
+
   const submitted = await submitState(deps, job);
   if (submitted === "failed") {
     return finish({ ...blank, status: "skipped", error: { kind: "submit_failed", message: "not sent: the job's submit failed part-way, so its queued tasks are not run; submit it again" } });
@@ -171,12 +178,6 @@ async function runClaimed(deps: WorkerDeps, store: ObjectStore, job: JobRecord, 
   if (halt) return finish({ ...blank, status: "skipped", error: { kind: "halted", message: `the job was halted: ${halt.reason}` } });
   if (await store.exists(keys.cancel(job.jobId))) {
     return finish({ ...blank, status: "skipped", error: { kind: "cancelled", message: "the job was cancelled" } });
-  }
-
-  // The delivery before this one died mid-attempt: close its attempt and count what it streamed.
-  if (attemptsBefore > 0) {
-    const abandoned = await closeAbandonedAttempt({ store, jobId: job.jobId, itemId: item.id, price, now }, attemptsBefore);
-    if (abandoned && (job.limits.maxCost ?? job.limits.maxCostUsd) !== null) await deps.coord.settleSpend(job.jobId, abandoned.reservedCost, abandoned.countedCost);
   }
 
   let documents = blank.documents;
