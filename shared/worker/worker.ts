@@ -182,6 +182,15 @@ async function runClaimed(deps: WorkerDeps, store: ObjectStore, job: JobRecord, 
 
   let documents = blank.documents;
   try {
+    // Costs of one job are in one currency: a worker whose endpoint bills in another region's
+    // currency than the one the job was submitted for would mix them.
+    if (job.currency && job.currency !== currency) {
+      throw new LongdocError(
+        "job_invalid",
+        `the job was priced in ${job.currency} (region ${job.region ?? "?"}) when submitted, but this worker's endpoint bills in ${currency} (region ${deps.catalog.region}); give submit and the workers the same QWEN_BASE_URL (or LONGDOC_REGION)`,
+        { haltsJob: true },
+      );
+    }
     const loaded = await Promise.all(item.documents.map((d) => readDocument(deps.s3, d, job.limits.maxDocumentBytes)));
     documents = loaded.map((l) => l.info);
     const beginAttempt = async () => {
