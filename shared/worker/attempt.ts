@@ -287,11 +287,6 @@ export class AttemptRecorder {
     this.closed = r;
     return r;
   }
-
-  /** What the calls of this attempt cost so far (exact or counted). */
-  get cost(): number {
-    return this.record?.cost ?? 0;
-  }
 }
 
 /** One call's view of the recorder: its chunks, and how it ended. */
