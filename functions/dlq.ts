@@ -12,5 +12,11 @@ import { createDeadLetterHandler } from "../shared/worker/dead.ts";
 export const handler = createDeadLetterHandler(() => {
   const settings = loadSettings(process.env, { webhookSecret: Resource.WebhookSecret.value }, { logLevel: "info" });
   const log = createLog({ name: "dlq", level: settings.logLevel });
-  return { s3: new S3Client({}), coord: createCoordinator(new DynamoDBClient({}), Resource.Coord.name), log, notifier: notifierFromSettings(settings.notify, new SNSClient({}), log) };
+  return {
+    s3: new S3Client({}),
+    coord: createCoordinator(new DynamoDBClient({}), Resource.Coord.name),
+    log,
+    notifier: notifierFromSettings(settings.notify, new SNSClient({}), log),
+    catalog: settings.catalog,
+  };
 });

@@ -96,7 +96,8 @@ export function loadSettings(env: Env, resources: LinkedResources = {}, defaults
   const endpoint = readModelEndpoint(resources.apiKey === undefined ? env : { ...env, DASHSCOPE_API_KEY: resources.apiKey });
   return Object.freeze({
     endpoint: Object.freeze(endpoint),
-    catalog: loadCatalog(catalogPath ?? undefined),
+    // The endpoint's region decides the prices and the currency of every cost (LONGDOC_REGION wins, for a simulator or proxy).
+    catalog: loadCatalog(catalogPath ?? undefined, { baseURL: endpoint.baseURL, region: env.LONGDOC_REGION }),
     catalogPath,
     logLevel,
     stack: Object.freeze({ bucket: resources.bucket ?? null, queueUrl: resources.queueUrl ?? (env.LONGDOC_TASKS_URL?.trim() || null) }),

@@ -103,10 +103,10 @@ describe.skipIf(!HAVE_CHROMIUM && !IN_CI)("report.html in headless Chromium", ()
 
   it("renders Markdown answers (headings, lists, tables, code) and JSON answers as one table, escaping what they carry", async () => {
     const usage = { inputTokens: 100, outputTokens: 20, reasoningTokens: 0, cachedTokens: 0 };
-    const item = (id: string) => ({ id, documents: [`docs/${id}.md`], status: "succeeded" as const, attempts: 1, error: null, usage, costUsd: 0.001, cacheSavingsUsd: 0, answer: `items/${id}/answer.md`, reasoning: null });
+    const item = (id: string) => ({ id, documents: [`docs/${id}.md`], status: "succeeded" as const, attempts: 1, error: null, usage, cost: 0.001, cacheSavings: 0, costUsd: 0.001, cacheSavingsUsd: 0, answer: `items/${id}/answer.md`, reasoning: null });
     const m: Manifest = {
       version: 1, jobId: "j-md", job: "md", model: "qwen3-max", status: "succeeded", counts: { total: 2, succeeded: 2, failed: 0, skipped: 0 },
-      usage, costUsd: 0.002, cacheSavingsUsd: 0, startedAt: "2026-11-26T00:00:00.000Z", finishedAt: "2026-11-26T00:01:00.000Z",
+      usage, currency: "USD", cost: 0.002, cacheSavings: 0, costUsd: 0.002, cacheSavingsUsd: 0, startedAt: "2026-11-26T00:00:00.000Z", finishedAt: "2026-11-26T00:01:00.000Z",
       items: [item("a"), item("b")],
     };
     const markdown = `## Findings\n\n- **Revenue** rose ${PAYLOADS[0]}\n- Margin *fell*\n\n| metric | value |\n|---|---|\n| debt | ${PAYLOADS[1]} |\n\n\`\`\`\n${PAYLOADS[2]}\n\`\`\`\n\n[evil](javascript:window.__pwned='link') and [ok](https://example.com/x)`;

@@ -37,8 +37,8 @@ describe("report content", () => {
     const usage = { inputTokens: 1, outputTokens: 1, reasoningTokens: 0, cachedTokens: 0 };
     const manifest: Manifest = {
       version: 1, jobId, job: "batchy", model: "qwen3-max", status: "succeeded", counts: { total: 3, succeeded: 3, failed: 0, skipped: 0 },
-      usage, costUsd: 0, cacheSavingsUsd: 0, startedAt: job.submittedAt, finishedAt: job.submittedAt,
-      items: ids.map((id) => ({ id, documents: [], status: "succeeded", attempts: 1, error: null, usage, costUsd: 0, cacheSavingsUsd: 0, answer: `items/${id}/answer.md`, reasoning: `items/${id}/reasoning.md` })),
+      usage, currency: "USD", cost: 0, cacheSavings: 0, costUsd: 0, cacheSavingsUsd: 0, startedAt: job.submittedAt, finishedAt: job.submittedAt,
+      items: ids.map((id) => ({ id, documents: [], status: "succeeded", attempts: 1, error: null, usage, cost: 0, cacheSavings: 0, costUsd: 0, cacheSavingsUsd: 0, answer: `items/${id}/answer.md`, reasoning: `items/${id}/reasoning.md` })),
     };
     const content = await readReportContent(store, job, manifest, { maxInlineItems: 2, maxAnswerChars: 20, maxReasoningChars: 10, maxQuestionChars: 8 });
     expect(content.asked).toBeNull();

@@ -1,4 +1,5 @@
 import type { Command } from "commander";
+import { formatCost } from "../../shared/model/catalog.ts";
 import { estimateJob, type JobEstimate } from "../../shared/submit/estimate.ts";
 import { estimateBatch } from "../../shared/submit/batch.ts";
 import { EXIT, fail } from "../exit.ts";
@@ -35,15 +36,16 @@ export function renderEstimate(e: JobEstimate): string {
     i.inputTokens ?? "-",
     i.tier ?? "-",
     i.calls,
-    i.inputCostUsd.toFixed(4),
-    i.cacheSavingsUsd.toFixed(4),
-    i.costUsd.toFixed(4),
+    i.inputCost.toFixed(4),
+    i.cacheSavings.toFixed(4),
+    i.cost.toFixed(4),
     i.error ? `${i.error.kind}: ${i.error.message}`.slice(0, 90) : i.truncated ? `truncated: ${i.truncated.tokensCut} tokens cut` : "",
   ]);
-  rows.push(["total", e.totals.inputTokens, "", "", e.totals.inputCostUsd.toFixed(4), e.totals.cacheSavingsUsd.toFixed(4), e.totals.costUsd.toFixed(4), ""]);
-  const cap = e.maxCostUsd === null ? "" : `; the job's cost cap is $${e.maxCostUsd}`;
+  rows.push(["total", e.totals.inputTokens, "", "", e.totals.inputCost.toFixed(4), e.totals.cacheSavings.toFixed(4), e.totals.cost.toFixed(4), ""]);
+  const cap = e.maxCost === null ? "" : `; the job's cost cap is ${formatCost(e.maxCost, e.currency, null)}`;
+  const c = e.currency;
   return (
-    renderTable(["item", "input tokens", "tier", "calls", "input $", "cache saves $", "at most $", "note"], rows) +
-    `\n${e.items.length} item(s) on ${e.model}; "at most" adds the answer cap and thinking budget at the output price${cap}`
+    renderTable(["item", "input tokens", "tier", "calls", `input ${c}`, `cache saves ${c}`, `at most ${c}`, "note"], rows) +
+    `\n${e.items.length} item(s) on ${e.model}, priced in ${c} (region ${e.region}); "at most" adds the answer cap and thinking budget at the output price${cap}`
   );
 }

@@ -101,14 +101,14 @@ export function renderSummary(m: Manifest): string {
     i.usage.reasoningTokens,
     i.usage.outputTokens,
     i.usage.cachedTokens,
-    i.costUsd.toFixed(4),
-    i.cacheSavingsUsd.toFixed(4),
+    i.cost.toFixed(4),
+    i.cacheSavings.toFixed(4),
     i.error ? `${i.error.kind}: ${i.error.message}`.slice(0, 80) : "",
   ]);
-  rows.push(["total", m.status, "", m.usage.inputTokens, m.usage.reasoningTokens, m.usage.outputTokens, m.usage.cachedTokens, m.costUsd.toFixed(4), m.cacheSavingsUsd.toFixed(4), ""]);
+  rows.push(["total", m.status, "", m.usage.inputTokens, m.usage.reasoningTokens, m.usage.outputTokens, m.usage.cachedTokens, m.cost.toFixed(4), m.cacheSavings.toFixed(4), ""]);
   const c = m.counts;
   return (
-    renderTable(["item", "status", "attempts", "input", "reasoning", "output", "cached", "cost $", "cache saved $", "error"], rows) +
+    renderTable(["item", "status", "attempts", "input", "reasoning", "output", "cached", `cost ${m.currency}`, `cache saved ${m.currency}`, "error"], rows) +
     `\n${c.succeeded} succeeded, ${c.failed} failed, ${c.skipped} skipped of ${c.total}` +
     (m.truncatedItems ? `; ${m.truncatedItems} answer(s) hit the output cap (maxOutputTokens) and are truncated` : "")
   );

@@ -25,9 +25,11 @@ const thinking = z.strictObject({
 /**
  * What an answer that hit the output cap (finish_reason "length") becomes: `fail` (default) ends
  * the item failed with kind output_truncated, the partial answer kept; `keep` accepts it and
- * marks the result `answerTruncated: true`.
+ * marks the result `answerTruncated: true`; `continue` (thinking off, text output) asks the model to
+ * go on from where it stopped (the API's partial mode) up to 3 times and joins the pieces; an
+ * answer still cut after that fails as with `fail`.
  */
-const onTruncated = z.enum(["fail", "keep"]).optional();
+const onTruncated = z.enum(["fail", "keep", "continue"]).optional();
 
 const output = z.discriminatedUnion("format", [
   z.strictObject({ format: z.literal("text"), onTruncated }),
@@ -59,6 +61,8 @@ const limits = z.strictObject({
   rpm: z.int().min(1).optional(),
   tpm: z.int().min(1).optional(),
   maxCostUsd: z.number().positive().optional(),
+  /** The cap in the endpoint's currency (CNY for Beijing); maxCostUsd is the same cap for USD regions. */
+  maxCost: z.number().positive().optional(),
   maxDocumentBytes: z.int().min(1).optional(),
 });
 
@@ -112,6 +116,13 @@ export const jobSpecSchema = z
         code: "custom",
         path: ["packing"],
         message: "packed calls answer in one <answer document=\"N\"> section per document: they need `calls: per-item` and text output",
+      });
+    }
+    if (job.output.onTruncated === "continue" && (job.thinking.enabled || job.output.format === "json")) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["output", "onTruncated"],
+        message: "continue uses the API's partial mode, which works only with thinking off, and longdoc continues text answers only; set thinking.enabled: false and output.format: text, or use fail or keep",
       });
     }
     if (job.output.format === "json" && job.thinking.enabled) {

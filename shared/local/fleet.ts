@@ -66,6 +66,8 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
     ...(o.settings.notify.webhookSecret && { LONGDOC_WEBHOOK_SECRET: o.settings.notify.webhookSecret }),
     ...(o.settings.notify.loopbackHttp && { LONGDOC_WEBHOOK_LOOPBACK_HTTP: "1" }),
     ...(o.settings.catalogPath && { LONGDOC_CATALOG: o.settings.catalogPath }),
+    // Workers price in the region the edge chose (a simulator standing in for Beijing included).
+    LONGDOC_REGION: o.settings.catalog.region,
   };
   const processes = Array.from({ length: Math.max(1, o.workers) }, (_, index) => {
     const config: WorkerConfig = {

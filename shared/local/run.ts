@@ -5,7 +5,7 @@ import path from "node:path";
 import { ChangeMessageVisibilityBatchCommand, DeleteMessageBatchCommand, GetQueueAttributesCommand, ReceiveMessageCommand } from "@aws-sdk/client-sqs";
 import { keys, ObjectStore } from "../run/store.ts";
 import { sendTasks, type TaskMessage } from "../run/queue.ts";
-import { cancelJob, retryJob, type CancelOutcome, type RetryRecord } from "../run/control.ts";
+import { cancelJob, retryJob, type CancelOutcome, type RetryOptions, type RetryRecord } from "../run/control.ts";
 import { createWorkerDeps } from "../worker/deps.ts";
 import { loadJobForSubmit, submitLoadedJob } from "../submit/load.ts";
 import { LongdocError } from "../errors.ts";
@@ -310,7 +310,9 @@ export type LocalRetryResult =
  * `longdoc retry` on a local run: re-queues the failed and skipped items (control.ts `retryJob`)
  * and drives the workers to the end of the run as `run` does. `onRequeued` runs before the workers start.
  */
-export async function retryLocalJob(o: LocalControlOptions & { onRequeued?: (record: RetryRecord, job: JobRecord) => void; onResumed?: (job: JobRecord) => void }): Promise<LocalRetryResult> {
+export async function retryLocalJob(
+  o: LocalControlOptions & RetryOptions & { onRequeued?: (record: RetryRecord, job: JobRecord) => void; onResumed?: (job: JobRecord) => void },
+): Promise<LocalRetryResult> {
   const dataDir = o.dataDir ?? ".longdoc/state";
   const stack = o.stack ?? (await openLocalStack(dataDir));
   try {
@@ -324,7 +326,7 @@ export async function retryLocalJob(o: LocalControlOptions & { onRequeued?: (rec
       const driven = await driveLocalRun({ ...o, stack, job: interrupted });
       return { requeued: false, resumed: true, job: interrupted, manifest: driven.manifest };
     }
-    const out = await retryJob({ store, sqs: stack.sqs, queueUrl: stack.queueUrl, coord: createCoordinator(stack.dynamo.client, stack.dynamo.table) }, o.jobId).catch((e: unknown) => {
+    const out = await retryJob({ store, sqs: stack.sqs, queueUrl: stack.queueUrl, coord: createCoordinator(stack.dynamo.client, stack.dynamo.table) }, o.jobId, { maxOutputTokens: o.maxOutputTokens }).catch((e: unknown) => {
       throw inLocalState(e, stack, o.stack ? undefined : dataDir);
     });
     if (!out.requeued) return out;

@@ -53,7 +53,7 @@ process.on("disconnect", () => process.exit(1));
 const common = { sqs, waitTimeS: config.pollWaitS, functionTimeoutMs: config.functionTimeoutMs, signal: abort.signal, onError: (e: unknown) => log.error({ error: String(e) }, "poller error") };
 const pollers = [runPoller({ ...common, queueUrl: config.queueUrl, queueArn: config.queueArn, handler: createWorkerHandler(() => deps), batchSize: config.batchSize })];
 if (config.deadLetters) {
-  pollers.push(runPoller({ ...common, queueUrl: config.dlqUrl, queueArn: config.dlqArn, handler: createDeadLetterHandler(() => ({ s3, coord, log, notifier })), batchSize: 10 }));
+  pollers.push(runPoller({ ...common, queueUrl: config.dlqUrl, queueArn: config.dlqArn, handler: createDeadLetterHandler(() => ({ s3, coord, log, notifier, catalog: settings.catalog })), batchSize: 10 }));
 }
 process.send?.({ ready: true });
 await Promise.allSettled(pollers);

@@ -19,8 +19,11 @@ export interface JobEndedEvent {
   job: string;
   status: Manifest["status"];
   counts: Manifest["counts"];
-  costUsd: number;
-  currency: "USD";
+  /** What the job cost, in `currency` (the pricing region's). */
+  cost: number;
+  currency: string;
+  /** The same figure when the currency is USD; null otherwise. */
+  costUsd: number | null;
   manifestUri: string;
   finishedAt: string | null;
 }
@@ -33,8 +36,9 @@ export function jobEndedEvent(manifest: Manifest, bucket: string): JobEndedEvent
     job: manifest.job,
     status: manifest.status,
     counts: manifest.counts,
+    cost: manifest.cost,
+    currency: manifest.currency,
     costUsd: manifest.costUsd,
-    currency: "USD",
     manifestUri: `s3://${bucket}/${keys.manifest(manifest.jobId)}`,
     finishedAt: manifest.finishedAt,
   };

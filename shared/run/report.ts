@@ -1,9 +1,9 @@
+import { formatCost } from "../model/catalog.ts";
 import type { Manifest, ManifestItem } from "./manifest.ts";
 import { answerColumns } from "./flatten.ts";
 import { escapeHtml as escape, renderMarkdown } from "./markdown.ts";
 import type { ItemContent, ReportContent } from "./report-content.ts";
 const num = (n: number) => n.toLocaleString("en-US");
-const usd = (n: number) => `$${n.toFixed(4)}`;
 
 /**
  * runs/<jobId>/report.html: the manifest as a page a person can read, with links to each
@@ -14,6 +14,7 @@ const usd = (n: number) => `$${n.toFixed(4)}`;
  * lets none run; everything a document or the model wrote is escaped (markdown.ts).
  */
 export function renderReport(m: Manifest, content?: ReportContent): string {
+  const money = (n: number) => escape(formatCost(n, m.currency ?? "USD"));
   const rows = m.items
     .map((i) => {
       const link = (href: string | null, label: string) => (href ? `<a href="${escape(href)}">${label}</a>` : "");
@@ -24,7 +25,7 @@ export function renderReport(m: Manifest, content?: ReportContent): string {
       ].filter(Boolean).join(" ");
       return `<tr class="${i.status}"><td>${content?.items.has(i.id) ? `<a href="#item-${escape(i.id)}">${escape(i.id)}</a>` : escape(i.id)}</td><td>${docs}</td><td>${i.status}${notes ? ` ${notes}` : ""}</td><td class="n">${i.attempts}</td>` +
         `<td class="n">${num(i.usage.inputTokens)}</td><td class="n">${num(i.usage.reasoningTokens)}</td><td class="n">${num(i.usage.outputTokens)}</td>` +
-        `<td class="n">${num(i.usage.cachedTokens)}</td><td class="n">${usd(i.costUsd)}</td>` +
+        `<td class="n">${num(i.usage.cachedTokens)}</td><td class="n">${money(i.cost ?? i.costUsd ?? 0)}</td>` +
         `<td>${[link(i.answer, "answer"), link(i.invalidAnswer ?? null, "invalid answer"), link(i.reasoning, "reasoning")].filter(Boolean).join(" ")}</td><td>${i.error ? `${escape(i.error.kind)}: ${escape(i.error.message)}` : ""}</td></tr>`;
     })
     .join("\n");
@@ -47,7 +48,7 @@ ${c.succeeded} succeeded, ${c.failed} failed, ${c.skipped} skipped of ${c.total}
   }
 Started ${escape(m.startedAt)}${m.finishedAt ? `, finished ${escape(m.finishedAt)}` : ""}.</p>
 <p>Tokens: ${num(m.usage.inputTokens)} in (${num(m.usage.cachedTokens)} from the cache), ${num(m.usage.outputTokens)} out
-(${num(m.usage.reasoningTokens)} of them reasoning). Cost ${usd(m.costUsd)}; the cache saved ${usd(m.cacheSavingsUsd)}.</p>
+(${num(m.usage.reasoningTokens)} of them reasoning). Cost ${money(m.cost ?? m.costUsd ?? 0)} (${escape(m.currency ?? "USD")}); the cache saved ${money(m.cacheSavings ?? m.cacheSavingsUsd ?? 0)}.</p>
 <table><thead><tr><th>item</th><th>documents</th><th>status</th><th>attempts</th><th>input</th><th>reasoning</th><th>output</th><th>cached</th><th>cost</th><th>files</th><th>error</th></tr></thead>
 <tbody>
 ${rows}

@@ -78,7 +78,8 @@ export function estimateBatch(job: LoadedBatch): JobEstimate {
   const { model, spec } = job;
   const round6 = (n: number) => Math.round(n * 1e6) / 1e6;
   const items = job.batch.requests.map((r): ItemEstimate => {
-    const none = { inputTokens: null, tier: null, inputCostUsd: 0, costUsd: 0, calls: 0, cachedTokens: 0, cacheSavingsUsd: 0, maxOutputTokens: null, thinkingBudget: null, truncated: null };
+    const usd = (n: number) => (model.currency === "USD" ? n : null);
+    const none = { inputTokens: null, tier: null, inputCost: 0, cost: 0, cacheSavings: 0, inputCostUsd: usd(0), costUsd: usd(0), calls: 0, cachedTokens: 0, cacheSavingsUsd: usd(0), maxOutputTokens: null, thinkingBudget: null, truncated: null };
     try {
       const plan = planBatchCall(r, model, spec);
       const input = priceFor(model, { inputTokens: plan.inputTokens, outputTokens: 0, cachedTokens: 0 });
@@ -88,11 +89,14 @@ export function estimateBatch(job: LoadedBatch): JobEstimate {
         documents: [],
         inputTokens: plan.inputTokens,
         tier: input.tier,
-        inputCostUsd: round6(input.costUsd),
-        costUsd: round6(ceiling.costUsd),
+        inputCost: round6(input.cost),
+        cost: round6(ceiling.cost),
+        cacheSavings: 0,
+        inputCostUsd: usd(round6(input.cost)),
+        costUsd: usd(round6(ceiling.cost)),
         calls: 1,
         cachedTokens: 0,
-        cacheSavingsUsd: 0,
+        cacheSavingsUsd: usd(0),
         maxOutputTokens: plan.maxOutputTokens,
         thinkingBudget: plan.thinkingBudget ?? null,
         truncated: null,
@@ -108,11 +112,17 @@ export function estimateBatch(job: LoadedBatch): JobEstimate {
     items,
     totals: {
       inputTokens: items.reduce((s, i) => s + (i.inputTokens ?? 0), 0),
-      inputCostUsd: round6(items.reduce((s, i) => s + i.inputCostUsd, 0)),
-      costUsd: round6(items.reduce((s, i) => s + i.costUsd, 0)),
-      cacheSavingsUsd: 0,
+      inputCost: round6(items.reduce((s, i) => s + i.inputCost, 0)),
+      cost: round6(items.reduce((s, i) => s + i.cost, 0)),
+      cacheSavings: 0,
+      inputCostUsd: model.currency === "USD" ? round6(items.reduce((s, i) => s + i.inputCost, 0)) : null,
+      costUsd: model.currency === "USD" ? round6(items.reduce((s, i) => s + i.cost, 0)) : null,
+      cacheSavingsUsd: model.currency === "USD" ? 0 : null,
       failing: items.filter((i) => i.error).length,
     },
+    currency: model.currency,
+    region: model.region,
+    maxCost: null,
     maxCostUsd: null,
   };
 }

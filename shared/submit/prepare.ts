@@ -20,7 +20,7 @@ export async function prepareSubmit(
   opts: { checkCostCap: boolean },
 ): Promise<{ packs?: ItemDocument[][] }> {
   const packs = spec.packing === "packed" ? packDocuments(spec, model, documents) : undefined;
-  if (opts.checkCostCap && spec.limits.maxCostUsd !== undefined) {
+  if (opts.checkCostCap && (spec.limits.maxCostUsd !== undefined || spec.limits.maxCost !== undefined)) {
     const measured = await measureDocuments(s3, documents, spec);
     const texts = new Map<string, LoadedText>(measured.map((m) => [m.doc.source, { text: m.text, format: m.format, error: m.error }]));
     assertWithinCostCap(spec, estimateItems(spec, model, expandItems(spec, documents, packs), texts));

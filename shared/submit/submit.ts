@@ -8,6 +8,7 @@ import type { JobSpec } from "../job/schema.ts";
 import { initialManifest } from "../run/manifest.ts";
 import type { Coordinator } from "../run/coord.ts";
 import { deployment } from "../settings.ts";
+import { costCap } from "../model/catalog.ts";
 
 export interface SubmitDeps {
   store: ObjectStore;
@@ -22,8 +23,8 @@ export interface SubmitDeps {
 
 export interface SubmitInput {
   spec: JobSpec;
-  /** The catalog's default quota for the model, used when the job sets none. */
-  model: { rpm: number; tpm: number };
+  /** The catalog's default quota for the model, used when the job sets none, and the currency it is priced in (USD when not given). */
+  model: { rpm: number; tpm: number; currency?: string; region?: string };
   documents: ItemDocument[];
   outputSchema: Record<string, unknown> | null;
   /** For `packing: packed`: the documents grouped into calls (see pack.ts). */
@@ -45,7 +46,8 @@ export const MAX_TASK_BYTES = 256 * 1024;
  * never sees a task whose job it cannot read.
  */
 export async function submitJob(deps: SubmitDeps, input: SubmitInput): Promise<JobRecord> {
-  const { spec, model } = input;
+  const { spec } = input;
+  const model = { currency: "USD", region: "ap-southeast-1", ...input.model };
   if (!input.items && input.documents.length === 0) throw new LongdocError("document_missing", `job '${spec.name}': its documents matched no files`);
   const now = (deps.now ?? (() => new Date()))();
   const jobId = input.jobId ?? newJobId(spec.name, now);
@@ -61,9 +63,12 @@ export async function submitJob(deps: SubmitDeps, input: SubmitInput): Promise<J
       concurrency: spec.limits.concurrency ?? 8,
       rpm: spec.limits.rpm ?? model.rpm,
       tpm: spec.limits.tpm ?? model.tpm,
-      maxCostUsd: spec.limits.maxCostUsd ?? null,
+      maxCostUsd: model.currency === "USD" ? costCap(spec, model) : null,
+      maxCost: costCap(spec, model),
       maxDocumentBytes: spec.limits.maxDocumentBytes ?? 100 * 1024 * 1024,
     },
+    currency: model.currency,
+    region: model.region,
     maxReceives: deps.maxReceives,
     maxAttempts: deps.maxAttempts ?? deployment.maxAttempts,
     items: input.items ?? expandItems(spec, input.documents, input.packs),
