@@ -29,7 +29,12 @@ export const FIELD_HELP: Readonly<Record<string, string>> = {
   truncate: "`middle` cuts the middle of the largest document when a call would not fit, leaving a marker; `none` fails the item with input_too_long.",
   calls: "`per-question` asks each question in its own call over the same document prefix, so later calls read it from the context cache.",
   cache: "`explicit` marks the document prefix with cache_control (writes at 125%, hits at 10% of the input price).",
-  limits: "`concurrency`, `rpm`, `tpm` caps inside the job; `maxCostUsd`, checked at submit and before every call; `maxDocumentBytes`.",
+  limits: "`concurrency`, `rpm`, `tpm` caps inside the job; `maxCostUsd`, checked at submit and before every call; `maxDocumentBytes`; `maxToolRounds` (with tools, default 4).",
+  samples: "k calls per item (1 to 8) over the same document prefix; JSON answers are merged by field-wise majority with an agreement score, text answers are all kept. Each extra sample reads the document from the cache.",
+  minAgreement: "Needs samples ≥ 2: an item whose agreement (0..1) is below this ends failed with kind low_agreement, its samples kept.",
+  numericTolerance: "Needs samples ≥ 2: sampled numbers agree when within `absolute` or within `relative` (a fraction) of the larger one.",
+  tools: "`[code]` offers the model a sandboxed JavaScript function (no I/O; time, memory and output limits) for exact arithmetic; calls and outputs go into the trace.",
+  toolChoice: "`auto` (default): the model decides; `code`: its first round must call the code tool (refused with thinking on, as the API refuses it).",
   schedule: "Deployed only: an EventBridge Scheduler expression, in UTC, e.g. cron(0 6 3 * ? *) or rate(1 day).",
   trigger: "Deployed only: `upload` starts a run for each file uploaded under inbox/<name>/ in the stack's bucket.",
 };

@@ -140,7 +140,8 @@ const fieldName = (path: (string | number)[]) =>
 
 const KNOWN = ["name", "description", "documents", "system", "questions", "prompt", "model", "thinking", "maxOutputTokens",
   "output", "packing", "truncate", "limits", "schedule", "trigger", "enabled", "budget", "format", "schema", "schemaFile",
-  "concurrency", "rpm", "tpm", "maxCostUsd", "maxDocumentBytes", "path", "s3", "id", "ask", "calls", "cache"];
+  "concurrency", "rpm", "tpm", "maxCostUsd", "maxDocumentBytes", "path", "s3", "id", "ask", "calls", "cache",
+  "samples", "minAgreement", "numericTolerance", "absolute", "relative", "tools", "toolChoice", "maxToolRounds"];
 
 function suggestion(key: string): string {
   const close = KNOWN.find((k) => k.toLowerCase() === key.toLowerCase() || editDistance(k.toLowerCase(), key.toLowerCase()) <= 2);
