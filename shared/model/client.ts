@@ -12,6 +12,20 @@ export interface ChatRequest {
   maxOutputTokens: number;
   thinking: { enabled: boolean; budget?: number };
   json?: { schema: Record<string, unknown> };
+  // --- reasoning features (issue 12): tools for the code tool loop, a seed per sample ---
+  /** Functions offered (OpenAI `tools` format). */
+  tools?: { type: "function"; function: { name: string; description?: string; parameters?: Record<string, unknown> } }[];
+  /** `none` asks for an answer without tools; a name forces that function (refused in thinking mode). */
+  toolChoice?: "auto" | "none" | { name: string };
+  /** Makes k samples of one call differ reproducibly (0..2^31-1). */
+  seed?: number;
+}
+
+/** A function call the model made (finish_reason "tool_calls"); `arguments` is its JSON text. */
+export interface ToolCall {
+  id: string;
+  name: string;
+  arguments: string;
 }
 
 export interface ChatResult {
@@ -22,6 +36,8 @@ export interface ChatResult {
   finishReason: string | null;
   usage: Usage;
   requestId: string | null;
+  /** Tool calls, in index order (absent or empty when the model answered). */
+  toolCalls?: ToolCall[];
 }
 
 export interface ModelClient {
@@ -51,6 +67,7 @@ interface QwenCacheDetails {
 interface QwenDelta {
   content?: string | null;
   reasoning_content?: string | null;
+  tool_calls?: { index?: number; id?: string; function?: { name?: string; arguments?: string } }[];
 }
 
 /**
@@ -72,7 +89,15 @@ export function createModelClient(o: ModelClientOptions): ModelClient {
         ...(req.json
           ? { response_format: { type: "json_schema", json_schema: { name: "answer", schema: req.json.schema, strict: true } } }
           : {}),
+        ...(req.seed !== undefined ? { seed: req.seed } : {}),
+        ...(req.tools?.length
+          ? {
+              tools: req.tools,
+              ...(req.toolChoice ? { tool_choice: typeof req.toolChoice === "string" ? req.toolChoice : { type: "function" as const, function: { name: req.toolChoice.name } } } : {}),
+            }
+          : {}),
       };
+      const toolCalls: ToolCall[] = [];
       const reasoning: string[] = [];
       const answer: string[] = [];
       let reasoningChars = 0;
@@ -96,6 +121,14 @@ export function createModelClient(o: ModelClientOptions): ModelClient {
             answer.push(delta.content);
             answerChars += delta.content.length;
           }
+          // A tool call streams as pieces: the first names it (index, id, name), later ones append arguments.
+          for (const t of delta.tool_calls ?? []) {
+            const at = t.index ?? 0;
+            const call = (toolCalls[at] ??= { id: "", name: "", arguments: "" });
+            if (t.id) call.id = t.id;
+            if (t.function?.name) call.name += t.function.name;
+            if (t.function?.arguments) call.arguments += t.function.arguments;
+          }
           if (choice.finish_reason) finishReason = choice.finish_reason;
           onDelta?.({ reasoningChars, answerChars });
         }
@@ -113,6 +146,7 @@ export function createModelClient(o: ModelClientOptions): ModelClient {
         answer: answer.join(""),
         finishReason,
         requestId,
+        ...(toolCalls.length ? { toolCalls: toolCalls.filter(Boolean) } : {}),
         usage: {
           inputTokens: usage.prompt_tokens,
           outputTokens: usage.completion_tokens,
