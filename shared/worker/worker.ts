@@ -18,6 +18,9 @@ import { messageText, splitPerDocument, type ChatMessage, type PromptDocument } 
 import { ReturnToQueue } from "./records.ts";
 import { deployment } from "../settings.ts";
 import { countChatTokens, countTokens } from "../tokens/index.ts";
+// issue 12: samples, consensus and the code tool loop live in their own modules.
+import { sampleCall, sampleFiles, samplingSummary, usesSampling, type SampledResult, type Sampling } from "./samples.ts";
+import type { CallExtras } from "./tool-loop.ts";
 
 export interface WorkerDeps {
   s3: S3Client;
@@ -163,16 +166,19 @@ async function runClaimed(deps: WorkerDeps, store: ObjectStore, job: JobRecord, 
     // Without thinking there is no trace at all: no reasoning.md of empty headings.
     if (result.hasReasoning) await store.put(keys.item(job.jobId, item.id, "reasoning.md"), result.reasoning, "text/markdown; charset=utf-8");
     const packed = job.spec.packing === "packed" && item.documents.length > 1 ? await writeDocumentAnswers(store, job, item, result.answer) : null;
+    // issue 12: every sample's answer and the structured trace of rounds and tool calls.
+    const sampled = result.sampling.length ? samplingSummary(result.sampling, job.spec.minAgreement) : null;
+    for (const f of result.sampling.length ? sampleFiles(item.id, result.sampling, json) : []) await store.put(keys.item(job.jobId, item.id, f.file), f.body, f.contentType);
     const lengthCut = result.finishReasons.some((r) => r === "length");
     const keepTruncated = lengthCut && job.spec.output.onTruncated === "keep";
-    const outputError: { kind: "output_truncated" | "output_invalid"; message: string } | null =
+    const outputError: { kind: "output_truncated" | "output_invalid" | "low_agreement"; message: string } | null =
       lengthCut && !keepTruncated
         ? { kind: "output_truncated", message: truncationMessage(result, answerPath) }
         : result.validationError
           ? { kind: "output_invalid", message: result.validationError }
           : packed?.error
             ? { kind: "output_invalid", message: packed.error }
-            : null;
+            : (sampled?.low ?? null);
     deps.log.info({ jobId: job.jobId, itemId: item.id, usage: result.usage, costUsd: result.costUsd, finishReasons: result.finishReasons }, "item answered");
     return await finish({
       ...blank,
@@ -193,6 +199,7 @@ async function runClaimed(deps: WorkerDeps, store: ObjectStore, job: JobRecord, 
       reasoning: result.hasReasoning ? `items/${item.id}/reasoning.md` : null,
       truncated: result.truncated,
       documentAnswers: packed?.answers ?? null,
+      ...(sampled ? { ...sampled.summary, trace: `items/${item.id}/trace.json` } : {}),
     });
   } catch (e) {
     if (e instanceof ReturnToQueue) {
@@ -300,6 +307,8 @@ interface ItemAnswer {
   /** JSON jobs: the answer failed the schema, and the repair call (if any) did not fix it. */
   validationError: string | null;
   repaired: boolean;
+  /** issue 12: one entry per sampled call (empty when the job has one sample and no tools). */
+  sampling: Sampling[];
 }
 
 async function answerItem(deps: WorkerDeps, job: JobRecord, docs: PromptDocument[], ctx: TaskContext, now: () => number, countAttempt: () => Promise<void>): Promise<ItemAnswer> {
@@ -311,8 +320,19 @@ async function answerItem(deps: WorkerDeps, job: JobRecord, docs: PromptDocument
     const plan = planCall({ ...job.spec, questions: qs }, model, docs);
     // Once a call of this item is paid for, later calls wait in process rather than lose it.
     // One delivery that calls the model is one attempt, however many questions it asks.
-    const result = await callModel(deps, job, model, plan, ctx, now, i === 0 ? deps.timing.maxInProcessWaitMs : 60_000, i === 0 ? countAttempt : async () => {});
-    parts.push({ id: questions.length > 1 ? qs![0]!.id : null, plan, result });
+    const id = questions.length > 1 ? qs![0]!.id : null;
+    // issue 12: k samples and the tool loop; otherwise the one plain call.
+    const result = usesSampling(job)
+      ? await sampleCall({
+          job,
+          plan,
+          question: id,
+          first: i === 0,
+          timeLeftMs: () => ctx.deadlineAt - now() - deps.timing.deadlineMarginMs,
+          call: (p, extras, first) => callModel(deps, job, model, p, ctx, now, first ? deps.timing.maxInProcessWaitMs : 60_000, first ? countAttempt : async () => {}, extras),
+        })
+      : await callModel(deps, job, model, plan, ctx, now, i === 0 ? deps.timing.maxInProcessWaitMs : 60_000, i === 0 ? countAttempt : async () => {});
+    parts.push({ id, plan, result });
   }
   const join = (pick: (r: ChatResult) => string) =>
     parts.length === 1 ? pick(parts[0]!.result) : parts.map((p) => `## ${p.id}\n\n${pick(p.result)}`).join("\n\n");
@@ -350,8 +370,9 @@ async function answerItem(deps: WorkerDeps, job: JobRecord, docs: PromptDocument
     }
   }
 
-  const priced = calls.map((p) => {
-    const usage = { ...p.result.usage, cacheType: p.result.cacheType };
+  // A sampled result stands for several real calls: each is priced at its own tier (issue 12).
+  const priced = calls.flatMap((p) => (p.result as Partial<SampledResult>).calls ?? [p.result]).map((r) => {
+    const usage = { ...r.usage, cacheType: r.cacheType };
     return { actual: priceFor(model, usage), full: priceFor(model, { ...usage, cachedTokens: 0, cacheWriteTokens: 0 }) };
   });
   const costUsd = priced.reduce((s, p) => s + p.actual.costUsd, 0);
@@ -370,6 +391,7 @@ async function answerItem(deps: WorkerDeps, job: JobRecord, docs: PromptDocument
     truncated: parts[0]!.plan.truncated,
     validationError,
     repaired,
+    sampling: parts.flatMap((p) => ((p.result as Partial<SampledResult>).sampling ? [(p.result as SampledResult).sampling] : [])),
   };
 }
 
@@ -417,6 +439,7 @@ async function callModel(
   now: () => number,
   maxWaitMs: number,
   countAttempt: () => Promise<void>,
+  extras: CallExtras = {},
 ): Promise<ChatResult> {
   const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
   const timeLeftMs = () => ctx.deadlineAt - now() - deps.timing.deadlineMarginMs;
@@ -476,8 +499,10 @@ async function callModel(
         model: job.model,
         messages: plan.messages,
         maxOutputTokens: budget.maxOutputTokens,
-        thinking: { enabled: job.spec.thinking.enabled, budget: budget.thinkingBudget },
+        // The plan's thinking: a question may set its own (issue 12).
+        thinking: { enabled: plan.thinkingBudget !== undefined, budget: budget.thinkingBudget },
         json: job.outputSchema ? { schema: job.outputSchema } : undefined,
+        ...extras,
       },
       { signal: AbortSignal.timeout(Math.max(1, timeLeftMs())) },
     );
