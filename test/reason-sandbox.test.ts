@@ -1,6 +1,12 @@
 // The code tool's sandbox: real QuickJS (WebAssembly) running scripts a model could write, with
 // its limits reached for real.
+import { execFile } from "node:child_process";
+import { mkdir, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { promisify } from "node:util";
+import { build } from "esbuild";
 import { describe, expect, it } from "vitest";
+import { INSTALLED_PACKAGES } from "../infra/queue.ts";
 import { CODE_TOOL, CODE_TOOL_NAME, DEFAULT_CODE_LIMITS, runCode, toolMessage } from "../shared/tools/code.ts";
 
 const tight = { ...DEFAULT_CODE_LIMITS, timeoutMs: 400, memoryBytes: 16 * 1024 * 1024, maxOutputChars: 300 };
@@ -80,5 +86,16 @@ describe("the code tool's sandbox", () => {
     expect(CODE_TOOL.function.name).toBe(CODE_TOOL_NAME);
     expect(CODE_TOOL_NAME).not.toBe("search");
     expect(CODE_TOOL.function.parameters.required).toEqual(["code"]);
+  });
+
+  it("works inside a Lambda-style bundle, with quickjs-emscripten installed beside it (it loads its .wasm from its package)", async () => {
+    expect(INSTALLED_PACKAGES).toContain("quickjs-emscripten");
+    const dir = path.resolve("node_modules/.cache/longdoc-sandbox-bundle");
+    await mkdir(dir, { recursive: true });
+    const entry = path.join(dir, "entry.ts");
+    await writeFile(entry, `import { runCode } from ${JSON.stringify(path.resolve("shared/tools/code.ts"))};\nconsole.log(JSON.stringify(await runCode("[1, 2, 3].reduce((a, b) => a + b)")));\n`);
+    await build({ entryPoints: [entry], bundle: true, platform: "node", format: "esm", target: "node24", outfile: path.join(dir, "out.mjs"), external: INSTALLED_PACKAGES, logLevel: "silent" });
+    const { stdout } = await promisify(execFile)(process.execPath, [path.join(dir, "out.mjs")], { timeout: 30_000 });
+    expect(JSON.parse(stdout)).toMatchObject({ ok: true, value: "6" });
   });
 });
