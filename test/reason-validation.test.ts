@@ -111,3 +111,19 @@ describe("estimate with samples and per-question depth", () => {
     expect(item.costUsd - item.inputCostUsd).toBeCloseTo((1000 + 21000) * outputPrice, 6);
   });
 });
+
+describe("the financial-model example", () => {
+  it("asks for computed ratios over the Coca-Cola workbook and the 3M 10-K with the code tool and three samples, as JSON against a schema file", async () => {
+    const { loadJobFile } = await import("../shared/job/load.ts");
+    const { readFileSync, existsSync } = await import("node:fs");
+    const file = "jobs/examples/financial-model.yaml";
+    const spec = await loadJobFile(file);
+    expect(spec).toMatchObject({ name: "financial-model", samples: 3, tools: ["code"], cache: "explicit", thinking: { enabled: false } });
+    expect(spec.documents).toEqual([{ path: "workbooks/cocacola-2024-10k-Financial_Report.xlsx" }, { path: "docs/3M_2018_10K.pdf" }]);
+    for (const d of spec.documents) expect(existsSync(path.join("jobs/examples", (d as { path: string }).path))).toBe(true);
+    expect(spec.output).toEqual({ format: "json", schemaFile: "schemas/financial-ratios.json" });
+    const schema = JSON.parse(readFileSync("jobs/examples/schemas/financial-ratios.json", "utf8"));
+    expect(schema.required).toEqual(expect.arrayContaining(["revenueGrowthPct", "operatingMarginPct", "currentRatio", "debtToEquity"]));
+    expect(spec.minAgreement).toBeGreaterThan(0);
+  });
+});

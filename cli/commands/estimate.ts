@@ -39,8 +39,14 @@ export function renderEstimate(e: JobEstimate): string {
   ]);
   rows.push(["total", e.totals.inputTokens, "", "", e.totals.inputCostUsd.toFixed(4), e.totals.cacheSavingsUsd.toFixed(4), e.totals.costUsd.toFixed(4), ""]);
   const cap = e.maxCostUsd === null ? "" : `; the job's cost cap is $${e.maxCostUsd}`;
+  const first = e.items[0];
+  const sampled =
+    first && first.samples > 1
+      ? `\n${first.samples} samples per call: each sample after the first reads the document prefix from the context cache`
+      : "";
+  const tools = first && first.toolRounds > 1 ? `; with tools, "at most" counts ${first.toolRounds} model rounds per sample, each re-reading the cached prefix` : "";
   return (
     renderTable(["item", "input tokens", "tier", "calls", "input $", "cache saves $", "at most $", "note"], rows) +
-    `\n${e.items.length} item(s) on ${e.model}; "at most" adds the answer cap and thinking budget at the output price${cap}`
+    `\n${e.items.length} item(s) on ${e.model}; "at most" adds the answer cap and thinking budget at the output price${cap}${sampled}${tools}`
   );
 }
