@@ -10,6 +10,11 @@
  * fresh interpreter per run, capped at the heap limit plus headroom, because QuickJS allocates
  * large strings outside its limit (measured: `"x".repeat(1<<20)` in a loop grew a 16 MiB-limited
  * runtime to 2 GB) and a single native call is not interrupted by the time check.
+ *
+ * The time limit is checked by QuickJS's interrupt handler, which runs every few thousand
+ * bytecode steps: a script that loops over heavy native calls (and catches the out-of-memory
+ * errors they raise) can overrun it by seconds. Stopping such a script at once would need a
+ * worker thread to terminate; the wall-clock cap of the whole item still holds.
  */
 import { newQuickJSWASMModuleFromVariant, newVariant, RELEASE_SYNC, shouldInterruptAfterDeadline, type QuickJSContext, type QuickJSHandle } from "quickjs-emscripten";
 
@@ -67,7 +72,7 @@ export const CODE_TOOL = Object.freeze({
 export async function runCode(code: string, limits: CodeLimits = DEFAULT_CODE_LIMITS): Promise<CodeRun> {
   const started = Date.now();
   const quickjs = await newQuickJSWASMModuleFromVariant(
-    newVariant(RELEASE_SYNC, { wasmMemory: new WebAssembly.Memory({ initial: INITIAL_PAGES, maximum: wasmPages(limits.memoryBytes) }) }),
+    newVariant(RELEASE_SYNC, { wasmMemory: new WasmMemory({ initial: INITIAL_PAGES, maximum: wasmPages(limits.memoryBytes) }) }),
   );
   const runtime = quickjs.newRuntime();
   runtime.setMemoryLimit(limits.memoryBytes);
@@ -108,6 +113,9 @@ export async function runCode(code: string, limits: CodeLimits = DEFAULT_CODE_LI
     }
   }
 }
+
+/** The runtime's WebAssembly.Memory constructor (the project's TS libs do not declare WebAssembly values). */
+const WasmMemory = (globalThis as unknown as { WebAssembly: { Memory: new (d: { initial: number; maximum: number }) => never } }).WebAssembly.Memory;
 
 /** 64 KiB pages: the interpreter's own code and data need about 16 MiB before the script's heap. */
 const INITIAL_PAGES = 256;
