@@ -160,6 +160,29 @@ describe("samples, consensus and the code tool, end to end", () => {
     expect(md).toContain("I will compute the figures exactly with the run_javascript tool.");
   }, 90_000);
 
+  it("text samples: all kept, the majority measured, and a judging call over the cached prefix picks one and says why", async () => {
+    const file = path.join(dir, "judged.yaml");
+    await writeFile(file, `name: judged\ndocuments:\n  - path: northwind.md\nprompt: Summarise the year.\ncache: explicit\nsamples: 3\njudge: true\n`);
+    const before = loop.sim.calls.length;
+    const run = await runLocalJob({ jobFile: file, outDir: out, settings: loadSettings(loop.env()), log: silentLog, stack: loop.stack, workers: 1 });
+    expect(run.manifest.status).toBe("succeeded");
+    const item = run.manifest.items[0]!;
+    expect(item).toMatchObject({ samples: 3, agreement: 0.6667, toolCalls: 0 });
+    const calls = loop.sim.calls.slice(before);
+    expect(calls).toHaveLength(4);
+    const judgeCall = calls[3]!;
+    expect(judgeCall.question).toContain("Several answers to the request above were sampled independently.");
+    expect(judgeCall.cachedTokens).toBeGreaterThan(1024);
+    const result = await readJson<ItemResult>(path.join(run.outDir, "items", item.id, "result.json"));
+    expect(result.agreementDetail![0]!.judge).toEqual({ chosen: 1, why: "sample 1 is the answer 2 of the 3 samples gave, and it quotes the documents as they are." });
+    const answer = await readFile(path.join(run.outDir, "items", item.id, "answer.md"), "utf8");
+    expect(answer).toBe(await readFile(path.join(run.outDir, "items", item.id, "samples", "1.md"), "utf8"));
+    expect(await readFile(path.join(run.outDir, "items", item.id, "samples", "3.md"), "utf8")).toContain("A second reading of the figures gives a different result.");
+    expect(await readFile(path.join(run.outDir, "items", item.id, "reasoning.md"), "utf8")).toContain("# Judgement");
+    // The judging call is billed with the samples.
+    expect(item.usage.inputTokens).toBe(calls.reduce((s, c) => s + c.promptTokens, 0));
+  }, 90_000);
+
   it("a runaway script is stopped, reported to the model as an error, and the item still ends cleanly", async () => {
     const file = path.join(dir, "runaway.yaml");
     await writeFile(file, `name: runaway\ndocuments:\n  - path: northwind.md\nprompt: Compute the ratio.\ntools: [code]\nlimits: { maxToolRounds: 3 }\n`);

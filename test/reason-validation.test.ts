@@ -70,7 +70,11 @@ describe("validation of samples, tools and per-question thinking", () => {
     expect(problems(`${base}prompt: x\ntools: [code, code]\n`)).toEqual(["jobs/x.yaml:5: tools: lists a tool twice"]);
     expect(problems(`${base}prompt: x\nlimits: { maxToolRounds: 3 }\n`)).toEqual(["jobs/x.yaml:5: limits.maxToolRounds: needs `tools:`"]);
     expect(problems(`${base}prompt: x\nsamples: 2\npacking: packed\n`)).toEqual([expect.stringMatching(/^jobs\/x\.yaml:5: samples: packed calls/)]);
-    expect(problems(`${base}prompt: x\nsample: 3\n`)).toEqual([expect.stringMatching(/sample.*did you mean 'samples'/)]);
+    expect(problems(`${base}prompt: x\njudge: true\n`)).toEqual(["jobs/x.yaml:5: judge: needs `samples:` of 2 or more (it picks one of the sampled answers)"]);
+    expect(problems(`${base}prompt: x\nsamples: 2\njudge: true\noutput: { format: json, schema: { type: object } }\n`)).toEqual([
+      "jobs/x.yaml:6: judge: JSON answers are merged field by field; a judging call is for text output",
+    ]);
+        expect(problems(`${base}prompt: x\nsample: 3\n`)).toEqual([expect.stringMatching(/sample.*did you mean 'samples'/)]);
   });
 });
 
@@ -125,5 +129,17 @@ describe("the financial-model example", () => {
     const schema = JSON.parse(readFileSync("jobs/examples/schemas/financial-ratios.json", "utf8"));
     expect(schema.required).toEqual(expect.arrayContaining(["revenueGrowthPct", "operatingMarginPct", "currentRatio", "debtToEquity"]));
     expect(spec.minAgreement).toBeGreaterThan(0);
+  });
+});
+
+describe("the judging call's prompt and reply", async () => {
+  const { judgePrompt, parseJudgement, samplesIn } = await import("../shared/reason/judge.ts");
+  it("frames each sample so a tag inside an answer cannot end it, and reads back the pick", () => {
+    const answers = ["first </sample> answer", 'second <sample n="1"> answer', "third"];
+    expect(samplesIn(judgePrompt(answers))).toEqual(answers);
+    expect(parseJudgement("Chosen: 2\nWhy: it cites the pages.", 3)).toEqual({ chosen: 2, why: "it cites the pages." });
+    expect(parseJudgement("**Chosen:** sample 3 — complete.", 3)).toEqual({ chosen: 3, why: "— complete." });
+    expect(parseJudgement("Chosen: 4", 3)).toBeNull();
+    expect(parseJudgement("I like the second one", 3)).toBeNull();
   });
 });

@@ -33,6 +33,7 @@ export const FIELD_HELP: Readonly<Record<string, string>> = {
   samples: "k calls per item (1 to 8) over the same document prefix; JSON answers are merged by field-wise majority with an agreement score, text answers are all kept. Each extra sample reads the document from the cache.",
   minAgreement: "Needs samples ≥ 2: an item whose agreement (0..1) is below this ends failed with kind low_agreement, its samples kept.",
   numericTolerance: "Needs samples ≥ 2: sampled numbers agree when within `absolute` or within `relative` (a fraction) of the larger one.",
+  judge: "Text output with samples ≥ 2: one more call over the cached prefix reads the sampled answers and picks one, saying why (kept in result.json).",
   tools: "`[code]` offers the model a sandboxed JavaScript function (no I/O; time, memory and output limits) for exact arithmetic; calls and outputs go into the trace.",
   toolChoice: "`auto` (default): the model decides; `code`: its first round must call the code tool (refused with thinking on, as the API refuses it).",
   schedule: "Deployed only: an EventBridge Scheduler expression, in UTC, e.g. cron(0 6 3 * ? *) or rate(1 day).",

@@ -141,7 +141,7 @@ const fieldName = (path: (string | number)[]) =>
 const KNOWN = ["name", "description", "documents", "system", "questions", "prompt", "model", "thinking", "maxOutputTokens",
   "output", "packing", "truncate", "limits", "schedule", "trigger", "enabled", "budget", "format", "schema", "schemaFile",
   "concurrency", "rpm", "tpm", "maxCostUsd", "maxDocumentBytes", "path", "s3", "id", "ask", "calls", "cache",
-  "samples", "minAgreement", "numericTolerance", "absolute", "relative", "tools", "toolChoice", "maxToolRounds"];
+  "samples", "minAgreement", "numericTolerance", "absolute", "relative", "tools", "toolChoice", "maxToolRounds", "judge"];
 
 function suggestion(key: string): string {
   const close = KNOWN.find((k) => k.toLowerCase() === key.toLowerCase() || editDistance(k.toLowerCase(), key.toLowerCase()) <= 2);

@@ -84,6 +84,8 @@ export const jobSpecSchema = z
     /** Below this agreement (0..1) an item fails with kind low_agreement, its samples kept. */
     minAgreement: z.number().gt(0, "must be above 0").max(1, "must be at most 1").optional(),
     numericTolerance: numericTolerance.optional(),
+    /** Text answers with samples: one more call reads the k answers and picks one, saying why. */
+    judge: z.boolean().optional(),
     tools: z.array(tool).min(1, "list at least one tool, or leave `tools` out").optional(),
     /** `code`: the first round must call the code tool (tool_choice naming it); `auto`: the model decides. */
     toolChoice: z.enum(["auto", "code"]).optional(),
@@ -134,7 +136,9 @@ function checkReasoning(job: JobSpec, ctx: z.RefinementCtx): void {
   if (job.samples < 2) {
     if (job.minAgreement !== undefined) issue(["minAgreement"], "needs `samples:` of 2 or more (one sample always agrees with itself)");
     if (job.numericTolerance) issue(["numericTolerance"], "needs `samples:` of 2 or more (it compares sampled answers)");
+    if (job.judge) issue(["judge"], "needs `samples:` of 2 or more (it picks one of the sampled answers)");
   }
+  if (job.judge && job.output.format === "json") issue(["judge"], "JSON answers are merged field by field; a judging call is for text output");
   if (job.samples > 1 && job.packing === "packed") {
     issue(["samples"], "packed calls answer several documents in one text; sample per-document or all-documents items instead");
   }

@@ -53,6 +53,8 @@ export interface ItemResult {
     disagreements: { path: string; groups: { value: unknown; samples: number[] }[] }[];
     unusable?: number[];
     chosen?: number;
+    /** `judge: true`: the judging call's pick (1-based) and why, or why it made none. */
+    judge?: { chosen: number; why: string } | { error: string };
   }[];
   /** items/<itemId>/trace.json: every sample's rounds and tool calls (code and output) in order. */
   trace?: string;

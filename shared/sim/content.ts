@@ -6,6 +6,7 @@
 import { countTokens } from "../tokens/index.ts";
 import { instanceOf } from "./jsonschema.ts";
 import { proofText, type DocumentProof } from "./proof.ts";
+import { JUDGE_INSTRUCTION, samplesIn } from "../reason/judge.ts";
 
 export interface ContentInput {
   model: string;
@@ -72,6 +73,16 @@ export function simulatedCode(figures: number[], seed: number | null | undefined
     'console.log("figures: " + figures.join(", "));',
     "({ ratio: Math.round(ratio * 10000) / 10000, growthPct: Math.round(growth * 10000) / 100, sum: figures.reduce((s, x) => s + x, 0) })",
   ].join("\n");
+}
+
+/** A judging call: the simulated judge picks the earliest of the answers most samples gave, and says so. */
+function judgement(question: string): string {
+  const samples = samplesIn(question);
+  const norm = (t: string) => t.toLowerCase().replace(/\s+/g, " ").trim();
+  const votes = samples.map((t) => samples.filter((u) => norm(u) === norm(t)).length);
+  const best = votes.indexOf(Math.max(0, ...votes));
+  if (best < 0) return "Chosen: 1\nWhy: no sampled answers were found in the request.";
+  return `Chosen: ${best + 1}\nWhy: sample ${best + 1} is the answer ${votes[best]} of the ${samples.length} samples gave, and it quotes the documents as they are.`;
 }
 
 /** The first five figures (numbers of three or more digits, thousands separators allowed) in the documents. */
@@ -148,6 +159,7 @@ export function answerText(i: ContentInput): string {
     return JSON.stringify({ answer: summary(qs), proof, documents: i.documents });
   }
   const parts = [proof, ""];
+  if (i.question.includes(JUDGE_INSTRUCTION)) return [...parts, judgement(i.question)].join("\n");
   if (quote) parts.push(quote, "");
   if (!results.length && dissents(i.seed)) parts.push("A second reading of the figures gives a different result.", "");
   // A packed call asks for one <answer document="N"> section per document.

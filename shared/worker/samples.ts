@@ -10,6 +10,9 @@ import { addUsage, zeroUsage, type ChatResult } from "../model/client.ts";
 import type { CallPlan } from "../model/plan.ts";
 import { jsonConsensus, textConsensus, type FieldVote } from "../reason/consensus.ts";
 import { toleranceOf, toolRounds } from "../reason/settings.ts";
+import { judgePrompt, parseJudgement } from "../reason/judge.ts";
+import { messageText, type ChatMessage } from "../model/prompt.ts";
+import { countChatTokens } from "../tokens/index.ts";
 import { DEFAULT_CODE_LIMITS, type CodeLimits } from "../tools/code.ts";
 import { runSample, type CallFn, type SampleRun } from "./tool-loop.ts";
 
@@ -29,6 +32,8 @@ export interface Sampling {
   unusable: number[];
   /** Text: the sample whose answer was kept (1-based). */
   chosen: number | null;
+  /** Text with `judge: true`: the judging call's pick and reason (or why there was none). */
+  judge: { chosen: number; why: string } | { error: string } | null;
   toolCalls: number;
 }
 
@@ -43,6 +48,8 @@ export interface SampleCallOptions {
   first: boolean;
   timeLeftMs: () => number;
   codeLimits?: CodeLimits;
+  /** Whether a prompt of this many tokens, with this answer cap, fits the model (for the judging call). */
+  fits: (inputTokens: number, maxOutputTokens: number) => boolean;
 }
 
 export async function sampleCall(o: SampleCallOptions): Promise<SampledResult> {
@@ -64,11 +71,25 @@ export async function sampleCall(o: SampleCallOptions): Promise<SampledResult> {
     });
   const samples = [await one(1, o.first)];
   samples.push(...(await Promise.all(Array.from({ length: k - 1 }, (_, i) => one(i + 2, false)))));
-  return merge(o, samples);
+  const judged = spec.judge && k > 1 && spec.output.format === "text" ? await judge(o, samples) : null;
+  return merge(o, samples, judged);
 }
 
-function merge(o: SampleCallOptions, samples: SampleRun[]): SampledResult {
-  const calls = samples.flatMap((s) => s.calls);
+/** The judging call: the same messages (the cached prefix) and one more asking which sample is best. */
+async function judge(o: SampleCallOptions, samples: SampleRun[]): Promise<{ call: ChatResult | null; verdict: NonNullable<Sampling["judge"]> }> {
+  const messages: ChatMessage[] = [...o.plan.messages, { role: "user", content: judgePrompt(samples.map((s) => s.answer)) }];
+  const inputTokens = countChatTokens(messages.map((m) => ({ role: m.role, content: messageText(m) })));
+  const maxOutputTokens = Math.min(o.plan.maxOutputTokens, 1024);
+  if (!o.fits(inputTokens, maxOutputTokens)) {
+    return { call: null, verdict: { error: `no judging call: the prompt with the ${samples.length} answers (${inputTokens} tokens) would not fit the model's context` } };
+  }
+  const call = await o.call({ ...o.plan, messages, inputTokens, maxOutputTokens }, {}, false);
+  const verdict = parseJudgement(call.answer, samples.length);
+  return { call, verdict: verdict ?? { error: `the judging call named no sample between 1 and ${samples.length}; the majority's answer is kept` } };
+}
+
+function merge(o: SampleCallOptions, samples: SampleRun[], judged: { call: ChatResult | null; verdict: NonNullable<Sampling["judge"]> } | null): SampledResult {
+  const calls = [...samples.flatMap((s) => s.calls), ...(judged?.call ? [judged.call] : [])];
   const toolCalls = samples.reduce((n, s) => n + s.toolCalls, 0);
   const json = o.job.spec.output.format === "json";
   let answer: string;
@@ -82,21 +103,21 @@ function merge(o: SampleCallOptions, samples: SampleRun[]): SampledResult {
     consensus = { agreement: samples.length === 1 ? 1 : c.agreement, fields: c.fields.map((f) => ({ path: f.path, agreement: f.agreement })), ties: c.ties, disagreements: c.disagreements, unusable: c.unusable };
   } else {
     const c = textConsensus(samples.map((s) => s.answer));
-    chosen = c.chosen + 1;
-    answer = samples[c.chosen]!.answer;
+    chosen = judged && "chosen" in judged.verdict ? judged.verdict.chosen : c.chosen + 1;
+    answer = samples[chosen - 1]!.answer;
     consensus = { agreement: c.agreement, fields: null, ties: c.tie ? ["(answer)"] : [], disagreements: [], unusable: [] };
   }
   const pick = samples[(chosen ?? 1) - 1]!;
   const lastCall = pick.calls.at(-1)!;
   return {
     cacheType: calls.some((c) => c.cacheType === "ephemeral") ? "ephemeral" : "implicit",
-    reasoning: traceMarkdown(samples),
+    reasoning: traceMarkdown(samples) + (judged?.call ? `\n\n# Judgement\n\n${[judged.call.reasoning.trim(), judged.call.answer.trim()].filter(Boolean).join("\n\n")}` : ""),
     answer,
     finishReason: pick.finishReason,
     usage: calls.reduce((u, c) => addUsage(u, c.usage), zeroUsage()),
     requestId: lastCall.requestId,
     calls,
-    sampling: { question: o.question, samples, ...consensus, chosen, toolCalls },
+    sampling: { question: o.question, samples, ...consensus, chosen, judge: judged?.verdict ?? null, toolCalls },
   };
 }
 
@@ -140,6 +161,7 @@ export function samplingSummary(parts: Sampling[], minAgreement: number | undefi
       disagreements: p.disagreements.map((d) => ({ path: d.path, groups: d.groups })),
       ...(p.unusable.length ? { unusable: p.unusable } : {}),
       ...(p.chosen !== null ? { chosen: p.chosen } : {}),
+      ...(p.judge ? { judge: p.judge } : {}),
     })),
   };
   const low =

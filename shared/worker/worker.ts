@@ -329,6 +329,7 @@ async function answerItem(deps: WorkerDeps, job: JobRecord, docs: PromptDocument
           question: id,
           first: i === 0,
           timeLeftMs: () => ctx.deadlineAt - now() - deps.timing.deadlineMarginMs,
+          fits: (tokens, maxOut) => tokens <= Math.min(model.maxInputTokens, model.contextTokens - maxOut),
           call: (p, extras, first) => callModel(deps, job, model, p, ctx, now, first ? deps.timing.maxInProcessWaitMs : 60_000, first ? countAttempt : async () => {}, extras),
         })
       : await callModel(deps, job, model, plan, ctx, now, i === 0 ? deps.timing.maxInProcessWaitMs : 60_000, i === 0 ? countAttempt : async () => {});
