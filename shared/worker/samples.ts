@@ -70,7 +70,11 @@ export async function sampleCall(o: SampleCallOptions): Promise<SampledResult> {
       timeLeftMs: o.timeLeftMs,
     });
   const samples = [await one(1, o.first)];
-  samples.push(...(await Promise.all(Array.from({ length: k - 1 }, (_, i) => one(i + 2, false)))));
+  // Settle every sample before failing: a call still streaming after the item gave up its claim
+  // would be paid for twice (its spend and quota are settled inside it).
+  const rest = await Promise.allSettled(Array.from({ length: k - 1 }, (_, i) => one(i + 2, false)));
+  for (const r of rest) if (r.status === "rejected") throw r.reason;
+  samples.push(...rest.map((r) => (r as PromiseFulfilledResult<SampleRun>).value));
   const judged = spec.judge && k > 1 && spec.output.format === "text" ? await judge(o, samples) : null;
   return merge(o, samples, judged);
 }
