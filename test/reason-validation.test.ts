@@ -101,7 +101,8 @@ describe("estimate with samples and per-question depth", () => {
     const prefix = b.cachedTokens / 2;
     expect(prefix).toBeGreaterThan(1024);
     const hit = priceFor(model, { inputTokens: a.inputTokens!, cachedTokens: prefix, cacheType: "ephemeral", outputTokens: 0 }).costUsd;
-    expect(b.inputCostUsd).toBeCloseTo(a.inputCostUsd + 2 * hit, 6);
+    // (estimates are rounded to the micro-dollar)
+    expect(b.inputCostUsd).toBeCloseTo(a.inputCostUsd + 2 * hit, 5);
     expect(hit).toBeLessThan(a.inputCostUsd / 3);
     expect(b.cacheSavingsUsd).toBeGreaterThan(a.cacheSavingsUsd);
   });

@@ -88,9 +88,10 @@ export async function runCode(code: string, limits: CodeLimits = DEFAULT_CODE_LI
     if (result.error) {
       const err = describeError(vm, result.error);
       result.error.dispose();
-      const stopped = Date.now() >= deadline ? `stopped: the script ran past its ${limits.timeoutMs} ms time limit` : null;
+      // The error says which limit stopped the script: QuickJS raises "out of memory", or "interrupted" from the time check.
       const oom = /out of memory/i.test(err) ? `stopped: the script passed its ${Math.round(limits.memoryBytes / 1048576)} MiB memory limit (${err})` : null;
-      return { ok: false, stdout: out.text(), value: null, error: stopped ?? oom ?? err, truncated: out.truncated, durationMs: Date.now() - started };
+      const stopped = /interrupted/i.test(err) || Date.now() >= deadline ? `stopped: the script ran past its ${limits.timeoutMs} ms time limit` : null;
+      return { ok: false, stdout: out.text(), value: null, error: oom ?? stopped ?? err, truncated: out.truncated, durationMs: Date.now() - started };
     }
     const settled = settle(vm, result.value);
     if ("error" in settled) {
