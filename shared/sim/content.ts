@@ -85,11 +85,12 @@ function judgement(question: string): string {
   return `Chosen: ${best + 1}\nWhy: sample ${best + 1} is the answer ${votes[best]} of the ${samples.length} samples gave, and it quotes the documents as they are.`;
 }
 
-/** The first five figures (numbers of three or more digits, thousands separators allowed) in the documents. */
+/** The first five figures (numbers of three or more digits, thousands separators allowed; not years or identifiers) in the documents. */
 export function figuresOf(texts: string[]): number[] {
   const out: number[] = [];
   for (const t of texts) {
-    for (const m of t.matchAll(/(?<![\w.])\d{1,3}(?:,\d{3})+(?:\.\d+)?(?![\w])|(?<![\w.,])\d{3,}(?:\.\d+)?(?![\w,])/g)) {
+    // Not identifiers: no leading zero, no hyphen beside it (file numbers such as 001-02217).
+    for (const m of t.matchAll(/(?<![\w.-])[1-9]\d{0,2}(?:,\d{3})+(?:\.\d+)?(?![\w-])|(?<![\w.,-])[1-9]\d{2,}(?:\.\d+)?(?![\w,-])/g)) {
       const n = Number(m[0].replace(/,/g, ""));
       if (n > 0 && !(n >= 1900 && n <= 2100 && !m[0].includes(","))) out.push(n); // years are labels, not figures
       if (out.length === 5) return out;
