@@ -107,7 +107,8 @@ describe("the tool loop's caps", () => {
     toolCalls: [{ id: `c${n}`, name: "run_javascript", arguments: JSON.stringify({ code: `${n} * 2` }) }],
   });
   /** A model that calls the tool whenever it may. */
-  const eager = (seen: CallExtras[]) => async (_p: CallPlan, extras: CallExtras) => {
+  const eager = (seen: CallExtras[]) => async (p: CallPlan) => {
+    const extras = p.extras!;
     seen.push(extras);
     return extras.toolChoice === "none" ? { ...toolCall(seen.length), finishReason: "stop", toolCalls: undefined, answer: "done" } : toolCall(seen.length);
   };
@@ -136,9 +137,9 @@ describe("the tool loop's caps", () => {
     const run = await runSample({
       ...base,
       plan: { ...plan, maxOutputTokens: 70 },
-      call: async (p, extras) => {
+      call: async (p) => {
         budgets.push(p.maxOutputTokens);
-        return extras.toolChoice === "none" ? { ...toolCall(9), finishReason: "stop", toolCalls: undefined } : toolCall(budgets.length);
+        return p.extras!.toolChoice === "none" ? { ...toolCall(9), finishReason: "stop", toolCalls: undefined } : toolCall(budgets.length);
       },
       maxRounds: 8,
       timeLeftMs: () => 600_000,

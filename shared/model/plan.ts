@@ -1,5 +1,6 @@
 import { checkFits } from "./budget.ts";
 import type { ModelInfo } from "./catalog.ts";
+import type { ChatRequest } from "./client.ts";
 import { BudgetError, LongdocError } from "../errors.ts";
 import type { JobSpec } from "../job/schema.ts";
 import { buildMessages, messageText, type ChatMessage, type PromptDocument } from "./prompt.ts";
@@ -17,6 +18,8 @@ export interface CallPlan {
   prefixTokens: number;
   /** Whether the prefix carries an explicit cache_control marker. */
   explicitCache: boolean;
+  /** Tools, tool_choice and seed for this call: set by the samples and the code tool loop (shared/worker/tool-loop.ts). */
+  extras?: Pick<ChatRequest, "tools" | "toolChoice" | "seed">;
 }
 
 /** The provider's minimum for an explicit cache block (reference §8); below it a marker buys nothing. */

@@ -87,7 +87,7 @@ async function judge(o: SampleCallOptions, samples: SampleRun[]): Promise<{ call
   if (!o.fits(inputTokens, maxOutputTokens)) {
     return { call: null, verdict: { error: `no judging call: the prompt with the ${samples.length} answers (${inputTokens} tokens) would not fit the model's context` } };
   }
-  const call = await o.call({ ...o.plan, messages, inputTokens, maxOutputTokens }, {}, false);
+  const call = await o.call({ ...o.plan, messages, inputTokens, maxOutputTokens, extras: undefined }, false);
   const verdict = parseJudgement(call.answer, samples.length);
   return { call, verdict: verdict ?? { error: `the judging call named no sample between 1 and ${samples.length}; the majority's answer is kept` } };
 }

@@ -6,17 +6,17 @@
  * the last round (or one started with little time left) is sent with `tool_choice: "none"` so the
  * model must answer.
  */
-import type { ChatRequest, ChatResult } from "../model/client.ts";
+import type { ChatResult } from "../model/client.ts";
 import type { CallPlan } from "../model/plan.ts";
 import { messageText, type ChatMessage } from "../model/prompt.ts";
 import { countChatTokens } from "../tokens/index.ts";
 import { CODE_TOOL, CODE_TOOL_NAME, runCode, toolMessage, type CodeLimits } from "../tools/code.ts";
 
-/** What a round adds to the model request: tools, tool_choice, seed. */
-export type CallExtras = Pick<ChatRequest, "tools" | "toolChoice" | "seed">;
+/** What a round adds to the model request (carried on the plan): tools, tool_choice, seed. */
+export type CallExtras = NonNullable<CallPlan["extras"]>;
 
 /** One model call of the item; `first` is the item's very first call (it counts the attempt). */
-export type CallFn = (plan: CallPlan, extras: CallExtras, first: boolean) => Promise<ChatResult>;
+export type CallFn = (plan: CallPlan, first: boolean) => Promise<ChatResult>;
 
 export interface ToolRun {
   id: string;
@@ -79,19 +79,20 @@ export async function runSample(o: SampleOptions): Promise<SampleRun> {
   const rounds_ = o.tools ? o.maxRounds : 1;
   for (let round = 1; ; round++) {
     const last = round >= rounds_ || o.timeLeftMs() < LAST_ROUND_TIME_MS + o.codeLimits.timeoutMs;
-    const plan: CallPlan = {
-      ...o.plan,
-      messages,
-      inputTokens: round === 1 ? o.plan.inputTokens : countMessages(messages),
-      maxOutputTokens: o.plan.maxOutputTokens - answerUsed,
-      thinkingBudget: o.plan.thinkingBudget === undefined ? undefined : Math.max(1, o.plan.thinkingBudget - thinkingUsed),
-    };
     const extras: CallExtras = { ...(o.seed !== undefined ? { seed: o.seed } : {}) };
     if (o.tools) {
       extras.tools = [CODE_TOOL];
       extras.toolChoice = last ? "none" : round === 1 && o.toolChoice === "code" ? { name: CODE_TOOL_NAME } : "auto";
     }
-    const r = await o.call(plan, extras, o.first && round === 1);
+    const plan: CallPlan = {
+      ...o.plan,
+      extras,
+      messages,
+      inputTokens: round === 1 ? o.plan.inputTokens : countMessages(messages),
+      maxOutputTokens: o.plan.maxOutputTokens - answerUsed,
+      thinkingBudget: o.plan.thinkingBudget === undefined ? undefined : Math.max(1, o.plan.thinkingBudget - thinkingUsed),
+    };
+    const r = await o.call(plan, o.first && round === 1);
     calls.push(r);
     answerUsed += r.usage.outputTokens - r.usage.reasoningTokens;
     thinkingUsed += r.usage.reasoningTokens;

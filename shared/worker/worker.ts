@@ -20,7 +20,6 @@ import { deployment } from "../settings.ts";
 import { countChatTokens, countTokens } from "../tokens/index.ts";
 // issue 12: samples, consensus and the code tool loop live in their own modules.
 import { sampleCall, sampleFiles, samplingSummary, usesSampling, type SampledResult, type Sampling } from "./samples.ts";
-import type { CallExtras } from "./tool-loop.ts";
 
 export interface WorkerDeps {
   s3: S3Client;
@@ -330,7 +329,7 @@ async function answerItem(deps: WorkerDeps, job: JobRecord, docs: PromptDocument
           first: i === 0,
           timeLeftMs: () => ctx.deadlineAt - now() - deps.timing.deadlineMarginMs,
           fits: (tokens, maxOut) => tokens <= Math.min(model.maxInputTokens, model.contextTokens - maxOut),
-          call: (p, extras, first) => callModel(deps, job, model, p, ctx, now, first ? deps.timing.maxInProcessWaitMs : 60_000, first ? countAttempt : async () => {}, extras),
+          call: (p, first) => callModel(deps, job, model, p, ctx, now, first ? deps.timing.maxInProcessWaitMs : 60_000, first ? countAttempt : async () => {}),
         })
       : await callModel(deps, job, model, plan, ctx, now, i === 0 ? deps.timing.maxInProcessWaitMs : 60_000, i === 0 ? countAttempt : async () => {});
     parts.push({ id, plan, result });
@@ -440,7 +439,6 @@ async function callModel(
   now: () => number,
   maxWaitMs: number,
   countAttempt: () => Promise<void>,
-  extras: CallExtras = {},
 ): Promise<ChatResult> {
   const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
   const timeLeftMs = () => ctx.deadlineAt - now() - deps.timing.deadlineMarginMs;
@@ -503,7 +501,7 @@ async function callModel(
         // The plan's thinking: a question may set its own (issue 12).
         thinking: { enabled: plan.thinkingBudget !== undefined, budget: budget.thinkingBudget },
         json: job.outputSchema ? { schema: job.outputSchema } : undefined,
-        ...extras,
+        ...plan.extras, // issue 12: tools, tool_choice, seed
       },
       { signal: AbortSignal.timeout(Math.max(1, timeLeftMs())) },
     );
