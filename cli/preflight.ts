@@ -18,6 +18,8 @@ export async function checkJob(jobFile: string, catalog: Catalog, opts: ResolveO
   const loaded = await loadJobForSubmit(jobFile, catalog, opts);
   try {
     planCall(loaded.spec, loaded.model, []);
+    // A question's own thinking is checked against the model as its call will be sent.
+    for (const q of loaded.spec.questions ?? []) if (q.thinking) planCall({ ...loaded.spec, questions: [q] }, loaded.model, []);
   } catch (e) {
     if (LongdocError.is(e) && e.code === "job_invalid") throw new LongdocError("job_invalid", `${jobFile}: ${e.message}`);
     throw e;

@@ -15,9 +15,11 @@ export const RUNTIME = "nodejs24.x";
 
 /**
  * Shipped as packages, not bundled: pdf.js reads its CMaps (CJK fonts) and standard fonts from
- * its own package folder at run time (shared/documents/pdf.ts), which a bundle would not have.
+ * its own package folder at run time (shared/documents/pdf.ts), which a bundle would not have;
+ * quickjs-emscripten (the code tool's sandbox, shared/tools/code.ts) loads its .wasm file from
+ * beside its own module, likewise.
  */
-export const INSTALLED_PACKAGES = ["pdfjs-dist"];
+export const INSTALLED_PACKAGES = ["pdfjs-dist", "quickjs-emscripten"];
 
 /**
  * Refuses settings AWS would reject or that break delivery, before anything is created:

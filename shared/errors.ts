@@ -24,6 +24,7 @@ export type ErrorCode =
   | "moderation"
   | "output_invalid"
   | "output_truncated"
+  | "low_agreement"
   | "deadline"
   | "worker_crashed"
   | "halted"

@@ -256,7 +256,7 @@ describe("queue, worker and dead letters", () => {
     expect(worker.fn.permissions).toContainEqual({ actions: ["sqs:ChangeMessageVisibility"], resources: [tasks.self.arn] });
     expect(worker.fn.runtime).toBe("nodejs24.x");
     // pdf.js needs its CMaps and fonts as files at run time: shipped as a package, not bundled.
-    expect(worker.fn.nodejs).toEqual({ install: ["pdfjs-dist"] });
+    expect(worker.fn.nodejs).toEqual({ install: ["pdfjs-dist", "quickjs-emscripten"] });
     expect(worker.fn.memory).toBe(`${deployment.workerMemoryMb} MB`);
   });
 
@@ -387,7 +387,7 @@ describe("submit, schedules and uploads", () => {
     expect(fake.all("Function")).toHaveLength(1);
     expect(submit.args.handler).toBe(SUBMIT_HANDLER);
     expect(submit.args.copyFiles).toEqual([{ from: "jobs", to: "jobs" }]);
-    expect(submit.args.nodejs).toEqual({ install: ["pdfjs-dist"] });
+    expect(submit.args.nodejs).toEqual({ install: ["pdfjs-dist", "quickjs-emscripten"] });
     expect(submit.args.link).toEqual([fake.get("Bucket", "Runs").self, fake.get("Queue", "Tasks").self, fake.get("Dynamo", "Coord").self]);
     expect(submit.args.runtime).toBe("nodejs24.x");
     expect(seconds(submit.args.timeout)).toBe(deployment.submitTimeoutS);

@@ -110,6 +110,21 @@ export function renderSummary(m: Manifest): string {
   return (
     renderTable(["item", "status", "attempts", "input", "reasoning", "output", "cached", `cost ${m.currency}`, `cache saved ${m.currency}`, "error"], rows) +
     `\n${c.succeeded} succeeded, ${c.failed} failed, ${c.skipped} skipped of ${c.total}` +
-    (m.truncatedItems ? `; ${m.truncatedItems} answer(s) hit the output cap (maxOutputTokens) and are truncated` : "")
+    (m.truncatedItems ? `; ${m.truncatedItems} answer(s) hit the output cap (maxOutputTokens) and are truncated` : "") +
+    renderAgreement(m)
   );
+}
+
+/** Sampled jobs: k, overall agreement, tool calls and the fields the samples disagreed on, per item. */
+export function renderAgreement(m: Manifest): string {
+  const sampled = m.items.filter((i) => i.samples !== undefined);
+  if (!sampled.length) return "";
+  const rows = sampled.map((i) => [
+    i.id,
+    i.samples!,
+    `${Math.round((i.agreement ?? 1) * 100)}%`,
+    i.toolCalls ?? 0,
+    (i.agreementByField ?? []).filter((f) => f.agreement < 1).map((f) => `${f.path} ${Math.round(f.agreement * 100)}%`).join(", ").slice(0, 100),
+  ]);
+  return "\n\n" + renderTable(["item", "samples", "agreement", "tool calls", "fields not unanimous"], rows);
 }

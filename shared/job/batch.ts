@@ -241,6 +241,8 @@ export function batchJobSpec(file: string, model: string, thinking: boolean): Jo
     truncate: "none",
     calls: "per-item",
     cache: "implicit",
+    // One call per line, as the file asks: no samples or tools (a line's own `tools` are refused).
+    samples: 1,
     limits: {},
   };
 }

@@ -140,7 +140,8 @@ const fieldName = (path: (string | number)[]) =>
 
 const KNOWN = ["name", "description", "documents", "system", "questions", "prompt", "model", "thinking", "maxOutputTokens",
   "output", "packing", "truncate", "limits", "schedule", "trigger", "enabled", "budget", "format", "schema", "schemaFile",
-  "concurrency", "rpm", "tpm", "maxCostUsd", "maxCost", "maxDocumentBytes", "path", "s3", "id", "ask", "calls", "cache", "notify", "webhook"];
+  "concurrency", "rpm", "tpm", "maxCostUsd", "maxCost", "maxDocumentBytes", "path", "s3", "id", "ask", "calls", "cache", "notify", "webhook",
+  "samples", "minAgreement", "numericTolerance", "absolute", "relative", "tools", "toolChoice", "maxToolRounds", "judge"];
 
 function suggestion(key: string): string {
   const close = KNOWN.find((k) => k.toLowerCase() === key.toLowerCase() || editDistance(k.toLowerCase(), key.toLowerCase()) <= 2);

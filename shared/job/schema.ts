@@ -12,14 +12,25 @@ const documentSource = z.union([
   }),
 ]);
 
-const question = z.strictObject({
-  id: z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, "must be lowercase letters, digits, '-' or '_'"),
-  ask: z.string().regex(/\S/, "must not be empty or only whitespace"),
-});
-
 const thinking = z.strictObject({
   enabled: z.boolean(),
   budget: z.int().min(1).max(81_920, "must be at most 81920 (the API's thinking_budget cap)").optional(),
+});
+
+const question = z.strictObject({
+  id: z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, "must be lowercase letters, digits, '-' or '_'"),
+  ask: z.string().regex(/\S/, "must not be empty or only whitespace"),
+  /** This question's own depth (needs `calls: per-question`): a quick lookup and a deep analysis over one cached prefix. */
+  thinking: thinking.optional(),
+});
+
+/** Tools offered to the model; `code` runs JavaScript it writes in a sandbox (shared/tools/code.ts). */
+const tool = z.enum(["code"]);
+
+/** Numbers in sampled JSON answers agree when within either bound. */
+const numericTolerance = z.strictObject({
+  absolute: z.number().min(0).optional(),
+  relative: z.number().min(0).max(1, "is a fraction: 0.01 means 1%").optional(),
 });
 
 /**
@@ -64,6 +75,8 @@ const limits = z.strictObject({
   /** The cap in the endpoint's currency (CNY for Beijing); maxCostUsd is the same cap for USD regions. */
   maxCost: z.number().positive().optional(),
   maxDocumentBytes: z.int().min(1).optional(),
+  /** Model rounds of the tool loop per sample (the last round is asked to answer without tools). */
+  maxToolRounds: z.int().min(1).max(16).optional(),
 });
 
 export const jobSpecSchema = z
@@ -85,6 +98,16 @@ export const jobSpecSchema = z
     /** explicit: mark the document prefix with cache_control (write 125%, hits 10% of the input price). */
     cache: z.enum(["implicit", "explicit"]).default("implicit"),
     limits: limits.default({}),
+    /** k calls per item over the same document prefix; JSON answers by field-wise majority. */
+    samples: z.int().min(1).max(8, "must be at most 8").default(1),
+    /** Below this agreement (0..1) an item fails with kind low_agreement, its samples kept. */
+    minAgreement: z.number().gt(0, "must be above 0").max(1, "must be at most 1").optional(),
+    numericTolerance: numericTolerance.optional(),
+    /** Text answers with samples: one more call reads the k answers and picks one, saying why. */
+    judge: z.boolean().optional(),
+    tools: z.array(tool).min(1, "list at least one tool, or leave `tools` out").optional(),
+    /** `code`: the first round must call the code tool (tool_choice naming it); `auto`: the model decides. */
+    toolChoice: z.enum(["auto", "code"]).optional(),
     schedule: z
       .string()
       .regex(/^(cron|rate)\(.+\)$/, "must be an EventBridge expression such as cron(0 6 ? * MON *) or rate(1 day)")
@@ -118,13 +141,22 @@ export const jobSpecSchema = z
         message: "packed calls answer in one <answer document=\"N\"> section per document: they need `calls: per-item` and text output",
       });
     }
-    if (job.output.onTruncated === "continue" && (job.thinking.enabled || job.output.format === "json")) {
+    const thinkingAnywhere = job.thinking.enabled || (job.questions ?? []).some((q) => q.thinking?.enabled);
+    if (job.output.onTruncated === "continue" && (thinkingAnywhere || job.output.format === "json")) {
       ctx.addIssue({
         code: "custom",
         path: ["output", "onTruncated"],
-        message: "continue uses the API's partial mode, which works only with thinking off, and longdoc continues text answers only; set thinking.enabled: false and output.format: text, or use fail or keep",
+        message: "continue uses the API's partial mode, which works only with thinking off (the job's and every question's), and longdoc continues text answers only; set thinking.enabled: false and output.format: text, or use fail or keep",
       });
     }
+    if (job.output.onTruncated === "continue" && (job.samples > 1 || job.tools)) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["output", "onTruncated"],
+        message: "continue picks up one cut answer; sampled or tool-using calls (samples:, tools:) are not continued; use fail or keep",
+      });
+    }
+    checkReasoning(job, ctx);
     if (job.output.format === "json" && job.thinking.enabled) {
       ctx.addIssue({
         code: "custom",
@@ -133,6 +165,38 @@ export const jobSpecSchema = z
       });
     }
   });
+
+/** Samples, tools and per-question depth: what the API refuses (docs/qwen-api.md §3) is refused here first. */
+function checkReasoning(job: JobSpec, ctx: z.RefinementCtx): void {
+  const issue = (path: (string | number)[], message: string) => ctx.addIssue({ code: "custom", path, message });
+  if (job.samples < 2) {
+    if (job.minAgreement !== undefined) issue(["minAgreement"], "needs `samples:` of 2 or more (one sample always agrees with itself)");
+    if (job.numericTolerance) issue(["numericTolerance"], "needs `samples:` of 2 or more (it compares sampled answers)");
+    if (job.judge) issue(["judge"], "needs `samples:` of 2 or more (it picks one of the sampled answers)");
+  }
+  if (job.judge && job.output.format === "json") issue(["judge"], "JSON answers are merged field by field; a judging call is for text output");
+  if (job.samples > 1 && job.packing === "packed") {
+    issue(["samples"], "packed calls answer several documents in one text; sample per-document or all-documents items instead");
+  }
+  if (job.tools && new Set(job.tools).size !== job.tools.length) issue(["tools"], "lists a tool twice");
+  if (!job.tools) {
+    if (job.toolChoice) issue(["toolChoice"], "needs `tools: [code]`");
+    if (job.limits.maxToolRounds !== undefined) issue(["limits", "maxToolRounds"], "needs `tools:`");
+  }
+  const thinkingAnywhere = job.thinking.enabled || (job.questions ?? []).some((q) => q.thinking?.enabled);
+  if (job.toolChoice === "code" && thinkingAnywhere) {
+    issue(["toolChoice"], "the API refuses a tool_choice that names a function in thinking mode; use `toolChoice: auto` or turn thinking off");
+  }
+  job.questions?.forEach((q, i) => {
+    if (!q.thinking) return;
+    if (job.calls !== "per-question") {
+      issue(["questions", i, "thinking"], "a question's own thinking needs `calls: per-question` (otherwise all questions share one call)");
+    }
+    if (q.thinking.enabled && job.output.format === "json") {
+      issue(["questions", i, "thinking", "enabled"], "the API refuses JSON output with thinking on");
+    }
+  });
+}
 
 export type JobSpec = z.output<typeof jobSpecSchema>;
 export type DocumentSource = z.output<typeof documentSource>;

@@ -17,6 +17,20 @@ export interface ChatRequest {
    */
   maxCompletionTokens?: number;
   json?: { schema: Record<string, unknown> };
+  // --- reasoning features (issue 12): tools for the code tool loop, a seed per sample ---
+  /** Functions offered (OpenAI `tools` format). */
+  tools?: { type: "function"; function: { name: string; description?: string; parameters?: Record<string, unknown> } }[];
+  /** `none` asks for an answer without tools; a name forces that function (refused in thinking mode). */
+  toolChoice?: "auto" | "none" | { name: string };
+  /** Makes k samples of one call differ reproducibly (0..2^31-1). */
+  seed?: number;
+}
+
+/** A function call the model made (finish_reason "tool_calls"); `arguments` is its JSON text. */
+export interface ToolCall {
+  id: string;
+  name: string;
+  arguments: string;
 }
 
 /** What a stream has delivered so far; passed to `onChunk` after every chunk. */
@@ -38,6 +52,8 @@ export interface ChatResult {
   finishReason: string | null;
   usage: Usage;
   requestId: string | null;
+  /** Tool calls, in index order (absent or empty when the model answered). */
+  toolCalls?: ToolCall[];
 }
 
 export interface ModelClient {
@@ -67,6 +83,7 @@ interface QwenCacheDetails {
 interface QwenDelta {
   content?: string | null;
   reasoning_content?: string | null;
+  tool_calls?: { index?: number; id?: string; function?: { name?: string; arguments?: string } }[];
 }
 
 /**
@@ -89,7 +106,15 @@ export function createModelClient(o: ModelClientOptions): ModelClient {
         ...(req.json
           ? { response_format: { type: "json_schema", json_schema: { name: "answer", schema: req.json.schema, strict: true } } }
           : {}),
+        ...(req.seed !== undefined ? { seed: req.seed } : {}),
+        ...(req.tools?.length
+          ? {
+              tools: req.tools,
+              ...(req.toolChoice ? { tool_choice: typeof req.toolChoice === "string" ? req.toolChoice : { type: "function" as const, function: { name: req.toolChoice.name } } } : {}),
+            }
+          : {}),
       };
+      const toolCalls: ToolCall[] = [];
       const reasoning: string[] = [];
       const answer: string[] = [];
       let firstChunkAt = 0;
@@ -109,6 +134,14 @@ export function createModelClient(o: ModelClientOptions): ModelClient {
           const a = typeof delta.content === "string" ? delta.content : "";
           if (r) reasoning.push(r);
           if (a) answer.push(a);
+          // A tool call streams as pieces: the first names it (index, id, name), later ones append arguments.
+          for (const t of delta.tool_calls ?? []) {
+            const at = t.index ?? 0;
+            const call = (toolCalls[at] ??= { id: "", name: "", arguments: "" });
+            if (t.id) call.id = t.id;
+            if (t.function?.name) call.name += t.function.name;
+            if (t.function?.arguments) call.arguments += t.function.arguments;
+          }
           if (choice.finish_reason) finishReason = choice.finish_reason;
           onChunk?.({ requestId, reasoning: r, answer: a, finishReason, firstChunkAt });
         }
@@ -131,6 +164,7 @@ export function createModelClient(o: ModelClientOptions): ModelClient {
         answer: answer.join(""),
         finishReason,
         requestId,
+        ...(toolCalls.length ? { toolCalls: toolCalls.filter(Boolean) } : {}),
         usage: {
           inputTokens: usage.prompt_tokens,
           outputTokens: usage.completion_tokens,

@@ -1,5 +1,6 @@
 import { checkFits } from "./budget.ts";
 import type { ModelInfo } from "./catalog.ts";
+import type { ChatRequest } from "./client.ts";
 import { BudgetError, LongdocError } from "../errors.ts";
 import type { JobSpec } from "../job/schema.ts";
 import { buildMessages, messageText, type ChatMessage, type PromptDocument } from "./prompt.ts";
@@ -17,6 +18,8 @@ export interface CallPlan {
   prefixTokens: number;
   /** Whether the prefix carries an explicit cache_control marker. */
   explicitCache: boolean;
+  /** Tools, tool_choice and seed for this call: set by the samples and the code tool loop (shared/worker/tool-loop.ts). */
+  extras?: Pick<ChatRequest, "tools" | "toolChoice" | "seed">;
 }
 
 /** The provider's minimum for an explicit cache block (reference §8); below it a marker buys nothing. */
@@ -33,7 +36,8 @@ const promptTokens = (messages: ChatMessage[]) => countChatTokens(messages.map((
  * `truncate: middle`, which cuts the middle of the largest document and says so in the text.
  * The worker and `longdoc estimate` share this, so an estimate counts what the worker sends.
  */
-export function planCall(spec: PlanSpec, model: ModelInfo, docs: PromptDocument[]): CallPlan {
+export function planCall(planned: PlanSpec, model: ModelInfo, docs: PromptDocument[]): CallPlan {
+  const spec = withQuestionThinking(planned);
   if (spec.thinking.enabled && model.thinking === "none") {
     throw new LongdocError("job_invalid", `${model.id} has no thinking mode; set thinking.enabled: false or choose a hybrid model`);
   }
@@ -58,6 +62,12 @@ export function planCall(spec: PlanSpec, model: ModelInfo, docs: PromptDocument[
   const explicitCache = spec.cache === "explicit" && prefixTokens >= EXPLICIT_CACHE_MIN_TOKENS;
   const messages = buildMessages(spec, sent, { explicitCache });
   return { messages, inputTokens, maxOutputTokens, thinkingBudget, truncated, prefixTokens, explicitCache };
+}
+
+/** A call asking one question that sets its own `thinking` uses it instead of the job's. */
+export function withQuestionThinking<S extends PlanSpec>(spec: S): S {
+  const own = spec.questions?.length === 1 ? spec.questions[0]!.thinking : undefined;
+  return own ? { ...spec, thinking: own } : spec;
 }
 
 /** ChatML tokens up to the end of the documents: the part every call over them shares. */

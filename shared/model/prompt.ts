@@ -8,10 +8,14 @@ export interface PromptDocument {
 }
 
 export interface ChatMessage {
-  role: "system" | "user" | "assistant";
+  role: "system" | "user" | "assistant" | "tool";
   content: string | { type: "text"; text: string; cache_control?: { type: "ephemeral" } }[];
   /** Partial mode: the model continues this (last, assistant) message's text. */
   partial?: boolean;
+  /** An assistant turn that called tools (the code tool loop). */
+  tool_calls?: { id: string; type: "function"; function: { name: string; arguments: string } }[];
+  /** A tool turn: the call it answers. */
+  tool_call_id?: string;
 }
 
 const DEFAULT_SYSTEM = "You are a careful analyst. Answer from the documents provided; say so when they do not contain the answer.";
@@ -99,5 +103,6 @@ export function splitPerDocument(answer: string): Map<number, string> {
   return out;
 }
 
-/** Flattens content parts for token counting. */
-export const messageText = (m: ChatMessage) => (typeof m.content === "string" ? m.content : m.content.map((p) => p.text).join(""));
+/** Flattens content parts (and an assistant's tool calls, which the model reads too) for token counting. */
+export const messageText = (m: ChatMessage) =>
+  (typeof m.content === "string" ? m.content : m.content.map((p) => p.text).join("")) + (m.tool_calls?.length ? JSON.stringify(m.tool_calls) : "");

@@ -48,6 +48,24 @@ export interface ItemResult {
   truncated?: { source: string; tokensCut: number } | null;
   /** Packed items: each document's share of the answer (null where the model gave none). */
   documentAnswers?: { source: string; answer: string | null }[] | null;
+  /** `samples:` k calls per question (issue 12); agreement 0..1 (the lowest over the item's questions); tool calls run. */
+  samples?: number;
+  agreement?: number;
+  toolCalls?: number;
+  /** Per sampled call: its agreement, per-field agreement (JSON), ties, disagreements with every group, the kept sample (text). */
+  agreementDetail?: {
+    question: string | null;
+    agreement: number;
+    fields?: { path: string; agreement: number }[];
+    ties: string[];
+    disagreements: { path: string; groups: { value: unknown; samples: number[] }[] }[];
+    unusable?: number[];
+    chosen?: number;
+    /** `judge: true`: the judging call's pick (1-based) and why, or why it made none. */
+    judge?: { chosen: number; why: string } | { error: string };
+  }[];
+  /** items/<itemId>/trace.json: every sample's rounds and tool calls (code and output) in order. */
+  trace?: string;
   startedAt: string;
   finishedAt: string;
   durationMs: number;
@@ -78,6 +96,11 @@ export interface ManifestItem {
   repaired?: boolean;
   invalidAnswer?: string | null;
   documentAnswers?: { source: string; answer: string | null }[];
+  /** Sampled items (issue 12): k, agreement 0..1 and per field, tool calls run. */
+  samples?: number;
+  agreement?: number;
+  agreementByField?: { path: string; agreement: number }[];
+  toolCalls?: number;
 }
 
 export interface Manifest {
@@ -163,6 +186,8 @@ export function buildManifest(job: JobRecord, results: Map<string, ItemResult>, 
       ...(r?.repaired ? { repaired: true } : {}),
       ...(r?.invalidAnswer ? { invalidAnswer: r.invalidAnswer } : {}),
       ...(r?.documentAnswers ? { documentAnswers: r.documentAnswers } : {}),
+      ...(r?.samples !== undefined ? { samples: r.samples, agreement: r.agreement, toolCalls: r.toolCalls ?? 0 } : {}),
+      ...(r?.agreementDetail?.some((d) => d.fields) ? { agreementByField: r.agreementDetail.flatMap((d) => (d.fields ?? []).map((f) => ({ ...f, path: d.question ? `${d.question}:${f.path}` : f.path }))) } : {}),
     };
   });
   const count = (s: ItemStatus) => items.filter((i) => i.status === s).length;

@@ -15,6 +15,14 @@ const num = (n: number) => n.toLocaleString("en-US");
  */
 export function renderReport(m: Manifest, content?: ReportContent): string {
   const money = (n: number) => escape(formatCost(n, m.currency ?? "USD"));
+  // Sampled jobs (issue 12) get an agreement column: k samples, agreement, the weakest fields, tool calls.
+  const sampled = m.items.some((i) => i.samples !== undefined);
+  const agreementCell = (i: Manifest["items"][number]) => {
+    if (i.samples === undefined) return "<td></td>";
+    const weak = (i.agreementByField ?? []).filter((f) => f.agreement < 1).map((f) => `${escape(f.path)} ${Math.round(f.agreement * 100)}%`);
+    return `<td class="n">${Math.round((i.agreement ?? 1) * 100)}% of ${i.samples}${i.toolCalls ? ` · ${i.toolCalls} tool call${i.toolCalls === 1 ? "" : "s"}` : ""}` +
+      `${weak.length ? `<br><small>${weak.join("<br>")}</small>` : ""}</td>`;
+  };
   const rows = m.items
     .map((i) => {
       const link = (href: string | null, label: string) => (href ? `<a href="${escape(href)}">${label}</a>` : "");
@@ -25,7 +33,7 @@ export function renderReport(m: Manifest, content?: ReportContent): string {
       ].filter(Boolean).join(" ");
       return `<tr class="${i.status}"><td>${content?.items.has(i.id) ? `<a href="#item-${escape(i.id)}">${escape(i.id)}</a>` : escape(i.id)}</td><td>${docs}</td><td>${i.status}${notes ? ` ${notes}` : ""}</td><td class="n">${i.attempts}</td>` +
         `<td class="n">${num(i.usage.inputTokens)}</td><td class="n">${num(i.usage.reasoningTokens)}</td><td class="n">${num(i.usage.outputTokens)}</td>` +
-        `<td class="n">${num(i.usage.cachedTokens)}</td><td class="n">${money(i.cost ?? i.costUsd ?? 0)}</td>` +
+        `<td class="n">${num(i.usage.cachedTokens)}</td><td class="n">${money(i.cost ?? i.costUsd ?? 0)}</td>${sampled ? agreementCell(i) : ""}` +
         `<td>${[link(i.answer, "answer"), link(i.invalidAnswer ?? null, "invalid answer"), link(i.reasoning, "reasoning")].filter(Boolean).join(" ")}</td><td>${i.error ? `${escape(i.error.kind)}: ${escape(i.error.message)}` : ""}</td></tr>`;
     })
     .join("\n");
@@ -49,7 +57,7 @@ ${c.succeeded} succeeded, ${c.failed} failed, ${c.skipped} skipped of ${c.total}
 Started ${escape(m.startedAt)}${m.finishedAt ? `, finished ${escape(m.finishedAt)}` : ""}.</p>
 <p>Tokens: ${num(m.usage.inputTokens)} in (${num(m.usage.cachedTokens)} from the cache), ${num(m.usage.outputTokens)} out
 (${num(m.usage.reasoningTokens)} of them reasoning). Cost ${money(m.cost ?? m.costUsd ?? 0)} (${escape(m.currency ?? "USD")}); the cache saved ${money(m.cacheSavings ?? m.cacheSavingsUsd ?? 0)}.</p>
-<table><thead><tr><th>item</th><th>documents</th><th>status</th><th>attempts</th><th>input</th><th>reasoning</th><th>output</th><th>cached</th><th>cost</th><th>files</th><th>error</th></tr></thead>
+<table><thead><tr><th>item</th><th>documents</th><th>status</th><th>attempts</th><th>input</th><th>reasoning</th><th>output</th><th>cached</th><th>cost</th>${sampled ? "<th>agreement</th>" : ""}<th>files</th><th>error</th></tr></thead>
 <tbody>
 ${rows}
 </tbody></table>

@@ -30,6 +30,8 @@ export interface SimMessage {
   text: string;
   /** Text parts, with their cache marker, when the content was an array. */
   parts: { text: string; cached: boolean }[] | null;
+  /** An assistant message's tool calls (their JSON is in `text`). */
+  toolCalls?: number;
 }
 
 export interface CacheUsage {

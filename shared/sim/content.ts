@@ -6,6 +6,7 @@
 import { countTokens } from "../tokens/index.ts";
 import { instanceOf } from "./jsonschema.ts";
 import { proofText, type DocumentProof } from "./proof.ts";
+import { JUDGE_INSTRUCTION, samplesIn } from "../reason/judge.ts";
 
 export interface ContentInput {
   model: string;
@@ -28,6 +29,22 @@ export interface ContentInput {
   violateSchema?: boolean;
   /** Partial mode: the answer so far; the output is the rest of the same answer. */
   prefix?: string | null;
+  /** Functions offered in `tools`, and `tool_choice`. */
+  tools?: string[];
+  toolChoice?: "auto" | "none" | { name: string };
+  /** The content of the tool results since the last user message, in order (empty: no tool has run yet). */
+  toolResults?: string[];
+  /** The request's `seed`: samples of one question differ by it (every third seed reads the figures differently). */
+  seed?: number | null;
+  /** The first numbers in the documents (what the simulated tool code computes with). */
+  figures?: number[];
+}
+
+/** A tool call the model makes instead of answering (finish_reason "tool_calls"). */
+export interface SimToolCall {
+  name: string;
+  /** JSON text: `{"code": "..."}`. */
+  arguments: string;
 }
 
 export interface ContentOutput {
@@ -35,7 +52,59 @@ export interface ContentOutput {
   answer: string;
   reasoningTokens: number;
   answerTokens: number;
-  finishReason: "stop" | "length";
+  finishReason: "stop" | "length" | "tool_calls";
+  toolCall: SimToolCall | null;
+}
+
+/** Every third seed dissents, so k = 3 samples give two that agree and one that does not. */
+export const dissents = (seed: number | null | undefined) => seed !== null && seed !== undefined && seed % 3 === 0;
+
+/**
+ * The simulated model's code: arithmetic over the first figures of the documents (ratio, growth,
+ * sum), printing its inputs so the trace shows what it computed from. A dissenting sample reads
+ * the figures one place later.
+ */
+export function simulatedCode(figures: number[], seed: number | null | undefined): string {
+  const base = figures.length >= 2 ? figures : [...figures, 1000, 800, 120, 100].slice(0, 4);
+  const f = (dissents(seed) ? base.slice(1, 5) : base.slice(0, 4)).concat([1, 1, 1, 1]).slice(0, 4);
+  return [
+    "// longdoc-sim: exact arithmetic over the first figures found in the documents",
+    `const figures = [${f.join(", ")}];`,
+    "const ratio = figures[0] / figures[1];",
+    "const growth = figures[2] / figures[3] - 1;",
+    'console.log("figures: " + figures.join(", "));',
+    "({ ratio: Math.round(ratio * 10000) / 10000, growthPct: Math.round(growth * 10000) / 100, sum: figures.reduce((s, x) => s + x, 0) })",
+  ].join("\n");
+}
+
+/** A judging call: the simulated judge picks the earliest of the answers most samples gave, and says so. */
+function judgement(question: string): string {
+  const samples = samplesIn(question);
+  const norm = (t: string) => t.toLowerCase().replace(/\s+/g, " ").trim();
+  const votes = samples.map((t) => samples.filter((u) => norm(u) === norm(t)).length);
+  const best = votes.indexOf(Math.max(0, ...votes));
+  if (best < 0) return "Chosen: 1\nWhy: no sampled answers were found in the request.";
+  return `Chosen: ${best + 1}\nWhy: sample ${best + 1} is the answer ${votes[best]} of the ${samples.length} samples gave, and it quotes the documents as they are.`;
+}
+
+/** The first five figures (numbers of three or more digits, thousands separators allowed; not years or identifiers) in the documents. */
+export function figuresOf(texts: string[]): number[] {
+  const out: number[] = [];
+  for (const t of texts) {
+    // Not identifiers: no leading zero, no hyphen beside it (file numbers such as 001-02217).
+    for (const m of t.matchAll(/(?<![\w.-])[1-9]\d{0,2}(?:,\d{3})+(?:\.\d+)?(?![\w-])|(?<![\w.,-])[1-9]\d{2,}(?:\.\d+)?(?![\w,-])/g)) {
+      const n = Number(m[0].replace(/,/g, ""));
+      if (n > 0 && !(n >= 1900 && n <= 2100 && !m[0].includes(","))) out.push(n); // years are labels, not figures
+      if (out.length === 5) return out;
+    }
+  }
+  return out;
+}
+
+/** Numbers in a tool result's `value:` line (else anywhere in it), in order. */
+export function toolNumbers(result: string): number[] {
+  const value = /^value: (.*)$/m.exec(result)?.[1] ?? result;
+  return [...value.matchAll(/-?\d+(?:\.\d+)?(?:e[+-]?\d+)?/gi)].map((m) => Number(m[0])).filter(Number.isFinite);
 }
 
 const collapse = (s: string, max: number) => {
@@ -70,6 +139,9 @@ export function reasoningText(i: ContentInput): string {
   for (let s = 1; s <= steps; s++) {
     lines.push(`Step ${s} of ${steps}: cross-checking part ${s} of the material against the question${qs.length === 1 ? "" : "s"}, noting where the documents agree and where they are silent.`);
   }
+  const results = i.toolResults ?? [];
+  if (results.length) lines.push(`The tool returned: "${collapse(results.at(-1)!, 300)}". I will quote it in the answer.`);
+  else if (i.tools?.length && i.toolChoice !== "none") lines.push(`I will compute the figures exactly with the ${typeof i.toolChoice === "object" ? i.toolChoice.name : i.tools[0]} tool.`);
   lines.push("Now I will write the answer, beginning with a proof of each document received.");
   return lines.join("\n");
 }
@@ -78,14 +150,21 @@ export function answerText(i: ContentInput): string {
   const proof = proofText(i.model, i.promptTokens, i.documents);
   const qs = questionsOf(i.question);
   const span = i.documents.length ? `document${i.documents.length === 1 ? "" : "s"} ${i.documents.map((d) => d.index).join(", ")}` : "the conversation";
+  const results = i.toolResults ?? [];
+  const quote = results.length ? `Tool output:\n${results.at(-1)}` : null;
+  // Numbers: the tool's results; without a tool, a dissenting sample reads 2 where the others read 1.
+  const figures = results.length ? toolNumbers(results.at(-1)!) : dissents(i.seed) ? [2] : [];
   if (i.format.type === "json_schema") {
-    const valid = instanceOf(i.format.schema, `${proof}\n${summary(qs)}`);
+    const valid = instanceOf(i.format.schema, `${proof}\n${summary(qs)}${quote ? `\n${quote}` : ""}`, figures);
     return JSON.stringify(i.violateSchema ? violating(i.format.schema, valid) : valid);
   }
   if (i.format.type === "json_object") {
     return JSON.stringify({ answer: summary(qs), proof, documents: i.documents });
   }
   const parts = [proof, ""];
+  if (i.question.includes(JUDGE_INSTRUCTION)) return [...parts, judgement(i.question)].join("\n");
+  if (quote) parts.push(quote, "");
+  if (!results.length && dissents(i.seed)) parts.push("A second reading of the figures gives a different result.", "");
   // A packed call asks for one <answer document="N"> section per document.
   if (/<answer document="N">/.test(i.question) && i.documents.length > 0) {
     for (const d of i.documents) {
@@ -153,6 +232,12 @@ export function generate(i: ContentInput): ContentOutput {
     reasoning = r.text;
     reasoningTokens = r.tokens;
   }
+  const tool = toolToCall(i);
+  if (tool) {
+    // A tool offer gets a tool call first; its arguments count as output tokens.
+    const args = JSON.stringify({ code: simulatedCode(i.figures ?? [], i.seed) });
+    return { reasoning, answer: "", reasoningTokens, answerTokens: countTokens(args), finishReason: "tool_calls", toolCall: { name: tool, arguments: args } };
+  }
   let answer = answerText(i);
   let finishReason: "stop" | "length" = "stop";
   if (i.stop?.length) {
@@ -164,7 +249,13 @@ export function generate(i: ContentInput): ContentOutput {
   const cap = Math.min(i.maxAnswerTokens, total - reasoningTokens);
   const a = cutToTokens(answer, cap);
   if (a.text.length < answer.length) finishReason = "length";
-  return { reasoning, answer: a.text, reasoningTokens, answerTokens: a.tokens, finishReason };
+  return { reasoning, answer: a.text, reasoningTokens, answerTokens: a.tokens, finishReason, toolCall: null };
+}
+
+/** The function to call now: the named one, else the first offered, until a tool result has come back. */
+function toolToCall(i: ContentInput): string | null {
+  if (!i.tools?.length || i.toolChoice === "none" || (i.toolResults?.length ?? 0) > 0) return null;
+  return typeof i.toolChoice === "object" ? i.toolChoice.name : i.tools[0]!;
 }
 
 /** Splits text into stream deltas of a few words each (concatenation is the text). */

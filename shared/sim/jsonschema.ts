@@ -14,6 +14,9 @@ interface Ctx {
   root: Schema;
   proof: string | null;
   depth: number;
+  /** Values for unbounded numbers, used in turn (a tool's results); empty: the default 1. */
+  figures: number[];
+  used: number;
 }
 
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
@@ -151,9 +154,14 @@ function instance(schema: Schema, ctx: Ctx, key: string): unknown {
         return fitLength(`sim ${key}`, s);
       }
       case "integer":
-        return number(s, true);
-      case "number":
-        return number(s, false);
+      case "number": {
+        const unbounded = [s.minimum, s.maximum, s.exclusiveMinimum, s.exclusiveMaximum, s.multipleOf].every((x) => x === undefined);
+        if (unbounded && ctx.figures.length) {
+          const v = ctx.figures[ctx.used++ % ctx.figures.length]!;
+          return type === "integer" ? Math.round(v) : v;
+        }
+        return number(s, type === "integer");
+      }
       case "boolean":
         return true;
       case "null":
@@ -167,6 +175,6 @@ function instance(schema: Schema, ctx: Ctx, key: string): unknown {
 }
 
 /** A deterministic value valid against `schema` (within the supported keywords), carrying `proof` in its first free string. */
-export function instanceOf(schema: Schema, proof: string | null): unknown {
-  return instance(schema, { root: schema, proof, depth: 0 }, "value");
+export function instanceOf(schema: Schema, proof: string | null, figures: number[] = []): unknown {
+  return instance(schema, { root: schema, proof, depth: 0, figures, used: 0 }, "value");
 }

@@ -30,6 +30,11 @@ export interface SimRequest {
   partialPrefix: string | null;
   /** Prompt tokens without that partial message (what the answer it continues was asked with). */
   promptTokensBeforePartial: number;
+  /** Function names offered in `tools` (empty when none). */
+  tools: string[];
+  /** `auto` unless the request says `none` or names a function. */
+  toolChoice: "auto" | "none" | { name: string };
+  seed: number | null;
 }
 
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
@@ -40,6 +45,9 @@ const given = (v: unknown) => v !== undefined && v !== null;
 function normalizeMessage(m: unknown): SimMessage | null {
   if (!isObj(m) || typeof m.role !== "string") return null;
   const c = m.content;
+  // An assistant's tool calls are part of what the model reads (and of the prompt's tokens).
+  const toolCalls = m.role === "assistant" && Array.isArray(m.tool_calls) ? (m.tool_calls as unknown[]) : [];
+  if (toolCalls.length) return { role: m.role, text: (typeof c === "string" ? c : "") + JSON.stringify(toolCalls), parts: null, toolCalls: toolCalls.length };
   if (c === undefined || c === null) return { role: m.role, text: "", parts: null };
   if (typeof c === "string") return { role: m.role, text: c, parts: null };
   if (!Array.isArray(c)) return null;
@@ -71,6 +79,15 @@ export function parseRequest(body: unknown, catalog: Catalog): SimRequest | (Pro
     const m = normalizeMessage(raw);
     if (!m) return invalidParameter("Each message needs a string role and a string, array or null content.");
     messages.push(m);
+  }
+
+  // A tool result answers the tool calls of the assistant message before it [V D2, D3].
+  for (const [i, m] of messages.entries()) {
+    if (m.role !== "tool") continue;
+    const before = messages.slice(0, i).findLast((x) => x.role !== "tool");
+    if (!before || before.role !== "assistant" || !before.toolCalls) {
+      return invalidParameter(`messages with role "tool" must be a response to a preceeding message with "tool_calls".`);
+    }
   }
 
   const t = body.temperature;
@@ -141,6 +158,33 @@ export function parseRequest(body: unknown, catalog: Catalog): SimRequest | (Pro
   if (partial && rawLast.role !== "assistant") return invalidParameter("partial is only allowed on a last message whose role is assistant.");
   // The real message is not known [A]; the rule (non-thinking only) is [V D7].
   if (partial && thinking) return invalidParameter("Partial mode is not supported when enable_thinking is true.");
+  // Tools: OpenAI's format; tool_choice naming a function is refused in thinking mode; `n` is 1-4 and 1 with tools;
+  // no tool may be called `search` [V D2, D3]. The messages below are the simulator's wording [A].
+  const tools: string[] = [];
+  if (given(body.tools)) {
+    if (!Array.isArray(body.tools)) return invalidParameter("tools must be an array of {type: \"function\", function: {name, parameters}}.");
+    for (const t of body.tools) {
+      const name = isObj(t) && t.type === "function" && isObj(t.function) && typeof t.function.name === "string" ? t.function.name : null;
+      if (!name) return invalidParameter("tools must be an array of {type: \"function\", function: {name, parameters}}.");
+      if (name === "search") return invalidParameter("The tool name cannot be search.");
+      tools.push(name);
+    }
+  }
+  let toolChoice: SimRequest["toolChoice"] = "auto";
+  const tc = body.tool_choice;
+  if (given(tc)) {
+    if (tc === "auto" || tc === "none") toolChoice = tc;
+    else if (isObj(tc) && tc.type === "function" && isObj(tc.function) && typeof tc.function.name === "string") {
+      if (thinking) return invalidParameter("tool_choice does not support specifying a function in thinking mode; use \"auto\" or \"none\".");
+      if (!tools.includes(tc.function.name)) return invalidParameter(`tool_choice names the function '${tc.function.name}', which is not in tools.`);
+      toolChoice = { name: tc.function.name };
+    } else return invalidParameter("tool_choice must be \"auto\", \"none\" or {type: \"function\", function: {name}}.");
+  }
+  const n = body.n;
+  if (given(n)) {
+    if (!(isInt(n) && n >= 1 && n <= 4)) return invalidParameter("Range of n should be [1, 4]", { algo: true });
+    if (n > 1 && tools.length) return invalidParameter("n must be 1 when tools are given.", { algo: true });
+  }
 
   const stop = typeof body.stop === "string" ? [body.stop] : Array.isArray(body.stop) ? body.stop.filter((s): s is string => typeof s === "string") : [];
 
@@ -151,5 +195,23 @@ export function parseRequest(body: unknown, catalog: Catalog): SimRequest | (Pro
 
   const partialPrefix = partial ? messages.at(-1)!.text : null;
   const promptTokensBeforePartial = partial ? countChatTokens(messages.slice(0, -1).map((m) => ({ role: m.role, content: m.text }))) : promptTokens;
-  return { model, modelName, stream, includeUsage, thinking, thinkingBudget, maxAnswerTokens, maxCompletionTokens, stop, format, messages, promptTokens, partialPrefix, promptTokensBeforePartial };
+  return {
+    model,
+    modelName,
+    stream,
+    includeUsage,
+    thinking,
+    thinkingBudget,
+    maxAnswerTokens,
+    maxCompletionTokens,
+    stop,
+    format,
+    messages,
+    promptTokens,
+    partialPrefix,
+    promptTokensBeforePartial,
+    tools,
+    toolChoice,
+    seed: isInt(seed) ? seed : null,
+  };
 }

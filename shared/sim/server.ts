@@ -8,7 +8,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import type { AddressInfo, Socket } from "node:net";
 import { loadCatalog, type Catalog } from "../model/catalog.ts";
 import { PromptCache } from "./cache.ts";
-import { deltas, generate, type ContentOutput } from "./content.ts";
+import { deltas, figuresOf, generate, type ContentOutput } from "./content.ts";
 import { errorBody, modelNotFound, providerErrors, type ProviderError } from "./errors.ts";
 import { FaultPlan, parseFaultSpec, type FaultKind, type FaultSpec, type InjectedFault, type PlannedFault } from "./faults.ts";
 import { isProviderError, RateWindows } from "./limits.ts";
@@ -86,7 +86,16 @@ export interface SimCall {
   errorCode: string | null;
   fault: FaultKind | null;
   outcome: SimOutcome | null;
-  finishReason: "stop" | "length" | null;
+  finishReason: "stop" | "length" | "tool_calls" | null;
+  /** thinking_budget as applied (null when thinking is off). */
+  thinkingBudget: number | null;
+  /** The request's seed, the functions it offered, and the tool call sent back (if any). */
+  seed: number | null;
+  tools: string[];
+  toolChoice: "auto" | "none" | { name: string } | null;
+  toolCall: { name: string; arguments: string } | null;
+  /** Tool results in the request since its last user message. */
+  toolResults: number;
   /** Epoch ms. */
   receivedAt: number;
   firstByteAt: number | null;
@@ -199,6 +208,12 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
       fault: null,
       outcome: null,
       finishReason: null,
+      thinkingBudget: null,
+      seed: null,
+      tools: [],
+      toolChoice: null,
+      toolCall: null,
+      toolResults: 0,
       receivedAt: Date.now(),
       firstByteAt: null,
       finishedAt: null,
@@ -269,7 +284,14 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
       return fail(parsed);
     }
     call.thinking = parsed.thinking;
+    call.thinkingBudget = parsed.thinking ? parsed.thinkingBudget : null;
     call.promptTokens = parsed.promptTokens;
+    call.seed = parsed.seed;
+    call.tools = parsed.tools;
+    call.toolChoice = parsed.tools.length ? parsed.toolChoice : null;
+    const lastUserAt = parsed.messages.findLastIndex((m) => m.role === "user");
+    const toolResults = parsed.messages.slice(lastUserAt + 1).filter((m) => m.role === "tool").map((m) => m.text);
+    call.toolResults = toolResults.length;
 
     const found = parsed.messages.flatMap((m) => findDocuments(m.text));
     call.documents = found.map(proveDocument);
@@ -298,7 +320,13 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
       format: parsed.format,
       violateSchema: fault?.kind === "schema",
       prefix: parsed.partialPrefix,
+      tools: parsed.tools,
+      toolChoice: parsed.toolChoice,
+      toolResults,
+      seed: parsed.seed,
+      figures: figuresOf(found.map((d) => d.text)),
     });
+    call.toolCall = out.toolCall;
     call.reasoningTokens = out.reasoningTokens;
     call.completionTokens = out.reasoningTokens + out.answerTokens;
     call.finishReason = out.finishReason;
@@ -332,6 +360,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
       if (fault?.kind === "midstream") return fail(providerErrors.outputModeration);
       const message: Record<string, unknown> = { role: "assistant", content: out.answer };
       if (parsed.thinking) message.reasoning_content = out.reasoning;
+      if (out.toolCall) message.tool_calls = [{ id: toolCallId(call), type: "function", function: out.toolCall }];
       call.status = 200;
       call.firstByteAt = Date.now();
       sendJson(res, 200, {
@@ -381,11 +410,17 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     call.firstByteAt = Date.now();
     send(chunk([choice(parsed.thinking ? { content: null, role: "assistant", reasoning_content: "" } : { content: "", role: "assistant" })]));
 
-    const pieces = [
+    const pieces: { text: string; reasoning: boolean; tool?: "open" | "args" }[] = [
       ...deltas(out.reasoning).map((text) => ({ text, reasoning: true })),
       ...deltas(out.answer).map((text) => ({ text, reasoning: false })),
     ];
-    const totalChars = out.reasoning.length + out.answer.length || 1;
+    if (out.toolCall) {
+      // OpenAI's streaming shape for a tool call [A for Model Studio]: the first delta carries the
+      // call's index, id, type and name with empty arguments; later deltas append to the arguments.
+      pieces.push({ text: "", reasoning: false, tool: "open" });
+      for (const a of argumentPieces(out.toolCall.arguments)) pieces.push({ text: a, reasoning: false, tool: "args" });
+    }
+    const totalChars = out.reasoning.length + out.answer.length + (out.toolCall?.arguments.length ?? 0) || 1;
     const totalTokens = call.completionTokens;
     const failAt =
       fault?.kind === "midstream" || fault?.kind === "drop" || fault?.kind === "malformed" ? Math.min(pieces.length, fault.afterDeltas ?? Math.max(1, Math.floor(pieces.length / 2))) : -1;
@@ -418,7 +453,14 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
       }
       if (n === pieces.length) break;
       const p = pieces[n]!;
-      const ok = send(chunk([choice(p.reasoning ? { content: null, reasoning_content: p.text } : parsed.thinking ? { content: p.text, reasoning_content: null } : { content: p.text })]));
+      const delta = p.tool
+        ? toolDelta(p, call, out, parsed.thinking)
+        : p.reasoning
+          ? { content: null, reasoning_content: p.text }
+          : parsed.thinking
+            ? { content: p.text, reasoning_content: null }
+            : { content: p.text };
+      const ok = send(chunk([choice(delta)]));
       chars += p.text.length;
       if (rate > 0) {
         const due = start + ((totalTokens * chars) / totalChars / rate) * 1000;
@@ -485,6 +527,21 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
       return stopped;
     },
   };
+}
+
+/** The id of the simulated tool call: stable per request. */
+const toolCallId = (call: SimCall) => `call_${call.requestId.replace(/-/g, "").slice(0, 24)}`;
+
+function toolDelta(p: { text: string; tool?: "open" | "args" }, call: SimCall, out: ContentOutput, thinking: boolean): Record<string, unknown> {
+  const fn = p.tool === "open" ? { index: 0, id: toolCallId(call), type: "function", function: { name: out.toolCall!.name, arguments: "" } } : { index: 0, function: { arguments: p.text } };
+  return thinking ? { content: null, reasoning_content: null, tool_calls: [fn] } : { content: null, tool_calls: [fn] };
+}
+
+/** Tool-call arguments in stream-sized pieces (about 64 characters each). */
+function argumentPieces(args: string): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i += 64) out.push(args.slice(i, i + 64));
+  return out;
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {

@@ -79,7 +79,7 @@ export function estimateBatch(job: LoadedBatch): JobEstimate {
   const round6 = (n: number) => Math.round(n * 1e6) / 1e6;
   const items = job.batch.requests.map((r): ItemEstimate => {
     const usd = (n: number) => (model.currency === "USD" ? n : null);
-    const none = { inputTokens: null, tier: null, inputCost: 0, cost: 0, cacheSavings: 0, inputCostUsd: usd(0), costUsd: usd(0), calls: 0, cachedTokens: 0, cacheSavingsUsd: usd(0), maxOutputTokens: null, thinkingBudget: null, truncated: null };
+    const none = { inputTokens: null, tier: null, inputCost: 0, cost: 0, cacheSavings: 0, inputCostUsd: usd(0), costUsd: usd(0), calls: 0, samples: 1, toolRounds: 1, cachedTokens: 0, cacheSavingsUsd: usd(0), maxOutputTokens: null, thinkingBudget: null, truncated: null };
     try {
       const plan = planBatchCall(r, model, spec);
       const input = priceFor(model, { inputTokens: plan.inputTokens, outputTokens: 0, cachedTokens: 0 });
@@ -95,6 +95,8 @@ export function estimateBatch(job: LoadedBatch): JobEstimate {
         inputCostUsd: usd(round6(input.cost)),
         costUsd: usd(round6(ceiling.cost)),
         calls: 1,
+        samples: 1,
+        toolRounds: 1,
         cachedTokens: 0,
         cacheSavingsUsd: usd(0),
         maxOutputTokens: plan.maxOutputTokens,

@@ -9,6 +9,7 @@ import { resolveLocalDocuments, type ResolveOptions } from "../job/resolve.ts";
 import { packDocuments } from "./pack.ts";
 import { planCall } from "../model/plan.ts";
 import { countTokens } from "../tokens/index.ts";
+import { toolRounds } from "../reason/settings.ts";
 
 export interface ItemEstimate {
   id: string;
@@ -23,8 +24,12 @@ export interface ItemEstimate {
   /** The same figures in USD when the currency is USD; null otherwise (their names are kept from before regions). */
   inputCostUsd: number | null;
   costUsd: number | null;
-  /** Model calls for the item (one per question with `calls: per-question`). */
+  /** Model calls for the item: questions' calls (one per question with `calls: per-question`) × samples. */
   calls: number;
+  /** Samples per call (`samples:`); every sample after the first reads the document prefix from the cache. */
+  samples: number;
+  /** With `tools:`, the most model rounds one sample may take; `cost` counts them all (each re-reads the prefix from the cache). */
+  toolRounds: number;
   /** Input tokens expected from the context cache: the shared document prefix of every call after the first. */
   cachedTokens: number;
   /** Expected saving from the cache against full input price (hits assumed within the 5-minute TTL). */
@@ -108,6 +113,7 @@ export function assertWithinCostCap(spec: JobSpec, estimate: JobEstimate): void 
 
 /** Prices items over documents already extracted (the local runner and submit reuse their texts). */
 export function estimateItems(spec: JobSpec, model: ModelInfo, jobItems: JobItem[], loaded: Map<string, LoadedText>): JobEstimate {
+  const rounds = spec.tools ? toolRounds(spec) : 1;
   const items = jobItems.map((item): ItemEstimate => {
     const docs = item.documents.map((d) => loaded.get(d.source)!);
     const base = {
@@ -115,7 +121,7 @@ export function estimateItems(spec: JobSpec, model: ModelInfo, jobItems: JobItem
       documents: item.documents.map((d, i) => ({ source: d.source, format: docs[i]!.format, tokens: docs[i]!.error ? null : countTokens(docs[i]!.text) })),
     };
     const broken = docs.find((d) => d.error);
-    const empty = { inputTokens: null, tier: null, ...usdTwins({ inputCost: 0, cost: 0, cacheSavings: 0 }, model.currency), calls: 0, cachedTokens: 0, maxOutputTokens: null, thinkingBudget: null, truncated: null };
+    const empty = { inputTokens: null, tier: null, ...usdTwins({ inputCost: 0, cost: 0, cacheSavings: 0 }, model.currency), calls: 0, samples: spec.samples, toolRounds: rounds, cachedTokens: 0, maxOutputTokens: null, thinkingBudget: null, truncated: null };
     if (broken) return { ...base, ...empty, error: broken.error };
     try {
       const texts = item.documents.map((d, i) => ({ source: d.source, text: docs[i]!.text }));
@@ -125,23 +131,30 @@ export function estimateItems(spec: JobSpec, model: ModelInfo, jobItems: JobItem
       let ceiling = 0;
       let full = 0;
       let cachedTokens = 0;
-      plans.forEach((plan, n) => {
-        // The first call pays for the prefix (and writes an explicit cache block); later ones read it.
+      // Each question's call is made `samples` times; the very first call pays for the prefix (and
+      // writes an explicit cache block), every later one reads it (hits within the 5-minute TTL).
+      const calls = plans.flatMap((plan) => Array.from({ length: spec.samples }, () => plan));
+      calls.forEach((plan, n) => {
         const cached = n > 0 ? plan.prefixTokens : 0;
         const written = n === 0 && plan.explicitCache ? plan.prefixTokens : 0;
-        const usage = { inputTokens: plan.inputTokens, cachedTokens: cached, cacheWriteTokens: written, cacheType: plan.explicitCache ? ("ephemeral" as const) : ("implicit" as const) };
+        const cacheType = plan.explicitCache ? ("ephemeral" as const) : ("implicit" as const);
+        const usage = { inputTokens: plan.inputTokens, cachedTokens: cached, cacheWriteTokens: written, cacheType };
         inputCost += priceFor(model, { ...usage, outputTokens: 0 }).cost;
-        ceiling += priceFor(model, { ...usage, outputTokens: plan.maxOutputTokens + (plan.thinkingBudget ?? 0) }).cost;
+        // The tool loop stays inside one call's output budget; its extra rounds re-send the input over the cached prefix.
+        const extraRound = priceFor(model, { inputTokens: plan.inputTokens, cachedTokens: plan.prefixTokens, cacheType, outputTokens: 0 }).cost;
+        ceiling += priceFor(model, { ...usage, outputTokens: plan.maxOutputTokens + (plan.thinkingBudget ?? 0) }).cost + (rounds - 1) * extraRound;
         full += priceFor(model, { inputTokens: plan.inputTokens, outputTokens: 0, cachedTokens: 0 }).cost;
         cachedTokens += cached;
       });
       const first = plans[0]!;
       return {
         ...base,
-        inputTokens: plans.reduce((s, p) => s + p.inputTokens, 0),
+        inputTokens: calls.reduce((s, p) => s + p.inputTokens, 0),
         tier: priceFor(model, { inputTokens: first.inputTokens, outputTokens: 0, cachedTokens: 0 }).tier,
         ...usdTwins({ inputCost: round6(inputCost), cost: round6(ceiling), cacheSavings: round6(full - inputCost) }, model.currency),
-        calls: plans.length,
+        calls: calls.length,
+        samples: spec.samples,
+        toolRounds: rounds,
         cachedTokens,
         maxOutputTokens: first.maxOutputTokens,
         thinkingBudget: first.thinkingBudget ?? null,

@@ -24,7 +24,7 @@ const MIN_TOKENS_TO_MEASURE = 64;
 const SPEED_TRUST_FACTOR = 10;
 
 export interface CallOptions {
-  /** The question id of a per-question call, "repair", or null for the item's single call. */
+  /** The question id of a per-question call, "repair", a sample or tool round ("q1 sample 2 round 3"), or null for the item's single call. */
   label: string | null;
   /** Quota waits longer than this go back to the queue. */
   maxWaitMs: number;
@@ -143,8 +143,10 @@ export async function callModel(deps: WorkerDeps, job: JobRecord, model: ModelIn
           messages: plan.messages,
           maxOutputTokens: budget.maxOutputTokens,
           maxCompletionTokens,
-          thinking: { enabled: job.spec.thinking.enabled, budget: budget.thinkingBudget },
+          // The plan's thinking: a question may set its own (issue 12).
+          thinking: { enabled: plan.thinkingBudget !== undefined, budget: budget.thinkingBudget },
           json: job.outputSchema ? { schema: job.outputSchema } : undefined,
+          ...plan.extras, // issue 12: tools, tool_choice, seed
         },
         { signal: AbortSignal.timeout(stopAfterMs), onChunk: trace.onChunk },
       );

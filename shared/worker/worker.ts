@@ -21,6 +21,8 @@ import { deployment } from "../settings.ts";
 import { countChatTokens, countTokens } from "../tokens/index.ts";
 import { AttemptRecorder, closeAbandonedAttempt, DEFAULT_TRACE_FLUSH, earlierAttempts, type TraceFlush } from "./attempt.ts";
 import { callModel } from "./call.ts";
+// issue 12: samples, consensus and the code tool loop live in their own modules.
+import { sampleCall, sampleFiles, samplingSummary, usesSampling, type SampledResult, type Sampling } from "./samples.ts";
 
 export interface WorkerDeps {
   s3: S3Client;
@@ -216,17 +218,20 @@ async function runClaimed(deps: WorkerDeps, store: ObjectStore, job: JobRecord, 
     // Without thinking there is no trace at all: no reasoning.md of empty headings.
     if (result.hasReasoning) await store.put(keys.item(job.jobId, item.id, "reasoning.md"), result.reasoning, "text/markdown; charset=utf-8");
     const packed = job.spec.packing === "packed" && item.documents.length > 1 ? await writeDocumentAnswers(store, job, item, result.answer) : null;
+    // issue 12: every sample's answer and the structured trace of rounds and tool calls.
+    const sampled = result.sampling.length ? samplingSummary(result.sampling, job.spec.minAgreement) : null;
+    for (const f of result.sampling.length ? sampleFiles(item.id, result.sampling, json) : []) await store.put(keys.item(job.jobId, item.id, f.file), f.body, f.contentType);
     // A call cut at the cap and then continued (onTruncated: continue) is not a cut answer.
     const lengthCut = result.cutCalls.length > 0;
     const keepTruncated = lengthCut && job.spec.output.onTruncated === "keep";
-    const outputError: { kind: "output_truncated" | "output_invalid"; message: string } | null =
+    const outputError: { kind: "output_truncated" | "output_invalid" | "low_agreement"; message: string } | null =
       lengthCut && !keepTruncated
         ? { kind: "output_truncated", message: truncationMessage(result, answerPath) }
         : result.validationError
           ? { kind: "output_invalid", message: result.validationError }
           : packed?.error
             ? { kind: "output_invalid", message: packed.error }
-            : null;
+            : (sampled?.low ?? null);
     deps.log.info({ jobId: job.jobId, itemId: item.id, usage: result.usage, costUsd: result.costUsd, finishReasons: result.finishReasons }, "item answered");
     const reasoningPath = result.hasReasoning ? `items/${item.id}/reasoning.md` : null;
     await recorder.close(outputError ? "failed" : "succeeded", outputError, { reasoning: reasoningPath, answer: answerPath });
@@ -250,6 +255,7 @@ async function runClaimed(deps: WorkerDeps, store: ObjectStore, job: JobRecord, 
       reasoning: reasoningPath,
       truncated: result.truncated,
       documentAnswers: packed?.answers ?? null,
+      ...(sampled ? { ...sampled.summary, trace: `items/${item.id}/trace.json` } : {}),
     });
   } catch (e) {
     if (e instanceof ReturnToQueue) {
@@ -367,6 +373,8 @@ interface ItemAnswer {
   /** JSON jobs: the answer failed the schema, and the repair call (if any) did not fix it. */
   validationError: string | null;
   repaired: boolean;
+  /** issue 12: one entry per sampled call (empty when the job has one sample and no tools). */
+  sampling: Sampling[];
 }
 
 /** The attempt every call of this delivery belongs to; `beginAttempt` counts it when the first request leaves. */
@@ -388,7 +396,26 @@ async function answerItem(deps: WorkerDeps, job: JobRecord, docs: PromptDocument
     // One delivery that calls the model is one attempt, however many questions it asks.
     const id = questions.length > 1 ? qs![0]!.id : null;
     const maxWaitMs = i === 0 ? deps.timing.maxInProcessWaitMs : 60_000;
-    const first = await callModel(deps, job, model, plan, ctx, now, { label: id, maxWaitMs, attempt: attempt.recorder, beginAttempt: attempt.beginAttempt });
+    const call = (p: CallPlan, label: string | null, waitMs: number) =>
+      callModel(deps, job, model, p, ctx, now, { label, maxWaitMs: waitMs, attempt: attempt.recorder, beginAttempt: attempt.beginAttempt });
+    if (usesSampling(job)) {
+      // issue 12: k samples and the tool loop, each call traced under its own label; the result
+      // lists every call it made (priced one by one below). Continuation does not apply: the
+      // answer is a consensus of samples, not one text to pick up.
+      const result = await sampleCall({
+        job,
+        plan,
+        question: id,
+        first: i === 0,
+        timeLeftMs: () => ctx.deadlineAt - now() - deps.timing.deadlineMarginMs,
+        fits: (tokens, maxOut) => tokens <= Math.min(model.maxInputTokens, model.contextTokens - maxOut),
+        call: (p, first, label) => call(p, [id, label].filter(Boolean).join(" ") || null, first ? maxWaitMs : 60_000),
+      });
+      calls.push({ id, plan, result });
+      parts.push({ id, plan, result });
+      continue;
+    }
+    const first = await call(plan, id, maxWaitMs);
     let joined = first;
     let last = { plan, result: first };
     // output.onTruncated: continue: partial mode picks the answer up where the cap cut it, a few times at most.
@@ -396,7 +423,7 @@ async function answerItem(deps: WorkerDeps, job: JobRecord, docs: PromptDocument
       const next = planContinuation(model, plan, joined.answer);
       if (!next) break;
       calls.push({ id, ...last, continued: true });
-      const more = await callModel(deps, job, model, next, ctx, now, { label: `${id ?? "answer"} (continued ${k})`, maxWaitMs: 60_000, attempt: attempt.recorder, beginAttempt: attempt.beginAttempt });
+      const more = await call(next, `${id ?? "answer"} (continued ${k})`, 60_000);
       joined = joinContinuation(joined, more);
       last = { plan: next, result: more };
     }
@@ -438,8 +465,9 @@ async function answerItem(deps: WorkerDeps, job: JobRecord, docs: PromptDocument
     }
   }
 
-  const priced = calls.map((p) => {
-    const usage = { ...p.result.usage, cacheType: p.result.cacheType };
+  // A sampled result stands for several real calls: each is priced at its own tier (issue 12).
+  const priced = calls.flatMap((p) => (p.result as Partial<SampledResult>).calls ?? [p.result]).map((r) => {
+    const usage = { ...r.usage, cacheType: r.cacheType };
     return { actual: priceFor(model, usage), full: priceFor(model, { ...usage, cachedTokens: 0, cacheWriteTokens: 0 }) };
   });
   const costUsd = priced.reduce((s, p) => s + p.actual.cost, 0);
@@ -459,6 +487,7 @@ async function answerItem(deps: WorkerDeps, job: JobRecord, docs: PromptDocument
     truncated: parts[0]!.plan.truncated,
     validationError,
     repaired,
+    sampling: parts.flatMap((p) => ((p.result as Partial<SampledResult>).sampling ? [(p.result as SampledResult).sampling] : [])),
   };
 }
 
