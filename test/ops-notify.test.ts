@@ -169,6 +169,7 @@ describe("the job-finished event on the local stack", () => {
         job: "notified",
         status: "succeeded",
         counts: { total: 2, succeeded: 2, failed: 0, skipped: 0 },
+        cost: run.manifest.cost,
         costUsd: run.manifest.costUsd,
         currency: "USD",
         manifestUri: `s3://${stack.bucket}/runs/${run.job.jobId}/manifest.json`,
