@@ -4,7 +4,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { silentLog } from "../shared/log.ts";
 import { startLocalStack, type LocalStack } from "../shared/local/stack.ts";
 import { keys, ObjectStore } from "../shared/run/store.ts";
-import { AttemptRecorder, type AttemptRecord } from "../shared/worker/attempt.ts";
+import { countTokens } from "../shared/tokens/index.ts";
+import { AttemptRecorder, closeAbandonedAttempt, type AttemptRecord } from "../shared/worker/attempt.ts";
 
 const chunk = (text: string, kind: "reasoning" | "answer") => ({ requestId: "chatcmpl-1", reasoning: kind === "reasoning" ? text : "", answer: kind === "answer" ? text : "", finishReason: null, firstChunkAt: Date.now() });
 
@@ -54,6 +55,37 @@ describe("partial traces are flushed by size and by time", () => {
     const closed = await r.close("failed", { kind: "deadline", message: "stopped" });
     expect(closed).toMatchObject({ status: "failed", answer: "items/by-time/attempts/1.answer.md", reasoning: null });
     expect(await store.exists(keys.item("flush-job", "by-time", "attempts/1.open.json"))).toBe(false);
+  });
+
+  it("keeps calls that stream together (samples) in their own sections, and a takeover counts each one still in flight", async () => {
+    const r = recorder("together", { bytes: 1 << 20, ms: 60_000 });
+    await r.begin(1);
+    const shape = (label: string, reservedCost: number) => ({ label, inputTokens: 100, maxOutputTokens: 50, limitedByDeadline: false, reservedCost });
+    const first = await r.startCall(shape("sample 1", 0));
+    first.onChunk(chunk("one done", "answer"));
+    await first.succeeded({ cacheType: "implicit", reasoning: "", answer: "one done", finishReason: "stop", usage: { inputTokens: 100, outputTokens: 2, reasoningTokens: 0, cachedTokens: 0 }, requestId: "chatcmpl-1" }, Date.now());
+    const [a, b] = [await r.startCall(shape("sample 2", 0.25)), await r.startCall(shape("sample 3", 0.5))];
+    // Their chunks interleave as they arrive.
+    a.onChunk(chunk("two ", "answer"));
+    b.onChunk(chunk("three ", "answer"));
+    a.onChunk(chunk("alpha", "answer"));
+    b.onChunk(chunk("beta gamma", "answer"));
+    await r.flush();
+    const answerKey = keys.item("flush-job", "together", "attempts/1.answer.md");
+    expect(await text(answerKey)).toBe("## sample 1\n\none done\n\n## sample 2\n\ntwo alpha\n\n## sample 3\n\nthree beta gamma");
+    const openKey = keys.item("flush-job", "together", "attempts/1.open.json");
+    await expect
+      .poll(async () => (await store.getJson<AttemptRecord>(openKey))?.inFlightCalls?.map((c) => c.label), { timeout: 2_000, interval: 50 })
+      .toEqual(["sample 2", "sample 3"]);
+
+    // The worker dies here: the next delivery closes the attempt, counting each in-flight call from its own section.
+    const closed = (await closeAbandonedAttempt({ store, jobId: "flush-job", itemId: "together", price: (u) => u.inputTokens * 1e-6 + u.outputTokens * 5e-6 }, 1))!;
+    expect(closed.reservedCost).toBe(0.75);
+    const died = closed.record.calls.filter((c) => c.error?.kind === "worker_crashed");
+    expect(died.map((c) => c.label)).toEqual(["sample 2", "sample 3"]);
+    expect(died.map((c) => c.usage.outputTokens)).toEqual([countTokens("two alpha"), countTokens("three beta gamma")]);
+    expect(closed.countedCost).toBeCloseTo(died.reduce((s, c) => s + c.cost, 0), 12);
+    expect(closed.record).toMatchObject({ status: "died", inFlight: null, inFlightCalls: [] });
   });
 });
 

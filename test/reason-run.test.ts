@@ -8,6 +8,7 @@ import { silentLog } from "../shared/log.ts";
 import { runLocalJob } from "../shared/local/run.ts";
 import type { ChatRequest, ModelClient } from "../shared/model/client.ts";
 import type { ItemResult } from "../shared/run/manifest.ts";
+import type { AttemptRecord } from "../shared/worker/attempt.ts";
 import { loadSettings } from "../shared/settings.ts";
 import { useLoopback } from "./helpers/loopback.ts";
 
@@ -118,6 +119,15 @@ describe("samples, consensus and the code tool, end to end", () => {
     const md = await readFile(path.join(run.outDir, "items", item.id, "reasoning.md"), "utf8");
     expect(md.indexOf("# Sample 1")).toBeLessThan(md.indexOf("# Sample 2"));
     expect(md.match(/### Tool call: run_javascript\n\n```js\n/g)).toHaveLength(3);
+
+    // Every round of every sample is a call of the one attempt, traced under its own label, its
+    // text in its own section (samples 2 and 3 stream together), and priced in the attempt's cost.
+    const attempt = await readJson<AttemptRecord>(path.join(run.outDir, "items", item.id, "attempts", "1.json"));
+    expect(attempt.calls.map((c) => c.label).sort()).toEqual([1, 2, 3].flatMap((n) => [`sample ${n} round 1`, `sample ${n} round 2`]));
+    expect(attempt.calls.map((c) => c.requestId).sort()).toEqual(calls.map((c) => c.id).sort());
+    expect(attempt).toMatchObject({ status: "succeeded", inFlight: null, inFlightCalls: [] });
+    expect(attempt.cost).toBeCloseTo(item.cost, 5); // (the manifest rounds to the millionth)
+    expect(attempt.usage).toEqual(item.usage);
 
     // The manifest and report show the agreement.
     const report = await readFile(path.join(run.outDir, "report.html"), "utf8");

@@ -69,8 +69,16 @@ export interface AttemptRecord {
   /** Run-relative paths of the partial files this attempt left (null when it streamed none), or of the item's final files once it succeeded. */
   reasoning: string | null;
   answer: string | null;
-  /** While a call is in flight: the worst-case cost it reserved in the job's ledger, and its input, so whoever closes an abandoned attempt can settle it. */
-  inFlight?: { label: string | null; reservedCost: number; inputTokens: number } | null;
+  /** While a call is in flight: the worst-case cost it reserved in the job's ledger, and its input, so whoever closes an abandoned attempt can settle it (the latest started, when several are). */
+  inFlight?: InFlightCall | null;
+  /** Every call in flight: samples after the first stream together (issue 12), each with its own label. */
+  inFlightCalls?: InFlightCall[];
+}
+
+export interface InFlightCall {
+  label: string | null;
+  reservedCost: number;
+  inputTokens: number;
 }
 
 /** What the recorder needs to know of the call it traces. */
@@ -101,14 +109,18 @@ export interface AttemptDeps {
 const relPath = (itemId: string, file: string) => `items/${itemId}/${file}`;
 const iso = (ms: number) => new Date(ms).toISOString();
 
-/** Sections of a trace: one per call; a single unlabelled call is plain text, several are `## label` sections (as the final files join them). */
+type Section = { label: string | null; text: string[] };
+
+/**
+ * Sections of a trace: one per call; a single unlabelled call is plain text, several are `## label`
+ * sections (as the final files join them). Calls streaming together each write their own section.
+ */
 class Sections {
-  private readonly parts: { label: string | null; text: string[] }[] = [];
-  begin(label: string | null) {
-    this.parts.push({ label, text: [] });
-  }
-  add(text: string) {
-    this.parts.at(-1)?.text.push(text);
+  private readonly parts: Section[] = [];
+  begin(label: string | null): Section {
+    const part: Section = { label, text: [] };
+    this.parts.push(part);
+    return part;
   }
   get empty() {
     return this.parts.every((p) => p.text.length === 0);
@@ -135,6 +147,8 @@ export class AttemptRecorder {
   private chain: Promise<void> = Promise.resolve();
   private queued = false;
   private timer: NodeJS.Timeout | null = null;
+  private readonly streaming = new Set<InFlightCall>();
+  private openChain: Promise<void> = Promise.resolve();
   /** The record this recorder closed last (so the item's total need not read it back). */
   closed: AttemptRecord | null = null;
 
@@ -180,7 +194,9 @@ export class AttemptRecorder {
       reasoning: null,
       answer: null,
       inFlight: null,
+      inFlightCalls: [],
     };
+    this.streaming.clear();
     this.timer = setInterval(() => {
       if (this.dirty.reasoning || this.dirty.answer) void this.flush();
     }, this.deps.flush.ms);
@@ -190,21 +206,28 @@ export class AttemptRecorder {
   /** One model call of this attempt; its chunks go to the partial files. */
   async startCall(shape: CallShape): Promise<CallTrace> {
     if (!this.record) throw new Error("AttemptRecorder.startCall before begin");
-    this.reasoning.begin(shape.label);
-    this.answer.begin(shape.label);
-    this.record.inFlight = { label: shape.label, reservedCost: shape.reservedCost, inputTokens: shape.inputTokens };
+    const sections = { reasoning: this.reasoning.begin(shape.label), answer: this.answer.begin(shape.label) };
+    const flight: InFlightCall = { label: shape.label, reservedCost: shape.reservedCost, inputTokens: shape.inputTokens };
+    this.streaming.add(flight);
+    this.showInFlight();
     await this.writeOpen();
-    return new CallTrace(this, shape, this.now);
+    return new CallTrace(this, shape, this.now, sections, flight);
   }
 
-  /** @internal CallTrace feeds text here. */
-  take(p: StreamProgress): void {
+  private showInFlight(): void {
+    const all = [...this.streaming];
+    this.record!.inFlight = all.at(-1) ?? null;
+    this.record!.inFlightCalls = all;
+  }
+
+  /** @internal CallTrace feeds text here, into its own sections. */
+  take(p: StreamProgress, sections: { reasoning: Section; answer: Section }): void {
     if (p.reasoning) {
-      this.reasoning.add(p.reasoning);
+      sections.reasoning.text.push(p.reasoning);
       this.dirty.reasoning = true;
     }
     if (p.answer) {
-      this.answer.add(p.answer);
+      sections.answer.text.push(p.answer);
       this.dirty.answer = true;
     }
     this.unflushedBytes += Buffer.byteLength(p.reasoning) + Buffer.byteLength(p.answer);
@@ -212,10 +235,11 @@ export class AttemptRecorder {
   }
 
   /** @internal CallTrace reports its end here. */
-  async ended(call: CallRecord): Promise<void> {
+  async ended(call: CallRecord, flight: InFlightCall): Promise<void> {
     const r = this.record!;
     r.calls.push(call);
-    r.inFlight = null;
+    this.streaming.delete(flight);
+    this.showInFlight();
     r.usage = addUsage(r.usage, call.usage);
     r.usageEstimated ||= call.usageEstimated;
     r.cost = round(r.cost + call.cost);
@@ -251,12 +275,18 @@ export class AttemptRecorder {
     return this.chain;
   }
 
-  private async writeOpen(): Promise<void> {
-    try {
-      await this.deps.store.putJson(this.key("open.json"), this.record);
-    } catch (e) {
-      this.deps.log.warn({ jobId: this.deps.jobId, itemId: this.deps.itemId, attempt: this.n, error: String(e) }, "attempt record not written");
-    }
+  /** Writes the open record as it is now; writes are chained so that a later state never lands before an earlier one. */
+  private writeOpen(): Promise<void> {
+    const key = this.key("open.json");
+    const snapshot = structuredClone(this.record);
+    this.openChain = this.openChain.then(async () => {
+      try {
+        await this.deps.store.putJson(key, snapshot);
+      } catch (e) {
+        this.deps.log.warn({ jobId: this.deps.jobId, itemId: this.deps.itemId, attempt: this.n, error: String(e) }, "attempt record not written");
+      }
+    });
+    return this.openChain;
   }
 
   /**
@@ -273,6 +303,8 @@ export class AttemptRecorder {
     r.error = error;
     r.finishedAt = iso(this.now);
     r.inFlight = null;
+    r.inFlightCalls = [];
+    await this.openChain;
     const { store } = this.deps;
     if (final) {
       await Promise.all(
@@ -299,11 +331,15 @@ export class CallTrace {
   private readonly recorder: AttemptRecorder;
   readonly shape: CallShape;
   private readonly startedAt: number;
+  private readonly sections: { reasoning: Section; answer: Section };
+  private readonly flight: InFlightCall;
 
-  constructor(recorder: AttemptRecorder, shape: CallShape, startedAt: number) {
+  constructor(recorder: AttemptRecorder, shape: CallShape, startedAt: number, sections: { reasoning: Section; answer: Section }, flight: InFlightCall) {
     this.recorder = recorder;
     this.shape = shape;
     this.startedAt = startedAt;
+    this.sections = sections;
+    this.flight = flight;
   }
 
   /** Pass to ModelClient.chat as `onChunk`. */
@@ -313,7 +349,7 @@ export class CallTrace {
     this.firstChunkAt ??= p.firstChunkAt;
     if (p.reasoning) this.reasoningText.push(p.reasoning);
     if (p.answer) this.answerText.push(p.answer);
-    this.recorder.take(p);
+    this.recorder.take(p, this.sections);
   };
 
   /** Whether the provider started answering (so the call is billed, at least in part). */
@@ -355,7 +391,7 @@ export class CallTrace {
   async succeeded(result: ChatResult, end: number): Promise<CallRecord> {
     const cost = this.recorder.deps.price({ ...result.usage, cacheType: result.cacheType });
     const rec: CallRecord = { ...this.base(end), requestId: result.requestId, finishReason: result.finishReason, usage: result.usage, usageEstimated: false, cost, error: null };
-    await this.recorder.ended(rec);
+    await this.recorder.ended(rec, this.flight);
     return rec;
   }
 
@@ -370,7 +406,7 @@ export class CallTrace {
       cost: this.recorder.deps.price(usage),
       error: { kind: error.kind, message: error.message },
     };
-    await this.recorder.ended(rec);
+    await this.recorder.ended(rec, this.flight);
     return rec;
   }
 }
@@ -395,36 +431,41 @@ export async function closeAbandonedAttempt(
     return null;
   }
   const text = async (file: string) => new TextDecoder().decode((await store.getBytes(at(file))) ?? new Uint8Array());
-  const inFlight = open.inFlight ?? null;
+  const flying = open.inFlightCalls?.length ? open.inFlightCalls : open.inFlight ? [open.inFlight] : [];
   let countedCost = 0;
-  if (inFlight) {
-    // Only this call's section: earlier calls of the attempt were recorded when they ended.
-    const lastSection = (s: string) => (inFlight.label === null ? s : (s.split(`## ${inFlight.label}\n\n`).at(-1) ?? ""));
-    const reasoning = lastSection(await text("reasoning.md"));
-    const answer = lastSection(await text("answer.md"));
-    const streamed = reasoning !== "" || answer !== "";
-    const reasoningTokens = countTokens(reasoning);
-    const usage: Usage = streamed ? { inputTokens: inFlight.inputTokens, outputTokens: reasoningTokens + countTokens(answer), reasoningTokens, cachedTokens: 0 } : zeroUsage();
-    countedCost = streamed ? deps.price(usage) : 0;
-    open.calls.push({
-      label: inFlight.label,
-      requestId: null,
-      finishReason: null,
-      usage,
-      usageEstimated: streamed,
-      cost: countedCost,
-      maxOutputTokens: 0,
-      thinkingBudget: null,
-      maxCompletionTokens: null,
-      limitedByDeadline: false,
-      inputTokens: inFlight.inputTokens,
-      startedAt: open.startedAt,
-      firstChunkMs: null,
-      durationMs: null,
-      error: { kind: "worker_crashed", message: "the worker stopped while this call streamed" },
-    });
-    open.usage = addUsage(open.usage, usage);
-    open.usageEstimated ||= streamed;
+  if (flying.length) {
+    const files = { reasoning: await text("reasoning.md"), answer: await text("answer.md") };
+    // Every section heading the files can hold: calls that ended and calls still in flight.
+    const labels = [...open.calls.map((c) => c.label), ...flying.map((f) => f.label)];
+    for (const inFlight of flying) {
+      // Only this call's section: earlier calls of the attempt were recorded when they ended.
+      const reasoning = sectionOf(files.reasoning, inFlight.label, labels);
+      const answer = sectionOf(files.answer, inFlight.label, labels);
+      const streamed = reasoning !== "" || answer !== "";
+      const reasoningTokens = countTokens(reasoning);
+      const usage: Usage = streamed ? { inputTokens: inFlight.inputTokens, outputTokens: reasoningTokens + countTokens(answer), reasoningTokens, cachedTokens: 0 } : zeroUsage();
+      const cost = streamed ? deps.price(usage) : 0;
+      countedCost += cost;
+      open.calls.push({
+        label: inFlight.label,
+        requestId: null,
+        finishReason: null,
+        usage,
+        usageEstimated: streamed,
+        cost,
+        maxOutputTokens: 0,
+        thinkingBudget: null,
+        maxCompletionTokens: null,
+        limitedByDeadline: false,
+        inputTokens: inFlight.inputTokens,
+        startedAt: open.startedAt,
+        firstChunkMs: null,
+        durationMs: null,
+        error: { kind: "worker_crashed", message: "the worker stopped while this call streamed" },
+      });
+      open.usage = addUsage(open.usage, usage);
+      open.usageEstimated ||= streamed;
+    }
     open.cost = round(open.cost + countedCost);
   }
   const partial = async (kind: "reasoning" | "answer") => ((await store.exists(at(`${kind}.md`))) ? relPath(deps.itemId, `attempts/${n}.${kind}.md`) : null);
@@ -436,10 +477,25 @@ export async function closeAbandonedAttempt(
     finishedAt: iso((deps.now ?? Date.now)()),
     error: { kind: "worker_crashed", message: "the worker stopped during this attempt (killed, out of memory or out of time); its partial trace is kept" },
     inFlight: null,
+    inFlightCalls: [],
   };
   await store.putJson(at("json"), record);
   await store.delete(at("open.json")).catch(() => undefined);
-  return { record, reservedCost: inFlight?.reservedCost ?? 0, countedCost };
+  return { record, reservedCost: flying.reduce((sum, f) => sum + f.reservedCost, 0), countedCost };
+}
+
+/**
+ * One call's text in a partial file: all of it for a lone unlabelled call, else its `## label`
+ * section, up to the next section of a known label (sections of calls that streamed together).
+ */
+function sectionOf(file: string, label: string | null, labels: (string | null)[]): string {
+  if (labels.length <= 1 && label === null) return file;
+  const heading = (l: string | null) => `## ${l ?? "answer"}\n\n`;
+  const at = file.lastIndexOf(heading(label));
+  if (at < 0) return "";
+  const from = at + heading(label).length;
+  const ends = labels.filter((l) => l !== label).map((l) => file.indexOf(`\n\n${heading(l)}`, from)).filter((i) => i >= 0);
+  return file.slice(from, ends.length ? Math.min(...ends) : undefined);
 }
 
 /** Cost and usage of the item's earlier attempts (attempts/1..n-1), which the final result includes. */
