@@ -46,6 +46,19 @@ describe("validation of samples, tools and per-question thinking", () => {
     expect(problems(`${base}prompt: x\nthinking: { enabled: true }\ntools: [code]\ntoolChoice: auto\n`)).toEqual([]);
   });
 
+  it("refuses onTruncated: continue (partial mode) with samples or tools, and with a question that thinks", () => {
+    const continueOut = "output: { format: text, onTruncated: continue }\n";
+    expect(problems(`${base}prompt: x\n${continueOut}samples: 3\n`)).toEqual([
+      expect.stringMatching(/^jobs\/x\.yaml:\d+: output\.onTruncated: continue picks up one cut answer; sampled or tool-using calls/),
+    ]);
+    expect(problems(`${base}prompt: x\n${continueOut}tools: [code]\n`)).toEqual([expect.stringMatching(/output\.onTruncated: continue picks up one cut answer/)]);
+    expect(problems(`${base}calls: per-question\n${continueOut}questions:\n  - id: q\n    ask: x\n    thinking: { enabled: true }\n`)).toEqual([
+      expect.stringMatching(/output\.onTruncated: continue uses the API's partial mode, which works only with thinking off \(the job's and every question's\)/),
+    ]);
+    // One plain call with thinking off is what continue is for.
+    expect(problems(`${base}prompt: x\n${continueOut}`)).toEqual([]);
+  });
+
   it("refuses JSON output with a question thinking, and question depth without per-question calls", () => {
     expect(problems(`${base}questions:\n  - id: q\n    ask: x\n    thinking: { enabled: true }\n`)).toEqual([
       "jobs/x.yaml:7: questions[0].thinking: a question's own thinking needs `calls: per-question` (otherwise all questions share one call)",
