@@ -3,7 +3,7 @@
  * small and a large job size, side by side in one run, with a quota that never binds (the
  * simulator answers at once), and the time to cancel a job whose tasks are all queued.
  *
- *   npm run bench:scale                 (BENCH_SCALE_ITEMS=100,2000 by default)
+ *   npm run bench:scale                 (BENCH_SCALE_ITEMS=100,2000 and BENCH_SCALE_CANCEL_ITEMS=10000 by default)
  *
  * The last stdout line is one JSON object with the figures.
  */
@@ -26,6 +26,8 @@ import { submitJob } from "../shared/submit/submit.ts";
 
 const SIZES = (process.env.BENCH_SCALE_ITEMS ?? "100,2000").split(",").map(Number);
 const WORKERS = Number(process.env.BENCH_SCALE_WORKERS ?? 4);
+/** Job sizes cancelled with all their tasks queued, beside the run sizes (default 10,000). */
+const CANCEL_SIZES = (process.env.BENCH_SCALE_CANCEL_ITEMS ?? "10000").split(",").map(Number);
 
 const dir = await mkdtemp(path.join(tmpdir(), "longdoc-bench-scale-"));
 // A quota far above what the run can use: the fleet's own work per item is what is measured.
@@ -91,6 +93,13 @@ for (const n of SIZES) {
   rows.push({ items: n, submitS: run.submitS, runS: run.seconds, runItemsPerMinute: run.itemsPerMinute, runStatus: run.status, cancelS: cancel.seconds, cancelItemsPerSecond: Math.round(n / cancel.seconds), cancelStatus: cancel.status });
   console.error(`bench:scale: ${n} items done`);
 }
+// Cancelling is cheap to measure large: a job of CANCEL_ITEMS queued tasks (submit, then cancel), no run.
+const cancelRows: Record<string, unknown>[] = [];
+for (const n of CANCEL_SIZES.filter((n) => !SIZES.includes(n))) {
+  const cancel = await measure(n, true);
+  cancelRows.push({ items: n, submitS: cancel.submitS, cancelS: cancel.seconds, cancelItemsPerSecond: Math.round(n / cancel.seconds), cancelStatus: cancel.status });
+  console.error(`bench:scale: cancel of ${n} items done`);
+}
 const pad = (v: unknown, w: number) => String(v).padStart(w);
 console.log(`${WORKERS} worker processes; a quota that never binds; the simulator answers at once`);
 console.log(`${"items".padStart(8)} ${"submit s".padStart(9)} ${"run s".padStart(8)} ${"items/min".padStart(10)} ${"cancel s".padStart(9)} ${"cancelled/s".padStart(12)}`);
@@ -99,4 +108,5 @@ const first = rows[0]!;
 const last = rows.at(-1)!;
 const flatness = Number(((last.runItemsPerMinute as number) / (first.runItemsPerMinute as number)).toFixed(3));
 console.log(`items/min at ${last.items} ÷ at ${first.items}: ${flatness} (1.0 = flat)`);
-console.log(JSON.stringify({ bench: "scale", workers: WORKERS, rows, flatness }));
+for (const r of cancelRows) console.log(`cancel of ${r.items} queued items: submit ${r.submitS} s, cancel ${r.cancelS} s (${r.cancelItemsPerSecond}/s), ${r.cancelStatus}`);
+console.log(JSON.stringify({ bench: "scale", workers: WORKERS, rows, cancelRows, flatness }));
