@@ -19,7 +19,7 @@ import { useLoopback } from "./helpers/loopback.ts";
  */
 describe("the fleet of worker processes", () => {
   // A slow decode keeps each call in flight for a few seconds, so races and kills land mid-stream.
-  const loop = useLoopback({ sim: { decodeTokensPerSecond: 400 } });
+  const loop = useLoopback({ sim: { decodeTokensPerSecond: 150 } });
 
   async function submit(name: string, n: number, extra = ""): Promise<JobRecord> {
     const store = new ObjectStore(loop.stack.s3, loop.stack.bucket);

@@ -70,6 +70,8 @@ export interface Coordinator {
   releaseClaim(jobId: string, itemId: string, owner: string): Promise<void>;
   /** Counts one real model attempt for the item (ADD 1), returns the count after it. */
   countAttempt(jobId: string, itemId: string): Promise<number>;
+  /** Takes back one counted attempt: a delivery the provider refused with a 429 is not an attempt. */
+  uncountAttempt(jobId: string, itemId: string): Promise<void>;
 
   /** Cost ledger: reserve a call's worst-case cost; refused when committed (spent + reserved) + usd would pass capUsd. On refusal says whether the cap is really reached (spent alone + usd > cap) or only in-flight reservations are in the way. */
   reserveSpend(jobId: string, usd: number, capUsd: number): Promise<{ ok: true } | { ok: false; spentUsd: number; committedUsd: number; capReached: boolean }>;
@@ -118,6 +120,8 @@ const SPEED_WEIGHT = 0.2;
 
 /** Money is kept as integer nano-USD: DynamoDB adds decimals exactly, but the bounds are computed in JS floats. */
 const NANO = 1e9;
+/** Tries of the job count's ADD in markFinished before the item's claim flag is taken back. */
+const COUNT_TRIES = 5;
 const nano = (usd: number) => Math.round(usd * NANO);
 const usd = (n: number) => n / NANO;
 
@@ -319,6 +323,10 @@ export function createCoordinator(client: DynamoDBClient, table: string, opts: C
       return num(got === false ? undefined : got.attempts);
     },
 
+    async uncountAttempt(jobId, itemId) {
+      await update(claimKey(jobId, itemId), { add: { attempts: -1 }, values: { ":zero": 0 }, condition: "#attempts > :zero", returns: "NONE" });
+    },
+
     async reserveSpend(jobId, amountUsd, capUsd) {
       const pk = coordKeys.spend(jobId);
       const n = nano(amountUsd);
@@ -355,6 +363,12 @@ export function createCoordinator(client: DynamoDBClient, table: string, opts: C
       // item's count: the job then never reports last:true rather than reporting it early,
       // which would finish a run with items still going. The opposite order would double
       // count on a retry. A count can be rebuilt from the claim items' `counted` flags.
+      //
+      // An error on the ADD (a throttle or 5xx that outlasted the SDK's own retries) would leave the
+      // item counted on its claim but not in the job: the job would never finish. So the ADD is
+      // tried again here, and if it still fails the claim's flag is taken back, so the next
+      // delivery counts the item afresh. Either retry repeats an ADD only when the store reported
+      // an error, which is the SDK's own retry rule.
       const won = await update(claimKey(jobId, itemId), {
         set: { done: ":true", counted: ":true" },
         values: { ":true": true },
@@ -365,7 +379,19 @@ export function createCoordinator(client: DynamoDBClient, table: string, opts: C
         const row = await get(coordKeys.job(jobId));
         return { counted: false, finished: num(row?.finished), last: false };
       }
-      const got = await update(coordKeys.job(jobId), { add: { finished: 1 }, returns: "UPDATED_NEW" });
+      let got: Row | false | undefined;
+      for (let attempt = 1; got === undefined; attempt++) {
+        try {
+          got = await update(coordKeys.job(jobId), { add: { finished: 1 }, returns: "UPDATED_NEW" });
+        } catch (e) {
+          if (attempt < COUNT_TRIES) {
+            await new Promise((r) => setTimeout(r, 100 * 2 ** attempt));
+            continue;
+          }
+          await update(claimKey(jobId, itemId), { set: { counted: ":false" }, values: { ":false": false }, returns: "NONE" }).catch(() => undefined);
+          throw e;
+        }
+      }
       const finished = got === false ? 0 : num(got.finished);
       return { counted: true, finished, last: finished === total };
     },

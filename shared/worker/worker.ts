@@ -265,7 +265,17 @@ async function runClaimed(deps: WorkerDeps, store: ObjectStore, job: JobRecord, 
       await deps.coord.releaseClaim(job.jobId, item.id, deps.owner);
       throw e;
     }
-    const error = LongdocError.is(e) ? e : new LongdocError("internal", e instanceof Error ? e.message : String(e), { cause: e });
+    if (!LongdocError.is(e)) {
+      // Not the item's fault: an S3 or DynamoDB error that outlasted the SDK's retries (or a fault
+      // of longdoc's own). The task goes back to the queue as it is (records.ts), so a passing
+      // storm costs a delivery, not the item; the DLQ's receive count bounds one that never clears.
+      const message = e instanceof Error ? e.message : String(e);
+      deps.log.warn({ jobId: job.jobId, itemId: item.id, error: message }, "item interrupted by an error outside the model call; the task goes back to the queue");
+      await recorder.close("interrupted", { kind: "internal", message }).catch(() => undefined);
+      await deps.coord.releaseClaim(job.jobId, item.id, deps.owner).catch(() => undefined);
+      throw e;
+    }
+    const error = e;
     const record = {
       ...toErrorRecord(error),
       ...(error instanceof ModelError ? { ...(error.requestId ? { requestId: error.requestId } : {}), ...(error.status ? { status: error.status } : {}), ...(error.providerCode ? { providerCode: error.providerCode } : {}) } : {}),
@@ -278,6 +288,8 @@ async function runClaimed(deps: WorkerDeps, store: ObjectStore, job: JobRecord, 
     // A 429 is the provider's door closing, not a failed answer: it waits in the queue without
     // using up the item's attempts (the DLQ's receive count still bounds an endless refusal).
     if (error.retryable && (error.code === "rate_limited" || attempt < (job.maxAttempts ?? deployment.maxAttempts))) {
+      // The attempt was counted when its request left; a refusal gives it back.
+      if (error.code === "rate_limited" && attempts > 0) await deps.coord.uncountAttempt(job.jobId, item.id);
       await deps.coord.releaseClaim(job.jobId, item.id, deps.owner);
       // A refusal does not count as an attempt, so its wait grows with the task's deliveries instead.
       const n = error.code === "rate_limited" ? ctx.receiveCount : attempt;
