@@ -20,6 +20,10 @@ export interface FleetOptions {
   timing?: Partial<WorkerTiming>;
   /** How the workers share the account quota (default "shared": through the coordination table). */
   quotaMode?: QuotaMode;
+  /** The simulated Lambda timeout (default the deployment's 900 s); the fault suite shortens it to reach deadlines. */
+  functionTimeoutMs?: number;
+  /** TEST ONLY: injected S3/DynamoDB errors, an AwsFaultSpec as JSON (shared/local/aws-faults.ts). */
+  awsFaults?: string;
 }
 
 export interface Fleet {
@@ -45,6 +49,7 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
     QWEN_BASE_URL: o.endpoint.baseURL,
     LONGDOC_LOG: o.settings.logLevel,
     ...(o.settings.catalogPath && { LONGDOC_CATALOG: o.settings.catalogPath }),
+    ...(o.awsFaults && { LONGDOC_TEST_AWS_FAULTS: o.awsFaults }),
   };
   const processes = Array.from({ length: Math.max(1, o.workers) }, (_, index) => {
     const config: WorkerConfig = {
@@ -58,7 +63,7 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
       table: o.stack.dynamo.table,
       batchSize: deployment.workerBatchSize,
       pollWaitS: deployment.local.pollWaitS,
-      functionTimeoutMs: deployment.workerTimeoutS * 1000,
+      functionTimeoutMs: o.functionTimeoutMs ?? deployment.workerTimeoutS * 1000,
       deadLetters: index === 0,
       noModel: o.noModel ?? false,
       timing,
