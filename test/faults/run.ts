@@ -75,6 +75,7 @@ for (const x of d.leaks) console.log(`key found in: ${x}`);
 if (logLeaks) console.log(`key found in ${logLeaks} log lines`);
 const ok =
   result.lost === 0 &&
+  result.notInManifest === 0 &&
   result.duplicateSuccessfulCalls === 0 &&
   result.partialDebris === 0 &&
   result.dlqMessages === 0 &&

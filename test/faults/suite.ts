@@ -15,7 +15,8 @@ import { startFleet, type Fleet } from "../../shared/local/fleet.ts";
 import { startLocalStack, type LocalStack } from "../../shared/local/stack.ts";
 import { silentLog } from "../../shared/log.ts";
 import { getModel, loadCatalog } from "../../shared/model/catalog.ts";
-import { createCoordinator } from "../../shared/run/coord.ts";
+import { GetItemCommand } from "@aws-sdk/client-dynamodb";
+import { coordKeys, createCoordinator } from "../../shared/run/coord.ts";
 import type { Manifest } from "../../shared/run/manifest.ts";
 import { mirrorRun } from "../../shared/run/mirror.ts";
 import { keys, ObjectStore } from "../../shared/run/store.ts";
@@ -99,6 +100,7 @@ export const SMALL: SuiteConfig = {
 };
 
 const AUTH_MODEL = "qwen3-max-2026-01-23";
+const TRANSIENT_MODEL_KINDS = new Set(["model_unavailable", "model_error", "rate_limited", "deadline"]);
 const MAX_DOCUMENT_BYTES = 64 * 1024;
 const POISON_MARK = "fault-suite-poison";
 const ruleName = (r: Omit<AwsFaultRule, "name">) => `${r.service}-${r.commands.length ? r.commands.join("+") : "any"}-${r.error}-${r.insideRetries ? "retried-by-sdk" : "past-sdk-retries"}`;
@@ -112,7 +114,10 @@ export interface MatrixRow {
 
 export interface SuiteResult {
   items: number;
+  /** Items without a result.json (no terminal record at all). */
   lost: number;
+  /** Items not listed once, with their result's status, in a final manifest (all of them when the manifest was never written). */
+  notInManifest: number;
   duplicateSuccessfulCalls: number;
   partialDebris: number;
   dlqMessages: number;
@@ -239,9 +244,18 @@ export async function runFaultSuite(cfg: SuiteConfig, progress: (line: string) =
     };
     let manifests: [Manifest | undefined, Manifest | undefined] = [undefined, undefined];
     let lastReport = 0;
+    // Nothing moving (no model request, an empty queue) for this long without final manifests is a stall.
+    let lastActivity = { at: Date.now(), calls: 0 };
+    let stalled = false;
     while (Date.now() - t0 < cfg.timeoutMs) {
       manifests = [await final(jobA), await final(jobB)];
       if (manifests[0] && manifests[1]) break;
+      if (proxy.calls.length !== lastActivity.calls || (await queueDepth(stack, stack.queueUrl)) > 0) lastActivity = { at: Date.now(), calls: proxy.calls.length };
+      if (Date.now() - lastActivity.at > 30_000) {
+        stalled = true;
+        progress("stalled: no model request and an empty queue for 30 s, but a manifest is not final");
+        break;
+      }
       // SIGKILL a worker process whose stream is in flight, once a share of the run has gone by.
       const due = kills.length < cfg.kills && proxy.calls.filter((c) => c.delivered).length >= ((kills.length + 1) * cfg.items) / (cfg.kills + 2);
       if (due) {
@@ -271,18 +285,25 @@ export async function runFaultSuite(cfg: SuiteConfig, progress: (line: string) =
     // --- audit -------------------------------------------------------------------------------
     const problems: string[] = [];
     const [mA, mB] = manifests;
-    const byItem = new Map<string, { job: JobRecord; item: JobRecord["items"][number]; entry: Manifest["items"][number] | undefined; tag: string }>();
+    // Each item's outcome from its result.json (what the manifest is made of), then the manifest checked against it.
+    type Outcome = { status: string; attempts: number; error: { kind: string; message: string } | null };
+    const byItem = new Map<string, { job: JobRecord; item: JobRecord["items"][number]; entry: Outcome | undefined; tag: string }>();
     let lost = 0;
+    let notInManifest = 0;
+    const finishCounts: Record<string, string> = {};
     for (const [job, m] of [[jobA, mA], [jobB, mB]] as const) {
-      if (!m) problems.push(`job ${job.jobId}: no final manifest within ${cfg.timeoutMs / 1000} s`);
       const entries = m?.items ?? [];
       for (const item of job.items) {
+        const result = await store.getJson<Outcome>(keys.item(job.jobId, item.id, "result.json"));
+        if (!result) lost++;
         const found = entries.filter((e) => e.id === item.id);
-        const terminal = found.length === 1 && ["succeeded", "failed", "skipped"].includes(found[0]!.status);
-        if (!terminal) lost++;
-        byItem.set(item.id + "@" + job.jobId, { job, item, entry: found[0], tag: item.documents[0]!.source.replace(/\.\w+$/, "") });
+        if (!(found.length === 1 && found[0]!.status === result?.status)) notInManifest++;
+        byItem.set(item.id + "@" + job.jobId, { job, item, entry: result, tag: item.documents[0]!.source.replace(/\.\w+$/, "") });
       }
-      if (entries.length !== job.items.length) problems.push(`job ${job.jobId}: manifest lists ${entries.length} items for ${job.items.length}`);
+      const row = (await stack.dynamo.client.send(new GetItemCommand({ TableName: stack.dynamo.table, Key: { pk: { S: coordKeys.job(job.jobId) } } }))).Item;
+      finishCounts[job.name] = `${row?.finished?.N ?? 0}/${job.items.length}`;
+      if (!m) problems.push(`job ${job.jobId}: no final manifest${stalled ? " (stalled)" : ` within ${cfg.timeoutMs / 1000} s`}; its finish count is ${finishCounts[job.name]}, results exist for ${job.items.length - [...byItem.values()].filter((v) => v.job === job && !v.entry).length}`);
+      else if (entries.length !== job.items.length) problems.push(`job ${job.jobId}: manifest lists ${entries.length} items for ${job.items.length}`);
     }
 
     // Successful model calls per document tag: the simulator answered in full and the worker received it whole.
@@ -293,13 +314,22 @@ export async function runFaultSuite(cfg: SuiteConfig, progress: (line: string) =
       if (c.status === 200 && c.outcome === "ok" && p?.delivered) okByTag.set(p.tag ?? "?", (okByTag.get(p.tag ?? "?") ?? 0) + 1);
     }
     const duplicateSuccessfulCalls = [...okByTag.values()].reduce((s, n) => s + Math.max(0, n - 1), 0);
+    // For each item paid twice: its model requests in order (proxy seq, status, delivered, what the simulator did).
+    const paidTwice = [...okByTag].filter(([, n]) => n > 1).map(([tag]) => ({
+      tag,
+      requests: proxy.calls.filter((c) => c.tag === tag).map((c) => {
+        const sc = sim.calls.find((x) => x.requestId === c.simRequestId);
+        return { seq: c.seq, at: c.startedAt - t0, status: c.status, delivered: c.delivered, action: c.action, fault: sc?.fault ?? null, outcome: sc?.outcome ?? null };
+      }),
+    }));
 
     // Expected outcome per item.
-    const expected = (tag: string, jobId: string): ((e: Manifest["items"][number]) => boolean) => {
+    const expected = (tag: string, jobId: string): ((e: Outcome) => boolean) => {
       if (jobId === jobB.jobId) return (e) => (e.status === "failed" && e.error?.kind === "model_auth") || (e.status === "skipped" && e.error?.kind === "halted");
       if (tag === "a-0003") return (e) => e.status === "failed" && e.error?.kind === "document_corrupt";
       if (tag === "a-0005") return (e) => e.status === "failed" && e.error?.kind === "document_too_large";
-      return (e) => e.status === "succeeded";
+      // Or a transient model fault every time, until the item's attempts ran out (maxAttempts, 3).
+      return (e) => e.status === "succeeded" || (e.status === "failed" && TRANSIENT_MODEL_KINDS.has(e.error?.kind ?? "") && e.attempts >= jobA.maxAttempts);
     };
     const wrong: { tag: string; status: string; kind: string | null; message: string | null }[] = [];
     for (const { job, entry, tag } of byItem.values()) {
@@ -410,6 +440,7 @@ export async function runFaultSuite(cfg: SuiteConfig, progress: (line: string) =
     return {
       items: jobA.items.length + jobB.items.length,
       lost,
+      notInManifest,
       duplicateSuccessfulCalls,
       partialDebris,
       dlqMessages,
@@ -421,13 +452,17 @@ export async function runFaultSuite(cfg: SuiteConfig, progress: (line: string) =
       details: {
         problems,
         wrong: wrong.slice(0, 20),
+        paidTwice,
         debris: debris.slice(0, 20),
         leaks,
         leftInQueue,
         natural429: natural429.length,
+        natural429ByCode: Object.fromEntries([...new Set(natural429.map((c) => c.errorCode))].map((code) => [code, natural429.filter((c) => c.errorCode === code).length])),
         peakMinute: peak,
         quota: cfg.quota,
         modelRequests: proxy.calls.length,
+        stalled,
+        finishCounts,
         manifests: { main: mA?.status, auth: mB?.status, mainCounts: mA?.counts, authCounts: mB?.counts },
         kills,
         workers: cfg.workers,
