@@ -18,8 +18,10 @@ export interface ProxiedCall {
   simRequestId: string | null;
   /** The whole response reached the worker (false: the worker went away or the stream was cut). */
   delivered: boolean;
-  /** What the proxy did to it: answered 401 itself, trickled it past the deadline, or nothing. */
-  action: "auth" | "slow" | null;
+  /** What the proxy did to it: answered 401 itself, trickled it past the deadline, held it for a kill, or nothing. */
+  action: "auth" | "slow" | "hold" | null;
+  /** Response chunks passed on to the worker so far. */
+  chunksSent: number;
   finishedAt: number | null;
 }
 
@@ -30,6 +32,9 @@ export interface FaultProxyOptions {
   /** The first request of each of these document tags is trickled, one chunk every `slowChunkMs`. */
   slowTags?: Set<string>;
   slowChunkMs?: number;
+  /** The first answered request of each of these tags stops after its first chunk for up to `holdMs` (or until the worker goes away), so a test can kill its worker mid-stream. */
+  holdTags?: Set<string>;
+  holdMs?: number;
 }
 
 export interface FaultProxy {
@@ -56,7 +61,7 @@ export async function startFaultProxy(o: FaultProxyOptions): Promise<FaultProxy>
     const text = body.toString("utf8");
     const model = /"model"\s*:\s*"([^"]+)"/.exec(text)?.[1] ?? "";
     const tag = /# fault-doc (\S+?)\\n/.exec(text)?.[1] ?? null;
-    const call: ProxiedCall = { seq: calls.length, remotePort: req.socket.remotePort ?? 0, model, tag, bodyBytes: body.length, startedAt: Date.now(), status: 0, simRequestId: null, delivered: false, action: null, finishedAt: null };
+    const call: ProxiedCall = { seq: calls.length, remotePort: req.socket.remotePort ?? 0, model, tag, bodyBytes: body.length, startedAt: Date.now(), status: 0, simRequestId: null, delivered: false, action: null, chunksSent: 0, finishedAt: null };
     if (req.url?.endsWith("/chat/completions")) calls.push(call);
     const done = () => {
       call.finishedAt ??= Date.now();
@@ -72,13 +77,19 @@ export async function startFaultProxy(o: FaultProxyOptions): Promise<FaultProxy>
       res.end(payload);
       return;
     }
-    const slow = tag !== null && o.slowTags?.has(tag) === true && !slowSeen.has(tag);
-    if (slow) {
-      slowSeen.add(tag);
-      call.action = "slow";
-    }
+    // Slowed or held: the first request of the tag that the simulator answers (not one it refused).
+    const wantsSlow = tag !== null && o.slowTags?.has(tag) === true;
+    const wantsHold = tag !== null && o.holdTags?.has(tag) === true;
     const upstream = request({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers: { ...req.headers, host: target.host } }, async (up) => {
       call.status = up.statusCode ?? 0;
+      const chosen = call.status === 200 && (wantsSlow || wantsHold) && !slowSeen.has(tag!);
+      if (chosen) {
+        slowSeen.add(tag!);
+        call.action = wantsSlow ? "slow" : "hold";
+      }
+      const slow = chosen && wantsSlow;
+      const hold = chosen && wantsHold;
+      const closed = new Promise<void>((r) => res.once("close", () => r()));
       res.writeHead(up.statusCode ?? 502, up.headers);
       let ended = false;
       up.on("end", () => (ended = true));
@@ -87,8 +98,10 @@ export async function startFaultProxy(o: FaultProxyOptions): Promise<FaultProxy>
           const t = chunk.toString("utf8");
           call.simRequestId ??= /"id"\s*:\s*"chatcmpl-([^"]+)"/.exec(t)?.[1] ?? /"request_id"\s*:\s*"([^"]+)"/.exec(t)?.[1] ?? null;
           if (slow) await sleep(o.slowChunkMs ?? 2000);
+          if (hold && call.chunksSent === 1) await Promise.race([closed, sleep(o.holdMs ?? 15_000)]);
           if (res.destroyed) return up.destroy();
           res.write(chunk);
+          call.chunksSent++;
         }
       } catch {
         // The simulator cut the stream (a `drop` fault): cut the worker's too.

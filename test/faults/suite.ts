@@ -186,7 +186,9 @@ export async function runFaultSuite(cfg: SuiteConfig, progress: (line: string) =
   const sim = await startSimulator({ port: 0, apiKey, rpm: cfg.quota.rpm, tpm: cfg.quota.tpm, decodeTokensPerSecond: cfg.decodeTokensPerSecond, faults: cfg.simFaults, catalogPath });
   const slowTags = new Set(Array.from({ length: cfg.slow }, (_, i) => `a-${String(7 + i * 13).padStart(4, "0")}`));
   for (const kind of cfg.injectFirst) sim.injectFaults({ kind, count: 1, ...(kind === "drop" && { afterDeltas: 2 }) });
-  const proxy: FaultProxy = await startFaultProxy({ target: sim.baseURL, authFailModel: AUTH_MODEL, slowTags, slowChunkMs: Math.ceil(cfg.functionTimeoutMs / 4) });
+  // The streams to kill mid-way are held open after their first chunk, so the kill lands inside them.
+  const holdTags = new Set(Array.from({ length: cfg.kills }, (_, i) => `a-${String(Math.floor(((i + 1) * cfg.items) / (cfg.kills + 1)) + 1).padStart(4, "0")}`));
+  const proxy: FaultProxy = await startFaultProxy({ target: sim.baseURL, authFailModel: AUTH_MODEL, slowTags, slowChunkMs: Math.ceil(cfg.functionTimeoutMs / 4), holdTags, holdMs: 15_000 });
   const fleets: Fleet[] = [];
   const store = new ObjectStore(stack.s3, stack.bucket);
   try {
@@ -256,10 +258,9 @@ export async function runFaultSuite(cfg: SuiteConfig, progress: (line: string) =
         progress("stalled: no model request and an empty queue for 30 s, but a manifest is not final");
         break;
       }
-      // SIGKILL a worker process whose stream is in flight, once a share of the run has gone by.
-      const due = kills.length < cfg.kills && proxy.calls.filter((c) => c.delivered).length >= ((kills.length + 1) * cfg.items) / (cfg.kills + 2);
-      if (due) {
-        const victim = proxy.inFlight().find((c) => c.action === null && Date.now() - c.startedAt > 100);
+      // SIGKILL the worker process whose held stream is part-way through (some chunks sent, more to come).
+      if (kills.length < cfg.kills) {
+        const victim = proxy.inFlight().find((c) => c.action === "hold" && c.chunksSent >= 1 && !kills.some((k) => k.tag === c.tag));
         const pid = victim ? pidOwningPort(victim.remotePort, pids()) : null;
         if (victim && pid) {
           process.kill(pid, "SIGKILL");
