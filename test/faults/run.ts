@@ -7,6 +7,7 @@
  *
  *   npm run test:faults              (200 + 20 items, every fault kind, a few minutes)
  *   npm run test:faults -- --small   (40 + 6 items, fewer kinds, under a minute; what npm test runs)
+ *   npm run test:faults -- --clean   (the full run's jobs with no fault injected: its throughput, for comparison)
  *
  * The suite runs in a child process whose output (the worker processes' logs at level info
  * included) is captured here, so the API key can be looked for in every log line too.
@@ -16,12 +17,14 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { FULL, runFaultSuite, SMALL, type SuiteResult } from "./suite.ts";
+import { CLEAN, FULL, runFaultSuite, SMALL, type SuiteResult } from "./suite.ts";
 
 const small = process.argv.includes("--small");
+const clean = process.argv.includes("--clean");
+const name = small ? "small" : clean ? "clean" : "full";
 
 if (process.argv[2] === "inner") {
-  const result = await runFaultSuite(small ? SMALL : FULL, (line) => process.stderr.write(`faults: ${line}\n`));
+  const result = await runFaultSuite(small ? SMALL : clean ? CLEAN : FULL, (line) => process.stderr.write(`faults: ${line}\n`));
   const { writeFile } = await import("node:fs/promises");
   await writeFile(process.env.FAULT_SUITE_RESULT!, JSON.stringify(result));
   process.exit(0);
@@ -29,7 +32,7 @@ if (process.argv[2] === "inner") {
 
 const dir = await mkdtemp(path.join(tmpdir(), "longdoc-faults-run-"));
 const resultFile = path.join(dir, "result.json");
-const child = spawn(process.execPath, [fileURLToPath(import.meta.url), "inner", ...(small ? ["--small"] : [])], {
+const child = spawn(process.execPath, [fileURLToPath(import.meta.url), "inner", ...process.argv.slice(2)], {
   env: { ...process.env, FAULT_SUITE_RESULT: resultFile },
   stdio: ["ignore", "pipe", "pipe"],
 });
@@ -63,7 +66,7 @@ const logLeaks = allLogs.split("\n").filter((l) => l.includes(result.apiKey)).le
 const poisonLogged = allLogs.split("\n").filter((l) => l.includes("fault-suite-poison") && l.includes("message dropped")).length;
 
 const w = [44, 9, 8];
-console.log(`${small ? "small" : "full"} fault suite: ${result.items} items, ${result.elapsedS.toFixed(1)} s, ${logLines} log lines scanned`);
+console.log(`${name} fault suite: ${result.items} items, ${result.elapsedS.toFixed(1)} s, ${logLines} log lines scanned`);
 console.log(`${"fault".padEnd(w[0]!)} ${"injected".padStart(w[1]!)} ${"items".padStart(w[2]!)}  outcome`);
 for (const r of result.matrix) console.log(`${r.fault.padEnd(w[0]!)} ${String(r.injected).padStart(w[1]!)} ${String(r.itemsAffected).padStart(w[2]!)}  ${r.outcome}`);
 const keyLeaks = result.keyLeaks + logLeaks;
@@ -86,5 +89,6 @@ const ok =
   d.leftInQueue === 0;
 console.log(ok ? "every check held" : "SOME CHECKS FAILED (see above)");
 const { apiKey: _key, matrix: _matrix, ...figures } = result;
-console.log(JSON.stringify({ suite: small ? "small" : "full", ...figures, keyLeaks, logKeyLeaks: logLeaks, poisonDroppedAndLogged: poisonLogged, ok }));
+console.log(`main job: ${result.throughput.mainMakespanS} s, ${result.throughput.mainItemsPerMinute} items/min; ${result.throughput.answeredPerMinute} answered requests/min against a quota of ${result.throughput.rpm}`);
+console.log(JSON.stringify({ suite: name, ...figures, keyLeaks, logKeyLeaks: logLeaks, poisonDroppedAndLogged: poisonLogged, ok }));
 process.exit(ok ? 0 : 1);

@@ -99,6 +99,9 @@ export const SMALL: SuiteConfig = {
   seed: 5,
 };
 
+/** The full run's jobs and quota without any injected fault: the throughput to compare the faulted run with. */
+export const CLEAN: SuiteConfig = { ...FULL, simFaults: "seed=1", injectFirst: [], duplicates: 0, kills: 0, slow: 0, poison: 0, awsRules: [] };
+
 const AUTH_MODEL = "qwen3-max-2026-01-23";
 const TRANSIENT_MODEL_KINDS = new Set(["model_unavailable", "model_error", "rate_limited", "deadline"]);
 const MAX_DOCUMENT_BYTES = 64 * 1024;
@@ -126,6 +129,8 @@ export interface SuiteResult {
   wrongOutcomes: number;
   quotaExceeded: boolean;
   faults: Record<string, number>;
+  /** The main job: seconds from submit to its final manifest, items per minute, and model requests answered per minute against the quota. */
+  throughput: { mainMakespanS: number | null; mainItemsPerMinute: number | null; answeredPerMinute: number; rpm: number };
   matrix: MatrixRow[];
   details: Record<string, unknown>;
   apiKey: string;
@@ -249,8 +254,10 @@ export async function runFaultSuite(cfg: SuiteConfig, progress: (line: string) =
     // Nothing moving (no model request, an empty queue) for this long without final manifests is a stall.
     let lastActivity = { at: Date.now(), calls: 0 };
     let stalled = false;
+    let mainDoneAt: number | null = null;
     while (Date.now() - t0 < cfg.timeoutMs) {
       manifests = [await final(jobA), await final(jobB)];
+      if (manifests[0]) mainDoneAt ??= Date.now();
       if (manifests[0] && manifests[1]) break;
       if (proxy.calls.length !== lastActivity.calls || (await queueDepth(stack, stack.queueUrl)) > 0) lastActivity = { at: Date.now(), calls: proxy.calls.length };
       if (Date.now() - lastActivity.at > 30_000) {
@@ -316,13 +323,19 @@ export async function runFaultSuite(cfg: SuiteConfig, progress: (line: string) =
     }
     const duplicateSuccessfulCalls = [...okByTag.values()].reduce((s, n) => s + Math.max(0, n - 1), 0);
     // For each item paid twice: its model requests in order (proxy seq, status, delivered, what the simulator did).
-    const paidTwice = [...okByTag].filter(([, n]) => n > 1).map(([tag]) => ({
+    const itemKeys = await store.listKeys(keys.itemsPrefix(jobA.jobId));
+    const paidTwiceRows = [...okByTag].filter(([, n]) => n > 1).map(async ([tag]) => ({
       tag,
+      // What the item's attempts recorded, to see what sent it back to the queue after a paid call.
+      attemptRecords: await Promise.all(
+        itemKeys.filter((k) => k.includes(`-${tag}/attempts/`)).map(async (k) => JSON.stringify(await store.getJson(k)).slice(0, 300)),
+      ),
       requests: proxy.calls.filter((c) => c.tag === tag).map((c) => {
         const sc = sim.calls.find((x) => x.requestId === c.simRequestId);
         return { seq: c.seq, at: c.startedAt - t0, status: c.status, delivered: c.delivered, action: c.action, fault: sc?.fault ?? null, outcome: sc?.outcome ?? null };
       }),
     }));
+    const paidTwice = await Promise.all(paidTwiceRows);
 
     // Expected outcome per item.
     const expected = (tag: string, jobId: string): ((e: Outcome) => boolean) => {
@@ -448,6 +461,12 @@ export async function runFaultSuite(cfg: SuiteConfig, progress: (line: string) =
       keyLeaks,
       wrongOutcomes: wrong.length,
       quotaExceeded,
+      throughput: {
+        mainMakespanS: mainDoneAt === null ? null : Math.round((mainDoneAt - t0) / 100) / 10,
+        mainItemsPerMinute: mainDoneAt === null ? null : Math.round((jobA.items.length / (mainDoneAt - t0)) * 60_000),
+        answeredPerMinute: Math.round((proxy.calls.filter((c) => c.delivered).length / ((mainDoneAt ?? Date.now()) - t0)) * 60_000),
+        rpm: cfg.quota.rpm,
+      },
       faults,
       matrix,
       details: {
