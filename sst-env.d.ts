@@ -4,6 +4,7 @@ import "sst";
 declare module "sst" {
   export interface Resource {
     DashscopeApiKey: { type: "sst.sst.Secret"; value: string };
+    WebhookSecret: { type: "sst.sst.Secret"; value: string };
     Runs: { type: "sst.aws.Bucket"; name: string };
     Tasks: { type: "sst.aws.Queue"; url: string };
     Coord: { type: "sst.aws.Dynamo"; name: string };

@@ -128,7 +128,7 @@ async function upload(store: ObjectStore, bucket: string, prefix: string, sizes:
         const key = `inputs/${prefix}/doc-${n}.md`;
         await store.put(key, documentOf(docBase + n, t), "text/markdown");
         docs[n] = { source: `${prefix}-${n}.md`, uri: s3Uri(bucket, key) };
-        expectedUsd += priceFor(model, { inputTokens: t + 60, outputTokens: MAX_OUTPUT, cachedTokens: 0 }).costUsd;
+        expectedUsd += priceFor(model, { inputTokens: t + 60, outputTokens: MAX_OUTPUT, cachedTokens: 0 }).cost;
       }),
     );
   }
@@ -230,9 +230,9 @@ async function runArm(mode: QuotaMode, quota: { rpm: number; tpm: number }, cata
         duplicateCalls: ok.length - succeeded,
         callsPerItem: succeeded ? ok.length / succeeded : 0,
         tokens,
-        spendUsd: mb.costUsd,
+        spendUsd: mb.cost,
         capUsd,
-        spendWithinCap: mb.costUsd <= capUsd,
+        spendWithinCap: mb.cost <= capUsd,
         lateJobS: (ml.doneAt - tLate) / 1000,
         workerProcesses: fleet.processes.length,
         refusedBy: refusals(calls, quota),

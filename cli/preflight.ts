@@ -4,6 +4,7 @@ import type { Catalog } from "../shared/model/catalog.ts";
 import { redactUrl } from "../shared/log.ts";
 import { planCall } from "../shared/model/plan.ts";
 import type { Settings } from "../shared/settings.ts";
+import type { JobSpec } from "../shared/job/schema.ts";
 import { loadJobForSubmit, type LoadedJob } from "../shared/submit/load.ts";
 
 /**
@@ -38,4 +39,10 @@ export function ignoredBaseUrlNote(env: Readonly<Record<string, string | undefin
     `note: QWEN_BASE_URL is set (${redactUrl(url)}) but DASHSCOPE_API_KEY is not, so it is not used: this run starts its own local simulator. ` +
     "To call that endpoint, export DASHSCOPE_API_KEY too (a `longdoc sim` simulator accepts any key unless started with --api-key)."
   );
+}
+
+/** A job names a webhook that this machine cannot sign for: said before the run, not discovered in notify.json after. */
+export function webhookNote(spec: Pick<JobSpec, "notify">, settings: Readonly<Settings>): string | null {
+  if (!spec.notify?.webhook || settings.notify.webhookSecret) return null;
+  return "note: the job names a webhook (notify.webhook) but LONGDOC_WEBHOOK_SECRET is not set, so local runs will not call it (an unsigned call could not be told from a forged one); the deployed stack signs with its WebhookSecret";
 }

@@ -1,13 +1,22 @@
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { S3Client } from "@aws-sdk/client-s3";
+import { SNSClient } from "@aws-sdk/client-sns";
 import { Resource } from "sst";
 import { createLog } from "../shared/log.ts";
 import { createCoordinator } from "../shared/run/coord.ts";
+import { notifierFromSettings } from "../shared/run/notify.ts";
 import { loadSettings } from "../shared/settings.ts";
 import { createDeadLetterHandler } from "../shared/worker/dead.ts";
 
 // Tasks that used up their deliveries: record the item as failed so the manifest stays whole.
 export const handler = createDeadLetterHandler(() => {
-  const settings = loadSettings(process.env, { bucket: Resource.Runs.name }, { logLevel: "info" });
-  return { s3: new S3Client({}), coord: createCoordinator(new DynamoDBClient({}), Resource.Coord.name), log: createLog({ name: "dlq", level: settings.logLevel }) };
+  const settings = loadSettings(process.env, { webhookSecret: Resource.WebhookSecret.value }, { logLevel: "info" });
+  const log = createLog({ name: "dlq", level: settings.logLevel });
+  return {
+    s3: new S3Client({}),
+    coord: createCoordinator(new DynamoDBClient({}), Resource.Coord.name),
+    log,
+    notifier: notifierFromSettings(settings.notify, new SNSClient({}), log),
+    catalog: settings.catalog,
+  };
 });

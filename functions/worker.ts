@@ -1,9 +1,11 @@
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { S3Client } from "@aws-sdk/client-s3";
+import { SNSClient } from "@aws-sdk/client-sns";
 import { SQSClient } from "@aws-sdk/client-sqs";
 import { Resource } from "sst";
 import { createLog } from "../shared/log.ts";
 import { createCoordinator } from "../shared/run/coord.ts";
+import { notifierFromSettings } from "../shared/run/notify.ts";
 import { loadSettings } from "../shared/settings.ts";
 import { createWorkerDeps } from "../shared/worker/deps.ts";
 import { createWorkerHandler } from "../shared/worker/handlers.ts";
@@ -12,7 +14,8 @@ import { createWorkerHandler } from "../shared/worker/handlers.ts";
 // starts the same handler in separate processes with local clients.
 export const handler = createWorkerHandler(() => {
   // Read and checked once per container, exactly as a local run checks them.
-  const settings = loadSettings(process.env, { apiKey: Resource.DashscopeApiKey.value, bucket: Resource.Runs.name }, { logLevel: "info" });
+  const settings = loadSettings(process.env, { apiKey: Resource.DashscopeApiKey.value, webhookSecret: Resource.WebhookSecret.value }, { logLevel: "info" });
+  const log = createLog({ name: "worker", level: settings.logLevel });
   if (!settings.stack.queueUrl) throw new Error("LONGDOC_TASKS_URL is not set: infra/queue.ts passes the task queue's URL to the worker");
   return createWorkerDeps({
     s3: new S3Client({}),
@@ -20,8 +23,9 @@ export const handler = createWorkerHandler(() => {
     queueUrl: settings.stack.queueUrl,
     coord: createCoordinator(new DynamoDBClient({}), Resource.Coord.name),
     catalog: settings.catalog,
-    log: createLog({ name: "worker", level: settings.logLevel }),
+    log,
     apiKey: settings.endpoint.apiKey!,
     baseURL: settings.endpoint.baseURL!,
+    notifier: notifierFromSettings(settings.notify, new SNSClient({}), log),
   });
 });

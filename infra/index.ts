@@ -1,10 +1,12 @@
 import { createCoordTable } from "./coord.ts";
+import { createEvents } from "./events.ts";
 import { readJobs, sourceReadPermissions } from "./jobs.ts";
 import { createQueues } from "./queue.ts";
 import { createSchedules } from "./schedules.ts";
 import { createSecrets } from "./secrets.ts";
 import { createStorage } from "./storage.ts";
 import { createSubmit } from "./submit.ts";
+import { createSubmitFailures, routeSubmitFailures } from "./submit-failures.ts";
 import { createTriggers } from "./triggers.ts";
 
 export interface DeployOptions {
@@ -24,8 +26,11 @@ export function deploy(o: DeployOptions = {}) {
   const { runs } = createStorage();
   const { apiKey } = createSecrets();
   const { coord } = createCoordTable();
-  const { tasks, dlq } = createQueues({ runs, apiKey, coord, environment, permissions });
-  const submit = createSubmit({ runs, tasks, coord, permissions });
+  const events = createEvents();
+  const { tasks, dlq } = createQueues({ runs, apiKey, coord, environment, permissions, events });
+  const submitFailures = createSubmitFailures();
+  const submit = createSubmit({ runs, tasks, coord, permissions, failures: submitFailures });
+  routeSubmitFailures(submit, submitFailures);
   const schedules = createSchedules(jobs, submit);
   const uploads = createTriggers(jobs, runs, submit);
 
@@ -34,7 +39,9 @@ export function deploy(o: DeployOptions = {}) {
     queue: tasks.url,
     deadLetterQueue: dlq.url,
     coordinationTable: coord.name,
+    jobEventsTopic: events.topic.arn,
     submitFunction: submit.name,
+    submitFailures: submitFailures.url,
     schedules,
     uploads,
   };

@@ -108,6 +108,12 @@ export interface CronV2Args {
   dlq?: Input<string>;
 }
 
+/** `aws/sns-topic.ts`: `new sst.aws.SnsTopic(name, {fifo?})`; `.arn`, `.name`. */
+export interface SnsTopic {
+  readonly arn: Output<string>;
+  readonly name: Output<string>;
+}
+
 export interface Secret {
   readonly name: Output<string>;
   readonly value: Output<string>;
@@ -120,5 +126,6 @@ export interface Sst {
     Queue: new (name: string, args?: QueueArgs) => Queue;
     Function: new (name: string, args: FunctionArgs) => LambdaFunction;
     CronV2: new (name: string, args: CronV2Args) => unknown;
+    SnsTopic: new (name: string, args?: { fifo?: boolean }) => SnsTopic;
   };
 }

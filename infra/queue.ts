@@ -1,6 +1,8 @@
 import { deployment, type Deployment } from "../shared/settings.ts";
 import type { Dynamo } from "./coord.ts";
 import type { Bucket, FunctionPermission, Queue, Secret, Sst } from "./platform.ts";
+import { publisherGrant, type JobEvents } from "./events.ts";
+import { runsAccess } from "./storage.ts";
 
 /** The settings with their numbers widened, so tests can pass changed copies. */
 export type Limits = { readonly [K in keyof Deployment]: Deployment[K] extends number ? number : Deployment[K] };
@@ -51,6 +53,8 @@ export interface QueueDeps {
   environment: Record<string, string>;
   /** Read access to document buckets outside the app. */
   permissions: FunctionPermission[];
+  /** The job-finished topic and the webhook secret: the worker and the dead-letter recorder may each finish a job. */
+  events: JobEvents;
 }
 
 /**
@@ -59,6 +63,7 @@ export interface QueueDeps {
  */
 export function createQueues(d: QueueDeps, s: Limits = deployment): { tasks: Queue; dlq: Queue } {
   checkQueueSettings(s);
+  const events = publisherGrant(d.events);
 
   // No handler reads the DLQ by name: its subscriber gets the records in its event. Its
   // visibility timeout is the main queue's, well above 6 x the recorder's timeout, so a
@@ -82,10 +87,11 @@ export function createQueues(d: QueueDeps, s: Limits = deployment): { tasks: Que
       timeout: `${s.workerTimeoutS} seconds`,
       memory: `${s.workerMemoryMb} MB`,
       // Not linked to its own queue (a link grants every SQS action): it only changes the
-      // visibility of the messages it holds, to make waits happen in the queue.
-      link: [d.runs, d.apiKey, d.coord],
-      environment: { ...d.environment, LONGDOC_TASKS_URL: tasks.url },
-      permissions: [...d.permissions, { actions: ["sqs:ChangeMessageVisibility"], resources: [tasks.arn] }],
+      // visibility of the messages it holds, to make waits happen in the queue. Nor to the
+      // bucket: it reads documents and the run, and writes under runs/ only.
+      link: [d.apiKey, d.coord, events.link],
+      environment: { ...d.environment, ...events.environment, LONGDOC_TASKS_URL: tasks.url, LONGDOC_BUCKET: d.runs.name },
+      permissions: [...d.permissions, ...runsAccess(d.runs), { actions: ["sqs:ChangeMessageVisibility"], resources: [tasks.arn] }, events.permission],
       nodejs: { install: INSTALLED_PACKAGES },
     },
     {
@@ -101,7 +107,10 @@ export function createQueues(d: QueueDeps, s: Limits = deployment): { tasks: Que
       description: "longdoc dead letters: records tasks that used up their deliveries as failed",
       runtime: RUNTIME,
       timeout: `${s.submitTimeoutS} seconds`,
-      link: [d.runs, d.coord],
+      // It reads the run (job, attempts) and writes the item's result and the manifest: runs/ only.
+      link: [d.coord, events.link],
+      environment: { ...events.environment, LONGDOC_BUCKET: d.runs.name },
+      permissions: [...runsAccess(d.runs, ["runs"]), events.permission],
     },
     // Batch size stays at SST's default (10); the handler reports failures per record.
     { batch: { partialResponses: true } },

@@ -12,6 +12,8 @@ export interface SubmitDeps {
   tasks: Queue;
   coord: Dynamo;
   permissions: FunctionPermission[];
+  /** Where Lambda puts an async event submit failed on (infra/submit-failures.ts): submit's role sends it. */
+  failures: Queue;
 }
 
 /**
@@ -27,7 +29,7 @@ export function createSubmit(d: SubmitDeps, s: Limits = deployment): LambdaFunct
     timeout: `${s.submitTimeoutS} seconds`,
     // The table makes a retried schedule or upload find its job instead of starting a second one.
     link: [d.runs, d.tasks, d.coord],
-    permissions: d.permissions,
+    permissions: [...d.permissions, { actions: ["sqs:SendMessage"], resources: [d.failures.arn] }],
     copyFiles: [{ from: "jobs", to: "jobs" }],
     // Submit reads documents only to pack them (packing: packed).
     nodejs: { install: INSTALLED_PACKAGES },

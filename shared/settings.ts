@@ -69,6 +69,8 @@ export interface Settings {
   logLevel: string;
   /** The deployed stack's resources, when the edge has them (SST links on Lambda). */
   stack: { bucket: string | null; queueUrl: string | null };
+  /** The end of a job: the topic its event goes to, and the secret that signs webhook calls. */
+  notify: { topicArn: string | null; webhookSecret: string | null; loopbackHttp: boolean };
 }
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -78,6 +80,7 @@ export interface LinkedResources {
   apiKey?: string;
   bucket?: string;
   queueUrl?: string;
+  webhookSecret?: string;
 }
 
 const LOG_LEVELS = new Set(["fatal", "error", "warn", "info", "debug", "trace", "silent"]);
@@ -93,10 +96,12 @@ export function loadSettings(env: Env, resources: LinkedResources = {}, defaults
   const endpoint = readModelEndpoint(resources.apiKey === undefined ? env : { ...env, DASHSCOPE_API_KEY: resources.apiKey });
   return Object.freeze({
     endpoint: Object.freeze(endpoint),
-    catalog: loadCatalog(catalogPath ?? undefined),
+    // The endpoint's region decides the prices and the currency of every cost (LONGDOC_REGION wins, for a simulator or proxy).
+    catalog: loadCatalog(catalogPath ?? undefined, { baseURL: endpoint.baseURL, region: env.LONGDOC_REGION }),
     catalogPath,
     logLevel,
     stack: Object.freeze({ bucket: resources.bucket ?? null, queueUrl: resources.queueUrl ?? (env.LONGDOC_TASKS_URL?.trim() || null) }),
+    notify: Object.freeze(readNotify(env, resources)),
   });
 }
 
@@ -115,4 +120,20 @@ export function readModelEndpoint(env: Env): ModelEndpoint {
   }
   if (apiKey !== null && !/^[\x21-\x7e]+$/.test(apiKey)) throw new LongdocError("usage", "DASHSCOPE_API_KEY has spaces or non-ASCII characters; paste the key alone");
   return { apiKey, baseURL: baseURL ?? (apiKey ? DEFAULT_QWEN_BASE_URL : null) };
+}
+
+/**
+ * LONGDOC_EVENTS_TOPIC (the topic's ARN; infra passes it to the worker), LONGDOC_WEBHOOK_SECRET
+ * (the WebhookSecret SST secret wins when linked) and LONGDOC_WEBHOOK_LOOPBACK_HTTP=1, which lets
+ * tests and local demos call an https://127.0.0.1 or localhost webhook over plain http.
+ */
+function readNotify(env: Env, resources: LinkedResources): Settings["notify"] {
+  const flag = env.LONGDOC_WEBHOOK_LOOPBACK_HTTP?.trim() ?? "";
+  if (!["", "0", "1", "true", "false"].includes(flag)) throw new LongdocError("usage", `LONGDOC_WEBHOOK_LOOPBACK_HTTP must be 1 or 0, got '${flag}'`);
+  const fromEnv = env.LONGDOC_WEBHOOK_SECRET?.trim() || null;
+  if (resources.webhookSecret === undefined && fromEnv !== null && fromEnv.length < 16) {
+    throw new LongdocError("usage", "LONGDOC_WEBHOOK_SECRET is shorter than 16 characters; use a random one (openssl rand -hex 32)");
+  }
+  const secret = resources.webhookSecret ?? fromEnv;
+  return { topicArn: env.LONGDOC_EVENTS_TOPIC?.trim() || null, webhookSecret: secret, loopbackHttp: flag === "1" || flag === "true" };
 }

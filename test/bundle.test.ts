@@ -95,11 +95,13 @@ describe("the worker Lambda bundle", () => {
         QWEN_BASE_URL: sim.baseURL,
         SST_RESOURCES_JSON: JSON.stringify({
           DashscopeApiKey: { type: "sst.sst.Secret", value: "sk-bundle" },
+          WebhookSecret: { type: "sst.sst.Secret", value: "bundle-webhook-secret-0123456789" },
           Runs: { type: "sst.aws.Bucket", name: stack.bucket },
           Tasks: { type: "sst.aws.Queue", url: stack.queueUrl },
           Coord: { type: "sst.aws.Dynamo", name: stack.dynamo.table },
         }),
         LONGDOC_TASKS_URL: stack.queueUrl,
+        LONGDOC_EVENTS_TOPIC: stack.topicArn,
         AWS_ENDPOINT_URL_DYNAMODB: stack.dynamo.endpoint,
         AWS_ENDPOINT_URL: stack.endpoint,
         AWS_REGION: "us-east-1",
@@ -113,5 +115,7 @@ describe("the worker Lambda bundle", () => {
     expect(result).toMatchObject({ status: "succeeded", documents: [{ format: "pdf" }] });
     expect(result!.usage.reasoningTokens).toBeGreaterThan(0);
     expect(sim.calls.at(-1)!.documents[0]!.tokens).toBe(result!.documents[0]!.tokens);
+    // The job's one item was its last: the bundled worker published the job-finished event to the topic.
+    expect(await store.getJson(keys.notify(job.jobId))).toMatchObject({ event: { jobId: job.jobId, status: "succeeded" }, topic: { messageId: expect.any(String) } });
   });
 });

@@ -61,7 +61,7 @@ describe("several questions over one document share its cached prefix", () => {
       // cache matches prefixes in 512-character steps, so there it is close, not equal.
       if (cache === "explicit") {
         expect(e.cachedTokens).toBe(item.usage.cachedTokens);
-        expect(e.cacheSavingsUsd).toBeCloseTo(item.cacheSavingsUsd, 6);
+        expect(e.cacheSavingsUsd).toBeCloseTo(item.cacheSavingsUsd!, 6);
       } else {
         expect(Math.abs(e.cachedTokens - item.usage.cachedTokens) / e.cachedTokens).toBeLessThan(0.02);
       }

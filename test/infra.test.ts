@@ -19,7 +19,7 @@ const ROOT = path.resolve(import.meta.dirname, "..");
 
 type Args = Record<string, any>;
 interface Rec {
-  type: "Bucket" | "Queue" | "Function" | "CronV2" | "Secret" | "Dynamo";
+  type: "Bucket" | "Queue" | "Function" | "CronV2" | "Secret" | "Dynamo" | "SnsTopic" | "FunctionEventInvokeConfig";
   name: string;
   args: Args;
   self: any;
@@ -120,6 +120,16 @@ function installFakeSst() {
       record("Dynamo", name, args, this);
     }
   }
+  class SnsTopic {
+    name: string;
+    arn: string;
+    constructor(name: string, args: Args = {}) {
+      only(`SnsTopic ${name}`, args, ["fifo", "transform"]);
+      this.name = `fake-${name}`;
+      this.arn = `arn:aws:sns:us-east-1:123456789012:fake-${name}`;
+      record("SnsTopic", name, args, this);
+    }
+  }
   class Secret {
     name: string;
     value = "fake-secret-value";
@@ -130,7 +140,16 @@ function installFakeSst() {
   }
 
   const g = globalThis as any;
-  g.sst = { Secret, aws: { Bucket, Queue, Function, CronV2, Dynamo } };
+  g.sst = { Secret, aws: { Bucket, Queue, Function, CronV2, Dynamo, SnsTopic } };
+  // Pulumi's AWS provider, which SST exposes as the global \`aws\`: only what infra/ uses.
+  class FunctionEventInvokeConfig {
+    constructor(name: string, args: Args) {
+      only(`FunctionEventInvokeConfig ${name}`, args, ["functionName", "qualifier", "maximumRetryAttempts", "maximumEventAgeInSeconds", "destinationConfig"]);
+      if (args.maximumRetryAttempts !== undefined && !(args.maximumRetryAttempts >= 0 && args.maximumRetryAttempts <= 2)) throw new Error("fake aws: maximumRetryAttempts is 0-2");
+      record("FunctionEventInvokeConfig", name, args, this);
+    }
+  }
+  g.aws = { lambda: { FunctionEventInvokeConfig } };
   g.$config = (c: unknown) => c;
 
   const get = (type: Rec["type"], name: string): Rec => {
@@ -144,6 +163,7 @@ function installFakeSst() {
 function removeFakeSst() {
   const g = globalThis as any;
   delete g.sst;
+  delete g.aws;
   delete g.$config;
 }
 
@@ -222,12 +242,14 @@ describe("queue, worker and dead letters", () => {
     expect(max).toBeLessThanOrEqual(1000);
   });
 
-  it("links the worker to the API key, the runs bucket and the coordination table; of its queue it may only change visibility; nodejs24.x", () => {
+  it("links the worker to the API key and the coordination table; of its queue it may only change visibility; nodejs24.x", () => {
     const { tasks, worker } = wired();
     const link = worker.fn.link as unknown[];
     expect(link).toContain(fake.get("Secret", "DashscopeApiKey").self);
-    expect(link).toContain(fake.get("Bucket", "Runs").self);
     expect(link).toContain(fake.get("Dynamo", "Coord").self);
+    // A bucket link would grant every S3 action on every key: see the prefix-scoped access below.
+    expect(link).not.toContain(fake.get("Bucket", "Runs").self);
+    expect(worker.fn.environment.LONGDOC_BUCKET).toBe(fake.get("Bucket", "Runs").self.name);
     // A queue link would grant every SQS action: the worker gets the URL and one action instead.
     expect(link).not.toContain(tasks.self);
     expect(worker.fn.environment.LONGDOC_TASKS_URL).toBe(tasks.self.url);
@@ -246,14 +268,88 @@ describe("queue, worker and dead letters", () => {
     expect(wired({ QWEN_BASE_URL: url }).worker.fn.environment.QWEN_BASE_URL).toBe(url);
   });
 
-  it("records dead letters with functions/dlq.handler, per record, linked to the bucket", () => {
+  it("gives the worker the runs bucket by prefix: reads runs/, inputs/ and inbox/, writes runs/ only, lists key names", () => {
+    const { worker } = wired();
+    const bucket = fake.get("Bucket", "Runs").self.arn;
+    // (The s3: sources' buckets are granted apart, as the test below shows.)
+    const s3 = (worker.fn.permissions as { actions: string[]; resources: string[] }[]).filter((p) => p.resources.some((r) => String(r).startsWith(bucket)));
+    expect(s3).toEqual([
+      { actions: ["s3:ListBucket"], resources: [bucket] },
+      { actions: ["s3:GetObject"], resources: [`${bucket}/runs/*`, `${bucket}/inputs/*`, `${bucket}/inbox/*`] },
+      { actions: ["s3:PutObject", "s3:AbortMultipartUpload"], resources: [`${bucket}/runs/*`] },
+    ]);
+    expect(s3.flatMap((p) => p.actions).some((a) => a === "s3:*" || a.startsWith("s3:Delete"))).toBe(false);
+  });
+
+  it("records dead letters with functions/dlq.handler, per record, reading and writing runs/ only", () => {
     const { dlq, recorder } = wired();
     expect(recorder.fn.handler).toBe(DLQ_HANDLER);
     expect(recorder.args.batch.partialResponses).toBe(true);
-    expect(recorder.fn.link).toEqual([fake.get("Bucket", "Runs").self, fake.get("Dynamo", "Coord").self]);
+    expect(recorder.fn.link).toEqual([fake.get("Dynamo", "Coord").self, fake.get("Secret", "WebhookSecret").self]);
+    const bucket = fake.get("Bucket", "Runs").self.arn;
+    expect(recorder.fn.permissions.filter((p: { actions: string[] }) => p.actions.some((a) => a.startsWith("s3:")))).toEqual([
+      { actions: ["s3:ListBucket"], resources: [bucket] },
+      { actions: ["s3:GetObject"], resources: [`${bucket}/runs/*`] },
+      { actions: ["s3:PutObject", "s3:AbortMultipartUpload"], resources: [`${bucket}/runs/*`] },
+    ]);
     expect(recorder.fn.runtime).toBe("nodejs24.x");
     expect(seconds(dlq.args.visibilityTimeout)).toBeGreaterThanOrEqual(6 * seconds(recorder.fn.timeout));
     expect(dlq.args.dlq).toBeUndefined();
+  });
+});
+
+describe("job-finished events", () => {
+  const wired = () => {
+    const outputs = deploy({ jobsDir: fixture({ "plain.yaml": job("plain") }) });
+    const topic = fake.get("SnsTopic", "JobEvents");
+    const secret = fake.get("Secret", "WebhookSecret");
+    return { outputs, topic, secret, worker: fake.get("Queue", "Tasks").self.subscriber.fn, recorder: fake.get("Queue", "TasksDlq").self.subscriber.fn };
+  };
+
+  it("makes one SNS topic, JobEvents, and names it in the outputs", () => {
+    const { outputs, topic } = wired();
+    expect(fake.all("SnsTopic")).toHaveLength(1);
+    expect(topic.args).toEqual({});
+    expect(outputs.jobEventsTopic).toBe(topic.self.arn);
+  });
+
+  it("lets the worker and the dead-letter recorder (the two that can finish a job) publish to that topic only, with the topic's ARN in their environment", () => {
+    const { topic, worker, recorder } = wired();
+    for (const fn of [worker, recorder]) {
+      expect(fn.environment.LONGDOC_EVENTS_TOPIC).toBe(topic.self.arn);
+      const sns = (fn.permissions as { actions: string[]; resources: unknown[] }[]).filter((p) => p.actions.some((a) => a.startsWith("sns:")));
+      expect(sns).toEqual([{ actions: ["sns:Publish"], resources: [topic.self.arn] }]);
+      // A link to the topic would grant every SNS action.
+      expect(fn.link).not.toContain(topic.self);
+    }
+  });
+
+  it("links the webhook secret to the worker and the recorder, and to nothing else", () => {
+    const { secret } = wired();
+    const holders = fake.recs.filter((r) => r.type === "Function" || r.type === "Queue").flatMap((r) => {
+      const fns = r.type === "Queue" ? (r.self.subscriber ? [r.self.subscriber.fn] : []) : [r.args];
+      return fns.filter((f: Args) => (f.link ?? []).includes(secret.self)).map((f: Args) => f.handler);
+    });
+    expect(holders.sort()).toEqual([DLQ_HANDLER, WORKER_HANDLER].sort());
+    expect(fake.get("Function", "Submit").args.permissions.some((p: { actions: string[] }) => p.actions.some((a) => a.startsWith("sns:")))).toBe(false);
+  });
+});
+
+describe("submit's failed asynchronous invocations", () => {
+  it("go to the SubmitFailures queue after Lambda's 2 retries, kept as long as the dead letters; submit may send to it and nothing else may", () => {
+    deploy({ jobsDir: fixture({ "plain.yaml": job("plain") }) });
+    const failures = fake.get("Queue", "SubmitFailures");
+    const submit = fake.get("Function", "Submit");
+    expect(failures.args).toEqual({ transform: { queue: { messageRetentionSeconds: deployment.dlqRetentionS } } });
+    expect(failures.self.subscriber).toBeUndefined();
+    expect(fake.get("FunctionEventInvokeConfig", "SubmitAsyncInvoke").args).toEqual({
+      functionName: submit.self.name,
+      maximumRetryAttempts: 2,
+      destinationConfig: { onFailure: { destination: failures.self.arn } },
+    });
+    expect(submit.args.permissions).toContainEqual({ actions: ["sqs:SendMessage"], resources: [failures.self.arn] });
+    const others = [fake.get("Queue", "Tasks").self.subscriber.fn, fake.get("Queue", "TasksDlq").self.subscriber.fn];
+    for (const fn of others) expect(JSON.stringify(fn.permissions ?? [])).not.toContain(failures.self.arn);
   });
 });
 
@@ -341,8 +437,16 @@ describe("submit, schedules and uploads", () => {
         resources: ["nightly", "plain", "uploads", "weekly-digest"].flatMap((j) => [`arn:aws:s3:::${j}-docs`, `arn:aws:s3:::${j}-docs/*`]),
       },
     ];
-    expect(fake.get("Function", "Submit").args.permissions).toEqual(expected);
-    expect(fake.get("Queue", "Tasks").self.subscriber.fn.permissions).toEqual([...expected, { actions: ["sqs:ChangeMessageVisibility"], resources: [fake.get("Queue", "Tasks").self.arn] }]);
+    expect(fake.get("Function", "Submit").args.permissions).toEqual([...expected, { actions: ["sqs:SendMessage"], resources: [fake.get("Queue", "SubmitFailures").self.arn] }]);
+    const runs = fake.get("Bucket", "Runs").self.arn;
+    expect(fake.get("Queue", "Tasks").self.subscriber.fn.permissions).toEqual([
+      ...expected,
+      { actions: ["s3:ListBucket"], resources: [runs] },
+      { actions: ["s3:GetObject"], resources: [`${runs}/runs/*`, `${runs}/inputs/*`, `${runs}/inbox/*`] },
+      { actions: ["s3:PutObject", "s3:AbortMultipartUpload"], resources: [`${runs}/runs/*`] },
+      { actions: ["sqs:ChangeMessageVisibility"], resources: [fake.get("Queue", "Tasks").self.arn] },
+      { actions: ["sns:Publish"], resources: [fake.get("SnsTopic", "JobEvents").self.arn] },
+    ]);
   });
 
   it("refuses a scheduled job whose name: differs from its file name", () => {
@@ -397,9 +501,13 @@ describe("sst.config.ts", () => {
       "Bucket Runs",
       "Secret DashscopeApiKey",
       "Dynamo Coord",
+      "SnsTopic JobEvents",
+      "Secret WebhookSecret",
       "Queue TasksDlq",
       "Queue Tasks",
+      "Queue SubmitFailures",
       "Function Submit",
+      "FunctionEventInvokeConfig SubmitAsyncInvoke",
     ]);
     expect(out).toMatchObject({
       bucket: fake.get("Bucket", "Runs").self.name,
@@ -407,6 +515,8 @@ describe("sst.config.ts", () => {
       deadLetterQueue: fake.get("Queue", "TasksDlq").self.url,
       coordinationTable: fake.get("Dynamo", "Coord").self.name,
       submitFunction: fake.get("Function", "Submit").self.name,
+      jobEventsTopic: fake.get("SnsTopic", "JobEvents").self.arn,
+      submitFailures: fake.get("Queue", "SubmitFailures").self.url,
     });
   });
 });

@@ -105,7 +105,7 @@ describe("item lifecycle", () => {
     expect(stopped.every((i) => i.error?.kind === "cost_cap" && /over limits\.maxCostUsd \(\$0\.006\)/.test(i.error.message))).toBe(true);
     expect(loop.sim.calls.length - before).toBe(answered.length);
     // The cap is checked before each call: at most the last call goes past it.
-    const lastCall = Math.max(...answered.map((i) => i.costUsd));
+    const lastCall = Math.max(...answered.map((i) => i.cost));
     expect(m.costUsd).toBeLessThanOrEqual(0.006 + lastCall);
     expect(m.status).toBe("partial");
   });

@@ -60,7 +60,7 @@ describe("model calls: truncation, JSON repair, reasoning files", () => {
     const r = await run(file);
     const item = r.manifest.items[0]!;
     expect(r.manifest.status).toBe("succeeded");
-    expect(item).toMatchObject({ status: "succeeded", error: null, answerTruncated: true, finishReasons: ["length"] });
+    expect(item).toMatchObject({ status: "succeeded", error: null, answerTruncated: true, truncated: true, finishReasons: ["length"] });
     expect(r.manifest.truncatedItems).toBe(1);
     expect(await result(r.outDir, item.id)).toMatchObject({ answerTruncated: true, finishReason: "length" });
   });

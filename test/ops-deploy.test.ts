@@ -67,9 +67,10 @@ function installFakeSst() {
       record("Secret", name, {}, this);
     }
   }
+  (globalThis as any).aws = { lambda: { FunctionEventInvokeConfig: named("FunctionEventInvokeConfig") } };
   (globalThis as any).sst = {
     Secret,
-    aws: { Bucket: named("Bucket"), Queue: named("Queue"), Function: named("Function"), Dynamo: named("Dynamo"), CronV2 },
+    aws: { Bucket: named("Bucket"), Queue: named("Queue"), Function: named("Function"), Dynamo: named("Dynamo"), SnsTopic: named("SnsTopic"), CronV2 },
   };
   const get = (type: string, name: string) => {
     const r = recs.find((x) => x.type === type && x.name === name);
@@ -105,6 +106,7 @@ beforeEach(() => {
 });
 afterEach(() => {
   delete (globalThis as any).sst;
+  delete (globalThis as any).aws;
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 

@@ -26,7 +26,7 @@ describe("model catalog", () => {
       rpm: 600,
       tpm: 1_000_000,
     });
-    expect(m.tiers.map((t) => [t.upToInputTokens, t.inputUsdPerM, t.outputUsdPerM])).toEqual([
+    expect(m.tiers.map((t) => [t.upToInputTokens, t.inputPerM, t.outputPerM])).toEqual([
       [32_768, 1.2, 6],
       [131_072, 2.4, 12],
       [258_048, 3, 15],
@@ -42,13 +42,15 @@ describe("model catalog", () => {
 
   it("prices the whole request at its input tier, cached at the hit rate", () => {
     const m = getModel(loadCatalog(), "qwen3-max");
-    expect(priceFor(m, { inputTokens: 1_000, outputTokens: 1_000, cachedTokens: 0 })).toEqual({ tier: "0-32K", tierIndex: 0, costUsd: 0.0072 });
+    expect(priceFor(m, { inputTokens: 1_000, outputTokens: 1_000, cachedTokens: 0 })).toEqual({ tier: "0-32K", tierIndex: 0, cost: 0.0072, currency: "USD", costUsd: 0.0072 });
     expect(priceFor(m, { inputTokens: 32_768, outputTokens: 0, cachedTokens: 0 }).tier).toBe("0-32K");
     expect(priceFor(m, { inputTokens: 32_769, outputTokens: 0, cachedTokens: 0 })).toMatchObject({ tier: "32K-128K", costUsd: 0.0786456 });
     // 200K input: all at tier 3; 100K of it cached at 20% of $3
     expect(priceFor(m, { inputTokens: 200_000, outputTokens: 10_000, cachedTokens: 100_000 })).toEqual({
       tier: "128K-252K",
       tierIndex: 2,
+      cost: (100_000 * 3 + 100_000 * 0.6 + 10_000 * 15) / 1e6,
+      currency: "USD",
       costUsd: (100_000 * 3 + 100_000 * 0.6 + 10_000 * 15) / 1e6,
     });
     // explicit cache: writes at 125%, hits at 10%

@@ -160,7 +160,7 @@ describe("status and results of a persisted local run, through the CLI", () => {
     expect(missing.code).toBe(1);
     expect(missing.stderr).toMatch(/no local runs in '.*no-state-here' \(no emulator state there\)/);
     expect((await readdir(dir)).includes("no-state-here")).toBe(false);
-    expect((await cli(["results", jobId, "--format", "csv", "--state", state])).code).toBe(2);
+    expect((await cli(["results", jobId, "--format", "xml", "--state", state])).code).toBe(2);
     expect((await cli(["status"])).code).toBe(2);
   });
 });

@@ -10,7 +10,7 @@ import { startFleet } from "../shared/local/fleet.ts";
 import { silentLog } from "../shared/log.ts";
 import { getModel, loadCatalog } from "../shared/model/catalog.ts";
 import { createCoordinator, type Coordinator } from "../shared/run/coord.ts";
-import type { Manifest } from "../shared/run/manifest.ts";
+import { inBatches, type Manifest } from "../shared/run/manifest.ts";
 import { keys, ObjectStore } from "../shared/run/store.ts";
 import { loadSettings } from "../shared/settings.ts";
 import { submitJob } from "../shared/submit/submit.ts";
@@ -71,6 +71,33 @@ describe("submit from schedules and uploads, delivered twice", () => {
     const [next] = await submitFromEvent(deps(), { job: "monthly", scheduledTime: "2027-01-01T06:00:00Z" });
     expect(next!.jobId).not.toBe(first!.jobId);
     expect(await drainQueue()).toHaveLength(2);
+  });
+
+  it("a packed scheduled job over 1,500 listed documents submits without reading one of them", async () => {
+    await writeFile(
+      path.join(jobsDir, "packed-monthly.yaml"),
+      `name: packed-monthly\ndocuments:\n  - s3: s3://${loop.stack.bucket}/many/\nprompt: Summarise each.\npacking: packed\nschedule: "cron(0 6 1 * ? *)"\n`,
+    );
+    const docs = Array.from({ length: 1500 }, (_, i) => ({ key: `many/s${String(i).padStart(4, "0")}.md`, text: `# Statement ${i}\n\n${"Cash rose. ".repeat(20 + (i % 400))}\n` }));
+    await inBatches(docs, 64, (d) => store.put(d.key, d.text, "text/markdown"));
+    let gets = 0;
+    loop.stack.s3.middlewareStack.add(
+      (next, context) => async (args) => {
+        if (context.commandName === "GetObjectCommand" && String((args.input as { Key?: string }).Key).startsWith("many/")) gets++;
+        return next(args);
+      },
+      { step: "initialize", name: "countDocumentReads" },
+    );
+    try {
+      const [job] = await submitFromEvent(deps(), { job: "packed-monthly", scheduledTime: "2026-12-01T06:00:00Z" });
+      expect(gets).toBe(0);
+      expect(job!.items.flatMap((i) => i.documents)).toHaveLength(1500);
+      expect(job!.items.length).toBeLessThan(100);
+      expect(job!.items.every((i) => i.documents.every((d) => typeof d.bytes === "number"))).toBe(true);
+      expect(await drainQueue()).toHaveLength(job!.items.length);
+    } finally {
+      loop.stack.s3.middlewareStack.remove("countDocumentReads");
+    }
   });
 
   it("an upload event delivered twice makes one job; the same key with new content (another ETag) is a new job", async () => {

@@ -1,5 +1,7 @@
 import type { Command } from "commander";
+import { formatCost } from "../../shared/model/catalog.ts";
 import { estimateJob, type JobEstimate } from "../../shared/submit/estimate.ts";
+import { estimateBatch } from "../../shared/submit/batch.ts";
 import { EXIT, fail } from "../exit.ts";
 import { checkJob, warnOnStderr } from "../preflight.ts";
 import { renderTable } from "../table.ts";
@@ -9,14 +11,16 @@ export function registerEstimate(program: Command, edge: Edge): void {
   program
     .command("estimate")
     .description("exact tokens per item, pricing tier and cost, without calling the model")
-    .argument("<job.yaml>", "the job file")
+    .argument("<job.yaml>", "the job file, or an OpenAI Batch input file (.jsonl)")
     .option("--json", "print the estimate as one JSON object on the last line")
     .option("--allow-outside", "accept documents that resolve outside the job file's folder and the current repository")
     .action(async (jobFile: string, flags: { json?: boolean; allowOutside?: boolean }) => {
       try {
         const catalog = edge.settings().catalog;
-        const { spec } = await checkJob(jobFile, catalog, { allowOutside: flags.allowOutside, onWarning: warnOnStderr });
-        const estimate = await estimateJob(spec, jobFile, catalog, { allowOutside: flags.allowOutside });
+        const loaded = await checkJob(jobFile, catalog, { allowOutside: flags.allowOutside, onWarning: warnOnStderr });
+        const estimate = loaded.batch
+          ? estimateBatch({ spec: loaded.spec, model: loaded.model, batch: loaded.batch })
+          : await estimateJob(loaded.spec, jobFile, catalog, { allowOutside: flags.allowOutside });
         human(flags.json).write(renderEstimate(estimate) + "\n");
         if (flags.json) process.stdout.write(JSON.stringify(estimate) + "\n");
         process.exitCode = estimate.totals.failing > 0 ? EXIT.input : EXIT.ok;
@@ -32,15 +36,16 @@ export function renderEstimate(e: JobEstimate): string {
     i.inputTokens ?? "-",
     i.tier ?? "-",
     i.calls,
-    i.inputCostUsd.toFixed(4),
-    i.cacheSavingsUsd.toFixed(4),
-    i.costUsd.toFixed(4),
+    i.inputCost.toFixed(4),
+    i.cacheSavings.toFixed(4),
+    i.cost.toFixed(4),
     i.error ? `${i.error.kind}: ${i.error.message}`.slice(0, 90) : i.truncated ? `truncated: ${i.truncated.tokensCut} tokens cut` : "",
   ]);
-  rows.push(["total", e.totals.inputTokens, "", "", e.totals.inputCostUsd.toFixed(4), e.totals.cacheSavingsUsd.toFixed(4), e.totals.costUsd.toFixed(4), ""]);
-  const cap = e.maxCostUsd === null ? "" : `; the job's cost cap is $${e.maxCostUsd}`;
+  rows.push(["total", e.totals.inputTokens, "", "", e.totals.inputCost.toFixed(4), e.totals.cacheSavings.toFixed(4), e.totals.cost.toFixed(4), ""]);
+  const cap = e.maxCost === null ? "" : `; the job's cost cap is ${formatCost(e.maxCost, e.currency, null)}`;
+  const c = e.currency;
   return (
-    renderTable(["item", "input tokens", "tier", "calls", "input $", "cache saves $", "at most $", "note"], rows) +
-    `\n${e.items.length} item(s) on ${e.model}; "at most" adds the answer cap and thinking budget at the output price${cap}`
+    renderTable(["item", "input tokens", "tier", "calls", `input ${c}`, `cache saves ${c}`, `at most ${c}`, "note"], rows) +
+    `\n${e.items.length} item(s) on ${e.model}, priced in ${c} (region ${e.region}); "at most" adds the answer cap and thinking budget at the output price${cap}`
   );
 }

@@ -1,5 +1,6 @@
 import { Option, type Command } from "commander";
 import { downloadRun, writeBatchOutput } from "../results.ts";
+import { writeCsvOutput } from "../results-csv.ts";
 import { readProgress } from "../../shared/run/progress.ts";
 import { deployedStoreReader, localStateReader } from "../readers.ts";
 import { EXIT, fail } from "../exit.ts";
@@ -7,7 +8,7 @@ import type { Edge } from "../edge.ts";
 
 interface ResultsFlags {
   out: string;
-  format?: "jsonl";
+  format?: "jsonl" | "csv";
   state: string;
   deployed?: boolean;
 }
@@ -15,16 +16,22 @@ interface ResultsFlags {
 export function registerResults(program: Command, edge: Edge): void {
   program
     .command("results")
-    .description("download a run (a local run, or --deployed) to <out>/<jobId>/, or its answers as an OpenAI Batch output file (--format jsonl)")
+    .description("download a run (a local run, or --deployed) to <out>/<jobId>/, or its answers as an OpenAI Batch output file (--format jsonl) or a CSV table (--format csv)")
     .argument("<jobId>", "the job id `longdoc run` or `longdoc submit` printed")
     .option("--out <dir>", "write under <dir>/<jobId>/", "out")
-    .addOption(new Option("--format <format>", "jsonl: <out>/<jobId>/results.jsonl in the OpenAI Batch output line format").choices(["jsonl"]))
+    .addOption(
+      new Option("--format <format>", "jsonl: <out>/<jobId>/results.jsonl in the OpenAI Batch output line format; csv: <out>/<jobId>/results.csv, one row per item").choices(["jsonl", "csv"]),
+    )
     .option("--state <dir>", "where the emulator keeps its state", ".longdoc/state")
     .addOption(new Option("--deployed", "read the run in the deployed stack's bucket (.sst/outputs.json or LONGDOC_BUCKET)").conflicts("state"))
     .action(async (jobId: string, flags: ResultsFlags) => {
       const state = flags.deployed ? deployedStoreReader(edge.env) : localStateReader(flags.state);
       try {
-        if (flags.format === "jsonl") {
+        if (flags.format === "csv") {
+          const out = await state.read((store) => writeCsvOutput(store, jobId, flags.out));
+          process.stdout.write(`wrote ${out.rows.length} row(s) and ${out.header.length} column(s) to ${out.file}\n`);
+          if (out.pending.length) process.stderr.write(`note: the run is still running; ${out.pending.length} item(s) without a result are rows with status queued\n`);
+        } else if (flags.format === "jsonl") {
           const out = await state.read((store) => writeBatchOutput(store, jobId, flags.out));
           const failed = out.lines.filter((l) => l.error !== null).length;
           process.stdout.write(`wrote ${out.lines.length} line(s) (${out.lines.length - failed} succeeded, ${failed} failed or skipped) to ${out.file}\n`);

@@ -1,4 +1,4 @@
-import type { Command } from "commander";
+import { InvalidArgumentError, type Command } from "commander";
 import cliProgress from "cli-progress";
 import { ObjectStore } from "../../shared/run/store.ts";
 import { retryJob, type RetryRecord } from "../../shared/run/control.ts";
@@ -16,6 +16,14 @@ interface RetryFlags {
   json?: boolean;
   state: string;
   deployed?: boolean;
+  maxOutputTokens?: number;
+}
+
+/** --max-output-tokens: a whole number within the API's largest answer cap (docs/qwen-api.md §2). */
+function maxOutputTokensArg(v: string): number {
+  const n = Number(v);
+  if (!/^\d+$/.test(v) || n < 1 || n > 65_536) throw new InvalidArgumentError("must be a whole number from 1 to 65536 (32768 with thinking on)");
+  return n;
 }
 
 export function registerRetry(program: Command, edge: Edge): void {
@@ -27,6 +35,7 @@ export function registerRetry(program: Command, edge: Edge): void {
     .option("--workers <n>", `concurrent local workers, 1 to ${MAX_LOCAL_WORKERS}`, workersArg, deployment.local.workers)
     .option("--state <dir>", "where the emulator keeps its state", ".longdoc/state")
     .option("--deployed", "re-queue on the deployed stack (.sst/outputs.json or LONGDOC_BUCKET/LONGDOC_QUEUE_URL); its workers run them")
+    .option("--max-output-tokens <n>", "re-run with this larger answer cap: the failed and skipped items, and those whose answer was cut at the cap and kept", maxOutputTokensArg)
     .option("--json", "print the run summary as JSON on the last line")
     .action(async (jobId: string, flags: RetryFlags) => {
       if (flags.deployed) return retryDeployed(jobId, flags, edge);
@@ -39,6 +48,7 @@ export function registerRetry(program: Command, edge: Edge): void {
         await checkFolderOption("--out", flags.out);
         const out = await retryLocalJob({
           ...localControl(jobId, flags, edge),
+          maxOutputTokens: flags.maxOutputTokens,
           onRequeued: (record, job) => {
             process.stderr.write(describeRound(record));
             bar.start(job.items.length, job.items.length - record.items.length, { jobId: job.jobId });
@@ -72,7 +82,8 @@ export function registerRetry(program: Command, edge: Edge): void {
 
 /** What a retry round re-queued and which markers it removed, one line each. */
 function describeRound(r: RetryRecord): string {
-  const lines = [`job ${r.jobId}: retry ${r.round}: re-queued ${r.items.length} item(s); earlier results moved to items/<id>/previous/${r.round}/ (record: retries/${r.round}.json)`];
+  const cap = r.maxOutputTokens !== undefined ? ` with an answer cap of ${r.maxOutputTokens} tokens` : "";
+  const lines = [`job ${r.jobId}: retry ${r.round}: re-queued ${r.items.length} item(s)${cap}; earlier results moved to items/<id>/previous/${r.round}/ (record: retries/${r.round}.json)`];
   for (const i of r.items) lines.push(`  ${i.id}: was ${i.status} after ${i.attempts} attempt(s)${i.error ? ` (${i.error.kind})` : ""}`);
   const reason = (m: unknown) => (m && typeof m === "object" && typeof (m as { reason?: unknown }).reason === "string" ? `: ${(m as { reason: string }).reason}` : "");
   if (r.removed.halt !== undefined) lines.push(`removed the halt marker (the job had been halted${reason(r.removed.halt)})`);
@@ -99,7 +110,7 @@ async function retryDeployed(jobId: string, flags: RetryFlags, edge: Edge): Prom
       closeClients();
       closeCoord();
     };
-    const out = await retryJob({ store: new ObjectStore(s3, coords.bucket), sqs, queueUrl: coords.queueUrl, coord }, jobId);
+    const out = await retryJob({ store: new ObjectStore(s3, coords.bucket), sqs, queueUrl: coords.queueUrl, coord }, jobId, { maxOutputTokens: flags.maxOutputTokens });
     if (!out.requeued) return nothingToRetry(out.manifest, flags.json);
     human(flags.json).write(describeRound(out.record) + `the deployed workers take them from ${coords.queueUrl}; follow the run in s3://${coords.bucket}/runs/${jobId}/manifest.json\n`);
     if (flags.json) process.stdout.write(JSON.stringify(summary(out.manifest)) + "\n");

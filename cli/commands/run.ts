@@ -4,7 +4,7 @@ import { createLog, redactUrl } from "../../shared/log.ts";
 import { runLocalJob } from "../../shared/local/run.ts";
 import { summary, type Manifest } from "../../shared/run/manifest.ts";
 import { checkFolderOption, EXIT, fail, MAX_LOCAL_WORKERS, parseWorkers } from "../exit.ts";
-import { checkJob, ignoredBaseUrlNote, warnOnStderr } from "../preflight.ts";
+import { checkJob, ignoredBaseUrlNote, warnOnStderr, webhookNote } from "../preflight.ts";
 import { renderTable } from "../table.ts";
 import { human, type Edge } from "../edge.ts";
 
@@ -21,7 +21,7 @@ export function registerRun(program: Command, edge: Edge): void {
   program
     .command("run")
     .description("run a job end to end on this machine (embedded SQS/S3 emulator; Qwen simulator unless DASHSCOPE_API_KEY is set)")
-    .argument("<job.yaml>", "the job file")
+    .argument("<job.yaml>", "the job file, or an OpenAI Batch input file (.jsonl): one item per line")
     .option("--out <dir>", "mirror the run to <dir>/<jobId>/", "out")
     .option("--workers <n>", `concurrent local workers, each a process, 1 to ${MAX_LOCAL_WORKERS} (default: the job's limits.concurrency, at most 4)`)
     .option("--state <dir>", "where the emulator keeps its state", ".longdoc/state")
@@ -36,9 +36,8 @@ export function registerRun(program: Command, edge: Edge): void {
         await checkFolderOption("--out", flags.out);
         await checkFolderOption("--state", flags.state);
         const settings = edge.settings();
-        await checkJob(jobFile, settings.catalog, { allowOutside: flags.allowOutside, onWarning: warnOnStderr });
-        const note = ignoredBaseUrlNote(edge.env, settings);
-        if (note) process.stderr.write(note + "\n");
+        const { spec } = await checkJob(jobFile, settings.catalog, { allowOutside: flags.allowOutside, onWarning: warnOnStderr });
+        for (const note of [ignoredBaseUrlNote(edge.env, settings), webhookNote(spec, settings)]) if (note) process.stderr.write(note + "\n");
       } catch (e) {
         return fail(e);
       }
@@ -102,14 +101,14 @@ export function renderSummary(m: Manifest): string {
     i.usage.reasoningTokens,
     i.usage.outputTokens,
     i.usage.cachedTokens,
-    i.costUsd.toFixed(4),
-    i.cacheSavingsUsd.toFixed(4),
+    i.cost.toFixed(4),
+    i.cacheSavings.toFixed(4),
     i.error ? `${i.error.kind}: ${i.error.message}`.slice(0, 80) : "",
   ]);
-  rows.push(["total", m.status, "", m.usage.inputTokens, m.usage.reasoningTokens, m.usage.outputTokens, m.usage.cachedTokens, m.costUsd.toFixed(4), m.cacheSavingsUsd.toFixed(4), ""]);
+  rows.push(["total", m.status, "", m.usage.inputTokens, m.usage.reasoningTokens, m.usage.outputTokens, m.usage.cachedTokens, m.cost.toFixed(4), m.cacheSavings.toFixed(4), ""]);
   const c = m.counts;
   return (
-    renderTable(["item", "status", "attempts", "input", "reasoning", "output", "cached", "cost $", "cache saved $", "error"], rows) +
+    renderTable(["item", "status", "attempts", "input", "reasoning", "output", "cached", `cost ${m.currency}`, `cache saved ${m.currency}`, "error"], rows) +
     `\n${c.succeeded} succeeded, ${c.failed} failed, ${c.skipped} skipped of ${c.total}` +
     (m.truncatedItems ? `; ${m.truncatedItems} answer(s) hit the output cap (maxOutputTokens) and are truncated` : "")
   );

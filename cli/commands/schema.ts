@@ -32,6 +32,7 @@ export const FIELD_HELP: Readonly<Record<string, string>> = {
   limits: "`concurrency`, `rpm`, `tpm` caps inside the job; `maxCostUsd`, checked at submit and before every call; `maxDocumentBytes`.",
   schedule: "Deployed only: an EventBridge Scheduler expression, in UTC, e.g. cron(0 6 3 * ? *) or rate(1 day).",
   trigger: "Deployed only: `upload` starts a run for each file uploaded under inbox/<name>/ in the stack's bucket.",
+  notify: "`webhook: https://...`: called once when the job ends with the job-finished event (job id, status, counts, cost, manifest URI), signed with HMAC-SHA256 in X-Longdoc-Signature.",
 };
 
 /** The JSON Schema (draft-07, which yaml-language-server reads) of a job file as written. */

@@ -1,3 +1,4 @@
+import { formatCost } from "../../shared/model/catalog.ts";
 import { Option, type Command } from "commander";
 import cliProgress from "cli-progress";
 import { newProgressCache, readProgress, type RunProgress } from "../../shared/run/progress.ts";
@@ -76,7 +77,7 @@ const barPayload = (p: RunProgress) => ({
   succeeded: p.counts.succeeded,
   failed: p.counts.failed,
   skipped: p.counts.skipped,
-  cost: p.costUsd.toFixed(4),
+  cost: formatCost(p.cost, p.currency),
   elapsed: formatDuration(p.elapsedMs),
   etaLeft: formatDuration(p.etaMs),
 });
@@ -91,7 +92,7 @@ export function renderProgress(p: RunProgress): string {
   );
   const u = p.usage;
   const tokens = `tokens: ${u.inputTokens} input (${u.cachedTokens} cached), ${u.outputTokens} output (${u.reasoningTokens} reasoning)`;
-  const cost = `cost: $${p.costUsd.toFixed(4)}` + (p.cacheSavingsUsd > 0 ? ` (cache saved $${p.cacheSavingsUsd.toFixed(4)})` : "");
+  const cost = `cost: ${formatCost(p.cost, p.currency)}` + (p.cacheSavings > 0 ? ` (cache saved ${formatCost(p.cacheSavings, p.currency)})` : "");
   const time =
     p.status === "running"
       ? `elapsed ${formatDuration(p.elapsedMs)}` +

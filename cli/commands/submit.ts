@@ -7,7 +7,7 @@ export function registerSubmit(program: Command, edge: Edge): void {
   program
     .command("submit")
     .description("submit a job to the deployed stack: uploads its path: documents, lists its s3: sources, queues one task per item")
-    .argument("<job.yaml>", "the job file")
+    .argument("<job.yaml>", "the job file, or an OpenAI Batch input file (.jsonl): one item per line")
     .option("--json", "print {jobId, bucket, queueUrl, items, ...} as JSON on the last line")
     .action(async (jobFile: string, flags: { json?: boolean }) => {
       try {
@@ -16,7 +16,9 @@ export function registerSubmit(program: Command, edge: Edge): void {
         human(flags.json).write(
           [
             `submitted job ${job.jobId}: ${job.items.length} item(s), model ${job.model}`,
-            `  documents: ${uploaded} uploaded to s3://${coords.bucket}/inputs/, ${listed} listed from s3: sources`,
+            job.batch
+              ? `  requests:  ${job.batch.requests} line(s) of ${job.batch.file} written to ${`s3://${coords.bucket}/runs/${job.jobId}/requests/`}`
+              : `  documents: ${uploaded} uploaded to s3://${coords.bucket}/inputs/, ${listed} listed from s3: sources`,
             `  run:       ${run} (bucket from ${coords.from.bucket})`,
             `  queue:     ${coords.queueUrl} (from ${coords.from.queueUrl})`,
             `follow it:   npx longdoc status ${job.jobId} --deployed --watch (or: aws s3 cp ${run}manifest.json -; status is "running" until every item has a result)`,

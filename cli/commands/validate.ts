@@ -16,8 +16,9 @@ export function registerValidate(program: Command, edge: Edge): void {
       for (const file of files) {
         try {
           // The same checks `run` makes before it submits: a file that passes here does not fail there on them.
-          const { spec } = await checkJob(file, edge.settings().catalog, { allowOutside: flags.allowOutside, onWarning: warnOnStderr });
-          process.stdout.write(`${file}: ok (${spec.name}, ${spec.documents.length} source(s), model ${spec.model})\n`);
+          const { spec, batch } = await checkJob(file, edge.settings().catalog, { allowOutside: flags.allowOutside, onWarning: warnOnStderr });
+          const what = batch ? `OpenAI Batch input, ${batch.requests.length} request(s)` : `${spec.documents.length} source(s)`;
+          process.stdout.write(`${file}: ok (${spec.name}, ${what}, model ${spec.model})\n`);
         } catch (e) {
           if (e instanceof JobFileError) {
             bad++;

@@ -140,7 +140,7 @@ const fieldName = (path: (string | number)[]) =>
 
 const KNOWN = ["name", "description", "documents", "system", "questions", "prompt", "model", "thinking", "maxOutputTokens",
   "output", "packing", "truncate", "limits", "schedule", "trigger", "enabled", "budget", "format", "schema", "schemaFile",
-  "concurrency", "rpm", "tpm", "maxCostUsd", "maxDocumentBytes", "path", "s3", "id", "ask", "calls", "cache"];
+  "concurrency", "rpm", "tpm", "maxCostUsd", "maxCost", "maxDocumentBytes", "path", "s3", "id", "ask", "calls", "cache", "notify", "webhook"];
 
 function suggestion(key: string): string {
   const close = KNOWN.find((k) => k.toLowerCase() === key.toLowerCase() || editDistance(k.toLowerCase(), key.toLowerCase()) <= 2);
@@ -223,7 +223,7 @@ function recognise(records: Json[], container: string, partial = false): string 
   if ("custom_id" in first && ("body" in first || "method" in first || "url" in first)) {
     return (
       `this looks like an OpenAI Batch input file (${container}: ${count("request", "requests")} with ${listKeys(Object.keys(first))}), not a longdoc job file. ` +
-      `longdoc writes the model requests itself: put the documents under documents: and the instructions under questions: or prompt:. ${EXPECTS}`
+      `\`longdoc run\`, \`estimate\`, \`submit\` and \`validate\` take it as it is (each line one item); a scheduled or upload job must be YAML. ${EXPECTS}`
     );
   }
   if ("custom_id" in first && ("response" in first || "error" in first)) {

@@ -4,11 +4,15 @@ import type { JobSpec } from "./schema.ts";
 export interface ItemDocument {
   source: string;
   uri: string;
+  /** The object's size from the listing or upload: what `packing: packed` packs by, without reading it. */
+  bytes?: number;
 }
 
 export interface JobItem {
   id: string;
   documents: ItemDocument[];
+  /** OpenAI Batch input items: the S3 URI of the line's request (runs/<jobId>/requests/<itemId>.json), sent as written instead of documents. */
+  request?: string;
 }
 
 /** runs/<jobId>/job.json: the resolved job, written once by submit and read by every worker. */
@@ -21,12 +25,21 @@ export interface JobRecord {
   spec: JobSpec;
   /** The JSON Schema answers must match, inlined from `output.schema` or `output.schemaFile`. */
   outputSchema: Record<string, unknown> | null;
-  limits: { concurrency: number; rpm: number; tpm: number; maxCostUsd: number | null; maxDocumentBytes: number };
+  /**
+   * `maxCost` is the cost cap in `currency`; `maxCostUsd` the same cap when that is USD (null
+   * otherwise; records written before regions had only maxCostUsd).
+   */
+  limits: { concurrency: number; rpm: number; tpm: number; maxCostUsd: number | null; maxCost?: number | null; maxDocumentBytes: number };
+  /** The currency every cost of the run is in, and the pricing region it comes from (absent in older records: USD, Singapore). */
+  currency?: string;
+  region?: string;
   /** Deliveries before the DLQ (the queue's redrive policy). */
   maxReceives: number;
   /** Real model attempts before the worker records the item failed (returns to wait are not attempts). */
   maxAttempts: number;
   items: JobItem[];
+  /** Set when the job came from an OpenAI Batch input file: its name and number of request lines. */
+  batch?: { file: string; requests: number };
 }
 
 export function s3Uri(bucket: string, key: string): string {

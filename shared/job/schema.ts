@@ -25,9 +25,11 @@ const thinking = z.strictObject({
 /**
  * What an answer that hit the output cap (finish_reason "length") becomes: `fail` (default) ends
  * the item failed with kind output_truncated, the partial answer kept; `keep` accepts it and
- * marks the result `answerTruncated: true`.
+ * marks the result `answerTruncated: true`; `continue` (thinking off, text output) asks the model to
+ * go on from where it stopped (the API's partial mode) up to 3 times and joins the pieces; an
+ * answer still cut after that fails as with `fail`.
  */
-const onTruncated = z.enum(["fail", "keep"]).optional();
+const onTruncated = z.enum(["fail", "keep", "continue"]).optional();
 
 const output = z.discriminatedUnion("format", [
   z.strictObject({ format: z.literal("text"), onTruncated }),
@@ -39,11 +41,28 @@ const output = z.discriminatedUnion("format", [
   }),
 ]);
 
+/** https only: the body names the job and its results. No user:password in the URL (it would be logged and stored). */
+const webhookUrl = z
+  .string()
+  .regex(/^https:\/\/\S+$/i, "must be an https:// URL (never http: the call carries the job's results, and plain http would expose them)")
+  .superRefine((value, ctx) => {
+    if (!/^https:\/\//i.test(value)) return;
+    let url: URL;
+    try {
+      url = new URL(value);
+    } catch {
+      return void ctx.addIssue({ code: "custom", message: "is not a valid URL" });
+    }
+    if (url.username || url.password) ctx.addIssue({ code: "custom", message: "must not carry a user name or password; the receiver checks the X-Longdoc-Signature header instead" });
+  });
+
 const limits = z.strictObject({
   concurrency: z.int().min(1).max(1000).optional(),
   rpm: z.int().min(1).optional(),
   tpm: z.int().min(1).optional(),
   maxCostUsd: z.number().positive().optional(),
+  /** The cap in the endpoint's currency (CNY for Beijing); maxCostUsd is the same cap for USD regions. */
+  maxCost: z.number().positive().optional(),
   maxDocumentBytes: z.int().min(1).optional(),
 });
 
@@ -71,6 +90,8 @@ export const jobSpecSchema = z
       .regex(/^(cron|rate)\(.+\)$/, "must be an EventBridge expression such as cron(0 6 ? * MON *) or rate(1 day)")
       .optional(),
     trigger: z.literal("upload").optional(),
+    /** Told when the job ends: an https URL called with the end-of-job event, signed (see shared/run/webhook.ts). */
+    notify: z.strictObject({ webhook: webhookUrl }).optional(),
   })
   .superRefine((job, ctx) => {
     if (!job.questions && !job.prompt) {
@@ -95,6 +116,13 @@ export const jobSpecSchema = z
         code: "custom",
         path: ["packing"],
         message: "packed calls answer in one <answer document=\"N\"> section per document: they need `calls: per-item` and text output",
+      });
+    }
+    if (job.output.onTruncated === "continue" && (job.thinking.enabled || job.output.format === "json")) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["output", "onTruncated"],
+        message: "continue uses the API's partial mode, which works only with thinking off, and longdoc continues text answers only; set thinking.enabled: false and output.format: text, or use fail or keep",
       });
     }
     if (job.output.format === "json" && job.thinking.enabled) {

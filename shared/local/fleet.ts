@@ -1,4 +1,5 @@
 import { fork, type ChildProcess } from "node:child_process";
+import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { GetQueueAttributesCommand } from "@aws-sdk/client-sqs";
 import type { Log } from "../log.ts";
@@ -20,6 +21,8 @@ export interface FleetOptions {
   timing?: Partial<WorkerTiming>;
   /** How the workers share the account quota (default "shared": through the coordination table). */
   quotaMode?: QuotaMode;
+  /** Receives each JSON log line a worker writes (to stderr, then not passed on): tests read what the workers did. */
+  onLog?: (line: Record<string, unknown>, worker: number) => void;
   /** The simulated Lambda timeout (default the deployment's 900 s); the fault suite shortens it to reach deadlines. */
   functionTimeoutMs?: number;
   /** TEST ONLY: injected S3/DynamoDB errors, an AwsFaultSpec as JSON (shared/local/aws-faults.ts). */
@@ -30,6 +33,20 @@ export interface Fleet {
   processes: ChildProcess[];
   /** Stops every worker after the batch in hand (SIGTERM), then waits for them. */
   stop(): Promise<void>;
+}
+
+/** Hands each JSON line of a worker's log (stderr) to `to`; anything else goes on to this process's stderr. */
+function forwardLogLines(stderr: NodeJS.ReadableStream, to: (line: Record<string, unknown>) => void): void {
+  createInterface({ input: stderr }).on("line", (text) => {
+    let line: Record<string, unknown>;
+    try {
+      line = JSON.parse(text) as Record<string, unknown>;
+    } catch {
+      process.stderr.write(text + "\n");
+      return;
+    }
+    to(line);
+  });
 }
 
 const queueArn = async (stack: LocalStack, url: string) =>
@@ -48,7 +65,13 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
     DASHSCOPE_API_KEY: o.endpoint.apiKey,
     QWEN_BASE_URL: o.endpoint.baseURL,
     LONGDOC_LOG: o.settings.logLevel,
+    // The end-of-job event goes to the emulated topic; a job's webhook is signed with the caller's secret.
+    LONGDOC_EVENTS_TOPIC: o.stack.topicArn,
+    ...(o.settings.notify.webhookSecret && { LONGDOC_WEBHOOK_SECRET: o.settings.notify.webhookSecret }),
+    ...(o.settings.notify.loopbackHttp && { LONGDOC_WEBHOOK_LOOPBACK_HTTP: "1" }),
     ...(o.settings.catalogPath && { LONGDOC_CATALOG: o.settings.catalogPath }),
+    // Workers price in the region the edge chose (a simulator standing in for Beijing included).
+    LONGDOC_REGION: o.settings.catalog.region,
     ...(o.awsFaults && { LONGDOC_TEST_AWS_FAULTS: o.awsFaults }),
   };
   const processes = Array.from({ length: Math.max(1, o.workers) }, (_, index) => {
@@ -70,7 +93,9 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
       quotaMode: o.quotaMode ?? "shared",
       processes: Math.max(1, o.workers),
     };
-    return fork(WORKER_FILE, [], { env: { ...env, LONGDOC_WORKER_CONFIG: JSON.stringify(config) }, stdio: ["ignore", "inherit", "inherit", "ipc"] });
+    const child = fork(WORKER_FILE, [], { env: { ...env, LONGDOC_WORKER_CONFIG: JSON.stringify(config) }, stdio: ["ignore", "inherit", o.onLog ? "pipe" : "inherit", "ipc"] });
+    if (o.onLog && child.stderr) forwardLogLines(child.stderr, (line) => o.onLog!(line, index));
+    return child;
   });
   await Promise.all(
     processes.map(

@@ -5,7 +5,7 @@ import path from "node:path";
 import { ChangeMessageVisibilityBatchCommand, DeleteMessageBatchCommand, GetQueueAttributesCommand, ReceiveMessageCommand } from "@aws-sdk/client-sqs";
 import { keys, ObjectStore } from "../run/store.ts";
 import { sendTasks, type TaskMessage } from "../run/queue.ts";
-import { cancelJob, retryJob, type CancelOutcome, type RetryRecord } from "../run/control.ts";
+import { cancelJob, retryJob, type CancelOutcome, type RetryOptions, type RetryRecord } from "../run/control.ts";
 import { createWorkerDeps } from "../worker/deps.ts";
 import { loadJobForSubmit, submitLoadedJob } from "../submit/load.ts";
 import { LongdocError } from "../errors.ts";
@@ -18,6 +18,7 @@ import type { JobRecord } from "../job/record.ts";
 import type { Log } from "../log.ts";
 import { finishedItemIds, inBatches, readResults, resultWithoutCall, type ItemResult, type Manifest } from "../run/manifest.ts";
 import { writeFinalManifest } from "../run/finish.ts";
+import { notifierFromSettings } from "../run/notify.ts";
 import type { Coordinator } from "../run/coord.ts";
 import type { ModelClient } from "../model/client.ts";
 import { deployment, type Settings } from "../settings.ts";
@@ -252,9 +253,10 @@ async function startWorkers(o: Omit<DriveOptions, "job">, endpoint: Omit<LocalEn
     baseURL: endpoint.baseURL,
     model: o.model,
     timing: { leaseMs: deployment.local.claimLeaseS * 1000, ...o.timing },
+    notifier: notifierFromSettings({ ...o.settings.notify, topicArn: stack.topicArn }, stack.sns, o.log),
   });
   const worker = createWorkerHandler(() => deps);
-  const deadLetters = createDeadLetterHandler(() => ({ s3: stack.s3, coord: deps.coord, log: o.log }));
+  const deadLetters = createDeadLetterHandler(() => ({ s3: stack.s3, coord: deps.coord, log: o.log, notifier: deps.notifier }));
   const queueArn = async (url: string) => (await stack.sqs.send(new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ["QueueArn"] }))).Attributes?.QueueArn;
   const common = { sqs: stack.sqs, waitTimeS: deployment.local.pollWaitS, functionTimeoutMs: deployment.workerTimeoutS * 1000, signal: abort.signal, onError: (e: unknown) => o.log.error({ error: String(e) }, "poller error") };
   const pollers = [
@@ -308,7 +310,9 @@ export type LocalRetryResult =
  * `longdoc retry` on a local run: re-queues the failed and skipped items (control.ts `retryJob`)
  * and drives the workers to the end of the run as `run` does. `onRequeued` runs before the workers start.
  */
-export async function retryLocalJob(o: LocalControlOptions & { onRequeued?: (record: RetryRecord, job: JobRecord) => void; onResumed?: (job: JobRecord) => void }): Promise<LocalRetryResult> {
+export async function retryLocalJob(
+  o: LocalControlOptions & RetryOptions & { onRequeued?: (record: RetryRecord, job: JobRecord) => void; onResumed?: (job: JobRecord) => void },
+): Promise<LocalRetryResult> {
   const dataDir = o.dataDir ?? ".longdoc/state";
   const stack = o.stack ?? (await openLocalStack(dataDir));
   try {
@@ -322,7 +326,7 @@ export async function retryLocalJob(o: LocalControlOptions & { onRequeued?: (rec
       const driven = await driveLocalRun({ ...o, stack, job: interrupted });
       return { requeued: false, resumed: true, job: interrupted, manifest: driven.manifest };
     }
-    const out = await retryJob({ store, sqs: stack.sqs, queueUrl: stack.queueUrl, coord: createCoordinator(stack.dynamo.client, stack.dynamo.table) }, o.jobId).catch((e: unknown) => {
+    const out = await retryJob({ store, sqs: stack.sqs, queueUrl: stack.queueUrl, coord: createCoordinator(stack.dynamo.client, stack.dynamo.table) }, o.jobId, { maxOutputTokens: o.maxOutputTokens }).catch((e: unknown) => {
       throw inLocalState(e, stack, o.stack ? undefined : dataDir);
     });
     if (!out.requeued) return out;
@@ -416,7 +420,7 @@ export async function cancelLocalJob(o: LocalControlOptions & { onMarked?: (c: E
     const started = Date.now();
     const { skipped, results, written } = await skipUnfinished(store, c.job, (finished) => o.onProgress?.({ jobId: c.job.jobId, total: c.job.items.length, finished, elapsedMs: Date.now() - started }));
     await removeQueuedTasks(stack, c.job.jobId);
-    const manifest = await writeFinalManifest(store, c.job, results);
+    const manifest = await writeFinalManifest(store, c.job, results, notifierFromSettings({ ...o.settings.notify, topicArn: stack.topicArn }, stack.sns, o.log));
     const outDir = await mirrorRun(store, c.job.jobId, o.outDir, written);
     return { state: "cancelled", job: c.job, pending: c.pending, alreadyCancelled: c.alreadyCancelled, manifest, outDir, skipped };
   } finally {

@@ -1,4 +1,5 @@
 import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
+import { CreateTopicCommand, SNSClient } from "@aws-sdk/client-sns";
 import { CreateQueueCommand, GetQueueAttributesCommand, GetQueueUrlCommand, SetQueueAttributesCommand, SQSClient } from "@aws-sdk/client-sqs";
 import { startFauxqs, type FauxqsServer } from "fauxqs";
 import path from "node:path";
@@ -13,6 +14,9 @@ export interface LocalStack {
   bucket: string;
   queueUrl: string;
   dlqUrl: string;
+  /** The JobEvents topic of a deployed stack, emulated: the end-of-job events go here. */
+  sns: SNSClient;
+  topicArn: string;
   visibilityTimeoutS: number;
   maxReceives: number;
   /** The coordination table (DynamoDB emulated by dynalite), persisted beside the emulator's state. */
@@ -32,6 +36,7 @@ export interface LocalStackOptions {
 const BUCKET = "longdoc-runs";
 const QUEUE = "longdoc-tasks";
 const DLQ = "longdoc-tasks-dlq";
+const TOPIC = "longdoc-job-events";
 const credentials = { accessKeyId: "local", secretAccessKey: "local" };
 
 /** Real AWS SDK clients for an endpoint (the embedded emulator here; LocalStack-like servers too). */
@@ -40,6 +45,7 @@ export function localClients(endpoint: string) {
   return {
     s3: new S3Client({ endpoint, region, credentials, forcePathStyle: true }),
     sqs: new SQSClient({ endpoint, region, credentials }),
+    sns: new SNSClient({ endpoint, region, credentials }),
   };
 }
 
@@ -60,7 +66,7 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
     throw e;
   }
   const endpoint = `http://127.0.0.1:${server.port}`;
-  const { s3, sqs } = localClients(endpoint);
+  const { s3, sqs, sns } = localClients(endpoint);
   const visibilityTimeoutS = opts.visibilityTimeoutS ?? deployment.local.visibilityTimeoutS;
   const maxReceives = opts.maxReceives ?? deployment.maxReceives;
   try {
@@ -75,6 +81,8 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
     VisibilityTimeout: String(visibilityTimeoutS),
     RedrivePolicy: JSON.stringify({ deadLetterTargetArn: dlqArn, maxReceiveCount: maxReceives }),
   });
+  // CreateTopic returns the existing topic of a persisted state.
+  const topicArn = (await sns.send(new CreateTopicCommand({ Name: TOPIC }))).TopicArn!;
   return {
     endpoint,
     s3,
@@ -82,12 +90,15 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
     bucket: BUCKET,
     queueUrl,
     dlqUrl,
+    sns,
+    topicArn,
     visibilityTimeoutS,
     maxReceives,
     dynamo,
     async stop() {
       s3.destroy();
       sqs.destroy();
+      sns.destroy();
       await Promise.all([server.stop(), dynamo.stop()]);
       lock?.release();
     },

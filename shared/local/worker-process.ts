@@ -16,13 +16,15 @@ import { createWorkerHandler } from "../worker/handlers.ts";
 import { dynamoClient } from "./dynamo.ts";
 import { runPoller } from "./poller.ts";
 import { localClients } from "./stack.ts";
+import { notifierFromSettings } from "../run/notify.ts";
 import { parseWorkerConfig } from "./fleet-config.ts";
 import { withFixedShareQuota } from "./fixed-share-quota.ts";
 
 const config = parseWorkerConfig(process.env.LONGDOC_WORKER_CONFIG);
 const settings = loadSettings(process.env);
 const log = createLog({ name: `worker-${config.index}`, level: settings.logLevel });
-const { s3, sqs } = localClients(config.endpoint);
+const { s3, sqs, sns } = localClients(config.endpoint);
+const notifier = notifierFromSettings(settings.notify, sns, log);
 const dynamo = dynamoClient(config.dynamoEndpoint);
 // TEST ONLY: the fault suite's injected S3/DynamoDB errors (aws-faults.ts); never set by a real run.
 if (process.env.LONGDOC_TEST_AWS_FAULTS) {
@@ -48,6 +50,7 @@ const deps = createWorkerDeps({
   baseURL: settings.endpoint.baseURL ?? "http://127.0.0.1:9/unset",
   model: config.noModel ? noModel : undefined,
   timing: config.timing,
+  notifier,
 });
 const abort = new AbortController();
 for (const signal of ["SIGTERM", "SIGINT"] as const) process.on(signal, () => abort.abort());
@@ -58,10 +61,11 @@ process.on("disconnect", () => process.exit(1));
 const common = { sqs, waitTimeS: config.pollWaitS, functionTimeoutMs: config.functionTimeoutMs, signal: abort.signal, onError: (e: unknown) => log.error({ error: String(e) }, "poller error") };
 const pollers = [runPoller({ ...common, queueUrl: config.queueUrl, queueArn: config.queueArn, handler: createWorkerHandler(() => deps), batchSize: config.batchSize })];
 if (config.deadLetters) {
-  pollers.push(runPoller({ ...common, queueUrl: config.dlqUrl, queueArn: config.dlqArn, handler: createDeadLetterHandler(() => ({ s3, coord, log })), batchSize: 10 }));
+  pollers.push(runPoller({ ...common, queueUrl: config.dlqUrl, queueArn: config.dlqArn, handler: createDeadLetterHandler(() => ({ s3, coord, log, notifier, catalog: settings.catalog })), batchSize: 10 }));
 }
 process.send?.({ ready: true });
 await Promise.allSettled(pollers);
 s3.destroy();
 sqs.destroy();
+sns.destroy();
 process.exit(0);

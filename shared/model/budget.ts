@@ -57,3 +57,34 @@ export function budgetToDeadline(
   const think = want.thinkingBudget === undefined ? undefined : Math.max(1, affordable - answer);
   return { maxOutputTokens: answer, thinkingBudget: think, limitedByDeadline: true };
 }
+
+/** How fast a model reads a prompt and writes its output: measured, or the catalog's assumption. */
+export interface ModelSpeed {
+  decodeTokensPerSecond: number;
+  prefillTokensPerSecond: number;
+  /** Where the figures came from: the fleet's rolling measurement, or the catalog. */
+  source: "measured" | "catalog";
+}
+
+/** The share of the time after prefill that a call's output is sized to fill. */
+export const DECODE_TIME_SHARE = 0.8;
+
+/** Seconds before the first token of a prompt of `inputTokens`, none of it assumed cached. */
+export const prefillMs = (inputTokens: number, speed: Pick<ModelSpeed, "prefillTokensPerSecond">) => (inputTokens / speed.prefillTokensPerSecond) * 1000;
+
+/**
+ * The output caps for a call that starts now with `timeLeftMs` before the worker must stop:
+ * the prompt's prefill time comes off first (it grows with the input), the rest is decoded at the
+ * model's speed. Undefined when too little is left to be worth starting.
+ */
+export function budgetForCall(
+  want: { maxOutputTokens: number; thinkingBudget?: number },
+  o: { timeLeftMs: number; inputTokens: number; speed: ModelSpeed },
+): (CallBudget & { prefillMs: number; affordableTokens: number }) | undefined {
+  const prefill = prefillMs(o.inputTokens, o.speed);
+  // Speeds vary from call to call: plan to use only part of the decode time.
+  const decodeMs = (o.timeLeftMs - prefill) * DECODE_TIME_SHARE;
+  const b = budgetToDeadline(want, decodeMs, o.speed.decodeTokensPerSecond);
+  if (!b) return undefined;
+  return { ...b, prefillMs: Math.round(prefill), affordableTokens: Math.floor((decodeMs / 1000) * o.speed.decodeTokensPerSecond) };
+}

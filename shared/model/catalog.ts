@@ -10,19 +10,28 @@ import builtin from "./models.json" with { type: "json" };
 
 const count = z.number().int().nonnegative();
 const positive = z.number().int().positive();
-const usd = z.number().nonnegative();
+const money = z.number().nonnegative();
 
+/** Prices per million tokens, in the region's currency. */
 const tierSchema = z.strictObject({
   /** Inclusive upper bound of the request's input tokens billed at this tier. */
   upToInputTokens: positive,
-  inputUsdPerM: usd,
-  outputUsdPerM: usd,
+  inputPerM: money,
+  outputPerM: money,
   /** Implicit cache hit. */
-  cachedInputUsdPerM: usd.optional(),
+  cachedInputPerM: money.optional(),
   /** Explicit cache creation. */
-  cacheWriteUsdPerM: usd.optional(),
+  cacheWritePerM: money.optional(),
   /** Explicit cache hit. */
-  cacheReadUsdPerM: usd.optional(),
+  cacheReadPerM: money.optional(),
+});
+
+const regionSchema = z.strictObject({
+  name: z.string(),
+  /** ISO 4217 code of the currency the region bills in (USD, CNY...). */
+  currency: z.string().regex(/^[A-Z]{3}$/, "an ISO 4217 code such as USD or CNY"),
+  /** Endpoint hosts of the region (docs/qwen-api.md §1); workspace domains name the region themselves. */
+  hosts: z.array(z.string()).default([]),
 });
 
 const modelSchema = z
@@ -36,18 +45,26 @@ const modelSchema = z
     thinking: z.enum(["hybrid", "none"]),
     rpm: positive,
     tpm: positive,
-    tiers: z.array(tierSchema).min(1),
+    /** Assumed speeds, used until the fleet has measured the model ([A]). */
+    decodeTokensPerSecond: z.number().positive().default(50),
+    prefillTokensPerSecond: z.number().positive().default(5000),
+    /** Whether the API takes `max_completion_tokens` (one cap on reasoning plus answer) for this model. */
+    maxCompletionTokens: z.boolean().default(false),
+    /** Price tiers per region id (a key of `regions`). */
+    prices: z.record(z.string(), z.array(tierSchema).min(1)),
     sources: z.string().optional(),
     note: z.string().optional(),
   })
   .superRefine((m, ctx) => {
-    for (let i = 1; i < m.tiers.length; i++) {
-      if (m.tiers[i]!.upToInputTokens <= m.tiers[i - 1]!.upToInputTokens) {
-        ctx.addIssue({ code: "custom", path: ["tiers", i, "upToInputTokens"], message: "tiers must be sorted by upToInputTokens, ascending" });
+    for (const [region, tiers] of Object.entries(m.prices)) {
+      for (let i = 1; i < tiers.length; i++) {
+        if (tiers[i]!.upToInputTokens <= tiers[i - 1]!.upToInputTokens) {
+          ctx.addIssue({ code: "custom", path: ["prices", region, i, "upToInputTokens"], message: "tiers must be sorted by upToInputTokens, ascending" });
+        }
       }
-    }
-    if (m.tiers.at(-1)!.upToInputTokens < m.maxInputTokens) {
-      ctx.addIssue({ code: "custom", path: ["tiers"], message: `the last tier must reach maxInputTokens (${m.maxInputTokens})` });
+      if (tiers.at(-1)!.upToInputTokens < m.maxInputTokens) {
+        ctx.addIssue({ code: "custom", path: ["prices", region], message: `the last tier must reach maxInputTokens (${m.maxInputTokens})` });
+      }
     }
     if (m.maxInputTokens > m.contextTokens) ctx.addIssue({ code: "custom", path: ["maxInputTokens"], message: "must not exceed contextTokens" });
     if (m.thinking === "hybrid" && (m.maxOutputTokensThinking === 0 || m.maxThinkingBudget === 0)) {
@@ -55,18 +72,31 @@ const modelSchema = z
     }
   });
 
-const catalogSchema = z.object({
-  $comment: z.string().optional(),
-  currency: z.literal("USD"),
-  region: z.string(),
-  models: z.record(z.string().min(1), modelSchema).refine((m) => Object.keys(m).length > 0, "at least one model"),
-});
+const catalogSchema = z
+  .strictObject({
+    $comment: z.string().optional(),
+    /** The region of an endpoint that names none (the simulator, a proxy); LONGDOC_REGION overrides it. */
+    region: z.string(),
+    regions: z.record(z.string(), regionSchema),
+    models: z.record(z.string().min(1), modelSchema).refine((m) => Object.keys(m).length > 0, "at least one model"),
+  })
+  .superRefine((c, ctx) => {
+    if (!Object.hasOwn(c.regions, c.region)) ctx.addIssue({ code: "custom", path: ["region"], message: `'${c.region}' is not one of regions: ${Object.keys(c.regions).join(", ")}` });
+    for (const [id, m] of Object.entries(c.models)) {
+      for (const r of Object.keys(m.prices)) {
+        if (!Object.hasOwn(c.regions, r)) ctx.addIssue({ code: "custom", path: ["models", id, "prices", r], message: `unknown region; known: ${Object.keys(c.regions).join(", ")}` });
+      }
+    }
+  });
 
 export type PriceTier = z.infer<typeof tierSchema>;
-export type ModelInfo = z.infer<typeof modelSchema> & { id: string };
+/** A model as priced in one region: `tiers` are that region's, in `currency`. */
+export type ModelInfo = Omit<z.infer<typeof modelSchema>, "prices"> & { id: string; tiers: PriceTier[]; currency: string; region: string };
 export interface Catalog {
-  currency: "USD";
+  /** The region the endpoint bills in, and its currency: every cost longdoc reports is in it. */
   region: string;
+  regionName: string;
+  currency: string;
   models: Record<string, ModelInfo>;
 }
 
@@ -85,11 +115,42 @@ function describe(error: z.ZodError, where: string): string {
 }
 
 /**
- * Reads the built-in catalog, merged with the JSON file at `overridePath` when given (same shape
- * as models.json; every field optional: `{"models": {"qwen3-max": {"rpm": 60}}}`). Throws a
- * `job_invalid` LongdocError naming the file and field when the result is not a valid catalog.
+ * Catalog files from before prices were per region gave each model `tiers` in USD
+ * (`inputUsdPerM`...) and a top-level `currency: "USD"`: read them as the default region's prices.
  */
-export function loadCatalog(overridePath?: string): Catalog {
+function upgradeLegacy(over: Record<string, unknown>, defaultRegion: string): Record<string, unknown> {
+  const { currency: _currency, ...rest } = over;
+  const models = isPlainObject(rest.models) ? rest.models : undefined;
+  if (!models) return rest;
+  const rename: Record<string, string> = { inputUsdPerM: "inputPerM", outputUsdPerM: "outputPerM", cachedInputUsdPerM: "cachedInputPerM", cacheWriteUsdPerM: "cacheWritePerM", cacheReadUsdPerM: "cacheReadPerM" };
+  const out: Record<string, unknown> = {};
+  for (const [id, m] of Object.entries(models)) {
+    if (!isPlainObject(m) || !Array.isArray(m.tiers)) {
+      out[id] = m;
+      continue;
+    }
+    const { tiers, ...model } = m;
+    const converted = (tiers as unknown[]).map((t) => (isPlainObject(t) ? Object.fromEntries(Object.entries(t).map(([k, v]) => [rename[k] ?? k, v])) : t));
+    out[id] = { ...model, prices: { ...(isPlainObject(model.prices) ? model.prices : {}), [defaultRegion]: converted } };
+  }
+  return { ...rest, models: out };
+}
+
+export interface CatalogChoice {
+  /** The model endpoint: its host picks the region (docs/qwen-api.md §1). */
+  baseURL?: string | null;
+  /** A region id that wins over the endpoint (LONGDOC_REGION), for a simulator or proxy standing in for a region. */
+  region?: string | null;
+}
+
+/**
+ * Reads the built-in catalog, merged with the JSON file at `overridePath` when given (same shape
+ * as models.json; every field optional: `{"models": {"qwen3-max": {"rpm": 60}}}`), and prices it
+ * for the region of `choice` (the endpoint's host, or an explicit region). Throws a `job_invalid`
+ * LongdocError naming the file and field when the result is not a valid catalog, and a `usage`
+ * error naming the endpoint when its region has no prices in the catalog.
+ */
+export function loadCatalog(overridePath?: string, choice: CatalogChoice = {}): Catalog {
   let merged: unknown = builtin;
   if (overridePath) {
     let text: string;
@@ -105,22 +166,56 @@ export function loadCatalog(overridePath?: string): Catalog {
       throw new LongdocError("job_invalid", `${overridePath}: not valid JSON: ${(e as Error).message}`, { cause: e });
     }
     if (!isPlainObject(over)) throw new LongdocError("job_invalid", `${overridePath}: expected a JSON object like {"models": {"qwen3-max": {"rpm": 60}}}`);
-    merged = deepMerge(builtin, over);
+    const defaultRegion = typeof over.region === "string" ? over.region : builtin.region;
+    merged = deepMerge(builtin, upgradeLegacy(over, defaultRegion));
   }
   const parsed = catalogSchema.safeParse(merged);
   if (!parsed.success) {
     throw new LongdocError("job_invalid", `invalid model catalog\n${describe(parsed.error, overridePath ?? "shared/model/models.json")}`);
   }
+  const c = parsed.data;
+  const region = choice.region?.trim() || regionOfEndpoint(choice.baseURL, c.regions) || c.region;
+  const info = c.regions[region];
+  const where = choice.region?.trim() ? `LONGDOC_REGION=${region}` : `the endpoint ${choice.baseURL ?? ""}`.trim();
+  if (!info) throw new LongdocError("usage", `${where}: region '${region}' is not in the model catalog (known: ${Object.keys(c.regions).join(", ")}); add it with LONGDOC_CATALOG`);
   const models: Record<string, ModelInfo> = {};
-  for (const [id, m] of Object.entries(parsed.data.models)) models[id] = { id, ...m };
-  return { currency: parsed.data.currency, region: parsed.data.region, models };
+  for (const [id, m] of Object.entries(c.models)) {
+    const { prices, ...rest } = m;
+    const tiers = prices[region];
+    // A model without prices in this region is left out: asking for it names the region.
+    if (tiers) models[id] = { id, ...rest, tiers, currency: info.currency, region };
+  }
+  if (!Object.keys(models).length) throw new LongdocError("usage", `${where}: no model in the catalog has prices for region '${region}' (${info.name}); add them with LONGDOC_CATALOG`);
+  return { region, regionName: info.name, currency: info.currency, models };
+}
+
+/**
+ * The catalog region an endpoint belongs to: a known region host, or a workspace domain
+ * `{WorkspaceId}.{region}.maas.aliyuncs.com`. Undefined for hosts that are not Model Studio's
+ * (a simulator, a proxy); a Model Studio host of a region the catalog does not list is an error.
+ */
+export function regionOfEndpoint(baseURL: string | null | undefined, regions: Record<string, { hosts: string[]; name: string }>): string | undefined {
+  if (!baseURL) return undefined;
+  let host: string;
+  try {
+    host = new URL(baseURL).hostname.toLowerCase();
+  } catch {
+    return undefined;
+  }
+  for (const [id, r] of Object.entries(regions)) if (r.hosts.some((h) => h.toLowerCase() === host)) return id;
+  const workspace = /^[^.]+\.([a-z0-9-]+)\.maas\.aliyuncs\.com$/.exec(host);
+  if (workspace) return workspace[1];
+  if (/(^|\.)aliyuncs\.com$/.test(host)) {
+    throw new LongdocError("usage", `QWEN_BASE_URL: ${host} is a Model Studio endpoint of a region the model catalog has no prices for (known: ${Object.keys(regions).join(", ")}); add the region with LONGDOC_CATALOG, or set LONGDOC_REGION`);
+  }
+  return undefined;
 }
 
 /** The model's entry; an unknown id throws `model_not_found` listing the known ones. */
 export function getModel(catalog: Catalog, id: string): ModelInfo {
   const m = Object.hasOwn(catalog.models, id) ? catalog.models[id] : undefined;
   if (!m) {
-    throw new LongdocError("model_not_found", `unknown model '${id}'; the catalog knows: ${Object.keys(catalog.models).join(", ")}`);
+    throw new LongdocError("model_not_found", `unknown model '${id}'; the catalog knows (priced in ${catalog.regionName}): ${Object.keys(catalog.models).join(", ")}`);
   }
   return m;
 }
@@ -153,20 +248,46 @@ export function tierIndex(model: ModelInfo, inputTokens: number): number {
 }
 
 /**
- * Cost of one request. The whole request is billed at the tier its input size falls in;
- * cached tokens at the tier's cache-hit rate (implicit: cachedInputUsdPerM; explicit:
- * cacheReadUsdPerM), cache-write tokens at cacheWriteUsdPerM, the rest of the input at
- * inputUsdPerM and the output (reasoning included) at outputUsdPerM. A missing cache rate
- * falls back to the input rate.
+ * Cost of one request, in the model's region currency. The whole request is billed at the tier
+ * its input size falls in; cached tokens at the tier's cache-hit rate (implicit: cachedInputPerM;
+ * explicit: cacheReadPerM), cache-write tokens at cacheWritePerM, the rest of the input at
+ * inputPerM and the output (reasoning included) at outputPerM. A missing cache rate falls back
+ * to the input rate. `costUsd` is the same figure when the currency is USD, else null.
  */
-export function priceFor(model: ModelInfo, usage: PriceUsage): { tier: string; tierIndex: number; costUsd: number } {
+export function priceFor(model: ModelInfo, usage: PriceUsage): { tier: string; tierIndex: number; cost: number; currency: string; costUsd: number | null } {
   const i = tierIndex(model, usage.inputTokens);
   const t = model.tiers[i]!;
   const cached = Math.max(0, Math.min(usage.cachedTokens, usage.inputTokens));
   const written = Math.max(0, Math.min(usage.cacheWriteTokens ?? 0, usage.inputTokens - cached));
   const plain = usage.inputTokens - cached - written;
-  const hitRate = usage.cacheType === "ephemeral" ? (t.cacheReadUsdPerM ?? t.cachedInputUsdPerM ?? t.inputUsdPerM) : (t.cachedInputUsdPerM ?? t.inputUsdPerM);
-  const micro =
-    plain * t.inputUsdPerM + cached * hitRate + written * (t.cacheWriteUsdPerM ?? t.inputUsdPerM) + usage.outputTokens * t.outputUsdPerM;
-  return { tier: tierLabel(model, i), tierIndex: i, costUsd: Number((micro / 1e6).toFixed(10)) };
+  const hitRate = usage.cacheType === "ephemeral" ? (t.cacheReadPerM ?? t.cachedInputPerM ?? t.inputPerM) : (t.cachedInputPerM ?? t.inputPerM);
+  const micro = plain * t.inputPerM + cached * hitRate + written * (t.cacheWritePerM ?? t.inputPerM) + usage.outputTokens * t.outputPerM;
+  const cost = Number((micro / 1e6).toFixed(10));
+  return { tier: tierLabel(model, i), tierIndex: i, cost, currency: model.currency, costUsd: model.currency === "USD" ? cost : null };
+}
+
+/** How a cost reads in messages and tables: "$0.0123", "¥0.0123", or "0.0123 EUR"; `digits` null prints the number as given (a cap). */
+export function formatCost(amount: number, currency: string, digits: number | null = 4): string {
+  const symbol: Record<string, string> = { USD: "$", CNY: "¥" };
+  const n = digits === null ? String(amount) : amount.toFixed(digits);
+  return symbol[currency] ? `${symbol[currency]}${n}` : `${n} ${currency}`;
+}
+
+/**
+ * A job's cost cap in the region's currency: `limits.maxCost`, or `limits.maxCostUsd` where the
+ * region bills in USD. A USD cap on an endpoint that bills in another currency is refused (there
+ * is no exchange rate here to convert it), naming the field to use instead.
+ */
+export function costCap(spec: { name: string; limits: { maxCostUsd?: number; maxCost?: number } }, model: Pick<ModelInfo, "currency" | "region">): number | null {
+  const { maxCostUsd, maxCost } = spec.limits;
+  if (maxCostUsd !== undefined && maxCost !== undefined && (model.currency !== "USD" || maxCost !== maxCostUsd)) {
+    throw new LongdocError("job_invalid", `job '${spec.name}': limits.maxCost and limits.maxCostUsd are both set; keep one (maxCost is in the endpoint's currency, ${model.currency})`);
+  }
+  if (maxCostUsd !== undefined && model.currency !== "USD") {
+    throw new LongdocError(
+      "job_invalid",
+      `job '${spec.name}': limits.maxCostUsd is in USD, but the endpoint's region (${model.region}) bills in ${model.currency}; set limits.maxCost (in ${model.currency}) instead`,
+    );
+  }
+  return maxCost ?? maxCostUsd ?? null;
 }

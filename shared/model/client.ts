@@ -11,7 +11,23 @@ export interface ChatRequest {
   messages: ChatMessage[];
   maxOutputTokens: number;
   thinking: { enabled: boolean; budget?: number };
+  /**
+   * One cap on reasoning plus answer (the API's `max_completion_tokens`, docs/qwen-api.md §3).
+   * When set it is sent instead of `max_tokens` (the reference says to send one, not both).
+   */
+  maxCompletionTokens?: number;
   json?: { schema: Record<string, unknown> };
+}
+
+/** What a stream has delivered so far; passed to `onChunk` after every chunk. */
+export interface StreamProgress {
+  requestId: string | null;
+  /** Text of this chunk only. */
+  reasoning: string;
+  answer: string;
+  finishReason: string | null;
+  /** Epoch ms of the first chunk (time to first token = firstChunkAt - request start). */
+  firstChunkAt: number;
 }
 
 export interface ChatResult {
@@ -25,7 +41,7 @@ export interface ChatResult {
 }
 
 export interface ModelClient {
-  chat(req: ChatRequest, opts?: { signal?: AbortSignal; onDelta?: (d: { reasoningChars: number; answerChars: number }) => void }): Promise<ChatResult>;
+  chat(req: ChatRequest, opts?: { signal?: AbortSignal; onChunk?: (p: StreamProgress) => void }): Promise<ChatResult>;
 }
 
 export interface ModelClientOptions {
@@ -58,15 +74,16 @@ interface QwenDelta {
  * (`maxRetries: 0`): retry policy is longdoc's, and the SDK's would multiply it.
  */
 export function createModelClient(o: ModelClientOptions): ModelClient {
-  const client = new OpenAI({ apiKey: o.apiKey, baseURL: o.baseURL, maxRetries: 0, timeout: o.timeoutMs ?? 14 * 60_000, fetch: o.fetch });
+  // logLevel off: the SDK would print a malformed chunk to stderr; longdoc reports it as an error instead.
+  const client = new OpenAI({ apiKey: o.apiKey, baseURL: o.baseURL, maxRetries: 0, timeout: o.timeoutMs ?? 14 * 60_000, fetch: keepRequestId(o.fetch ?? fetch), logLevel: "off" });
   return {
-    async chat(req, { signal, onDelta } = {}) {
+    async chat(req, { signal, onChunk } = {}) {
       const body: OpenAI.ChatCompletionCreateParamsStreaming & QwenExtensions = {
         model: req.model,
         messages: req.messages as OpenAI.ChatCompletionMessageParam[],
         stream: true,
         stream_options: { include_usage: true },
-        max_tokens: req.maxOutputTokens,
+        ...(req.maxCompletionTokens !== undefined ? { max_completion_tokens: req.maxCompletionTokens } : { max_tokens: req.maxOutputTokens }),
         enable_thinking: req.thinking.enabled,
         ...(req.thinking.enabled && req.thinking.budget ? { thinking_budget: req.thinking.budget } : {}),
         ...(req.json
@@ -75,36 +92,37 @@ export function createModelClient(o: ModelClientOptions): ModelClient {
       };
       const reasoning: string[] = [];
       const answer: string[] = [];
-      let reasoningChars = 0;
-      let answerChars = 0;
+      let firstChunkAt = 0;
       let finishReason: string | null = null;
       let usage: OpenAI.CompletionUsage | undefined;
       let requestId: string | null = null;
       try {
         const stream = await client.chat.completions.create(body, { signal });
         for await (const chunk of stream) {
-          requestId ??= chunk.id;
+          requestId ??= chunk.id ?? null;
+          firstChunkAt ||= Date.now();
           if (chunk.usage) usage = chunk.usage;
-          const choice = chunk.choices[0];
+          const choice = chunk.choices?.[0];
           if (!choice) continue;
-          const delta = choice.delta as QwenDelta;
-          if (delta.reasoning_content) {
-            reasoning.push(delta.reasoning_content);
-            reasoningChars += delta.reasoning_content.length;
-          }
-          if (delta.content) {
-            answer.push(delta.content);
-            answerChars += delta.content.length;
-          }
+          const delta = (choice.delta ?? {}) as QwenDelta;
+          const r = typeof delta.reasoning_content === "string" ? delta.reasoning_content : "";
+          const a = typeof delta.content === "string" ? delta.content : "";
+          if (r) reasoning.push(r);
+          if (a) answer.push(a);
           if (choice.finish_reason) finishReason = choice.finish_reason;
-          onDelta?.({ reasoningChars, answerChars });
+          onChunk?.({ requestId, reasoning: r, answer: a, finishReason, firstChunkAt });
         }
       } catch (e) {
-        throw classifyModelError(e);
+        const err = classifyModelError(e);
+        // The stream's id names the request for a support ticket even when the error body did not.
+        if (err instanceof ModelError && !err.requestId && requestId) err.requestId = requestId;
+        throw err;
       }
       // An abort ends `for await` quietly; an unfinished stream must not pass for a result.
-      if (signal?.aborted) throw new ModelError("deadline", "the model call was cut off before the stream finished", { retryable: true });
-      if (!usage) throw new ModelError("model_error", "the stream ended without its usage chunk (cut off?)", { retryable: true });
+      if (signal?.aborted) {
+        throw new ModelError("deadline", "the model call was cut off before the stream finished", { retryable: true, requestId: requestId ?? undefined });
+      }
+      if (!usage) throw new ModelError("model_error", "the stream ended without its usage chunk (cut off?)", { retryable: true, requestId: requestId ?? undefined });
       const details = usage.prompt_tokens_details as (OpenAI.CompletionUsage["prompt_tokens_details"] & QwenCacheDetails) | undefined;
       const cacheWriteTokens = details?.cache_creation_input_tokens ?? 0;
       return {
@@ -122,5 +140,22 @@ export function createModelClient(o: ModelClientOptions): ModelClient {
         },
       };
     },
+  };
+}
+
+/**
+ * The provider puts the request id in an error's body (`request_id`, docs/qwen-api.md §6) and the
+ * SDK reads it only from the `x-request-id` header: copy it there, so every refused request can
+ * be named in a support ticket.
+ */
+function keepRequestId(inner: typeof fetch): typeof fetch {
+  return async (input, init) => {
+    const res = await inner(input, init);
+    if (res.status < 400 || res.headers.has("x-request-id")) return res;
+    const text = await res.text();
+    const id = /"request_id"\s*:\s*"([^"]+)"/.exec(text)?.[1];
+    const headers = new Headers(res.headers);
+    if (id) headers.set("x-request-id", id);
+    return new Response(text, { status: res.status, statusText: res.statusText, headers });
   };
 }

@@ -7,7 +7,11 @@ import { LongdocError, ModelError } from "../errors.ts";
  */
 export function classifyModelError(e: unknown): LongdocError {
   if (LongdocError.is(e)) return e;
-  if (e instanceof APIUserAbortError) return new ModelError("deadline", "the model call was aborted before it finished", { retryable: true, cause: e });
+  if (e instanceof APIUserAbortError || isAbort(e)) return new ModelError("deadline", "the model call was aborted before it finished", { retryable: true, cause: e });
+  // The SDK throws a SyntaxError for a chunk that is not JSON: a garbled stream, worth another try.
+  if (e instanceof SyntaxError && /malformed/i.test(e.message)) {
+    return new ModelError("model_error", `the stream sent a malformed chunk (${e.message})`, { retryable: true, cause: e });
+  }
   if (e instanceof APIConnectionError) {
     return new ModelError("model_unavailable", `cannot reach the model endpoint: ${e.message}`, { retryable: true, cause: e });
   }
@@ -20,9 +24,21 @@ export function classifyModelError(e: unknown): LongdocError {
         if (code === "data_inspection_failed") return new ModelError("moderation", `the provider's moderation refused the content (${msg})`, opts);
         if (code === "Arrearage") return new ModelError("model_billing", `the account is not in good standing; check billing (${msg})`, { ...opts, haltsJob: true });
         if (/input length/i.test(providerMessage(e))) return new ModelError("input_too_long", msg, opts);
+        // A parameter every call of the job sends the same way: every item would be refused alike.
+        if (JOB_WIDE_400.test(providerMessage(e))) {
+          return new ModelError("model_bad_request", `the provider refused a setting every call of this job sends; the job is halted (${msg})`, { ...opts, haltsJob: true });
+        }
         return new ModelError("model_bad_request", msg, opts);
-      case 401:
       case 403:
+        if (code === "AllocationQuota.FreeTierOnly") {
+          return new ModelError(
+            "model_billing",
+            `the model's free quota is used up and the account allows free-tier calls only; turn off "use free tier only" in the Model Studio console to pay for calls (${msg})`,
+            { ...opts, haltsJob: true },
+          );
+        }
+        return new ModelError("model_auth", `the API key was refused; check DASHSCOPE_API_KEY and that its region matches QWEN_BASE_URL (${msg})`, { ...opts, haltsJob: true });
+      case 401:
         return new ModelError("model_auth", `the API key was refused; check DASHSCOPE_API_KEY and that its region matches QWEN_BASE_URL (${msg})`, { ...opts, haltsJob: true });
       case 404:
         return new ModelError("model_not_found", msg, { ...opts, haltsJob: true });
@@ -45,6 +61,14 @@ export function classifyModelError(e: unknown): LongdocError {
     return new ModelError("model_unavailable", `the connection dropped: ${message}`, { retryable: true, cause: e });
   }
   return new LongdocError("internal", message, { cause: e });
+}
+
+/** 400 messages about a request setting (docs/qwen-api.md §3, §9) rather than about one item's content. */
+const JOB_WIDE_400 = /Range of max_tokens|Range of max_completion_tokens|thinking_budget parameter|Temperature should be|Range of top_p|Json mode response is not supported|must contain the word 'json'|enable_thinking must be set to false/i;
+
+function isAbort(e: unknown): boolean {
+  const name = (e as { name?: unknown } | null)?.name;
+  return name === "AbortError" || name === "TimeoutError";
 }
 
 /** Response headers worth keeping with an error: rate limits, retry hints, the request id. */

@@ -10,6 +10,8 @@ export interface PromptDocument {
 export interface ChatMessage {
   role: "system" | "user" | "assistant";
   content: string | { type: "text"; text: string; cache_control?: { type: "ephemeral" } }[];
+  /** Partial mode: the model continues this (last, assistant) message's text. */
+  partial?: boolean;
 }
 
 const DEFAULT_SYSTEM = "You are a careful analyst. Answer from the documents provided; say so when they do not contain the answer.";

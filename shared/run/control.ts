@@ -39,6 +39,16 @@ export interface RetryRecord {
   }[];
   /** Markers this round took away so the workers run again (their contents kept here). */
   removed: { halt?: unknown; cancel?: unknown };
+  /** `--max-output-tokens`: the answer cap this round's calls use instead of the job's maxOutputTokens. */
+  maxOutputTokens?: number;
+}
+
+export interface RetryOptions {
+  /**
+   * Re-run with this answer cap (it must be larger than the job's maxOutputTokens). Items whose
+   * answer was cut at the cap and kept (`output.onTruncated: keep`) are re-queued too.
+   */
+  maxOutputTokens?: number;
 }
 
 export type RetryOutcome =
@@ -47,7 +57,8 @@ export type RetryOutcome =
 
 
 /**
- * Re-queues the items of a finished run that ended `failed` or `skipped`:
+ * Re-queues the items of a finished run that ended `failed` or `skipped` (with
+ * `maxOutputTokens`, also those whose answer was cut at the cap and kept, all with the new cap):
  *
  * 1. records the round in `runs/<jobId>/retries/<n>.json` (items, their earlier status,
  *    deliveries and error, and any halt or cancel marker it removes);
@@ -64,9 +75,13 @@ export type RetryOutcome =
  *
  * A run still going (items without a result) is refused: its tasks are still queued or in flight.
  */
-export async function retryJob(deps: ControlDeps, jobId: string): Promise<RetryOutcome> {
+export async function retryJob(deps: ControlDeps, jobId: string, opts: RetryOptions = {}): Promise<RetryOutcome> {
   const { store } = deps;
   const job = await readJob(store, jobId);
+  const cap = opts.maxOutputTokens;
+  if (cap !== undefined && cap <= job.spec.maxOutputTokens) {
+    throw new LongdocError("usage", `--max-output-tokens ${cap} is not larger than job ${jobId}'s maxOutputTokens (${job.spec.maxOutputTokens}); give a larger cap`);
+  }
   const results = await readResults(store, job);
   const pending = job.items.filter((i) => !results.has(i.id));
   if (pending.length > 0) {
@@ -77,8 +92,8 @@ export async function retryJob(deps: ControlDeps, jobId: string): Promise<RetryO
     );
   }
   const again = job.items.filter((i) => {
-    const s = results.get(i.id)!.status;
-    return s === "failed" || s === "skipped";
+    const r = results.get(i.id)!;
+    return r.status === "failed" || r.status === "skipped" || (cap !== undefined && r.answerTruncated === true);
   });
   if (again.length === 0) return { requeued: false, job, manifest: await currentManifest(store, job, results) };
 
@@ -94,6 +109,7 @@ export async function retryJob(deps: ControlDeps, jobId: string): Promise<RetryO
       return { id: i.id, status: r.status, attempts: r.attempts, error: r.error, previous: keys.previous(i.id, round) };
     }),
     removed: { ...(halt !== undefined && { halt }), ...(cancel !== undefined && { cancel }) },
+    ...(cap !== undefined ? { maxOutputTokens: cap } : {}),
   };
   await store.putJson(keys.retry(jobId, round), record);
 
@@ -104,7 +120,14 @@ export async function retryJob(deps: ControlDeps, jobId: string): Promise<RetryO
   const manifest = buildManifest(job, results);
   await store.putJson(keys.manifest(jobId), manifest);
 
-  const tasks: TaskMessage[] = again.map((item) => ({ v: 1, jobId, itemId: item.id, bucket: store.bucket, documents: item.documents.map((d) => d.uri) }));
+  const tasks: TaskMessage[] = again.map((item) => ({
+    v: 1,
+    jobId,
+    itemId: item.id,
+    bucket: store.bucket,
+    documents: item.documents.map((d) => d.uri),
+    ...(cap !== undefined ? { maxOutputTokens: cap } : {}),
+  }));
   await sendTasks(deps.sqs, deps.queueUrl, tasks);
   return { requeued: true, job, manifest, record };
 }

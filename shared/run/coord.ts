@@ -11,6 +11,7 @@ import { earliestStart, prune, type QuotaEntry } from "./quota-schedule.ts";
  * - `claim#<jobId>#<itemId>`: who runs an item (owner, leaseUntil, attempts, done, counted)
  * - `spend#<jobId>`: the cost ledger (spent, committed; integer nano-USD)
  * - `job#<jobId>`: the submit record (trigger, items, createdAt, state) and the `finished` count
+ * - `speed#<model>`: a rolling figure of the model's decode and prefill speed (tokens/s) seen by the fleet
  *
  * Every write refreshes `expiresAt` (epoch seconds), so a live job's items never expire; DynamoDB
  * deletes the rest days later. Nothing relies on expiry for correctness (the local emulator,
@@ -81,6 +82,11 @@ export interface Coordinator {
   /** For retry: the items go back to unfinished (their claims are cleared too, attempts reset to 0). */
   unmarkFinished(jobId: string, itemIds: string[]): Promise<void>;
 
+  /** The fleet's rolling measurement of a model's speed (null before any call was measured). */
+  modelSpeed(model: string): Promise<{ decodeTokensPerSecond: number | null; prefillTokensPerSecond: number | null; samples: number } | null>;
+  /** Folds one call's measured speeds into the rolling figure (an exponential moving average; a lost race loses one sample, nothing more). */
+  recordModelSpeed(model: string, seen: { decodeTokensPerSecond?: number; prefillTokensPerSecond?: number }): Promise<void>;
+
   /** Idempotent submit: the first caller for jobId gets created:true; later callers get the stored record. */
   registerJob(jobId: string, record: { trigger: string; items: number; createdAt: string }): Promise<{ created: boolean; record: JobRecord }>;
   setJobState(jobId: string, state: JobState): Promise<void>;
@@ -104,7 +110,11 @@ export const coordKeys = {
   claim: (jobId: string, itemId: string) => `claim#${jobId}#${itemId}`,
   spend: (jobId: string) => `spend#${jobId}`,
   job: (jobId: string) => `job#${jobId}`,
+  speed: (model: string) => `speed#${model}`,
 };
+
+/** Weight of a new sample in the rolling speed figures. */
+const SPEED_WEIGHT = 0.2;
 
 /** Money is kept as integer nano-USD: DynamoDB adds decimals exactly, but the bounds are computed in JS floats. */
 const NANO = 1e9;
@@ -364,6 +374,26 @@ export function createCoordinator(client: DynamoDBClient, table: string, opts: C
       for (const itemId of itemIds) await unmarkOne(jobId, itemId);
     },
 
+    async modelSpeed(model) {
+      const row = await get(coordKeys.speed(model));
+      if (!row) return null;
+      const pos = (v: Scalar | undefined) => (typeof v === "number" && v > 0 ? v : null);
+      return { decodeTokensPerSecond: pos(row.decodeTps), prefillTokensPerSecond: pos(row.prefillTps), samples: num(row.samples) };
+    },
+
+    async recordModelSpeed(model, seen) {
+      const row = await get(coordKeys.speed(model));
+      const mix = (old: Scalar | undefined, x: number | undefined) =>
+        x === undefined || !(x > 0) ? old : typeof old === "number" && old > 0 ? old * (1 - SPEED_WEIGHT) + x * SPEED_WEIGHT : x;
+      const decode = mix(row?.decodeTps, seen.decodeTokensPerSecond);
+      const prefill = mix(row?.prefillTps, seen.prefillTokensPerSecond);
+      const set: Record<string, string> = {};
+      const values: Record<string, Scalar> = {};
+      if (typeof decode === "number") ((set.decodeTps = ":d"), (values[":d"] = decode));
+      if (typeof prefill === "number") ((set.prefillTps = ":p"), (values[":p"] = prefill));
+      if (!Object.keys(set).length) return;
+      await update(coordKeys.speed(model), { set, add: { samples: 1 }, values, returns: "NONE" });
+    },
 
     async registerJob(jobId, record) {
       const got = await update(coordKeys.job(jobId), {

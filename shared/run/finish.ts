@@ -1,12 +1,19 @@
 import type { JobRecord } from "../job/record.ts";
 import { currentManifest, type ItemResult, type Manifest } from "./manifest.ts";
 import { renderReport } from "./report.ts";
+import { readReportContent } from "./report-content.ts";
 import { keys, type ObjectStore } from "./store.ts";
+import type { JobNotifier } from "./notify.ts";
 
-/** Writes the final manifest and report; called once, by the worker whose item was the job's last (the coordinator's counter says so). */
-export async function writeFinalManifest(store: ObjectStore, job: JobRecord, results?: Map<string, ItemResult>): Promise<Manifest> {
+/**
+ * Writes the final manifest and report; called once, by the worker whose item was the job's last
+ * (the coordinator's counter says so), or by a cancel. With a notifier, then tells that the job
+ * ended (one event; see notify.ts).
+ */
+export async function writeFinalManifest(store: ObjectStore, job: JobRecord, results?: Map<string, ItemResult>, notifier?: JobNotifier): Promise<Manifest> {
   const manifest = await currentManifest(store, job, results);
-  await store.put(keys.report(job.jobId), renderReport(manifest), "text/html; charset=utf-8");
+  await store.put(keys.report(job.jobId), renderReport(manifest, await readReportContent(store, job, manifest)), "text/html; charset=utf-8");
   await store.putJson(keys.manifest(job.jobId), manifest);
+  if (notifier && manifest.status !== "running") await notifier.jobEnded(store, job, manifest);
   return manifest;
 }

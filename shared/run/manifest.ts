@@ -15,10 +15,18 @@ export interface ItemResult {
   attempts: number;
   documents: { source: string; format?: string; bytes?: number; chars?: number; tokens?: number; sha256?: string }[];
   error: { kind: ErrorCode; message: string } | null;
+  /** Every attempt's calls, the failed ones included. */
   usage: Usage;
-  costUsd: number;
-  /** What the context cache saved on this item, against full input price. */
-  cacheSavingsUsd?: number;
+  /** What the item cost, in `currency` (the pricing region's); absent in results written before regions. */
+  cost?: number;
+  currency?: string;
+  /** The same cost in USD when the currency is USD; null otherwise (the name is kept from version 1). */
+  costUsd: number | null;
+  /** Part of `usage` was counted from the text of calls cut off before the provider's usage arrived (input taken as uncached). */
+  usageEstimated?: boolean;
+  /** What the context cache saved on this item, against full input price (`cacheSavings` in `currency`; the Usd twin null outside USD). */
+  cacheSavings?: number;
+  cacheSavingsUsd?: number | null;
   tier: string | null;
   model: string;
   /** The last call's finish_reason (kept for compatibility; `finishReasons` has every call's). */
@@ -52,8 +60,11 @@ export interface ManifestItem {
   attempts: number;
   error: { kind: string; message: string } | null;
   usage: Usage;
-  costUsd: number;
-  cacheSavingsUsd: number;
+  /** In the manifest's `currency`; the Usd twins are the same figures in a USD region, null elsewhere. */
+  cost: number;
+  costUsd: number | null;
+  cacheSavings: number;
+  cacheSavingsUsd: number | null;
   answer: string | null;
   reasoning: string | null;
   /** The last call's finish_reason, and every call's. */
@@ -61,6 +72,8 @@ export interface ManifestItem {
   finishReasons?: (string | null)[];
   /** The answer hit the output cap and was kept (`output.onTruncated: keep`). */
   answerTruncated?: boolean;
+  /** The contract's name for the same: true when the answer was cut at the cap and kept. (result.json keeps `answerTruncated`, as its `truncated` describes `truncate: middle`.) */
+  truncated?: boolean;
   /** A JSON answer was fixed by the one repair call. */
   repaired?: boolean;
   invalidAnswer?: string | null;
@@ -77,8 +90,13 @@ export interface Manifest {
   /** Items whose answer hit the output cap (finish_reason "length"): failed output_truncated, or kept with answerTruncated. */
   truncatedItems?: number;
   usage: Usage;
-  costUsd: number;
-  cacheSavingsUsd: number;
+  /** The currency of every cost in the manifest (the pricing region's: USD for Singapore, CNY for Beijing). */
+  currency: string;
+  cost: number;
+  cacheSavings: number;
+  /** The same figures in USD when `currency` is USD; null otherwise (the names are kept from version 1). */
+  costUsd: number | null;
+  cacheSavingsUsd: number | null;
   startedAt: string;
   finishedAt: string | null;
   items: ManifestItem[];
@@ -101,7 +119,9 @@ export function resultWithoutCall(
     documents: (item?.documents ?? []).map((d) => ({ source: d.source })),
     error: o.error,
     usage: zeroUsage(),
-    costUsd: 0,
+    cost: 0,
+    currency: job.currency ?? "USD",
+    costUsd: (job.currency ?? "USD") === "USD" ? 0 : null,
     tier: null,
     model: job.model,
     finishReason: null,
@@ -120,6 +140,10 @@ export function resultWithoutCall(
  * rebuild it and every rebuild agrees: no read-modify-write of a shared counter.
  */
 export function buildManifest(job: JobRecord, results: Map<string, ItemResult>, control: { halted?: boolean; cancelled?: boolean } = {}): Manifest {
+  const currency = job.currency ?? "USD";
+  // A figure and its version-1 twin: `cost` and `costUsd` (the same number in USD, null in any other currency).
+  const twins = <K extends "cost" | "cacheSavings">(name: K, value: number) =>
+    ({ [name]: value, [`${name}Usd`]: currency === "USD" ? value : null }) as Record<K, number> & Record<`${K}Usd`, number | null>;
   const items: ManifestItem[] = job.items.map((item) => {
     const r = results.get(item.id);
     return {
@@ -129,13 +153,13 @@ export function buildManifest(job: JobRecord, results: Map<string, ItemResult>, 
       attempts: r?.attempts ?? 0,
       error: r?.error ?? null,
       usage: r?.usage ?? zeroUsage(),
-      costUsd: r?.costUsd ?? 0,
-      cacheSavingsUsd: round6(r?.cacheSavingsUsd ?? 0),
+      ...twins("cost", round6(r?.cost ?? r?.costUsd ?? 0)),
+      ...twins("cacheSavings", round6(r?.cacheSavings ?? r?.cacheSavingsUsd ?? 0)),
       answer: r?.answer ?? null,
       reasoning: r?.reasoning ?? null,
       finishReason: r?.finishReason ?? null,
       finishReasons: r?.finishReasons ?? (r?.finishReason ? [r.finishReason] : []),
-      ...(r?.answerTruncated ? { answerTruncated: true } : {}),
+      ...(r?.answerTruncated ? { answerTruncated: true, truncated: true } : {}),
       ...(r?.repaired ? { repaired: true } : {}),
       ...(r?.invalidAnswer ? { invalidAnswer: r.invalidAnswer } : {}),
       ...(r?.documentAnswers ? { documentAnswers: r.documentAnswers } : {}),
@@ -154,8 +178,9 @@ export function buildManifest(job: JobRecord, results: Map<string, ItemResult>, 
     counts,
     truncatedItems: items.filter((i) => i.answerTruncated || i.error?.kind === "output_truncated").length,
     usage: items.reduce((u, i) => addUsage(u, i.usage), zeroUsage()),
-    costUsd: round6(items.reduce((c, i) => c + i.costUsd, 0)),
-    cacheSavingsUsd: round6(items.reduce((c, i) => c + i.cacheSavingsUsd, 0)),
+    currency,
+    ...twins("cost", round6(items.reduce((c, i) => c + i.cost, 0))),
+    ...twins("cacheSavings", round6(items.reduce((c, i) => c + i.cacheSavings, 0))),
     startedAt: job.submittedAt,
     finishedAt,
     items,

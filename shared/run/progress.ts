@@ -97,7 +97,8 @@ export async function readProgress(store: ObjectStore, jobId: string, opts: { no
     const [itemId, file, ...rest] = key.slice(prefix.length).split("/");
     if (!itemId) continue;
     if (file === "result.json" && rest.length === 0) finished.add(itemId);
-    else if (file === "attempts") attempted.add(itemId);
+    // attempts/<n>.json is an attempt that ended; a running one has only its .open.json and partial files.
+    else if (file === "attempts" && rest.length === 1 && /^\d+\.json$/.test(rest[0]!)) attempted.add(itemId);
   }
   const known = new Set(job.items.map((i) => i.id));
   await Promise.all(

@@ -8,6 +8,8 @@ export interface TaskMessage {
   itemId: string;
   bucket: string;
   documents: string[];
+  /** Set by `longdoc retry --max-output-tokens N`: the answer cap for this item's calls, over the job's maxOutputTokens. */
+  maxOutputTokens?: number;
 }
 
 export function parseTaskMessage(body: string): TaskMessage {
@@ -20,6 +22,9 @@ export function parseTaskMessage(body: string): TaskMessage {
   const t = value as Partial<TaskMessage>;
   if (t?.v !== 1 || typeof t.jobId !== "string" || typeof t.itemId !== "string" || typeof t.bucket !== "string" || !Array.isArray(t.documents)) {
     throw new LongdocError("internal", "task message lacks v:1, jobId, itemId, bucket or documents");
+  }
+  if (t.maxOutputTokens !== undefined && !(Number.isInteger(t.maxOutputTokens) && t.maxOutputTokens > 0)) {
+    throw new LongdocError("internal", "task message: maxOutputTokens must be a positive integer");
   }
   return t as TaskMessage;
 }

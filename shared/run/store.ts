@@ -28,9 +28,13 @@ export const keys = {
   manifest: (jobId: string) => `runs/${jobId}/manifest.json`,
   report: (jobId: string) => `runs/${jobId}/report.html`,
   halt: (jobId: string) => `runs/${jobId}/halt.json`,
+  /** The last end-of-job event and how its delivery went (shared/run/notify.ts). */
+  notify: (jobId: string) => `runs/${jobId}/notify.json`,
   cancel: (jobId: string) => `runs/${jobId}/cancel.json`,
   itemsPrefix: (jobId: string) => `runs/${jobId}/items/`,
   item: (jobId: string, itemId: string, file: string) => `runs/${jobId}/items/${itemId}/${file}`,
+  /** An OpenAI Batch input item's request (the line's body as longdoc sends it); outside items/ so a retry does not move it. */
+  request: (jobId: string, itemId: string) => `runs/${jobId}/requests/${itemId}.json`,
   attempt: (jobId: string, itemId: string, n: number) => `runs/${jobId}/items/${itemId}/attempts/${n}.json`,
   /** Where retry round `round` keeps an item's earlier files, relative to the run. */
   previous: (itemId: string, round: number) => `items/${itemId}/previous/${round}/`,
@@ -164,11 +168,16 @@ export class ObjectStore {
   }
 
   async listKeys(prefix: string): Promise<string[]> {
-    const out: string[] = [];
+    return (await this.listObjects(prefix)).map((o) => o.key);
+  }
+
+  /** Every object under `prefix` with its size, a page (1,000 keys) per request. */
+  async listObjects(prefix: string): Promise<{ key: string; bytes: number }[]> {
+    const out: { key: string; bytes: number }[] = [];
     let token: string | undefined;
     do {
       const page = await this.s3.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ContinuationToken: token }));
-      for (const o of page.Contents ?? []) if (o.Key) out.push(o.Key);
+      for (const o of page.Contents ?? []) if (o.Key) out.push({ key: o.Key, bytes: o.Size ?? 0 });
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);
     return out;

@@ -26,6 +26,8 @@ export interface ContentInput {
   format: { type: "text" } | { type: "json_object" } | { type: "json_schema"; schema: Record<string, unknown> | boolean };
   /** The `schema` fault: a json_schema answer that breaks the schema (its required properties dropped). */
   violateSchema?: boolean;
+  /** Partial mode: the answer so far; the output is the rest of the same answer. */
+  prefix?: string | null;
 }
 
 export interface ContentOutput {
@@ -157,6 +159,8 @@ export function generate(i: ContentInput): ContentOutput {
     const at = Math.min(...i.stop.filter((s) => s.length > 0).map((s) => answer.indexOf(s)).filter((x) => x >= 0));
     if (Number.isFinite(at)) answer = answer.slice(0, at);
   }
+  // Partial mode: the same answer goes on from where the prefix stops.
+  if (i.prefix) answer = answer.startsWith(i.prefix) ? answer.slice(i.prefix.length) : answer;
   const cap = Math.min(i.maxAnswerTokens, total - reasoningTokens);
   const a = cutToTokens(answer, cap);
   if (a.text.length < answer.length) finishReason = "length";

@@ -33,6 +33,12 @@ export const providerErrors = {
   quotaSecond: { status: 429, code: "insufficient_quota", type: "insufficient_quota", message: "Allocated quota exceeded, please increase your quota limit." },
   badKey: { status: 401, code: "invalid_api_key", type: "invalid_request_error", message: "Incorrect API key provided." },
   accessDenied: { status: 403, code: "AccessDenied", type: "AccessDenied", message: "Access denied." },
+  freeTierOnly: {
+    status: 403,
+    code: "AllocationQuota.FreeTierOnly",
+    type: "AllocationQuota.FreeTierOnly",
+    message: 'The free tier of the model has been exhausted. If you wish to continue access the model on a paid basis, please disable the "use free tier only" mode in the management console.',
+  },
   arrearage: { status: 400, code: "Arrearage", type: "Arrearage", message: "Access denied, please make sure your account is in good standing." },
   inputModeration: { status: 400, code: "data_inspection_failed", type: "data_inspection_failed", message: "Input data may contain inappropriate content." },
   outputModeration: { status: 400, code: "data_inspection_failed", type: "data_inspection_failed", message: "Output data may contain inappropriate content." },

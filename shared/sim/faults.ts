@@ -20,11 +20,13 @@ export const FAULT_KINDS = [
   "quota", // HTTP 429 insufficient_quota
   "401", // HTTP 401 invalid_api_key
   "403", // HTTP 403 AccessDenied
+  "free_tier", // HTTP 403 AllocationQuota.FreeTierOnly: free quota used up, "use free tier only" on
   "arrearage", // HTTP 400 Arrearage
   "404", // HTTP 404 model_not_found
   "moderation", // input moderation: HTTP 400 with an SSE body (JSON body for non-streaming calls)
   "midstream", // 200, some deltas, then `data: {"error":{data_inspection_failed …}}` and no [DONE]
   "drop", // 200, some deltas, then the socket is destroyed
+  "malformed", // 200, some deltas, then a `data:` line that is not JSON, and the stream ends
   "reset", // the socket is destroyed before any response
   "schema", // 200, but a json_schema answer that breaks the schema (required properties dropped); other formats unaffected
 ] as const;
@@ -45,11 +47,14 @@ const ALIASES: Record<string, FaultKind> = {
   "429q": "quota",
   invalid_api_key: "401",
   AccessDenied: "403",
+  "AllocationQuota.FreeTierOnly": "free_tier",
+  "allocationquota.freetieronly": "free_tier",
   Arrearage: "arrearage",
   model_not_found: "404",
   data_inspection_failed: "moderation",
   error_event: "midstream",
   disconnect: "drop",
+  garbled: "malformed",
   schema_violation: "schema",
   invalid_json: "schema",
 };

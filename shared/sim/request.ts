@@ -26,6 +26,10 @@ export interface SimRequest {
   format: ResponseFormat;
   messages: SimMessage[];
   promptTokens: number;
+  /** Partial mode (docs/qwen-api.md §3): the text of a last assistant message sent with `partial: true`, which the answer continues. */
+  partialPrefix: string | null;
+  /** Prompt tokens without that partial message (what the answer it continues was asked with). */
+  promptTokensBeforePartial: number;
 }
 
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
@@ -132,6 +136,12 @@ export function parseRequest(body: unknown, catalog: Catalog): SimRequest | (Pro
     }
   }
 
+  const rawLast = body.messages.at(-1) as Record<string, unknown>;
+  const partial = isObj(rawLast) && rawLast.partial === true;
+  if (partial && rawLast.role !== "assistant") return invalidParameter("partial is only allowed on a last message whose role is assistant.");
+  // The real message is not known [A]; the rule (non-thinking only) is [V D7].
+  if (partial && thinking) return invalidParameter("Partial mode is not supported when enable_thinking is true.");
+
   const stop = typeof body.stop === "string" ? [body.stop] : Array.isArray(body.stop) ? body.stop.filter((s): s is string => typeof s === "string") : [];
 
   const promptTokens = countChatTokens(messages.map((m) => ({ role: m.role, content: m.text })));
@@ -139,5 +149,7 @@ export function parseRequest(body: unknown, catalog: Catalog): SimRequest | (Pro
     return { ...invalidParameter(`Range of input length should be [1, ${model.maxInputTokens}]`, { algo: true }), promptTokens };
   }
 
-  return { model, modelName, stream, includeUsage, thinking, thinkingBudget, maxAnswerTokens, maxCompletionTokens, stop, format, messages, promptTokens };
+  const partialPrefix = partial ? messages.at(-1)!.text : null;
+  const promptTokensBeforePartial = partial ? countChatTokens(messages.slice(0, -1).map((m) => ({ role: m.role, content: m.text }))) : promptTokens;
+  return { model, modelName, stream, includeUsage, thinking, thinkingBudget, maxAnswerTokens, maxCompletionTokens, stop, format, messages, promptTokens, partialPrefix, promptTokensBeforePartial };
 }

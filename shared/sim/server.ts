@@ -117,6 +117,7 @@ const PRE_RESPONSE: Partial<Record<FaultKind, ProviderError>> = {
   quota: providerErrors.quotaMinute,
   "401": providerErrors.badKey,
   "403": providerErrors.accessDenied,
+  free_tier: providerErrors.freeTierOnly,
   arrearage: providerErrors.arrearage,
 };
 
@@ -284,7 +285,8 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
 
     const out = generate({
       model: parsed.modelName,
-      promptTokens: parsed.promptTokens,
+      // A continuation proves the documents as the answer it continues did.
+      promptTokens: parsed.promptTokensBeforePartial,
       documents: call.documents,
       documentOpenings: found.map((d) => d.text.slice(0, 400)),
       question: call.question,
@@ -295,6 +297,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
       stop: parsed.stop,
       format: parsed.format,
       violateSchema: fault?.kind === "schema",
+      prefix: parsed.partialPrefix,
     });
     call.reasoningTokens = out.reasoningTokens;
     call.completionTokens = out.reasoningTokens + out.answerTokens;
@@ -385,7 +388,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     const totalChars = out.reasoning.length + out.answer.length || 1;
     const totalTokens = call.completionTokens;
     const failAt =
-      fault?.kind === "midstream" || fault?.kind === "drop" ? Math.min(pieces.length, fault.afterDeltas ?? Math.max(1, Math.floor(pieces.length / 2))) : -1;
+      fault?.kind === "midstream" || fault?.kind === "drop" || fault?.kind === "malformed" ? Math.min(pieces.length, fault.afterDeltas ?? Math.max(1, Math.floor(pieces.length / 2))) : -1;
     const start = Date.now();
     let chars = 0;
     for (let n = 0; n <= pieces.length; n++) {
@@ -404,6 +407,11 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
           return;
         }
         call.outcome = "midstream_error";
+        if (fault!.kind === "malformed") {
+          // half a chunk, as a proxy that cut a line would pass on
+          res.end(`data: {"choices":[{"delta":{"content":"tru\n\n`);
+          return;
+        }
         call.errorCode = providerErrors.outputModeration.code;
         res.end(`data: ${JSON.stringify(errorBody(providerErrors.outputModeration, call.requestId))}\n\n`);
         return;

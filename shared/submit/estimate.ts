@@ -1,9 +1,9 @@
 import { readFile } from "node:fs/promises";
-import { getModel, priceFor, type Catalog, type ModelInfo } from "../model/catalog.ts";
+import { costCap, formatCost, getModel, priceFor, type Catalog, type ModelInfo } from "../model/catalog.ts";
 import { loadDocument } from "../documents/index.ts";
 import { LongdocError, toErrorRecord } from "../errors.ts";
 import { expandItems } from "../job/expand.ts";
-import type { JobItem } from "../job/record.ts";
+import type { ItemDocument, JobItem } from "../job/record.ts";
 import type { JobSpec } from "../job/schema.ts";
 import { resolveLocalDocuments, type ResolveOptions } from "../job/resolve.ts";
 import { packDocuments } from "./pack.ts";
@@ -16,16 +16,20 @@ export interface ItemEstimate {
   /** Exact prompt tokens of the call the worker will send. */
   inputTokens: number | null;
   tier: string | null;
-  /** What the input alone costs at the tier's price. */
-  inputCostUsd: number;
+  /** What the input alone costs at the tier's price (in the estimate's `currency`). */
+  inputCost: number;
   /** Input plus the most the output can cost (answer cap and thinking budget at the output price). */
-  costUsd: number;
+  cost: number;
+  /** The same figures in USD when the currency is USD; null otherwise (their names are kept from before regions). */
+  inputCostUsd: number | null;
+  costUsd: number | null;
   /** Model calls for the item (one per question with `calls: per-question`). */
   calls: number;
   /** Input tokens expected from the context cache: the shared document prefix of every call after the first. */
   cachedTokens: number;
   /** Expected saving from the cache against full input price (hits assumed within the 5-minute TTL). */
-  cacheSavingsUsd: number;
+  cacheSavings: number;
+  cacheSavingsUsd: number | null;
   maxOutputTokens: number | null;
   thinkingBudget: number | null;
   truncated: { source: string; tokensCut: number } | null;
@@ -36,8 +40,19 @@ export interface JobEstimate {
   job: string;
   model: string;
   items: ItemEstimate[];
-  totals: { inputTokens: number; inputCostUsd: number; costUsd: number; cacheSavingsUsd: number; failing: number };
+  /** The currency of every cost here, and the pricing region (the endpoint's). */
+  currency: string;
+  region: string;
+  totals: { inputTokens: number; inputCost: number; cost: number; cacheSavings: number; inputCostUsd: number | null; costUsd: number | null; cacheSavingsUsd: number | null; failing: number };
+  /** The job's cost cap in `currency`; maxCostUsd the same when that is USD. */
+  maxCost: number | null;
   maxCostUsd: number | null;
+}
+
+/** The `*Usd` twins of cost figures: the same numbers in a USD region, null elsewhere. */
+function usdTwins<T extends { inputCost: number; cost: number; cacheSavings: number }>(o: T, currency: string) {
+  const usd = (n: number) => (currency === "USD" ? n : null);
+  return { ...o, inputCostUsd: usd(o.inputCost), costUsd: usd(o.cost), cacheSavingsUsd: usd(o.cacheSavings) };
 }
 
 const round6 = (n: number) => Math.round(n * 1e6) / 1e6;
@@ -61,31 +76,33 @@ export async function estimateJob(spec: JobSpec, jobFile: string, catalog: Catal
   }
   const local = await resolveLocalDocuments(spec, jobFile, resolve);
   const loaded = new Map<string, LoadedText>();
+  const itemDocs: ItemDocument[] = [];
   // One at a time: a job can hold thousands of documents, and each may be hundreds of pages.
   for (const d of local) {
+    let bytes: number | undefined;
     try {
       const file = await readFile(d.absolutePath);
+      bytes = file.byteLength;
       const doc = await loadDocument({ bytes: new Uint8Array(file.buffer, file.byteOffset, file.byteLength), name: d.source }, { maxBytes: spec.limits.maxDocumentBytes });
       loaded.set(d.source, { text: doc.text, format: doc.format, error: null });
     } catch (e) {
       loaded.set(d.source, { text: "", format: null, error: toErrorRecord(e) });
     }
+    itemDocs.push({ source: d.source, uri: d.absolutePath, ...(bytes !== undefined && { bytes }) });
   }
-  const itemDocs = local.map((d) => ({ source: d.source, uri: d.absolutePath }));
-  const packs =
-    spec.packing === "packed"
-      ? packDocuments(spec, model, itemDocs.map((doc) => ({ doc, text: loaded.get(doc.source)!.text, unreadable: loaded.get(doc.source)!.error !== null })))
-      : undefined;
+  // Packed by size, as submit packs them: the same items, priced exactly.
+  const packs = spec.packing === "packed" ? packDocuments(spec, model, itemDocs) : undefined;
   return estimateItems(spec, model, expandItems(spec, itemDocs, packs), loaded);
 }
 
-/** Refuses a job whose input alone is estimated above `limits.maxCostUsd`. */
+/** Refuses a job whose input alone is estimated above its cost cap (`limits.maxCost` / `maxCostUsd`). */
 export function assertWithinCostCap(spec: JobSpec, estimate: JobEstimate): void {
-  const cap = spec.limits.maxCostUsd;
-  if (cap === undefined || estimate.totals.inputCostUsd <= cap) return;
+  const cap = estimate.maxCost;
+  if (cap === null || estimate.totals.inputCost <= cap) return;
+  const field = spec.limits.maxCost !== undefined ? "limits.maxCost" : "limits.maxCostUsd";
   throw new LongdocError(
     "cost_cap",
-    `job '${spec.name}': its input alone is estimated at $${estimate.totals.inputCostUsd.toFixed(4)}, over limits.maxCostUsd ($${cap}); run 'longdoc estimate' for the breakdown`,
+    `job '${spec.name}': its input alone is estimated at ${formatCost(estimate.totals.inputCost, estimate.currency)}, over ${field} (${formatCost(cap, estimate.currency, null)}); run 'longdoc estimate' for the breakdown`,
   );
 }
 
@@ -98,7 +115,7 @@ export function estimateItems(spec: JobSpec, model: ModelInfo, jobItems: JobItem
       documents: item.documents.map((d, i) => ({ source: d.source, format: docs[i]!.format, tokens: docs[i]!.error ? null : countTokens(docs[i]!.text) })),
     };
     const broken = docs.find((d) => d.error);
-    const empty = { inputTokens: null, tier: null, inputCostUsd: 0, costUsd: 0, calls: 0, cachedTokens: 0, cacheSavingsUsd: 0, maxOutputTokens: null, thinkingBudget: null, truncated: null };
+    const empty = { inputTokens: null, tier: null, ...usdTwins({ inputCost: 0, cost: 0, cacheSavings: 0 }, model.currency), calls: 0, cachedTokens: 0, maxOutputTokens: null, thinkingBudget: null, truncated: null };
     if (broken) return { ...base, ...empty, error: broken.error };
     try {
       const texts = item.documents.map((d, i) => ({ source: d.source, text: docs[i]!.text }));
@@ -113,9 +130,9 @@ export function estimateItems(spec: JobSpec, model: ModelInfo, jobItems: JobItem
         const cached = n > 0 ? plan.prefixTokens : 0;
         const written = n === 0 && plan.explicitCache ? plan.prefixTokens : 0;
         const usage = { inputTokens: plan.inputTokens, cachedTokens: cached, cacheWriteTokens: written, cacheType: plan.explicitCache ? ("ephemeral" as const) : ("implicit" as const) };
-        inputCost += priceFor(model, { ...usage, outputTokens: 0 }).costUsd;
-        ceiling += priceFor(model, { ...usage, outputTokens: plan.maxOutputTokens + (plan.thinkingBudget ?? 0) }).costUsd;
-        full += priceFor(model, { inputTokens: plan.inputTokens, outputTokens: 0, cachedTokens: 0 }).costUsd;
+        inputCost += priceFor(model, { ...usage, outputTokens: 0 }).cost;
+        ceiling += priceFor(model, { ...usage, outputTokens: plan.maxOutputTokens + (plan.thinkingBudget ?? 0) }).cost;
+        full += priceFor(model, { inputTokens: plan.inputTokens, outputTokens: 0, cachedTokens: 0 }).cost;
         cachedTokens += cached;
       });
       const first = plans[0]!;
@@ -123,11 +140,9 @@ export function estimateItems(spec: JobSpec, model: ModelInfo, jobItems: JobItem
         ...base,
         inputTokens: plans.reduce((s, p) => s + p.inputTokens, 0),
         tier: priceFor(model, { inputTokens: first.inputTokens, outputTokens: 0, cachedTokens: 0 }).tier,
-        inputCostUsd: round6(inputCost),
-        costUsd: round6(ceiling),
+        ...usdTwins({ inputCost: round6(inputCost), cost: round6(ceiling), cacheSavings: round6(full - inputCost) }, model.currency),
         calls: plans.length,
         cachedTokens,
-        cacheSavingsUsd: round6(full - inputCost),
         maxOutputTokens: first.maxOutputTokens,
         thinkingBudget: first.thinkingBudget ?? null,
         truncated: first.truncated,
@@ -137,17 +152,26 @@ export function estimateItems(spec: JobSpec, model: ModelInfo, jobItems: JobItem
       return { ...base, ...empty, error: toErrorRecord(e) };
     }
   });
+  const cap = costCap(spec, model);
   return {
     job: spec.name,
     model: model.id,
+    currency: model.currency,
+    region: model.region,
     items,
     totals: {
       inputTokens: items.reduce((s, i) => s + (i.inputTokens ?? 0), 0),
-      inputCostUsd: round6(items.reduce((s, i) => s + i.inputCostUsd, 0)),
-      costUsd: round6(items.reduce((s, i) => s + i.costUsd, 0)),
-      cacheSavingsUsd: round6(items.reduce((s, i) => s + i.cacheSavingsUsd, 0)),
+      ...usdTwins(
+        {
+          inputCost: round6(items.reduce((s, i) => s + i.inputCost, 0)),
+          cost: round6(items.reduce((s, i) => s + i.cost, 0)),
+          cacheSavings: round6(items.reduce((s, i) => s + i.cacheSavings, 0)),
+        },
+        model.currency,
+      ),
       failing: items.filter((i) => i.error).length,
     },
-    maxCostUsd: spec.limits.maxCostUsd ?? null,
+    maxCost: cap,
+    maxCostUsd: model.currency === "USD" ? cap : null,
   };
 }

@@ -13,6 +13,8 @@ import type { JobSpec } from "../job/schema.ts";
 import { prepareSubmit } from "./prepare.ts";
 import { submitJob } from "./submit.ts";
 import { newJobId } from "../job/expand.ts";
+import { looksLikeBatchInput, readHead, type BatchFile } from "../job/batch.ts";
+import { loadBatch, submitBatch } from "./batch.ts";
 import type { Coordinator } from "../run/coord.ts";
 
 /** A job file read and checked, before anything is uploaded. */
@@ -23,10 +25,16 @@ export interface LoadedJob {
   model: ModelInfo;
   localDocuments: LocalDocument[];
   outputSchema: Record<string, unknown> | null;
+  /** Set when the file is an OpenAI Batch input file: its lines, each an item with its own messages. */
+  batch?: BatchFile;
 }
 
 /** Reads and checks a job file: spec, model, the local files its `path:` sources match, schema. */
 export async function loadJobForSubmit(jobFile: string, catalog: Catalog, resolve: ResolveOptions = {}): Promise<LoadedJob> {
+  if (looksLikeBatchInput(await readHead(jobFile).catch(() => ""), jobFile)) {
+    const { spec, model, batch } = await loadBatch(jobFile, catalog);
+    return { jobFile, spec, catalog, model, localDocuments: [], outputSchema: null, batch };
+  }
   const spec = await loadJobFile(jobFile);
   const model = getModel(catalog, spec.model);
   const localDocuments = await resolveLocalDocuments(spec, jobFile, resolve);
@@ -46,7 +54,7 @@ export async function uploadDocuments(store: ObjectStore, docs: LocalDocument[])
     const bytes = await readFile(d.absolutePath);
     const key = inputKey(bytes, d.absolutePath);
     await store.put(key, bytes, "application/octet-stream");
-    out.push({ source: d.source, uri: s3Uri(store.bucket, key) });
+    out.push({ source: d.source, uri: s3Uri(store.bucket, key), bytes: bytes.byteLength });
   }
   return out;
 }
@@ -71,6 +79,7 @@ export interface SubmitTarget {
  * measured (packs; the cost cap when asked) and submits: the job record, the initial manifest, one task per item.
  */
 export async function submitLoadedJob(target: SubmitTarget, job: LoadedJob): Promise<JobRecord> {
+  if (job.batch) return submitBatch(target, { spec: job.spec, model: job.model, batch: job.batch });
   const store = new ObjectStore(target.s3, target.bucket);
   const documents = [...(await uploadDocuments(store, job.localDocuments)), ...(await resolveS3Documents(job.spec, target.s3))];
   const { packs } = await prepareSubmit(target.s3, job.spec, job.model, documents, { checkCostCap: target.checkCostCap ?? false });

@@ -7,10 +7,10 @@ import type { JobSpec } from "../job/schema.ts";
 import { measureDocuments, packDocuments } from "./pack.ts";
 
 /**
- * What submit needs to know about the documents' contents, read only when the job needs it:
- * packs for `packing: packed`, and, for local runs, the estimate a `limits.maxCostUsd` is
- * checked against. Deployed submits read no document for the cap: the ledger holds it during
- * the run, and `longdoc estimate` gives the figure before.
+ * The packs of a `packing: packed` job, from the documents' sizes (no document is read), and, for
+ * local runs only, the cost-cap check, which reads the documents to price their exact tokens.
+ * Deployed submits read nothing: the ledger holds the cap during the run, and `longdoc estimate`
+ * gives the figure before.
  */
 export async function prepareSubmit(
   s3: S3Client,
@@ -19,12 +19,10 @@ export async function prepareSubmit(
   documents: ItemDocument[],
   opts: { checkCostCap: boolean },
 ): Promise<{ packs?: ItemDocument[][] }> {
-  const checkCap = opts.checkCostCap && spec.limits.maxCostUsd !== undefined;
-  if (spec.packing !== "packed" && !checkCap) return {};
-  const measured = await measureDocuments(s3, documents, spec);
-  const packs = spec.packing === "packed" ? packDocuments(spec, model, measured) : undefined;
-  if (checkCap) {
-    const texts = new Map<string, LoadedText>(measured.map((m) => [m.doc.source, { text: m.text, format: m.format ?? null, error: m.error ?? null }]));
+  const packs = spec.packing === "packed" ? packDocuments(spec, model, documents) : undefined;
+  if (opts.checkCostCap && (spec.limits.maxCostUsd !== undefined || spec.limits.maxCost !== undefined)) {
+    const measured = await measureDocuments(s3, documents, spec);
+    const texts = new Map<string, LoadedText>(measured.map((m) => [m.doc.source, { text: m.text, format: m.format, error: m.error }]));
     assertWithinCostCap(spec, estimateItems(spec, model, expandItems(spec, documents, packs), texts));
   }
   return { packs };

@@ -4,7 +4,7 @@ import { s3Uri, type ItemDocument } from "../job/record.ts";
 import type { JobSpec } from "../job/schema.ts";
 import { ObjectStore } from "../run/store.ts";
 
-/** Lists the objects under each `s3:` source (a key ending in '/' is a folder marker, skipped). */
+/** Lists the objects under each `s3:` source, with their sizes (a key ending in '/' is a folder marker, skipped). */
 export async function resolveS3Documents(spec: JobSpec, s3: S3Client): Promise<ItemDocument[]> {
   const out: ItemDocument[] = [];
   for (const [index, src] of spec.documents.entries()) {
@@ -12,9 +12,9 @@ export async function resolveS3Documents(spec: JobSpec, s3: S3Client): Promise<I
     const m = /^s3:\/\/([^/]+)\/?(.*)$/.exec(src.s3)!;
     const bucket = m[1]!;
     const prefix = m[2] ?? "";
-    const keysFound = (await new ObjectStore(s3, bucket).listKeys(prefix)).filter((k) => !k.endsWith("/"));
-    if (keysFound.length === 0) throw new LongdocError("document_missing", `documents[${index}].s3: nothing under ${src.s3}`);
-    for (const key of keysFound) out.push({ source: s3Uri(bucket, key), uri: s3Uri(bucket, key) });
+    const found = (await new ObjectStore(s3, bucket).listObjects(prefix)).filter((o) => !o.key.endsWith("/"));
+    if (found.length === 0) throw new LongdocError("document_missing", `documents[${index}].s3: nothing under ${src.s3}`);
+    for (const { key, bytes } of found) out.push({ source: s3Uri(bucket, key), uri: s3Uri(bucket, key), bytes });
   }
   return out;
 }

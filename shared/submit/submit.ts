@@ -3,11 +3,12 @@ import { sendTasks, type TaskMessage } from "../run/queue.ts";
 import { keys, type ObjectStore } from "../run/store.ts";
 import { LongdocError } from "../errors.ts";
 import { expandItems, newJobId } from "../job/expand.ts";
-import type { ItemDocument, JobRecord } from "../job/record.ts";
+import type { ItemDocument, JobItem, JobRecord } from "../job/record.ts";
 import type { JobSpec } from "../job/schema.ts";
 import { initialManifest } from "../run/manifest.ts";
 import type { Coordinator } from "../run/coord.ts";
 import { deployment } from "../settings.ts";
+import { costCap } from "../model/catalog.ts";
 
 export interface SubmitDeps {
   store: ObjectStore;
@@ -22,8 +23,8 @@ export interface SubmitDeps {
 
 export interface SubmitInput {
   spec: JobSpec;
-  /** The catalog's default quota for the model, used when the job sets none. */
-  model: { rpm: number; tpm: number };
+  /** The catalog's default quota for the model, used when the job sets none, and the currency it is priced in (USD when not given). */
+  model: { rpm: number; tpm: number; currency?: string; region?: string };
   documents: ItemDocument[];
   outputSchema: Record<string, unknown> | null;
   /** For `packing: packed`: the documents grouped into calls (see pack.ts). */
@@ -31,6 +32,9 @@ export interface SubmitInput {
   jobId?: string;
   /** What started the job, for the coordination record (`cli`, `schedule <time>`, `upload <key> <etag>`). */
   trigger?: string;
+  /** Items made already (an OpenAI Batch file's lines, see submit/batch.ts) instead of expanded from `documents`. */
+  items?: JobItem[];
+  batch?: JobRecord["batch"];
 }
 
 /** SQS refuses a message body over 256 KiB (a larger quota must be asked for): checked before any is sent. */
@@ -42,8 +46,9 @@ export const MAX_TASK_BYTES = 256 * 1024;
  * never sees a task whose job it cannot read.
  */
 export async function submitJob(deps: SubmitDeps, input: SubmitInput): Promise<JobRecord> {
-  const { spec, model } = input;
-  if (input.documents.length === 0) throw new LongdocError("document_missing", `job '${spec.name}': its documents matched no files`);
+  const { spec } = input;
+  const model = { currency: "USD", region: "ap-southeast-1", ...input.model };
+  if (!input.items && input.documents.length === 0) throw new LongdocError("document_missing", `job '${spec.name}': its documents matched no files`);
   const now = (deps.now ?? (() => new Date()))();
   const jobId = input.jobId ?? newJobId(spec.name, now);
   const record: JobRecord = {
@@ -58,12 +63,16 @@ export async function submitJob(deps: SubmitDeps, input: SubmitInput): Promise<J
       concurrency: spec.limits.concurrency ?? 8,
       rpm: spec.limits.rpm ?? model.rpm,
       tpm: spec.limits.tpm ?? model.tpm,
-      maxCostUsd: spec.limits.maxCostUsd ?? null,
+      maxCostUsd: model.currency === "USD" ? costCap(spec, model) : null,
+      maxCost: costCap(spec, model),
       maxDocumentBytes: spec.limits.maxDocumentBytes ?? 100 * 1024 * 1024,
     },
+    currency: model.currency,
+    region: model.region,
     maxReceives: deps.maxReceives,
     maxAttempts: deps.maxAttempts ?? deployment.maxAttempts,
-    items: expandItems(spec, input.documents, input.packs),
+    items: input.items ?? expandItems(spec, input.documents, input.packs),
+    ...(input.batch && { batch: input.batch }),
   };
   const tasks: TaskMessage[] = record.items.map((item) => ({
     v: 1,

@@ -79,7 +79,8 @@ export async function submitFromEvent(deps: TriggerDeps, event: TriggerEvent): P
     const uri = s3Uri(record.s3.bucket.name, key);
     const at = new Date(record.eventTime);
     const origin = { at: Number.isNaN(at.getTime()) ? new Date() : at, token: `upload ${uri} ${record.s3.object.eTag ?? record.s3.object.sequencer ?? ""}` };
-    jobs.push(await submit(m[1]!, [{ source: uri, uri }], "upload", origin));
+    const size = record.s3.object.size;
+    jobs.push(await submit(m[1]!, [{ source: uri, uri, ...(typeof size === "number" && { bytes: size }) }], "upload", origin));
   }
   return jobs;
 }

@@ -8,7 +8,10 @@ import type { Log } from "../log.ts";
 import { resultWithoutCall } from "../run/manifest.ts";
 import type { Coordinator } from "../run/coord.ts";
 import { writeFinalManifest } from "../run/finish.ts";
+import type { JobNotifier } from "../run/notify.ts";
 import { eachRecord, once, receiveCount, type Lazy } from "./records.ts";
+import { getModel, priceFor, type Catalog } from "../model/catalog.ts";
+import { closeAbandonedAttempt, earlierAttempts } from "./attempt.ts";
 
 export interface DeadTaskDeps {
   s3: S3Client;
@@ -16,6 +19,10 @@ export interface DeadTaskDeps {
   coord: Coordinator;
   log: Log;
   now?: () => number;
+  /** Tells that a job ended when this recorder finishes its last item. */
+  notifier?: JobNotifier;
+  /** Prices an attempt the last worker left open, so its counted cost reaches the result and the ledger (without it the attempt stays open). */
+  catalog?: Catalog;
 }
 
 /**
@@ -33,9 +40,23 @@ export async function recordDeadTask(deps: DeadTaskDeps, task: TaskMessage, _dlq
     return;
   }
   if (!(await store.exists(resultKey))) {
-    const attemptKeys = await store.listKeys(keys.item(task.jobId, task.itemId, "attempts/"));
-    const numbers = attemptKeys.map((k) => Number(/(\d+)\.json$/.exec(k)?.[1] ?? 0));
-    const last = numbers.length ? await store.getJson<{ kind: ErrorCode; message: string }>(keys.attempt(task.jobId, task.itemId, Math.max(...numbers))) : undefined;
+    let attemptKeys = await store.listKeys(keys.item(task.jobId, task.itemId, "attempts/"));
+    // The last worker died mid-attempt: close its attempt as the next delivery would have.
+    const open = attemptKeys.flatMap((k) => /\/(\d+)\.open\.json$/.exec(k)?.[1] ?? []).map(Number);
+    if (open.length && deps.catalog) {
+      const catalog = deps.catalog;
+      const price = (u: Parameters<typeof priceFor>[1]) => priceFor(getModel(catalog, job.model), u).cost;
+      for (const n of open) {
+        const closed = await closeAbandonedAttempt({ store, jobId: task.jobId, itemId: task.itemId, price, now: deps.now }, n);
+        const cap = job.limits.maxCost ?? job.limits.maxCostUsd;
+        if (closed && cap !== null) await deps.coord.settleSpend(job.jobId, closed.reservedCost, closed.countedCost);
+      }
+      attemptKeys = await store.listKeys(keys.item(task.jobId, task.itemId, "attempts/"));
+    }
+    const numbers = attemptKeys.flatMap((k) => /\/(\d+)\.json$/.exec(k)?.[1] ?? []).map(Number);
+    // An attempt record holds its error under `error`; records of older runs held kind and message at the top.
+    const rec = numbers.length ? await store.getJson<{ kind?: ErrorCode; message?: string; error?: { kind: ErrorCode; message: string } | null }>(keys.attempt(task.jobId, task.itemId, Math.max(...numbers))) : undefined;
+    const last = rec?.error ?? (rec?.kind && rec.message !== undefined ? { kind: rec.kind, message: rec.message } : undefined);
     const result = resultWithoutCall(job, task.itemId, {
       status: "failed",
       attempts: Math.max(job.maxReceives, ...numbers),
@@ -45,10 +66,14 @@ export async function recordDeadTask(deps: DeadTaskDeps, task: TaskMessage, _dlq
       },
       at: new Date((deps.now ?? Date.now)()).toISOString(),
     });
-    await store.putJsonIfAbsent(resultKey, result);
+    // What its attempts were billed (or counted) belongs to the item's cost all the same.
+    const spent = numbers.length ? await earlierAttempts(store, task.jobId, task.itemId, Math.max(...numbers) + 1) : null;
+    const currency = job.currency ?? "USD";
+    const paid = spent && spent.cost > 0 ? { usage: spent.usage, cost: spent.cost, currency, costUsd: currency === "USD" ? spent.cost : null, ...(spent.estimated ? { usageEstimated: true } : {}) } : {};
+    await store.putJsonIfAbsent(resultKey, { ...result, ...paid });
   }
   const { last } = await deps.coord.markFinished(job.jobId, task.itemId, job.items.length);
-  if (last) await writeFinalManifest(store, job);
+  if (last) await writeFinalManifest(store, job, undefined, deps.notifier);
 }
 
 /** Tasks that exhausted their deliveries land in the DLQ; record each as failed with its last error. */

@@ -5,6 +5,7 @@ import type { Log } from "../log.ts";
 import type { Catalog } from "../model/catalog.ts";
 import { createModelClient, type ModelClient } from "../model/client.ts";
 import type { Coordinator } from "../run/coord.ts";
+import type { JobNotifier } from "../run/notify.ts";
 import { deployment } from "../settings.ts";
 import type { WorkerDeps, WorkerTiming } from "./worker.ts";
 
@@ -25,6 +26,7 @@ export interface WorkerDepsInput extends QueueDeps {
   /** Names this worker in item claims; a fresh id per container (or local process) by default. */
   owner?: string;
   timing?: Partial<WorkerTiming>;
+  notifier?: JobNotifier;
 }
 
 export const defaultTiming: WorkerTiming = {
@@ -47,5 +49,6 @@ export function createWorkerDeps(i: WorkerDepsInput): WorkerDeps & QueueDeps {
     owner: i.owner ?? `worker-${process.pid}-${randomUUID().slice(0, 8)}`,
     model: i.model ?? createModelClient({ apiKey: i.apiKey, baseURL: i.baseURL }),
     timing: { ...defaultTiming, ...i.timing },
+    ...(i.notifier && { notifier: i.notifier }),
   };
 }

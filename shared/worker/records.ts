@@ -14,11 +14,14 @@ export interface InvocationContext {
  */
 export class ReturnToQueue extends Error {
   readonly delayS: number;
-  constructor(delayS: number, reason: string) {
+  /** For a backoff: the most the jittered wait could have been this time (it doubles per try). */
+  readonly ceilingS?: number;
+  constructor(delayS: number, reason: string, ceilingS?: number) {
     super(reason);
     this.name = "ReturnToQueue";
     // SQS takes whole seconds up to 12 hours.
     this.delayS = Math.min(43_200, Math.max(0, Math.ceil(delayS)));
+    if (ceilingS !== undefined) this.ceilingS = ceilingS;
   }
 }
 
@@ -50,11 +53,13 @@ export async function eachRecord(
 ): Promise<SQSBatchResponse> {
   const batchItemFailures: SQSBatchResponse["batchItemFailures"] = [];
   for (const record of event.Records) {
+    const started = Date.now();
     try {
       await run(record);
     } catch (e) {
       if (e instanceof ReturnToQueue) {
-        log.info({ messageId: record.messageId, delayS: e.delayS, reason: e.message }, "task waits in the queue");
+        // heldMs: how long this delivery kept the worker before handing the task back.
+        log.info({ messageId: record.messageId, delayS: e.delayS, ceilingS: e.ceilingS, heldMs: Date.now() - started, reason: e.message }, "task waits in the queue");
         await visibility?.set(record.receiptHandle, e.delayS).catch((err: unknown) => log.warn({ error: String(err) }, "cannot set the task's visibility"));
         batchItemFailures.push({ itemIdentifier: record.messageId });
         continue;

@@ -2,7 +2,6 @@ import { createHash } from "node:crypto";
 import type { S3Client } from "@aws-sdk/client-s3";
 import type { TaskMessage } from "../run/queue.ts";
 import { keys, ObjectStore } from "../run/store.ts";
-import { budgetToDeadline } from "../model/budget.ts";
 import { getModel, priceFor, type Catalog, type ModelInfo } from "../model/catalog.ts";
 import { loadDocument } from "../documents/index.ts";
 import { DocumentError, LongdocError, ModelError, toErrorRecord } from "../errors.ts";
@@ -10,14 +9,18 @@ import { parseS3Uri, type JobRecord } from "../job/record.ts";
 import type { Log } from "../log.ts";
 import { type ItemResult } from "../run/manifest.ts";
 import { writeFinalManifest } from "../run/finish.ts";
+import type { JobNotifier } from "../run/notify.ts";
 import type { Coordinator } from "../run/coord.ts";
 import { addUsage, zeroUsage, type ChatResult, type ModelClient, type Usage } from "../model/client.ts";
 import { validateAnswer } from "../job/output.ts";
 import { planCall, type CallPlan } from "../model/plan.ts";
 import { messageText, splitPerDocument, type ChatMessage, type PromptDocument } from "../model/prompt.ts";
 import { ReturnToQueue } from "./records.ts";
+import { planBatchCall, readBatchRequest, type BatchRequest } from "../job/batch.ts";
 import { deployment } from "../settings.ts";
 import { countChatTokens, countTokens } from "../tokens/index.ts";
+import { AttemptRecorder, closeAbandonedAttempt, DEFAULT_TRACE_FLUSH, earlierAttempts, type TraceFlush } from "./attempt.ts";
+import { callModel } from "./call.ts";
 
 export interface WorkerDeps {
   s3: S3Client;
@@ -31,10 +34,13 @@ export interface WorkerDeps {
   now?: () => number;
   sleep?: (ms: number) => Promise<void>;
   timing: WorkerTiming;
+  /** Tells that a job ended (topic, webhook) when this worker writes its final manifest. */
+  notifier?: JobNotifier;
 }
 
 /** The worker's clocks; every wait longer than `maxInProcessWaitMs` happens in the queue instead. */
 export interface WorkerTiming {
+  /** The last fallback for a model's decode speed, below the fleet's measurement and the catalog's figure. */
   decodeTokensPerSecond: number;
   deadlineMarginMs: number;
   /** A claim's lease; the heartbeat renews it (and the message's visibility) every third of it. */
@@ -44,6 +50,8 @@ export interface WorkerTiming {
   /** Backoff after a retryable failure: full jitter over base × 2^(attempt-1), capped. */
   backoffBaseMs: number;
   backoffCapMs: number;
+  /** When the partial trace of a streaming call is written again (default 64 KiB or 2 s). */
+  traceFlush?: TraceFlush;
 }
 
 export interface TaskContext {
@@ -68,9 +76,12 @@ async function readJob(store: ObjectStore, jobId: string): Promise<JobRecord> {
   return job;
 }
 
+/** The most the n-th backoff can wait: base × 2^(n-1), capped. */
+export const backoffCeilingMs = (t: WorkerTiming, n: number): number => Math.min(t.backoffCapMs, t.backoffBaseMs * 2 ** Math.max(0, n - 1));
+
 /** Full jitter: a random wait in [0, min(cap, base × 2^(n-1))], so retries of many items spread out. */
 export function backoffMs(t: WorkerTiming, attempt: number, random = Math.random): number {
-  return Math.round(random() * Math.min(t.backoffCapMs, t.backoffBaseMs * 2 ** Math.max(0, attempt - 1)));
+  return Math.round(random() * backoffCeilingMs(t, attempt));
 }
 
 /**
@@ -83,7 +94,9 @@ export async function runTask(deps: WorkerDeps, task: TaskMessage, ctx: TaskCont
   const now = deps.now ?? Date.now;
   const store = new ObjectStore(deps.s3, task.bucket);
   const resultKey = keys.item(task.jobId, task.itemId, "result.json");
-  const job = await readJob(store, task.jobId);
+  const recorded = await readJob(store, task.jobId);
+  // A retry with a larger answer cap carries it in the task (warm workers keep the job record cached).
+  const job = task.maxOutputTokens ? { ...recorded, spec: { ...recorded.spec, maxOutputTokens: task.maxOutputTokens } } : recorded;
   const item = job.items.find((i) => i.id === task.itemId);
   if (!item) throw new LongdocError("internal", `item ${task.itemId} is not in job ${task.jobId}`);
 
@@ -115,23 +128,49 @@ async function runClaimed(deps: WorkerDeps, store: ObjectStore, job: JobRecord, 
   const resultKey = keys.item(job.jobId, item.id, "result.json");
   const startedAt = now();
   let attempts = attemptsBefore;
+  // Looked up when a price is needed: an unknown model fails the item inside the try below.
+  const price = (u: Parameters<typeof priceFor>[1]) => priceFor(getModel(deps.catalog, job.model), u).cost;
+  // Every cost of the item is in the currency of the region the worker calls (the job's, normally).
+  const currency = deps.catalog.currency;
+  const recorder = new AttemptRecorder({
+    store,
+    jobId: job.jobId,
+    itemId: item.id,
+    owner: deps.owner,
+    log: deps.log,
+    flush: deps.timing.traceFlush ?? DEFAULT_TRACE_FLUSH,
+    currency,
+    price,
+    now,
+  });
   const finish = async (r: Omit<ItemResult, "version" | "id" | "attempts" | "model" | "startedAt" | "finishedAt" | "durationMs">) => {
     const finishedAt = now();
+    // Every attempt's calls are paid for, the ones that failed and the ones a dead worker left
+    // (counted from their partial traces where the provider's usage never arrived).
+    const spent = await earlierAttempts(store, job.jobId, item.id, attempts + 1, recorder.closed);
+    const paid = spent.cost > 0 || spent.usage.inputTokens > 0 ? { usage: spent.usage, ...costFields(spent.cost, currency), ...(spent.estimated ? { usageEstimated: true } : {}) } : {};
     const base = { version: 1 as const, id: item.id, attempts: Math.max(1, attempts), model: job.model, startedAt: new Date(startedAt).toISOString() };
-    await store.putJsonIfAbsent(resultKey, { ...base, ...r, finishedAt: new Date(finishedAt).toISOString(), durationMs: finishedAt - startedAt });
+    await store.putJsonIfAbsent(resultKey, { ...base, ...r, ...paid, finishedAt: new Date(finishedAt).toISOString(), durationMs: finishedAt - startedAt });
     await countFinished(deps, store, job, item.id);
     return r.status;
   };
   const blank = {
     documents: item.documents.map((d) => ({ source: d.source })),
     usage: zeroUsage(),
-    costUsd: 0,
+    ...costFields(0, currency),
     tier: null,
     finishReason: null,
     requestId: null,
     answer: null,
     reasoning: null,
   };
+
+  // The delivery before this one died mid-attempt: close its attempt and count what it streamed
+  // (before anything else, so a halted or cancelled item's result counts it too).
+  if (attemptsBefore > 0) {
+    const abandoned = await closeAbandonedAttempt({ store, jobId: job.jobId, itemId: item.id, price, now }, attemptsBefore);
+    if (abandoned && (job.limits.maxCost ?? job.limits.maxCostUsd) !== null) await deps.coord.settleSpend(job.jobId, abandoned.reservedCost, abandoned.countedCost);
+  }
 
   const submitted = await submitState(deps, job);
   if (submitted === "failed") {
@@ -150,11 +189,25 @@ async function runClaimed(deps: WorkerDeps, store: ObjectStore, job: JobRecord, 
 
   let documents = blank.documents;
   try {
+    // Costs of one job are in one currency: a worker whose endpoint bills in another region's
+    // currency than the one the job was submitted for would mix them.
+    if (job.currency && job.currency !== currency) {
+      throw new LongdocError(
+        "job_invalid",
+        `the job was priced in ${job.currency} (region ${job.region ?? "?"}) when submitted, but this worker's endpoint bills in ${currency} (region ${deps.catalog.region}); give submit and the workers the same QWEN_BASE_URL (or LONGDOC_REGION)`,
+        { haltsJob: true },
+      );
+    }
     const loaded = await Promise.all(item.documents.map((d) => readDocument(deps.s3, d, job.limits.maxDocumentBytes)));
     documents = loaded.map((l) => l.info);
-    const result = await answerItem(deps, job, loaded.map((l) => l.doc), ctx, now, async () => {
+    const beginAttempt = async () => {
+      if (recorder.begun) return;
       attempts = await deps.coord.countAttempt(job.jobId, item.id);
-    });
+      await recorder.begin(attempts);
+    };
+    // An OpenAI Batch line brings its own messages instead of documents.
+    const request = item.request ? await readBatchRequest(store, item.request) : undefined;
+    const result = await answerItem(deps, job, loaded.map((l) => l.doc), ctx, now, { recorder, beginAttempt }, request);
     const json = job.spec.output.format === "json";
     // answer.json only ever holds a document that passed the schema; one that never did is kept beside it.
     const answerFile = !json ? "answer.md" : result.validationError ? "answer.invalid.json" : "answer.json";
@@ -163,7 +216,8 @@ async function runClaimed(deps: WorkerDeps, store: ObjectStore, job: JobRecord, 
     // Without thinking there is no trace at all: no reasoning.md of empty headings.
     if (result.hasReasoning) await store.put(keys.item(job.jobId, item.id, "reasoning.md"), result.reasoning, "text/markdown; charset=utf-8");
     const packed = job.spec.packing === "packed" && item.documents.length > 1 ? await writeDocumentAnswers(store, job, item, result.answer) : null;
-    const lengthCut = result.finishReasons.some((r) => r === "length");
+    // A call cut at the cap and then continued (onTruncated: continue) is not a cut answer.
+    const lengthCut = result.cutCalls.length > 0;
     const keepTruncated = lengthCut && job.spec.output.onTruncated === "keep";
     const outputError: { kind: "output_truncated" | "output_invalid"; message: string } | null =
       lengthCut && !keepTruncated
@@ -174,14 +228,17 @@ async function runClaimed(deps: WorkerDeps, store: ObjectStore, job: JobRecord, 
             ? { kind: "output_invalid", message: packed.error }
             : null;
     deps.log.info({ jobId: job.jobId, itemId: item.id, usage: result.usage, costUsd: result.costUsd, finishReasons: result.finishReasons }, "item answered");
+    const reasoningPath = result.hasReasoning ? `items/${item.id}/reasoning.md` : null;
+    await recorder.close(outputError ? "failed" : "succeeded", outputError, { reasoning: reasoningPath, answer: answerPath });
     return await finish({
       ...blank,
       documents,
       status: outputError ? "failed" : "succeeded",
       error: outputError,
       usage: result.usage,
-      costUsd: result.costUsd,
-      cacheSavingsUsd: result.cacheSavingsUsd,
+      ...costFields(result.costUsd, currency),
+      cacheSavings: result.cacheSavingsUsd,
+      cacheSavingsUsd: currency === "USD" ? result.cacheSavingsUsd : null,
       tier: result.tier,
       finishReason: result.finishReasons.at(-1) ?? null,
       finishReasons: result.finishReasons,
@@ -190,35 +247,40 @@ async function runClaimed(deps: WorkerDeps, store: ObjectStore, job: JobRecord, 
       ...(json && result.validationError ? { invalidAnswer: answerPath } : {}),
       requestId: result.requestId,
       answer: json && result.validationError ? null : answerPath,
-      reasoning: result.hasReasoning ? `items/${item.id}/reasoning.md` : null,
+      reasoning: reasoningPath,
       truncated: result.truncated,
       documentAnswers: packed?.answers ?? null,
     });
   } catch (e) {
     if (e instanceof ReturnToQueue) {
-      // Waiting is not an attempt: hand the item back and let the queue hold the task.
+      // Waiting is not an attempt: hand the item back and let the queue hold the task (a call
+      // already paid in this delivery stays in its attempt's record, with its trace).
+      await recorder.close("interrupted", null).catch(() => undefined);
       await deps.coord.releaseClaim(job.jobId, item.id, deps.owner);
       throw e;
     }
     const error = LongdocError.is(e) ? e : new LongdocError("internal", e instanceof Error ? e.message : String(e), { cause: e });
-    const record = { ...toErrorRecord(error), ...(error instanceof ModelError && error.requestId ? { requestId: error.requestId } : {}) };
+    const record = {
+      ...toErrorRecord(error),
+      ...(error instanceof ModelError ? { ...(error.requestId ? { requestId: error.requestId } : {}), ...(error.status ? { status: error.status } : {}), ...(error.providerCode ? { providerCode: error.providerCode } : {}) } : {}),
+    };
     const attempt = Math.max(1, attempts);
     deps.log.warn({ jobId: job.jobId, itemId: item.id, attempt, error: record }, "item attempt failed");
-    await store.putJson(keys.attempt(job.jobId, item.id, attempt), { ...record, at: new Date(now()).toISOString() });
+    // The attempt's record keeps the error beside its partial trace (none when no call was sent).
+    await recorder.close("failed", record);
     if (error.haltsJob) await store.putJsonIfAbsent(keys.halt(job.jobId), { reason: record.message, kind: record.kind, itemId: item.id });
     // A 429 is the provider's door closing, not a failed answer: it waits in the queue without
     // using up the item's attempts (the DLQ's receive count still bounds an endless refusal).
     if (error.retryable && (error.code === "rate_limited" || attempt < (job.maxAttempts ?? deployment.maxAttempts))) {
       await deps.coord.releaseClaim(job.jobId, item.id, deps.owner);
-      throw new ReturnToQueue(backoffMs(deps.timing, attempt) / 1000, `attempt ${attempt} failed (${record.kind}); retrying after a backoff`);
+      // A refusal does not count as an attempt, so its wait grows with the task's deliveries instead.
+      const n = error.code === "rate_limited" ? ctx.receiveCount : attempt;
+      throw new ReturnToQueue(backoffMs(deps.timing, n) / 1000, `attempt ${attempt} failed (${record.kind}); retrying after a backoff`, backoffCeilingMs(deps.timing, n) / 1000);
     }
     // Never sent because the job reached its cost cap: skipped, not failed.
     return finish({ ...blank, documents, status: error.code === "cost_cap" ? "skipped" : "failed", error: { kind: record.kind, message: record.message } });
   }
 }
-
-/** How late a worker may wake for its planned start before it takes a new one (under the schedule's margin). */
-const LATE_START_MS = 100;
 
 /** Jobs known to be fully submitted: the state never changes back, so each container asks once. */
 const submittedJobs = new Set<string>();
@@ -233,10 +295,13 @@ async function submitState(deps: WorkerDeps, job: JobRecord): Promise<"submitted
   return state;
 }
 
+/** An item's cost in its currency, with the `costUsd` twin kept from before regions (null outside USD). */
+const costFields = (cost: number, currency: string) => ({ cost, currency, costUsd: currency === "USD" ? cost : null });
+
 /** Counts the item finished (once, whoever asks); the worker that finishes the job's last item writes the manifest. */
 async function countFinished(deps: WorkerDeps, store: ObjectStore, job: JobRecord, itemId: string): Promise<void> {
   const { last } = await deps.coord.markFinished(job.jobId, itemId, job.items.length);
-  if (last) await writeFinalManifest(store, job);
+  if (last) await writeFinalManifest(store, job, undefined, deps.notifier);
 }
 
 /** Renews the claim and keeps the message hidden in short steps, so a dead worker's task is back within one lease. */
@@ -293,6 +358,8 @@ interface ItemAnswer {
   tier: string;
   /** One per call, in order (a JSON repair call included). */
   finishReasons: (string | null)[];
+  /** Calls that continued a cut answer (output.onTruncated: continue). */
+  continuations: number;
   /** Per question, the question id of each call that hit the output cap (null: the item's single call). */
   cutCalls: { id: string | null; repair: boolean; maxOutputTokens: number }[];
   requestId: string | null;
@@ -302,22 +369,43 @@ interface ItemAnswer {
   repaired: boolean;
 }
 
-async function answerItem(deps: WorkerDeps, job: JobRecord, docs: PromptDocument[], ctx: TaskContext, now: () => number, countAttempt: () => Promise<void>): Promise<ItemAnswer> {
+/** The attempt every call of this delivery belongs to; `beginAttempt` counts it when the first request leaves. */
+interface AttemptContext {
+  recorder: AttemptRecorder;
+  beginAttempt: () => Promise<void>;
+}
+
+async function answerItem(deps: WorkerDeps, job: JobRecord, docs: PromptDocument[], ctx: TaskContext, now: () => number, attempt: AttemptContext, request?: BatchRequest): Promise<ItemAnswer> {
   const model = getModel(deps.catalog, job.model);
   const questions = job.spec.calls === "per-question" && job.spec.questions ? job.spec.questions.map((q) => [q]) : [job.spec.questions];
   const parts: { id: string | null; result: ChatResult; plan: CallPlan }[] = [];
+  /** Every call made, continuations included (the priced list). */
+  const calls: { id: string | null; result: ChatResult; plan: CallPlan; repair?: boolean; continued?: boolean }[] = [];
   // Sequential on purpose: the first call writes the cache the next ones read.
   for (const [i, qs] of questions.entries()) {
-    const plan = planCall({ ...job.spec, questions: qs }, model, docs);
+    const plan = request ? planBatchCall(request, model, job.spec) : planCall({ ...job.spec, questions: qs }, model, docs);
     // Once a call of this item is paid for, later calls wait in process rather than lose it.
     // One delivery that calls the model is one attempt, however many questions it asks.
-    const result = await callModel(deps, job, model, plan, ctx, now, i === 0 ? deps.timing.maxInProcessWaitMs : 60_000, i === 0 ? countAttempt : async () => {});
-    parts.push({ id: questions.length > 1 ? qs![0]!.id : null, plan, result });
+    const id = questions.length > 1 ? qs![0]!.id : null;
+    const maxWaitMs = i === 0 ? deps.timing.maxInProcessWaitMs : 60_000;
+    const first = await callModel(deps, job, model, plan, ctx, now, { label: id, maxWaitMs, attempt: attempt.recorder, beginAttempt: attempt.beginAttempt });
+    let joined = first;
+    let last = { plan, result: first };
+    // output.onTruncated: continue: partial mode picks the answer up where the cap cut it, a few times at most.
+    for (let k = 1; last.result.finishReason === "length" && job.spec.output.onTruncated === "continue" && k <= MAX_CONTINUATIONS; k++) {
+      const next = planContinuation(model, plan, joined.answer);
+      if (!next) break;
+      calls.push({ id, ...last, continued: true });
+      const more = await callModel(deps, job, model, next, ctx, now, { label: `${id ?? "answer"} (continued ${k})`, maxWaitMs: 60_000, attempt: attempt.recorder, beginAttempt: attempt.beginAttempt });
+      joined = joinContinuation(joined, more);
+      last = { plan: next, result: more };
+    }
+    calls.push({ id, ...last });
+    parts.push({ id, plan, result: joined });
   }
   const join = (pick: (r: ChatResult) => string) =>
     parts.length === 1 ? pick(parts[0]!.result) : parts.map((p) => `## ${p.id}\n\n${pick(p.result)}`).join("\n\n");
   let answer = join((r) => r.answer);
-  const calls: { id: string | null; result: ChatResult; plan: CallPlan; repair?: boolean }[] = [...parts];
 
   // JSON: an answer that fails the schema gets one repair call over the same messages (the same
   // cached prefix), then the bad answer and what is wrong with it.
@@ -336,7 +424,7 @@ async function answerItem(deps: WorkerDeps, job: JobRecord, docs: PromptDocument
       if (!repairPlan) {
         validationError = `${problem} (no repair call: the prompt with the bad answer would not fit the model's context)`;
       } else {
-        const r = await callModel(deps, job, model, repairPlan, ctx, now, 60_000, async () => {});
+        const r = await callModel(deps, job, model, repairPlan, ctx, now, { label: "repair", maxWaitMs: 60_000, attempt: attempt.recorder, beginAttempt: attempt.beginAttempt });
         calls.push({ id: null, plan: repairPlan, result: r, repair: true });
         const after = validateAnswer(r.answer, schema);
         if (after) {
@@ -354,7 +442,7 @@ async function answerItem(deps: WorkerDeps, job: JobRecord, docs: PromptDocument
     const usage = { ...p.result.usage, cacheType: p.result.cacheType };
     return { actual: priceFor(model, usage), full: priceFor(model, { ...usage, cachedTokens: 0, cacheWriteTokens: 0 }) };
   });
-  const costUsd = priced.reduce((s, p) => s + p.actual.costUsd, 0);
+  const costUsd = priced.reduce((s, p) => s + p.actual.cost, 0);
   const last = calls.at(-1)!.result;
   return {
     reasoning: join((r) => r.reasoning),
@@ -362,15 +450,32 @@ async function answerItem(deps: WorkerDeps, job: JobRecord, docs: PromptDocument
     answer,
     usage: calls.reduce((u, p) => addUsage(u, p.result.usage), zeroUsage()),
     costUsd,
-    cacheSavingsUsd: priced.reduce((s, p) => s + p.full.costUsd, 0) - costUsd,
+    cacheSavingsUsd: priced.reduce((s, p) => s + p.full.cost, 0) - costUsd,
     tier: priced.reduce((a, b) => (b.actual.tierIndex > a.actual.tierIndex ? b : a)).actual.tier,
     finishReasons: calls.map((p) => p.result.finishReason),
-    cutCalls: calls.filter((p) => p.result.finishReason === "length").map((p) => ({ id: p.id, repair: p.repair === true, maxOutputTokens: p.plan.maxOutputTokens })),
+    continuations: calls.filter((p) => p.continued).length,
+    cutCalls: calls.filter((p) => p.result.finishReason === "length" && !p.continued).map((p) => ({ id: p.id, repair: p.repair === true, maxOutputTokens: p.plan.maxOutputTokens })),
     requestId: last.requestId,
     truncated: parts[0]!.plan.truncated,
     validationError,
     repaired,
   };
+}
+
+/** How many times `output.onTruncated: continue` asks the model to go on with one answer. */
+export const MAX_CONTINUATIONS = 3;
+
+/** The next piece of a cut answer: the same messages, then the answer so far as a partial assistant message (docs/qwen-api.md §3). Null when it cannot fit. */
+function planContinuation(model: ModelInfo, plan: CallPlan, answerSoFar: string): CallPlan | null {
+  const messages: ChatMessage[] = [...plan.messages, { role: "assistant", content: answerSoFar, partial: true }];
+  const inputTokens = countChatTokens(messages.map((m) => ({ role: m.role, content: messageText(m) })));
+  if (inputTokens > Math.min(model.maxInputTokens, model.contextTokens - plan.maxOutputTokens)) return null;
+  return { ...plan, messages, inputTokens };
+}
+
+/** One answer from a call and its continuation: the texts joined, the usage summed, the last finish reason. */
+function joinContinuation(a: ChatResult, b: ChatResult): ChatResult {
+  return { ...b, reasoning: a.reasoning + b.reasoning, answer: a.answer + b.answer, usage: addUsage(a.usage, b.usage) };
 }
 
 /** The instruction of a JSON repair call; the simulator and tests recognise it by its first words. */
@@ -399,99 +504,7 @@ function truncationMessage(r: ItemAnswer, answerPath: string): string {
   const cap = Math.max(...r.cutCalls.map((c) => c.maxOutputTokens));
   return (
     `${which} hit the output cap (max ${cap} tokens, finish_reason "length") and was cut off; the partial answer is kept at ${answerPath}. ` +
-    "Raise maxOutputTokens, or set output.onTruncated: keep to accept truncated answers"
+    "Raise maxOutputTokens (or re-run it with 'longdoc retry <jobId> --max-output-tokens N'), or set output.onTruncated: keep to accept truncated answers" +
+    (r.continuations > 0 ? ` (it was continued ${r.continuations} time(s), the most output.onTruncated: continue asks for)` : "")
   );
-}
-
-/**
- * One model call inside the fleet's shared limits: the call's worst-case cost is reserved in the
- * job's ledger and its worst-case tokens in the account's quota before it starts, and both are
- * settled with the real usage after. A wait longer than `maxWaitMs` goes back to the queue.
- */
-async function callModel(
-  deps: WorkerDeps,
-  job: JobRecord,
-  model: ModelInfo,
-  plan: CallPlan,
-  ctx: TaskContext,
-  now: () => number,
-  maxWaitMs: number,
-  countAttempt: () => Promise<void>,
-): Promise<ChatResult> {
-  const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
-  const timeLeftMs = () => ctx.deadlineAt - now() - deps.timing.deadlineMarginMs;
-  const wanted = { maxOutputTokens: plan.maxOutputTokens, thinkingBudget: plan.thinkingBudget };
-  let budget = budgetToDeadline(wanted, timeLeftMs(), deps.timing.decodeTokensPerSecond);
-  if (!budget) throw new ReturnToQueue(1, `only ${Math.round(timeLeftMs() / 1000)} s left before the worker's deadline`);
-  const worstTokens = plan.inputTokens + budget.maxOutputTokens + (budget.thinkingBudget ?? 0);
-
-  const cap = job.limits.maxCostUsd;
-  const worstUsd = priceFor(model, { inputTokens: plan.inputTokens, outputTokens: worstTokens - plan.inputTokens, cachedTokens: 0 }).costUsd;
-  if (cap !== null) {
-    const spend = await deps.coord.reserveSpend(job.jobId, worstUsd, cap);
-    if (!spend.ok) {
-      if (spend.capReached) {
-        throw new LongdocError(
-          "cost_cap",
-          `not sent: the job has spent $${spend.spentUsd.toFixed(4)} and this call could cost up to $${worstUsd.toFixed(4)}, over limits.maxCostUsd ($${cap})`,
-        );
-      }
-      // Calls in flight hold the rest of the cap; their real cost is usually lower. Wait for them.
-      throw new ReturnToQueue(2 + Math.random() * 3, "the job's cost cap is held by calls in flight");
-    }
-  }
-  const settleSpend = (actualUsd: number) => (cap === null ? Promise.resolve() : deps.coord.settleSpend(job.jobId, worstUsd, actualUsd));
-
-  const reservation = {
-    model: job.model,
-    tokens: worstTokens,
-    account: { rpm: model.rpm, tpm: model.tpm },
-    job: { jobId: job.jobId, rpm: job.spec.limits.rpm, tpm: job.spec.limits.tpm },
-  };
-  const quota = await deps.coord.reserveQuota({ ...reservation, maxWaitMs: Math.min(maxWaitMs, Math.max(0, timeLeftMs() / 2)), now: now() });
-  if (!quota.ok) {
-    await settleSpend(0);
-    throw new ReturnToQueue(quota.retryAfterMs / 1000 + Math.random(), "waiting for the account's quota");
-  }
-  let settled = false;
-  let ticket = quota.ticket;
-  try {
-    // A start planned in the log is only safe if the request leaves on time: a worker that wakes
-    // late (a busy machine, a slow store) takes a new place rather than crowd the next request.
-    for (let startAt = quota.startAt, round = 0; ; round++) {
-      const wait = startAt - now();
-      if (wait > 0) await sleep(wait);
-      if (now() - startAt <= LATE_START_MS || round >= 3) break;
-      await deps.coord.releaseQuota(ticket);
-      const again = await deps.coord.reserveQuota({ ...reservation, now: now(), maxWaitMs: 60_000 });
-      if (!again.ok) throw new ReturnToQueue(again.retryAfterMs / 1000, "waiting for the account's quota");
-      ticket = again.ticket;
-      startAt = again.startAt;
-    }
-    // Sized after the wait, from the time really left.
-    budget = budgetToDeadline(wanted, timeLeftMs(), deps.timing.decodeTokensPerSecond) ?? { ...budget, maxOutputTokens: 256, thinkingBudget: budget.thinkingBudget === undefined ? undefined : 1 };
-    await countAttempt();
-    const result = await deps.model.chat(
-      {
-        model: job.model,
-        messages: plan.messages,
-        maxOutputTokens: budget.maxOutputTokens,
-        thinking: { enabled: job.spec.thinking.enabled, budget: budget.thinkingBudget },
-        json: job.outputSchema ? { schema: job.outputSchema } : undefined,
-      },
-      { signal: AbortSignal.timeout(Math.max(1, timeLeftMs())) },
-    );
-    settled = true;
-    await Promise.all([
-      deps.coord.settleQuota(ticket, result.usage.inputTokens + result.usage.outputTokens),
-      settleSpend(priceFor(model, { ...result.usage, cacheType: result.cacheType }).costUsd),
-    ]);
-    return result;
-  } finally {
-    if (!settled) {
-      // The call failed before its usage arrived: give the reservations back (what a failed call
-      // was billed, if anything, is not known here).
-      await Promise.all([deps.coord.settleQuota(ticket, plan.inputTokens), settleSpend(0)]).catch(() => undefined);
-    }
-  }
 }

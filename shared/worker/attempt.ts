@@ -1,0 +1,458 @@
+/**
+ * One real attempt at an item, as it happens: the reasoning and the answer are written to S3 while
+ * they stream (S3 has no append, so the growing text overwrites `attempts/<n>.reasoning.md` and
+ * `attempts/<n>.answer.md` on each flush, by size and by time), and a record of the attempt says
+ * which calls it made, what each was billed (or, for a call cut off before its usage chunk, what
+ * was counted from the streamed text), its finish reasons, request ids and error.
+ *
+ * While the attempt runs its record is `attempts/<n>.open.json`; when it ends it becomes
+ * `attempts/<n>.json`. A worker that dies mid-attempt leaves the open record and the partial
+ * files; the next delivery closes it (`closeAbandonedAttempt`), counting its cost.
+ */
+import type { Log } from "../log.ts";
+import { keys, type ObjectStore } from "../run/store.ts";
+import type { ErrorCode } from "../errors.ts";
+import { addUsage, zeroUsage, type Usage } from "../model/usage.ts";
+import type { ChatResult, StreamProgress } from "../model/client.ts";
+import { countTokens } from "../tokens/index.ts";
+
+/** When a partial trace is written again: after this many new bytes, or this long after the last write. */
+export interface TraceFlush {
+  bytes: number;
+  ms: number;
+}
+export const DEFAULT_TRACE_FLUSH: TraceFlush = { bytes: 64 * 1024, ms: 2_000 };
+
+export type AttemptStatus = "running" | "succeeded" | "failed" | "interrupted" | "died";
+
+export interface CallRecord {
+  /** The question of a per-question call, "repair" for a JSON repair call, null for the item's single call. */
+  label: string | null;
+  requestId: string | null;
+  finishReason: string | null;
+  usage: Usage;
+  /** True when the stream ended before its usage chunk: tokens were counted from the text received, input as uncached. */
+  usageEstimated: boolean;
+  /** In the catalog's currency (see the record's `currency`). */
+  cost: number;
+  /** The caps this call was sent with. */
+  maxOutputTokens: number;
+  thinkingBudget: number | null;
+  maxCompletionTokens: number | null;
+  /** True when the time left before the worker's deadline, not the job, set the caps. */
+  limitedByDeadline: boolean;
+  inputTokens: number;
+  startedAt: string;
+  /** Request to first chunk, and first chunk to the end (null when no chunk came). */
+  firstChunkMs: number | null;
+  durationMs: number | null;
+  error: { kind: ErrorCode; message: string } | null;
+}
+
+/** items/<itemId>/attempts/<n>.json (and `.open.json` while it runs). */
+export interface AttemptRecord {
+  version: 1;
+  attempt: number;
+  status: AttemptStatus;
+  owner: string;
+  startedAt: string;
+  finishedAt: string | null;
+  calls: CallRecord[];
+  usage: Usage;
+  usageEstimated: boolean;
+  cost: number;
+  currency: string;
+  /** The last call's finish reason and request id. */
+  finishReason: string | null;
+  requestId: string | null;
+  error: { kind: ErrorCode; message: string; requestId?: string; status?: number; providerCode?: string } | null;
+  /** Run-relative paths of the partial files this attempt left (null when it streamed none), or of the item's final files once it succeeded. */
+  reasoning: string | null;
+  answer: string | null;
+  /** While a call is in flight: the worst-case cost it reserved in the job's ledger, and its input, so whoever closes an abandoned attempt can settle it. */
+  inFlight?: { label: string | null; reservedCost: number; inputTokens: number } | null;
+}
+
+/** What the recorder needs to know of the call it traces. */
+export interface CallShape {
+  label: string | null;
+  inputTokens: number;
+  maxOutputTokens: number;
+  thinkingBudget?: number;
+  maxCompletionTokens?: number;
+  limitedByDeadline: boolean;
+  /** Worst-case cost reserved in the ledger (0 without a cost cap). */
+  reservedCost: number;
+}
+
+export interface AttemptDeps {
+  store: ObjectStore;
+  jobId: string;
+  itemId: string;
+  owner: string;
+  log: Pick<Log, "warn">;
+  flush: TraceFlush;
+  currency: string;
+  /** Cost of a usage at the call's tier (the catalog's prices). */
+  price: (u: Usage & { cacheType?: "implicit" | "ephemeral" }) => number;
+  now?: () => number;
+}
+
+const relPath = (itemId: string, file: string) => `items/${itemId}/${file}`;
+const iso = (ms: number) => new Date(ms).toISOString();
+
+/** Sections of a trace: one per call; a single unlabelled call is plain text, several are `## label` sections (as the final files join them). */
+class Sections {
+  private readonly parts: { label: string | null; text: string[] }[] = [];
+  begin(label: string | null) {
+    this.parts.push({ label, text: [] });
+  }
+  add(text: string) {
+    this.parts.at(-1)?.text.push(text);
+  }
+  get empty() {
+    return this.parts.every((p) => p.text.length === 0);
+  }
+  render(): string {
+    if (this.parts.length === 1 && this.parts[0]!.label === null) return this.parts[0]!.text.join("");
+    return this.parts.map((p) => `## ${p.label ?? "answer"}\n\n${p.text.join("")}`).join("\n\n");
+  }
+}
+
+/**
+ * Records one attempt. `begin(n)` opens it once the attempt is counted; each model call gets a
+ * `CallTrace` whose `onChunk` feeds the partial files; `close` writes the final record.
+ */
+export class AttemptRecorder {
+  readonly deps: AttemptDeps;
+  private n = 0;
+  private record: AttemptRecord | null = null;
+  private readonly reasoning = new Sections();
+  private readonly answer = new Sections();
+  private dirty = { reasoning: false, answer: false };
+  private unflushedBytes = 0;
+  private written = { reasoning: false, answer: false };
+  private chain: Promise<void> = Promise.resolve();
+  private queued = false;
+  private timer: NodeJS.Timeout | null = null;
+  /** The record this recorder closed last (so the item's total need not read it back). */
+  closed: AttemptRecord | null = null;
+
+  constructor(deps: AttemptDeps) {
+    this.deps = deps;
+  }
+
+  private get now() {
+    return (this.deps.now ?? Date.now)();
+  }
+
+  /** The attempt number, once begun (0 before). */
+  get number(): number {
+    return this.n;
+  }
+
+  get begun(): boolean {
+    return this.record !== null;
+  }
+
+  private key(file: string) {
+    return keys.item(this.deps.jobId, this.deps.itemId, `attempts/${this.n}.${file}`);
+  }
+
+  /** Opens attempt `n`: its open record names the partial files to come. */
+  async begin(n: number): Promise<void> {
+    this.n = n;
+    this.record = {
+      version: 1,
+      attempt: n,
+      status: "running",
+      owner: this.deps.owner,
+      startedAt: iso(this.now),
+      finishedAt: null,
+      calls: [],
+      usage: zeroUsage(),
+      usageEstimated: false,
+      cost: 0,
+      currency: this.deps.currency,
+      finishReason: null,
+      requestId: null,
+      error: null,
+      reasoning: null,
+      answer: null,
+      inFlight: null,
+    };
+    this.timer = setInterval(() => {
+      if (this.dirty.reasoning || this.dirty.answer) void this.flush();
+    }, this.deps.flush.ms);
+    this.timer.unref();
+  }
+
+  /** One model call of this attempt; its chunks go to the partial files. */
+  async startCall(shape: CallShape): Promise<CallTrace> {
+    if (!this.record) throw new Error("AttemptRecorder.startCall before begin");
+    this.reasoning.begin(shape.label);
+    this.answer.begin(shape.label);
+    this.record.inFlight = { label: shape.label, reservedCost: shape.reservedCost, inputTokens: shape.inputTokens };
+    await this.writeOpen();
+    return new CallTrace(this, shape, this.now);
+  }
+
+  /** @internal CallTrace feeds text here. */
+  take(p: StreamProgress): void {
+    if (p.reasoning) {
+      this.reasoning.add(p.reasoning);
+      this.dirty.reasoning = true;
+    }
+    if (p.answer) {
+      this.answer.add(p.answer);
+      this.dirty.answer = true;
+    }
+    this.unflushedBytes += Buffer.byteLength(p.reasoning) + Buffer.byteLength(p.answer);
+    if (this.unflushedBytes >= this.deps.flush.bytes && !this.queued) void this.flush();
+  }
+
+  /** @internal CallTrace reports its end here. */
+  async ended(call: CallRecord): Promise<void> {
+    const r = this.record!;
+    r.calls.push(call);
+    r.inFlight = null;
+    r.usage = addUsage(r.usage, call.usage);
+    r.usageEstimated ||= call.usageEstimated;
+    r.cost = round(r.cost + call.cost);
+    r.finishReason = call.finishReason;
+    r.requestId = call.requestId ?? r.requestId;
+    await this.flush();
+    await this.writeOpen();
+  }
+
+  /** Writes what changed since the last flush; flushes never overlap, and a later one always carries the newer text. */
+  flush(): Promise<void> {
+    this.queued = true;
+    this.chain = this.chain.then(async () => {
+      this.queued = false;
+      this.unflushedBytes = 0;
+      const { store, itemId } = this.deps;
+      const jobs: Promise<void>[] = [];
+      for (const kind of ["reasoning", "answer"] as const) {
+        if (!this.dirty[kind]) continue;
+        this.dirty[kind] = false;
+        const text = (kind === "reasoning" ? this.reasoning : this.answer).render();
+        jobs.push(store.put(this.key(`${kind}.md`), text, "text/markdown; charset=utf-8"));
+        this.written[kind] = true;
+        this.record![kind] = relPath(itemId, `attempts/${this.n}.${kind}.md`);
+      }
+      try {
+        await Promise.all(jobs);
+      } catch (e) {
+        // A lost flush costs only trace text; the next one rewrites the whole file.
+        this.deps.log.warn({ jobId: this.deps.jobId, itemId, attempt: this.n, error: String(e) }, "partial trace not written");
+      }
+    });
+    return this.chain;
+  }
+
+  private async writeOpen(): Promise<void> {
+    try {
+      await this.deps.store.putJson(this.key("open.json"), this.record);
+    } catch (e) {
+      this.deps.log.warn({ jobId: this.deps.jobId, itemId: this.deps.itemId, attempt: this.n, error: String(e) }, "attempt record not written");
+    }
+  }
+
+  /**
+   * Ends the attempt: `attempts/<n>.json` replaces the open record. When the item's final files
+   * were written (`final`), the partial copies are removed and the record names the final files,
+   * so a finished item has one trace; otherwise the partial files stay where the record says.
+   */
+  async close(status: Exclude<AttemptStatus, "running" | "died">, error: AttemptRecord["error"], final?: { reasoning: string | null; answer: string | null }): Promise<AttemptRecord | null> {
+    const r = this.record;
+    if (!r) return null;
+    if (this.timer) clearInterval(this.timer);
+    await this.flush();
+    r.status = status;
+    r.error = error;
+    r.finishedAt = iso(this.now);
+    r.inFlight = null;
+    const { store } = this.deps;
+    if (final) {
+      await Promise.all(
+        (["reasoning", "answer"] as const).filter((k) => this.written[k]).map((k) => store.delete(this.key(`${k}.md`)).catch(() => undefined)),
+      );
+      r.reasoning = final.reasoning;
+      r.answer = final.answer;
+    }
+    await store.putJson(this.key("json"), r);
+    await store.delete(this.key("open.json")).catch(() => undefined);
+    this.record = null;
+    this.closed = r;
+    return r;
+  }
+}
+
+/** One call's view of the recorder: its chunks, and how it ended. */
+export class CallTrace {
+  private requestId: string | null = null;
+  private finishReason: string | null = null;
+  private firstChunkAt: number | null = null;
+  private reasoningText: string[] = [];
+  private answerText: string[] = [];
+  private readonly recorder: AttemptRecorder;
+  readonly shape: CallShape;
+  private readonly startedAt: number;
+
+  constructor(recorder: AttemptRecorder, shape: CallShape, startedAt: number) {
+    this.recorder = recorder;
+    this.shape = shape;
+    this.startedAt = startedAt;
+  }
+
+  /** Pass to ModelClient.chat as `onChunk`. */
+  readonly onChunk = (p: StreamProgress): void => {
+    this.requestId ??= p.requestId;
+    this.finishReason = p.finishReason ?? this.finishReason;
+    this.firstChunkAt ??= p.firstChunkAt;
+    if (p.reasoning) this.reasoningText.push(p.reasoning);
+    if (p.answer) this.answerText.push(p.answer);
+    this.recorder.take(p);
+  };
+
+  /** Whether the provider started answering (so the call is billed, at least in part). */
+  get started(): boolean {
+    return this.firstChunkAt !== null;
+  }
+
+  /** Time to first chunk and decode time with the tokens decoded: what the rate estimates learn from. */
+  timings(end: number): { firstChunkMs: number | null; decodeMs: number | null } {
+    return { firstChunkMs: this.firstChunkAt === null ? null : this.firstChunkAt - this.startedAt, decodeMs: this.firstChunkAt === null ? null : end - this.firstChunkAt };
+  }
+
+  /**
+   * The usage of a call cut off before its usage chunk, counted from what arrived: the whole
+   * input (uncached: the cache hit is not known), and the streamed text as output. A call that
+   * never started streaming is taken as not billed.
+   */
+  estimatedUsage(): Usage {
+    if (!this.started) return zeroUsage();
+    const reasoningTokens = countTokens(this.reasoningText.join(""));
+    return { inputTokens: this.shape.inputTokens, outputTokens: reasoningTokens + countTokens(this.answerText.join("")), reasoningTokens, cachedTokens: 0 };
+  }
+
+  private base(end: number) {
+    const t = this.timings(end);
+    return {
+      label: this.shape.label,
+      maxOutputTokens: this.shape.maxOutputTokens,
+      thinkingBudget: this.shape.thinkingBudget ?? null,
+      maxCompletionTokens: this.shape.maxCompletionTokens ?? null,
+      limitedByDeadline: this.shape.limitedByDeadline,
+      inputTokens: this.shape.inputTokens,
+      startedAt: iso(this.startedAt),
+      firstChunkMs: t.firstChunkMs,
+      durationMs: end - this.startedAt,
+    };
+  }
+
+  async succeeded(result: ChatResult, end: number): Promise<CallRecord> {
+    const cost = this.recorder.deps.price({ ...result.usage, cacheType: result.cacheType });
+    const rec: CallRecord = { ...this.base(end), requestId: result.requestId, finishReason: result.finishReason, usage: result.usage, usageEstimated: false, cost, error: null };
+    await this.recorder.ended(rec);
+    return rec;
+  }
+
+  async failed(error: { kind: ErrorCode; message: string; requestId?: string }, end: number): Promise<CallRecord> {
+    const usage = this.estimatedUsage();
+    const rec: CallRecord = {
+      ...this.base(end),
+      requestId: error.requestId ?? this.requestId,
+      finishReason: this.finishReason,
+      usage,
+      usageEstimated: this.started,
+      cost: this.recorder.deps.price(usage),
+      error: { kind: error.kind, message: error.message },
+    };
+    await this.recorder.ended(rec);
+    return rec;
+  }
+}
+
+const round = (n: number) => Number(n.toFixed(10));
+
+/**
+ * A delivery that finds attempt `n` still open took over from a worker that died during it
+ * (killed, out of memory, out of time). Closes the attempt as `died`, with the in-flight call's
+ * usage counted from its partial files, and returns what the caller must settle in the ledger.
+ */
+export async function closeAbandonedAttempt(
+  deps: Pick<AttemptDeps, "store" | "jobId" | "itemId" | "price" | "now">,
+  n: number,
+): Promise<{ record: AttemptRecord; reservedCost: number; countedCost: number } | null> {
+  const { store } = deps;
+  const at = (file: string) => keys.item(deps.jobId, deps.itemId, `attempts/${n}.${file}`);
+  const open = await store.getJson<AttemptRecord>(at("open.json"));
+  if (!open) return null;
+  if (await store.exists(at("json"))) {
+    await store.delete(at("open.json")).catch(() => undefined);
+    return null;
+  }
+  const text = async (file: string) => new TextDecoder().decode((await store.getBytes(at(file))) ?? new Uint8Array());
+  const inFlight = open.inFlight ?? null;
+  let countedCost = 0;
+  if (inFlight) {
+    // Only this call's section: earlier calls of the attempt were recorded when they ended.
+    const lastSection = (s: string) => (inFlight.label === null ? s : (s.split(`## ${inFlight.label}\n\n`).at(-1) ?? ""));
+    const reasoning = lastSection(await text("reasoning.md"));
+    const answer = lastSection(await text("answer.md"));
+    const streamed = reasoning !== "" || answer !== "";
+    const reasoningTokens = countTokens(reasoning);
+    const usage: Usage = streamed ? { inputTokens: inFlight.inputTokens, outputTokens: reasoningTokens + countTokens(answer), reasoningTokens, cachedTokens: 0 } : zeroUsage();
+    countedCost = streamed ? deps.price(usage) : 0;
+    open.calls.push({
+      label: inFlight.label,
+      requestId: null,
+      finishReason: null,
+      usage,
+      usageEstimated: streamed,
+      cost: countedCost,
+      maxOutputTokens: 0,
+      thinkingBudget: null,
+      maxCompletionTokens: null,
+      limitedByDeadline: false,
+      inputTokens: inFlight.inputTokens,
+      startedAt: open.startedAt,
+      firstChunkMs: null,
+      durationMs: null,
+      error: { kind: "worker_crashed", message: "the worker stopped while this call streamed" },
+    });
+    open.usage = addUsage(open.usage, usage);
+    open.usageEstimated ||= streamed;
+    open.cost = round(open.cost + countedCost);
+  }
+  const partial = async (kind: "reasoning" | "answer") => ((await store.exists(at(`${kind}.md`))) ? relPath(deps.itemId, `attempts/${n}.${kind}.md`) : null);
+  const record: AttemptRecord = {
+    ...open,
+    reasoning: await partial("reasoning"),
+    answer: await partial("answer"),
+    status: "died",
+    finishedAt: iso((deps.now ?? Date.now)()),
+    error: { kind: "worker_crashed", message: "the worker stopped during this attempt (killed, out of memory or out of time); its partial trace is kept" },
+    inFlight: null,
+  };
+  await store.putJson(at("json"), record);
+  await store.delete(at("open.json")).catch(() => undefined);
+  return { record, reservedCost: inFlight?.reservedCost ?? 0, countedCost };
+}
+
+/** Cost and usage of the item's earlier attempts (attempts/1..n-1), which the final result includes. */
+export async function earlierAttempts(store: ObjectStore, jobId: string, itemId: string, before: number, known?: AttemptRecord | null): Promise<{ usage: Usage; cost: number; estimated: boolean }> {
+  let usage = zeroUsage();
+  let cost = 0;
+  let estimated = false;
+  for (let k = 1; k < before; k++) {
+    const r = known?.attempt === k ? known : await store.getJson<Partial<AttemptRecord>>(keys.attempt(jobId, itemId, k));
+    if (!r || !r.usage) continue;
+    usage = addUsage(usage, r.usage);
+    cost += r.cost ?? 0;
+    estimated ||= r.usageEstimated === true;
+  }
+  return { usage, cost: round(cost), estimated };
+}

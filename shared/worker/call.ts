@@ -1,0 +1,202 @@
+/**
+ * One model call inside the fleet's shared limits, traced as it streams. The call's worst-case
+ * cost is reserved in the job's ledger and its worst-case tokens in the account's quota before it
+ * starts; its output caps are sized after the quota wait, from the time really left (prefill of
+ * the prompt, then decoding at the model's measured speed); the reasoning and answer go to the
+ * attempt's partial files as they arrive; and both reservations are settled with what the call
+ * was billed, or for a call cut off mid-stream, with what was counted from the text it streamed.
+ */
+import { budgetForCall, type ModelSpeed } from "../model/budget.ts";
+import { formatCost, priceFor, type ModelInfo } from "../model/catalog.ts";
+import type { ChatResult, Usage } from "../model/client.ts";
+import type { CallPlan } from "../model/plan.ts";
+import { LongdocError, ModelError } from "../errors.ts";
+import type { JobRecord } from "../job/record.ts";
+import type { AttemptRecorder } from "./attempt.ts";
+import { ReturnToQueue } from "./records.ts";
+import type { TaskContext, WorkerDeps } from "./worker.ts";
+
+/** How late a worker may wake for its planned start before it takes a new one (under the schedule's margin). */
+const LATE_START_MS = 100;
+/** A call decoding fewer tokens says little about the model's speed. */
+const MIN_TOKENS_TO_MEASURE = 64;
+/** Measured speeds are trusted within this factor of the catalog's figure (a stalled or instant stream is not a speed). */
+const SPEED_TRUST_FACTOR = 10;
+
+export interface CallOptions {
+  /** The question id of a per-question call, "repair", or null for the item's single call. */
+  label: string | null;
+  /** Quota waits longer than this go back to the queue. */
+  maxWaitMs: number;
+  /** Counts the attempt (once per delivery) and returns its number; called just before the first request leaves. */
+  beginAttempt: () => Promise<void>;
+  attempt: AttemptRecorder;
+}
+
+/** The model's speed: the fleet's rolling measurement within reason, else the catalog's assumption. */
+export async function modelSpeed(deps: WorkerDeps, model: ModelInfo): Promise<ModelSpeed> {
+  const catalog = { decodeTokensPerSecond: model.decodeTokensPerSecond ?? deps.timing.decodeTokensPerSecond, prefillTokensPerSecond: model.prefillTokensPerSecond };
+  const seen = await deps.coord.modelSpeed(model.id).catch(() => null);
+  const trusted = (x: number | null | undefined, base: number) => (x && x >= base / SPEED_TRUST_FACTOR && x <= base * SPEED_TRUST_FACTOR ? x : null);
+  const decode = trusted(seen?.decodeTokensPerSecond, catalog.decodeTokensPerSecond);
+  const prefill = trusted(seen?.prefillTokensPerSecond, catalog.prefillTokensPerSecond);
+  return {
+    decodeTokensPerSecond: decode ?? catalog.decodeTokensPerSecond,
+    prefillTokensPerSecond: prefill ?? catalog.prefillTokensPerSecond,
+    source: decode !== null || prefill !== null ? "measured" : "catalog",
+  };
+}
+
+export async function callModel(deps: WorkerDeps, job: JobRecord, model: ModelInfo, plan: CallPlan, ctx: TaskContext, now: () => number, o: CallOptions): Promise<ChatResult> {
+  const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  const timeLeftMs = () => ctx.deadlineAt - now() - deps.timing.deadlineMarginMs;
+  const wanted = { maxOutputTokens: plan.maxOutputTokens, thinkingBudget: plan.thinkingBudget };
+  const speed = await modelSpeed(deps, model);
+  const sizeNow = () => budgetForCall(wanted, { timeLeftMs: timeLeftMs(), inputTokens: plan.inputTokens, speed });
+  const first = sizeNow();
+  if (!first) throw new ReturnToQueue(1, tooLittleTime(timeLeftMs(), plan.inputTokens, speed));
+  const worstTokens = plan.inputTokens + first.maxOutputTokens + (first.thinkingBudget ?? 0);
+  const price = (u: Parameters<typeof priceFor>[1]) => priceFor(model, u).cost;
+
+  // In the region's currency (older job records have only maxCostUsd).
+  const cap = job.limits.maxCost ?? job.limits.maxCostUsd;
+  const capField = job.spec.limits.maxCost !== undefined ? "limits.maxCost" : "limits.maxCostUsd";
+  const money = (n: number) => formatCost(n, model.currency);
+  const worstUsd = price({ inputTokens: plan.inputTokens, outputTokens: worstTokens - plan.inputTokens, cachedTokens: 0 });
+  if (cap !== null) {
+    const spend = await deps.coord.reserveSpend(job.jobId, worstUsd, cap);
+    if (!spend.ok) {
+      if (spend.capReached) {
+        throw new LongdocError(
+          "cost_cap",
+          `not sent: the job has spent ${money(spend.spentUsd)} and this call could cost up to ${money(worstUsd)}, over ${capField} (${formatCost(cap, model.currency, null)})`,
+        );
+      }
+      // Calls in flight hold the rest of the cap; their real cost is usually lower. Wait for them.
+      throw new ReturnToQueue(2 + Math.random() * 3, "the job's cost cap is held by calls in flight");
+    }
+  }
+  let spendSettled = false;
+  const settleSpend = async (actualUsd: number) => {
+    if (spendSettled) return;
+    spendSettled = true;
+    if (cap !== null) await deps.coord.settleSpend(job.jobId, worstUsd, actualUsd);
+  };
+
+  const reservation = {
+    model: job.model,
+    tokens: worstTokens,
+    account: { rpm: model.rpm, tpm: model.tpm },
+    job: { jobId: job.jobId, rpm: job.spec.limits.rpm, tpm: job.spec.limits.tpm },
+  };
+  const quota = await deps.coord.reserveQuota({ ...reservation, maxWaitMs: Math.min(o.maxWaitMs, Math.max(0, timeLeftMs() / 2)), now: now() });
+  if (!quota.ok) {
+    await settleSpend(0);
+    throw new ReturnToQueue(quota.retryAfterMs / 1000 + Math.random(), "waiting for the account's quota");
+  }
+  let ticket = quota.ticket;
+  let sent = false;
+  let settledQuota = false;
+  try {
+    // A start planned in the log is only safe if the request leaves on time: a worker that wakes
+    // late (a busy machine, a slow store) takes a new place rather than crowd the next request.
+    for (let startAt = quota.startAt, round = 0; ; round++) {
+      const wait = startAt - now();
+      if (wait > 0) await sleep(wait);
+      if (now() - startAt <= LATE_START_MS || round >= 3) break;
+      await deps.coord.releaseQuota(ticket);
+      const again = await deps.coord.reserveQuota({ ...reservation, now: now(), maxWaitMs: 60_000 });
+      if (!again.ok) {
+        settledQuota = true;
+        throw new ReturnToQueue(again.retryAfterMs / 1000, "waiting for the account's quota");
+      }
+      ticket = again.ticket;
+      startAt = again.startAt;
+    }
+    // Sized after the wait, from the time really left. Too little left: the task goes back to the
+    // queue unsent (not an attempt), for a delivery with a fresh deadline.
+    const budget = sizeNow();
+    if (!budget) throw new ReturnToQueue(1, `after the quota wait, ${tooLittleTime(timeLeftMs(), plan.inputTokens, speed)}`);
+    // Under a deadline one cap on reasoning plus answer keeps the whole call within the time,
+    // however the model splits it (docs/qwen-api.md §3, max_completion_tokens).
+    const maxCompletionTokens =
+      budget.limitedByDeadline && model.maxCompletionTokens && budget.thinkingBudget !== undefined ? budget.maxOutputTokens + budget.thinkingBudget : undefined;
+
+    await o.beginAttempt();
+    const trace = await o.attempt.startCall({
+      label: o.label,
+      inputTokens: plan.inputTokens,
+      maxOutputTokens: budget.maxOutputTokens,
+      thinkingBudget: budget.thinkingBudget,
+      maxCompletionTokens,
+      limitedByDeadline: budget.limitedByDeadline,
+      reservedCost: cap === null ? 0 : worstUsd,
+    });
+    const startedAt = now();
+    const stopAfterMs = Math.max(1, timeLeftMs());
+    sent = true;
+    let result: ChatResult;
+    try {
+      result = await deps.model.chat(
+        {
+          model: job.model,
+          messages: plan.messages,
+          maxOutputTokens: budget.maxOutputTokens,
+          maxCompletionTokens,
+          thinking: { enabled: job.spec.thinking.enabled, budget: budget.thinkingBudget },
+          json: job.outputSchema ? { schema: job.outputSchema } : undefined,
+        },
+        { signal: AbortSignal.timeout(stopAfterMs), onChunk: trace.onChunk },
+      );
+    } catch (e) {
+      let error = LongdocError.is(e) ? e : new LongdocError("internal", e instanceof Error ? e.message : String(e), { cause: e });
+      const seen = trace.estimatedUsage();
+      if (error.code === "deadline") {
+        // The numbers a user needs: how long it ran, what it had streamed of what budget, at what assumed speed.
+        error = new ModelError(
+          "deadline",
+          `the call was stopped at the worker's deadline after ${((now() - startedAt) / 1000).toFixed(1)} s ` +
+            `(${Math.round(stopAfterMs / 1000)} s were left; prefill of ${plan.inputTokens} input tokens assumed ${(budget.prefillMs / 1000).toFixed(1)} s, ` +
+            `decoding ${speed.decodeTokensPerSecond.toFixed(0)} tokens/s (${speed.source})): it had streamed about ${seen.outputTokens} tokens ` +
+            `of a budget of ${budget.maxOutputTokens} answer + ${budget.thinkingBudget ?? 0} thinking tokens; the partial trace is kept under attempts/`,
+          { retryable: true, cause: e, requestId: error instanceof ModelError ? error.requestId : undefined },
+        );
+      }
+      const rec = await trace.failed({ kind: error.code, message: error.message, requestId: error instanceof ModelError ? error.requestId : undefined }, now());
+      // A call stopped at the deadline still shows how fast the model was going: the next budget uses it.
+      if (error.code === "deadline") await learnSpeed(deps, model, rec.usage, trace.timings(now()));
+      // What the provider bills for a call that failed mid-stream is not documented: the input and
+      // the output streamed are counted (docs/qwen-api.md §8); a call refused before streaming counts 0.
+      settledQuota = true;
+      await Promise.all([deps.coord.settleQuota(ticket, rec.usage.inputTokens + rec.usage.outputTokens), settleSpend(rec.cost)]).catch(() => undefined);
+      throw error;
+    }
+    const rec = await trace.succeeded(result, now());
+    settledQuota = true;
+    await Promise.all([deps.coord.settleQuota(ticket, result.usage.inputTokens + result.usage.outputTokens), settleSpend(rec.cost)]);
+    await learnSpeed(deps, model, result.usage, trace.timings(now()));
+    return result;
+  } finally {
+    if (!settledQuota) {
+      // Never sent, or failed before a trace: give the reservations back.
+      await Promise.all([sent ? deps.coord.settleQuota(ticket, plan.inputTokens) : deps.coord.releaseQuota(ticket), settleSpend(0)]).catch(() => undefined);
+    }
+  }
+}
+
+function tooLittleTime(leftMs: number, inputTokens: number, speed: ModelSpeed): string {
+  return (
+    `only ${Math.max(0, Math.round(leftMs / 1000))} s left before the worker's deadline: the prefill of ${inputTokens} input tokens ` +
+    `(~${((inputTokens / speed.prefillTokensPerSecond)).toFixed(1)} s at ${speed.prefillTokensPerSecond} tokens/s) leaves too little to decode at ${speed.decodeTokensPerSecond.toFixed(0)} tokens/s`
+  );
+}
+
+/** Folds a finished call's decode and prefill speeds into the fleet's rolling figures. */
+async function learnSpeed(deps: WorkerDeps, model: ModelInfo, usage: Usage, t: { firstChunkMs: number | null; decodeMs: number | null }): Promise<void> {
+  const seen: { decodeTokensPerSecond?: number; prefillTokensPerSecond?: number } = {};
+  if (t.decodeMs && t.decodeMs > 0 && usage.outputTokens >= MIN_TOKENS_TO_MEASURE) seen.decodeTokensPerSecond = usage.outputTokens / (t.decodeMs / 1000);
+  const uncached = usage.inputTokens - usage.cachedTokens;
+  if (t.firstChunkMs && t.firstChunkMs > 0 && uncached >= 4096) seen.prefillTokensPerSecond = uncached / (t.firstChunkMs / 1000);
+  if (seen.decodeTokensPerSecond === undefined && seen.prefillTokensPerSecond === undefined) return;
+  await deps.coord.recordModelSpeed(model.id, seen).catch((e: unknown) => deps.log.warn({ model: model.id, error: String(e) }, "model speed not recorded"));
+}

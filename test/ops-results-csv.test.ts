@@ -1,0 +1,134 @@
+// `longdoc results <jobId> --format csv`: one row per item, JSON answers flattened into columns
+// (text answers as one column), RFC 4180 quoting checked by reading the file back with csv-parse.
+import { execFile } from "node:child_process";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { promisify } from "node:util";
+import { parse } from "csv-parse/sync";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { csvText, type Cell } from "../cli/csv.ts";
+
+/** One value as written in a CSV file (the record of a one-column file, without its CRLF). */
+const csvField = (v: Cell) => csvText(["x"], [[v]]).slice("x\r\n".length, -"\r\n".length);
+import { CSV_BASE_COLUMNS, flattenAnswer } from "../cli/results-csv.ts";
+import { runLocalJob } from "../shared/local/run.ts";
+import { silentLog } from "../shared/log.ts";
+import { loadSettings } from "../shared/settings.ts";
+import { startSimulator, type Simulator } from "../shared/sim/index.ts";
+
+const ROOT = path.resolve(import.meta.dirname, "..");
+const longdoc = async (args: string[]) => {
+  try {
+    const { stdout, stderr } = await promisify(execFile)(process.execPath, ["bin/longdoc.ts", ...args], { cwd: ROOT, timeout: 60_000, env: { ...process.env, DASHSCOPE_API_KEY: "" } });
+    return { code: 0, stdout, stderr };
+  } catch (e) {
+    const err = e as { code: number; stdout: string; stderr: string };
+    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
+  }
+};
+
+describe("CSV writing (RFC 4180)", () => {
+  it("quotes fields with commas, quotes, CR or LF, doubling quotes; ends records with CRLF", () => {
+    expect(csvField("plain")).toBe("plain");
+    expect(csvField("a,b")).toBe('"a,b"');
+    expect(csvField('say "hi"')).toBe('"say ""hi"""');
+    expect(csvField("two\nlines")).toBe('"two\nlines"');
+    expect(csvField(null)).toBe("");
+    expect(csvField(12.5)).toBe("12.5");
+    expect(csvText(["a", "b"], [[1, "x"]])).toBe("a,b\r\n1,x\r\n");
+  });
+
+  it("defuses text a spreadsheet would run as a formula, and leaves numbers alone", () => {
+    expect(csvField("=HYPERLINK(\"http://x\")")).toBe('"\'=HYPERLINK(""http://x"")"');
+    expect(csvField("+1")).toBe("'+1");
+    expect(csvField("@SUM(A1)")).toBe("'@SUM(A1)");
+    expect(csvField(-5)).toBe("-5");
+  });
+
+  it("reads back field for field with csv-parse, whatever the text", () => {
+    const nasty = ["", "a,b", '"quoted"', "line\r\nbreak", "tab\tin", "ünïcødé ✓", ",,,", '""', "\n", "x\"y\"z"];
+    const rows = nasty.map((s, i) => [i, s]);
+    const back = parse(csvText(["n", "text"], rows), { columns: true }) as { n: string; text: string }[];
+    expect(back.map((r) => r.text)).toEqual(nasty);
+  });
+
+  it("flattens a JSON answer by dotted path, arrays as JSON text in one cell", () => {
+    expect([...flattenAnswer({ company: "Acme", totals: { revenue: 10, debt: { long: 2 } }, risks: ["fx", "rates"], empty: {} })]).toEqual([
+      ["answer.company", "Acme"],
+      ["answer.totals.revenue", 10],
+      ["answer.totals.debt.long", 2],
+      ["answer.risks", '["fx","rates"]'],
+      ["answer.empty", "{}"],
+    ]);
+  });
+});
+
+describe("longdoc results --format csv on a run", () => {
+  let dir: string;
+  let sim: Simulator;
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), "longdoc-csv-"));
+    sim = await startSimulator({ port: 0 });
+  });
+  afterAll(async () => {
+    await sim?.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const runJob = async (name: string, body: string) => {
+    const jobDir = path.join(dir, name);
+    await mkdir(path.join(jobDir, "docs"), { recursive: true });
+    await writeFile(path.join(jobDir, "docs", "a, \"first\".md"), "# A\n\nRevenue 10, debt 2.\n");
+    await writeFile(path.join(jobDir, "docs", "b.md"), "# B\n\nRevenue 7.\n");
+    const jobFile = path.join(jobDir, "job.yaml");
+    await writeFile(jobFile, `name: ${name}\ndocuments:\n  - path: docs/*.md\n${body}`);
+    const state = path.join(dir, `${name}-state`);
+    const settings = loadSettings({ DASHSCOPE_API_KEY: "sk-test", QWEN_BASE_URL: sim.baseURL });
+    const r = await runLocalJob({ jobFile, outDir: path.join(dir, "out"), workers: 1, settings, log: silentLog, dataDir: state });
+    const res = await longdoc(["results", r.job.jobId, "--state", state, "--out", path.join(dir, "out"), "--format", "csv"]);
+    expect(res.code, res.stderr).toBe(0);
+    expect(res.stdout).toContain(`wrote 2 row(s)`);
+    const text = await readFile(path.join(dir, "out", r.job.jobId, "results.csv"), "utf8");
+    return { run: r, text, rows: parse(text, { columns: true }) as Record<string, string>[] };
+  };
+
+  it("a JSON job: one row per item, one column per answer field, values as in answer.json", async () => {
+    const schema = {
+      type: "object",
+      properties: { company: { type: "string" }, figures: { type: "object", properties: { revenue: { type: "number" } }, required: ["revenue"] }, risks: { type: "array", items: { type: "string" } } },
+      required: ["company", "figures", "risks"],
+    };
+    const { run, rows, text } = await runJob("csv-json", `prompt: Summarise.\nmaxOutputTokens: 512\noutput: { format: json, schema: ${JSON.stringify(schema)} }\n`);
+    expect(run.manifest.status).toBe("succeeded");
+    const header = text.split("\r\n")[0]!.split(",");
+    expect(header).toEqual([...CSV_BASE_COLUMNS, "answer.company", "answer.figures.revenue", "answer.risks"]);
+    expect(rows.map((r) => r.id)).toEqual(run.manifest.items.map((i) => i.id));
+    for (const [n, item] of run.manifest.items.entries()) {
+      const answer = JSON.parse(await readFile(path.join(run.outDir, item.answer!), "utf8")) as { company: string; figures: { revenue: number }; risks: string[] };
+      expect(rows[n]).toMatchObject({
+        documents: item.documents.join("; "),
+        status: "succeeded",
+        error_kind: "",
+        cost_usd: String(item.costUsd),
+        input_tokens: String(item.usage.inputTokens),
+        answer_path: item.answer,
+        "answer.figures.revenue": String(answer.figures.revenue),
+        "answer.risks": JSON.stringify(answer.risks),
+      });
+      // A string the model wrote comes back as written, unless a spreadsheet would run it.
+      expect(rows[n]!["answer.company"]).toBe(/^[=+\-@\t\r]/.test(answer.company) ? `'${answer.company}` : answer.company);
+    }
+    // A document name with a comma and quotes stays one field.
+    expect(rows[0]!.documents).toMatch(/a, "first"\.md$/);
+  }, 60_000);
+
+  it("a text job: the answer text in one column, line breaks and all", async () => {
+    const { run, rows } = await runJob("csv-text", "prompt: Summarise.\nmaxOutputTokens: 256\n");
+    for (const [n, item] of run.manifest.items.entries()) {
+      const answer = await readFile(path.join(run.outDir, item.answer!), "utf8");
+      expect(answer).toContain("\n");
+      expect(rows[n]!.answer).toBe(answer);
+    }
+  }, 60_000);
+});
