@@ -432,11 +432,18 @@ export async function runFaultSuite(cfg: SuiteConfig, progress: (line: string) =
       if (!markedAttempts.has(m[1]!)) markedAttempts.set(m[1]!, new Set());
       markedAttempts.get(m[1]!)!.add(tag);
     }
+    // An item's result may carry the error too (a failure before any attempt started records none).
+    for (const { entry, tag } of byItem.values()) {
+      const m = /longdoc-test-fault (\S+?)\)/.exec(entry?.error?.message ?? "");
+      if (!m) continue;
+      if (!markedAttempts.has(m[1]!)) markedAttempts.set(m[1]!, new Set());
+      markedAttempts.get(m[1]!)!.add(tag);
+    }
     for (const r of awsSpec.rules) {
       const n = awsCounts.get(r.name) ?? 0;
       faults[r.name] = n;
       const tags = markedAttempts.get(r.name) ?? new Set<string>();
-      const outcome = r.insideRetries ? (tags.size ? outcomeOf(tags) : "absorbed by the SDK's retries") : tags.size ? `${outcomeOf(tags)} (items that recorded the error)` : "retried through the queue (no item recorded it)";
+      const outcome = r.insideRetries ? (tags.size ? outcomeOf(tags) : "absorbed by the SDK's retries") : tags.size ? `${outcomeOf(tags)} (items whose attempts or result recorded it)` : "retried through the queue (no item recorded it)";
       matrix.push({ fault: r.name, injected: n, itemsAffected: tags.size, outcome });
     }
     faults["dynamodb conditional-check races (observed)"] = awsCounts.get("dynamodb-conditional-race") ?? 0;
