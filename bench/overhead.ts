@@ -19,7 +19,7 @@
  */
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -170,8 +170,12 @@ const median = (xs: number[]) => {
 const dir = await mkdtemp(path.join(tmpdir(), "longdoc-bench-overhead-"));
 const catalogPath = path.join(dir, "catalog.json");
 const big = 8_000_000;
-const tier = { upToInputTokens: big, inputUsdPerM: 1.2, outputUsdPerM: 6, cachedInputUsdPerM: 0.24, cacheWriteUsdPerM: 1.5, cacheReadUsdPerM: 0.12 };
-await writeFile(catalogPath, JSON.stringify({ models: { "qwen3-max": { contextTokens: big + 100_000, maxInputTokens: big, rpm: 1_000_000, tpm: 1e12, tiers: [tier] } } }));
+const tier = { upToInputTokens: big, inputPerM: 1.2, outputPerM: 6, cachedInputPerM: 0.24, cacheWritePerM: 1.5, cacheReadPerM: 0.12 };
+// Every region's price list must reach the raised input limit: one tier each.
+const shipped = JSON.parse(await readFile(new URL("../shared/model/models.json", import.meta.url), "utf8")) as { models: Record<string, { prices: Record<string, unknown> }> };
+const regions = Object.keys(shipped.models["qwen3-max"]!.prices);
+const prices = Object.fromEntries(regions.map((r) => [r, [tier]]));
+await writeFile(catalogPath, JSON.stringify({ models: { "qwen3-max": { contextTokens: big + 100_000, maxInputTokens: big, rpm: 1_000_000, tpm: 1e12, prices } } }));
 const catalog = loadCatalog(catalogPath);
 
 const stack = await startLocalStack({ visibilityTimeoutS: 900 });
