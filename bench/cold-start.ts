@@ -73,10 +73,12 @@ const env = {
   PATH: process.env.PATH,
   SST_RESOURCES_JSON: JSON.stringify({
     DashscopeApiKey: { type: "sst.sst.Secret", value: "sk-cold-start" },
+    WebhookSecret: { type: "sst.sst.Secret", value: "cold-start-webhook-secret-0123456789" },
     Runs: { type: "sst.aws.Bucket", name: "cold-start" },
     Coord: { type: "sst.aws.Dynamo", name: "cold-start" },
   }),
   LONGDOC_TASKS_URL: "http://127.0.0.1:9/000000000000/cold-start",
+  LONGDOC_EVENTS_TOPIC: "arn:aws:sns:us-east-1:000000000000:cold-start",
   QWEN_BASE_URL: "http://127.0.0.1:9/compatible-mode/v1",
   AWS_REGION: "us-east-1",
   AWS_ACCESS_KEY_ID: "local",
