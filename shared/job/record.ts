@@ -47,7 +47,8 @@ export function s3Uri(bucket: string, key: string): string {
 }
 
 export function parseS3Uri(uri: string): { bucket: string; key: string } {
-  const m = /^s3:\/\/([^/]+)\/(.*)$/.exec(uri);
+  // `s`: a key may hold any character, a newline included.
+  const m = /^s3:\/\/([^/]+)\/(.*)$/s.exec(uri);
   if (!m) throw new TypeError(`not an s3:// URI: ${uri}`);
   return { bucket: m[1]!, key: m[2]! };
 }

@@ -23,6 +23,10 @@ export interface FleetOptions {
   quotaMode?: QuotaMode;
   /** Receives each JSON log line a worker writes (to stderr, then not passed on): tests read what the workers did. */
   onLog?: (line: Record<string, unknown>, worker: number) => void;
+  /** The simulated Lambda timeout (default the deployment's 900 s); the fault suite shortens it to reach deadlines. */
+  functionTimeoutMs?: number;
+  /** TEST ONLY: injected S3/DynamoDB errors, an AwsFaultSpec as JSON (shared/local/aws-faults.ts). */
+  awsFaults?: string;
 }
 
 export interface Fleet {
@@ -68,6 +72,7 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
     ...(o.settings.catalogPath && { LONGDOC_CATALOG: o.settings.catalogPath }),
     // Workers price in the region the edge chose (a simulator standing in for Beijing included).
     LONGDOC_REGION: o.settings.catalog.region,
+    ...(o.awsFaults && { LONGDOC_TEST_AWS_FAULTS: o.awsFaults }),
   };
   const processes = Array.from({ length: Math.max(1, o.workers) }, (_, index) => {
     const config: WorkerConfig = {
@@ -81,7 +86,7 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
       table: o.stack.dynamo.table,
       batchSize: deployment.workerBatchSize,
       pollWaitS: deployment.local.pollWaitS,
-      functionTimeoutMs: deployment.workerTimeoutS * 1000,
+      functionTimeoutMs: o.functionTimeoutMs ?? deployment.workerTimeoutS * 1000,
       deadLetters: index === 0,
       noModel: o.noModel ?? false,
       timing,

@@ -25,7 +25,15 @@ const settings = loadSettings(process.env);
 const log = createLog({ name: `worker-${config.index}`, level: settings.logLevel });
 const { s3, sqs, sns } = localClients(config.endpoint);
 const notifier = notifierFromSettings(settings.notify, sns, log);
-const tableCoord = createCoordinator(dynamoClient(config.dynamoEndpoint), config.table);
+const dynamo = dynamoClient(config.dynamoEndpoint);
+// TEST ONLY: the fault suite's injected S3/DynamoDB errors (aws-faults.ts); never set by a real run.
+if (process.env.LONGDOC_TEST_AWS_FAULTS) {
+  const { installAwsFaults, parseAwsFaultSpec } = await import("./aws-faults.ts");
+  const spec = parseAwsFaultSpec(process.env.LONGDOC_TEST_AWS_FAULTS);
+  installAwsFaults(spec, "s3", s3, config.index * 2);
+  installAwsFaults(spec, "dynamodb", dynamo, config.index * 2 + 1);
+}
+const tableCoord = createCoordinator(dynamo, config.table);
 const coord = config.quotaMode === "fixed-share" ? withFixedShareQuota(tableCoord, config.processes ?? 1) : tableCoord;
 
 /** Cancel drains the queue: its workers must never call the model. */

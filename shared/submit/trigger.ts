@@ -70,7 +70,8 @@ export async function submitFromEvent(deps: TriggerDeps, event: TriggerEvent): P
   for (const record of event.Records) {
     // S3 event keys are URL-encoded with '+' for spaces.
     const key = decodeURIComponent(record.s3.object.key.replace(/\+/g, " "));
-    const m = /^inbox\/([^/]+)\/.+[^/]$/.exec(key);
+    // `s`: an uploaded name may hold a newline; it is still an upload to start a run over.
+    const m = /^inbox\/([^/]+)\/.+[^/]$/s.exec(key);
     if (!m) {
       deps.log.warn({ key }, "upload outside inbox/<job-name>/; ignored");
       continue;

@@ -1,0 +1,266 @@
+/**
+ * The worker's own time per item, outside the model call, side by side for a 10 KB, a 1 MB and a
+ * 10 MB Markdown document in one run. The emulator (fauxqs S3/SQS, dynalite) and the simulator
+ * run in this process; the worker runs in a child process as a Lambda container would (the real
+ * handler from shared/worker fed real SQS events by the Lambda-style poller), so its clock is
+ * its own. The simulator decodes at 50 tokens/s with thinking on, as the design assumes.
+ *
+ * Per item the child measures: the whole handler call (item time), the time inside the model
+ * client's chat() (the model call), and the time inside S3 and DynamoDB requests. Outside the
+ * model = item − model; what is left when no S3 or DynamoDB request is in flight is the worker's
+ * CPU (extract, count tokens, build the prompt, JSON). Target: ≤ 50 ms median outside the model for 1 MB of text.
+ *
+ * The catalog is overridden (context, input limit and quota raised) so a 10 MB document, which
+ * Qwen3-Max would refuse as input_too_long, still goes the whole way: read, extract, count,
+ * call, write. The simulator's prefill is off, so real model calls are longer than here and the
+ * real share of the overhead smaller.
+ *
+ *   npm run bench:overhead        (BENCH_OVERHEAD_N=5 items per size by default)
+ */
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { createHash } from "node:crypto";
+import { loadDocument } from "../shared/documents/index.ts";
+import { getModel, loadCatalog } from "../shared/model/catalog.ts";
+import { planCall } from "../shared/model/plan.ts";
+import { countTokens } from "../shared/tokens/index.ts";
+import { createModelClient, type ModelClient } from "../shared/model/client.ts";
+import { parseJobText } from "../shared/job/load.ts";
+import { s3Uri } from "../shared/job/record.ts";
+import { silentLog } from "../shared/log.ts";
+import { runPoller } from "../shared/local/poller.ts";
+import { dynamoClient } from "../shared/local/dynamo.ts";
+import { localClients, startLocalStack } from "../shared/local/stack.ts";
+import { createCoordinator } from "../shared/run/coord.ts";
+import type { ItemResult } from "../shared/run/manifest.ts";
+import { keys, ObjectStore } from "../shared/run/store.ts";
+import { startSimulator } from "../shared/sim/index.ts";
+import { submitJob } from "../shared/submit/submit.ts";
+import { createWorkerDeps } from "../shared/worker/deps.ts";
+import { createWorkerHandler } from "../shared/worker/handlers.ts";
+
+const N = Number(process.env.BENCH_OVERHEAD_N ?? 5);
+const DECODE_TPS = 50;
+const TARGET_1MB_MS = 50;
+const SIZES = [
+  { label: "10 KB", bytes: 10 * 1024 },
+  { label: "1 MB", bytes: 1024 * 1024 },
+  { label: "10 MB", bytes: 10 * 1024 * 1024 },
+];
+
+interface ItemTiming {
+  jobId: string;
+  itemMs: number;
+  modelMs: number;
+  s3Ms: number;
+  dynamoMs: number;
+  /** S3 or DynamoDB in flight. */
+  ioMs: number;
+}
+
+/** Wall time during which at least one request is in flight (parallel requests count once). */
+class Busy {
+  ms = 0;
+  private active = 0;
+  private since = 0;
+  start() {
+    if (this.active++ === 0) this.since = performance.now();
+  }
+  end() {
+    if (--this.active === 0) this.ms += performance.now() - this.since;
+  }
+}
+
+/**
+ * Times the requests a client sends outside the model call (the heartbeat's renewals during the
+ * call overlap the model's time, so they are not the worker's own).
+ */
+function timeRequests(client: { middlewareStack: { add(m: unknown, o: unknown): void } }, into: Busy[], inModel: () => boolean) {
+  const middleware = (next: (a: unknown) => Promise<unknown>) => async (args: unknown) => {
+    if (inModel()) return next(args);
+    for (const b of into) b.start();
+    try {
+      return await next(args);
+    } finally {
+      for (const b of into) b.end();
+    }
+  };
+  client.middlewareStack.add(middleware, { step: "initialize", name: "benchTiming" });
+}
+
+if (process.argv[2] === "child") {
+  // One worker container: handle `count` tasks one at a time, timing each.
+  const o = JSON.parse(process.argv[3]!) as { endpoint: string; queueUrl: string; baseURL: string; dynamo: string; table: string; catalogPath: string; count: number };
+  const { s3, sqs } = localClients(o.endpoint);
+  const dynamo = dynamoClient(o.dynamo);
+  const s3Time = new Busy();
+  const dynamoTime = new Busy();
+  const ioTime = new Busy();
+  let modelCalls = 0;
+  timeRequests(s3, [s3Time, ioTime], () => modelCalls > 0);
+  timeRequests(dynamo, [dynamoTime, ioTime], () => modelCalls > 0);
+  const modelTime = { ms: 0 };
+  const real = createModelClient({ apiKey: "sk-bench", baseURL: o.baseURL });
+  const model: ModelClient = {
+    async chat(req, opts) {
+      const t = performance.now();
+      modelCalls++;
+      try {
+        return await real.chat(req, opts);
+      } finally {
+        modelCalls--;
+        modelTime.ms += performance.now() - t;
+      }
+    },
+  };
+  const deps = createWorkerDeps({ s3, sqs, queueUrl: o.queueUrl, coord: createCoordinator(dynamo, o.table), catalog: loadCatalog(o.catalogPath), log: silentLog, apiKey: "sk-bench", baseURL: o.baseURL, model });
+  const handler = createWorkerHandler(() => deps);
+  const stop = new AbortController();
+  const timings: ItemTiming[] = [];
+  await runPoller({
+    sqs,
+    queueUrl: o.queueUrl,
+    batchSize: 1,
+    waitTimeS: 1,
+    functionTimeoutMs: 900_000,
+    signal: stop.signal,
+    handler: async (event, ctx) => {
+      s3Time.ms = dynamoTime.ms = ioTime.ms = modelTime.ms = 0;
+      const t = performance.now();
+      const r = await handler(event, ctx);
+      const jobId = (JSON.parse(event.Records[0]!.body) as { jobId: string }).jobId;
+      timings.push({ jobId, itemMs: performance.now() - t, modelMs: modelTime.ms, s3Ms: s3Time.ms, dynamoMs: dynamoTime.ms, ioMs: ioTime.ms });
+      if (timings.length >= o.count) stop.abort();
+      return r;
+    },
+  });
+  process.stdout.write(JSON.stringify(timings) + "\n");
+  process.exit(0);
+}
+
+/** Plain prose of about `bytes` UTF-8 bytes: the shape of a filing's text, not of a number table. */
+function documentOf(bytes: number, seed: number): string {
+  const words = ["revenue", "margin", "segment", "operating", "the", "company", "reported", "growth", "in", "of", "costs", "risk", "capital", "and", "quarter", "fiscal", "liquidity", "a", "cash", "demand"];
+  let s = seed >>> 0;
+  const next = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0), s);
+  const parts: string[] = [`# Report ${seed}\n\n`];
+  let size = parts[0]!.length;
+  let sentence = 0;
+  while (size < bytes) {
+    const n = 8 + (next() % 14);
+    let line = "";
+    for (let i = 0; i < n; i++) line += (i ? " " : "") + words[next() % words.length];
+    line = `${line[0]!.toUpperCase()}${line.slice(1)} ${next() % 1000}.${next() % 10}%.${++sentence % 6 === 0 ? "\n\n" : " "}`;
+    if (sentence % 240 === 0) line += `## Section ${sentence / 240}\n\n`;
+    parts.push(line);
+    size += line.length;
+  }
+  return parts.join("").slice(0, bytes);
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+
+const dir = await mkdtemp(path.join(tmpdir(), "longdoc-bench-overhead-"));
+const catalogPath = path.join(dir, "catalog.json");
+const big = 8_000_000;
+const tier = { upToInputTokens: big, inputPerM: 1.2, outputPerM: 6, cachedInputPerM: 0.24, cacheWritePerM: 1.5, cacheReadPerM: 0.12 };
+// Every region's price list must reach the raised input limit: one tier each.
+const shipped = JSON.parse(await readFile(new URL("../shared/model/models.json", import.meta.url), "utf8")) as { models: Record<string, { prices: Record<string, unknown> }> };
+const regions = Object.keys(shipped.models["qwen3-max"]!.prices);
+const prices = Object.fromEntries(regions.map((r) => [r, [tier]]));
+await writeFile(catalogPath, JSON.stringify({ models: { "qwen3-max": { contextTokens: big + 100_000, maxInputTokens: big, rpm: 1_000_000, tpm: 1e12, prices } } }));
+const catalog = loadCatalog(catalogPath);
+
+const stack = await startLocalStack({ visibilityTimeoutS: 900 });
+const sim = await startSimulator({ port: 0, decodeTokensPerSecond: DECODE_TPS, catalogPath, maxBodyBytes: 256 * 1024 * 1024 });
+const store = new ObjectStore(stack.s3, stack.bucket);
+const spec = parseJobText("name: overhead\ndocuments:\n  - path: x\nprompt: List the three largest figures in the report.\nthinking: { enabled: true, budget: 256 }\nmaxOutputTokens: 512\n", "overhead.yaml");
+const self = fileURLToPath(import.meta.url);
+const stages = { extract: [] as number[], sha256: [] as number[], countTokens: [] as number[], planCall: [] as number[] };
+const rows: { size: string; bytes: number; tokens: number; items: number; itemMs: number; modelMs: number; outsideMs: number; s3Ms: number; dynamoMs: number; cpuMs: number; outsideShare: number; statuses: string[] }[] = [];
+
+try {
+  for (const [n, size] of SIZES.entries()) {
+    // N distinct documents (different text), so no cache of any kind helps a later item.
+    const documents: { source: string; uri: string }[] = [];
+    for (let i = 0; i < N; i++) {
+      const key = `inputs/overhead/${n}-${i}.md`;
+      await store.put(key, documentOf(size.bytes, 1000 * n + i), "text/markdown");
+      documents.push({ source: `doc-${size.label.replace(" ", "")}-${i}.md`, uri: s3Uri(stack.bucket, key) });
+    }
+    const submit = (docs: typeof documents) =>
+      submitJob(
+        { store, sqs: stack.sqs, queueUrl: stack.queueUrl, maxReceives: stack.maxReceives, coord: createCoordinator(stack.dynamo.client, stack.dynamo.table) },
+        { spec, model: getModel(catalog, "qwen3-max"), documents: docs, outputSchema: null },
+      );
+    // A warm container: one small item first (its timing is dropped), as Lambda reuses containers;
+    // the cold start is bench:cold-start's figure.
+    await store.put(`inputs/overhead/warm-${n}.md`, documentOf(2048, 99 + n), "text/markdown");
+    const warm = await submit([{ source: "warm.md", uri: s3Uri(stack.bucket, `inputs/overhead/warm-${n}.md`) }]);
+    const job = await submit(documents);
+    const args = { endpoint: stack.endpoint, queueUrl: stack.queueUrl, baseURL: sim.baseURL, dynamo: stack.dynamo.endpoint, table: stack.dynamo.table, catalogPath, count: N + 1 };
+    // Asynchronously: this process serves the emulator and the simulator the child talks to.
+    const { stdout } = await promisify(execFile)(process.execPath, [self, "child", JSON.stringify(args)], { encoding: "utf8", maxBuffer: 16 * 1024 * 1024, timeout: 600_000 });
+    const timings = (JSON.parse(stdout.trim().split("\n").pop()!) as ItemTiming[]).filter((t) => t.jobId !== warm.jobId);
+    const results = await Promise.all(job.items.map((it) => store.getJson<ItemResult>(keys.item(job.jobId, it.id, "result.json"))));
+    const outside = timings.map((t) => t.itemMs - t.modelMs);
+    rows.push({
+      size: size.label,
+      bytes: size.bytes,
+      tokens: results[0]?.documents[0]?.tokens ?? 0,
+      items: timings.length,
+      itemMs: median(timings.map((t) => t.itemMs)),
+      modelMs: median(timings.map((t) => t.modelMs)),
+      outsideMs: median(outside),
+      s3Ms: median(timings.map((t) => t.s3Ms)),
+      dynamoMs: median(timings.map((t) => t.dynamoMs)),
+      cpuMs: median(timings.map((t) => t.itemMs - t.modelMs - t.ioMs)),
+      outsideShare: median(timings.map((t) => (t.itemMs - t.modelMs) / t.itemMs)),
+      statuses: [...new Set(results.map((r) => r?.status ?? "none"))],
+    });
+    console.error(`bench:overhead: ${size.label} done`);
+  }
+  // Where the 1 MB item's CPU goes: the same functions the worker calls, one at a time, on
+  // fresh documents (the token counter caches pieces, so each round gets new text).
+  for (let i = 0; i < N; i++) {
+    const bytes = new TextEncoder().encode(documentOf(1024 * 1024, 5000 + i));
+    let t = performance.now();
+    const loaded = await loadDocument({ bytes, name: "stage.md" }, { maxBytes: 100 * 1024 * 1024 });
+    stages.extract.push(performance.now() - t);
+    t = performance.now();
+    createHash("sha256").update(loaded.text).digest("hex");
+    stages.sha256.push(performance.now() - t);
+    t = performance.now();
+    countTokens(loaded.text);
+    stages.countTokens.push(performance.now() - t);
+    t = performance.now();
+    planCall(spec, getModel(catalog, "qwen3-max"), [{ source: "stage.md", text: loaded.text }]);
+    stages.planCall.push(performance.now() - t);
+  }
+} finally {
+  await sim.stop();
+  await stack.stop();
+  await rm(dir, { recursive: true, force: true });
+}
+
+const f = (x: number) => x.toFixed(1);
+console.log(`worker time per item outside the model call (medians of ${N}); simulator decoding at ${DECODE_TPS} tokens/s, thinking on`);
+console.log(`${"size".padEnd(6)} ${"tokens".padStart(9)} ${"item ms".padStart(9)} ${"model ms".padStart(9)} ${"outside ms".padStart(11)} ${"S3 ms".padStart(8)} ${"Dynamo ms".padStart(10)} ${"CPU ms".padStart(8)} ${"share".padStart(7)}  status`);
+for (const r of rows) {
+  console.log(
+    `${r.size.padEnd(6)} ${String(r.tokens).padStart(9)} ${f(r.itemMs).padStart(9)} ${f(r.modelMs).padStart(9)} ${f(r.outsideMs).padStart(11)} ${f(r.s3Ms).padStart(8)} ${f(r.dynamoMs).padStart(10)} ${f(r.cpuMs).padStart(8)} ${(r.outsideShare * 100).toFixed(2).padStart(6)}%  ${r.statuses.join(",")}`,
+  );
+}
+const stageMs = Object.fromEntries(Object.entries(stages).map(([k, v]) => [k, Number(median(v).toFixed(1))]));
+console.log(`1 MB, the worker's CPU steps one at a time (medians): ${Object.entries(stageMs).map(([k, v]) => `${k} ${v} ms`).join(", ")} (planCall counts the whole prompt's tokens again)`);
+const mb = rows.find((r) => r.size === "1 MB")!;
+const met = mb.outsideMs <= TARGET_1MB_MS;
+console.log(`1 MB: ${f(mb.outsideMs)} ms outside the model (target ≤ ${TARGET_1MB_MS} ms): ${met ? "met" : "NOT met"}; 10 MB ÷ 1 MB outside time: ${(rows[2]!.outsideMs / mb.outsideMs).toFixed(2)}x`);
+console.log(JSON.stringify({ bench: "overhead", decodeTokensPerSecond: DECODE_TPS, n: N, rows, stages1MbMs: stageMs, target1MbMs: TARGET_1MB_MS, target1MbMet: met }));
