@@ -328,7 +328,7 @@ export async function runFaultSuite(cfg: SuiteConfig, progress: (line: string) =
       tag,
       // What the item's attempts recorded, to see what sent it back to the queue after a paid call.
       attemptRecords: await Promise.all(
-        itemKeys.filter((k) => k.includes(`-${tag}/attempts/`)).map(async (k) => JSON.stringify(await store.getJson(k)).slice(0, 300)),
+        itemKeys.filter((k) => k.includes(`-${tag}/attempts/`) && k.endsWith(".json")).map(async (k) => JSON.stringify(await store.getJson(k)).slice(0, 300)),
       ),
       requests: proxy.calls.filter((c) => c.tag === tag).map((c) => {
         const sc = sim.calls.find((x) => x.requestId === c.simRequestId);
