@@ -15,6 +15,7 @@ import { addUsage, zeroUsage, type ChatResult, type ModelClient, type Usage } fr
 import { validateAnswer } from "../job/output.ts";
 import { planCall, type CallPlan } from "../model/plan.ts";
 import { messageText, splitPerDocument, type ChatMessage, type PromptDocument } from "../model/prompt.ts";
+import pRetry from "p-retry";
 import { ReturnToQueue } from "./records.ts";
 import { planBatchCall, readBatchRequest, type BatchRequest } from "../job/batch.ts";
 import { deployment } from "../settings.ts";
@@ -214,9 +215,9 @@ async function runClaimed(deps: WorkerDeps, store: ObjectStore, job: JobRecord, 
     // answer.json only ever holds a document that passed the schema; one that never did is kept beside it.
     const answerFile = !json ? "answer.md" : result.validationError ? "answer.invalid.json" : "answer.json";
     const answerPath = `items/${item.id}/${answerFile}`;
-    await store.put(keys.item(job.jobId, item.id, answerFile), result.answer, json ? "application/json" : "text/markdown; charset=utf-8");
+    await keepPaid(() => store.put(keys.item(job.jobId, item.id, answerFile), result.answer, json ? "application/json" : "text/markdown; charset=utf-8"));
     // Without thinking there is no trace at all: no reasoning.md of empty headings.
-    if (result.hasReasoning) await store.put(keys.item(job.jobId, item.id, "reasoning.md"), result.reasoning, "text/markdown; charset=utf-8");
+    if (result.hasReasoning) await keepPaid(() => store.put(keys.item(job.jobId, item.id, "reasoning.md"), result.reasoning, "text/markdown; charset=utf-8"));
     const packed = job.spec.packing === "packed" && item.documents.length > 1 ? await writeDocumentAnswers(store, job, item, result.answer) : null;
     // issue 12: every sample's answer and the structured trace of rounds and tool calls.
     const sampled = result.sampling.length ? samplingSummary(result.sampling, job.spec.minAgreement) : null;
@@ -234,8 +235,8 @@ async function runClaimed(deps: WorkerDeps, store: ObjectStore, job: JobRecord, 
             : (sampled?.low ?? null);
     deps.log.info({ jobId: job.jobId, itemId: item.id, usage: result.usage, costUsd: result.costUsd, finishReasons: result.finishReasons }, "item answered");
     const reasoningPath = result.hasReasoning ? `items/${item.id}/reasoning.md` : null;
-    await recorder.close(outputError ? "failed" : "succeeded", outputError, { reasoning: reasoningPath, answer: answerPath });
-    return await finish({
+    await keepPaid(() => recorder.close(outputError ? "failed" : "succeeded", outputError, { reasoning: reasoningPath, answer: answerPath }));
+    return await keepPaid(() => finish({
       ...blank,
       documents,
       status: outputError ? "failed" : "succeeded",
@@ -256,7 +257,7 @@ async function runClaimed(deps: WorkerDeps, store: ObjectStore, job: JobRecord, 
       truncated: result.truncated,
       documentAnswers: packed?.answers ?? null,
       ...(sampled ? { ...sampled.summary, trace: `items/${item.id}/trace.json` } : {}),
-    });
+    }));
   } catch (e) {
     if (e instanceof ReturnToQueue) {
       // Waiting is not an attempt: hand the item back and let the queue hold the task (a call
@@ -300,6 +301,15 @@ async function runClaimed(deps: WorkerDeps, store: ObjectStore, job: JobRecord, 
   }
 }
 
+/**
+ * Writes that follow a paid answer are tried again in place when S3 or DynamoDB fails past the
+ * SDK's own retries: handing the task back would make the next delivery pay for the call again.
+ * Every write here is idempotent (a put of the same bytes, result.json absent-only, the finish
+ * count's own guard).
+ */
+const keepPaid = <T>(write: () => Promise<T>): Promise<T> =>
+  pRetry(write, { retries: 4, minTimeout: 200, factor: 2, shouldRetry: ({ error }) => !LongdocError.is(error) });
+
 /** Jobs known to be fully submitted: the state never changes back, so each container asks once. */
 const submittedJobs = new Set<string>();
 /** A submit that died without marking its job stays `submitting`; after this long it counts as failed. */
@@ -319,7 +329,8 @@ const costFields = (cost: number, currency: string) => ({ cost, currency, costUs
 /** Counts the item finished (once, whoever asks); the worker that finishes the job's last item writes the manifest. */
 async function countFinished(deps: WorkerDeps, store: ObjectStore, job: JobRecord, itemId: string): Promise<void> {
   const { last } = await deps.coord.markFinished(job.jobId, itemId, job.items.length);
-  if (last) await writeFinalManifest(store, job, undefined, deps.notifier);
+  // Only this caller learns it was last: the manifest write must not be lost to a passing S3 error.
+  if (last) await keepPaid(() => writeFinalManifest(store, job, undefined, deps.notifier));
 }
 
 /** Renews the claim and keeps the message hidden in short steps, so a dead worker's task is back within one lease. */
