@@ -14,7 +14,7 @@ import { LongdocError, ModelError } from "../errors.ts";
 import type { JobRecord } from "../job/record.ts";
 import type { AttemptRecorder } from "./attempt.ts";
 import { ReturnToQueue } from "./records.ts";
-import type { TaskContext, WorkerDeps } from "./worker.ts";
+import type { TaskContext, WorkerDeps } from "./context.ts";
 
 /** How late a worker may wake for its planned start before it takes a new one (under the schedule's margin). */
 const LATE_START_MS = 100;

@@ -2,16 +2,13 @@ import { createHash } from "node:crypto";
 import type { S3Client } from "@aws-sdk/client-s3";
 import type { TaskMessage } from "../run/queue.ts";
 import { keys, ObjectStore } from "../run/store.ts";
-import { getModel, priceFor, type Catalog, type ModelInfo } from "../model/catalog.ts";
+import { getModel, priceFor, type ModelInfo } from "../model/catalog.ts";
 import { loadDocument } from "../documents/index.ts";
 import { DocumentError, LongdocError, ModelError, toErrorRecord } from "../errors.ts";
 import { parseS3Uri, type JobRecord } from "../job/record.ts";
-import type { Log } from "../log.ts";
 import { type ItemResult } from "../run/manifest.ts";
 import { writeFinalManifest } from "../run/finish.ts";
-import type { JobNotifier } from "../run/notify.ts";
-import type { Coordinator } from "../run/coord.ts";
-import { addUsage, zeroUsage, type ChatResult, type ModelClient, type Usage } from "../model/client.ts";
+import { addUsage, zeroUsage, type ChatResult, type Usage } from "../model/client.ts";
 import { validateAnswer } from "../job/output.ts";
 import { planCall, type CallPlan } from "../model/plan.ts";
 import { messageText, splitPerDocument, type ChatMessage, type PromptDocument } from "../model/prompt.ts";
@@ -20,51 +17,13 @@ import { ReturnToQueue } from "./records.ts";
 import { planBatchCall, readBatchRequest, type BatchRequest } from "../job/batch.ts";
 import { deployment } from "../settings.ts";
 import { countChatTokens, countTokens } from "../tokens/index.ts";
-import { AttemptRecorder, closeAbandonedAttempt, DEFAULT_TRACE_FLUSH, earlierAttempts, type TraceFlush } from "./attempt.ts";
+import { AttemptRecorder, closeAbandonedAttempt, DEFAULT_TRACE_FLUSH, earlierAttempts } from "./attempt.ts";
 import { callModel } from "./call.ts";
 // issue 12: samples, consensus and the code tool loop live in their own modules.
 import { sampleCall, sampleFiles, samplingSummary, usesSampling, type SampledResult, type Sampling } from "./samples.ts";
 
-export interface WorkerDeps {
-  s3: S3Client;
-  model: ModelClient;
-  catalog: Catalog;
-  /** Shared by every worker of every job: account quota, item claims, cost ledger, finish counter. */
-  coord: Coordinator;
-  /** Who this worker is in claims (container or process id); a lease names its owner. */
-  owner: string;
-  log: Log;
-  now?: () => number;
-  sleep?: (ms: number) => Promise<void>;
-  timing: WorkerTiming;
-  /** Tells that a job ended (topic, webhook) when this worker writes its final manifest. */
-  notifier?: JobNotifier;
-}
-
-/** The worker's clocks; every wait longer than `maxInProcessWaitMs` happens in the queue instead. */
-export interface WorkerTiming {
-  /** The last fallback for a model's decode speed, below the fleet's measurement and the catalog's figure. */
-  decodeTokensPerSecond: number;
-  deadlineMarginMs: number;
-  /** A claim's lease; the heartbeat renews it (and the message's visibility) every third of it. */
-  leaseMs: number;
-  /** Quota waits up to this long are slept in process; longer ones go back to SQS. */
-  maxInProcessWaitMs: number;
-  /** Backoff after a retryable failure: full jitter over base × 2^(attempt-1), capped. */
-  backoffBaseMs: number;
-  backoffCapMs: number;
-  /** When the partial trace of a streaming call is written again (default 64 KiB or 2 s). */
-  traceFlush?: TraceFlush;
-}
-
-export interface TaskContext {
-  /** SQS ApproximateReceiveCount: 1 on the first delivery (includes returns to wait, so it is not the attempt count). */
-  receiveCount: number;
-  /** Epoch ms when the runtime will kill this invocation. */
-  deadlineAt: number;
-  /** Keeps this delivery's message hidden for `seconds` more (the heartbeat's other half). */
-  extendVisibility?: (seconds: number) => Promise<void>;
-}
+import type { TaskContext, WorkerDeps, WorkerTiming } from "./context.ts";
+export type { TaskContext, WorkerDeps, WorkerTiming };
 
 export type TaskOutcome = "succeeded" | "failed" | "skipped" | "already-done";
 
