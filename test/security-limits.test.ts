@@ -4,7 +4,8 @@ import { JobFileError, parseJobText } from "../shared/job/load.ts";
 import { s3Uri } from "../shared/job/record.ts";
 import { getModel, loadCatalog } from "../shared/model/catalog.ts";
 import { keys, ObjectStore } from "../shared/run/store.ts";
-import { MAX_TASK_BYTES, submitJob } from "../shared/submit/submit.ts";
+import { MAX_ITEMS_PER_JOB, MAX_TASK_BYTES, submitJob } from "../shared/submit/submit.ts";
+import { MAX_QUESTIONS } from "../shared/job/schema.ts";
 import { useLoopback } from "./helpers/loopback.ts";
 
 // Every input has a bound with a message naming it. Bounds tested elsewhere: job file size and
@@ -31,10 +32,16 @@ describe("job fields have bounds, each refused as file:line: field: message", ()
     ["concurrency over 1,000", "limits: { concurrency: 1001 }\n", /^lim\.yaml:5: limits\.concurrency: .*1000/],
     ["a document size limit of 0 bytes", "limits: { maxDocumentBytes: 0 }\n", /^lim\.yaml:5: limits\.maxDocumentBytes: .*1/],
     ["a job name that is a path", "", /^lim\.yaml:1: name: must match \[a-z0-9-\]\+/],
+    [`more than ${MAX_QUESTIONS} questions`, "", /^lim\.yaml:\d+: questions: at most 100 questions/],
   ];
   for (const [what, extra, expected] of cases) {
     it(what, () => {
-      const text = what.startsWith("a job name") ? base.replace("name: lim", "name: ../lim") : base + extra;
+      const manyQuestions = "questions:\n" + Array.from({ length: MAX_QUESTIONS + 1 }, (_, i) => `  - { id: q${i}, ask: "Figure ${i}?" }\n`).join("");
+      const text = what.startsWith("a job name")
+        ? base.replace("name: lim", "name: ../lim")
+        : what.startsWith("more than")
+          ? base.replace("prompt: Summarise.\n", manyQuestions)
+          : base + extra;
       const found = problems(text);
       expect(found, found.join("\n")).toHaveLength(1);
       expect(found[0]).toMatch(expected);
@@ -64,5 +71,17 @@ describe("one item's task must fit in an SQS message", () => {
     expect((err as Error).message).toBe("item all-documents: its task message is over SQS's 256 KiB (too many documents in one item); nothing was queued");
     expect(await depth()).toBe(before);
     expect(await store.exists(keys.job("lim-task-1"))).toBe(false);
+  });
+
+  it(`a job of more than ${MAX_ITEMS_PER_JOB.toLocaleString("en-US")} items is refused before anything is written or queued`, async () => {
+    const store = new ObjectStore(loop.stack.s3, loop.stack.bucket);
+    const spec = parseJobText(base.replace("name: lim", "name: lim-items"), "lim.yaml");
+    const documents = Array.from({ length: MAX_ITEMS_PER_JOB + 1 }, (_, i) => ({ source: `d${i}.md`, uri: s3Uri(loop.stack.bucket, `inputs/x/d${i}.md`) }));
+    const err = await submitJob(
+      { store, sqs: loop.stack.sqs, queueUrl: loop.stack.queueUrl, maxReceives: loop.stack.maxReceives },
+      { spec, model: getModel(loadCatalog(), "qwen3-max"), documents, outputSchema: null, jobId: "lim-items-1" },
+    ).catch((e: unknown) => e);
+    expect((err as Error).message).toBe("job 'lim-items': 50001 items, over the 50,000 a job may hold; split its documents across jobs (or pack small ones: packing: packed); nothing was queued");
+    expect(await store.exists(keys.job("lim-items-1"))).toBe(false);
   });
 });

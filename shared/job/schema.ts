@@ -1,5 +1,8 @@
 import { z } from "zod";
 
+/** Questions per job: with `calls: per-question` each is one call per item. */
+export const MAX_QUESTIONS = 100;
+
 /**
  * The job file, version 1 (see the contract). Every object is strict: an unknown field is an
  * error, so a typo such as `maxOutputToken` is caught before any money is spent.
@@ -85,7 +88,7 @@ export const jobSpecSchema = z
     description: z.string().optional(),
     documents: z.array(documentSource).min(1, "list at least one document source"),
     system: z.string().optional(),
-    questions: z.array(question).min(1, "list at least one question").optional(),
+    questions: z.array(question).min(1, "list at least one question").max(MAX_QUESTIONS, `at most ${MAX_QUESTIONS} questions (each may be its own call per document)`).optional(),
     prompt: z.string().regex(/\S/, "must not be empty or only whitespace").optional(),
     model: z.string().min(1).default("qwen3-max"),
     thinking: thinking.default({ enabled: false }),

@@ -39,6 +39,8 @@ export interface SubmitInput {
 
 /** SQS refuses a message body over 256 KiB (a larger quota must be asked for): checked before any is sent. */
 export const MAX_TASK_BYTES = 256 * 1024;
+/** Items per job: job.json holds them all and every worker reads it (the same bound as a batch file's lines). */
+export const MAX_ITEMS_PER_JOB = 50_000;
 
 /**
  * Expands a job into items, records it at runs/<jobId>/job.json with an initial manifest, and
@@ -81,6 +83,9 @@ export async function submitJob(deps: SubmitDeps, input: SubmitInput): Promise<J
     bucket: deps.store.bucket,
     documents: item.documents.map((d) => d.uri),
   }));
+  if (record.items.length > MAX_ITEMS_PER_JOB) {
+    throw new LongdocError("job_invalid", `job '${input.spec.name}': ${record.items.length} items, over the ${MAX_ITEMS_PER_JOB.toLocaleString("en-US")} a job may hold; split its documents across jobs (or pack small ones: packing: packed); nothing was queued`);
+  }
   const tooBig = tasks.find((t) => Buffer.byteLength(JSON.stringify(t)) > MAX_TASK_BYTES);
   if (tooBig) throw new LongdocError("job_invalid", `item ${tooBig.itemId}: its task message is over SQS's ${MAX_TASK_BYTES / 1024} KiB (too many documents in one item); nothing was queued`);
 
