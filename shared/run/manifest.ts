@@ -246,13 +246,13 @@ export async function currentManifest(store: ObjectStore, job: JobRecord, result
   return buildManifest(job, r, { halted, cancelled });
 }
 
-/** The results of the job's finished items (sixteen reads at a time: jobs hold thousands of items). */
+/** The results of the job's finished items (32 reads at a time: jobs hold thousands of items). */
 export async function readResults(store: ObjectStore, job: JobRecord, finished?: Set<string>): Promise<Map<string, ItemResult>> {
   const done = finished ?? (await finishedItemIds(store, job.jobId));
   const results = new Map<string, ItemResult>();
   await inBatches(
     job.items.filter((i) => done.has(i.id)),
-    16,
+    32,
     async (item) => {
       const r = await store.getJson<ItemResult>(keys.item(job.jobId, item.id, "result.json"));
       if (r) results.set(item.id, r);
@@ -261,6 +261,11 @@ export async function readResults(store: ObjectStore, job: JobRecord, finished?:
   return results;
 }
 
+/** Runs `fn` over `list` with at most `size` calls in flight: a slow call holds up only its own slot. */
 export async function inBatches<T>(list: T[], size: number, fn: (x: T) => Promise<unknown>): Promise<void> {
-  for (let i = 0; i < list.length; i += size) await Promise.all(list.slice(i, i + size).map(fn));
+  let next = 0;
+  const slot = async () => {
+    while (next < list.length) await fn(list[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(size, list.length) }, slot));
 }

@@ -42,7 +42,7 @@ export async function readReportContent(store: ObjectStore, job: JobRecord, mani
   const shown = manifest.items.slice(0, limits.maxInlineItems);
   const items = new Map<string, ItemContent>();
   const requests = new Map(job.items.filter((i) => i.request).map((i) => [i.id, i.request!]));
-  await inBatches(shown, 16, async (item) => {
+  await inBatches(shown, 32, async (item) => {
     const content: ItemContent = {};
     const request = requests.get(item.id);
     if (request) {
