@@ -1,7 +1,6 @@
 import path from "node:path";
 import { open } from "node:fs/promises";
 import { LongdocError } from "../errors.ts";
-import type { ObjectStore } from "../run/store.ts";
 import { checkFits } from "../model/budget.ts";
 import type { ModelInfo } from "../model/catalog.ts";
 import { messageText, type ChatMessage } from "../model/prompt.ts";
@@ -263,8 +262,8 @@ export function planBatchCall(request: Pick<BatchRequest, "messages" | "maxToken
   return { messages: request.messages, inputTokens, maxOutputTokens, thinkingBudget, truncated: null, prefixTokens: 0, explicitCache: false };
 }
 
-/** The request a batch item sends, read from the run; a missing one fails the item naming its key. */
-export async function readBatchRequest(store: Pick<ObjectStore, "getJson">, uri: string): Promise<BatchRequest> {
+/** The request a batch item sends, read from the run (through any JSON reader: the run store fits); a missing one fails the item naming its key. */
+export async function readBatchRequest(store: { getJson<T>(key: string): Promise<T | undefined> }, uri: string): Promise<BatchRequest> {
   const key = uri.replace(/^s3:\/\/[^/]+\//, "");
   const request = await store.getJson<BatchRequest>(key);
   if (!request) throw new LongdocError("document_missing", `the item's request is missing at ${uri}`);

@@ -2,7 +2,7 @@ import { checkFits } from "./budget.ts";
 import type { ModelInfo } from "./catalog.ts";
 import type { ChatRequest } from "./client.ts";
 import { BudgetError, LongdocError } from "../errors.ts";
-import type { JobSpec } from "../job/schema.ts";
+import type { PlanSpec } from "./spec.ts";
 import { buildMessages, messageText, type ChatMessage, type PromptDocument } from "./prompt.ts";
 import { countChatTokens, countTokens } from "../tokens/index.ts";
 
@@ -25,8 +25,6 @@ export interface CallPlan {
 /** The provider's minimum for an explicit cache block (reference §8); below it a marker buys nothing. */
 export const EXPLICIT_CACHE_MIN_TOKENS = 1024;
 
-type PlanSpec = Pick<JobSpec, "system" | "questions" | "prompt" | "output" | "thinking" | "maxOutputTokens" | "truncate" | "packing"> &
-  Partial<Pick<JobSpec, "cache">>;
 
 const promptTokens = (messages: ChatMessage[]) => countChatTokens(messages.map((m) => ({ role: m.role, content: messageText(m) })));
 

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import type { JobSpec } from "../job/schema.ts";
+import type { PromptSpec } from "./spec.ts";
 
 /** A document as the model sees it: its source (S3 key or path) and extracted text. */
 export interface PromptDocument {
@@ -62,7 +62,7 @@ export const PER_DOCUMENT_INSTRUCTION =
   'Several documents are given. Answer for each document separately, and wrap the whole answer for a document in <answer document="N"> and </answer>, where N is that document\'s index attribute.';
 
 /** The instructions that follow the documents: the questions, or the job's prompt. */
-export function instructions(job: Pick<JobSpec, "questions" | "prompt" | "output">, opts: { perDocument?: boolean } = {}): string {
+export function instructions(job: Pick<PromptSpec, "questions" | "prompt" | "output">, opts: { perDocument?: boolean } = {}): string {
   const parts: string[] = [];
   if (opts.perDocument) parts.push(PER_DOCUMENT_INSTRUCTION);
   if (job.prompt) parts.push(job.prompt);
@@ -79,7 +79,7 @@ export function instructions(job: Pick<JobSpec, "questions" | "prompt" | "output
  * over the same documents can share in the provider's context cache.
  */
 export function buildMessages(
-  job: Pick<JobSpec, "system" | "questions" | "prompt" | "output" | "packing">,
+  job: PromptSpec,
   docs: PromptDocument[],
   opts: { explicitCache?: boolean } = {},
 ): ChatMessage[] {
