@@ -1,14 +1,13 @@
 // OpenAI Batch input files taken in as jobs: each line an item (its custom_id the item id, its
 // messages the prompt), through the same submit, workers and manifest as a job file, and
 // `results --format jsonl` answering line for line. Bad lines are refused with line and field.
-import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { promisify } from "node:util";
 import { ReceiveMessageCommand } from "@aws-sdk/client-sqs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { longdoc as longdocCli } from "./helpers/cli.ts";
 import { JobFileError } from "../shared/job/load.ts";
 import { looksLikeBatchInput, parseBatchText, planBatchCall } from "../shared/job/batch.ts";
 import { getModel, loadCatalog } from "../shared/model/catalog.ts";
@@ -19,16 +18,7 @@ import type { JobRecord } from "../shared/job/record.ts";
 import type { Manifest } from "../shared/run/manifest.ts";
 import { startLocalStack, type LocalStack } from "../shared/local/stack.ts";
 
-const ROOT = path.resolve(import.meta.dirname, "..");
-const longdoc = async (args: string[], env: Record<string, string | undefined> = {}) => {
-  try {
-    const { stdout, stderr } = await promisify(execFile)(process.execPath, ["bin/longdoc.ts", ...args], { cwd: ROOT, timeout: 90_000, env: { ...process.env, DASHSCOPE_API_KEY: "", ...env } });
-    return { code: 0, stdout, stderr };
-  } catch (e) {
-    const err = e as { code: number; stdout: string; stderr: string };
-    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
-  }
-};
+const longdoc = async (args: string[], env: Record<string, string | undefined> = {}) => longdocCli(args, { DASHSCOPE_API_KEY: "", ...env }, 90_000);
 
 type Line = { custom_id?: unknown; method?: unknown; url?: unknown; body?: unknown; [k: string]: unknown };
 const request = (id: string, question: string, extra: Partial<Line> = {}, body: Record<string, unknown> = {}): Line => ({

@@ -1,13 +1,11 @@
 // Every example job passes `longdoc validate`, and the scheduled and upload-triggered examples
 // say what they claim to (a monthly cron over s3: statements with JSON output; inbox uploads).
-import { execFile } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
-import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
+import { longdoc, ROOT } from "./helpers/cli.ts";
 import { loadJobFile } from "../shared/job/load.ts";
 
-const ROOT = path.resolve(import.meta.dirname, "..");
 const EXAMPLES = path.join(ROOT, "jobs", "examples");
 const exampleFiles = () =>
   readdirSync(EXAMPLES)
@@ -15,15 +13,6 @@ const exampleFiles = () =>
     .sort()
     .map((f) => path.join("jobs", "examples", f));
 
-const longdoc = async (args: string[]) => {
-  try {
-    const { stdout, stderr } = await promisify(execFile)(process.execPath, ["bin/longdoc.ts", ...args], { cwd: ROOT, timeout: 60_000 });
-    return { code: 0, stdout, stderr };
-  } catch (e) {
-    const err = e as { code: number; stdout: string; stderr: string };
-    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
-  }
-};
 
 describe("example jobs", () => {
   it("includes a scheduled and an upload-triggered example", () => {

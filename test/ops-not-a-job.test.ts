@@ -2,15 +2,13 @@
 // else's JSON) given to `longdoc validate` or `run` gets one message saying what the file looks
 // like and what longdoc expects, not every complaint of the YAML parser or the schema. A job file
 // with mistakes keeps its message per problem.
-import { execFile } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { promisify } from "node:util";
 import { afterAll, describe, expect, it } from "vitest";
+import { longdoc as longdocCli, ROOT } from "./helpers/cli.ts";
 import { JobFileError, loadJobFile, parseJobText } from "../shared/job/load.ts";
 
-const ROOT = path.resolve(import.meta.dirname, "..");
 const dir = mkdtempSync(path.join(tmpdir(), "longdoc-not-a-job-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const write = (name: string, text: string) => {
@@ -18,15 +16,7 @@ const write = (name: string, text: string) => {
   writeFileSync(file, text);
   return file;
 };
-const longdoc = async (args: string[]) => {
-  try {
-    const { stdout, stderr } = await promisify(execFile)(process.execPath, ["bin/longdoc.ts", ...args], { cwd: ROOT, timeout: 60_000, env: { ...process.env, DASHSCOPE_API_KEY: "" } });
-    return { code: 0, stdout, stderr };
-  } catch (e) {
-    const err = e as { code: number; stdout: string; stderr: string };
-    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
-  }
-};
+const longdoc = async (args: string[]) => longdocCli(args, { DASHSCOPE_API_KEY: "" });
 const problems = async (file: string) => {
   try {
     await loadJobFile(file);

@@ -1,12 +1,11 @@
 // `longdoc results <jobId> --format csv`: one row per item, JSON answers flattened into columns
 // (text answers as one column), RFC 4180 quoting checked by reading the file back with csv-parse.
-import { execFile } from "node:child_process";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { promisify } from "node:util";
 import { parse } from "csv-parse/sync";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { longdoc as longdocCli } from "./helpers/cli.ts";
 import { csvText, type Cell } from "../cli/csv.ts";
 
 /** One value as written in a CSV file (the record of a one-column file, without its CRLF). */
@@ -17,16 +16,7 @@ import { silentLog } from "../shared/log.ts";
 import { loadSettings } from "../shared/settings.ts";
 import { startSimulator, type Simulator } from "../shared/sim/index.ts";
 
-const ROOT = path.resolve(import.meta.dirname, "..");
-const longdoc = async (args: string[]) => {
-  try {
-    const { stdout, stderr } = await promisify(execFile)(process.execPath, ["bin/longdoc.ts", ...args], { cwd: ROOT, timeout: 60_000, env: { ...process.env, DASHSCOPE_API_KEY: "" } });
-    return { code: 0, stdout, stderr };
-  } catch (e) {
-    const err = e as { code: number; stdout: string; stderr: string };
-    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
-  }
-};
+const longdoc = async (args: string[]) => longdocCli(args, { DASHSCOPE_API_KEY: "" });
 
 describe("CSV writing (RFC 4180)", () => {
   it("quotes fields with commas, quotes, CR or LF, doubling quotes; ends records with CRLF", () => {
