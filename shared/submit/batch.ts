@@ -1,6 +1,4 @@
 import { readFile, stat } from "node:fs/promises";
-import type { S3Client } from "@aws-sdk/client-s3";
-import type { SQSClient } from "@aws-sdk/client-sqs";
 import { toErrorRecord } from "../errors.ts";
 import { MAX_BATCH_FILE_BYTES, parseBatchText, planBatchCall, type BatchFile } from "../job/batch.ts";
 import { newJobId } from "../job/expand.ts";
@@ -8,11 +6,11 @@ import { JobFileError } from "../job/load.ts";
 import { s3Uri, type JobItem, type JobRecord } from "../job/record.ts";
 import type { JobSpec } from "../job/schema.ts";
 import { getModel, priceFor, type Catalog, type ModelInfo } from "../model/catalog.ts";
-import type { Coordinator } from "../run/coord.ts";
 import { inBatches } from "../run/manifest.ts";
 import { keys, ObjectStore } from "../run/store.ts";
 import type { ItemEstimate, JobEstimate } from "./estimate.ts";
 import { submitJob } from "./submit.ts";
+import type { SubmitTarget } from "./target.ts";
 
 /** A batch file read and checked: the job it runs as, its model, its lines. */
 export interface LoadedBatch {
@@ -21,16 +19,8 @@ export interface LoadedBatch {
   batch: BatchFile;
 }
 
-/** Where a batch is submitted (load.ts's SubmitTarget fits). */
-export interface BatchTarget {
-  s3: S3Client;
-  sqs: SQSClient;
-  bucket: string;
-  queueUrl: string;
-  maxReceives: number;
-  coord?: Coordinator;
-  token?: string;
-}
+/** Where a batch is submitted: a job's target; the cost-cap check does not apply (no documents to price before the run). */
+export type BatchTarget = Omit<SubmitTarget, "checkCostCap">;
 
 /** Reads and checks an OpenAI Batch input file as a job: every line, and its model against the catalog. */
 export async function loadBatch(file: string, catalog: Catalog): Promise<LoadedBatch> {

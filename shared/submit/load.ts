@@ -1,7 +1,5 @@
 import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
-import type { S3Client } from "@aws-sdk/client-s3";
-import type { SQSClient } from "@aws-sdk/client-sqs";
 import path from "node:path";
 import { keys, ObjectStore } from "../run/store.ts";
 import { getModel, type Catalog, type ModelInfo } from "../model/catalog.ts";
@@ -15,7 +13,7 @@ import { submitJob } from "./submit.ts";
 import { newJobId } from "../job/expand.ts";
 import { looksLikeBatchInput, readHead, type BatchFile } from "../job/batch.ts";
 import { loadBatch, submitBatch } from "./batch.ts";
-import type { Coordinator } from "../run/coord.ts";
+import type { SubmitTarget } from "./target.ts";
 
 /** A job file read and checked, before anything is uploaded. */
 export interface LoadedJob {
@@ -59,20 +57,7 @@ export async function uploadDocuments(store: ObjectStore, docs: LocalDocument[])
   return out;
 }
 
-export interface SubmitTarget {
-  s3: S3Client;
-  sqs: SQSClient;
-  bucket: string;
-  queueUrl: string;
-  /** Deliveries before a task goes to the DLQ (the queue's redrive policy). */
-  maxReceives: number;
-  /** The coordination table: makes submit idempotent per job id and marks a submit cut short. */
-  coord?: Coordinator;
-  /** Refuse before queueing when the job's input alone is estimated over its cap (local runs, whose documents are on this machine anyway). */
-  checkCostCap?: boolean;
-  /** A token naming this submission: the same token gives the same job, never a second one. */
-  token?: string;
-}
+export type { SubmitTarget } from "./target.ts";
 
 /**
  * Uploads the job's local documents, lists its `s3:` sources, measures what the job needs
