@@ -98,9 +98,10 @@ export function localStateReader(dir: string): StoreReader & { store(): Promise<
       return open.store;
     },
     /**
-     * Runs `fn` on a current store. An object another process rewrote after the reader opened
-     * comes back with its new body under its old length and checksum, which the SDK rejects; when
-     * the state changed meanwhile, `fn` runs again on a freshly opened reader.
+     * Runs `fn` on a current store. The emulator reads object metadata once, when opened: an
+     * object another process wrote after that is missing from its listings, and one it rewrote
+     * comes back with its new body under its old metadata. When `fn` fails and the state changed
+     * meanwhile, it runs again on a freshly opened reader.
      */
     async read<T>(fn: (store: ObjectStore) => Promise<T>): Promise<T> {
       for (let attempt = 1; ; attempt++) {

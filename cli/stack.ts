@@ -1,7 +1,8 @@
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import { S3Client } from "@aws-sdk/client-s3";
+import type { S3Client } from "@aws-sdk/client-s3";
+import { s3Client } from "../shared/run/store.ts";
 import { SQSClient } from "@aws-sdk/client-sqs";
 import { LongdocError } from "../shared/errors.ts";
 import { createCoordinator, type Coordinator } from "../shared/run/coord.ts";
@@ -91,7 +92,7 @@ export function stackClients(coords: StackCoordinates, env: Record<string, strin
   const region = hasRegion ? undefined : regionOfQueueUrl(coords.queueUrl);
   const customS3 = Boolean(env.AWS_ENDPOINT_URL_S3?.trim() || env.AWS_ENDPOINT_URL?.trim());
   return {
-    s3: new S3Client({ ...(region && { region }), ...(customS3 && { forcePathStyle: true }) }),
+    s3: s3Client({ ...(region && { region }), ...(customS3 && { forcePathStyle: true }) }),
     sqs: new SQSClient({ ...(region && { region }) }),
   };
 }

@@ -1,5 +1,5 @@
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import { S3Client } from "@aws-sdk/client-s3";
+import { s3Client } from "../shared/run/store.ts";
 import { SNSClient } from "@aws-sdk/client-sns";
 import { Resource } from "sst";
 import { createLog } from "../shared/log.ts";
@@ -13,7 +13,7 @@ export const handler = createDeadLetterHandler(() => {
   const settings = loadSettings(process.env, { webhookSecret: Resource.WebhookSecret.value }, { logLevel: "info" });
   const log = createLog({ name: "dlq", level: settings.logLevel });
   return {
-    s3: new S3Client({}),
+    s3: s3Client(),
     coord: createCoordinator(new DynamoDBClient({}), Resource.Coord.name),
     log,
     notifier: notifierFromSettings(settings.notify, new SNSClient({}), log),

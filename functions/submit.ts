@@ -1,6 +1,6 @@
 import path from "node:path";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import { S3Client } from "@aws-sdk/client-s3";
+import { s3Client } from "../shared/run/store.ts";
 import { SQSClient } from "@aws-sdk/client-sqs";
 import { Resource } from "sst";
 import { createLog } from "../shared/log.ts";
@@ -12,7 +12,7 @@ import { submitFromEvent, type TriggerEvent } from "../shared/submit/trigger.ts"
 const settings = loadSettings(process.env, { bucket: Resource.Runs.name, queueUrl: Resource.Tasks.url }, { logLevel: "info" });
 const log = createLog({ name: "submit", level: settings.logLevel });
 const deps = {
-  s3: new S3Client({}),
+  s3: s3Client(),
   sqs: new SQSClient({}),
   bucket: Resource.Runs.name,
   queueUrl: Resource.Tasks.url,

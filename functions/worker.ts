@@ -1,5 +1,5 @@
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import { S3Client } from "@aws-sdk/client-s3";
+import { s3Client } from "../shared/run/store.ts";
 import { SNSClient } from "@aws-sdk/client-sns";
 import { SQSClient } from "@aws-sdk/client-sqs";
 import { Resource } from "sst";
@@ -18,7 +18,7 @@ export const handler = createWorkerHandler(() => {
   const log = createLog({ name: "worker", level: settings.logLevel });
   if (!settings.stack.queueUrl) throw new Error("LONGDOC_TASKS_URL is not set: infra/queue.ts passes the task queue's URL to the worker");
   return createWorkerDeps({
-    s3: new S3Client({}),
+    s3: s3Client(),
     sqs: new SQSClient({}),
     queueUrl: settings.stack.queueUrl,
     coord: createCoordinator(new DynamoDBClient({}), Resource.Coord.name),

@@ -26,6 +26,7 @@ export function formatBytes(n: number): string {
 /** Unicode code points in a string (what `chars` reports). */
 export function countChars(s: string): number {
   let n = s.length;
+  if (!SURROGATE.test(s)) return n;
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i);
     if (c >= 0xd800 && c <= 0xdbff) {
@@ -45,12 +46,12 @@ export function countChars(s: string): number {
  * (empty string stays empty).
  */
 export function finishText(s: string): string {
-  const t = s
-    .replace(/\r\n?/g, "\n")
-    .replace(/[ \t\u00a0]+$/gm, "")
+  // The same rules as /[ \t\u00a0]+$/gm and /\s+$/, written so a 1 MB text takes one fast pass each.
+  const t = (s.includes("\r") ? s.replace(/\r\n?/g, "\n") : s)
+    .replace(/[ \t\u00a0]+(?=[\n\u2028\u2029]|$)/g, "")
     .replace(/\n{4,}/g, "\n\n\n")
     .replace(/^\n+/, "")
-    .replace(/\s+$/, "");
+    .trimEnd();
   return t.length === 0 ? "" : t + "\n";
 }
 
@@ -61,6 +62,10 @@ export function hasText(s: string): boolean {
 
 /** Remove C0 control characters other than tab/newline/CR (they only confuse the model). */
 export function stripControls(s: string): string {
-  // eslint-disable-next-line no-control-regex
-  return s.replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/g, "");
+  // Testing first is a fast scan; most texts have none to remove.
+  return CONTROLS.test(s) ? s.replace(CONTROLS_ALL, "") : s;
 }
+// eslint-disable-next-line no-control-regex
+const CONTROLS = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/;
+const CONTROLS_ALL = new RegExp(CONTROLS.source, "g");
+const SURROGATE = /[\ud800-\udfff]/;

@@ -1,4 +1,5 @@
-import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
+import { CreateBucketCommand, type S3Client } from "@aws-sdk/client-s3";
+import { s3Client } from "../run/store.ts";
 import { CreateTopicCommand, SNSClient } from "@aws-sdk/client-sns";
 import { CreateQueueCommand, GetQueueAttributesCommand, GetQueueUrlCommand, SetQueueAttributesCommand, SQSClient } from "@aws-sdk/client-sqs";
 import { startFauxqs, type FauxqsServer } from "fauxqs";
@@ -43,7 +44,7 @@ const credentials = { accessKeyId: "local", secretAccessKey: "local" };
 export function localClients(endpoint: string) {
   const region = "us-east-1";
   return {
-    s3: new S3Client({ endpoint, region, credentials, forcePathStyle: true }),
+    s3: s3Client({ endpoint, region, credentials, forcePathStyle: true }),
     sqs: new SQSClient({ endpoint, region, credentials }),
     sns: new SNSClient({ endpoint, region, credentials }),
   };

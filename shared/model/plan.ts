@@ -3,8 +3,9 @@ import type { ModelInfo } from "./catalog.ts";
 import type { ChatRequest } from "./client.ts";
 import { BudgetError, LongdocError } from "../errors.ts";
 import type { PlanSpec } from "./spec.ts";
-import { buildMessages, messageText, type ChatMessage, type PromptDocument } from "./prompt.ts";
-import { countChatTokens, countTokens } from "../tokens/index.ts";
+import { buildMessages, promptLayout, type ChatMessage, type PromptDocument, type PromptLayout } from "./prompt.ts";
+import { countTokens } from "../tokens/index.ts";
+import { countJoined } from "../tokens/join.ts";
 
 /** One model call, ready to send: the messages, their exact token count and the output caps. */
 export interface CallPlan {
@@ -26,7 +27,19 @@ export interface CallPlan {
 export const EXPLICIT_CACHE_MIN_TOKENS = 1024;
 
 
-const promptTokens = (messages: ChatMessage[]) => countChatTokens(messages.map((m) => ({ role: m.role, content: messageText(m) })));
+/**
+ * The prompt's ChatML tokens, as countChatTokens counts buildMessages' messages, reusing each
+ * document's known count (tokens/join.ts): a 1 MB document is not counted a second time.
+ */
+function promptTokens(layout: PromptLayout): { inputTokens: number; prefixTokens: number } {
+  const system = `<|im_start|>system\n${layout.system}<|im_end|>\n`;
+  const systemTokens = countTokens(system);
+  return {
+    inputTokens: countTokens("<|im_start|>assistant\n") + systemTokens + countJoined(["<|im_start|>user\n", ...layout.body, layout.tail, "<|im_end|>\n"]),
+    // The shared prefix (system prompt and documents) that calls over the same documents reuse from the cache.
+    prefixTokens: countJoined([system, "<|im_start|>user\n", ...layout.body]),
+  };
+}
 
 /**
  * Builds the call for an item's documents and checks it fits the model's maximum input and
@@ -44,21 +57,23 @@ export function planCall(planned: PlanSpec, model: ModelInfo, docs: PromptDocume
   const explicitThinking = spec.thinking.enabled && spec.thinking.budget !== undefined ? Math.min(spec.thinking.budget, model.maxThinkingBudget) : undefined;
   const limit = Math.min(model.maxInputTokens, model.contextTokens - maxOutputTokens - (explicitThinking ?? 0));
   let sent = docs;
-  let inputTokens = promptTokens(buildMessages(spec, sent));
+  let layout = promptLayout(spec, sent);
+  let counts = promptTokens(layout);
   let truncated: CallPlan["truncated"] = null;
-  if (inputTokens > limit && spec.truncate === "middle") {
-    const cut = truncateMiddle(docs, inputTokens - limit, (d) => promptTokens(buildMessages(spec, d)) <= limit, { model: model.id, limit });
+  if (counts.inputTokens > limit && spec.truncate === "middle") {
+    const cut = truncateMiddle(docs, counts.inputTokens - limit, (d) => promptTokens(promptLayout(spec, d)).inputTokens <= limit, { model: model.id, limit });
     sent = cut.docs;
-    inputTokens = promptTokens(buildMessages(spec, sent));
+    layout = promptLayout(spec, sent);
+    counts = promptTokens(layout);
     truncated = cut.truncated;
   }
+  const { inputTokens, prefixTokens } = counts;
   checkFits(model, inputTokens, { maxOutputTokens, thinkingBudget: explicitThinking });
   const thinkingBudget = !spec.thinking.enabled
     ? undefined
     : (explicitThinking ?? Math.max(1, Math.min(model.maxThinkingBudget, model.contextTokens - inputTokens - maxOutputTokens)));
-  const prefixTokens = sharedPrefixTokens(spec, sent);
   const explicitCache = spec.cache === "explicit" && prefixTokens >= EXPLICIT_CACHE_MIN_TOKENS;
-  const messages = buildMessages(spec, sent, { explicitCache });
+  const messages = buildMessages(spec, sent, { explicitCache, layout });
   return { messages, inputTokens, maxOutputTokens, thinkingBudget, truncated, prefixTokens, explicitCache };
 }
 
@@ -66,13 +81,6 @@ export function planCall(planned: PlanSpec, model: ModelInfo, docs: PromptDocume
 export function withQuestionThinking<S extends PlanSpec>(spec: S): S {
   const own = spec.questions?.length === 1 ? spec.questions[0]!.thinking : undefined;
   return own ? { ...spec, thinking: own } : spec;
-}
-
-/** ChatML tokens up to the end of the documents: the part every call over them shares. */
-function sharedPrefixTokens(spec: PlanSpec, docs: PromptDocument[]): number {
-  const [system, user] = buildMessages(spec, docs, { explicitCache: true });
-  const body = Array.isArray(user!.content) ? user!.content[0]!.text : "";
-  return countTokens(`<|im_start|>system\n${messageText(system!)}<|im_end|>\n<|im_start|>user\n${body}`);
 }
 
 /** The marker left where text was cut; the model and the reader both see how much is missing. */
@@ -95,7 +103,8 @@ function truncateMiddle(docs: PromptDocument[], excessTokens: number, fits: (doc
     const removed = text.slice(start, start + cutChars);
     const tokensCut = countTokens(removed);
     const kept = text.slice(0, start) + truncationMarker(tokensCut) + text.slice(start + cutChars);
-    const next = docs.map((d) => (d === largest ? { ...d, text: kept } : d));
+    // The cut document's known count no longer holds: it is counted afresh.
+    const next = docs.map((d) => (d === largest ? { source: d.source, text: kept } : d));
     if (fits(next)) return { docs: next, truncated: { source: largest.source, tokensCut } };
     if (cutChars === text.length) break;
     cutTokens = Math.ceil(cutTokens * 1.1) + 64;

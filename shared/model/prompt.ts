@@ -1,10 +1,13 @@
 import { createHash } from "node:crypto";
 import type { PromptSpec } from "./spec.ts";
+import type { CountedText } from "../tokens/join.ts";
 
 /** A document as the model sees it: its source (S3 key or path) and extracted text. */
 export interface PromptDocument {
   source: string;
   text: string;
+  /** countTokens(text), when the caller counted it already (the worker has): counting the prompt reuses it. */
+  tokens?: number;
 }
 
 export interface ChatMessage {
@@ -31,7 +34,16 @@ const DEFAULT_SYSTEM = "You are a careful analyst. Answer from the documents pro
  * so the format is part of the proof that a document arrived whole: keep it stable.
  */
 export function documentBlock(doc: PromptDocument, index: number, boundary: string = BOUNDARY_PLACEHOLDER): string {
-  return `<document boundary="${boundary}" index="${index}" source="${escapeAttr(doc.source)}">\n${doc.text}\n</document boundary="${boundary}">`;
+  return blockParts(doc, index, boundary).map(partText).join("");
+}
+
+/** A piece of the prompt: framing text, or a document's text with its known token count. */
+export type PromptPart = string | CountedText;
+const partText = (p: PromptPart) => (typeof p === "string" ? p : p.text);
+
+function blockParts(doc: PromptDocument, index: number, boundary: string): PromptPart[] {
+  const text = doc.tokens === undefined ? doc.text : { text: doc.text, tokens: doc.tokens };
+  return [`<document boundary="${boundary}" index="${index}" source="${escapeAttr(doc.source)}">\n`, text, `\n</document boundary="${boundary}">`];
 }
 
 /** Hex digits in a boundary token (64 bits). */
@@ -81,16 +93,29 @@ export function instructions(job: Pick<PromptSpec, "questions" | "prompt" | "out
 export function buildMessages(
   job: PromptSpec,
   docs: PromptDocument[],
-  opts: { explicitCache?: boolean } = {},
+  opts: { explicitCache?: boolean; layout?: PromptLayout } = {},
 ): ChatMessage[] {
-  const boundary = documentBoundary(docs);
-  const body = docs.map((d, i) => documentBlock(d, i + 1, boundary)).join("\n\n");
-  const perDocument = job.packing === "packed" && docs.length > 1;
-  const system: ChatMessage = { role: "system", content: job.system ?? DEFAULT_SYSTEM };
-  const tail = `\n\n${instructions(job, { perDocument })}`;
+  const layout = opts.layout ?? promptLayout(job, docs);
+  const system: ChatMessage = { role: "system", content: layout.system };
+  const body = layout.body.map(partText).join("");
+  const tail = layout.tail;
   if (!opts.explicitCache) return [system, { role: "user", content: body + tail }];
   // The same text, split so the cache marker closes the document prefix.
   return [system, { role: "user", content: [{ type: "text", text: body, cache_control: { type: "ephemeral" } }, { type: "text", text: tail }] }];
+}
+
+/** The prompt's text in parts: the system prompt, the documents' blocks (the cacheable prefix) and the instructions after them. */
+export interface PromptLayout {
+  system: string;
+  body: PromptPart[];
+  tail: string;
+}
+
+export function promptLayout(job: PromptSpec, docs: PromptDocument[]): PromptLayout {
+  const boundary = documentBoundary(docs);
+  const body = docs.flatMap((d, i) => [...(i ? ["\n\n"] : []), ...blockParts(d, i + 1, boundary)]);
+  const perDocument = job.packing === "packed" && docs.length > 1;
+  return { system: job.system ?? DEFAULT_SYSTEM, body, tail: `\n\n${instructions(job, { perDocument })}` };
 }
 
 /**

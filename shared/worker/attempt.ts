@@ -149,6 +149,8 @@ export class AttemptRecorder {
   private timer: NodeJS.Timeout | null = null;
   private readonly streaming = new Set<InFlightCall>();
   private openChain: Promise<void> = Promise.resolve();
+  /** Work started after a call that the item's result does not wait for (settling the ledgers); `idle()` waits for it. */
+  private readonly background = new Set<Promise<unknown>>();
   /** The record this recorder closed last (so the item's total need not read it back). */
   closed: AttemptRecord | null = null;
 
@@ -173,8 +175,8 @@ export class AttemptRecorder {
     return keys.item(this.deps.jobId, this.deps.itemId, `attempts/${this.n}.${file}`);
   }
 
-  /** Opens attempt `n`: its open record names the partial files to come. */
-  async begin(n: number): Promise<void> {
+  /** Opens attempt `n`: its open record names the partial files to come (written with the first call). */
+  begin(n: number): void {
     this.n = n;
     this.record = {
       version: 1,
@@ -234,8 +236,24 @@ export class AttemptRecorder {
     if (this.unflushedBytes >= this.deps.flush.bytes && !this.queued) void this.flush();
   }
 
-  /** @internal CallTrace reports its end here. */
-  async ended(call: CallRecord, flight: InFlightCall): Promise<void> {
+  /** Runs `work` beside the item's writes; its failure is logged, and `idle()` waits for it before the task returns. */
+  defer(work: Promise<unknown>, what: string): void {
+    const p = work.catch((e: unknown) => this.deps.log.warn({ jobId: this.deps.jobId, itemId: this.deps.itemId, error: String(e) }, `${what} failed`));
+    this.background.add(p);
+    void p.finally(() => this.background.delete(p));
+  }
+
+  /** Resolves when the deferred work is done. */
+  async idle(): Promise<void> {
+    while (this.background.size) await Promise.all([...this.background]);
+  }
+
+  /**
+   * @internal CallTrace reports its end here. A failed call's partial trace and record are written
+   * at once (together); a call that succeeded is written with the next call's open record or the
+   * attempt's close, whichever comes first, since its answer is about to be written in full.
+   */
+  async ended(call: CallRecord, flight: InFlightCall, write: boolean): Promise<void> {
     const r = this.record!;
     r.calls.push(call);
     this.streaming.delete(flight);
@@ -245,8 +263,7 @@ export class AttemptRecorder {
     r.cost = round(r.cost + call.cost);
     r.finishReason = call.finishReason;
     r.requestId = call.requestId ?? r.requestId;
-    await this.flush();
-    await this.writeOpen();
+    if (write) await Promise.all([this.flush(), this.writeOpen()]);
   }
 
   /** Writes what changed since the last flush; flushes never overlap, and a later one always carries the newer text. */
@@ -290,15 +307,17 @@ export class AttemptRecorder {
   }
 
   /**
-   * Ends the attempt: `attempts/<n>.json` replaces the open record. When the item's final files
-   * were written (`final`), the partial copies are removed and the record names the final files,
-   * so a finished item has one trace; otherwise the partial files stay where the record says.
+   * Ends the attempt: `attempts/<n>.json` replaces the open record. With `final` (the item's final
+   * files, written beside this record), the record names the final files and the partial copies
+   * are removed after it lands, so a finished item has one trace; otherwise the partial files stay
+   * where the record says. The removals run on beside the item's result (`idle()` waits for them).
    */
   async close(status: Exclude<AttemptStatus, "running" | "died">, error: AttemptRecord["error"], final?: { reasoning: string | null; answer: string | null }): Promise<AttemptRecord | null> {
     const r = this.record;
     if (!r) return null;
     if (this.timer) clearInterval(this.timer);
-    await this.flush();
+    // The final files supersede the partial text: only a flush already under way is waited for.
+    await (final ? this.chain : this.flush());
     r.status = status;
     r.error = error;
     r.finishedAt = iso(this.now);
@@ -306,15 +325,14 @@ export class AttemptRecorder {
     r.inFlightCalls = [];
     await this.openChain;
     const { store } = this.deps;
+    const partials = final ? (["reasoning", "answer"] as const).filter((k) => this.written[k]) : [];
     if (final) {
-      await Promise.all(
-        (["reasoning", "answer"] as const).filter((k) => this.written[k]).map((k) => store.delete(this.key(`${k}.md`)).catch(() => undefined)),
-      );
       r.reasoning = final.reasoning;
       r.answer = final.answer;
     }
     await store.putJson(this.key("json"), r);
-    await store.delete(this.key("open.json")).catch(() => undefined);
+    const removals = [...partials.map((k) => this.key(`${k}.md`)), this.key("open.json")].map((key) => store.delete(key).catch(() => undefined));
+    this.defer(Promise.all(removals), "removing the attempt's partial files");
     this.record = null;
     this.closed = r;
     return r;
@@ -388,10 +406,11 @@ export class CallTrace {
     };
   }
 
-  async succeeded(result: ChatResult, end: number): Promise<CallRecord> {
+  /** The call's record, at once; its writes (the last of the partial trace, the open record) go on, and the attempt's close waits for them. */
+  succeeded(result: ChatResult, end: number): CallRecord {
     const cost = this.recorder.deps.price({ ...result.usage, cacheType: result.cacheType });
     const rec: CallRecord = { ...this.base(end), requestId: result.requestId, finishReason: result.finishReason, usage: result.usage, usageEstimated: false, cost, error: null };
-    await this.recorder.ended(rec, this.flight);
+    void this.recorder.ended(rec, this.flight, false);
     return rec;
   }
 
@@ -406,7 +425,7 @@ export class CallTrace {
       cost: this.recorder.deps.price(usage),
       error: { kind: error.kind, message: error.message },
     };
-    await this.recorder.ended(rec, this.flight);
+    await this.recorder.ended(rec, this.flight, true);
     return rec;
   }
 }

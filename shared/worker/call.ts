@@ -13,6 +13,7 @@ import type { CallPlan } from "../model/plan.ts";
 import { LongdocError, ModelError } from "../errors.ts";
 import type { JobRecord } from "../job/record.ts";
 import type { AttemptRecorder } from "./attempt.ts";
+import type { ItemSteps } from "./steps.ts";
 import { ReturnToQueue } from "./records.ts";
 import type { TaskContext, WorkerDeps } from "./context.ts";
 
@@ -31,12 +32,33 @@ export interface CallOptions {
   /** Counts the attempt (once per delivery) and returns its number; called just before the first request leaves. */
   beginAttempt: () => Promise<void>;
   attempt: AttemptRecorder;
+  /** The delivery's step clock: the call's time counts as `model`. */
+  steps?: ItemSteps;
+}
+
+/** How long a container goes on with the fleet's speed figure before reading it again (it moves slowly). */
+const SPEED_READ_EVERY_MS = 15_000;
+type SeenSpeed = Awaited<ReturnType<WorkerDeps["coord"]["modelSpeed"]>>;
+/** Per container (its coordinator), per model: the last read of the fleet's figure. */
+const speedReads = new WeakMap<WorkerDeps["coord"], Map<string, { at: number; seen: Promise<SeenSpeed> }>>();
+/** Per container, per model: when it last added a measurement (one every SPEED_READ_EVERY_MS keeps the figure current). */
+const speedWrites = new WeakMap<WorkerDeps["coord"], Map<string, number>>();
+
+function fleetSpeed(deps: WorkerDeps, modelId: string): Promise<SeenSpeed> {
+  const now = (deps.now ?? Date.now)();
+  let reads = speedReads.get(deps.coord);
+  if (!reads) speedReads.set(deps.coord, (reads = new Map()));
+  const last = reads.get(modelId);
+  if (last && now - last.at < SPEED_READ_EVERY_MS) return last.seen;
+  const seen = deps.coord.modelSpeed(modelId).catch(() => null);
+  reads.set(modelId, { at: now, seen });
+  return seen;
 }
 
 /** The model's speed: the fleet's rolling measurement within reason, else the catalog's assumption. */
 export async function modelSpeed(deps: WorkerDeps, model: ModelInfo): Promise<ModelSpeed> {
   const catalog = { decodeTokensPerSecond: model.decodeTokensPerSecond ?? deps.timing.decodeTokensPerSecond, prefillTokensPerSecond: model.prefillTokensPerSecond };
-  const seen = await deps.coord.modelSpeed(model.id).catch(() => null);
+  const seen = await fleetSpeed(deps, model.id);
   const trusted = (x: number | null | undefined, base: number) => (x && x >= base / SPEED_TRUST_FACTOR && x <= base * SPEED_TRUST_FACTOR ? x : null);
   const decode = trusted(seen?.decodeTokensPerSecond, catalog.decodeTokensPerSecond);
   const prefill = trusted(seen?.prefillTokensPerSecond, catalog.prefillTokensPerSecond);
@@ -122,8 +144,8 @@ export async function callModel(deps: WorkerDeps, job: JobRecord, model: ModelIn
     const maxCompletionTokens =
       budget.limitedByDeadline && model.maxCompletionTokens && budget.thinkingBudget !== undefined ? budget.maxOutputTokens + budget.thinkingBudget : undefined;
 
-    await o.beginAttempt();
-    const trace = await o.attempt.startCall({
+    // Counting the attempt and writing its open record go together; both land before the request leaves.
+    const [, trace] = await Promise.all([o.beginAttempt(), o.attempt.startCall({
       label: o.label,
       inputTokens: plan.inputTokens,
       maxOutputTokens: budget.maxOutputTokens,
@@ -131,13 +153,13 @@ export async function callModel(deps: WorkerDeps, job: JobRecord, model: ModelIn
       maxCompletionTokens,
       limitedByDeadline: budget.limitedByDeadline,
       reservedCost: cap === null ? 0 : worstUsd,
-    });
+    })]);
     const startedAt = now();
     const stopAfterMs = Math.max(1, timeLeftMs());
     sent = true;
     let result: ChatResult;
     try {
-      result = await deps.model.chat(
+      const chat = () => deps.model.chat(
         {
           model: job.model,
           messages: plan.messages,
@@ -150,6 +172,7 @@ export async function callModel(deps: WorkerDeps, job: JobRecord, model: ModelIn
         },
         { signal: AbortSignal.timeout(stopAfterMs), onChunk: trace.onChunk },
       );
+      result = await (o.steps ? o.steps.time("model", chat) : chat());
     } catch (e) {
       let error = LongdocError.is(e) ? e : new LongdocError("internal", e instanceof Error ? e.message : String(e), { cause: e });
       const seen = trace.estimatedUsage();
@@ -166,17 +189,21 @@ export async function callModel(deps: WorkerDeps, job: JobRecord, model: ModelIn
       }
       const rec = await trace.failed({ kind: error.code, message: error.message, requestId: error instanceof ModelError ? error.requestId : undefined }, now());
       // A call stopped at the deadline still shows how fast the model was going: the next budget uses it.
-      if (error.code === "deadline") await learnSpeed(deps, model, rec.usage, trace.timings(now()));
+      if (error.code === "deadline") await learnSpeed(deps, model, rec.usage, trace.timings(now()), { always: true });
       // What the provider bills for a call that failed mid-stream is not documented: the input and
       // the output streamed are counted (docs/qwen-api.md §8); a call refused before streaming counts 0.
       settledQuota = true;
       await Promise.all([deps.coord.settleQuota(ticket, rec.usage.inputTokens + rec.usage.outputTokens), settleSpend(rec.cost)]).catch(() => undefined);
       throw error;
     }
-    const rec = await trace.succeeded(result, now());
+    const rec = trace.succeeded(result, now());
     settledQuota = true;
-    await Promise.all([deps.coord.settleQuota(ticket, result.usage.inputTokens + result.usage.outputTokens), settleSpend(rec.cost)]);
-    await learnSpeed(deps, model, result.usage, trace.timings(now()));
+    // The answer's writes need not wait for the ledgers: the task waits for these before it returns.
+    // Should one fail, the reservation stays at its worst case, which errs on the safe side.
+    o.attempt.defer(
+      Promise.all([deps.coord.settleQuota(ticket, result.usage.inputTokens + result.usage.outputTokens), settleSpend(rec.cost), learnSpeed(deps, model, result.usage, trace.timings(now()))]),
+      "settling the call's quota and spend",
+    );
     return result;
   } finally {
     if (!settledQuota) {
@@ -193,12 +220,23 @@ function tooLittleTime(leftMs: number, inputTokens: number, speed: ModelSpeed): 
   );
 }
 
-/** Folds a finished call's decode and prefill speeds into the fleet's rolling figures. */
-async function learnSpeed(deps: WorkerDeps, model: ModelInfo, usage: Usage, t: { firstChunkMs: number | null; decodeMs: number | null }): Promise<void> {
+/**
+ * Folds a finished call's decode and prefill speeds into the fleet's rolling figures: from each
+ * container once in a while, and always from a call the deadline stopped (its speed was wrong).
+ */
+async function learnSpeed(deps: WorkerDeps, model: ModelInfo, usage: Usage, t: { firstChunkMs: number | null; decodeMs: number | null }, o: { always?: boolean } = {}): Promise<void> {
+  const nowMs = (deps.now ?? Date.now)();
+  let writes = speedWrites.get(deps.coord);
+  if (!writes) speedWrites.set(deps.coord, (writes = new Map()));
+  if (!o.always && nowMs - (writes.get(model.id) ?? -Infinity) < SPEED_READ_EVERY_MS) return;
   const seen: { decodeTokensPerSecond?: number; prefillTokensPerSecond?: number } = {};
   if (t.decodeMs && t.decodeMs > 0 && usage.outputTokens >= MIN_TOKENS_TO_MEASURE) seen.decodeTokensPerSecond = usage.outputTokens / (t.decodeMs / 1000);
   const uncached = usage.inputTokens - usage.cachedTokens;
   if (t.firstChunkMs && t.firstChunkMs > 0 && uncached >= 4096) seen.prefillTokensPerSecond = uncached / (t.firstChunkMs / 1000);
   if (seen.decodeTokensPerSecond === undefined && seen.prefillTokensPerSecond === undefined) return;
+  writes.set(model.id, nowMs);
   await deps.coord.recordModelSpeed(model.id, seen).catch((e: unknown) => deps.log.warn({ model: model.id, error: String(e) }, "model speed not recorded"));
+  // This container's next call uses the figure it just moved (read again here, off the item's path).
+  speedReads.get(deps.coord)?.delete(model.id);
+  await fleetSpeed(deps, model.id);
 }

@@ -13,12 +13,14 @@ import { validateAnswer } from "../job/output.ts";
 import { planCall, type CallPlan } from "../model/plan.ts";
 import { messageText, splitPerDocument, type ChatMessage, type PromptDocument } from "../model/prompt.ts";
 import pRetry from "p-retry";
+import { setImmediate as yieldToIO } from "node:timers/promises";
 import { ReturnToQueue } from "./records.ts";
 import { planBatchCall, readBatchRequest, type BatchRequest } from "../job/batch.ts";
 import { deployment } from "../settings.ts";
 import { countChatTokens, countTokens } from "../tokens/index.ts";
 import { AttemptRecorder, closeAbandonedAttempt, DEFAULT_TRACE_FLUSH, earlierAttempts } from "./attempt.ts";
 import { callModel } from "./call.ts";
+import { ItemSteps } from "./steps.ts";
 // issue 12: samples, consensus and the code tool loop live in their own modules.
 import { sampleCall, sampleFiles, samplingSummary, usesSampling, type SampledResult, type Sampling } from "./samples.ts";
 
@@ -54,6 +56,7 @@ export function backoffMs(t: WorkerTiming, attempt: number, random = Math.random
  */
 export async function runTask(deps: WorkerDeps, task: TaskMessage, ctx: TaskContext): Promise<TaskOutcome> {
   const now = deps.now ?? Date.now;
+  const steps = new ItemSteps();
   const store = new ObjectStore(deps.s3, task.bucket);
   const resultKey = keys.item(task.jobId, task.itemId, "result.json");
   const recorded = await readJob(store, task.jobId);
@@ -62,15 +65,21 @@ export async function runTask(deps: WorkerDeps, task: TaskMessage, ctx: TaskCont
   const item = job.items.find((i) => i.id === task.itemId);
   if (!item) throw new LongdocError("internal", `item ${task.itemId} is not in job ${task.jobId}`);
 
-  if (await store.exists(resultKey)) {
+  // What a claimed item needs is read while the claim is taken: only a duplicate delivery reads it
+  // in vain. The documents' bytes come first, alone, so the largest read does not queue behind the
+  // small ones; the claim and the job's markers are asked for next, and their answers arrive while
+  // the documents are extracted and counted.
+  const fetched = quiet(Promise.all(item.documents.map((d) => fetchDocument(deps.s3, d))));
+  await steps.time("read", () => fetched.catch(() => undefined));
+  const ahead = readAhead(deps, store, job, item, fetched, steps);
+  const [done, claim] = await Promise.all([store.exists(resultKey), deps.coord.claimItem(job.jobId, item.id, deps.owner, deps.timing.leaseMs, now())]);
+  if (done) {
     // A redelivery after the result was written: never pay for the call twice; finish the count
-    // in case the worker that wrote it died before counting.
+    // in case the worker that wrote it died before counting (which also marks the claim done).
     deps.log.info({ jobId: task.jobId, itemId: task.itemId }, "result exists; skipping the model call");
     await countFinished(deps, store, job, item.id);
     return "already-done";
   }
-
-  const claim = await deps.coord.claimItem(job.jobId, item.id, deps.owner, deps.timing.leaseMs, now());
   if (!claim.ok) {
     if (claim.done) return "already-done";
     // A concurrent duplicate delivery: the owner is working on it. Come back after its lease.
@@ -78,15 +87,51 @@ export async function runTask(deps: WorkerDeps, task: TaskMessage, ctx: TaskCont
   }
   const heartbeat = startHeartbeat(deps, job.jobId, item.id, ctx);
   try {
-    return await runClaimed(deps, store, job, item, ctx, now, claim.attempts);
+    return await runClaimed(deps, store, job, item, ctx, now, claim.attempts, ahead, steps);
   } finally {
     heartbeat.stop();
   }
 }
 
 type Item = JobRecord["items"][number];
+type LoadedDocument = Awaited<ReturnType<typeof loadFetched>>;
 
-async function runClaimed(deps: WorkerDeps, store: ObjectStore, job: JobRecord, item: Item, ctx: TaskContext, now: () => number, attemptsBefore: number): Promise<TaskOutcome> {
+/** Reads started before the claim is known; each is awaited where it is needed (or never, on a duplicate delivery). */
+interface ReadAhead {
+  documents: Promise<LoadedDocument[]>;
+  submitted: Promise<"submitted" | "submitting" | "failed">;
+  halt: Promise<{ reason: string } | null>;
+  cancelled: Promise<boolean>;
+}
+
+/** A read nobody may await must not become an unhandled rejection; whoever awaits it still sees the error. */
+const quiet = <T>(p: Promise<T>): Promise<T> => (p.catch(() => undefined), p);
+
+function readAhead(deps: WorkerDeps, store: ObjectStore, job: JobRecord, item: Item, fetched: Promise<FetchedDocument[]>, steps: ItemSteps): ReadAhead {
+  const documents = fetched.then(async (all) => {
+    // Let the requests just made leave before the CPU-bound extraction holds the thread.
+    await yieldToIO();
+    return steps.time("extract", () => Promise.all(all.map((f, i) => loadFetched(item.documents[i]!, f, job.limits.maxDocumentBytes))));
+  });
+  return {
+    documents: quiet(documents),
+    submitted: quiet(submitState(deps, job)),
+    halt: quiet(store.getJson<{ reason: string }>(keys.halt(job.jobId)).then((h) => h ?? null)),
+    cancelled: quiet(store.exists(keys.cancel(job.jobId))),
+  };
+}
+
+async function runClaimed(
+  deps: WorkerDeps,
+  store: ObjectStore,
+  job: JobRecord,
+  item: Item,
+  ctx: TaskContext,
+  now: () => number,
+  attemptsBefore: number,
+  ahead: ReadAhead,
+  steps: ItemSteps,
+): Promise<TaskOutcome> {
   const resultKey = keys.item(job.jobId, item.id, "result.json");
   const startedAt = now();
   let attempts = attemptsBefore;
@@ -112,7 +157,7 @@ async function runClaimed(deps: WorkerDeps, store: ObjectStore, job: JobRecord, 
     const spent = await earlierAttempts(store, job.jobId, item.id, attempts + 1, recorder.closed);
     const paid = spent.cost > 0 || spent.usage.inputTokens > 0 ? { usage: spent.usage, ...costFields(spent.cost, currency), ...(spent.estimated ? { usageEstimated: true } : {}) } : {};
     const base = { version: 1 as const, id: item.id, attempts: Math.max(1, attempts), model: job.model, startedAt: new Date(startedAt).toISOString() };
-    await store.putJsonIfAbsent(resultKey, { ...base, ...r, ...paid, finishedAt: new Date(finishedAt).toISOString(), durationMs: finishedAt - startedAt });
+    await steps.time("write", () => store.putJsonIfAbsent(resultKey, { ...base, ...r, ...paid, finishedAt: new Date(finishedAt).toISOString(), durationMs: finishedAt - startedAt }));
     await countFinished(deps, store, job, item.id);
     return r.status;
   };
@@ -134,7 +179,7 @@ async function runClaimed(deps: WorkerDeps, store: ObjectStore, job: JobRecord, 
     if (abandoned && (job.limits.maxCost ?? job.limits.maxCostUsd) !== null) await deps.coord.settleSpend(job.jobId, abandoned.reservedCost, abandoned.countedCost);
   }
 
-  const submitted = await submitState(deps, job);
+  const submitted = await ahead.submitted;
   if (submitted === "failed") {
     return finish({ ...blank, status: "skipped", error: { kind: "submit_failed", message: "not sent: the job's submit failed part-way, so its queued tasks are not run; submit it again" } });
   }
@@ -143,9 +188,9 @@ async function runClaimed(deps: WorkerDeps, store: ObjectStore, job: JobRecord, 
     throw new ReturnToQueue(5, "the job is still being submitted");
   }
 
-  const halt = await store.getJson<{ reason: string }>(keys.halt(job.jobId));
+  const halt = await ahead.halt;
   if (halt) return finish({ ...blank, status: "skipped", error: { kind: "halted", message: `the job was halted: ${halt.reason}` } });
-  if (await store.exists(keys.cancel(job.jobId))) {
+  if (await ahead.cancelled) {
     return finish({ ...blank, status: "skipped", error: { kind: "cancelled", message: "the job was cancelled" } });
   }
 
@@ -160,23 +205,23 @@ async function runClaimed(deps: WorkerDeps, store: ObjectStore, job: JobRecord, 
         { haltsJob: true },
       );
     }
-    const loaded = await Promise.all(item.documents.map((d) => readDocument(deps.s3, d, job.limits.maxDocumentBytes)));
+    const loaded = await ahead.documents;
     documents = loaded.map((l) => l.info);
     const beginAttempt = async () => {
       if (recorder.begun) return;
+      // The claim is this delivery's alone, so the attempt's number is known before the count
+      // lands: the recorder opens it now and its open record is written beside the count.
+      recorder.begin(attemptsBefore + 1);
       attempts = await deps.coord.countAttempt(job.jobId, item.id);
-      await recorder.begin(attempts);
+      if (attempts !== attemptsBefore + 1) deps.log.warn({ jobId: job.jobId, itemId: item.id, counted: attempts, expected: attemptsBefore + 1 }, "the item's attempt count moved under its claim");
     };
     // An OpenAI Batch line brings its own messages instead of documents.
     const request = item.request ? await readBatchRequest(store, item.request) : undefined;
-    const result = await answerItem(deps, job, loaded.map((l) => l.doc), ctx, now, { recorder, beginAttempt }, request);
+    const result = await answerItem(deps, job, loaded.map((l) => l.doc), ctx, now, { recorder, beginAttempt, steps }, request);
     const json = job.spec.output.format === "json";
     // answer.json only ever holds a document that passed the schema; one that never did is kept beside it.
     const answerFile = !json ? "answer.md" : result.validationError ? "answer.invalid.json" : "answer.json";
     const answerPath = `items/${item.id}/${answerFile}`;
-    await keepPaid(() => store.put(keys.item(job.jobId, item.id, answerFile), result.answer, json ? "application/json" : "text/markdown; charset=utf-8"));
-    // Without thinking there is no trace at all: no reasoning.md of empty headings.
-    if (result.hasReasoning) await keepPaid(() => store.put(keys.item(job.jobId, item.id, "reasoning.md"), result.reasoning, "text/markdown; charset=utf-8"));
     const packed = job.spec.packing === "packed" && item.documents.length > 1 ? await writeDocumentAnswers(store, job, item, result.answer) : null;
     // issue 12: every sample's answer and the structured trace of rounds and tool calls.
     const sampled = result.sampling.length ? samplingSummary(result.sampling, job.spec.minAgreement) : null;
@@ -194,8 +239,14 @@ async function runClaimed(deps: WorkerDeps, store: ObjectStore, job: JobRecord, 
             : (sampled?.low ?? null);
     deps.log.info({ jobId: job.jobId, itemId: item.id, usage: result.usage, costUsd: result.costUsd, finishReasons: result.finishReasons }, "item answered");
     const reasoningPath = result.hasReasoning ? `items/${item.id}/reasoning.md` : null;
-    await keepPaid(() => recorder.close(outputError ? "failed" : "succeeded", outputError, { reasoning: reasoningPath, answer: answerPath }));
-    return await keepPaid(() => finish({
+    // The attempt's record, naming the final files, is written beside them; result.json comes after both.
+    await steps.time("write", () => Promise.all([
+      keepPaid(() => store.put(keys.item(job.jobId, item.id, answerFile), result.answer, json ? "application/json" : "text/markdown; charset=utf-8")),
+      // Without thinking there is no trace at all: no reasoning.md of empty headings.
+      result.hasReasoning && keepPaid(() => store.put(keys.item(job.jobId, item.id, "reasoning.md"), result.reasoning, "text/markdown; charset=utf-8")),
+      keepPaid(() => recorder.close(outputError ? "failed" : "succeeded", outputError, { reasoning: reasoningPath, answer: answerPath })),
+    ]));
+    const status = await keepPaid(() => finish({
       ...blank,
       documents,
       status: outputError ? "failed" : "succeeded",
@@ -217,7 +268,12 @@ async function runClaimed(deps: WorkerDeps, store: ObjectStore, job: JobRecord, 
       documentAnswers: packed?.answers ?? null,
       ...(sampled ? { ...sampled.summary, trace: `items/${item.id}/trace.json` } : {}),
     }));
+    // The settling of the ledgers, started when the call ended, is done before the task returns.
+    await recorder.idle();
+    deps.log.info({ jobId: job.jobId, itemId: item.id, status, steps: steps.summary() }, "item done");
+    return status;
   } catch (e) {
+    await recorder.idle();
     if (e instanceof ReturnToQueue) {
       // Waiting is not an attempt: hand the item back and let the queue hold the task (a call
       // already paid in this delivery stays in its attempt's record, with its trace).
@@ -295,12 +351,13 @@ async function countFinished(deps: WorkerDeps, store: ObjectStore, job: JobRecor
 /** Renews the claim and keeps the message hidden in short steps, so a dead worker's task is back within one lease. */
 function startHeartbeat(deps: WorkerDeps, jobId: string, itemId: string, ctx: TaskContext): { stop(): void } {
   const leaseS = Math.ceil(deps.timing.leaseMs / 1000);
-  const beat = () =>
-    Promise.all([deps.coord.renewClaim(jobId, itemId, deps.owner, deps.timing.leaseMs), ctx.extendVisibility?.(leaseS)]).catch((e: unknown) =>
+  const beat = (renew: boolean) =>
+    Promise.all([renew && deps.coord.renewClaim(jobId, itemId, deps.owner, deps.timing.leaseMs), ctx.extendVisibility?.(leaseS)]).catch((e: unknown) =>
       deps.log.warn({ jobId, itemId, error: String(e) }, "heartbeat failed"),
     );
-  void beat();
-  const timer = setInterval(beat, Math.max(200, deps.timing.leaseMs / 3));
+  // The claim was just taken with a full lease; the message's visibility still has the queue's long default.
+  void beat(false);
+  const timer = setInterval(() => void beat(true), Math.max(200, deps.timing.leaseMs / 3));
   timer.unref();
   return { stop: () => clearInterval(timer) };
 }
@@ -320,15 +377,21 @@ async function writeDocumentAnswers(store: ObjectStore, job: JobRecord, item: Jo
   return { answers, error };
 }
 
-async function readDocument(s3: S3Client, doc: { source: string; uri: string }, maxBytes: number) {
+type FetchedDocument = Uint8Array | undefined;
+
+function fetchDocument(s3: S3Client, doc: { uri: string }): Promise<FetchedDocument> {
   const { bucket, key } = parseS3Uri(doc.uri);
-  const bytes = await new ObjectStore(s3, bucket).getBytes(key);
+  return new ObjectStore(s3, bucket).getBytes(key);
+}
+
+async function loadFetched(doc: { source: string; uri: string }, bytes: FetchedDocument, maxBytes: number) {
   if (!bytes) throw new DocumentError("document_missing", `${doc.source}: not found at ${doc.uri}`);
   const loaded = await loadDocument({ bytes, name: doc.source }, { maxBytes });
   const sha256 = createHash("sha256").update(loaded.text).digest("hex");
   const tokens = countTokens(loaded.text);
   return {
-    doc: { source: doc.source, text: loaded.text } satisfies PromptDocument,
+    // The count goes with the text, so planning the call does not count the document again.
+    doc: { source: doc.source, text: loaded.text, tokens } satisfies PromptDocument,
     info: { source: doc.source, format: loaded.format, bytes: loaded.bytes, chars: loaded.chars, tokens, sha256 },
   };
 }
@@ -363,6 +426,7 @@ interface ItemAnswer {
 interface AttemptContext {
   recorder: AttemptRecorder;
   beginAttempt: () => Promise<void>;
+  steps: ItemSteps;
 }
 
 async function answerItem(deps: WorkerDeps, job: JobRecord, docs: PromptDocument[], ctx: TaskContext, now: () => number, attempt: AttemptContext, request?: BatchRequest): Promise<ItemAnswer> {
@@ -373,13 +437,13 @@ async function answerItem(deps: WorkerDeps, job: JobRecord, docs: PromptDocument
   const calls: { id: string | null; result: ChatResult; plan: CallPlan; repair?: boolean; continued?: boolean }[] = [];
   // Sequential on purpose: the first call writes the cache the next ones read.
   for (const [i, qs] of questions.entries()) {
-    const plan = request ? planBatchCall(request, model, job.spec) : planCall({ ...job.spec, questions: qs }, model, docs);
+    const plan = attempt.steps.timeSync("plan", () => (request ? planBatchCall(request, model, job.spec) : planCall({ ...job.spec, questions: qs }, model, docs)));
     // Once a call of this item is paid for, later calls wait in process rather than lose it.
     // One delivery that calls the model is one attempt, however many questions it asks.
     const id = questions.length > 1 ? qs![0]!.id : null;
     const maxWaitMs = i === 0 ? deps.timing.maxInProcessWaitMs : 60_000;
     const call = (p: CallPlan, label: string | null, waitMs: number) =>
-      callModel(deps, job, model, p, ctx, now, { label, maxWaitMs: waitMs, attempt: attempt.recorder, beginAttempt: attempt.beginAttempt });
+      callModel(deps, job, model, p, ctx, now, { label, maxWaitMs: waitMs, attempt: attempt.recorder, beginAttempt: attempt.beginAttempt, steps: attempt.steps });
     if (usesSampling(job)) {
       // issue 12: k samples and the tool loop, each call traced under its own label; the result
       // lists every call it made (priced one by one below). Continuation does not apply: the
@@ -433,7 +497,7 @@ async function answerItem(deps: WorkerDeps, job: JobRecord, docs: PromptDocument
       if (!repairPlan) {
         validationError = `${problem} (no repair call: the prompt with the bad answer would not fit the model's context)`;
       } else {
-        const r = await callModel(deps, job, model, repairPlan, ctx, now, { label: "repair", maxWaitMs: 60_000, attempt: attempt.recorder, beginAttempt: attempt.beginAttempt });
+        const r = await callModel(deps, job, model, repairPlan, ctx, now, { label: "repair", maxWaitMs: 60_000, attempt: attempt.recorder, beginAttempt: attempt.beginAttempt, steps: attempt.steps });
         calls.push({ id: null, plan: repairPlan, result: r, repair: true });
         const after = validateAnswer(r.answer, schema);
         if (after) {
