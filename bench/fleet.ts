@@ -110,6 +110,9 @@ interface ArmResult {
   capUsd: number;
   spendWithinCap: boolean;
   lateJobS: number;
+  /** Submit to the first request at the simulator, and the last request to the last manifest: what the ideal leaves out. */
+  firstCallS: number;
+  tailS: number;
   workerProcesses: number;
   /** 429s by provider error code, and why items failed: what to look at when a target is missed. */
   refusedBy: Record<string, number>;
@@ -234,6 +237,8 @@ async function runArm(mode: QuotaMode, quota: { rpm: number; tpm: number }, cata
         capUsd,
         spendWithinCap: mb.cost <= capUsd,
         lateJobS: (ml.doneAt - tLate) / 1000,
+        firstCallS: (Math.min(...calls.map((c) => c.receivedAt)) - t0) / 1000,
+        tailS: (Math.max(mb.doneAt, ml.doneAt) - Math.max(...calls.map((c) => c.receivedAt))) / 1000,
         workerProcesses: fleet.processes.length,
         refusedBy: refusals(calls, quota),
         failures: [...mb.items, ...ml.items].filter((i) => i.status === "failed").map((i) => `${i.documents.join(",")}: ${i.error?.kind} ${i.error?.message.slice(0, 160)}`),
@@ -285,6 +290,8 @@ const rows: [string, (r: ArmResult) => string][] = [
   ["makespan s", (r) => f(r.makespanS, 1)],
   ["makespan / ideal", (r) => f(r.ratio, 3)],
   ["late job s (submit to manifest)", (r) => f(r.lateJobS, 1)],
+  ["submit to first request s", (r) => f(r.firstCallS, 2)],
+  ["last request to last manifest s", (r) => f(r.tailS, 2)],
   ["requests to the API", (r) => String(r.requests)],
   ["refused with 429", (r) => `${r.rejected429} (${pct(r.rejected429Share)})`],
   ["other error responses", (r) => String(r.otherErrors)],

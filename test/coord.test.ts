@@ -167,11 +167,11 @@ describe("quota: a log of planned starts per model", () => {
 
   it("keeps the per-second token share: a request waits until the last second has room for it; settling records the real tokens", async () => {
     const model = `tps-${newJob()}`;
-    const account = { rpm: 6_000, tpm: 60_000 }; // 1,000 tokens a second, 970 with headroom
+    const account = { rpm: 6_000, tpm: 60_000 }; // 1,000 tokens a second, 980 with headroom
     const a = await coord.reserveQuota({ model, tokens: 600, account, maxWaitMs: 60_000, now: 0 });
     const b = await coord.reserveQuota({ model, tokens: 600, account, maxWaitMs: 60_000, now: 0 });
     expect(a).toMatchObject({ ok: true, startAt: 0 });
-    // 600 + 600 is over the second's 970: the next start is once the first left the window.
+    // 600 + 600 is over the second's 980: the next start is once the first left the window.
     expect(b).toMatchObject({ ok: true, startAt: 1_201 });
     if (!b.ok) throw new Error("refused");
     // b really used 100 tokens: a 600-token request now fits beside it.

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { GetItemCommand, UpdateItemCommand, type AttributeValue, type DynamoDBClient, type UpdateItemCommandInput } from "@aws-sdk/client-dynamodb";
 import { LongdocError } from "../errors.ts";
-import { earliestStart, prune, type QuotaEntry } from "./quota-schedule.ts";
+import { DEFAULT_HEADROOM, earliestStart, prune, type QuotaEntry } from "./quota-schedule.ts";
 
 /**
  * The fleet's coordination store: one DynamoDB table (hash key `pk`, TTL on `expiresAt`) shared
@@ -128,7 +128,7 @@ const usd = (n: number) => n / NANO;
 export function createCoordinator(client: DynamoDBClient, table: string, opts: CoordinatorOptions = {}): Coordinator {
   const clock = opts.now ?? Date.now;
   const ttlS = (opts.ttlDays ?? 7) * 86_400;
-  const headroom = opts.headroom ?? 0.03;
+  const headroom = opts.headroom ?? DEFAULT_HEADROOM;
   const maxConflicts = opts.maxConflicts ?? 25;
   const expires = () => Math.floor(clock() / 1000) + ttlS;
 

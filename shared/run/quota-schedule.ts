@@ -23,11 +23,18 @@ export interface WindowLimits {
 }
 
 export interface ScheduleOptions {
-  /** Share of RPM/TPM left unused (default 0.03). */
+  /** Share of RPM/TPM left unused (default DEFAULT_HEADROOM). */
   headroom?: number;
   /** The windows are checked this much wider, for the time a request takes to reach the provider and clock jitter. */
   marginMs?: number;
 }
+
+/**
+ * Share of the quota left unused. Token counts are exact and reservations are worst-case until
+ * settled, and the margin below covers timing, so this is only a small safety net:
+ * bench:fleet shows 0 refusals with 2 %.
+ */
+export const DEFAULT_HEADROOM = 0.02;
 
 /** The windows are checked this much wider: a request reaches the provider a little after its planned start. */
 export const DEFAULT_MARGIN_MS = 200;
@@ -49,7 +56,7 @@ function windowAt(entries: QuotaEntry[], end: number, width: number): { count: n
 
 /** Whether a request of `tokens` may start at `at` given the planned starts in `entries`. */
 export function fits(entries: QuotaEntry[], limits: WindowLimits, tokens: number, at: number, o: ScheduleOptions = {}): boolean {
-  const keep = 1 - (o.headroom ?? 0.03);
+  const keep = 1 - (o.headroom ?? DEFAULT_HEADROOM);
   const margin = o.marginMs ?? DEFAULT_MARGIN_MS;
   const second = windowAt(entries, at, SECOND + margin);
   const minute = windowAt(entries, at, MINUTE + 4 * margin);
