@@ -35,6 +35,10 @@ const TABLE_MASK = TABLE_SIZE - 1;
 /** Any code point from U+0300 (the first combining mark) on: text without one is already NFC. */
 const BEYOND_NFC_STABLE = /[^\u0000-\u02ff]/;
 
+const FNV_OFFSET = 0x811c9dc5;
+const FNV_PRIME = 0x01000193;
+const isAsciiLetter = (c: number) => (c | 0x20) >= 0x61 && (c | 0x20) <= 0x7a;
+
 /** Pieces at most this long are cached (longer ones rarely repeat). */
 const CACHE_MAX_PIECE = 48;
 /** The cache starts over when it holds this many pieces (at most ~10 MB: 6 MB of slots + the pool). */
@@ -407,9 +411,15 @@ export function createEngine(opts: EngineOptions = {}): Engine {
     const plen = end - start;
     if (plen === 1 && s.charCodeAt(start) < 0x80) return 1; // one byte, one token
     if (plen > cacheMaxPiece) return bpeCount(s, start, end);
-    let h = 0x811c9dc5;
-    for (let k = start; k < end; k++) h = Math.imul(h ^ s.charCodeAt(k), 0x01000193);
-    h = h === 0 ? 1 : h;
+    let h = FNV_OFFSET;
+    for (let k = start; k < end; k++) h = Math.imul(h ^ s.charCodeAt(k), FNV_PRIME);
+    return hashedCount(s, start, end, h);
+  };
+
+  /** pieceCount with the piece's FNV-1a hash already computed (0 < end - start <= cacheMaxPiece). */
+  const hashedCount = (s: string, start: number, end: number, hash: number): number => {
+    const plen = end - start;
+    const h = hash === 0 ? 1 : hash;
     const mask = slots - 1;
     for (let k = h & mask; ; k = (k + 1) & mask) {
       const ch = ctab[3 * k]!;
@@ -442,6 +452,25 @@ export function createEngine(opts: EngineOptions = {}): Engine {
     const len = s.length;
     let total = 0;
     for (let i = 0; i < len; ) {
+      // Fast path for the commonest pieces, an ASCII word with or without one leading space: the
+      // run is scanned and hashed in one pass. Anything else (and a word that runs on into a
+      // non-ASCII character, which may be a letter too) takes the general scanner.
+      const c = s.charCodeAt(i);
+      const w = c === 0x20 && i + 1 < len ? i + 1 : i;
+      if (isAsciiLetter(s.charCodeAt(w))) {
+        let h = c === 0x20 && w > i ? Math.imul(FNV_OFFSET ^ 0x20, FNV_PRIME) : FNV_OFFSET;
+        let k = w;
+        for (; k < len; k++) {
+          const d = s.charCodeAt(k);
+          if (!isAsciiLetter(d)) break;
+          h = Math.imul(h ^ d, FNV_PRIME);
+        }
+        if ((k === len || s.charCodeAt(k) < 0x80) && k - i <= cacheMaxPiece) {
+          total += k - i === 1 ? 1 : hashedCount(s, i, k, h);
+          i = k;
+          continue;
+        }
+      }
       const j = pieceEnd(s, i, len);
       total += pieceCount(s, i, j);
       i = j;
