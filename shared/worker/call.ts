@@ -38,6 +38,8 @@ export interface CallOptions {
 
 /** How long a container goes on with the fleet's speed figure before reading it again (it moves slowly). */
 const SPEED_READ_EVERY_MS = 15_000;
+/** How often a container adds its own measurement (a deadline's stopped call always does). */
+const SPEED_WRITE_EVERY_MS = 60_000;
 type SeenSpeed = Awaited<ReturnType<WorkerDeps["coord"]["modelSpeed"]>>;
 /** Per container (its coordinator), per model: the last read of the fleet's figure. */
 const speedReads = new WeakMap<WorkerDeps["coord"], Map<string, { at: number; seen: Promise<SeenSpeed> }>>();
@@ -228,7 +230,7 @@ async function learnSpeed(deps: WorkerDeps, model: ModelInfo, usage: Usage, t: {
   const nowMs = (deps.now ?? Date.now)();
   let writes = speedWrites.get(deps.coord);
   if (!writes) speedWrites.set(deps.coord, (writes = new Map()));
-  if (!o.always && nowMs - (writes.get(model.id) ?? -Infinity) < SPEED_READ_EVERY_MS) return;
+  if (!o.always && nowMs - (writes.get(model.id) ?? -Infinity) < SPEED_WRITE_EVERY_MS) return;
   const seen: { decodeTokensPerSecond?: number; prefillTokensPerSecond?: number } = {};
   if (t.decodeMs && t.decodeMs > 0 && usage.outputTokens >= MIN_TOKENS_TO_MEASURE) seen.decodeTokensPerSecond = usage.outputTokens / (t.decodeMs / 1000);
   const uncached = usage.inputTokens - usage.cachedTokens;

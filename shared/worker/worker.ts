@@ -55,6 +55,18 @@ export function backoffMs(t: WorkerTiming, attempt: number, random = Math.random
  * must wait (for quota, a backoff, or a live claim held by another delivery).
  */
 export async function runTask(deps: WorkerDeps, task: TaskMessage, ctx: TaskContext): Promise<TaskOutcome> {
+  // The message keeps the queue's long visibility until told otherwise: a short one at once, so a
+  // worker that dies early (out of memory while extracting) gives its task back within a lease.
+  // It goes out beside the first reads, and lands before the task returns (a wait's own visibility must come after it).
+  const hidden = ctx.extendVisibility?.(Math.ceil(deps.timing.leaseMs / 1000)).catch((e: unknown) => deps.log.warn({ jobId: task.jobId, itemId: task.itemId, error: String(e) }, "heartbeat failed"));
+  try {
+    return await runTaskVisible(deps, task, ctx);
+  } finally {
+    await hidden;
+  }
+}
+
+async function runTaskVisible(deps: WorkerDeps, task: TaskMessage, ctx: TaskContext): Promise<TaskOutcome> {
   const now = deps.now ?? Date.now;
   const steps = new ItemSteps();
   const store = new ObjectStore(deps.s3, task.bucket);
@@ -351,13 +363,12 @@ async function countFinished(deps: WorkerDeps, store: ObjectStore, job: JobRecor
 /** Renews the claim and keeps the message hidden in short steps, so a dead worker's task is back within one lease. */
 function startHeartbeat(deps: WorkerDeps, jobId: string, itemId: string, ctx: TaskContext): { stop(): void } {
   const leaseS = Math.ceil(deps.timing.leaseMs / 1000);
-  const beat = (renew: boolean) =>
-    Promise.all([renew && deps.coord.renewClaim(jobId, itemId, deps.owner, deps.timing.leaseMs), ctx.extendVisibility?.(leaseS)]).catch((e: unknown) =>
+  const beat = () =>
+    Promise.all([deps.coord.renewClaim(jobId, itemId, deps.owner, deps.timing.leaseMs), ctx.extendVisibility?.(leaseS)]).catch((e: unknown) =>
       deps.log.warn({ jobId, itemId, error: String(e) }, "heartbeat failed"),
     );
-  // The claim was just taken with a full lease; the message's visibility still has the queue's long default.
-  void beat(false);
-  const timer = setInterval(() => void beat(true), Math.max(200, deps.timing.leaseMs / 3));
+  // The claim was just taken with a full lease, and runTask set the message's visibility: the first beat is a third of a lease away.
+  const timer = setInterval(() => void beat(), Math.max(200, deps.timing.leaseMs / 3));
   timer.unref();
   return { stop: () => clearInterval(timer) };
 }
