@@ -1,12 +1,13 @@
 /**
  * The worker Lambda's cold start: the bundle built as SST ships it (esbuild, ESM, Node 24, the
- * packages infra installs kept external; see test/bundle.test.ts), minified and, beside it,
- * unminified, each imported in fresh Node processes, with a bare Node process as the floor.
+ * packages infra installs kept external, minified, with code splitting as infra/queue.ts asks;
+ * see test/bundle.test.ts) and, beside it, the same as one minified file and unminified, each
+ * imported in fresh Node processes, with a bare Node process as the floor.
  *
  * Per process: `import` = the time the worker bundle's import takes; `init` = the first
  * invocation's one-off work (settings, clients, model client: the handler is called with an
  * empty batch); `ready` = from the process's start to the end of init. Medians of N processes,
- * run one after another. Target: import of the minified bundle ≤ 500 ms.
+ * run one after another. Target: import of the bundle as it ships ≤ 500 ms.
  *
  *   npm run bench:cold-start        (BENCH_COLD_N=15 processes per variant by default)
  */
@@ -99,8 +100,8 @@ const variants = [
   { name: "bare node", build: null as Awaited<ReturnType<typeof bundle>> | null },
   { name: "minified", build: await bundle(true) },
   { name: "unminified", build: await bundle(false) },
-  // Not what ships today: the same bundle with esbuild's code splitting, so the format parsers
-  // behind dynamic import() (PDF, DOCX, XLSX, CSV) become chunks loaded only when a task needs them.
+  // What ships: esbuild's code splitting, so the format parsers behind dynamic import() (PDF,
+  // DOCX, XLSX, CSV) are chunks loaded only when a task needs them.
   { name: "min+split", build: await bundle(true, true) },
 ];
 const samples = new Map<string, { importMs: number; initMs: number; readyMs: number }[]>(variants.map((v) => [v.name, []]));
@@ -122,14 +123,14 @@ const rows = variants.map((v) => {
 });
 const f = (x: number) => x.toFixed(1);
 const kib = (b: number) => (b / 1024).toFixed(0);
-console.log(`worker bundle cold start: medians of ${N} fresh Node processes each (interleaved); KiB of min+split is its entry file`);
+console.log(`worker bundle cold start: medians of ${N} fresh Node processes each (interleaved); min+split ships (its KiB is the entry file)`);
 console.log(`${"variant".padEnd(11)} ${"KiB".padStart(7)} ${"gzip KiB".padStart(9)} ${"import ms".padStart(10)} ${"max".padStart(7)} ${"init ms".padStart(8)} ${"ready ms".padStart(9)}`);
 for (const r of rows) console.log(`${r.variant.padEnd(11)} ${kib(r.bytes).padStart(7)} ${kib(r.gzipBytes).padStart(9)} ${f(r.importMs).padStart(10)} ${f(r.maxImportMs).padStart(7)} ${f(r.initMs).padStart(8)} ${f(r.readyMs).padStart(9)}`);
 const [bare, min, plain, split] = rows as [(typeof rows)[0], (typeof rows)[0], (typeof rows)[0], (typeof rows)[0]];
 const largest = variants[1]!.build!.largest.map(([name, b]) => ({ name, kib: Math.round(b / 1024) }));
 console.log(`largest parts of the minified bundle: ${largest.map((l) => `${l.name} ${l.kib} KiB`).join(", ")}`);
-const met = min.importMs <= TARGET_MS;
+const met = split.importMs <= TARGET_MS;
 console.log(
-  `minified import ${f(min.importMs)} ms (target ≤ ${TARGET_MS} ms): ${met ? "met" : "NOT met"}; unminified ÷ minified import: ${(plain.importMs / min.importMs).toFixed(2)}x; ready ÷ bare Node start: ${(min.readyMs / bare.readyMs).toFixed(2)}x; min+split ÷ minified import: ${(split.importMs / min.importMs).toFixed(2)}x (entry ${kib(split.bytes)} KiB)`,
+  `as it ships (min+split) import ${f(split.importMs)} ms (target ≤ ${TARGET_MS} ms): ${met ? "met" : "NOT met"}; min+split ÷ one minified file: ${(split.importMs / min.importMs).toFixed(2)}x (entry ${kib(split.bytes)} KiB); unminified ÷ minified import: ${(plain.importMs / min.importMs).toFixed(2)}x; ready ÷ bare Node start: ${(split.readyMs / bare.readyMs).toFixed(2)}x`,
 );
 console.log(JSON.stringify({ bench: "cold-start", n: N, rows, largestKiB: largest, targetMs: TARGET_MS, targetMet: met }));

@@ -46,8 +46,11 @@ export interface FunctionArgs {
   environment?: Record<string, Input<string>>;
   permissions?: FunctionPermission[];
   copyFiles?: { from: string; to?: string }[];
-  /** `install`: packages shipped in the function's node_modules/ instead of bundled (aws/function.ts). */
-  nodejs?: { install?: string[] };
+  /**
+   * `install`: packages shipped in the function's node_modules/ instead of bundled; `splitting`:
+   * esbuild's code splitting, so what a dynamic import() loads is a chunk read on first use (aws/function.ts).
+   */
+  nodejs?: { install?: string[]; splitting?: boolean };
 }
 
 export interface LambdaFunction {

@@ -15,9 +15,10 @@ import { submitJob } from "../shared/submit/submit.ts";
 import { INSTALLED_PACKAGES } from "../infra/queue.ts";
 
 /**
- * The worker as SST would ship it: one esbuild bundle (ESM, Node 24) with the packages
- * infra installs kept external, loaded in a plain Node process with SST's linked-resource
- * environment, and invoked on a real SQS message. No SST engine or AWS account needed.
+ * The worker as SST would ship it: an esbuild bundle (ESM, Node 24, minified, split into chunks
+ * as infra/queue.ts asks) with the packages infra installs kept external, loaded in a plain Node
+ * process with SST's linked-resource environment, and invoked on a real SQS message (a PDF, so
+ * the PDF reader's chunk is loaded on first use). No SST engine or AWS account needed.
  */
 describe("the worker Lambda bundle", () => {
   const outDir = path.resolve("node_modules/.cache/longdoc-bundle");
@@ -44,6 +45,21 @@ describe("the worker Lambda bundle", () => {
     });
     bytes = Object.values(result.metafile.outputs).reduce((s, o) => s + o.bytes, 0);
     inputsOf = Object.fromEntries(Object.entries(result.metafile.outputs).map(([file, o]) => [path.basename(file), Object.keys(o.inputs)]));
+    // The worker as it ships: minified, with code splitting (SST names the files .mjs).
+    await build({
+      entryPoints: ["functions/worker.ts"],
+      bundle: true,
+      minify: true,
+      splitting: true,
+      platform: "node",
+      format: "esm",
+      target: "node24",
+      outdir: path.join(outDir, "worker-split"),
+      outExtension: { ".js": ".mjs" },
+      external: INSTALLED_PACKAGES,
+      logLevel: "silent",
+      banner: { js: "import { createRequire as __longdocRequire } from 'node:module'; const require = __longdocRequire(import.meta.url);" },
+    });
     stack = await startLocalStack({ visibilityTimeoutS: 30 });
     sim = await startSimulator({ port: 0, apiKey: "sk-bundle" });
   });
@@ -76,7 +92,7 @@ describe("the worker Lambda bundle", () => {
     );
     const runner = `
       import { ReceiveMessageCommand, SQSClient } from "@aws-sdk/client-sqs";
-      const { handler } = await import(${JSON.stringify(path.join(outDir, "worker.mjs"))});
+      const { handler } = await import(${JSON.stringify(path.join(outDir, "worker-split", "worker.mjs"))});
       for (const other of ["submit.mjs", "dlq.mjs"]) {
         const mod = await import(${JSON.stringify(outDir + "/")} + other);
         if (typeof mod.handler !== "function") throw new Error(other + " exports no handler");

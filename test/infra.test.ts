@@ -256,7 +256,8 @@ describe("queue, worker and dead letters", () => {
     expect(worker.fn.permissions).toContainEqual({ actions: ["sqs:ChangeMessageVisibility"], resources: [tasks.self.arn] });
     expect(worker.fn.runtime).toBe("nodejs24.x");
     // pdf.js needs its CMaps and fonts as files at run time: shipped as a package, not bundled.
-    expect(worker.fn.nodejs).toEqual({ install: ["pdfjs-dist", "quickjs-emscripten"] });
+    // Code splitting keeps the format readers off the cold start.
+    expect(worker.fn.nodejs).toEqual({ install: ["pdfjs-dist", "quickjs-emscripten"], splitting: true });
     expect(worker.fn.memory).toBe(`${deployment.workerMemoryMb} MB`);
   });
 
