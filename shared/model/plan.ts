@@ -4,8 +4,8 @@ import type { ChatRequest } from "./client.ts";
 import { BudgetError, LongdocError } from "../errors.ts";
 import type { PlanSpec } from "./spec.ts";
 import { buildMessages, promptLayout, type ChatMessage, type PromptDocument, type PromptLayout } from "./prompt.ts";
-import { countTokens } from "../tokens/index.ts";
-import { countJoined } from "../tokens/join.ts";
+import { countTokens, TURN_END, turnStart } from "../tokens/index.ts";
+import { countChatJoined, countJoined } from "../tokens/join.ts";
 
 /** One model call, ready to send: the messages, their exact token count and the output caps. */
 export interface CallPlan {
@@ -32,12 +32,13 @@ export const EXPLICIT_CACHE_MIN_TOKENS = 1024;
  * document's known count (tokens/join.ts): a 1 MB document is not counted a second time.
  */
 function promptTokens(layout: PromptLayout): { inputTokens: number; prefixTokens: number } {
-  const system = `<|im_start|>system\n${layout.system}<|im_end|>\n`;
-  const systemTokens = countTokens(system);
   return {
-    inputTokens: countTokens("<|im_start|>assistant\n") + systemTokens + countJoined(["<|im_start|>user\n", ...layout.body, layout.tail, "<|im_end|>\n"]),
+    inputTokens: countChatJoined([
+      { role: "system", parts: [layout.system] },
+      { role: "user", parts: [...layout.body, layout.tail] },
+    ]),
     // The shared prefix (system prompt and documents) that calls over the same documents reuse from the cache.
-    prefixTokens: countJoined([system, "<|im_start|>user\n", ...layout.body]),
+    prefixTokens: countJoined([turnStart("system"), layout.system, TURN_END, turnStart("user"), ...layout.body]),
   };
 }
 

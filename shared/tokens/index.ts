@@ -31,6 +31,11 @@ export function countTokens(text: string): number {
   return getEngine().count(text);
 }
 
+/** ChatML framing: each message is `turnStart(role)` + content + `TURN_END`; the prompt ends with `REPLY_START`. */
+export const turnStart = (role: string) => `<|im_start|>${role}\n`;
+export const TURN_END = "<|im_end|>\n";
+export const REPLY_START = turnStart("assistant");
+
 /**
  * Prompt tokens of a chat as the API counts them (ChatML): each message
  * `<|im_start|>{role}\n{content}<|im_end|>\n`, then `<|im_start|>assistant\n`.
@@ -39,7 +44,7 @@ export function countTokens(text: string): number {
  */
 export function countChatTokens(messages: readonly ChatMessage[]): number {
   const e = getEngine();
-  let n = e.count("<|im_start|>assistant\n");
-  for (const m of messages) n += e.count(`<|im_start|>${m.role}\n${m.content}<|im_end|>\n`);
+  let n = e.count(REPLY_START);
+  for (const m of messages) n += e.count(turnStart(m.role) + m.content + TURN_END);
   return n;
 }

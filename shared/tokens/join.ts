@@ -16,7 +16,7 @@
  * reused between its first and last cut, and only the framing with the few characters before the
  * first cut and after the last one is counted. test/tokens-join.test.ts checks it against whole counts.
  */
-import { countTokens } from "./index.ts";
+import { countTokens, REPLY_START, TURN_END, turnStart } from "./index.ts";
 
 /** A text whose exact token count (countTokens(text)) is already known. */
 export interface CountedText {
@@ -76,4 +76,9 @@ export function countJoined(parts: readonly (string | CountedText)[]): number {
     open = tail;
   }
   return total + countTokens(open);
+}
+
+/** countChatTokens for messages given in parts: the same ChatML framing, each known text's count reused. */
+export function countChatJoined(messages: readonly { role: string; parts: readonly (string | CountedText)[] }[]): number {
+  return messages.reduce((n, m) => n + countJoined([turnStart(m.role), ...m.parts, TURN_END]), countTokens(REPLY_START));
 }

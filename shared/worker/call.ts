@@ -29,7 +29,10 @@ export interface CallOptions {
   label: string | null;
   /** Quota waits longer than this go back to the queue. */
   maxWaitMs: number;
-  /** Counts the attempt (once per delivery) and returns its number; called just before the first request leaves. */
+  /**
+   * Counts the attempt (once per delivery); called just before the first request leaves. It opens
+   * `attempt` before its first await, so the call's `startCall` runs beside the count.
+   */
   beginAttempt: () => Promise<void>;
   attempt: AttemptRecorder;
   /** The delivery's step clock: the call's time counts as `model`. */
@@ -43,7 +46,7 @@ const SPEED_WRITE_EVERY_MS = 60_000;
 type SeenSpeed = Awaited<ReturnType<WorkerDeps["coord"]["modelSpeed"]>>;
 /** Per container (its coordinator), per model: the last read of the fleet's figure. */
 const speedReads = new WeakMap<WorkerDeps["coord"], Map<string, { at: number; seen: Promise<SeenSpeed> }>>();
-/** Per container, per model: when it last added a measurement (one every SPEED_READ_EVERY_MS keeps the figure current). */
+/** Per container, per model: when it last added a measurement. */
 const speedWrites = new WeakMap<WorkerDeps["coord"], Map<string, number>>();
 
 function fleetSpeed(deps: WorkerDeps, modelId: string): Promise<SeenSpeed> {
