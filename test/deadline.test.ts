@@ -1,18 +1,13 @@
-import { ReceiveMessageCommand } from "@aws-sdk/client-sqs";
 import { beforeAll, describe, expect, it } from "vitest";
 import { keys, ObjectStore } from "../shared/run/store.ts";
 import { getModel, loadCatalog } from "../shared/model/catalog.ts";
-import { createCoordinator } from "../shared/run/coord.ts";
-import { createWorkerDeps } from "../shared/worker/deps.ts";
-import { createWorkerHandler } from "../shared/worker/handlers.ts";
 import { parseJobText } from "../shared/job/load.ts";
 import { s3Uri } from "../shared/job/record.ts";
-import { silentLog } from "../shared/log.ts";
-import { toSqsRecord } from "../shared/local/poller.ts";
 import type { ItemResult } from "../shared/run/manifest.ts";
 import { deployment } from "../shared/settings.ts";
 import { submitJob } from "../shared/submit/submit.ts";
 import { useLoopback } from "./helpers/loopback.ts";
+import { loopbackWorker } from "./helpers/worker.ts";
 
 /** Lambda's clock: the output is sized to what can be decoded before the function is killed. */
 describe("the worker's deadline", () => {
@@ -29,21 +24,8 @@ describe("the worker's deadline", () => {
       { store, sqs: loop.stack.sqs, queueUrl: loop.stack.queueUrl, maxReceives: 3 },
       { spec, model: getModel(loadCatalog(), "qwen3-max"), documents: [{ source: "report.md", uri: s3Uri(loop.stack.bucket, "inputs/deadline/report.md") }], outputSchema: null },
     );
-    const handler = createWorkerHandler(() =>
-      createWorkerDeps({
-        s3: loop.stack.s3,
-        sqs: loop.stack.sqs,
-        queueUrl: loop.stack.queueUrl,
-        coord: createCoordinator(loop.stack.dynamo.client, loop.stack.dynamo.table),
-        catalog: loadCatalog(),
-        log: silentLog,
-        apiKey: "sk-test",
-        baseURL: loop.sim.baseURL,
-      }),
-    );
-    const { Messages } = await loop.stack.sqs.send(new ReceiveMessageCommand({ QueueUrl: loop.stack.queueUrl, MaxNumberOfMessages: 1, WaitTimeSeconds: 1, MessageSystemAttributeNames: ["All"] }));
     const before = loop.sim.calls.length;
-    const response = await handler({ Records: [toSqsRecord(Messages![0]!, "arn:aws:sqs:us-east-1:000000000000:longdoc-tasks")] }, { getRemainingTimeInMillis: () => remainingMs });
+    const response = await loopbackWorker(loop)(remainingMs);
     return { job, response, calls: loop.sim.calls.slice(before) };
   }
 

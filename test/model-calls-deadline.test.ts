@@ -1,23 +1,18 @@
-import { ReceiveMessageCommand } from "@aws-sdk/client-sqs";
 import { mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseJobText } from "../shared/job/load.ts";
 import { s3Uri } from "../shared/job/record.ts";
-import { toSqsRecord } from "../shared/local/poller.ts";
-import { silentLog } from "../shared/log.ts";
 import { getModel, loadCatalog } from "../shared/model/catalog.ts";
-import { createCoordinator } from "../shared/run/coord.ts";
 import type { ItemResult } from "../shared/run/manifest.ts";
 import { keys, ObjectStore } from "../shared/run/store.ts";
 import { deployment } from "../shared/settings.ts";
 import { startSimulator, type Simulator } from "../shared/sim/index.ts";
 import { submitJob } from "../shared/submit/submit.ts";
 import type { AttemptRecord } from "../shared/worker/attempt.ts";
-import { createWorkerDeps } from "../shared/worker/deps.ts";
-import { createWorkerHandler } from "../shared/worker/handlers.ts";
 import { useLoopback } from "./helpers/loopback.ts";
+import { loopbackWorker } from "./helpers/worker.ts";
 
 /**
  * A Lambda with little time left and a model slower than the catalog assumes: the call is stopped
@@ -52,25 +47,10 @@ describe("deadline-aware budgets against a slow model", () => {
       { spec, model: getModel(catalog, "qwen3-max"), documents: [{ source: "report.md", uri: s3Uri(loop.stack.bucket, "inputs/slow/report.md") }], outputSchema: null },
     );
     const item = job.items[0]!;
-    const handler = createWorkerHandler(() =>
-      createWorkerDeps({
-        s3: loop.stack.s3,
-        sqs: loop.stack.sqs,
-        queueUrl: loop.stack.queueUrl,
-        coord: createCoordinator(loop.stack.dynamo.client, loop.stack.dynamo.table),
-        catalog,
-        log: silentLog,
-        apiKey: "sk-test",
-        baseURL: slow.baseURL,
-        timing: { backoffBaseMs: 10, backoffCapMs: 10, traceFlush: { bytes: 256, ms: 100 } },
-      }),
-    );
+    const handler = loopbackWorker(loop, { catalog, baseURL: slow.baseURL, timing: { backoffBaseMs: 10, backoffCapMs: 10, traceFlush: { bytes: 256, ms: 100 } } });
     // Each delivery has 2 s before the worker must stop (after the margin kept for writing results):
     // the simulated reasoning and answer (about 600 tokens here) take 3 s at 200 tokens/s.
-    const deliver = async () => {
-      const { Messages } = await loop.stack.sqs.send(new ReceiveMessageCommand({ QueueUrl: loop.stack.queueUrl, MaxNumberOfMessages: 1, WaitTimeSeconds: 5, MessageSystemAttributeNames: ["All"] }));
-      return handler({ Records: [toSqsRecord(Messages![0]!, "arn:aws:sqs:us-east-1:000000000000:longdoc-tasks")] }, { getRemainingTimeInMillis: () => deployment.deadlineMarginMs + 2_000 });
-    };
+    const deliver = () => handler(deployment.deadlineMarginMs + 2_000);
 
     // Act 1: at the assumed 1500 tokens/s the budget is far more than 2 s of a 200 tokens/s model.
     const first = await deliver();

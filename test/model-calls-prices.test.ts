@@ -11,13 +11,9 @@ import { loadSettings } from "../shared/settings.ts";
 import { estimateJob } from "../shared/submit/estimate.ts";
 import { parseJobText } from "../shared/job/load.ts";
 import { useLoopback } from "./helpers/loopback.ts";
-import { ReceiveMessageCommand } from "@aws-sdk/client-sqs";
+import { loopbackWorker } from "./helpers/worker.ts";
 import { s3Uri } from "../shared/job/record.ts";
-import { toSqsRecord } from "../shared/local/poller.ts";
-import { createCoordinator } from "../shared/run/coord.ts";
 import { submitJob } from "../shared/submit/submit.ts";
-import { createWorkerDeps } from "../shared/worker/deps.ts";
-import { createWorkerHandler } from "../shared/worker/handlers.ts";
 
 const BEIJING = "https://dashscope.aliyuncs.com/compatible-mode/v1";
 const SINGAPORE = "https://dashscope-intl.aliyuncs.com/compatible-mode/v1";
@@ -111,12 +107,8 @@ describe("prices by region: the endpoint picks the region, its currency and its 
         { spec, model: getModel(loadCatalog(undefined, { baseURL: BEIJING }), "qwen3-max"), documents: [{ source: "memo.md", uri: s3Uri(loop.stack.bucket, "inputs/mixed/memo.md") }], outputSchema: null },
       );
       // ...run by a worker priced for Singapore (USD).
-      const handler = createWorkerHandler(() =>
-        createWorkerDeps({ s3: loop.stack.s3, sqs: loop.stack.sqs, queueUrl: loop.stack.queueUrl, coord: createCoordinator(loop.stack.dynamo.client, loop.stack.dynamo.table), catalog: loadCatalog(), log: silentLog, apiKey: "sk-test", baseURL: loop.sim.baseURL }),
-      );
       const before = loop.sim.calls.length;
-      const { Messages } = await loop.stack.sqs.send(new ReceiveMessageCommand({ QueueUrl: loop.stack.queueUrl, MaxNumberOfMessages: 1, WaitTimeSeconds: 2, MessageSystemAttributeNames: ["All"] }));
-      await handler({ Records: [toSqsRecord(Messages![0]!, "arn:aws:sqs:us-east-1:000000000000:longdoc-tasks")] }, { getRemainingTimeInMillis: () => 600_000 });
+      await loopbackWorker(loop)(600_000);
       expect(loop.sim.calls.length).toBe(before);
       const result = await store.getJson<ItemResult>(keys.item(job.jobId, job.items[0]!.id, "result.json"));
       expect(result).toMatchObject({ status: "failed", error: { kind: "job_invalid" } });
