@@ -149,6 +149,7 @@ export class AttemptRecorder {
   private timer: NodeJS.Timeout | null = null;
   private readonly streaming = new Set<InFlightCall>();
   private openChain: Promise<void> = Promise.resolve();
+  private flushHold: Promise<unknown> = Promise.resolve();
   /** Work started after a call that the item's result does not wait for (settling the ledgers); `idle()` waits for it. */
   private readonly background = new Set<Promise<unknown>>();
   /** The record this recorder closed last (so the item's total need not read it back). */
@@ -205,15 +206,30 @@ export class AttemptRecorder {
     this.timer.unref();
   }
 
-  /** One model call of this attempt; its chunks go to the partial files. */
+  /** One model call of this attempt, once its open record has landed; its chunks go to the partial files. */
   async startCall(shape: CallShape): Promise<CallTrace> {
-    if (!this.record) throw new Error("AttemptRecorder.startCall before begin");
+    const { trace, written } = this.openCall(shape);
+    await written;
+    return trace;
+  }
+
+  /** One model call of this attempt at once; `written` lands when the open record naming it does. */
+  openCall(shape: CallShape): { trace: CallTrace; written: Promise<void> } {
+    if (!this.record) throw new Error("AttemptRecorder.openCall before begin");
     const sections = { reasoning: this.reasoning.begin(shape.label), answer: this.answer.begin(shape.label) };
     const flight: InFlightCall = { label: shape.label, reservedCost: shape.reservedCost, inputTokens: shape.inputTokens };
     this.streaming.add(flight);
     this.showInFlight();
-    await this.writeOpen();
-    return new CallTrace(this, shape, this.now, sections, flight);
+    return { trace: new CallTrace(this, shape, this.now, sections, flight), written: this.writeOpen() };
+  }
+
+  /**
+   * Partial files are written only after `ready` settles: a later delivery counts a dead call from
+   * its partial files through the attempt's count and open record, so those must be there first.
+   */
+  holdFlushes(ready: Promise<unknown>): void {
+    const before = this.flushHold;
+    this.flushHold = Promise.all([before, ready.catch(() => undefined)]);
   }
 
   private showInFlight(): void {
@@ -270,6 +286,7 @@ export class AttemptRecorder {
   flush(): Promise<void> {
     this.queued = true;
     this.chain = this.chain.then(async () => {
+      await this.flushHold;
       this.queued = false;
       this.unflushedBytes = 0;
       const { store, itemId } = this.deps;

@@ -12,6 +12,7 @@ import type { ChatResult, Usage } from "../model/client.ts";
 import type { CallPlan } from "../model/plan.ts";
 import { LongdocError, ModelError } from "../errors.ts";
 import type { JobRecord } from "../job/record.ts";
+import type { QuotaSnapshot } from "../run/coord.ts";
 import type { AttemptRecorder } from "./attempt.ts";
 import type { ItemSteps } from "./steps.ts";
 import { ReturnToQueue } from "./records.ts";
@@ -30,10 +31,12 @@ export interface CallOptions {
   /** Quota waits longer than this go back to the queue. */
   maxWaitMs: number;
   /**
-   * Counts the attempt (once per delivery); called just before the first request leaves. It opens
-   * `attempt` before its first await, so the call's `startCall` runs beside the count.
+   * Counts the attempt (once per delivery); called as the first request leaves. It opens `attempt`
+   * before its first await, so the call's open record is written beside the count.
    */
   beginAttempt: () => Promise<void>;
+  /** The quota rows as read while the documents were extracted (the item's first call only). */
+  quotaSeen?: Promise<QuotaSnapshot>;
   attempt: AttemptRecorder;
   /** The delivery's step clock: the call's time counts as `model`. */
   steps?: ItemSteps;
@@ -49,7 +52,8 @@ const speedReads = new WeakMap<WorkerDeps["coord"], Map<string, { at: number; se
 /** Per container, per model: when it last added a measurement. */
 const speedWrites = new WeakMap<WorkerDeps["coord"], Map<string, number>>();
 
-function fleetSpeed(deps: WorkerDeps, modelId: string): Promise<SeenSpeed> {
+/** The fleet's speed figure, read again only when this container's copy is old (the worker asks ahead, while it extracts). */
+export function fleetSpeed(deps: WorkerDeps, modelId: string): Promise<SeenSpeed> {
   const now = (deps.now ?? Date.now)();
   let reads = speedReads.get(deps.coord);
   if (!reads) speedReads.set(deps.coord, (reads = new Map()));
@@ -73,6 +77,9 @@ export async function modelSpeed(deps: WorkerDeps, model: ModelInfo): Promise<Mo
     source: decode !== null || prefill !== null ? "measured" : "catalog",
   };
 }
+
+/** Which quota a job's calls reserve: the model's, and the job's own when it caps rpm or tpm. */
+export const quotaKeys = (job: JobRecord) => ({ model: job.model, job: { jobId: job.jobId, rpm: job.spec.limits.rpm, tpm: job.spec.limits.tpm } });
 
 export async function callModel(deps: WorkerDeps, job: JobRecord, model: ModelInfo, plan: CallPlan, ctx: TaskContext, now: () => number, o: CallOptions): Promise<ChatResult> {
   const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
@@ -110,13 +117,9 @@ export async function callModel(deps: WorkerDeps, job: JobRecord, model: ModelIn
     if (cap !== null) await deps.coord.settleSpend(job.jobId, worstUsd, actualUsd);
   };
 
-  const reservation = {
-    model: job.model,
-    tokens: worstTokens,
-    account: { rpm: model.rpm, tpm: model.tpm },
-    job: { jobId: job.jobId, rpm: job.spec.limits.rpm, tpm: job.spec.limits.tpm },
-  };
-  const quota = await deps.coord.reserveQuota({ ...reservation, maxWaitMs: Math.min(o.maxWaitMs, Math.max(0, timeLeftMs() / 2)), now: now() });
+  const reservation = { ...quotaKeys(job), tokens: worstTokens, account: { rpm: model.rpm, tpm: model.tpm } };
+  const seen = await o.quotaSeen?.catch(() => undefined);
+  const quota = await deps.coord.reserveQuota({ ...reservation, maxWaitMs: Math.min(o.maxWaitMs, Math.max(0, timeLeftMs() / 2)), now: now(), seen });
   if (!quota.ok) {
     await settleSpend(0);
     throw new ReturnToQueue(quota.retryAfterMs / 1000 + Math.random(), "waiting for the account's quota");
@@ -149,8 +152,13 @@ export async function callModel(deps: WorkerDeps, job: JobRecord, model: ModelIn
     const maxCompletionTokens =
       budget.limitedByDeadline && model.maxCompletionTokens && budget.thinkingBudget !== undefined ? budget.maxOutputTokens + budget.thinkingBudget : undefined;
 
-    // Counting the attempt and writing its open record go together; both land before the request leaves.
-    const [, trace] = await Promise.all([o.beginAttempt(), o.attempt.startCall({
+    // The request leaves beside the attempt's count and its open record rather than after them.
+    // A later delivery learns of a dead call from those two, and counts it from its partial files;
+    // the partial files wait for both, so a worker that dies before they land leaves no streamed
+    // text, and a call with none is counted as not billed. Should the count fail, the call is
+    // stopped and the task goes back to the queue, as if the count had failed before it.
+    const counted = o.beginAttempt(); // opens the recorder's attempt before its first await
+    const { trace, written } = o.attempt.openCall({
       label: o.label,
       inputTokens: plan.inputTokens,
       maxOutputTokens: budget.maxOutputTokens,
@@ -158,7 +166,11 @@ export async function callModel(deps: WorkerDeps, job: JobRecord, model: ModelIn
       maxCompletionTokens,
       limitedByDeadline: budget.limitedByDeadline,
       reservedCost: cap === null ? 0 : worstUsd,
-    })]);
+    });
+    const landed = Promise.all([counted, written]);
+    o.attempt.holdFlushes(landed);
+    const uncounted = new AbortController();
+    landed.catch((e: unknown) => uncounted.abort(e));
     const startedAt = now();
     const stopAfterMs = Math.max(1, timeLeftMs());
     sent = true;
@@ -175,10 +187,20 @@ export async function callModel(deps: WorkerDeps, job: JobRecord, model: ModelIn
           json: job.outputSchema ? { schema: job.outputSchema } : undefined,
           ...plan.extras, // issue 12: tools, tool_choice, seed
         },
-        { signal: AbortSignal.timeout(stopAfterMs), onChunk: trace.onChunk },
+        { signal: AbortSignal.any([AbortSignal.timeout(stopAfterMs), uncounted.signal]), onChunk: trace.onChunk },
       );
       result = await (o.steps ? o.steps.time("model", chat) : chat());
+      // An answer that came in before a failed count is kept (it is paid for); the count is then one short.
+      await landed.catch((e: unknown) => deps.log.warn({ jobId: job.jobId, error: String(e) }, "the attempt's count was not recorded; the answer is kept"));
     } catch (e) {
+      await landed.catch(() => undefined);
+      if (uncounted.signal.aborted) {
+        // The attempt's count did not land: an error outside the model call (the task goes back as it is).
+        const rec = await trace.failed({ kind: "internal", message: "the attempt's count was not recorded" }, now());
+        settledQuota = true;
+        await Promise.all([deps.coord.settleQuota(ticket, rec.usage.inputTokens + rec.usage.outputTokens), settleSpend(rec.cost)]).catch(() => undefined);
+        throw uncounted.signal.reason;
+      }
       let error = LongdocError.is(e) ? e : new LongdocError("internal", e instanceof Error ? e.message : String(e), { cause: e });
       const seen = trace.estimatedUsage();
       if (error.code === "deadline") {
