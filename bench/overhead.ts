@@ -12,15 +12,17 @@
  * the model call, and writing the answer, reasoning, attempt record and result. Outside the model
  * = item − model. The worker's steps are read + extract/count + plan + write; the rest is the
  * fleet's bookkeeping (claim, quota, ledger, attempt count and open record, finish count), which
- * also shows as S3 and DynamoDB requests per item. Target: the steps (read, extract, count,
- * write) ≤ 50 ms median for 1 MB of text; the whole time outside the model is printed beside it.
+ * also shows as S3 and DynamoDB requests per item. Target: ≤ 50 ms median for 1 MB of text, judged
+ * twice: on the steps (read, extract, count, write), and on the whole time outside the model.
  *
  * The catalog is overridden (context, input limit and quota raised) so a 10 MB document, which
  * Qwen3-Max would refuse as input_too_long, still goes the whole way: read, extract, count,
  * call, write. The simulator's prefill is off, so real model calls are longer than here and the
  * real share of the overhead smaller.
  *
- *   npm run bench:overhead        (BENCH_OVERHEAD_N=5 items per size by default)
+ *   npm run bench:overhead        (BENCH_OVERHEAD_N=5 items per size by default;
+ *                                  BENCH_OVERHEAD_ONLY="1 MB" for one size;
+ *                                  BENCH_OVERHEAD_CPU_PROF=<dir> for the worker's CPU profile)
  */
 import { execFile, spawn } from "node:child_process";
 import { promisify } from "node:util";
@@ -50,6 +52,10 @@ import { createWorkerHandler } from "../shared/worker/handlers.ts";
 import type { ItemSteps } from "../shared/worker/steps.ts";
 
 const N = Number(process.env.BENCH_OVERHEAD_N ?? 5);
+/** One size only ("10 KB", "1 MB" or "10 MB"), for a quicker look. */
+const ONLY = process.env.BENCH_OVERHEAD_ONLY;
+/** A directory for the worker process's CPU profile (node --cpu-prof), for whoever tunes it. */
+const CPU_PROF = process.env.BENCH_OVERHEAD_CPU_PROF;
 const DECODE_TPS = 50;
 const TARGET_1MB_MS = 50;
 const SIZES = [
@@ -228,6 +234,7 @@ async function main(): Promise<void> {
 
   try {
     for (const [n, size] of SIZES.entries()) {
+    if (ONLY && ONLY !== size.label) continue;
       // N distinct documents (different text), so no cache of any kind helps a later item.
       const documents: { source: string; uri: string }[] = [];
       for (let i = 0; i < N; i++) {
@@ -247,7 +254,7 @@ async function main(): Promise<void> {
       const job = await submit(documents);
       const args = { endpoint: stack.endpoint, queueUrl: stack.queueUrl, baseURL: sim.address, dynamo: dynamo.address, table: COORD_TABLE, catalogPath, count: N + 1 };
       // Asynchronously: this process serves the emulator and the simulator the child talks to.
-      const { stdout } = await promisify(execFile)(process.execPath, [self, "child", JSON.stringify(args)], { encoding: "utf8", maxBuffer: 16 * 1024 * 1024, timeout: 600_000 });
+      const { stdout } = await promisify(execFile)(process.execPath, [...(CPU_PROF ? ["--cpu-prof", `--cpu-prof-dir=${CPU_PROF}`] : []), self, "child", JSON.stringify(args)], { encoding: "utf8", maxBuffer: 16 * 1024 * 1024, timeout: 600_000 });
       const timings = (JSON.parse(stdout.trim().split("\n").pop()!) as ItemTiming[]).filter((t) => t.jobId !== warm.jobId);
       const results = await Promise.all(job.items.map((it) => store.getJson<ItemResult>(keys.item(job.jobId, it.id, "result.json"))));
       const m = (pick: (t: ItemTiming) => number) => median(timings.map(pick));
@@ -321,13 +328,20 @@ async function main(): Promise<void> {
   for (const r of rows) console.log(cols.map(([, v, w], i) => (i === 0 ? v(r).padEnd(w) : v(r).padStart(w))).join(" ") + `  ${r.statuses.join(",")}`);
   const stageMs = Object.fromEntries(Object.entries(stages).map(([k, v]) => [k, Number(median(v).toFixed(1))]));
   console.log(`1 MB, the worker's CPU steps one at a time (medians): ${Object.entries(stageMs).map(([k, v]) => `${k} ${v} ms`).join(", ")}`);
-  const mb = rows.find((r) => r.size === "1 MB")!;
-  const met = mb.stepsMs <= TARGET_1MB_MS;
-  console.log(
-    `1 MB: the worker's steps (read, extract, count, plan, write) take ${f(mb.stepsMs)} ms (target ≤ ${TARGET_1MB_MS} ms): ${met ? "met" : "NOT met"}; ` +
-      `with the fleet's bookkeeping, ${f(mb.outsideMs)} ms outside the model (${(mb.outsideShare * 100).toFixed(1)}% of the item); 10 MB ÷ 1 MB steps: ${(rows[2]!.stepsMs / mb.stepsMs).toFixed(2)}x`,
-  );
-  console.log(JSON.stringify({ bench: "overhead", decodeTokensPerSecond: DECODE_TPS, n: N, rows, stages1MbMs: stageMs, target1MbMs: TARGET_1MB_MS, target1MbMet: met }));
+  const mb = rows.find((r) => r.size === "1 MB");
+  const ten = rows.find((r) => r.size === "10 MB");
+  // Judged both ways: the steps the issue names, and everything the worker adds around the call.
+  const stepsMet = mb ? mb.stepsMs <= TARGET_1MB_MS : null;
+  const outsideMet = mb ? mb.outsideMs <= TARGET_1MB_MS : null;
+  const verdict = (met: boolean | null) => (met ? "met" : "NOT met");
+  if (mb) {
+    console.log(
+      `1 MB (target ≤ ${TARGET_1MB_MS} ms): the worker's steps (read, extract, count, plan, write) ${f(mb.stepsMs)} ms, ${verdict(stepsMet)}; ` +
+        `the whole time outside the model, with the fleet's bookkeeping, ${f(mb.outsideMs)} ms (${(mb.outsideShare * 100).toFixed(1)}% of the item), ${verdict(outsideMet)}` +
+        (ten ? `; 10 MB ÷ 1 MB steps: ${(ten.stepsMs / mb.stepsMs).toFixed(2)}x` : ""),
+    );
+  }
+  console.log(JSON.stringify({ bench: "overhead", decodeTokensPerSecond: DECODE_TPS, n: N, rows, stages1MbMs: stageMs, target1MbMs: TARGET_1MB_MS, target1MbMet: stepsMet, outside1MbMet: outsideMet }));
 }
 
 if (!process.argv[2]) await main();

@@ -31,10 +31,6 @@ export function withFixedShareQuota(inner: Coordinator, processes: number): Coor
       tickets.set(ticket, limiter);
       return { ok: true, startAt: Date.now(), ticket };
     },
-    // Nothing shared to read: the limiter is in this process.
-    async peekQuota() {
-      return { rows: new Map() };
-    },
     async releaseQuota(ticket) {
       tickets.get(ticket)?.settle(ticket.reservedTokens, 0);
     },

@@ -34,15 +34,6 @@ export interface QuotaTicket {
   startAt: number;
 }
 
-/**
- * The quota rows a reservation would read first, read ahead of it (a worker reads them while it
- * extracts the documents). The reservation's first round places its request against them and
- * writes on their version, so it reads afresh only when another worker wrote in between.
- */
-export interface QuotaSnapshot {
-  readonly rows: ReadonlyMap<string, Readonly<Record<string, unknown>> | undefined>;
-}
-
 export type JobState = "submitting" | "submitted" | "failed" | "interrupted" | "running" | "done";
 export interface JobRecord {
   trigger: string;
@@ -60,11 +51,7 @@ export interface Coordinator {
     job?: { jobId: string; rpm?: number; tpm?: number };
     maxWaitMs: number;
     now?: number;
-    /** The rows as read ahead by `peekQuota`: the first round writes against them instead of reading. */
-    seen?: QuotaSnapshot;
   }): Promise<QuotaReservation>;
-  /** Reads the rows `reserveQuota` would read for this model (and job, when it has its own caps). */
-  peekQuota(r: { model: string; job?: { jobId: string; rpm?: number; tpm?: number } }): Promise<QuotaSnapshot>;
   /** After the call: give back (or add) the difference between reserved and real tokens (input + output as billed). */
   settleQuota(ticket: QuotaTicket, actualTokens: number): Promise<void>;
   /** The request will not start at its planned time (the worker was late, or gave up): its entries are removed. */
@@ -196,10 +183,9 @@ export function createCoordinator(client: DynamoDBClient, table: string, opts: C
     notBefore: number,
     now: number,
     maxWaitMs: number,
-    seen?: QuotaSnapshot,
   ): Promise<{ ok: true; startAt: number } | { ok: false; retryAfterMs: number }> => {
     for (let round = 0; round < maxConflicts; round++) {
-      const row = round === 0 && seen?.rows.has(pk) ? (seen.rows.get(pk) as Row | undefined) : await get(pk);
+      const row = await get(pk);
       const version = num(row?.version);
       const log = prune(readLog(row), now, { headroom });
       const startAt = earliestStart(log, limits, entry.tokens, Math.max(now, notBefore), { headroom });
@@ -287,13 +273,13 @@ export function createCoordinator(client: DynamoDBClient, table: string, opts: C
       let jobKey: string | undefined;
       if (hasJobCaps(r.job)) {
         jobKey = coordKeys.jobQuota(r.job.jobId);
-        const got = await reserveKey(jobKey, { rpm: r.job.rpm, tpm: r.job.tpm }, entry, now, now, r.maxWaitMs, r.seen);
+        const got = await reserveKey(jobKey, { rpm: r.job.rpm, tpm: r.job.tpm }, entry, now, now, r.maxWaitMs);
         if (!got.ok) return got;
         keys.push(jobKey);
         notBefore = got.startAt;
       }
       const accountKey = coordKeys.quota(r.model);
-      const got = await reserveKey(accountKey, r.account, entry, notBefore, now, r.maxWaitMs, r.seen);
+      const got = await reserveKey(accountKey, r.account, entry, notBefore, now, r.maxWaitMs);
       if (!got.ok) {
         // The job's slot goes unused: give it back so the job's next call is not pushed out.
         if (jobKey) await removeEntry(jobKey, entry.id);
@@ -301,12 +287,6 @@ export function createCoordinator(client: DynamoDBClient, table: string, opts: C
       }
       keys.push(accountKey);
       return { ok: true, startAt: got.startAt, ticket: { keys, reservedTokens: r.tokens, entryId: entry.id, startAt: got.startAt } };
-    },
-
-    async peekQuota(r) {
-      const pks = [...(hasJobCaps(r.job) ? [coordKeys.jobQuota(r.job.jobId)] : []), coordKeys.quota(r.model)];
-      const rows = await Promise.all(pks.map(get));
-      return { rows: new Map(pks.map((pk, i) => [pk, rows[i]])) };
     },
 
     async releaseQuota(ticket) {

@@ -12,7 +12,6 @@ import type { ChatResult, Usage } from "../model/client.ts";
 import type { CallPlan } from "../model/plan.ts";
 import { LongdocError, ModelError } from "../errors.ts";
 import type { JobRecord } from "../job/record.ts";
-import type { QuotaSnapshot } from "../run/coord.ts";
 import type { AttemptRecorder } from "./attempt.ts";
 import type { ItemSteps } from "./steps.ts";
 import { ReturnToQueue } from "./records.ts";
@@ -35,8 +34,6 @@ export interface CallOptions {
    * before its first await, so the call's open record is written beside the count.
    */
   beginAttempt: () => Promise<void>;
-  /** The quota rows as read while the documents were extracted (the item's first call only). */
-  quotaSeen?: Promise<QuotaSnapshot>;
   attempt: AttemptRecorder;
   /** The delivery's step clock: the call's time counts as `model`. */
   steps?: ItemSteps;
@@ -52,8 +49,7 @@ const speedReads = new WeakMap<WorkerDeps["coord"], Map<string, { at: number; se
 /** Per container, per model: when it last added a measurement. */
 const speedWrites = new WeakMap<WorkerDeps["coord"], Map<string, number>>();
 
-/** The fleet's speed figure, read again only when this container's copy is old (the worker asks ahead, while it extracts). */
-export function fleetSpeed(deps: WorkerDeps, modelId: string): Promise<SeenSpeed> {
+function fleetSpeed(deps: WorkerDeps, modelId: string): Promise<SeenSpeed> {
   const now = (deps.now ?? Date.now)();
   let reads = speedReads.get(deps.coord);
   if (!reads) speedReads.set(deps.coord, (reads = new Map()));
@@ -77,9 +73,6 @@ export async function modelSpeed(deps: WorkerDeps, model: ModelInfo): Promise<Mo
     source: decode !== null || prefill !== null ? "measured" : "catalog",
   };
 }
-
-/** Which quota a job's calls reserve: the model's, and the job's own when it caps rpm or tpm. */
-export const quotaKeys = (job: JobRecord) => ({ model: job.model, job: { jobId: job.jobId, rpm: job.spec.limits.rpm, tpm: job.spec.limits.tpm } });
 
 export async function callModel(deps: WorkerDeps, job: JobRecord, model: ModelInfo, plan: CallPlan, ctx: TaskContext, now: () => number, o: CallOptions): Promise<ChatResult> {
   const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
@@ -117,9 +110,13 @@ export async function callModel(deps: WorkerDeps, job: JobRecord, model: ModelIn
     if (cap !== null) await deps.coord.settleSpend(job.jobId, worstUsd, actualUsd);
   };
 
-  const reservation = { ...quotaKeys(job), tokens: worstTokens, account: { rpm: model.rpm, tpm: model.tpm } };
-  const seen = await o.quotaSeen?.catch(() => undefined);
-  const quota = await deps.coord.reserveQuota({ ...reservation, maxWaitMs: Math.min(o.maxWaitMs, Math.max(0, timeLeftMs() / 2)), now: now(), seen });
+  const reservation = {
+    model: job.model,
+    tokens: worstTokens,
+    account: { rpm: model.rpm, tpm: model.tpm },
+    job: { jobId: job.jobId, rpm: job.spec.limits.rpm, tpm: job.spec.limits.tpm },
+  };
+  const quota = await deps.coord.reserveQuota({ ...reservation, maxWaitMs: Math.min(o.maxWaitMs, Math.max(0, timeLeftMs() / 2)), now: now() });
   if (!quota.ok) {
     await settleSpend(0);
     throw new ReturnToQueue(quota.retryAfterMs / 1000 + Math.random(), "waiting for the account's quota");

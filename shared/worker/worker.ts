@@ -19,8 +19,7 @@ import { planBatchCall, readBatchRequest, type BatchRequest } from "../job/batch
 import { deployment } from "../settings.ts";
 import { countChatTokens, countTokens } from "../tokens/index.ts";
 import { AttemptRecorder, closeAbandonedAttempt, DEFAULT_TRACE_FLUSH, earlierAttempts } from "./attempt.ts";
-import { callModel, fleetSpeed, quotaKeys } from "./call.ts";
-import type { QuotaSnapshot } from "../run/coord.ts";
+import { callModel } from "./call.ts";
 import { ItemSteps } from "./steps.ts";
 // issue 12: samples, consensus and the code tool loop live in their own modules.
 import { sampleCall, sampleFiles, samplingSummary, usesSampling, type SampledResult, type Sampling } from "./samples.ts";
@@ -115,8 +114,6 @@ interface ReadAhead {
   submitted: Promise<"submitted" | "submitting" | "failed">;
   halt: Promise<{ reason: string } | null>;
   cancelled: Promise<boolean>;
-  /** The quota rows the first call's reservation starts from (it writes against them, reading again only if they moved). */
-  quota: Promise<QuotaSnapshot>;
 }
 
 /** A read nobody may await must not become an unhandled rejection; whoever awaits it still sees the error. */
@@ -133,14 +130,7 @@ function readAhead(deps: WorkerDeps, store: ObjectStore, job: JobRecord, item: I
     submitted: quiet(submitState(deps, job)),
     halt: quiet(store.getJson<{ reason: string }>(keys.halt(job.jobId)).then((h) => h ?? null)),
     cancelled: quiet(store.exists(keys.cancel(job.jobId))),
-    quota: quiet(readQuotaAhead(deps, job)),
   };
-}
-
-/** The first call's quota rows, and the fleet's speed figure when this container's copy is old. */
-function readQuotaAhead(deps: WorkerDeps, job: JobRecord): Promise<QuotaSnapshot> {
-  void fleetSpeed(deps, job.model);
-  return deps.coord.peekQuota(quotaKeys(job));
 }
 
 async function runClaimed(
@@ -241,13 +231,7 @@ async function runClaimed(
     };
     // An OpenAI Batch line brings its own messages instead of documents.
     const request = item.request ? await readBatchRequest(store, item.request) : undefined;
-    let quotaSeen: Promise<QuotaSnapshot> | undefined = ahead.quota;
-    const takeQuotaSeen = () => {
-      const seen = quotaSeen;
-      quotaSeen = undefined;
-      return seen;
-    };
-    const result = await answerItem(deps, job, loaded.map((l) => l.doc), ctx, now, { recorder, beginAttempt, steps, takeQuotaSeen }, request);
+    const result = await answerItem(deps, job, loaded.map((l) => l.doc), ctx, now, { recorder, beginAttempt, steps }, request);
     const json = job.spec.output.format === "json";
     // answer.json only ever holds a document that passed the schema; one that never did is kept beside it.
     const answerFile = !json ? "answer.md" : result.validationError ? "answer.invalid.json" : "answer.json";
@@ -460,8 +444,6 @@ interface AttemptContext {
   recorder: AttemptRecorder;
   beginAttempt: () => Promise<void>;
   steps: ItemSteps;
-  /** The quota rows read ahead, once: the item's first reservation starts from them. */
-  takeQuotaSeen: () => Promise<QuotaSnapshot> | undefined;
 }
 
 async function answerItem(deps: WorkerDeps, job: JobRecord, docs: PromptDocument[], ctx: TaskContext, now: () => number, attempt: AttemptContext, request?: BatchRequest): Promise<ItemAnswer> {
@@ -478,7 +460,7 @@ async function answerItem(deps: WorkerDeps, job: JobRecord, docs: PromptDocument
     const id = questions.length > 1 ? qs![0]!.id : null;
     const maxWaitMs = i === 0 ? deps.timing.maxInProcessWaitMs : 60_000;
     const call = (p: CallPlan, label: string | null, waitMs: number) =>
-      callModel(deps, job, model, p, ctx, now, { label, maxWaitMs: waitMs, attempt: attempt.recorder, beginAttempt: attempt.beginAttempt, steps: attempt.steps, quotaSeen: attempt.takeQuotaSeen() });
+      callModel(deps, job, model, p, ctx, now, { label, maxWaitMs: waitMs, attempt: attempt.recorder, beginAttempt: attempt.beginAttempt, steps: attempt.steps });
     if (usesSampling(job)) {
       // issue 12: k samples and the tool loop, each call traced under its own label; the result
       // lists every call it made (priced one by one below). Continuation does not apply: the
