@@ -203,40 +203,6 @@ describe("quota: a log of planned starts per model", () => {
   });
 });
 
-describe("quota settles: one write each, never in conflict with reservations", () => {
-  it("settles with one UpdateItem and no read, and reservations racing with settles keep every settlement", async () => {
-    const client = dynamoClient(dynamo.endpoint);
-    const sent: string[] = [];
-    client.middlewareStack.add((next, ctx) => (args) => (sent.push(String(ctx.commandName)), next(args)), { step: "initialize", name: "record" });
-    const c = createCoordinator(client, dynamo.table);
-    const model = `settle-${newJob()}`;
-    const account = { rpm: 6_000, tpm: 1e9 };
-    const first = await c.reserveQuota({ model, tokens: 1_000, account, maxWaitMs: 600_000, now: 0 });
-    if (!first.ok) throw new Error("refused");
-    sent.length = 0;
-    await c.settleQuota(first.ticket, 10);
-    expect(sent).toEqual(["UpdateItemCommand"]);
-    // 20 more reservations, each settled as soon as it is placed, all at once.
-    await Promise.all(
-      Array.from({ length: 20 }, async (_, i) => {
-        const r = await coord.reserveQuota({ model, tokens: 1_000, account, maxWaitMs: 600_000, now: 0 });
-        if (r.ok) await coord.settleQuota(r.ticket, i + 100);
-      }),
-    );
-    // What the next reservation sees: every entry at its billed tokens, whether folded into the log or not yet.
-    const row = (await dynamo.client.send(new GetItemCommand({ TableName: dynamo.table, Key: { pk: { S: `quota#${model}` } }, ConsistentRead: true }))).Item!;
-    const log = JSON.parse(row.log!.S!) as { id: string; tokens: number }[];
-    const billed = log.map((e) => Number(row[`settled_${e.id}`]?.N ?? e.tokens)).sort((a, b) => a - b);
-    expect(billed).toEqual([10, ...Array.from({ length: 20 }, (_, i) => i + 100)]);
-    // A later write folds the settlements into the log and drops their attributes.
-    await coord.reserveQuota({ model, tokens: 1, account, maxWaitMs: 600_000, now: 0 });
-    const after = (await dynamo.client.send(new GetItemCommand({ TableName: dynamo.table, Key: { pk: { S: `quota#${model}` } }, ConsistentRead: true }))).Item!;
-    expect(Object.keys(after).filter((k) => k.startsWith("settled_"))).toEqual([]);
-    expect((JSON.parse(after.log!.S!) as { tokens: number }[]).map((e) => e.tokens).sort((a, b) => a - b)).toEqual([1, 10, ...Array.from({ length: 20 }, (_, i) => i + 100)]);
-    client.destroy();
-  });
-});
-
 describe("jobs", () => {
   it("registers a job once; a second submit gets the stored record", async () => {
     const jobId = newJob();

@@ -7,8 +7,7 @@ import { DEFAULT_HEADROOM, earliestStart, prune, type QuotaEntry } from "./quota
  * The fleet's coordination store: one DynamoDB table (hash key `pk`, TTL on `expiresAt`) shared
  * by every worker and every job. One item per thing that needs an atomic decision:
  *
- * - `quota#<model>`, `quota#job#<jobId>`: pacing of model calls (a log of planned starts and its
- *   version; `settled_<entry>`, the billed tokens of a call settled since the log was last written)
+ * - `quota#<model>`, `quota#job#<jobId>`: pacing of model calls (tat, version)
  * - `claim#<jobId>#<itemId>`: who runs an item (owner, leaseUntil, attempts, done, counted)
  * - `spend#<jobId>`: the cost ledger (spent, committed; integer nano-USD)
  * - `job#<jobId>`: the submit record (trigger, items, createdAt, state) and the `finished` count
@@ -190,7 +189,7 @@ export function createCoordinator(client: DynamoDBClient, table: string, opts: C
       const log = prune(readLog(row), now, { headroom });
       const startAt = earliestStart(log, limits, entry.tokens, Math.max(now, notBefore), { headroom });
       if (startAt - now > maxWaitMs) return { ok: false, retryAfterMs: Math.max(1, Math.ceil(startAt - now - maxWaitMs)) };
-      const written = await writeLog(pk, [...log, { id: entry.id, at: startAt, tokens: entry.tokens }], row);
+      const written = await writeLog(pk, [...log, { id: entry.id, at: startAt, tokens: entry.tokens }], version, row?.version !== undefined);
       if (written) return { ok: true, startAt };
       // Someone else moved the key: read it again, after a short jittered pause so racers spread out.
       await sleep(Math.random() * Math.min(20, 2 * (round + 1)));
@@ -199,41 +198,24 @@ export function createCoordinator(client: DynamoDBClient, table: string, opts: C
     return { ok: false, retryAfterMs: 250 };
   };
 
-  /** The log with each settled entry at its billed tokens. */
-  const readLog = (row: Row | undefined): QuotaEntry[] => {
-    const log = typeof row?.log === "string" ? (JSON.parse(row.log) as QuotaEntry[]) : [];
-    return log.map((e) => {
-      const settled = row?.[settledAttr(e.id)];
-      return typeof settled === "number" ? { ...e, tokens: settled } : e;
-    });
-  };
+  const readLog = (row: Row | undefined): QuotaEntry[] => (typeof row?.log === "string" ? (JSON.parse(row.log) as QuotaEntry[]) : []);
 
-  /**
-   * Writes the log if nobody changed it since `row` was read. The settlements it read are in the
-   * log now (readLog), so their attributes go, a bounded number per write (an expression holds
-   * at most 4 KB); one left behind is applied again by the next read, to the same effect.
-   */
-  const writeLog = async (pk: string, log: QuotaEntry[], row: Row | undefined): Promise<boolean> => {
-    const version = num(row?.version);
-    const folded = Object.keys(row ?? {}).filter((a) => a.startsWith(SETTLED_PREFIX)).slice(0, MAX_FOLDS_PER_WRITE);
-    return (
-      (await update(pk, {
-        set: { log: ":log", version: ":next" },
-        remove: folded,
-        values: { ":log": JSON.stringify(log), ":next": version + 1, ":version": version },
-        condition: row?.version !== undefined ? "#version = :version" : "attribute_not_exists(#version)",
-        returns: "NONE",
-      })) !== false
-    );
-  };
+  const writeLog = async (pk: string, log: QuotaEntry[], version: number, exists: boolean): Promise<boolean> =>
+    (await update(pk, {
+      set: { log: ":log", version: ":next" },
+      values: { ":log": JSON.stringify(log), ":next": version + 1, ":version": version },
+      condition: exists ? "#version = :version" : "attribute_not_exists(#version)",
+      returns: "NONE",
+    })) !== false;
 
-  /** Removes a request's entry from a key's log (read, then a conditional write). */
-  const removeEntry = async (pk: string, id: string): Promise<void> => {
+  /** Changes (or, with null, removes) a request's entry in a key's log. */
+  const editEntry = async (pk: string, id: string, tokens: number | null): Promise<void> => {
     for (let round = 0; round < maxConflicts; round++) {
       const row = await get(pk);
       const log = readLog(row);
       if (!log.some((e) => e.id === id)) return;
-      if (await writeLog(pk, log.filter((e) => e.id !== id), row)) return;
+      const next = tokens === null ? log.filter((e) => e.id !== id) : log.map((e) => (e.id === id ? { ...e, tokens } : e));
+      if (await writeLog(pk, next, num(row?.version), true)) return;
       await sleep(Math.random() * Math.min(20, 2 * (round + 1)));
     }
   };
@@ -267,11 +249,11 @@ export function createCoordinator(client: DynamoDBClient, table: string, opts: C
   return {
     async reserveQuota(r) {
       const now = r.now ?? clock();
-      const entry = { id: randomUUID().replaceAll("-", ""), tokens: r.tokens };
+      const entry = { id: randomUUID(), tokens: r.tokens };
       const keys: string[] = [];
       let notBefore = now;
       let jobKey: string | undefined;
-      if (hasJobCaps(r.job)) {
+      if (r.job && (r.job.rpm || r.job.tpm)) {
         jobKey = coordKeys.jobQuota(r.job.jobId);
         const got = await reserveKey(jobKey, { rpm: r.job.rpm, tpm: r.job.tpm }, entry, now, now, r.maxWaitMs);
         if (!got.ok) return got;
@@ -282,7 +264,7 @@ export function createCoordinator(client: DynamoDBClient, table: string, opts: C
       const got = await reserveKey(accountKey, r.account, entry, notBefore, now, r.maxWaitMs);
       if (!got.ok) {
         // The job's slot goes unused: give it back so the job's next call is not pushed out.
-        if (jobKey) await removeEntry(jobKey, entry.id);
+        if (jobKey) await editEntry(jobKey, entry.id, null);
         return got;
       }
       keys.push(accountKey);
@@ -290,15 +272,12 @@ export function createCoordinator(client: DynamoDBClient, table: string, opts: C
     },
 
     async releaseQuota(ticket) {
-      for (const key of ticket.keys) await removeEntry(key, ticket.entryId);
+      for (const key of ticket.keys) await editEntry(key, ticket.entryId, null);
     },
 
     async settleQuota(ticket, actualTokens) {
-      // The entry keeps its start and takes the billed tokens, as the provider's windows count them:
-      // one write of its own attribute, which no reservation's conditional write can conflict with
-      // (the next reservation folds it into the log).
-      const values = { ":tokens": Math.max(0, actualTokens) };
-      await Promise.all(ticket.keys.map((key) => update(key, { set: { [settledAttr(ticket.entryId)]: ":tokens" }, values, returns: "NONE" })));
+      // The entry keeps its start and takes the billed tokens, as the provider's windows count them.
+      for (const key of ticket.keys) await editEntry(key, ticket.entryId, Math.max(0, actualTokens));
     },
 
     async claimItem(jobId, itemId, owner, leaseMs, now = clock()) {
@@ -489,17 +468,6 @@ function fromItem(item: Record<string, AttributeValue>): Row {
   const row: Row = {};
   for (const [k, v] of Object.entries(item)) row[k] = v.N !== undefined ? Number(v.N) : v.BOOL !== undefined ? v.BOOL : v.S;
   return row;
-}
-
-/** A quota entry's settlement (its billed tokens) is an attribute of its own: `settled_<entry id>`. */
-const SETTLED_PREFIX = "settled_";
-const settledAttr = (entryId: string) => SETTLED_PREFIX + entryId.replace(/[^A-Za-z0-9]/g, "");
-/** Settlement attributes removed by one log write: 50 names keep the expression well under DynamoDB's 4 KB. */
-const MAX_FOLDS_PER_WRITE = 50;
-
-/** A job with its own rpm/tpm caps has its own quota key, reserved before the account's. */
-function hasJobCaps(job: { jobId: string; rpm?: number; tpm?: number } | undefined): job is { jobId: string; rpm?: number; tpm?: number } {
-  return job !== undefined && Boolean(job.rpm || job.tpm);
 }
 
 function num(v: Scalar | undefined): number {

@@ -1,7 +1,6 @@
 import {
   CopyObjectCommand,
   DeleteObjectCommand,
-  DeleteObjectsCommand,
   GetObjectCommand,
   HeadObjectCommand,
   ListBucketsCommand,
@@ -154,15 +153,6 @@ export class ObjectStore {
 
   async delete(key: string): Promise<void> {
     await this.s3.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key }));
-  }
-
-  /** Deletes up to 1,000 keys in one request; a key that is not there is no error (as for `delete`). */
-  async deleteMany(keys: string[]): Promise<void> {
-    if (keys.length === 0) return;
-    if (keys.length === 1) return this.delete(keys[0]!);
-    const out = await this.s3.send(new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: keys.map((Key) => ({ Key })), Quiet: true } }));
-    const failed = out.Errors ?? [];
-    if (failed.length) throw new Error(`S3 did not delete ${failed.map((e) => `${e.Key} (${e.Code})`).join(", ")}`);
   }
 
   /** The next level of "folders" under `prefix` (S3 common prefixes), without the prefix; [] when the bucket is missing. */

@@ -149,9 +149,6 @@ export class AttemptRecorder {
   private timer: NodeJS.Timeout | null = null;
   private readonly streaming = new Set<InFlightCall>();
   private openChain: Promise<void> = Promise.resolve();
-  private flushHold: Promise<unknown> = Promise.resolve();
-  /** The record `finalize` ended, waiting for `writeFinal`. */
-  private unwritten: { key: string; record: AttemptRecord; remove: string[] } | null = null;
   /** Work started after a call that the item's result does not wait for (settling the ledgers); `idle()` waits for it. */
   private readonly background = new Set<Promise<unknown>>();
   /** The record this recorder closed last (so the item's total need not read it back). */
@@ -208,30 +205,15 @@ export class AttemptRecorder {
     this.timer.unref();
   }
 
-  /** One model call of this attempt, once its open record has landed; its chunks go to the partial files. */
+  /** One model call of this attempt; its chunks go to the partial files. */
   async startCall(shape: CallShape): Promise<CallTrace> {
-    const { trace, written } = this.openCall(shape);
-    await written;
-    return trace;
-  }
-
-  /** One model call of this attempt at once; `written` lands when the open record naming it does. */
-  openCall(shape: CallShape): { trace: CallTrace; written: Promise<void> } {
-    if (!this.record) throw new Error("AttemptRecorder.openCall before begin");
+    if (!this.record) throw new Error("AttemptRecorder.startCall before begin");
     const sections = { reasoning: this.reasoning.begin(shape.label), answer: this.answer.begin(shape.label) };
     const flight: InFlightCall = { label: shape.label, reservedCost: shape.reservedCost, inputTokens: shape.inputTokens };
     this.streaming.add(flight);
     this.showInFlight();
-    return { trace: new CallTrace(this, shape, this.now, sections, flight), written: this.writeOpen() };
-  }
-
-  /**
-   * Partial files are written only after `ready` settles: a later delivery counts a dead call from
-   * its partial files through the attempt's count and open record, so those must be there first.
-   */
-  holdFlushes(ready: Promise<unknown>): void {
-    const before = this.flushHold;
-    this.flushHold = Promise.all([before, ready.catch(() => undefined)]);
+    await this.writeOpen();
+    return new CallTrace(this, shape, this.now, sections, flight);
   }
 
   private showInFlight(): void {
@@ -286,14 +268,9 @@ export class AttemptRecorder {
 
   /** Writes what changed since the last flush; flushes never overlap, and a later one always carries the newer text. */
   flush(): Promise<void> {
-    // An ended attempt has nothing more to write (its final record names the final files).
-    if (!this.record) return this.chain;
     this.queued = true;
     this.chain = this.chain.then(async () => {
-      await this.flushHold;
       this.queued = false;
-      // Ended meanwhile (finalize): the final files supersede the partial text.
-      if (!this.record) return;
       this.unflushedBytes = 0;
       const { store, itemId } = this.deps;
       const jobs: Promise<void>[] = [];
@@ -303,8 +280,7 @@ export class AttemptRecorder {
         const text = (kind === "reasoning" ? this.reasoning : this.answer).render();
         jobs.push(store.put(this.key(`${kind}.md`), text, "text/markdown; charset=utf-8"));
         this.written[kind] = true;
-        // Once ended (finalize), the record names the final files instead.
-        if (this.record) this.record[kind] = relPath(itemId, `attempts/${this.n}.${kind}.md`);
+        this.record![kind] = relPath(itemId, `attempts/${this.n}.${kind}.md`);
       }
       try {
         await Promise.all(jobs);
@@ -331,66 +307,32 @@ export class AttemptRecorder {
   }
 
   /**
-   * Ends the attempt: `attempts/<n>.json` replaces the open record; the partial files stay where
-   * the record says (an attempt that failed or was interrupted keeps its trace there).
+   * Ends the attempt: `attempts/<n>.json` replaces the open record. With `final` (the item's final
+   * files, written beside this record), the record names the final files and the partial copies
+   * are removed after it lands, so a finished item has one trace; otherwise the partial files stay
+   * where the record says. The removals run on beside the item's result (`idle()` waits for them).
    */
-  async close(status: Exclude<AttemptStatus, "running" | "died">, error: AttemptRecord["error"]): Promise<AttemptRecord | null> {
-    if (!this.record) return null;
-    if (this.timer) clearInterval(this.timer);
-    await this.flush();
-    const r = this.end(status, error)!;
-    await this.openChain;
-    const { store } = this.deps;
-    await store.putJson(this.key("json"), r);
-    this.defer(store.delete(this.key("open.json")).catch(() => undefined), "removing the attempt's open record");
-    return r;
-  }
-
-  /**
-   * Ends an attempt whose item's final files (answer, reasoning) are being written: the record,
-   * naming them, is complete at once (`closed`, which the item's result reads), and
-   * `writeFinal()` writes it once the result is in. Nothing is lost meanwhile: the open record
-   * and the partial files stay until the record lands.
-   */
-  finalize(status: Exclude<AttemptStatus, "running" | "died">, error: AttemptRecord["error"], final: { reasoning: string | null; answer: string | null }): AttemptRecord | null {
-    const r = this.end(status, error);
-    if (!r) return null;
-    r.reasoning = final.reasoning;
-    r.answer = final.answer;
-    const partials = (["reasoning", "answer"] as const).filter((k) => this.written[k]).map((k) => this.key(`${k}.md`));
-    this.unwritten = { key: this.key("json"), record: r, remove: [...partials, this.key("open.json")] };
-    return r;
-  }
-
-  /**
-   * Writes the record `finalize` ended, then removes the partial copies and the open record in one
-   * request, so a finished item has one trace. It runs on beside the finish count (`idle()` waits
-   * for it); a second call does nothing.
-   */
-  writeFinal(): void {
-    const u = this.unwritten;
-    if (!u) return;
-    this.unwritten = null;
-    const { store } = this.deps;
-    const write = async () => {
-      // The final files supersede the partial text: only a flush already under way is waited for.
-      await Promise.all([this.chain, this.openChain]);
-      await store.putJson(u.key, u.record);
-      await store.deleteMany(u.remove);
-    };
-    this.defer(write(), "writing the attempt's record");
-  }
-
-  /** The record as it ends (null when no attempt is open); the recorder is free for the next one. */
-  private end(status: AttemptStatus, error: AttemptRecord["error"]): AttemptRecord | null {
+  async close(status: Exclude<AttemptStatus, "running" | "died">, error: AttemptRecord["error"], final?: { reasoning: string | null; answer: string | null }): Promise<AttemptRecord | null> {
     const r = this.record;
     if (!r) return null;
     if (this.timer) clearInterval(this.timer);
+    // The final files supersede the partial text: only a flush already under way is waited for.
+    await (final ? this.chain : this.flush());
     r.status = status;
     r.error = error;
     r.finishedAt = iso(this.now);
     r.inFlight = null;
     r.inFlightCalls = [];
+    await this.openChain;
+    const { store } = this.deps;
+    const partials = final ? (["reasoning", "answer"] as const).filter((k) => this.written[k]) : [];
+    if (final) {
+      r.reasoning = final.reasoning;
+      r.answer = final.answer;
+    }
+    await store.putJson(this.key("json"), r);
+    const removals = [...partials.map((k) => this.key(`${k}.md`)), this.key("open.json")].map((key) => store.delete(key).catch(() => undefined));
+    this.defer(Promise.all(removals), "removing the attempt's partial files");
     this.record = null;
     this.closed = r;
     return r;

@@ -30,8 +30,8 @@ export interface CallOptions {
   /** Quota waits longer than this go back to the queue. */
   maxWaitMs: number;
   /**
-   * Counts the attempt (once per delivery); called as the first request leaves. It opens `attempt`
-   * before its first await, so the call's open record is written beside the count.
+   * Counts the attempt (once per delivery); called just before the first request leaves. It opens
+   * `attempt` before its first await, so the call's `startCall` runs beside the count.
    */
   beginAttempt: () => Promise<void>;
   attempt: AttemptRecorder;
@@ -149,13 +149,8 @@ export async function callModel(deps: WorkerDeps, job: JobRecord, model: ModelIn
     const maxCompletionTokens =
       budget.limitedByDeadline && model.maxCompletionTokens && budget.thinkingBudget !== undefined ? budget.maxOutputTokens + budget.thinkingBudget : undefined;
 
-    // The request leaves beside the attempt's count and its open record rather than after them.
-    // A later delivery learns of a dead call from those two, and counts it from its partial files;
-    // the partial files wait for both, so a worker that dies before they land leaves no streamed
-    // text, and a call with none is counted as not billed. Should the count fail, the call is
-    // stopped and the task goes back to the queue, as if the count had failed before it.
-    const counted = o.beginAttempt(); // opens the recorder's attempt before its first await
-    const { trace, written } = o.attempt.openCall({
+    // Counting the attempt and writing its open record go together; both land before the request leaves.
+    const [, trace] = await Promise.all([o.beginAttempt(), o.attempt.startCall({
       label: o.label,
       inputTokens: plan.inputTokens,
       maxOutputTokens: budget.maxOutputTokens,
@@ -163,11 +158,7 @@ export async function callModel(deps: WorkerDeps, job: JobRecord, model: ModelIn
       maxCompletionTokens,
       limitedByDeadline: budget.limitedByDeadline,
       reservedCost: cap === null ? 0 : worstUsd,
-    });
-    const landed = Promise.all([counted, written]);
-    o.attempt.holdFlushes(landed);
-    const uncounted = new AbortController();
-    landed.catch((e: unknown) => uncounted.abort(e));
+    })]);
     const startedAt = now();
     const stopAfterMs = Math.max(1, timeLeftMs());
     sent = true;
@@ -184,20 +175,10 @@ export async function callModel(deps: WorkerDeps, job: JobRecord, model: ModelIn
           json: job.outputSchema ? { schema: job.outputSchema } : undefined,
           ...plan.extras, // issue 12: tools, tool_choice, seed
         },
-        { signal: AbortSignal.any([AbortSignal.timeout(stopAfterMs), uncounted.signal]), onChunk: trace.onChunk },
+        { signal: AbortSignal.timeout(stopAfterMs), onChunk: trace.onChunk },
       );
       result = await (o.steps ? o.steps.time("model", chat) : chat());
-      // An answer that came in before a failed count is kept (it is paid for); the count is then one short.
-      await landed.catch((e: unknown) => deps.log.warn({ jobId: job.jobId, error: String(e) }, "the attempt's count was not recorded; the answer is kept"));
     } catch (e) {
-      await landed.catch(() => undefined);
-      if (uncounted.signal.aborted) {
-        // The attempt's count did not land: an error outside the model call (the task goes back as it is).
-        const rec = await trace.failed({ kind: "internal", message: "the attempt's count was not recorded" }, now());
-        settledQuota = true;
-        await Promise.all([deps.coord.settleQuota(ticket, rec.usage.inputTokens + rec.usage.outputTokens), settleSpend(rec.cost)]).catch(() => undefined);
-        throw uncounted.signal.reason;
-      }
       let error = LongdocError.is(e) ? e : new LongdocError("internal", e instanceof Error ? e.message : String(e), { cause: e });
       const seen = trace.estimatedUsage();
       if (error.code === "deadline") {

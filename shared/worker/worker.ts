@@ -162,8 +162,7 @@ async function runClaimed(
     price,
     now,
   });
-  /** Writes result.json, then counts the item finished; `resultIn` runs between the two (the attempt's record goes beside the count). */
-  const finish = async (r: Omit<ItemResult, "version" | "id" | "attempts" | "model" | "startedAt" | "finishedAt" | "durationMs">, resultIn?: () => void) => {
+  const finish = async (r: Omit<ItemResult, "version" | "id" | "attempts" | "model" | "startedAt" | "finishedAt" | "durationMs">) => {
     const finishedAt = now();
     // Every attempt's calls are paid for, the ones that failed and the ones a dead worker left
     // (counted from their partial traces where the provider's usage never arrived).
@@ -171,7 +170,6 @@ async function runClaimed(
     const paid = spent.cost > 0 || spent.usage.inputTokens > 0 ? { usage: spent.usage, ...costFields(spent.cost, currency), ...(spent.estimated ? { usageEstimated: true } : {}) } : {};
     const base = { version: 1 as const, id: item.id, attempts: Math.max(1, attempts), model: job.model, startedAt: new Date(startedAt).toISOString() };
     await steps.time("write", () => store.putJsonIfAbsent(resultKey, { ...base, ...r, ...paid, finishedAt: new Date(finishedAt).toISOString(), durationMs: finishedAt - startedAt }));
-    resultIn?.();
     await countFinished(deps, store, job, item.id);
     return r.status;
   };
@@ -253,14 +251,12 @@ async function runClaimed(
             : (sampled?.low ?? null);
     deps.log.info({ jobId: job.jobId, itemId: item.id, usage: result.usage, costUsd: result.costUsd, finishReasons: result.finishReasons }, "item answered");
     const reasoningPath = result.hasReasoning ? `items/${item.id}/reasoning.md` : null;
-    // The attempt's record names the final files; it is complete now (the result reads its cost
-    // from it) and is written once result.json is in, beside the finish count. Until it lands the
-    // open record and the partial files stay, so a worker dying in between loses nothing.
-    recorder.finalize(outputError ? "failed" : "succeeded", outputError, { reasoning: reasoningPath, answer: answerPath });
+    // The attempt's record, naming the final files, is written beside them; result.json comes after both.
     await steps.time("write", () => Promise.all([
       keepPaid(() => store.put(keys.item(job.jobId, item.id, answerFile), result.answer, json ? "application/json" : "text/markdown; charset=utf-8")),
       // Without thinking there is no trace at all: no reasoning.md of empty headings.
       result.hasReasoning && keepPaid(() => store.put(keys.item(job.jobId, item.id, "reasoning.md"), result.reasoning, "text/markdown; charset=utf-8")),
+      keepPaid(() => recorder.close(outputError ? "failed" : "succeeded", outputError, { reasoning: reasoningPath, answer: answerPath })),
     ]));
     const status = await keepPaid(() => finish({
       ...blank,
@@ -283,14 +279,12 @@ async function runClaimed(
       truncated: result.truncated,
       documentAnswers: packed?.answers ?? null,
       ...(sampled ? { ...sampled.summary, trace: `items/${item.id}/trace.json` } : {}),
-    }, () => recorder.writeFinal()));
+    }));
     // The settling of the ledgers, started when the call ended, is done before the task returns.
     await recorder.idle();
     deps.log.info({ jobId: job.jobId, itemId: item.id, status, steps: steps.summary() }, "item done");
     return status;
   } catch (e) {
-    // A paid answer whose result was not written still gets its attempt's record (the next delivery counts its cost from it).
-    recorder.writeFinal();
     await recorder.idle();
     if (e instanceof ReturnToQueue) {
       // Waiting is not an attempt: hand the item back and let the queue hold the task (a call
