@@ -56,6 +56,8 @@ const N = Number(process.env.BENCH_OVERHEAD_N ?? 5);
 const ONLY = process.env.BENCH_OVERHEAD_ONLY;
 /** A directory for the worker process's CPU profile (node --cpu-prof), for whoever tunes it. */
 const CPU_PROF = process.env.BENCH_OVERHEAD_CPU_PROF;
+/** This file: the benchmark starts it again as the worker, the simulator and the DynamoDB emulator. */
+const SELF = fileURLToPath(import.meta.url);
 const DECODE_TPS = 50;
 const TARGET_1MB_MS = 50;
 const SIZES = [
@@ -92,7 +94,7 @@ async function serve(start: () => Promise<{ address: string; stop(): Promise<voi
 
 /** Starts `self <role> <args>` and waits for its address. */
 async function startService(role: "sim" | "dynamo", args: object): Promise<{ address: string; stop(): Promise<void> }> {
-  const child = spawn(process.execPath, [fileURLToPath(import.meta.url), role, JSON.stringify(args)], { stdio: ["pipe", "pipe", "inherit"] });
+  const child = spawn(process.execPath, [SELF, role, JSON.stringify(args)], { stdio: ["pipe", "pipe", "inherit"] });
   const line = await new Promise<string>((resolve, reject) => {
     child.once("exit", (code) => reject(new Error(`bench:overhead: the ${role} process exited (${code}) before it started`)));
     child.stdout!.once("data", (d) => resolve(String(d)));
@@ -199,13 +201,13 @@ async function main(): Promise<void> {
   await writeFile(catalogPath, JSON.stringify({ models: { "qwen3-max": { contextTokens: big + 100_000, maxInputTokens: big, rpm: 1_000_000, tpm: 1e12, prices } } }));
   const catalog = loadCatalog(catalogPath);
 
+  // The stack's own in-process dynalite goes unused: the worker's table is the separate process's.
   const stack = await startLocalStack({ visibilityTimeoutS: 900 });
   const sim = await startService("sim", { catalogPath });
   const dynamo = await startService("dynamo", {});
   const coordClient = dynamoClient(dynamo.address);
   const store = new ObjectStore(stack.s3, stack.bucket);
   const spec = parseJobText("name: overhead\ndocuments:\n  - path: x\nprompt: List the three largest figures in the report.\nthinking: { enabled: true, budget: 256 }\nmaxOutputTokens: 512\n", "overhead.yaml");
-  const self = fileURLToPath(import.meta.url);
   const stages = { extract: [] as number[], sha256: [] as number[], countTokens: [] as number[], planCall: [] as number[] };
   interface Row {
     size: string;
@@ -234,7 +236,7 @@ async function main(): Promise<void> {
 
   try {
     for (const [n, size] of SIZES.entries()) {
-    if (ONLY && ONLY !== size.label) continue;
+      if (ONLY && ONLY !== size.label) continue;
       // N distinct documents (different text), so no cache of any kind helps a later item.
       const documents: { source: string; uri: string }[] = [];
       for (let i = 0; i < N; i++) {
@@ -253,8 +255,8 @@ async function main(): Promise<void> {
       const warm = await submit([{ source: "warm.md", uri: s3Uri(stack.bucket, `inputs/overhead/warm-${n}.md`) }]);
       const job = await submit(documents);
       const args = { endpoint: stack.endpoint, queueUrl: stack.queueUrl, baseURL: sim.address, dynamo: dynamo.address, table: COORD_TABLE, catalogPath, count: N + 1 };
-      // Asynchronously: this process serves the emulator and the simulator the child talks to.
-      const { stdout } = await promisify(execFile)(process.execPath, [...(CPU_PROF ? ["--cpu-prof", `--cpu-prof-dir=${CPU_PROF}`] : []), self, "child", JSON.stringify(args)], { encoding: "utf8", maxBuffer: 16 * 1024 * 1024, timeout: 600_000 });
+      // Asynchronously: this process serves the S3/SQS emulator the child talks to.
+      const { stdout } = await promisify(execFile)(process.execPath, [...(CPU_PROF ? ["--cpu-prof", `--cpu-prof-dir=${CPU_PROF}`] : []), SELF, "child", JSON.stringify(args)], { encoding: "utf8", maxBuffer: 16 * 1024 * 1024, timeout: 600_000 });
       const timings = (JSON.parse(stdout.trim().split("\n").pop()!) as ItemTiming[]).filter((t) => t.jobId !== warm.jobId);
       const results = await Promise.all(job.items.map((it) => store.getJson<ItemResult>(keys.item(job.jobId, it.id, "result.json"))));
       const m = (pick: (t: ItemTiming) => number) => median(timings.map(pick));
