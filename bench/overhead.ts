@@ -5,9 +5,11 @@
  * emulator (dynalite) and the API simulator in child processes, so that one's work does not hold
  * up another's answers. The worker runs in a child process too, as a Lambda container would (the
  * real handler from shared/worker fed real SQS events by the Lambda-style poller), so its clock
- * is its own. The simulator decodes at 50 tokens/s with thinking on, as the design assumes.
+ * is its own; it is a module of its own (overhead-worker.ts) so that its heap holds what a worker
+ * container's does, not the emulators'. The simulator decodes at 50 tokens/s with thinking on, as
+ * the design assumes.
  *
- * Per item the child reads the worker's own step clock (its "item done" log line,
+ * Per item the worker process reads the worker's own step clock (its "item done" log line,
  * shared/worker/steps.ts): reading the documents, extracting and counting them, planning the call,
  * the model call, and writing the answer, reasoning, attempt record and result. Outside the model
  * = item − model. The worker's steps are read + extract/count + plan + write; the rest is the
@@ -35,29 +37,27 @@ import { loadDocument } from "../shared/documents/index.ts";
 import { getModel, loadCatalog } from "../shared/model/catalog.ts";
 import { planCall } from "../shared/model/plan.ts";
 import { countTokens } from "../shared/tokens/index.ts";
-import { createModelClient, type ModelClient } from "../shared/model/client.ts";
 import { parseJobText } from "../shared/job/load.ts";
 import { s3Uri } from "../shared/job/record.ts";
-import { silentLog } from "../shared/log.ts";
-import { runPoller } from "../shared/local/poller.ts";
-import { COORD_TABLE, dynamoClient, startLocalDynamo } from "../shared/local/dynamo.ts";
-import { localClients, startLocalStack } from "../shared/local/stack.ts";
+import { COORD_TABLE, startLocalDynamo } from "../shared/local/dynamo.ts";
+import { startLocalStack } from "../shared/local/stack.ts";
+import { dynamoClient } from "../shared/local/clients.ts";
 import { createCoordinator } from "../shared/run/coord.ts";
 import type { ItemResult } from "../shared/run/manifest.ts";
 import { keys, ObjectStore } from "../shared/run/store.ts";
 import { startSimulator } from "../shared/sim/index.ts";
 import { submitJob } from "../shared/submit/submit.ts";
-import { createWorkerDeps } from "../shared/worker/deps.ts";
-import { createWorkerHandler } from "../shared/worker/handlers.ts";
-import type { ItemSteps } from "../shared/worker/steps.ts";
+import type { ItemTiming, WorkerOptions } from "./overhead-worker.ts";
 
 const N = Number(process.env.BENCH_OVERHEAD_N ?? 5);
 /** One size only ("10 KB", "1 MB" or "10 MB"), for a quicker look. */
 const ONLY = process.env.BENCH_OVERHEAD_ONLY;
 /** A directory for the worker process's CPU profile (node --cpu-prof), for whoever tunes it. */
 const CPU_PROF = process.env.BENCH_OVERHEAD_CPU_PROF;
-/** This file: the benchmark starts it again as the worker, the simulator and the DynamoDB emulator. */
+/** This file: the benchmark starts it again as the simulator and the DynamoDB emulator. */
 const SELF = fileURLToPath(import.meta.url);
+/** The worker container, a module of its own so its process loads only what a worker does. */
+const WORKER = fileURLToPath(new URL("./overhead-worker.ts", import.meta.url));
 const DECODE_TPS = 50;
 const TARGET_1MB_MS = 50;
 const SIZES = [
@@ -65,24 +65,6 @@ const SIZES = [
   { label: "1 MB", bytes: 1024 * 1024 },
   { label: "10 MB", bytes: 10 * 1024 * 1024 },
 ];
-
-interface ItemTiming {
-  jobId: string;
-  /** The worker's step clock for the delivery (shared/worker/steps.ts). */
-  steps: ReturnType<ItemSteps["summary"]>;
-  /** Requests sent outside the model call. */
-  s3Requests: number;
-  dynamoRequests: number;
-}
-
-/** Counts the requests a client sends outside the model call (the heartbeat's during the call are not the worker's overhead). */
-function countRequests(client: { middlewareStack: { add(m: unknown, o: unknown): void } }, count: { n: number }, inModel: () => boolean) {
-  const middleware = (next: (a: unknown) => Promise<unknown>) => (args: unknown) => {
-    if (!inModel()) count.n++;
-    return next(args);
-  };
-  client.middlewareStack.add(middleware, { step: "initialize", name: "benchCount" });
-}
 
 /** A service in its own process: it prints its address as one JSON line, and stops when its stdin closes. */
 async function serve(start: () => Promise<{ address: string; stop(): Promise<void> }>): Promise<void> {
@@ -114,53 +96,6 @@ if (process.argv[2] === "sim") {
     const dynamo = await startLocalDynamo();
     return { address: dynamo.endpoint, stop: () => dynamo.stop() };
   });
-} else if (process.argv[2] === "child") {
-  // One worker container: handle `count` tasks one at a time, timing each.
-  const o = JSON.parse(process.argv[3]!) as { endpoint: string; queueUrl: string; baseURL: string; dynamo: string; table: string; catalogPath: string; count: number };
-  const { s3, sqs } = localClients(o.endpoint);
-  const dynamo = dynamoClient(o.dynamo);
-  const s3Count = { n: 0 };
-  const dynamoCount = { n: 0 };
-  let modelCalls = 0;
-  countRequests(s3, s3Count, () => modelCalls > 0);
-  countRequests(dynamo, dynamoCount, () => modelCalls > 0);
-  const real = createModelClient({ apiKey: "sk-bench", baseURL: o.baseURL });
-  const model: ModelClient = {
-    async chat(req, opts) {
-      modelCalls++;
-      try {
-        return await real.chat(req, opts);
-      } finally {
-        modelCalls--;
-      }
-    },
-  };
-  let lastSteps: ItemTiming["steps"] | null = null;
-  const log = { ...silentLog, info: (fields: object, msg: string) => void (msg === "item done" && (lastSteps = (fields as { steps: ItemTiming["steps"] }).steps)) };
-  const deps = createWorkerDeps({ s3, sqs, queueUrl: o.queueUrl, coord: createCoordinator(dynamo, o.table), catalog: loadCatalog(o.catalogPath), log, apiKey: "sk-bench", baseURL: o.baseURL, model });
-  const handler = createWorkerHandler(() => deps);
-  const stop = new AbortController();
-  const timings: ItemTiming[] = [];
-  await runPoller({
-    sqs,
-    queueUrl: o.queueUrl,
-    batchSize: 1,
-    waitTimeS: 1,
-    functionTimeoutMs: 900_000,
-    signal: stop.signal,
-    handler: async (event, ctx) => {
-      s3Count.n = dynamoCount.n = 0;
-      lastSteps = null;
-      const r = await handler(event, ctx);
-      const jobId = (JSON.parse(event.Records[0]!.body) as { jobId: string }).jobId;
-      if (!lastSteps) throw new Error(`no "item done" line for a task of ${jobId}: the item did not succeed`);
-      timings.push({ jobId, steps: lastSteps, s3Requests: s3Count.n, dynamoRequests: dynamoCount.n });
-      if (timings.length >= o.count) stop.abort();
-      return r;
-    },
-  });
-  process.stdout.write(JSON.stringify(timings) + "\n");
-  process.exit(0);
 }
 
 /** Plain prose of about `bytes` UTF-8 bytes: the shape of a filing's text, not of a number table. */
@@ -254,9 +189,9 @@ async function main(): Promise<void> {
       await store.put(`inputs/overhead/warm-${n}.md`, documentOf(2048, 99 + n), "text/markdown");
       const warm = await submit([{ source: "warm.md", uri: s3Uri(stack.bucket, `inputs/overhead/warm-${n}.md`) }]);
       const job = await submit(documents);
-      const args = { endpoint: stack.endpoint, queueUrl: stack.queueUrl, baseURL: sim.address, dynamo: dynamo.address, table: COORD_TABLE, catalogPath, count: N + 1 };
+      const args: WorkerOptions = { endpoint: stack.endpoint, queueUrl: stack.queueUrl, baseURL: sim.address, dynamo: dynamo.address, table: COORD_TABLE, catalogPath, count: N + 1 };
       // Asynchronously: this process serves the S3/SQS emulator the child talks to.
-      const { stdout } = await promisify(execFile)(process.execPath, [...(CPU_PROF ? ["--cpu-prof", `--cpu-prof-dir=${CPU_PROF}`] : []), SELF, "child", JSON.stringify(args)], { encoding: "utf8", maxBuffer: 16 * 1024 * 1024, timeout: 600_000 });
+      const { stdout } = await promisify(execFile)(process.execPath, [...(CPU_PROF ? ["--cpu-prof", `--cpu-prof-dir=${CPU_PROF}`] : []), WORKER, JSON.stringify(args)], { encoding: "utf8", maxBuffer: 16 * 1024 * 1024, timeout: 600_000 });
       const timings = (JSON.parse(stdout.trim().split("\n").pop()!) as ItemTiming[]).filter((t) => t.jobId !== warm.jobId);
       const results = await Promise.all(job.items.map((it) => store.getJson<ItemResult>(keys.item(job.jobId, it.id, "result.json"))));
       const m = (pick: (t: ItemTiming) => number) => median(timings.map(pick));

@@ -2,7 +2,7 @@ import { existsSync, statSync } from "node:fs";
 import path from "node:path";
 import { startFauxqs } from "fauxqs";
 import { LongdocError } from "../shared/errors.ts";
-import { localClients } from "../shared/local/stack.ts";
+import { localClients } from "../shared/local/clients.ts";
 import { keys, listBuckets, ObjectStore } from "../shared/run/store.ts";
 import { readStackCoordinates, stackClients, type StackCoordinates } from "./stack.ts";
 

@@ -3,7 +3,8 @@
 import { GetItemCommand } from "@aws-sdk/client-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LongdocError } from "../shared/errors.ts";
-import { createCoordTable, dynamoClient, startLocalDynamo, type LocalDynamo } from "../shared/local/dynamo.ts";
+import { createCoordTable, startLocalDynamo, type LocalDynamo } from "../shared/local/dynamo.ts";
+import { dynamoClient } from "../shared/local/clients.ts";
 import { coordKeys, createCoordinator, type Coordinator } from "../shared/run/coord.ts";
 
 let dynamo: LocalDynamo;

@@ -2,6 +2,7 @@ import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { createRequire } from "node:module";
 import { CreateTableCommand, DescribeTableCommand, DynamoDBClient, UpdateTimeToLiveCommand } from "@aws-sdk/client-dynamodb";
+import { dynamoClient } from "./clients.ts";
 
 /**
  * The coordination table on a local DynamoDB emulator (dynalite, in process). Same key schema as
@@ -29,10 +30,6 @@ type Dynalite = (opts: { createTableMs?: number; deleteTableMs?: number; updateT
 // dynalite is CommonJS without types.
 const dynalite = createRequire(import.meta.url)("dynalite") as Dynalite;
 
-/** A real SDK client for a local endpoint (dummy credentials; region is required but unused). */
-export function dynamoClient(endpoint: string): DynamoDBClient {
-  return new DynamoDBClient({ endpoint, region: "us-east-1", credentials: { accessKeyId: "local", secretAccessKey: "local" } });
-}
 
 /** Creates the table if it is missing (a persisted state already has it), waits until it is ACTIVE, and asks for TTL where supported. */
 export async function createCoordTable(client: DynamoDBClient, table: string): Promise<void> {

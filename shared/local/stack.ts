@@ -1,12 +1,12 @@
 import { CreateBucketCommand, type S3Client } from "@aws-sdk/client-s3";
-import { s3Client } from "../run/store.ts";
-import { CreateTopicCommand, SNSClient } from "@aws-sdk/client-sns";
-import { CreateQueueCommand, GetQueueAttributesCommand, GetQueueUrlCommand, SetQueueAttributesCommand, SQSClient } from "@aws-sdk/client-sqs";
+import { CreateTopicCommand, type SNSClient } from "@aws-sdk/client-sns";
+import { CreateQueueCommand, GetQueueAttributesCommand, GetQueueUrlCommand, SetQueueAttributesCommand, type SQSClient } from "@aws-sdk/client-sqs";
 import { startFauxqs, type FauxqsServer } from "fauxqs";
 import path from "node:path";
 import { deployment } from "../settings.ts";
 import { startLocalDynamo, type LocalDynamo } from "./dynamo.ts";
 import { lockState } from "./owner.ts";
+import { localClients } from "./clients.ts";
 
 export interface LocalStack {
   endpoint: string;
@@ -38,17 +38,6 @@ const BUCKET = "longdoc-runs";
 const QUEUE = "longdoc-tasks";
 const DLQ = "longdoc-tasks-dlq";
 const TOPIC = "longdoc-job-events";
-const credentials = { accessKeyId: "local", secretAccessKey: "local" };
-
-/** Real AWS SDK clients for an endpoint (the embedded emulator here; LocalStack-like servers too). */
-export function localClients(endpoint: string) {
-  const region = "us-east-1";
-  return {
-    s3: s3Client({ endpoint, region, credentials, forcePathStyle: true }),
-    sqs: new SQSClient({ endpoint, region, credentials }),
-    sns: new SNSClient({ endpoint, region, credentials }),
-  };
-}
 
 /**
  * Starts the SQS + S3 emulator on a free loopback port and creates what a deployed stack has:
