@@ -151,6 +151,8 @@ export class AttemptRecorder {
   private openChain: Promise<void> = Promise.resolve();
   /** Work started after a call that the item's result does not wait for (settling the ledgers); `idle()` waits for it. */
   private readonly background = new Set<Promise<unknown>>();
+  /** Work held back until the item's result is written (`release()`), so it does not slow the writes before it. */
+  private readonly held: { work: () => Promise<unknown>; what: string }[] = [];
   /** The record this recorder closed last (so the item's total need not read it back). */
   closed: AttemptRecord | null = null;
 
@@ -208,6 +210,8 @@ export class AttemptRecorder {
   /** One model call of this attempt; its chunks go to the partial files. */
   async startCall(shape: CallShape): Promise<CallTrace> {
     if (!this.record) throw new Error("AttemptRecorder.startCall before begin");
+    // The last call's settling waits no longer than the next call.
+    this.release();
     const sections = { reasoning: this.reasoning.begin(shape.label), answer: this.answer.begin(shape.label) };
     const flight: InFlightCall = { label: shape.label, reservedCost: shape.reservedCost, inputTokens: shape.inputTokens };
     this.streaming.add(flight);
@@ -243,8 +247,23 @@ export class AttemptRecorder {
     void p.finally(() => this.background.delete(p));
   }
 
+  /**
+   * Runs `work` once the item's result is written: the ledgers' settling and the partial files'
+   * removal need not compete with the answer's and the result's writes (on one thread, and at the
+   * stores). The next call's start or `idle()` starts it too, so it is never held for long.
+   */
+  deferAfterResult(work: () => Promise<unknown>, what: string): void {
+    this.held.push({ work, what });
+  }
+
+  /** Starts the work `deferAfterResult` held (the item's result is written). */
+  release(): void {
+    for (const { work, what } of this.held.splice(0)) this.defer(Promise.resolve().then(work), what);
+  }
+
   /** Resolves when the deferred work is done. */
   async idle(): Promise<void> {
+    this.release();
     while (this.background.size) await Promise.all([...this.background]);
   }
 
@@ -310,7 +329,8 @@ export class AttemptRecorder {
    * Ends the attempt: `attempts/<n>.json` replaces the open record. With `final` (the item's final
    * files, written beside this record), the record names the final files and the partial copies
    * are removed after it lands, so a finished item has one trace; otherwise the partial files stay
-   * where the record says. The removals run on beside the item's result (`idle()` waits for them).
+   * where the record says. After a final close the removals wait for the item's result
+   * (`release()`); `idle()` waits for them.
    */
   async close(status: Exclude<AttemptStatus, "running" | "died">, error: AttemptRecord["error"], final?: { reasoning: string | null; answer: string | null }): Promise<AttemptRecord | null> {
     const r = this.record;
@@ -331,8 +351,10 @@ export class AttemptRecorder {
       r.answer = final.answer;
     }
     await store.putJson(this.key("json"), r);
-    const removals = [...partials.map((k) => this.key(`${k}.md`)), this.key("open.json")].map((key) => store.delete(key).catch(() => undefined));
-    this.defer(Promise.all(removals), "removing the attempt's partial files");
+    const remove = () => Promise.all([...partials.map((k) => this.key(`${k}.md`)), this.key("open.json")].map((key) => store.delete(key).catch(() => undefined)));
+    // After a final close the item's result comes next: the removals wait for it.
+    if (final) this.deferAfterResult(remove, "removing the attempt's partial files");
+    else this.defer(remove(), "removing the attempt's partial files");
     this.record = null;
     this.closed = r;
     return r;

@@ -203,10 +203,13 @@ export async function callModel(deps: WorkerDeps, job: JobRecord, model: ModelIn
     }
     const rec = trace.succeeded(result, now());
     settledQuota = true;
-    // The answer's writes need not wait for the ledgers: the task waits for these before it returns.
-    // Should one fail, the reservation stays at its worst case, which errs on the safe side.
-    o.attempt.defer(
-      Promise.all([deps.coord.settleQuota(ticket, result.usage.inputTokens + result.usage.outputTokens), settleSpend(rec.cost), learnSpeed(deps, model, result.usage, trace.timings(now()))]),
+    // The answer's writes need not wait for the ledgers: they are settled once the item's result is
+    // written (or the next call starts), and the task waits for them before it returns. Should one
+    // fail, the reservation stays at its worst case, which errs on the safe side.
+    const usedTokens = result.usage.inputTokens + result.usage.outputTokens;
+    const timings = trace.timings(now());
+    o.attempt.deferAfterResult(
+      () => Promise.all([deps.coord.settleQuota(ticket, usedTokens), settleSpend(rec.cost), learnSpeed(deps, model, result.usage, timings)]),
       "settling the call's quota and spend",
     );
     return result;

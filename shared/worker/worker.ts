@@ -170,6 +170,8 @@ async function runClaimed(
     const paid = spent.cost > 0 || spent.usage.inputTokens > 0 ? { usage: spent.usage, ...costFields(spent.cost, currency), ...(spent.estimated ? { usageEstimated: true } : {}) } : {};
     const base = { version: 1 as const, id: item.id, attempts: Math.max(1, attempts), model: job.model, startedAt: new Date(startedAt).toISOString() };
     await steps.time("write", () => store.putJsonIfAbsent(resultKey, { ...base, ...r, ...paid, finishedAt: new Date(finishedAt).toISOString(), durationMs: finishedAt - startedAt }));
+    // The result is written: what waited for it (settling the ledgers, removing partial files) starts beside the finish count.
+    recorder.release();
     await countFinished(deps, store, job, item.id);
     return r.status;
   };
