@@ -356,7 +356,7 @@ export function createEngine(opts: EngineOptions = {}): Engine {
     return count;
   };
 
-  /** Token count of the piece s[start, end). */
+  /** Token count of the piece u[start, end). */
   const bpeCount = (u: Uint16Array, start: number, end: number): number => {
     const len = loadBytes(u, start, end);
     if (len <= 1) return len;
@@ -422,7 +422,7 @@ export function createEngine(opts: EngineOptions = {}): Engine {
     entries++;
   };
 
-  /** Token count of the piece s[start, end), through the cache. */
+  /** Token count of the piece u[start, end), through the cache. */
   const pieceCount = (u: Uint16Array, start: number, end: number): number => {
     const plen = end - start;
     if (plen === 1 && u[start]! < 0x80) return 1; // one byte, one token
