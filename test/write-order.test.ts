@@ -1,16 +1,12 @@
-import { ReceiveMessageCommand } from "@aws-sdk/client-sqs";
 import { beforeAll, describe, expect, it } from "vitest";
 import { parseJobText } from "../shared/job/load.ts";
 import { s3Uri } from "../shared/job/record.ts";
-import { toSqsRecord } from "../shared/local/poller.ts";
-import { silentLog } from "../shared/log.ts";
 import { getModel, loadCatalog } from "../shared/model/catalog.ts";
 import { createCoordinator, type Coordinator } from "../shared/run/coord.ts";
 import { keys, ObjectStore } from "../shared/run/store.ts";
 import { submitJob } from "../shared/submit/submit.ts";
-import { createWorkerDeps } from "../shared/worker/deps.ts";
-import { createWorkerHandler } from "../shared/worker/handlers.ts";
 import { useLoopback } from "./helpers/loopback.ts";
+import { loopbackWorker } from "./helpers/worker.ts";
 
 /**
  * After the stream, the item's result is written first: the answer, reasoning and attempt record,
@@ -51,12 +47,8 @@ describe("the writes after a call", () => {
         events.push(`settleQuota done ${tokens}`);
       },
     };
-    const handler = createWorkerHandler(() =>
-      createWorkerDeps({ s3, sqs: loop.stack.sqs, queueUrl: loop.stack.queueUrl, coord, catalog: loadCatalog(), log: silentLog, apiKey: "sk-test", baseURL: loop.sim.baseURL }),
-    );
-    const { Messages } = await loop.stack.sqs.send(new ReceiveMessageCommand({ QueueUrl: loop.stack.queueUrl, MaxNumberOfMessages: 1, WaitTimeSeconds: 5, MessageSystemAttributeNames: ["All"] }));
     try {
-      const response = await handler({ Records: [toSqsRecord(Messages![0]!, "arn:aws:sqs:us-east-1:000000000000:longdoc-tasks")] }, { getRemainingTimeInMillis: () => 600_000 });
+      const response = await loopbackWorker(loop, { coord })(600_000);
       expect(response.batchItemFailures).toHaveLength(0);
     } finally {
       s3.middlewareStack.remove("writeOrderTimeline");

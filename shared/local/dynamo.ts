@@ -30,7 +30,6 @@ type Dynalite = (opts: { createTableMs?: number; deleteTableMs?: number; updateT
 // dynalite is CommonJS without types.
 const dynalite = createRequire(import.meta.url)("dynalite") as Dynalite;
 
-
 /** Creates the table if it is missing (a persisted state already has it), waits until it is ACTIVE, and asks for TTL where supported. */
 export async function createCoordTable(client: DynamoDBClient, table: string): Promise<void> {
   try {

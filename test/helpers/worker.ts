@@ -2,7 +2,7 @@ import { ReceiveMessageCommand } from "@aws-sdk/client-sqs";
 import { toSqsRecord } from "../../shared/local/poller.ts";
 import { silentLog } from "../../shared/log.ts";
 import { loadCatalog, type Catalog } from "../../shared/model/catalog.ts";
-import { createCoordinator } from "../../shared/run/coord.ts";
+import { createCoordinator, type Coordinator } from "../../shared/run/coord.ts";
 import { createWorkerDeps } from "../../shared/worker/deps.ts";
 import { createWorkerHandler } from "../../shared/worker/handlers.ts";
 import type { WorkerTiming } from "../../shared/worker/worker.ts";
@@ -12,13 +12,13 @@ import type { Loopback } from "./loopback.ts";
  * One worker Lambda container on the loopback stack (the real handler, its deps built on first
  * use), and a delivery: the next task the queue hands out, with the time the invocation has left.
  */
-export function loopbackWorker(loop: Loopback, o: { catalog?: Catalog; baseURL?: string; timing?: Partial<WorkerTiming> } = {}) {
+export function loopbackWorker(loop: Loopback, o: { catalog?: Catalog; baseURL?: string; timing?: Partial<WorkerTiming>; coord?: Coordinator } = {}) {
   const handler = createWorkerHandler(() =>
     createWorkerDeps({
       s3: loop.stack.s3,
       sqs: loop.stack.sqs,
       queueUrl: loop.stack.queueUrl,
-      coord: createCoordinator(loop.stack.dynamo.client, loop.stack.dynamo.table),
+      coord: o.coord ?? createCoordinator(loop.stack.dynamo.client, loop.stack.dynamo.table),
       catalog: o.catalog ?? loadCatalog(),
       log: silentLog,
       apiKey: "sk-test",
