@@ -8,6 +8,8 @@ import { strToU8, zipSync } from "fflate";
 import { describe, expect, it } from "vitest";
 import { detectFormat, loadDocument, type LoadOptions } from "../shared/documents/index.ts";
 import { htmlToText } from "../shared/documents/html.ts";
+import { decodeText, tidyBytes } from "../shared/documents/text.ts";
+import { finishText, stripControls } from "../shared/documents/util.ts";
 import { LongdocError } from "../shared/errors.ts";
 
 const u8 = (s: string) => new TextEncoder().encode(s);
@@ -430,5 +432,31 @@ describe("text, Markdown, JSON", () => {
   it("counts chars in code points and reports bytes", async () => {
     const doc = await loadDocument({ bytes: u8("a😀b"), name: "e.txt" });
     expect(doc).toEqual({ format: "text", text: "a😀b\n", bytes: 6, chars: 4 });
+  });
+
+  it("skips the clean-up passes only when they would change nothing (tidyBytes)", () => {
+    // Each of these needs a clean-up pass, so the byte check must say no.
+    const untidy = ["a \nb", "a\t\n", "a\u00a0\nb", "a \u2028b", "a\t\u2029", "a\n\n\n\nb", "a\r\nb", "a\x0cb", "a\x7fb", "a\x00b", "\x1b[0m"];
+    for (const t of untidy) expect({ t, tidy: tidyBytes(u8(t)) }).toEqual({ t, tidy: false });
+    expect(tidyBytes(Uint8Array.from([0x61, 0xa0, 0x0a]))).toBe(false); // Windows-1252 no-break space before a line end
+    // Past the first 64 KiB too (the check runs in slices).
+    expect(tidyBytes(u8("x".repeat(70_000) + " \n"))).toBe(false);
+    expect(tidyBytes(u8("# Notes\n\n- item\n\n\ntext 1.5% 😀 Ж\u2028end"))).toBe(true);
+    // Whenever it says yes, the fast path's text is exactly the full clean-up's: seeded random texts
+    // over the characters the rules look at, as UTF-8 and as single bytes (Windows-1252).
+    let seed = 99;
+    const next = () => ((seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0), seed);
+    const palette = ["a", "Z", " ", " ", "\t", "\n", "\n", "\r", "\u00a0", "\u2028", "\u2029", "\u0085", "é", "€", "\ufeff", "\x0c", "\x7f", "\x00", "\x1f", "😀", "Š"];
+    let tidyCount = 0;
+    for (let i = 0; i < 20_000; i++) {
+      let t = "";
+      for (let n = next() % 12; n > 0; n--) t += palette[next() % palette.length];
+      const bytes = i % 2 ? u8(t) : Uint8Array.from(Array.from(t, (c) => c.charCodeAt(0) & 0xff));
+      if (!tidyBytes(bytes)) continue;
+      tidyCount++;
+      const decoded = decodeText(bytes);
+      expect({ t, fast: finishText(decoded, { tidy: true }) }).toEqual({ t, fast: finishText(stripControls(decoded)) });
+    }
+    expect(tidyCount).toBeGreaterThan(1000);
   });
 });

@@ -82,6 +82,8 @@ export async function loadDocument(input: { bytes: Uint8Array; name: string }, o
   let text: string;
   let pages: number | undefined;
   let sheets: string[] | undefined;
+  /** Whether the loader found nothing for finishText's line rules to change (plain text only). */
+  let tidy = false;
   try {
     switch (format) {
       case "pdf": {
@@ -119,13 +121,13 @@ export async function loadDocument(input: { bytes: Uint8Array; name: string }, o
         break;
       }
       default:
-        text = loadPlain(bytes, name);
+        ({ text, tidy } = loadPlain(bytes, name));
     }
   } catch (e) {
     if (LongdocError.is(e)) throw e;
     throw docError("document_unreadable", name, `could not read the ${format.toUpperCase()} file (${e instanceof Error ? e.message : String(e)})`, e);
   }
-  text = finishText(text);
+  text = finishText(text, { tidy });
   if (!hasText(text)) throw docError("document_empty", name, `no text in this ${format.toUpperCase()} document`);
   const doc: LoadedDocument = { format, text, bytes: bytes.length, chars: countChars(text) };
   if (pages !== undefined) doc.pages = pages;

@@ -45,13 +45,13 @@ export function countChars(s: string): number {
  * at most two consecutive blank lines, no leading blank lines, exactly one final newline
  * (empty string stays empty).
  */
-export function finishText(s: string): string {
+export function finishText(s: string, opts: { tidy?: boolean } = {}): string {
   // The same rules as /[ \t\u00a0]+$/gm and /\s+$/, written so a 1 MB text takes one fast pass each.
-  const t = (s.includes("\r") ? s.replace(/\r\n?/g, "\n") : s)
-    .replace(/[ \t\u00a0]+(?=[\n\u2028\u2029]|$)/g, "")
-    .replace(/\n{4,}/g, "\n\n\n")
-    .replace(/^\n+/, "")
-    .trimEnd();
+  // `tidy`: the caller knows no line rule applies (text.ts's tidyBytes); only the ends are trimmed.
+  const lines = opts.tidy
+    ? s
+    : (s.includes("\r") ? s.replace(/\r\n?/g, "\n") : s).replace(/[ \t\u00a0]+(?=[\n\u2028\u2029]|$)/g, "").replace(/\n{4,}/g, "\n\n\n");
+  const t = lines.replace(/^\n+/, "").trimEnd();
   return t.length === 0 ? "" : t + "\n";
 }
 

@@ -52,6 +52,8 @@ const F_SHIFT = 4294967296;
 const UNITS_KEEP = 1 << 20;
 /** Bytes of piece the BPE scratch arrays keep room for between calls. */
 const SCRATCH_KEEP = 4096;
+/** Code units per countRun call (see countRun). */
+const RUN_UNITS = 4096;
 /** Pieces of at least this many bytes use the heap BPE (O(n log n)) instead of the rescanning one. */
 const HEAP_MIN_BYTES = 24;
 
@@ -462,19 +464,32 @@ export function createEngine(opts: EngineOptions = {}): Engine {
     "g",
   );
 
-  const countPlain = (seg: string): number => {
-    // Below U+0300 there are no combining marks and nothing NFC changes: most documents skip the pass.
-    const s = BEYOND_NFC_STABLE.test(seg) ? seg.normalize("NFC") : seg;
-    const len = s.length;
-    const u = unitsOf(s);
+  /** Where the last countRun stopped: the end of the last piece it counted. */
+  let runEnd = 0;
+  /**
+   * Tokens of the pieces that start in u[from, stop) (the last one may run on towards len); sets
+   * runEnd. A text is counted in runs by a function called once per run rather than in one long
+   * loop: V8 compiles a long loop by on-stack replacement, and a full GC throws that code away, so
+   * every document after one would start in the interpreter (about 10 ms more per MB); a function
+   * called many times keeps its optimized code.
+   */
+  const countRun = (u: Uint16Array, from: number, stop: number, len: number): number => {
     let total = 0;
-    for (let i = 0; i < len; ) {
+    let i = from;
+    while (i < stop) {
       // Fast path for the commonest pieces, an ASCII word with or without one leading space: the
       // run is scanned and hashed in one pass. Anything else (and a word that runs on into a
       // non-ASCII character, which may be a letter too) takes the general scanner.
       const c = u[i]!;
       const w = c === 0x20 && i + 1 < len ? i + 1 : i;
-      if (isAsciiLetter(u[w]!)) {
+      const e = u[w]!;
+      if (e >= 0x30 && e <= 0x39) {
+        // An ASCII digit is a piece and a token of its own (`\p{N}`), and so is one space before it.
+        total += w - i + 1;
+        i = w + 1;
+        continue;
+      }
+      if (isAsciiLetter(e)) {
         let h = c === 0x20 && w > i ? Math.imul(FNV_OFFSET ^ 0x20, FNV_PRIME) : FNV_OFFSET;
         let k = w;
         for (; k < len; k++) {
@@ -492,6 +507,17 @@ export function createEngine(opts: EngineOptions = {}): Engine {
       total += pieceCount(u, i, j);
       i = j;
     }
+    runEnd = i;
+    return total;
+  };
+
+  const countPlain = (seg: string): number => {
+    // Below U+0300 there are no combining marks and nothing NFC changes: most documents skip the pass.
+    const s = BEYOND_NFC_STABLE.test(seg) ? seg.normalize("NFC") : seg;
+    const len = s.length;
+    const u = unitsOf(s);
+    let total = 0;
+    for (let i = 0; i < len; i = runEnd) total += countRun(u, i, Math.min(len, i + RUN_UNITS), len);
     return total;
   };
 
