@@ -437,7 +437,19 @@ describe("text, Markdown, JSON", () => {
   it("skips the clean-up passes only when they would change nothing (tidyBytes)", () => {
     // Each of these needs a clean-up pass, so the byte check must say no.
     const untidy = ["a \nb", "a\t\n", "a\u00a0\nb", "a \u2028b", "a\t\u2029", "a\n\n\n\nb", "a\r\nb", "a\x0cb", "a\x7fb", "a\x00b", "\x1b[0m"];
-    for (const t of untidy) expect({ t, tidy: tidyBytes(u8(t)) }).toEqual({ t, tidy: false });
+    // At every alignment (the check reads four bytes at a time from an aligned address), and in the words or at the ends.
+    const at = (bytes: Uint8Array, offset: number) => {
+      const whole = new Uint8Array(bytes.length + 3);
+      whole.set(bytes, offset);
+      return whole.subarray(offset, offset + bytes.length);
+    };
+    for (const t of untidy) {
+      for (const pad of ["", "x", "xx", "xxx", "xxxxxxxxx"]) {
+        for (let offset = 0; offset < 4; offset++) {
+          for (const text of [pad + t, t + pad]) expect({ text, offset, tidy: tidyBytes(at(u8(text), offset)) }).toEqual({ text, offset, tidy: false });
+        }
+      }
+    }
     expect(tidyBytes(Uint8Array.from([0x61, 0xa0, 0x0a]))).toBe(false); // Windows-1252 no-break space before a line end
     // Past the first 64 KiB too (the check runs in slices).
     expect(tidyBytes(u8("x".repeat(70_000) + " \n"))).toBe(false);
@@ -450,13 +462,28 @@ describe("text, Markdown, JSON", () => {
     let tidyCount = 0;
     for (let i = 0; i < 20_000; i++) {
       let t = "";
-      for (let n = next() % 12; n > 0; n--) t += palette[next() % palette.length];
-      const bytes = i % 2 ? u8(t) : Uint8Array.from(Array.from(t, (c) => c.charCodeAt(0) & 0xff));
+      for (let n = next() % (i % 3 ? 12 : 40); n > 0; n--) t += palette[next() % palette.length];
+      const bytes = at(i % 2 ? u8(t) : Uint8Array.from(Array.from(t, (c) => c.charCodeAt(0) & 0xff)), next() % 4);
       if (!tidyBytes(bytes)) continue;
       tidyCount++;
       const decoded = decodeText(bytes);
       expect({ t, fast: finishText(decoded, { tidy: true }) }).toEqual({ t, fast: finishText(stripControls(decoded)) });
     }
     expect(tidyCount).toBeGreaterThan(1000);
+  });
+
+  it("finishes text by its rules, written plainly here: LF endings, no trailing blanks, at most two blank lines, one final newline", () => {
+    const byRules = (s: string) => {
+      const t = s.replace(/\r\n?/g, "\n").replace(/[ \t\u00a0]+$/gm, "").replace(/\n{4,}/g, "\n\n\n").replace(/^\n+/, "").replace(/\s+$/, "");
+      return t === "" ? "" : t + "\n";
+    };
+    let seed = 7;
+    const next = () => ((seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0), seed);
+    const palette = ["a", "b", " ", "\t", "\n", "\n", "\r", "\r\n", "\u00a0", "\u2028", "\u2029", "\u3000", "\ufeff", "\ud800", "é"];
+    for (let i = 0; i < 20_000; i++) {
+      let t = "";
+      for (let n = next() % 14; n > 0; n--) t += palette[next() % palette.length];
+      expect({ t, out: finishText(t) }).toEqual({ t, out: byRules(t) });
+    }
   });
 });

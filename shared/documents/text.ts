@@ -92,44 +92,55 @@ export function loadPlain(b: Uint8Array, name: string): { text: string; tidy: bo
   return { text: stripControls(decodeTextFile(b, name)), tidy: false };
 }
 
-/** Byte classes for tidyBytes: 1 never in tidy text, 2 a line feed, 3 the lead byte of U+2028/U+2029. */
-const TIDY_CLASS = new Uint8Array(256);
-for (let c = 0; c < 0x20; c++) TIDY_CLASS[c] = 1;
-TIDY_CLASS[0x09] = 0;
-TIDY_CLASS[0x0a] = 2;
-TIDY_CLASS[0x7f] = 1;
-TIDY_CLASS[0xe2] = 3;
-/** Bytes checked per tidyRun call (see tidyRun). */
-const TIDY_RUN = 65536;
+/** Words (4 bytes) per tidyWords call (see tidyWords). */
+const TIDY_RUN = 16384;
 
 /**
  * True when the bytes, decoded as UTF-8 or Windows-1252, certainly hold nothing that stripControls
  * or finishText's line rules change: no control character (CR included; so no NUL, nothing binary
- * and no UTF-16), no space, tab or no-break space before a line end, no run of four line feeds.
- * It may say false for a text that is tidy after all (any 0xA0 byte before a line end counts);
- * then the regex passes run as before. One table lookup per byte instead of a regex pass per rule.
+ * and no UTF-16 with any ASCII in it), no space, tab or no-break space before a line end, no run
+ * of four line feeds. It may say false for a text that is tidy after all (any 0xA0 byte before a
+ * line end counts); then the regex passes run as before. Most of a text is printable ASCII, which
+ * is skipped four bytes at a time: about a third of one regex pass.
  */
 export function tidyBytes(b: Uint8Array): boolean {
-  for (let i = 0; i < b.length; i += TIDY_RUN) if (!tidyRun(b, i, Math.min(b.length, i + TIDY_RUN))) return false;
+  // The words start at a 4-byte aligned address; the bytes before and after them are checked one by one.
+  const head = Math.min(b.length, (4 - (b.byteOffset & 3)) & 3);
+  const words = (b.length - head) >> 2;
+  const tail = head + 4 * words;
+  if (!tidyRange(b, 0, head) || !tidyRange(b, tail, b.length)) return false;
+  const w = new Uint32Array(b.buffer, b.byteOffset + head, words);
+  for (let j = 0; j < words; j += TIDY_RUN) if (!tidyWords(w, b, head, j, Math.min(words, j + TIDY_RUN))) return false;
   return true;
 }
 
 /**
- * tidyBytes over b[from, to). A function called once per 64 KiB rather than one long loop: V8
- * compiles a long loop by on-stack replacement and drops that code at a full garbage collection,
- * so the next document would be scanned by the interpreter.
+ * tidyBytes over the words w[from, to) (w starts at byte `base` of b). A function called once per
+ * 64 KiB rather than one long loop: V8 compiles a long loop by on-stack replacement and drops that
+ * code at a full garbage collection, so the next document would be scanned by the interpreter.
  */
-function tidyRun(b: Uint8Array, from: number, to: number): boolean {
+function tidyWords(w: Uint32Array, b: Uint8Array, base: number, from: number, to: number): boolean {
+  for (let j = from; j < to; j++) {
+    const x = w[j]!;
+    // High bits clear in x (all bytes < 0x80), in x - 0x20 per byte (none < 0x20) and in x + 1 per byte (none 0x7F).
+    if (((x | (x - 0x20202020) | (x + 0x01010101)) & 0x80808080) === 0) continue;
+    if (!tidyRange(b, base + 4 * j, base + 4 * j + 4)) return false;
+  }
+  return true;
+}
+
+/** tidyBytes over b[from, to), byte by byte (looking back and ahead across the range's ends). */
+function tidyRange(b: Uint8Array, from: number, to: number): boolean {
   for (let i = from; i < to; i++) {
-    const k = TIDY_CLASS[b[i]!]!;
-    if (k === 0) continue;
-    if (k === 1) return false;
+    const c = b[i]!;
+    if ((c >= 0x20 && c !== 0x7f && c !== 0xe2) || c === 0x09) continue;
+    if (c !== 0x0a && c !== 0xe2) return false;
     const before = i > 0 ? b[i - 1]! : 0;
     if (before === 0x20 || before === 0x09 || before === 0xa0) {
       // A line feed, or possibly U+2028/U+2029 (E2 80 A8/A9), after a space, tab or no-break space.
-      if (k === 2 || (b[i + 1] === 0x80 && (b[i + 2] === 0xa8 || b[i + 2] === 0xa9))) return false;
+      if (c === 0x0a || (b[i + 1] === 0x80 && (b[i + 2] === 0xa8 || b[i + 2] === 0xa9))) return false;
     }
-    if (k === 2 && i >= 3 && before === 0x0a && b[i - 2] === 0x0a && b[i - 3] === 0x0a) return false;
+    if (c === 0x0a && i >= 3 && before === 0x0a && b[i - 2] === 0x0a && b[i - 3] === 0x0a) return false;
   }
   return true;
 }

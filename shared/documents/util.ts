@@ -51,8 +51,12 @@ export function finishText(s: string, opts: { tidy?: boolean } = {}): string {
   const lines = opts.tidy
     ? s
     : (s.includes("\r") ? s.replace(/\r\n?/g, "\n") : s).replace(/[ \t\u00a0]+(?=[\n\u2028\u2029]|$)/g, "").replace(/\n{4,}/g, "\n\n\n");
-  const t = lines.replace(/^\n+/, "").trimEnd();
-  return t.length === 0 ? "" : t + "\n";
+  const t = lines.replace(/^\n+/, "");
+  // A text that already ends in one line feed after the last word is kept as it is: trimming the
+  // line feed and adding it back would copy the whole text.
+  if (t.length > 1 && t.charCodeAt(t.length - 1) === 10 && /\S/.test(t[t.length - 2]!)) return t;
+  const trimmed = t.trimEnd();
+  return trimmed.length === 0 ? "" : trimmed + "\n";
 }
 
 /** True when the text holds at least one non-whitespace character. */
