@@ -49,7 +49,11 @@ const speedReads = new WeakMap<WorkerDeps["coord"], Map<string, { at: number; se
 /** Per container, per model: when it last added a measurement. */
 const speedWrites = new WeakMap<WorkerDeps["coord"], Map<string, number>>();
 
-function fleetSpeed(deps: WorkerDeps, modelId: string): Promise<SeenSpeed> {
+/**
+ * The fleet's speed figure for a model, read at most every SPEED_READ_EVERY_MS per container. The
+ * worker asks for it beside the claim (readAhead), so that a call does not wait for the read.
+ */
+export function fleetSpeed(deps: WorkerDeps, modelId: string): Promise<SeenSpeed> {
   const now = (deps.now ?? Date.now)();
   let reads = speedReads.get(deps.coord);
   if (!reads) speedReads.set(deps.coord, (reads = new Map()));

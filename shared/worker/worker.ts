@@ -19,7 +19,7 @@ import { planBatchCall, readBatchRequest, type BatchRequest } from "../job/batch
 import { deployment } from "../settings.ts";
 import { countChatTokens, countTokens } from "../tokens/index.ts";
 import { AttemptRecorder, closeAbandonedAttempt, DEFAULT_TRACE_FLUSH, earlierAttempts } from "./attempt.ts";
-import { callModel } from "./call.ts";
+import { callModel, fleetSpeed } from "./call.ts";
 import { ItemSteps } from "./steps.ts";
 // issue 12: samples, consensus and the code tool loop live in their own modules.
 import { sampleCall, sampleFiles, samplingSummary, usesSampling, type SampledResult, type Sampling } from "./samples.ts";
@@ -125,6 +125,8 @@ function readAhead(deps: WorkerDeps, store: ObjectStore, job: JobRecord, item: I
     await yieldToIO();
     return steps.time("extract", () => Promise.all(all.map((f, i) => loadFetched(item.documents[i]!, f, job.limits.maxDocumentBytes))));
   });
+  // The model's speed sizes the call: read now (when this container's copy is stale), not in the call's path.
+  void fleetSpeed(deps, job.model);
   return {
     documents: quiet(documents),
     submitted: quiet(submitState(deps, job)),
