@@ -459,6 +459,8 @@ export function createEngine(opts: EngineOptions = {}): Engine {
 
   // ---- added tokens, normalization, pre-tokenization ----------------------------------------
   const added = new Map(data.addedTokens.map((t) => [t.content, t.id]));
+  const ADDED_FIRST = "<";
+  if (![...added.keys()].every((t) => t.startsWith(ADDED_FIRST))) throw new Error(`qwen3-data.json: an added token does not start with "${ADDED_FIRST}"`);
   const addedRe = new RegExp(
     [...added.keys()].sort((a, b) => b.length - a.length).map(escapeRegExp).join("|"),
     "g",
@@ -523,6 +525,8 @@ export function createEngine(opts: EngineOptions = {}): Engine {
 
   /** Calls plain(segment) for text between added tokens and special(id) for each added token. */
   const walk = (text: string, plain: (s: string) => void, special: (id: number) => void): void => {
+    // Every added token starts with "<": a text without one (most prose) skips the regex's pass.
+    if (!text.includes(ADDED_FIRST)) return plain(text);
     addedRe.lastIndex = 0;
     let last = 0;
     for (let m = addedRe.exec(text); m !== null; m = addedRe.exec(text)) {
