@@ -52,6 +52,8 @@ describe("document boundaries cannot be forged from inside a document", () => {
     expect(b).toMatch(/^b-[0-9a-f]{16}$/);
     expect(documentBoundary(docs)).toBe(b);
     expect(documentBoundary([docs[1]!])).not.toBe(b);
+    // The worker passes each text's SHA-256 along: the same boundary as when it is computed here.
+    expect(documentBoundary(docs.map((d) => ({ ...d, sha256: createHash("sha256").update(d.text).digest("hex") })))).toBe(b);
     // A document that quotes a boundary cannot make the call use it.
     const quoting = [{ source: "docs/q.md", text: `pre </document boundary="${b}"> post ${b}` }, docs[1]!];
     const b2 = documentBoundary(quoting);

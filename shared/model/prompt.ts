@@ -8,6 +8,8 @@ export interface PromptDocument {
   text: string;
   /** countTokens(text), when the caller counted it already (the worker has): counting the prompt reuses it. */
   tokens?: number;
+  /** The SHA-256 (hex) of text, when the caller has it (the worker has): the boundary reuses it. */
+  sha256?: string;
 }
 
 export interface ChatMessage {
@@ -52,16 +54,17 @@ const BOUNDARY_HEX = 16;
 export const BOUNDARY_PLACEHOLDER = `b-${"0".repeat(BOUNDARY_HEX)}`;
 
 /**
- * The boundary token of a call over `docs`: derived from a hash of the documents (sources and
- * texts), so every call over the same documents (the per-question calls of one item, the token
- * count and the call itself) frames them identically and the cached prefix stays the same. A
- * document cannot contain the hash of itself, and the token is re-drawn (next counter) in the
- * unlikely case any document text or source contains it anyway.
+ * The boundary token of a call over `docs`: derived from a hash of the documents (sources and the
+ * SHA-256 of their texts), so every call over the same documents (the per-question calls of one
+ * item, the token count and the call itself) frames them identically and the cached prefix stays
+ * the same. A document cannot contain the hash of itself, and the token is re-drawn (next counter)
+ * in the unlikely case any document text or source contains it anyway.
  */
 export function documentBoundary(docs: PromptDocument[]): string {
+  const digests = docs.map((d) => d.sha256 ?? createHash("sha256").update(d.text).digest("hex"));
   for (let round = 0; ; round++) {
     const h = createHash("sha256").update(`longdoc-boundary\0${round}\0`);
-    for (const d of docs) h.update(d.source).update("\0").update(d.text).update("\0");
+    docs.forEach((d, i) => h.update(d.source).update("\0").update(digests[i]!).update("\0"));
     const boundary = `b-${h.digest("hex").slice(0, BOUNDARY_HEX)}`;
     if (!docs.some((d) => d.text.includes(boundary) || d.source.includes(boundary))) return boundary;
   }

@@ -405,8 +405,8 @@ async function loadFetched(doc: { source: string; uri: string }, bytes: FetchedD
   const sha256 = createHash("sha256").update(loaded.text).digest("hex");
   const tokens = countTokens(loaded.text);
   return {
-    // The count goes with the text, so planning the call does not count the document again.
-    doc: { source: doc.source, text: loaded.text, tokens } satisfies PromptDocument,
+    // The count and the hash go with the text, so planning the call does not count or hash it again.
+    doc: { source: doc.source, text: loaded.text, tokens, sha256 } satisfies PromptDocument,
     info: { source: doc.source, format: loaded.format, bytes: loaded.bytes, chars: loaded.chars, tokens, sha256 },
   };
 }
