@@ -19,6 +19,7 @@ import { gzipSync } from "node:zlib";
 import { readFileSync } from "node:fs";
 import { build } from "esbuild";
 import { INSTALLED_PACKAGES } from "../infra/queue.ts";
+import { median } from "./median.ts";
 
 const N = Number(process.env.BENCH_COLD_N ?? 15);
 const TARGET_MS = 500;
@@ -90,11 +91,6 @@ async function sample(file: string | null): Promise<{ importMs: number; initMs: 
   const { stdout } = await promisify(execFile)(process.execPath, ["--input-type=module", "-e", probe(file)], { env, timeout: 60_000 });
   return JSON.parse(stdout.trim().split("\n").pop()!);
 }
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
 
 const variants = [
   { name: "bare node", build: null as Awaited<ReturnType<typeof bundle>> | null },

@@ -48,6 +48,7 @@ import { keys, ObjectStore } from "../shared/run/store.ts";
 import { startSimulator } from "../shared/sim/index.ts";
 import { submitJob } from "../shared/submit/submit.ts";
 import type { ItemTiming, WorkerOptions } from "./overhead-worker.ts";
+import { median } from "./median.ts";
 
 const N = Number(process.env.BENCH_OVERHEAD_N ?? 5);
 /** One size only ("10 KB", "1 MB" or "10 MB"), for a quicker look. */
@@ -117,11 +118,6 @@ function documentOf(bytes: number, seed: number): string {
   }
   return parts.join("").slice(0, bytes);
 }
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
 
 /** The benchmark itself (this process also serves S3 and SQS to the worker). */
 async function main(): Promise<void> {

