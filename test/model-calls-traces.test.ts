@@ -124,8 +124,8 @@ describe("traces that survive: partial reasoning and answer under attempts/", ()
       const victim = fleet.processes.find((p) => owner.includes(`-${p.pid}-`))!;
       victim.kill("SIGKILL");
       const open = (await store.getJson<AttemptRecord>(itemKey(job.jobId, item.id, "attempts/1.open.json")))!;
-      expect(open).toMatchObject({ status: "running", reasoning: null, inFlight: { label: null } });
-      expect(open.inFlight!.reservedCost).toBeGreaterThan(0);
+      expect(open).toMatchObject({ status: "running", reasoning: null, inFlightCalls: [{ label: null }] });
+      expect(open.inFlightCalls[0]!.reservedCost).toBeGreaterThan(0);
 
       let m: Manifest | undefined;
       await expect.poll(async () => (m = await store.getJson<Manifest>(keys.manifest(job.jobId)))?.status, { timeout: 40_000, interval: 200 }).toBe("succeeded");

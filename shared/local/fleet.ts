@@ -4,7 +4,7 @@ import { fileURLToPath } from "node:url";
 import { GetQueueAttributesCommand } from "@aws-sdk/client-sqs";
 import type { Log } from "../log.ts";
 import { deployment, type Settings } from "../settings.ts";
-import type { WorkerTiming } from "../worker/worker.ts";
+import type { WorkerTiming } from "../worker/context.ts";
 import type { QuotaMode, WorkerConfig } from "./fleet-config.ts";
 import type { LocalStack } from "./stack.ts";
 

@@ -11,7 +11,7 @@ import { loadJobForSubmit, submitLoadedJob } from "../submit/load.ts";
 import { LongdocError } from "../errors.ts";
 import { createDeadLetterHandler } from "../worker/dead.ts";
 import { createWorkerHandler } from "../worker/handlers.ts";
-import type { WorkerTiming } from "../worker/worker.ts";
+import type { WorkerTiming } from "../worker/context.ts";
 import { createCoordinator } from "../run/coord.ts";
 import { startFleet } from "./fleet.ts";
 import type { JobRecord } from "../job/record.ts";

@@ -15,7 +15,7 @@ const num = (n: number) => n.toLocaleString("en-US");
  */
 export function renderReport(m: Manifest, content?: ReportContent): string {
   const money = (n: number) => escape(formatCost(n, m.currency ?? "USD"));
-  // Sampled jobs (issue 12) get an agreement column: k samples, agreement, the weakest fields, tool calls.
+  // Sampled jobs get an agreement column: k samples, agreement, the weakest fields, tool calls.
   const sampled = m.items.some((i) => i.samples !== undefined);
   const agreementCell = (i: Manifest["items"][number]) => {
     if (i.samples === undefined) return "<td></td>";
