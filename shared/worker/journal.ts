@@ -1,16 +1,20 @@
 /**
- * The item's paid calls, kept the moment each returns (`items/<itemId>/calls/<key>.json`): a call
+ * The item's paid calls, kept the moment each returns (`items/<itemId>/attempts/calls/<key>.json`): a call
  * that returned is never paid again. When a later delivery of the item plans the same request
  * (the same label and messages), it takes the kept answer instead of calling the model: the
  * second question of an item whose first delivery was refused on it, the samples a cost cap
  * interrupted, the calls a killed worker had finished.
  *
  * A kept call's cost stays in the attempt record of the delivery that paid it; the reuse adds none.
+ * Once the item has its result the journal is removed: the answer's own files hold what it said.
  */
 import { createHash } from "node:crypto";
 import type { ChatResult } from "../model/client.ts";
 import type { CallPlan } from "../model/plan.ts";
 import { keys, type ObjectStore } from "../run/store.ts";
+
+/** Under attempts/, with the rest of what an item's attempts leave, so the worker's delete permission covers it. */
+const JOURNAL = "attempts/calls/";
 
 interface KeptCall {
   version: 1;
@@ -37,7 +41,7 @@ export class CallJournal {
   static async open(store: ObjectStore, jobId: string, itemId: string, earlierAttempts: number): Promise<CallJournal> {
     const kept = new Map<string, ChatResult>();
     if (earlierAttempts > 0) {
-      for (const key of await store.listKeys(keys.item(jobId, itemId, "calls/"))) {
+      for (const key of await store.listKeys(keys.item(jobId, itemId, JOURNAL))) {
         const call = await store.getJson<KeptCall>(key);
         if (call?.version === 1) kept.set(key.slice(key.lastIndexOf("/") + 1, -".json".length), call.result);
       }
@@ -56,7 +60,12 @@ export class CallJournal {
   async keep(plan: CallPlan, label: string | null, result: ChatResult): Promise<void> {
     const key = callKey(plan, label);
     this.kept.set(key, result);
-    await this.store.putJson(keys.item(this.jobId, this.itemId, `calls/${key}.json`), { version: 1, label, result } satisfies KeptCall);
+    await this.store.putJson(keys.item(this.jobId, this.itemId, `${JOURNAL}${key}.json`), { version: 1, label, result } satisfies KeptCall);
+  }
+
+  /** Removes the kept calls (the item has its result). */
+  async clear(): Promise<void> {
+    await Promise.all([...this.kept.keys()].map((key) => this.store.delete(keys.item(this.jobId, this.itemId, `${JOURNAL}${key}.json`))));
   }
 }
 

@@ -14,6 +14,7 @@ import { keepPaid } from "./paid.ts";
 
 export async function settle(d: Delivery, status: TerminalStatus): Promise<TerminalStatus> {
   // The settling of the calls' ledgers starts beside the finish; the delivery ends after both.
+  d.pending.add("removing the item's journal of paid calls", () => d.journal.clear());
   d.pending.start();
   await recordFinished(d.deps, d.store, d.job, d.item.id, status);
   await d.pending.finish();
