@@ -71,6 +71,8 @@ export interface Settings {
   stack: { bucket: string | null; queueUrl: string | null };
   /** The end of a job: the topic its event goes to, and the secret that signs webhook calls. */
   notify: { topicArn: string | null; webhookSecret: string | null; loopbackHttp: boolean };
+  /** Test-only (LONGDOC_TEST_AWS_FAULTS): the fault suite's AWS faults for local worker processes. */
+  testAwsFaults: string | null;
 }
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -102,6 +104,8 @@ export function loadSettings(env: Env, resources: LinkedResources = {}, defaults
     logLevel,
     stack: Object.freeze({ bucket: resources.bucket ?? null, queueUrl: resources.queueUrl ?? (env.LONGDOC_TASKS_URL?.trim() || null) }),
     notify: Object.freeze(readNotify(env, resources)),
+    // Test-only: AWS faults injected into local worker processes (shared/local/aws-faults.ts).
+    testAwsFaults: env.LONGDOC_TEST_AWS_FAULTS?.trim() || null,
   });
 }
 

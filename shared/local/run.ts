@@ -237,7 +237,17 @@ interface Workers {
 async function startWorkers(o: Omit<DriveOptions, "job">, endpoint: Omit<LocalEndpoint, "stop">): Promise<Workers> {
   const { stack } = o;
   if (!o.model) {
-    const fleet = await startFleet({ stack, workers: o.workers, settings: o.settings, endpoint, log: o.log, noModel: o.noModel, timing: o.timing });
+    const fleet = await startFleet({
+      stack,
+      workers: o.workers,
+      settings: o.settings,
+      endpoint,
+      log: o.log,
+      noModel: o.noModel,
+      timing: o.timing,
+      // The fault suite's AWS faults reach a plain run's workers when its environment sets them.
+      ...(o.settings.testAwsFaults && { awsFaults: o.settings.testAwsFaults }),
+    });
     let stopped: Promise<void> | undefined;
     return { stop: () => (stopped ??= fleet.stop()) };
   }
