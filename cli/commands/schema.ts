@@ -13,7 +13,7 @@ import type { Command } from "commander";
 import { z } from "zod";
 import { jobSpecSchema } from "../../shared/job/schema.ts";
 
-/** Editor hover text for the top-level fields (the README's field reference, shortened). */
+/** Editor hover text for the top-level fields; docs/job-file.md's field reference is generated from it and the schema. */
 export const FIELD_HELP: Readonly<Record<string, string>> = {
   name: "The job's name: lowercase letters, digits and '-'. Job ids start with it; a deployed schedule or upload finds the job by it (jobs/<name>.yaml, inbox/<name>/).",
   description: "A line about the job, for people.",
