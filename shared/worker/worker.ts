@@ -23,6 +23,7 @@ import { callModel, fleetSpeed } from "./call.ts";
 import { ItemSteps } from "./steps.ts";
 // issue 12: samples, consensus and the code tool loop live in their own modules.
 import { sampleCall, sampleFiles, samplingSummary, usesSampling, type SampledResult, type Sampling } from "./samples.ts";
+import { verifyItemCitations } from "../citations/gate.ts";
 
 import type { TaskContext, WorkerDeps, WorkerTiming } from "./context.ts";
 export type { TaskContext, WorkerDeps, WorkerTiming };
@@ -245,14 +246,16 @@ async function runClaimed(
     // A call cut at the cap and then continued (onTruncated: continue) is not a cut answer.
     const lengthCut = result.cutCalls.length > 0;
     const keepTruncated = lengthCut && job.spec.output.onTruncated === "keep";
-    const outputError: { kind: "output_truncated" | "output_invalid" | "low_agreement"; message: string } | null =
+    // citations: verify: every quote checked against the extracted text of its call's documents (null when off; batch lines bring no documents).
+    const cited = item.request ? null : verifyItemCitations(job.spec, result.answer, loaded.map((l) => l.doc));
+    const outputError: { kind: "output_truncated" | "output_invalid" | "low_agreement" | "ungrounded"; message: string } | null =
       lengthCut && !keepTruncated
         ? { kind: "output_truncated", message: truncationMessage(result, answerPath) }
         : result.validationError
           ? { kind: "output_invalid", message: result.validationError }
           : packed?.error
             ? { kind: "output_invalid", message: packed.error }
-            : (sampled?.low ?? null);
+            : (sampled?.low ?? cited?.ungrounded ?? null);
     deps.log.info({ jobId: job.jobId, itemId: item.id, usage: result.usage, costUsd: result.costUsd, finishReasons: result.finishReasons }, "item answered");
     const reasoningPath = result.hasReasoning ? `items/${item.id}/reasoning.md` : null;
     // The attempt's record, naming the final files, is written beside them; result.json comes after both.
@@ -283,6 +286,7 @@ async function runClaimed(
       truncated: result.truncated,
       documentAnswers: packed?.answers ?? null,
       ...(sampled ? { ...sampled.summary, trace: `items/${item.id}/trace.json` } : {}),
+      ...(cited ? { citations: cited.citations } : {}),
     }));
     // The settling of the ledgers, started when the call ended, is done before the task returns.
     await recorder.idle();
