@@ -11,6 +11,9 @@ import { loadSettings } from "../shared/settings.ts";
 import { useLoopback } from "./helpers/loopback.ts";
 import { loadDocument } from "../shared/documents/index.ts";
 import { fold } from "../shared/citations/fold.ts";
+import { csvOutput } from "../cli/results-csv.ts";
+import { renderSummary } from "../cli/commands/run.ts";
+import { ObjectStore } from "../shared/run/store.ts";
 
 const PDF = "ULTABEAUTY_2023Q4_EARNINGS.pdf";
 const MEMO = "# Board memo\n\nCash rose to $12.4 million at year end, after the plant in Leeds was sold for $3.1 million.\nThe board approved a dividend of 40 cents per share, payable in March.\n";
@@ -73,6 +76,15 @@ describe("citations: verify, end to end", () => {
     expect(manifest.citations).toEqual({ items: 2, total: 8, supported: 7, wrongPage: 1, notFound: 0, score: 0.875, lowestItemScore: 0.75, ungrounded: 0 });
     const onDisk = JSON.parse(await readFile(path.join(outDir, "manifest.json"), "utf8")) as Manifest;
     expect(onDisk.citations).toEqual(manifest.citations);
+    // Where people look: the run's summary table and results --format csv.
+    const table = renderSummary(manifest);
+    expect(table).toMatch(/citations/);
+    expect(table).toContain("0.75");
+    expect(table).toContain("7 of 8 quote(s) found on the page or sheet cited, 1 only on another, 0 nowhere");
+    const csv = await csvOutput(new ObjectStore(loop.stack.s3, loop.stack.bucket), manifest.jobId);
+    const column = csv.header.indexOf("citation_score");
+    expect(column).toBe(csv.header.indexOf("answer_path") + 1);
+    expect(csv.rows.map((r) => r[column])).toEqual(manifest.items.map((i) => i.citationScore));
   });
 
   it("fails an item below minCitationScore as ungrounded, keeping its answer and citations", async () => {
