@@ -1,6 +1,7 @@
 // Citation checking (`citations: verify`) on real documents of the corpus: Ulta Beauty's earnings
 // release (a 9-page PDF from SEC EDGAR) and Nestlé's half-year segment workbook (5 sheets).
-import { readFile } from "node:fs/promises";
+import { copyFile, mkdtemp, readFile, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { loadDocument } from "../shared/documents/index.ts";
@@ -10,6 +11,8 @@ import { getModel, loadCatalog } from "../shared/model/catalog.ts";
 import { jobSpecSchema } from "../shared/job/schema.ts";
 import { countChatTokens } from "../shared/tokens/index.ts";
 import { messageText } from "../shared/model/prompt.ts";
+import { estimateJob } from "../shared/submit/estimate.ts";
+import { renderEstimate } from "../cli/commands/estimate.ts";
 
 const CORPUS = path.join(import.meta.dirname, "corpus", "files");
 const PDF = "ULTABEAUTY_2023Q4_EARNINGS.pdf";
@@ -214,5 +217,21 @@ describe("the citation instruction in the prompt", () => {
     expect(r.success).toBe(false);
     expect(r.error!.issues[0]).toMatchObject({ path: ["minCitationScore"], message: expect.stringContaining("citations: verify") });
     expect(job().citations).toBe("off");
+  });
+
+  it("is priced by estimate, which says what it adds to each prompt", async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), "longdoc-cite-estimate-"));
+    await copyFile(path.join(CORPUS, PDF), path.join(dir, PDF));
+    const estimate = async (extra: string) => {
+      const file = path.join(dir, "job.yaml");
+      await writeFile(file, `name: cite\ndocuments:\n  - path: "*.pdf"\nprompt: What were net sales?\n${extra}`);
+      return estimateJob(jobSpecSchema.parse((await import("yaml")).parse(await readFile(file, "utf8"))), file, loadCatalog());
+    };
+    const [off, on] = [await estimate(""), await estimate("citations: verify\n")];
+    const added = on.items[0]!.citationTokens!;
+    expect(added).toBeGreaterThan(40);
+    expect(on.items[0]!.inputTokens! - off.items[0]!.inputTokens!).toBe(added);
+    expect(off.items[0]!.citationTokens).toBeUndefined();
+    expect(renderEstimate(on)).toContain(`citations: verify adds ${added} tokens to each prompt`);
   });
 });
