@@ -76,6 +76,15 @@ describe("citations: verify, end to end", () => {
     expect(manifest.citations).toEqual({ items: 2, total: 8, supported: 7, wrongPage: 1, notFound: 0, score: 0.875, lowestItemScore: 0.75, ungrounded: 0 });
     const onDisk = JSON.parse(await readFile(path.join(outDir, "manifest.json"), "utf8")) as Manifest;
     expect(onDisk.citations).toEqual(manifest.citations);
+    // report.html marks each citation in the answers and carries the cited pages' text.
+    const report = await readFile(path.join(outDir, "report.html"), "utf8");
+    expect(report.match(/<mark class="cite cite-ok"/g)?.length).toBe(7);
+    expect(report.match(/<mark class="cite cite-wrong"/g)?.length).toBe(1);
+    const pages = JSON.parse(await readFile(path.join(outDir, "items", pdfItem.id, "cited-pages.json"), "utf8")) as { places: { page: number; text: string }[] };
+    for (const q of c.list) {
+      const shown = q.status === "wrong_page" ? (q.foundOn[0] as number) : q.page!;
+      expect(fold(pages.places.find((p) => p.page === shown)!.text)).toContain(fold(q.quote));
+    }
     // Where people look: the run's summary table and results --format csv.
     const table = renderSummary(manifest);
     expect(table).toMatch(/citations/);

@@ -69,7 +69,7 @@ describe("parse: the contract's markup, read as models write it", () => {
     const text =
       'Sales rose [p. 3: "net sales rose"] and [page 4 "gross profit"], the zone [sheet Zone NA: "12553"], the memo ["cash rose"].\n' +
       'Across files: [report.pdf p. 12: “curly quote”] [My Book.xlsx sheet Revenue: "x"] [memo.md: "y"]. Not citations: [1], [see "here"], [a](b).';
-    expect(parseCitations(text, ["docs/My Book.xlsx"]).map(({ offset: _o, ...c }) => c)).toEqual([
+    expect(parseCitations(text, ["docs/My Book.xlsx"]).map(({ offset: _o, raw: _r, ...c }) => c)).toEqual([
       { quote: "net sales rose", document: null, page: 3, sheet: null },
       { quote: "gross profit", document: null, page: 4, sheet: null },
       { quote: "12553", document: null, page: null, sheet: "Zone NA" },

@@ -189,7 +189,7 @@ function citationsInJson(answer: string, sources: readonly string[]): ParsedCita
       const o = v as Record<string, unknown>;
       if (typeof o.quote === "string" && o.quote.trim()) {
         const page = typeof o.page === "number" ? o.page : typeof o.page === "string" && /^\d+$/.test(o.page.trim()) ? Number(o.page) : null;
-        out.push({ quote: o.quote.trim(), page, sheet: typeof o.sheet === "string" ? o.sheet : null, document: typeof o.document === "string" ? o.document : null, offset: 0 });
+        out.push({ quote: o.quote.trim(), page, sheet: typeof o.sheet === "string" ? o.sheet : null, document: typeof o.document === "string" ? o.document : null, offset: 0, raw: "" });
         for (const [k, x] of Object.entries(o)) if (!["quote", "page", "sheet", "document"].includes(k)) walk(x);
       } else Object.values(o).forEach(walk);
     }

@@ -17,8 +17,9 @@ export interface ParsedCitation {
   document: string | null;
   page: number | null;
   sheet: string | null;
-  /** Where the citation starts in the text it was read from. */
+  /** Where the citation starts in the text it was read from, and the citation as written there. */
   offset: number;
+  raw: string;
 }
 
 /**
@@ -42,12 +43,12 @@ export function parseCitations(text: string, documents: readonly string[] = []):
     const head = m[1]!.trim().replace(/\s*:$/, "").trim();
     const place = readHead(head, documents);
     if (!place) continue;
-    out.push({ quote, ...place, offset: m.index });
+    out.push({ quote, ...place, offset: m.index, raw: m[0] });
   }
   return out;
 }
 
-function readHead(head: string, documents: readonly string[]): Omit<ParsedCitation, "quote" | "offset"> | null {
+function readHead(head: string, documents: readonly string[]): Omit<ParsedCitation, "quote" | "offset" | "raw"> | null {
   const named = knownDocumentPrefix(head, documents);
   const rest = named ? head.slice(named.length).trim() : head;
   if (!rest) return { document: named, page: null, sheet: null };

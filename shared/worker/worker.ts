@@ -264,6 +264,8 @@ async function runClaimed(
       // Without thinking there is no trace at all: no reasoning.md of empty headings.
       result.hasReasoning && keepPaid(() => store.put(keys.item(job.jobId, item.id, "reasoning.md"), result.reasoning, "text/markdown; charset=utf-8")),
       keepPaid(() => recorder.close(outputError ? "failed" : "succeeded", outputError, { reasoning: reasoningPath, answer: answerPath })),
+      // citations: verify: the text of each cited page, for report.html to show beside the marks.
+      cited && keepPaid(() => store.putJson(keys.item(job.jobId, item.id, "cited-pages.json"), { places: cited.places })),
     ]));
     const status = await keepPaid(() => finish({
       ...blank,
