@@ -7,6 +7,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { loadDocument } from "../shared/documents/index.ts";
 import { citationInstruction, fold, parseCitations, splitPlaces, verifyCitations, type CitedDocument } from "../shared/citations/index.ts";
 import { planCall } from "../shared/model/plan.ts";
+import { summariseCitations, verifyItemCitations } from "../shared/citations/gate.ts";
 import { getModel, loadCatalog } from "../shared/model/catalog.ts";
 import { jobSpecSchema } from "../shared/job/schema.ts";
 import { countChatTokens } from "../shared/tokens/index.ts";
@@ -116,6 +117,15 @@ describe("verifyCitations on a real PDF", () => {
     expect(verifyCitations('[p. 1: "chief executive officer ... BOLINGBROOK, Ill."]', [pdf]).list[0]!.status).not.toBe("supported");
   });
 
+  it("stays fast on a quote whose first piece is everywhere (about 1 MB of text)", () => {
+    const text = Array.from({ length: 300 }, (_, i) => `--- page ${i + 1} ---\n${"the figure the year the company ".repeat(110)}\n`).join("\n");
+    expect(text.length).toBeGreaterThan(1_000_000);
+    const t0 = performance.now();
+    const r = verifyCitations('[p. 3: "the ... zebra"] [p. 9: "the figure ... the company"]', [{ source: "big.pdf", text }]);
+    expect(performance.now() - t0).toBeLessThan(2000);
+    expect(r.list.map((c) => c.status)).toEqual(["not_found", "supported"]);
+  });
+
   it("scores 0 when an answer asked to cite cites nothing", () => {
     expect(verifyCitations("Net sales rose 18.2% to $3.2 billion.", [pdf])).toEqual({ total: 0, supported: 0, wrongPage: 0, notFound: 0, score: 0, list: [] });
   });
@@ -173,6 +183,36 @@ describe("verifyCitations on a workbook and over several documents", () => {
       [3, "wrong_page"],
       [null, "not_found"],
     ]);
+  });
+});
+
+describe("the minCitationScore gate", () => {
+  const spec = (min?: number) => ({ citations: "verify" as const, minCitationScore: min, output: { format: "text" as const } });
+
+  it("fails an answer below the minimum as ungrounded, with its counts, and passes one at or above it", () => {
+    const answer = '[p. 1: "Net sales increased 18.2%"] [p. 4: "Gross profit increased 18.0%"]';
+    const low = verifyItemCitations(spec(0.9), answer, [pdf])!;
+    expect(low.citations).toMatchObject({ total: 2, supported: 1, wrongPage: 1, score: 0.5 });
+    expect(low.ungrounded).toEqual({ kind: "ungrounded", message: expect.stringMatching(/^citation score 0\.5 is below minCitationScore 0\.9: of 2 quote\(s\), 1 found on the page or sheet cited, 1 only elsewhere in the document, 0 nowhere in it/) });
+    expect(verifyItemCitations(spec(0.5), answer, [pdf])!.ungrounded).toBeNull();
+    expect(verifyItemCitations(spec(), answer, [pdf])!.ungrounded).toBeNull();
+    // Off: nothing is checked.
+    expect(verifyItemCitations({ output: { format: "text" } }, answer, [pdf])).toBeNull();
+  });
+
+  it("fails an answer that cites nothing, saying so", () => {
+    const none = verifyItemCitations(spec(0.1), "Net sales rose 18.2%.", [pdf])!;
+    expect(none.citations.score).toBe(0);
+    expect(none.ungrounded?.message).toMatch(/^the answer cites nothing/);
+  });
+
+  it("keeps the text of each page a reader needs, and sums a job's citations", () => {
+    const r = verifyItemCitations(spec(), '[p. 1: "Net sales increased 18.2%"] [p. 4: "Gross profit increased 18.0%"] [p. 4: "no such text"]', [pdf])!;
+    expect(r.places.map((p) => p.page)).toEqual([1, 2, 4]);
+    expect(r.places[1]!.text).toContain("Gross profit increased 18.0%");
+    expect(summariseCitations([{ citations: r.citations, ungrounded: true }, { citations: verifyItemCitations(spec(), "", [pdf])!.citations, ungrounded: true }])).toEqual({
+      items: 2, total: 3, supported: 1, wrongPage: 1, notFound: 1, score: 0.3333, lowestItemScore: 0, ungrounded: 2,
+    });
   });
 });
 

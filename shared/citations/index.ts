@@ -116,13 +116,18 @@ const placeEnd = (ix: DocumentIndex, place: number) => ix.starts[place + 1] ?? i
 function occurrences(ix: DocumentIndex, pieces: string[]): { first: number; last: number }[] {
   const found: { first: number; last: number }[] = [];
   const [head, ...rest] = pieces;
+  // Where each later piece next occurs: searches for a piece only ever start further on, so the
+  // last answer holds until the search passes it and the whole text is scanned once per piece
+  // (a common first piece, such as "the ... ", would otherwise rescan the text at every occurrence).
+  const next = rest.map(() => -2);
   for (let s = ix.folded.indexOf(head!); s >= 0; s = ix.folded.indexOf(head!, s + 1)) {
     const first = placeAt(ix, s);
     const limit = placeEnd(ix, Math.min(first + 1, ix.starts.length - 1));
     let end = s + head!.length;
     let ok = true;
-    for (const piece of rest) {
-      const t = ix.folded.indexOf(piece, end);
+    for (const [j, piece] of rest.entries()) {
+      if (next[j] !== -1 && next[j]! < end) next[j] = ix.folded.indexOf(piece, end);
+      const t = next[j]!;
       if (t < 0 || t >= limit) {
         ok = false;
         break;
