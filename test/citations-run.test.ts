@@ -119,4 +119,24 @@ describe("citations: verify, end to end", () => {
     expect(c.list.filter((q) => q.status === "not_found").every((q) => q.quote.startsWith("the simulator invented"))).toBe(true);
     expect(item.citationScore).toBe(0.25);
   });
+
+  it("checks the citations array of JSON answers", async () => {
+    const schema = {
+      type: "object",
+      properties: {
+        netSales: { type: "number" },
+        citations: { type: "array", items: { type: "object", properties: { page: { type: "integer" }, quote: { type: "string" } }, required: ["page", "quote"], additionalProperties: false } },
+      },
+      required: ["netSales", "citations"],
+      additionalProperties: false,
+    };
+    const { manifest, outDir, result } = await run("cite-json", `output: { format: json, schema: ${JSON.stringify(schema)} }\n`, { docs: `docs/${PDF}`, workers: 1 });
+    expect(manifest.status).toBe("succeeded");
+    const item = manifest.items[0]!;
+    const answer = JSON.parse(await readFile(path.join(outDir, item.answer!), "utf8")) as { citations: { page: number; quote: string }[] };
+    expect(answer.citations).toHaveLength(4);
+    const c = (await result(item.id)).citations!;
+    expect(c.list.map((q) => [q.page, q.quote])).toEqual(answer.citations.map((q) => [q.page, q.quote]));
+    expect(c).toMatchObject({ total: 4, supported: 3, wrongPage: 1, score: 0.75 });
+  });
 });

@@ -7,7 +7,8 @@
  * chosen by a hash of the document and the question. Three are cited where they are; the fourth
  * names another page or sheet (`wrong_page`), as a real model sometimes does, so a demo shows both
  * outcomes (score 0.75 for a document with several places). The `citations` fault turns two of the
- * correct ones into passages the document does not contain (`not_found`; score 0.25).
+ * correct ones into passages the document does not contain (`not_found`; score 0.25). A JSON answer
+ * carries them in its schema's `citations` array, when it has one.
  */
 import { fold } from "../citations/fold.ts";
 import { baseName } from "../citations/parse.ts";
@@ -54,20 +55,26 @@ function passagesOf(places: Place[], sheets: boolean): Passage[][] {
   );
 }
 
-const markup = (name: string, label: number | string | null, quote: string) =>
-  `[${name}${label === null ? (name ? ": " : "") : typeof label === "number" ? `p. ${label}: ` : `sheet ${label}: `}"${quote}"]`;
+/** One citation the simulated model writes. */
+export interface SimCitation {
+  /** The document's file name; null in a call over one document. */
+  document: string | null;
+  label: number | string | null;
+  quote: string;
+  /** How the check should find it: the simulator knows, so tests and demos can say. */
+  intent: "right" | "wrong_page" | "invented";
+}
 
-/** The cited lines of an answer: four per document (see the module comment). */
-export function simulatedCitations(documents: { source: string; text: string }[], key: string, opts: { invent?: boolean | undefined; named?: boolean } = {}): string[] {
-  const lines: string[] = [];
+/** Four citations per document (see the module comment). */
+export function simulatedCitationList(documents: { source: string; text: string }[], key: string, opts: { invent?: boolean | undefined; named?: boolean } = {}): SimCitation[] {
+  const out: SimCitation[] = [];
   // Over several documents (or one section of a packed call's answer) the file name leads.
   const several = documents.length > 1 || opts.named === true;
   for (const doc of documents.slice(0, MAX_DOCUMENTS)) {
     const { kind, places } = splitPlaces(doc.text);
-    const byPlace = passagesOf(places, kind === "sheets");
-    const usable = byPlace.filter((p) => p.length > 0);
+    const usable = passagesOf(places, kind === "sheets").filter((p) => p.length > 0);
     if (!usable.length) continue;
-    const name = several ? `${baseName(doc.source)}${kind === "none" ? "" : " "}` : "";
+    const document = several ? baseName(doc.source) : null;
     const h = hash(`${doc.source}\0${key}`);
     const pick = (k: number): Passage => {
       const list = usable[(h + Math.floor((k * usable.length) / 4)) % usable.length]!;
@@ -77,21 +84,56 @@ export function simulatedCitations(documents: { source: string; text: string }[]
       const p = pick(k);
       const label = places[p.place]!.label;
       if (opts.invent && (k === 1 || k === 2)) {
-        lines.push(`- A figure the document does not give ${markup(name, label, `the simulator invented this passage (${k}) about ${baseName(doc.source)}`)}.`);
-      } else if (k === 3) {
-        lines.push(`- ${misplaced(places, p, name) ?? `A passage ${markup(name, label, p.quote)}.`}`);
-      } else lines.push(`- A passage ${markup(name, label, p.quote)}.`);
+        out.push({ document, label, quote: `the simulator invented this passage (${k}) about ${baseName(doc.source)}`, intent: "invented" });
+        continue;
+      }
+      const elsewhere = k === 3 ? misplaced(places, p) : null;
+      out.push(elsewhere === null ? { document, label, quote: p.quote, intent: "right" } : { document, label: elsewhere, quote: p.quote, intent: "wrong_page" });
     }
   }
-  return lines;
+  return out;
 }
 
-/** The passage cited on a page or sheet it is not on (null for a document of one place). */
-function misplaced(places: Place[], p: Passage, name: string): string | null {
+const markup = (c: SimCitation) => {
+  const place = c.label === null ? "" : typeof c.label === "number" ? `p. ${c.label}` : `sheet ${c.label}`;
+  const head = [c.document, place].filter(Boolean).join(" ");
+  return `[${head}${head ? ": " : ""}"${c.quote}"]`;
+};
+
+const SENTENCE: Record<SimCitation["intent"], string> = {
+  right: "A passage",
+  wrong_page: "A passage cited on the wrong page",
+  invented: "A figure the document does not give",
+};
+
+/** The cited lines of a text answer: four per document. */
+export function simulatedCitations(documents: { source: string; text: string }[], key: string, opts: { invent?: boolean | undefined; named?: boolean } = {}): string[] {
+  return simulatedCitationList(documents, key, opts).map((c) => `- ${SENTENCE[c.intent]} ${markup(c)}.`);
+}
+
+/**
+ * A JSON answer whose schema has a `citations` array of objects with a `quote` property gets the
+ * citations there, each with the `page`, `sheet` and `document` properties its items declare.
+ */
+export function withJsonCitations(value: unknown, schema: unknown, cites: SimCitation[]): unknown {
+  const props = (schema as { properties?: Record<string, unknown> } | null)?.properties;
+  const items = (props?.citations as { type?: unknown; items?: { properties?: Record<string, unknown> } } | undefined)?.items?.properties;
+  if (!items?.quote || !value || typeof value !== "object" || Array.isArray(value)) return value;
+  const list = cites.map((c) => ({
+    quote: c.quote,
+    ...(items.page && typeof c.label === "number" ? { page: c.label } : {}),
+    ...(items.sheet && typeof c.label === "string" ? { sheet: c.label } : {}),
+    ...(items.document && c.document !== null ? { document: c.document } : {}),
+  }));
+  return { ...(value as Record<string, unknown>), citations: list };
+}
+
+/** The page or sheet a passage is cited on instead of its own (null for a document of one place). */
+function misplaced(places: Place[], p: Passage): number | string | null {
   const quote = fold(p.quote);
   for (let step = 1; step < places.length; step++) {
     const other = (p.place + step) % places.length;
-    if (!fold(places[other]!.text).includes(quote) && places[other]!.label !== null) return `A passage cited on the wrong page ${markup(name, places[other]!.label, p.quote)}.`;
+    if (!fold(places[other]!.text).includes(quote) && places[other]!.label !== null) return places[other]!.label;
   }
   return null;
 }

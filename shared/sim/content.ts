@@ -8,7 +8,7 @@ import { instanceOf } from "./jsonschema.ts";
 import { proofText, type DocumentProof } from "./proof.ts";
 import { JUDGE_INSTRUCTION, samplesIn } from "../reason/judge.ts";
 import { CITATION_INSTRUCTION_START } from "../citations/instruction.ts";
-import { simulatedCitations } from "./cite.ts";
+import { simulatedCitationList, simulatedCitations, withJsonCitations } from "./cite.ts";
 
 export interface ContentInput {
   model: string;
@@ -176,7 +176,9 @@ export function answerText(input: ContentInput): string {
   // Numbers: the tool's results; without a tool, a dissenting sample reads 2 where the others read 1.
   const figures = results.length ? toolNumbers(results.at(-1)!) : dissents(i.seed) ? [2] : [];
   if (i.format.type === "json_schema") {
-    const valid = instanceOf(i.format.schema, `${proof}\n${summary(qs)}${quote ? `\n${quote}` : ""}`, figures);
+    const made = instanceOf(i.format.schema, `${proof}\n${summary(qs)}${quote ? `\n${quote}` : ""}`, figures);
+    // citations: verify with a schema that has a `citations` array: real passages there (cite.ts).
+    const valid = cite && texts.length ? withJsonCitations(made, i.format.schema, simulatedCitationList(i.documents.map((d, k) => ({ source: d.source, text: texts[k] ?? "" })), "json", { invent: input.inventCitations })) : made;
     return JSON.stringify(i.violateSchema ? violating(i.format.schema, valid) : valid);
   }
   if (i.format.type === "json_object") {
