@@ -68,7 +68,7 @@ describe("fold", () => {
 describe("parse: the contract's markup, read as models write it", () => {
   it("reads page, sheet, plain and named citations, and leaves other brackets alone", () => {
     const text =
-      'Sales rose [p. 3: "net sales rose"] and [page 4 "gross profit"], the zone [sheet Zone NA: "12553"], the memo ["cash rose"].\n' +
+      'Sales rose [p. 3, "net sales rose"] and [page 4 "gross profit"], the zone [sheet Zone NA: "12553"], the memo ["cash rose"].\n' +
       'Across files: [report.pdf p. 12: “curly quote”] [My Book.xlsx sheet Revenue: "x"] [memo.md: "y"]. Not citations: [1], [see "here"], [a](b).';
     expect(parseCitations(text, ["docs/My Book.xlsx"]).map(({ offset: _o, raw: _r, ...c }) => c)).toEqual([
       { quote: "net sales rose", document: null, page: 3, sheet: null },

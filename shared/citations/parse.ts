@@ -6,8 +6,8 @@
  *   ["exact quote"]                  a document without pages
  *   [report.pdf p. N: "..."]         the document's file name first, in a call over several documents
  *
- * Read leniently, as models write it: curly quotes, `page N` or `pp. N` for `p. N`, a missing colon,
- * spaces inside the brackets, a quote over several lines.
+ * Read leniently, as models write it: curly quotes, `page N` or `pp. N` for `p. N`, a comma or dash
+ * for the colon or none, spaces inside the brackets, a quote over several lines.
  */
 
 export interface ParsedCitation {
@@ -40,7 +40,8 @@ export function parseCitations(text: string, documents: readonly string[] = []):
   for (const m of text.matchAll(CITATION)) {
     const quote = m[2]!.trim();
     if (!quote) continue;
-    const head = m[1]!.trim().replace(/\s*:$/, "").trim();
+    // `[p. 3: "..."]`, and as models also write it, `[p. 3, "..."]` or `[p. 3 - "..."]`.
+    const head = m[1]!.trim().replace(/\s*[:,;–—-]$/, "").trim();
     const place = readHead(head, documents);
     if (!place) continue;
     out.push({ quote, ...place, offset: m.index, raw: m[0] });
