@@ -28,6 +28,7 @@ export type ErrorCode =
   | "output_invalid"
   | "output_truncated"
   | "low_agreement"
+  | "ungrounded"
   | "deadline"
   | "worker_crashed"
   | "halted"

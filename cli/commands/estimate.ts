@@ -50,8 +50,12 @@ export function renderEstimate(e: JobEstimate): string {
       ? `\n${first.samples} samples per call: each sample after the first reads the document prefix from the context cache`
       : "";
   const tools = first && first.toolRounds > 1 ? `; with tools, "at most" counts ${first.toolRounds} model rounds per sample, each re-reading the cached prefix` : "";
+  const cited = e.items.flatMap((i) => (i.citationTokens === undefined ? [] : [i.citationTokens]));
+  const citations = cited.length
+    ? `\ncitations: verify adds ${Math.min(...cited) === Math.max(...cited) ? cited[0] : `${Math.min(...cited)}-${Math.max(...cited)}`} tokens to each prompt (the citation instruction, after the documents; counted above)`
+    : "";
   return (
     renderTable(["item", "input tokens", "tier", "calls", `input ${c}`, `cache saves ${c}`, `at most ${c}`, "note"], rows) +
-    `\n${e.items.length} item(s) on ${e.model}, priced in ${c} (region ${e.region}); "at most" adds the answer cap and thinking budget at the output price${cap}${sampled}${tools}`
+    `\n${e.items.length} item(s) on ${e.model}, priced in ${c} (region ${e.region}); "at most" adds the answer cap and thinking budget at the output price${cap}${sampled}${tools}${citations}`
   );
 }

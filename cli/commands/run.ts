@@ -93,6 +93,8 @@ export function registerRun(program: Command, edge: Edge): void {
 }
 
 export function renderSummary(m: Manifest): string {
+  // citations: verify: a column with each item's citation score, and the job's quotes in a line.
+  const cited = m.citations;
   const rows = m.items.map((i) => [
     i.id,
     i.status,
@@ -103,14 +105,19 @@ export function renderSummary(m: Manifest): string {
     i.usage.cachedTokens,
     i.cost.toFixed(4),
     i.cacheSavings.toFixed(4),
+    ...(cited ? [i.citationScore === undefined ? "-" : i.citationScore.toFixed(2)] : []),
     i.error ? `${i.error.kind}: ${i.error.message}`.slice(0, 80) : "",
   ]);
-  rows.push(["total", m.status, "", m.usage.inputTokens, m.usage.reasoningTokens, m.usage.outputTokens, m.usage.cachedTokens, m.cost.toFixed(4), m.cacheSavings.toFixed(4), ""]);
+  rows.push(["total", m.status, "", m.usage.inputTokens, m.usage.reasoningTokens, m.usage.outputTokens, m.usage.cachedTokens, m.cost.toFixed(4), m.cacheSavings.toFixed(4), ...(cited ? [cited.score.toFixed(2)] : []), ""]);
   const c = m.counts;
   return (
-    renderTable(["item", "status", "attempts", "input", "reasoning", "output", "cached", `cost ${m.currency}`, `cache saved ${m.currency}`, "error"], rows) +
+    renderTable(["item", "status", "attempts", "input", "reasoning", "output", "cached", `cost ${m.currency}`, `cache saved ${m.currency}`, ...(cited ? ["citations"] : []), "error"], rows) +
     `\n${c.succeeded} succeeded, ${c.failed} failed, ${c.skipped} skipped of ${c.total}` +
     (m.truncatedItems ? `; ${m.truncatedItems} answer(s) hit the output cap (maxOutputTokens) and are truncated` : "") +
+    (cited
+      ? `\ncitations: ${cited.supported} of ${cited.total} quote(s) found on the page or sheet cited, ${cited.wrongPage} only on another, ${cited.notFound} nowhere in the document` +
+        (cited.ungrounded ? `; ${cited.ungrounded} item(s) failed ungrounded (below minCitationScore)` : "")
+      : "") +
     renderAgreement(m)
   );
 }

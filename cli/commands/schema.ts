@@ -36,6 +36,8 @@ export const FIELD_HELP: Readonly<Record<string, string>> = {
   judge: "Text output with samples ≥ 2: one more call over the cached prefix reads the sampled answers and picks one, saying why (kept in result.json).",
   tools: "`[code]` offers the model a sandboxed JavaScript function (no I/O; time, memory and output limits) for exact arithmetic; calls and outputs go into the trace.",
   toolChoice: "`auto` (default): the model decides; `code`: its first round must call the code tool (refused with thinking on, as the API refuses it).",
+  citations: "`verify`: the prompt asks for a citation behind each figure and claim ([p. N: \"exact quote\"], [sheet NAME: \"...\"], [\"...\"]) and every quote is checked against the page it names; result.json gets `citations`, the manifest `citationScore`. Default `off`.",
+  minCitationScore: "Needs citations: verify: an item whose citation score (supported quotes / all quotes, 0..1) is below this ends failed with kind ungrounded, its answer and citations kept.",
   schedule: "Deployed only: an EventBridge Scheduler expression, in UTC, e.g. cron(0 6 3 * ? *) or rate(1 day).",
   trigger: "Deployed only: `upload` starts a run for each file uploaded under inbox/<name>/ in the stack's bucket.",
   notify: "`webhook: https://...`: called once when the job ends with the job-finished event (job id, status, counts, cost, manifest URI), signed with HMAC-SHA256 in X-Longdoc-Signature.",

@@ -242,6 +242,7 @@ export function batchJobSpec(file: string, model: string, thinking: boolean): Jo
     cache: "implicit",
     // One call per line, as the file asks: no samples or tools (a line's own `tools` are refused).
     samples: 1,
+    citations: "off",
     limits: {},
   };
 }

@@ -135,6 +135,10 @@ export const jobSpecSchema = z
     /** Text answers with samples: one more call reads the k answers and picks one, saying why. */
     judge: z.boolean().optional(),
     tools: z.array(tool).min(1, "list at least one tool, or leave `tools` out").optional(),
+    /** verify: the prompt asks for a page-and-quote citation behind each figure and claim, and every quote is checked (shared/citations). */
+    citations: z.enum(["off", "verify"]).default("off"),
+    /** Below this citation score (0..1) an item fails with kind ungrounded, its answer and citations kept. */
+    minCitationScore: z.number().min(0, "must be 0 or more").max(1, "must be at most 1").optional(),
     /** `code`: the first round must call the code tool (tool_choice naming it); `auto`: the model decides. */
     toolChoice: z.enum(["auto", "code"]).optional(),
     schedule: z
@@ -186,6 +190,9 @@ export const jobSpecSchema = z
       });
     }
     checkReasoning(job, ctx);
+    if (job.minCitationScore !== undefined && job.citations !== "verify") {
+      ctx.addIssue({ code: "custom", path: ["minCitationScore"], message: "needs `citations: verify` (without it no quote is checked)" });
+    }
     if (job.output.format === "json" && job.thinking.enabled) {
       ctx.addIssue({
         code: "custom",

@@ -2,6 +2,8 @@ import { keys, type ObjectStore } from "./store.ts";
 import type { ErrorCode } from "../errors.ts";
 import type { JobRecord } from "../job/record.ts";
 import { addUsage, zeroUsage, type Usage } from "../model/usage.ts";
+import { summariseCitations, type CitationsSummary } from "../citations/gate.ts";
+import type { CitationsResult } from "../citations/index.ts";
 
 export type ItemStatus = "succeeded" | "failed" | "skipped";
 /** `interrupted` is never written: status reads it off a local run whose job is `running` with no live process on its state. */
@@ -70,6 +72,8 @@ export interface ItemResult {
   }[];
   /** items/<itemId>/trace.json: every sample's rounds and tool calls (code and output) in order. */
   trace?: string;
+  /** `citations: verify`: every quote of the answer, checked against the page or sheet it names (shared/citations). */
+  citations?: CitationsResult;
   startedAt: string;
   finishedAt: string;
   durationMs: number;
@@ -106,6 +110,8 @@ export interface ManifestItem {
   agreement?: number;
   agreementByField?: { path: string; agreement: number }[];
   toolCalls?: number;
+  /** `citations: verify`: the answer's citation score, supported quotes / all quotes (0..1). */
+  citationScore?: number;
 }
 
 export interface Manifest {
@@ -127,6 +133,8 @@ export interface Manifest {
   cacheSavingsUsd: number | null;
   startedAt: string;
   finishedAt: string | null;
+  /** `citations: verify`: the checked quotes of the finished items, summed. */
+  citations?: CitationsSummary;
   items: ManifestItem[];
 }
 
@@ -193,6 +201,7 @@ export function buildManifest(job: JobRecord, results: Map<string, ItemResult>, 
       ...(r?.invalidAnswer ? { invalidAnswer: r.invalidAnswer } : {}),
       ...(r?.documentAnswers ? { documentAnswers: r.documentAnswers } : {}),
       ...(r?.samples !== undefined ? { samples: r.samples, agreement: r.agreement, toolCalls: r.toolCalls ?? 0 } : {}),
+      ...(r?.citations ? { citationScore: r.citations.score } : {}),
       ...(r?.agreementDetail?.some((d) => d.fields) ? { agreementByField: r.agreementDetail.flatMap((d) => (d.fields ?? []).map((f) => ({ ...f, path: d.question ? `${d.question}:${f.path}` : f.path }))) } : {}),
     };
   });
@@ -200,6 +209,7 @@ export function buildManifest(job: JobRecord, results: Map<string, ItemResult>, 
   const counts = { total: items.length, succeeded: count("succeeded"), failed: count("failed"), skipped: count("skipped") };
   const done = counts.succeeded + counts.failed + counts.skipped === counts.total;
   const finishedAt = done ? [...results.values()].map((r) => r.finishedAt).sort().pop() ?? job.submittedAt : null;
+  const citations = summariseCitations([...results.values()].flatMap((r) => (r.citations ? [{ citations: r.citations, ungrounded: r.error?.kind === "ungrounded" }] : [])));
   return {
     version: 1,
     jobId: job.jobId,
@@ -214,6 +224,7 @@ export function buildManifest(job: JobRecord, results: Map<string, ItemResult>, 
     ...twins("cacheSavings", round6(items.reduce((c, i) => c + i.cacheSavings, 0))),
     startedAt: job.submittedAt,
     finishedAt,
+    ...(citations ? { citations } : {}),
     items,
   };
 }

@@ -5,6 +5,7 @@
  * through callModel, which keeps each paid call in the journal and streams to the attempt's trace.
  */
 import { createHash } from "node:crypto";
+import { verifyItemCitations } from "../citations/gate.ts";
 import { loadDocument } from "../documents/index.ts";
 import { DocumentError } from "../errors.ts";
 import { planBatchCall, readBatchRequest, type BatchRequest } from "../job/batch.ts";
@@ -34,7 +35,10 @@ export async function answer(d: Delivery): Promise<Answered> {
   const model = getModel(d.deps.catalog, d.job.model);
   const { parts, calls } = await askQuestions(d, model, loaded.map((l) => l.doc), request);
   const checked = await checkJson(d, model, parts, calls);
-  return { kind: "answered", documents: d.documents, answer: summarize(model, parts, calls, checked) };
+  const answered = summarize(model, parts, calls, checked);
+  // Each quote is checked against the text the model saw (a batch line brings no documents).
+  const cited = request ? null : verifyItemCitations(d.job.spec, answered.answer, loaded.map((l) => l.doc));
+  return { kind: "answered", documents: d.documents, answer: answered, cited };
 }
 
 /** Reads every document of the item from S3 (all at once), then extracts and counts each. */

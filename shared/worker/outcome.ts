@@ -1,4 +1,5 @@
 // What the answer step (or a guard, or a failure) decided for an item: the persist step writes it.
+import type { ItemCitations } from "../citations/gate.ts";
 import type { ErrorCode } from "../errors.ts";
 import type { ChatResult, Usage } from "../model/client.ts";
 import type { CallPlan } from "../model/plan.ts";
@@ -19,6 +20,8 @@ export interface Answered {
   kind: "answered";
   documents: DocumentInfo[];
   answer: ItemAnswer;
+  /** `citations: verify`: every quote checked against the page it names (null otherwise). */
+  cited: ItemCitations | null;
 }
 
 export type Outcome = Ended | Answered;

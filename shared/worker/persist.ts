@@ -35,7 +35,8 @@ async function writeAnswer(d: Delivery, outcome: Answered): Promise<ResultFields
   const packed = job.spec.packing === "packed" && item.documents.length > 1 ? await writeDocumentAnswers(d, a.answer) : null;
   const sampled = a.sampling.length ? samplingSummary(a.sampling, job.spec.minAgreement) : null;
   for (const f of a.sampling.length ? sampleFiles(item.id, a.sampling, json) : []) await put(f.file, f.body, f.contentType);
-  const error = outputError(d, a, answerPath, packed?.error ?? null) ?? sampled?.low ?? null;
+  const cited = outcome.cited;
+  const error = outputError(d, a, answerPath, packed?.error ?? null) ?? sampled?.low ?? cited?.ungrounded ?? null;
   d.deps.log.info({ ...logContext(d), usage: a.usage, cost: a.cost, finishReasons: a.finishReasons }, "item answered");
   // The attempt's record, naming the final files, is written beside them; result.json comes after both.
   await d.steps.time("write", () =>
@@ -43,6 +44,8 @@ async function writeAnswer(d: Delivery, outcome: Answered): Promise<ResultFields
       put(answerFile, a.answer, json ? "application/json" : "text/markdown; charset=utf-8"),
       // Without thinking there is no trace at all: no reasoning.md of empty headings.
       a.hasReasoning && put("reasoning.md", a.reasoning, "text/markdown; charset=utf-8"),
+      // The pages the citations name, as the model saw them, for the report.
+      cited && put("cited-pages.json", JSON.stringify({ places: cited.places }), "application/json"),
       closeAttempt(d, error ? "failed" : "succeeded", error, { reasoning: reasoningPath, answer: answerPath }),
     ]),
   );
@@ -65,6 +68,7 @@ async function writeAnswer(d: Delivery, outcome: Answered): Promise<ResultFields
     truncated: a.truncated,
     documentAnswers: packed?.answers ?? null,
     ...(sampled ? { ...sampled.summary, trace: `items/${item.id}/trace.json` } : {}),
+    ...(cited ? { citations: cited.citations } : {}),
   };
 }
 
