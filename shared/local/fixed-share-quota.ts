@@ -28,6 +28,7 @@ export function withFixedShareQuota(inner: Coordinator, processes: number): Coor
     async quotaLineEnd(_model, _jobId, now = Date.now()) {
       return now;
     },
+    async shortenLine() {},
     async reserveQuota(r) {
       const limiter = limiterFor(r.model, r.account);
       await limiter.acquire(r.tokens);

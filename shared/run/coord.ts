@@ -101,6 +101,8 @@ export interface Coordinator {
    * spread at the rate the quota allows and each waits in the queue, not in a poll.
    */
   bookQuota(r: { model: string; tokens: number; account: QuotaLimits; job?: { jobId: string; rpm?: number; tpm?: number }; now?: number }): Promise<number>;
+  /** A booked request used `unusedTokens` fewer than it booked: the line gives that time back to those who book next. */
+  shortenLine(r: { model: string; unusedTokens: number; account: QuotaLimits; job?: { jobId: string; rpm?: number; tpm?: number } }): Promise<void>;
   /** When the quota's line of bookings ends (epoch ms; at most now when nobody waits). */
   quotaLineEnd(model: string, jobId: string | undefined, now?: number): Promise<number>;
 
@@ -290,11 +292,15 @@ export function createCoordinator(client: DynamoDBClient, table: string, opts: C
     throw new InfraError(`coordination store: ${pk} kept changing while being reset`);
   };
 
+  /** What one request takes of a line: its tokens at the TPM's pace, and one request at the RPM's. */
+  const lineStepMs = (limits: { rpm?: number; tpm?: number }, tokens: number) => {
+    const keep = 1 - headroom;
+    return Math.ceil(Math.max(limits.tpm ? (tokens / (limits.tpm * keep)) * 60_000 : 0, limits.rpm ? 60_000 / (limits.rpm * keep) : 0));
+  };
+
   /** Moves the end of one quota key's line of bookings by what a request will use; returns the request's place. */
   const advanceLine = async (pk: string, limits: { rpm?: number; tpm?: number }, tokens: number, now: number): Promise<number> => {
-    const keep = 1 - headroom;
-    // What one request takes of the line: its tokens at the TPM's pace, and one request at the RPM's.
-    const stepMs = Math.ceil(Math.max(limits.tpm ? (tokens / (limits.tpm * keep)) * 60_000 : 0, limits.rpm ? 60_000 / (limits.rpm * keep) : 0));
+    const stepMs = lineStepMs(limits, tokens);
     for (let round = 0; round < maxConflicts; round++) {
       const row = await get(pk);
       const end = Math.max(num(row?.lineEnd), now);
@@ -401,6 +407,14 @@ export function createCoordinator(client: DynamoDBClient, table: string, opts: C
       const jobAt = r.job && (r.job.rpm || r.job.tpm) ? await advanceLine(coordKeys.jobQuota(r.job.jobId), { rpm: r.job.rpm, tpm: r.job.tpm }, r.tokens, now) : now;
       const accountAt = await advanceLine(coordKeys.quota(r.model), r.account, r.tokens, now);
       return Math.max(jobAt, accountAt);
+    },
+
+    async shortenLine(r) {
+      const back = (limits: { tpm?: number }) => (limits.tpm ? Math.floor((r.unusedTokens / (limits.tpm * (1 - headroom))) * 60_000) : 0);
+      const keys: [string, number][] = [[coordKeys.quota(r.model), back(r.account)]];
+      if (r.job && r.job.tpm) keys.push([coordKeys.jobQuota(r.job.jobId), back(r.job)]);
+      // An ADD: no read, no race; a line that already ended stays ended (its end is read as at most now).
+      for (const [pk, ms] of keys) if (ms > 0) await update(pk, { add: { lineEnd: -ms }, values: { ":zero": 0 }, condition: "attribute_exists(#lineEnd) AND #lineEnd > :zero", returns: "NONE" });
     },
 
     async quotaLineEnd(model, jobId, now = clock()) {

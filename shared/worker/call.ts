@@ -80,7 +80,8 @@ export async function callModel(d: Delivery, model: ModelInfo, plan: CallPlan, o
   const spend = await reserveSpend(d, model, plan.inputTokens, worstTokens);
   let quota: QuotaTicket | null = null;
   try {
-    quota = await takeQuota(d, model, worstTokens, o.maxWaitMs);
+    const place = await takeQuota(d, model, worstTokens, o.maxWaitMs);
+    quota = place.ticket;
     // Sized after the wait, from the time really left. Too little left: the task goes back to the
     // queue unsent (not an attempt), for a delivery with a fresh deadline.
     const budget = sizeCall(d, plan, speed);
@@ -88,7 +89,16 @@ export async function callModel(d: Delivery, model: ModelInfo, plan: CallPlan, o
     const ticket = quota;
     quota = null;
     // From here the stream settles both reservations with what the call was billed.
-    return await stream(d, model, plan, { ...budget, label: o.label, speed, ticket, spend });
+    const result = await stream(d, model, plan, { ...budget, label: o.label, speed, ticket, spend });
+    if (place.booked) {
+      // The line was moved on by the call's worst case: what it did not use goes back to it.
+      const unusedTokens = worstTokens - (result.usage.inputTokens + result.usage.outputTokens);
+      const { job } = d;
+      d.pending.add("giving the quota's line back what the call did not use", () =>
+        d.deps.coord.shortenLine({ model: job.model, unusedTokens, account: { rpm: model.rpm, tpm: model.tpm }, job: { jobId: job.jobId, rpm: job.spec.limits.rpm, tpm: job.spec.limits.tpm } }),
+      );
+    }
+    return result;
   } catch (e) {
     // Never sent: give the reservations back.
     if (quota) await d.deps.coord.releaseQuota(quota).catch(() => undefined);
@@ -144,7 +154,7 @@ async function reserveSpend(d: Delivery, model: ModelInfo, inputTokens: number, 
  * soon, the item books a place at the end of the line and waits for it in the queue, keeping it
  * across deliveries however long the wait.
  */
-async function takeQuota(d: Delivery, model: ModelInfo, tokens: number, maxWaitMs: number): Promise<QuotaTicket> {
+async function takeQuota(d: Delivery, model: ModelInfo, tokens: number, maxWaitMs: number): Promise<{ ticket: QuotaTicket; booked: boolean }> {
   const { deps, job } = d;
   const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
   const request = { model: job.model, tokens, account: { rpm: model.rpm, tpm: model.tpm }, job: { jobId: job.jobId, rpm: job.spec.limits.rpm, tpm: job.spec.limits.tpm } };
@@ -164,7 +174,7 @@ async function takeQuota(d: Delivery, model: ModelInfo, tokens: number, maxWaitM
       if (got.startAt > d.now()) await sleep(got.startAt - d.now());
       if (d.now() - got.startAt <= LATE_START_MS || round >= 3) {
         if (booked) d.pending.add("clearing the item's place in line", () => deps.coord.setBooking(job.jobId, d.item.id, deps.owner, null));
-        return got.ticket;
+        return { ticket: got.ticket, booked };
       }
       await deps.coord.releaseQuota(got.ticket);
     }
