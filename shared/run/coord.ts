@@ -125,8 +125,8 @@ export interface Coordinator {
   /** Idempotent submit: the first caller for jobId gets created:true; later callers get the stored record. */
   registerJob(jobId: string, record: { trigger: string; items: number; createdAt: string }): Promise<{ created: boolean; record: JobEntry }>;
   setJobState(jobId: string, state: JobState): Promise<void>;
-  /** The job's record, or null for a job submitted without one (older runs, tests that queue tasks by hand). */
-  readJob(jobId: string): Promise<JobEntry | null>;
+  /** The job's entry, or null for a job submitted without one (tests that queue tasks by hand). */
+  readJobEntry(jobId: string): Promise<JobEntry | null>;
 }
 
 export interface CoordinatorOptions {
@@ -525,7 +525,7 @@ export function createCoordinator(client: DynamoDBClient, table: string, opts: C
       await update(coordKeys.job(jobId), { set: { state: ":state" }, values: { ":state": state }, returns: "NONE" });
     },
 
-    async readJob(jobId) {
+    async readJobEntry(jobId) {
       const row = await get(coordKeys.job(jobId));
       return row?.trigger === undefined ? null : jobRecord(row);
     },

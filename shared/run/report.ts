@@ -36,7 +36,7 @@ export function renderReport(m: Manifest, content?: ReportContent): string {
       ].filter(Boolean).join(" ");
       return `<tr class="${i.status}"><td>${content?.items.has(i.id) ? `<a href="#item-${escape(i.id)}">${escape(i.id)}</a>` : escape(i.id)}</td><td>${docs}</td><td>${i.status}${notes ? ` ${notes}` : ""}</td><td class="n">${i.attempts}</td>` +
         `<td class="n">${num(i.usage.inputTokens)}</td><td class="n">${num(i.usage.reasoningTokens)}</td><td class="n">${num(i.usage.outputTokens)}</td>` +
-        `<td class="n">${num(i.usage.cachedTokens)}</td><td class="n">${money(i.cost ?? i.costUsd ?? 0)}</td>${sampled ? agreementCell(i) : ""}` +
+        `<td class="n">${num(i.usage.cachedTokens)}</td><td class="n">${money(i.cost)}</td>${sampled ? agreementCell(i) : ""}` +
         `${cited ? `<td class="n">${i.citationScore ?? ""}</td>` : ""}` +
         `<td>${[link(i.answer, "answer"), link(i.invalidAnswer ?? null, "invalid answer"), link(i.reasoning, "reasoning")].filter(Boolean).join(" ")}</td><td>${i.error ? `${escape(i.error.kind)}: ${escape(i.error.message)}` : ""}</td></tr>`;
     })
@@ -61,7 +61,7 @@ ${c.succeeded} succeeded, ${c.failed} failed, ${c.skipped} skipped of ${c.total}
   }
 Started ${escape(m.startedAt)}${m.finishedAt ? `, finished ${escape(m.finishedAt)}` : ""}.</p>
 <p>Tokens: ${num(m.usage.inputTokens)} in (${num(m.usage.cachedTokens)} from the cache), ${num(m.usage.outputTokens)} out
-(${num(m.usage.reasoningTokens)} of them reasoning). Cost ${money(m.cost ?? m.costUsd ?? 0)} (${escape(m.currency ?? "USD")}); the cache saved ${money(m.cacheSavings ?? m.cacheSavingsUsd ?? 0)}.</p>
+(${num(m.usage.reasoningTokens)} of them reasoning). Cost ${money(m.cost)} (${escape(m.currency)}); the cache saved ${money(m.cacheSavings)}.</p>
 <table><thead><tr><th>item</th><th>documents</th><th>status</th><th>attempts</th><th>input</th><th>reasoning</th><th>output</th><th>cached</th><th>cost</th>${sampled ? "<th>agreement</th>" : ""}${cited ? "<th>citations</th>" : ""}<th>files</th><th>error</th></tr></thead>
 <tbody>
 ${rows}

@@ -51,7 +51,7 @@ const skipped = (kind: "submit_failed" | "halted" | "cancelled", message: string
 async function submitState(d: Delivery): Promise<"submitted" | "submitting" | "failed"> {
   const { job } = d;
   if (submittedJobs.has(job.jobId)) return "submitted";
-  const rec = await d.deps.coord.readJob(job.jobId);
+  const rec = await d.deps.coord.readJobEntry(job.jobId);
   const state = rec === null || rec.state !== "submitting" ? (rec?.state === "failed" ? "failed" : "submitted") : d.now() - Date.parse(rec.createdAt) > SUBMIT_GRACE_MS ? "failed" : "submitting";
   if (state === "submitted") submittedJobs.add(job.jobId);
   return state;
