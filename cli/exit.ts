@@ -8,6 +8,12 @@ import { summary, type Manifest } from "../shared/run/manifest.ts";
 /** The contract's exit codes. */
 export const EXIT = { ok: 0, input: 1, usage: 2, itemsFailed: 3, interrupted: 130 } as const;
 
+/** The signals that stop a local run and keep its state for a resume. */
+export const STOP_SIGNALS = ["SIGINT", "SIGTERM"] as const;
+
+/** A shell's code for a process ended by a signal (128 + its number): 130 for SIGINT, 143 for SIGTERM. */
+export const signalExitCode = (signal: NodeJS.Signals): number => (signal === "SIGTERM" ? 143 : EXIT.interrupted);
+
 /** Prints a failure the user can act on (no stack traces for known errors) and sets the exit code. */
 export function fail(e: unknown): void {
   if (LongdocError.is(e)) {

@@ -3,7 +3,7 @@ import cliProgress from "cli-progress";
 import { createLog, redactUrl } from "../../shared/log.ts";
 import { runLocalJob } from "../../shared/local/run.ts";
 import { summary, type Manifest } from "../../shared/run/manifest.ts";
-import { checkFolderOption, EXIT, fail, MAX_LOCAL_WORKERS, parseWorkers } from "../exit.ts";
+import { checkFolderOption, EXIT, fail, MAX_LOCAL_WORKERS, parseWorkers, signalExitCode, STOP_SIGNALS } from "../exit.ts";
 import { checkJob, ignoredBaseUrlNote, warnOnStderr, webhookNote } from "../preflight.ts";
 import { renderTable } from "../table.ts";
 import { human, type Edge } from "../edge.ts";
@@ -46,10 +46,25 @@ export function registerRun(program: Command, edge: Edge): void {
         cliProgress.Presets.shades_classic,
       );
       let started = false;
-      // Ctrl-C stops the workers and keeps the state; running the same job file again resumes.
+      // SIGINT (Ctrl-C) and SIGTERM (timeout, docker stop, CI) alike: the first stops the workers
+      // after the work in hand, so answers already streamed are saved; a second stops at once.
+      // Either way the state is kept and running the same job file again resumes.
       const interrupt = new AbortController();
-      const onSigint = () => interrupt.abort();
-      process.once("SIGINT", onSigint);
+      let firstSignal: NodeJS.Signals | undefined;
+      let jobId: string | undefined;
+      const resumeHint = () =>
+        `resume it with: longdoc run ${jobFile} --state ${flags.state}` + (jobId ? `   (or: longdoc retry ${jobId} --state ${flags.state})` : "");
+      const onSignal = (signal: NodeJS.Signals) => {
+        if (firstSignal === undefined) {
+          firstSignal = signal;
+          process.stderr.write(`\n${signal}: stopping the workers after the work in hand (again to stop at once)\n`);
+          interrupt.abort();
+          return;
+        }
+        process.stderr.write(`\n${signal}: stopped at once; answers already saved are kept and not paid for again.\n${resumeHint()}\n`);
+        process.exit(signalExitCode(firstSignal));
+      };
+      for (const signal of STOP_SIGNALS) process.on(signal, onSignal);
       try {
         const { job, manifest, outDir, usedSimulator } = await runLocalJob({
           jobFile,
@@ -61,7 +76,9 @@ export function registerRun(program: Command, edge: Edge): void {
           allowOutside: flags.allowOutside,
           dataDir: flags.state,
           log: createLog({ level: edge.settings().logLevel }),
+          onNotice: (message) => process.stderr.write(`\n${message}\n`),
           onSubmitted: (job, { baseURL, resumed }) => {
+            jobId = job.jobId;
             if (resumed) process.stderr.write(`resuming job ${job.jobId}, which an earlier run of ${jobFile} left unfinished (--new starts a new job)\n`);
             process.stderr.write(`job ${job.jobId}: ${job.items.length} item(s), model ${job.model} at ${redactUrl(baseURL)}\n`);
             bar.start(job.items.length, 0, { jobId: job.jobId });
@@ -73,10 +90,9 @@ export function registerRun(program: Command, edge: Edge): void {
         if (interrupt.signal.aborted && manifest.status === "running") {
           const done = manifest.counts.succeeded + manifest.counts.failed + manifest.counts.skipped;
           process.stderr.write(
-            `interrupted: job ${job.jobId} has ${done} of ${manifest.counts.total} item(s) finished; nothing finished will be paid for again.\n` +
-              `resume it with: longdoc run ${jobFile} --state ${flags.state}   (or: longdoc retry ${job.jobId} --state ${flags.state})\n`,
+            `interrupted (${firstSignal}): job ${job.jobId} has ${done} of ${manifest.counts.total} item(s) finished; nothing finished will be paid for again.\n` + resumeHint() + "\n",
           );
-          process.exitCode = EXIT.interrupted;
+          process.exitCode = signalExitCode(firstSignal ?? "SIGINT");
           return;
         }
         if (usedSimulator) process.stderr.write("note: answers come from the local simulator (set DASHSCOPE_API_KEY to call Qwen3-Max)\n");
@@ -87,7 +103,7 @@ export function registerRun(program: Command, edge: Edge): void {
         if (started) bar.stop();
         fail(e);
       } finally {
-        process.off("SIGINT", onSigint);
+        for (const signal of STOP_SIGNALS) process.off(signal, onSignal);
       }
     });
 }

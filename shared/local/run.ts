@@ -13,7 +13,7 @@ import { createDeadLetterHandler } from "../worker/dead.ts";
 import { createWorkerHandler } from "../worker/handlers.ts";
 import type { WorkerTiming } from "../worker/worker.ts";
 import { createCoordinator } from "../run/coord.ts";
-import { startFleet } from "./fleet.ts";
+import { describeReplacement, startFleet } from "./fleet.ts";
 import type { JobRecord } from "../job/record.ts";
 import type { Log } from "../log.ts";
 import { finishedItemIds, inBatches, readResults, resultWithoutCall, type ItemResult, type Manifest } from "../run/manifest.ts";
@@ -55,6 +55,8 @@ interface WorkerOptions {
   timeoutMs?: number;
   /** Ctrl-C: stop the workers and return with what is there; running the job file again resumes. */
   signal?: AbortSignal;
+  /** Things the user should hear about while the run goes on (a worker process replaced). */
+  onNotice?: (message: string) => void;
 }
 
 export interface LocalRunOptions extends Omit<WorkerOptions, "workers"> {
@@ -213,6 +215,8 @@ export async function driveLocalRun(o: DriveOptions): Promise<DriveResult> {
       }
       if (o.timeoutMs !== undefined && Date.now() - startedAt > o.timeoutMs) break;
       if (o.signal?.aborted) break;
+      const failure = workers.failure?.();
+      if (failure) throw new LongdocError("internal", `the local workers cannot run: ${failure.message}; the job is kept, run the job file again to resume`);
       // Progress lists the job's items: poll less often as jobs grow.
       await new Promise((r) => setTimeout(r, Math.min(2000, Math.max(200, job.items.length))));
     }
@@ -232,14 +236,25 @@ export async function driveLocalRun(o: DriveOptions): Promise<DriveResult> {
  */
 interface Workers {
   stop(): Promise<void>;
+  /** Set when the workers cannot go on (they die as they start): the run ends with it rather than wait. */
+  failure?(): Error | undefined;
 }
 
 async function startWorkers(o: Omit<DriveOptions, "job">, endpoint: Omit<LocalEndpoint, "stop">): Promise<Workers> {
   const { stack } = o;
   if (!o.model) {
-    const fleet = await startFleet({ stack, workers: o.workers, settings: o.settings, endpoint, log: o.log, noModel: o.noModel, timing: o.timing });
+    const fleet = await startFleet({
+      stack,
+      workers: o.workers,
+      settings: o.settings,
+      endpoint,
+      log: o.log,
+      noModel: o.noModel,
+      timing: o.timing,
+      onReplaced: (r) => o.onNotice?.(describeReplacement(r, deployment.workerMemoryMb)),
+    });
     let stopped: Promise<void> | undefined;
-    return { stop: () => (stopped ??= fleet.stop()) };
+    return { stop: () => (stopped ??= fleet.stop()), failure: () => fleet.failure() };
   }
   const abort = new AbortController();
   const deps = createWorkerDeps({
