@@ -25,7 +25,7 @@ export function registerRun(program: Command, edge: Edge): void {
     .option("--out <dir>", "mirror the run to <dir>/<jobId>/", "out")
     .option("--workers <n>", `concurrent local workers, each a process, 1 to ${MAX_LOCAL_WORKERS} (default: the job's limits.concurrency, at most 4)`)
     .option("--state <dir>", "where the emulator keeps its state", ".longdoc/state")
-    .option("--allow-outside", "accept documents that resolve outside the job file's folder and the current repository")
+    .option("--allow-outside", "accept documents and an output.schemaFile that resolve outside the job file's folder and the current repository")
     .option("--new", "start a new job even if this job file's last job on this state was interrupted (default: resume it)")
     .option("--json", "print the run summary as JSON on the last line")
     .action(async (jobFile: string, flags: RunFlags) => {
