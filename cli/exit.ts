@@ -25,10 +25,16 @@ export function fail(e: unknown): void {
   process.exitCode = EXIT.input;
 }
 
+/**
+ * A whole number written in plain decimal digits, else NaN: Number() alone would take '0x10',
+ * '1e1', '0b11' and ' 4 ', which no one means as a count.
+ */
+export const plainInt = (value: string | number): number => (typeof value === "number" ? value : /^[0-9]{1,15}$/.test(value) ? Number(value) : NaN);
+
 /** A commander option parser: a bad value is a usage error (exit 2), reported by commander. */
 export function positiveInt(name: string) {
   return (value: string): number => {
-    const n = Number(value);
+    const n = plainInt(value);
     if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${name} must be a positive whole number, got '${value}'`);
     return n;
   };
@@ -43,7 +49,7 @@ export const usageError = (message: string) => new LongdocError("usage", message
 /** `--workers`: undefined when not given, else a whole number from 1 to MAX_LOCAL_WORKERS. */
 export function parseWorkers(value: string | number | undefined, name = "--workers"): number | undefined {
   if (value === undefined) return undefined;
-  const n = Number(value);
+  const n = plainInt(value);
   if (!Number.isInteger(n) || n < 1 || n > MAX_LOCAL_WORKERS) {
     throw usageError(`${name} must be a whole number from 1 to ${MAX_LOCAL_WORKERS}, got '${value}'`);
   }
@@ -56,7 +62,7 @@ export function parseWorkers(value: string | number | undefined, name = "--worke
  */
 /** `--workers` as a commander option parser: a bad value is a usage error with commander's one line. */
 export function workersArg(value: string): number {
-  const n = Number(value);
+  const n = plainInt(value);
   if (!Number.isInteger(n) || n < 1 || n > MAX_LOCAL_WORKERS) throw new InvalidArgumentError(`--workers must be a whole number from 1 to ${MAX_LOCAL_WORKERS}, got '${value}'`);
   return n;
 }

@@ -119,6 +119,7 @@ export async function runLocalJob(o: LocalRunOptions): Promise<LocalRunResult> {
     workers = startWorkers({ ...o, workers: count, stack }, endpoint);
     const store = new ObjectStore(stack.s3, stack.bucket);
     const pointer = keys.localJob(createHash("sha256").update(path.resolve(o.jobFile)).update(await readFile(o.jobFile)).digest("hex").slice(0, 16));
+    if (!o.fresh) await refuseAfterCancel(store, pointer, o.jobFile, o.dataDir);
     const unfinished = o.fresh ? undefined : await unfinishedJob(store, pointer);
     let job: JobRecord;
     if (unfinished) {
@@ -146,6 +147,25 @@ export async function runLocalJob(o: LocalRunOptions): Promise<LocalRunResult> {
 async function interruptedJob(store: ObjectStore, jobId: string): Promise<JobRecord | undefined> {
   const manifest = await store.getJson<Manifest>(keys.manifest(jobId));
   return manifest?.status === "running" ? store.getJson<JobRecord>(keys.job(jobId)) : undefined;
+}
+
+/**
+ * A job file whose last job on this state was cancelled is not started again silently: a new
+ * job would pay again for every item that had succeeded. `retry` runs only the skipped and
+ * failed items; `--new` starts a new job on purpose.
+ */
+async function refuseAfterCancel(store: ObjectStore, pointer: string, jobFile: string, dataDir: string | undefined): Promise<void> {
+  const last = await store.getJson<{ jobId: string }>(pointer);
+  if (!last) return;
+  const manifest = await store.getJson<Manifest>(keys.manifest(last.jobId));
+  if (manifest?.status !== "cancelled") return;
+  const state = dataDir ? ` --state ${dataDir}` : "";
+  const c = manifest.counts;
+  throw new LongdocError(
+    "usage",
+    `the last job of ${jobFile} on this state, ${last.jobId}, was cancelled (${c.succeeded} of ${c.total} item(s) succeeded). ` +
+      `To finish it without paying again for what succeeded: longdoc retry ${last.jobId}${state}. To start a new job and run every item again: longdoc run ${jobFile}${state} --new`,
+  );
 }
 
 /** The job this job file last started on this state, when it has not finished. */
