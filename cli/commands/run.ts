@@ -3,6 +3,7 @@ import cliProgress from "cli-progress";
 import { createLog, redactUrl } from "../../shared/log.ts";
 import { runLocalJob } from "../../shared/local/run.ts";
 import { summary, type Manifest } from "../../shared/run/manifest.ts";
+import type { NotifyRecord } from "../../shared/run/notify.ts";
 import { checkFolderOption, EXIT, fail, MAX_LOCAL_WORKERS, parseWorkers, signalExitCode, STOP_SIGNALS } from "../exit.ts";
 import { checkJob, ignoredBaseUrlNote, warnOnStderr, webhookNote } from "../preflight.ts";
 import { renderTable } from "../table.ts";
@@ -66,7 +67,7 @@ export function registerRun(program: Command, edge: Edge): void {
       };
       for (const signal of STOP_SIGNALS) process.on(signal, onSignal);
       try {
-        const { job, manifest, outDir, usedSimulator } = await runLocalJob({
+        const { job, manifest, outDir, usedSimulator, notify } = await runLocalJob({
           jobFile,
           fresh: flags.new,
           signal: interrupt.signal,
@@ -96,6 +97,8 @@ export function registerRun(program: Command, edge: Edge): void {
           return;
         }
         if (usedSimulator) process.stderr.write("note: answers come from the local simulator (set DASHSCOPE_API_KEY to call Qwen3-Max)\n");
+        const pending = webhookPendingNote(notify, job.jobId, flags.state);
+        if (pending) process.stderr.write(pending + "\n");
         human(flags.json).write(renderSummary(manifest) + `\nrun written to ${outDir}\n`);
         if (flags.json) process.stdout.write(JSON.stringify(summary(manifest)) + "\n");
         process.exitCode = manifest.status === "succeeded" ? EXIT.ok : EXIT.itemsFailed;
@@ -106,6 +109,21 @@ export function registerRun(program: Command, edge: Edge): void {
         for (const signal of STOP_SIGNALS) process.off(signal, onSignal);
       }
     });
+}
+
+/**
+ * A webhook delivery the run's workers had not finished when they stopped (a slow or failing
+ * receiver): said, since the local workers stop with the run and make no further attempt.
+ */
+export function webhookPendingNote(notify: NotifyRecord | undefined, jobId: string, state: string): string | null {
+  const w = notify?.webhook;
+  if (!w?.pending) return null;
+  const so = w.attempts === 0 ? "its first call had no answer yet" : `${w.attempts} attempt(s) so far, last: ${w.error ?? `status ${w.status}`}`;
+  return (
+    `note: the webhook delivery to ${w.url} (${w.id}) was still pending when the run stopped its workers (${so}); ` +
+    `the local workers stop with the run, so no further attempt is made. notify.json records the event and each attempt ` +
+    `('longdoc results ${jobId} --state ${state}' copies it out again).`
+  );
 }
 
 export function renderSummary(m: Manifest): string {

@@ -18,7 +18,7 @@ import type { JobRecord } from "../job/record.ts";
 import type { Log } from "../log.ts";
 import { finishedItemIds, inBatches, readResults, resultWithoutCall, type ItemResult, type Manifest } from "../run/manifest.ts";
 import { writeFinalManifest } from "../run/finish.ts";
-import { notifierFromSettings } from "../run/notify.ts";
+import { notifierFromSettings, type NotifyRecord } from "../run/notify.ts";
 import type { Coordinator } from "../run/coord.ts";
 import type { ModelClient } from "../model/client.ts";
 import { deployment, type Settings } from "../settings.ts";
@@ -79,6 +79,7 @@ export interface LocalRunResult {
   manifest: Manifest;
   outDir: string;
   usedSimulator: boolean;
+  notify?: NotifyRecord;
 }
 
 /** The model endpoint a local run's workers call: the real one when a key is set, else a simulator started for the run. */
@@ -201,6 +202,8 @@ export interface DriveResult {
   manifest: Manifest;
   outDir: string;
   usedSimulator: boolean;
+  /** notify.json as the workers left it when they stopped: a webhook delivery may still be `pending`. */
+  notify?: NotifyRecord;
 }
 
 
@@ -242,7 +245,8 @@ export async function driveLocalRun(o: DriveOptions): Promise<DriveResult> {
     }
     await workers.stop();
     const dir = await mirrorRun(store, job.jobId, o.outDir);
-    return { manifest: manifest!, outDir: dir, usedSimulator: endpoint.usedSimulator };
+    const notify = await store.getJson<NotifyRecord>(keys.notify(job.jobId));
+    return { manifest: manifest!, outDir: dir, usedSimulator: endpoint.usedSimulator, ...(notify && { notify }) };
   } finally {
     await workers.stop();
     await opened?.stop();
