@@ -14,6 +14,29 @@ export const STOP_SIGNALS = ["SIGINT", "SIGTERM"] as const;
 /** A shell's code for a process ended by a signal (128 + its number): 130 for SIGINT, 143 for SIGTERM. */
 export const signalExitCode = (signal: NodeJS.Signals): number => (signal === "SIGTERM" ? 143 : EXIT.interrupted);
 
+/**
+ * SIGINT (Ctrl-C) and SIGTERM (timeout, docker stop, CI) alike for a command that drives local
+ * workers: the first aborts `signal`, so the workers stop after the work in hand and answers
+ * already streamed are saved; a second stops at once, printing `hint()`, with the exit code of
+ * the first. `dispose` removes the handlers.
+ */
+export function stopOnSignals(hint: () => string): { signal: AbortSignal; first: () => NodeJS.Signals | undefined; dispose: () => void } {
+  const interrupt = new AbortController();
+  let first: NodeJS.Signals | undefined;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (first === undefined) {
+      first = signal;
+      process.stderr.write(`\n${signal}: stopping the workers after the work in hand (again to stop at once)\n`);
+      interrupt.abort();
+      return;
+    }
+    process.stderr.write(`\n${signal}: stopped at once; answers already saved are kept and not paid for again.\n${hint()}\n`);
+    process.exit(signalExitCode(first));
+  };
+  for (const s of STOP_SIGNALS) process.on(s, onSignal);
+  return { signal: interrupt.signal, first: () => first, dispose: () => STOP_SIGNALS.forEach((s) => process.off(s, onSignal)) };
+}
+
 /** Prints a failure the user can act on (no stack traces for known errors) and sets the exit code. */
 export function fail(e: unknown): void {
   if (LongdocError.is(e)) {

@@ -4,7 +4,7 @@ import { createLog, redactUrl } from "../../shared/log.ts";
 import { runLocalJob } from "../../shared/local/run.ts";
 import { summary, type Manifest } from "../../shared/run/manifest.ts";
 import type { NotifyRecord } from "../../shared/run/notify.ts";
-import { checkFolderOption, EXIT, fail, MAX_LOCAL_WORKERS, parseWorkers, signalExitCode, STOP_SIGNALS } from "../exit.ts";
+import { checkFolderOption, EXIT, fail, MAX_LOCAL_WORKERS, parseWorkers, signalExitCode, stopOnSignals } from "../exit.ts";
 import { checkJob, ignoredBaseUrlNote, warnOnStderr, webhookNote } from "../preflight.ts";
 import { renderTable } from "../table.ts";
 import { human, type Edge } from "../edge.ts";
@@ -47,30 +47,16 @@ export function registerRun(program: Command, edge: Edge): void {
         cliProgress.Presets.shades_classic,
       );
       let started = false;
-      // SIGINT (Ctrl-C) and SIGTERM (timeout, docker stop, CI) alike: the first stops the workers
-      // after the work in hand, so answers already streamed are saved; a second stops at once.
-      // Either way the state is kept and running the same job file again resumes.
-      const interrupt = new AbortController();
-      let firstSignal: NodeJS.Signals | undefined;
+      // Either signal keeps the state: running the same job file again resumes.
       let jobId: string | undefined;
       const resumeHint = () =>
         `resume it with: longdoc run ${jobFile} --state ${flags.state}` + (jobId ? `   (or: longdoc retry ${jobId} --state ${flags.state})` : "");
-      const onSignal = (signal: NodeJS.Signals) => {
-        if (firstSignal === undefined) {
-          firstSignal = signal;
-          process.stderr.write(`\n${signal}: stopping the workers after the work in hand (again to stop at once)\n`);
-          interrupt.abort();
-          return;
-        }
-        process.stderr.write(`\n${signal}: stopped at once; answers already saved are kept and not paid for again.\n${resumeHint()}\n`);
-        process.exit(signalExitCode(firstSignal));
-      };
-      for (const signal of STOP_SIGNALS) process.on(signal, onSignal);
+      const stop = stopOnSignals(resumeHint);
       try {
         const { job, manifest, outDir, usedSimulator, notify } = await runLocalJob({
           jobFile,
           fresh: flags.new,
-          signal: interrupt.signal,
+          signal: stop.signal,
           outDir: flags.out,
           workers,
           settings: edge.settings(),
@@ -88,12 +74,12 @@ export function registerRun(program: Command, edge: Edge): void {
           onProgress: (p) => bar.update(p.finished),
         });
         bar.stop();
-        if (interrupt.signal.aborted && manifest.status === "running") {
+        if (stop.signal.aborted && manifest.status === "running") {
           const done = manifest.counts.succeeded + manifest.counts.failed + manifest.counts.skipped;
           process.stderr.write(
-            `interrupted (${firstSignal}): job ${job.jobId} has ${done} of ${manifest.counts.total} item(s) finished; nothing finished will be paid for again.\n` + resumeHint() + "\n",
+            `interrupted (${stop.first()}): job ${job.jobId} has ${done} of ${manifest.counts.total} item(s) finished; nothing finished will be paid for again.\n` + resumeHint() + "\n",
           );
-          process.exitCode = signalExitCode(firstSignal ?? "SIGINT");
+          process.exitCode = signalExitCode(stop.first() ?? "SIGINT");
           return;
         }
         if (usedSimulator) process.stderr.write("note: answers come from the local simulator (set DASHSCOPE_API_KEY to call Qwen3-Max)\n");
@@ -106,7 +92,7 @@ export function registerRun(program: Command, edge: Edge): void {
         if (started) bar.stop();
         fail(e);
       } finally {
-        for (const signal of STOP_SIGNALS) process.off(signal, onSignal);
+        stop.dispose();
       }
     });
 }
