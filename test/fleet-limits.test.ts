@@ -7,16 +7,9 @@ import { startFleet, type WorkerReplaced } from "../shared/local/fleet.ts";
 import { residentMb } from "../shared/local/memory-cap.ts";
 import { silentLog } from "../shared/log.ts";
 import { loadSettings } from "../shared/settings.ts";
+import { alive } from "./faults/cases.ts";
 import { useLoopback } from "./helpers/loopback.ts";
 
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 describe("a worker process's limits, as a Lambda container's", () => {
   const loop = useLoopback();

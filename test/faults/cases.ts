@@ -41,10 +41,11 @@ export function childPids(parent: number, marker: string): number[] {
   return out;
 }
 
-const alive = (pid: number) => {
+/** Whether `pid` is still running: a zombie (dead, not yet reaped by its new parent) is not. */
+export const alive = (pid: number) => {
   try {
-    process.kill(pid, 0);
-    return true;
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
   } catch {
     return false;
   }
@@ -57,7 +58,7 @@ interface Running {
 }
 
 /** `longdoc run <args>` in a child process against `sim` (as an endpoint with a key, so its calls are counted). */
-function runCli(args: string[], sim: Simulator): Running {
+export function runCli(args: string[], sim: Simulator): Running {
   const child = spawn(process.execPath, [path.join(ROOT, "bin/longdoc.ts"), "run", ...args], {
     cwd: ROOT,
     env: { ...process.env, DASHSCOPE_API_KEY: "sk-fault-case", QWEN_BASE_URL: sim.baseURL, LONGDOC_LOG: "warn", LONGDOC_WEBHOOK_SECRET: "" },
@@ -71,7 +72,7 @@ function runCli(args: string[], sim: Simulator): Running {
 }
 
 /** A job folder with `items` small Markdown documents, one item each. */
-async function jobFolder(name: string, items: number): Promise<{ dir: string; job: string; sources: string[] }> {
+export async function jobFolder(name: string, items: number): Promise<{ dir: string; job: string; sources: string[] }> {
   const dir = await mkdtemp(path.join(tmpdir(), `longdoc-case-${name}-`));
   await mkdir(path.join(dir, "docs"));
   const sources: string[] = [];
@@ -93,7 +94,7 @@ function fullAnswersBySource(sim: Simulator): Map<string, number> {
   return counts;
 }
 
-async function until(what: string, test: () => boolean, timeoutMs: number, exited?: Promise<unknown>): Promise<void> {
+export async function until(what: string, test: () => boolean, timeoutMs: number, exited?: Promise<unknown>): Promise<void> {
   let ended = false;
   void exited?.then(() => (ended = true));
   const t0 = Date.now();
