@@ -63,7 +63,7 @@ export function describeReplacement(r: WorkerReplaced, memoryMb: number): string
   const how = r.overMemory ? `went over its ${memoryMb} MB memory cap and was stopped` : r.signal ? `was killed (${r.signal})` : `exited (code ${r.code})`;
   return r.newPid === null
     ? `worker process ${r.index} (pid ${r.pid}) ${how}; not replaced: workers keep dying as they start`
-    : `worker process ${r.index} (pid ${r.pid}) ${how}; started pid ${r.newPid} in its place, as Lambda starts a new container (its item is taken over once its claim expires)`;
+    : `worker process ${r.index} (pid ${r.pid}) ${how}; started pid ${r.newPid} in its place, as Lambda starts a new container (an item it held is taken over once its claim expires)`;
 }
 
 /** Hands each JSON line of a worker's log (stderr) to `to`; anything else goes on to this process's stderr. */
