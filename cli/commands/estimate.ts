@@ -13,7 +13,7 @@ export function registerEstimate(program: Command, edge: Edge): void {
     .description("exact tokens per item, pricing tier and cost, without calling the model")
     .argument("<job.yaml>", "the job file, or an OpenAI Batch input file (.jsonl)")
     .option("--json", "print the estimate as one JSON object on the last line")
-    .option("--allow-outside", "accept documents that resolve outside the job file's folder and the current repository")
+    .option("--allow-outside", "accept documents and an output.schemaFile that resolve outside the job file's folder and the current repository")
     .action(async (jobFile: string, flags: { json?: boolean; allowOutside?: boolean }) => {
       try {
         const catalog = edge.settings().catalog;

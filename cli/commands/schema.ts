@@ -24,7 +24,7 @@ export const FIELD_HELP: Readonly<Record<string, string>> = {
   model: "The model, from shared/model/models.json.",
   thinking: "Thinking mode: `enabled`, and an optional `budget` of thinking tokens (at most 81920). The API refuses JSON output with thinking on.",
   maxOutputTokens: "The answer's cap in tokens; the prompt plus this and the thinking budget must fit the model's context.",
-  output: "`format: text`, or `format: json` with exactly one of `schema` (inline JSON Schema) or `schemaFile` (a path relative to the job file) that every answer must match.",
+  output: "`format: text`, or `format: json` with exactly one of `schema` (inline JSON Schema) or `schemaFile` (a path relative to the job file, to a JSON file inside the job file's folder or the repository unless --allow-outside) that every answer must match.",
   packing: "`per-document`: one call per document; `all-documents`: one call over all of them; `packed`: small documents share calls, each answered in its own section.",
   truncate: "`middle` cuts the middle of the largest document when a call would not fit, leaving a marker; `none` fails the item with input_too_long.",
   calls: "`per-question` asks each question in its own call over the same document prefix, so later calls read it from the context cache.",
