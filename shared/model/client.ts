@@ -9,11 +9,13 @@ export { addUsage, zeroUsage, type Usage } from "./usage.ts";
 export interface ChatRequest {
   model: string;
   messages: ChatMessage[];
+  /** The answer cap. */
   maxOutputTokens: number;
+  /** With thinking on, `budget` is required: it caps the reasoning and is part of the total cap. */
   thinking: { enabled: boolean; budget?: number };
   /**
-   * One cap on reasoning plus answer (the API's `max_completion_tokens`, docs/qwen-api.md §3).
-   * When set it is sent instead of `max_tokens` (the reference says to send one, not both).
+   * The cap on reasoning plus answer, sent as `max_completion_tokens` (docs/qwen-api.md §3);
+   * default: the answer cap plus the thinking budget. `max_tokens` is never sent.
    */
   maxCompletionTokens?: number;
   json?: { schema: Record<string, unknown> };
@@ -87,6 +89,19 @@ interface QwenDelta {
 }
 
 /**
+ * The request's `max_completion_tokens`: since 2026-04-20 Model Studio caps reasoning and answer
+ * together with it, and `max_tokens` is deprecated (docs/qwen-api.md §3), so the cap is sized as
+ * the thinking budget plus the answer cap.
+ */
+export function completionCap(req: Pick<ChatRequest, "maxOutputTokens" | "thinking" | "maxCompletionTokens">): number {
+  if (req.maxCompletionTokens !== undefined) return req.maxCompletionTokens;
+  if (!req.thinking.enabled) return req.maxOutputTokens;
+  // Without a budget the model could think up to its maximum and leave nothing for the answer.
+  if (!req.thinking.budget) throw new Error("a thinking call needs its thinking budget to size max_completion_tokens (answer cap + thinking budget)");
+  return req.maxOutputTokens + req.thinking.budget;
+}
+
+/**
  * Streams one chat completion through the `openai` SDK. The SDK's own retries are off
  * (`maxRetries: 0`): retry policy is longdoc's, and the SDK's would multiply it.
  */
@@ -100,7 +115,7 @@ export function createModelClient(o: ModelClientOptions): ModelClient {
         messages: req.messages as OpenAI.ChatCompletionMessageParam[],
         stream: true,
         stream_options: { include_usage: true },
-        ...(req.maxCompletionTokens !== undefined ? { max_completion_tokens: req.maxCompletionTokens } : { max_tokens: req.maxOutputTokens }),
+        max_completion_tokens: completionCap(req),
         enable_thinking: req.thinking.enabled,
         ...(req.thinking.enabled && req.thinking.budget ? { thinking_budget: req.thinking.budget } : {}),
         ...(req.json

@@ -101,6 +101,9 @@ export interface SimCall {
   finishReason: "stop" | "length" | "tool_calls" | null;
   /** thinking_budget as applied (null when thinking is off). */
   thinkingBudget: number | null;
+  /** The output caps as sent: `max_completion_tokens` and the legacy `max_tokens` (null when absent or not parsed). */
+  maxCompletionTokens: number | null;
+  maxTokens: number | null;
   /** The request's seed, the functions it offered, and the tool call sent back (if any). */
   seed: number | null;
   tools: string[];
@@ -230,6 +233,8 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
       outcome: null,
       finishReason: null,
       thinkingBudget: null,
+      maxCompletionTokens: null,
+      maxTokens: null,
       seed: null,
       tools: [],
       toolChoice: null,
@@ -327,6 +332,8 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     }
     call.thinking = parsed.thinking;
     call.thinkingBudget = parsed.thinking ? parsed.thinkingBudget : null;
+    call.maxCompletionTokens = parsed.sent.maxCompletionTokens;
+    call.maxTokens = parsed.sent.maxTokens;
     call.promptTokens = parsed.promptTokens;
     call.seed = parsed.seed;
     call.tools = parsed.tools;

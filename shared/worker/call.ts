@@ -148,10 +148,9 @@ export async function callModel(deps: WorkerDeps, job: JobRecord, model: ModelIn
     // queue unsent (not an attempt), for a delivery with a fresh deadline.
     const budget = sizeNow();
     if (!budget) throw new ReturnToQueue(1, `after the quota wait, ${tooLittleTime(timeLeftMs(), plan.inputTokens, speed)}`);
-    // Under a deadline one cap on reasoning plus answer keeps the whole call within the time,
-    // however the model splits it (docs/qwen-api.md §3, max_completion_tokens).
-    const maxCompletionTokens =
-      budget.limitedByDeadline && model.maxCompletionTokens && budget.thinkingBudget !== undefined ? budget.maxOutputTokens + budget.thinkingBudget : undefined;
+    // One cap on reasoning plus answer (docs/qwen-api.md §3, max_completion_tokens): the thinking
+    // budget plus the answer cap, both already cut to the time left when the deadline limits them.
+    const maxCompletionTokens = budget.maxOutputTokens + (budget.thinkingBudget ?? 0);
 
     // Counting the attempt and writing its open record go together; both land before the request leaves.
     const [, trace] = await Promise.all([o.beginAttempt(), o.attempt.startCall({
