@@ -42,9 +42,10 @@ export function classifyModelError(e: unknown): LongdocError {
         return new ModelError("model_auth", `the API key was refused; check DASHSCOPE_API_KEY and that its region matches QWEN_BASE_URL (${msg})`, { ...opts, haltsJob: true });
       case 404:
         return new ModelError("model_not_found", msg, { ...opts, haltsJob: true });
+      case 429:
+        return classify429(code, providerMessage(e), msg, opts);
       case 408:
       case 409:
-      case 429:
         return new ModelError("rate_limited", msg, { ...opts, retryable: true });
       case undefined:
         // A status-less APIError is an error event inside the stream.
@@ -62,6 +63,38 @@ export function classifyModelError(e: unknown): LongdocError {
   }
   return new LongdocError("internal", message, { cause: e });
 }
+
+type ModelErrorOptions = ConstructorParameters<typeof ModelError>[2];
+
+/**
+ * A 429 is not always a rate limit (docs/qwen-api.md §6): billing states arrive as 429 too and
+ * never clear by waiting. Billing halts the job at once with the provider's words; the rate codes
+ * wait in the queue; a code neither list knows is retried like any transient fault, a bounded
+ * number of times (the job's maxAttempts), then fails the item.
+ */
+function classify429(code: string | undefined, providerText: string, msg: string, opts: ModelErrorOptions): ModelError {
+  const billing = (code && Object.hasOwn(BILLING_429, code) ? BILLING_429[code] : undefined) ?? (FREE_QUOTA_GONE.test(providerText) ? FREE_QUOTA_ADVICE : undefined);
+  if (billing) return new ModelError("model_billing", `${billing}; waiting will not clear it, so the job is halted (${msg})`, { ...opts, haltsJob: true });
+  if (!code || RATE_429.test(code)) return new ModelError("rate_limited", msg, { ...opts, retryable: true });
+  return new ModelError(
+    "model_error",
+    `the provider refused with HTTP 429 and code ${code}, which is not one of its rate limits; longdoc retries it as a transient fault up to the job's maxAttempts rather than waiting as for a rate limit, then fails the item. If it persists, check the account in the Model Studio console (${msg})`,
+    { ...opts, retryable: true },
+  );
+}
+
+/** 429 codes of the account's billing state, with what the user should do. */
+const BILLING_429: Record<string, string> = {
+  PrepaidBillOverdue: "the workspace's prepaid bill is overdue; pay it in the Alibaba Cloud console",
+  PostpaidBillOverdue: "the account's postpaid bill is overdue (or the model's inference plan has lapsed); settle it in the Alibaba Cloud console",
+  CommodityNotPurchased: "the workspace has not purchased (subscribed to) Model Studio's model service; subscribe in the console",
+  BudgetLimitExceeded: "a spending limit set on the account was reached; raise it in the console",
+};
+/** Matched on the words, whatever the code: public tables pair it with Throttling.AllocationQuota, a wait code. */
+const FREE_QUOTA_GONE = /free allocated quota exceeded/i;
+const FREE_QUOTA_ADVICE = "the model's free quota is used up and the model has no pay-as-you-go; choose another model or buy a plan for it";
+/** The 429 codes that are waits: RPM/RPS, surges, TPM/TPS (`insufficient_quota` despite its name), `Throttling*`. */
+const RATE_429 = /^(limit_requests|limit_burst_rate|insufficient_quota|LimitRequests|Throttling)/;
 
 /** 400 messages about a request setting (docs/qwen-api.md §3, §9) rather than about one item's content. */
 const JOB_WIDE_400 = /Range of max_tokens|Range of max_completion_tokens|thinking_budget parameter|Temperature should be|Range of top_p|Json mode response is not supported|must contain the word 'json'|enable_thinking must be set to false/i;

@@ -143,6 +143,11 @@ const PRE_RESPONSE: Partial<Record<FaultKind, ProviderError>> = {
   "403": providerErrors.accessDenied,
   free_tier: providerErrors.freeTierOnly,
   arrearage: providerErrors.arrearage,
+  prepaid_overdue: providerErrors.prepaidOverdue,
+  postpaid_overdue: providerErrors.postpaidOverdue,
+  not_purchased: providerErrors.notPurchased,
+  free_quota: providerErrors.freeQuotaExceeded,
+  "429_unknown": providerErrors.unknown429,
 };
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
