@@ -1,11 +1,15 @@
 import { APIConnectionError, APIError, APIUserAbortError } from "openai";
 import { LongdocError, ModelError } from "../errors.ts";
+import { lineOf, successorsOf, type Catalog } from "./catalog.ts";
+
+/** What classification reads of the catalog: every model (retired ones too) and those priced here. */
+export type ModelCatalogView = Pick<Catalog, "all" | "models" | "regionName">;
 
 /**
  * Maps what the Model Studio API returns (see docs/qwen-api.md §6) onto longdoc's error
  * family: transient faults are retryable, faults of the whole account halt the job.
  */
-export function classifyModelError(e: unknown): LongdocError {
+export function classifyModelError(e: unknown, ctx: { model?: string; catalog?: ModelCatalogView } = {}): LongdocError {
   if (LongdocError.is(e)) return e;
   if (e instanceof APIUserAbortError || isAbort(e)) return new ModelError("deadline", "the model call was aborted before it finished", { retryable: true, cause: e });
   // The SDK throws a SyntaxError for a chunk that is not JSON: a garbled stream, worth another try.
@@ -41,7 +45,7 @@ export function classifyModelError(e: unknown): LongdocError {
       case 401:
         return new ModelError("model_auth", `the API key was refused; check DASHSCOPE_API_KEY and that its region matches QWEN_BASE_URL (${msg})`, { ...opts, haltsJob: true });
       case 404:
-        return new ModelError("model_not_found", msg, { ...opts, haltsJob: true });
+        return new ModelError("model_not_found", modelGone(ctx, msg), { ...opts, haltsJob: true });
       case 429:
         return classify429(code, providerMessage(e), msg, opts);
       case 408:
@@ -62,6 +66,23 @@ export function classifyModelError(e: unknown): LongdocError {
     return new ModelError("model_unavailable", `the connection dropped: ${message}`, { retryable: true, cause: e });
   }
   return new LongdocError("internal", message, { cause: e });
+}
+
+/**
+ * A 404 for the model: Model Studio retires models (three months' notice for mainline ones, 30
+ * days for snapshots, docs/qwen-api.md §2), so the message names the catalog's current models of
+ * the same line, for the job's `model` field.
+ */
+function modelGone(ctx: { model?: string; catalog?: ModelCatalogView }, msg: string): string {
+  const id = ctx.model ?? "the job's model";
+  const head = `the endpoint does not serve ${id} (retired, not enabled for this account, or misspelt); the job is halted`;
+  if (!ctx.catalog || !ctx.model) return `${head} (${msg})`;
+  const next = successorsOf(ctx.catalog, ctx.model);
+  const line = lineOf(ctx.catalog, ctx.model);
+  const advice = next.length
+    ? `set the job's model to one of the catalog's current ${line ? `${line[0]!.toUpperCase()}${line.slice(1)}` : ""} models priced in ${ctx.catalog.regionName}: ${next.join(", ")} ('longdoc models' compares them)`
+    : `choose another model ('longdoc models' lists the catalog's)`;
+  return `${head}; ${advice} (${msg})`;
 }
 
 type ModelErrorOptions = ConstructorParameters<typeof ModelError>[2];

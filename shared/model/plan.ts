@@ -1,4 +1,4 @@
-import { checkFits } from "./budget.ts";
+import { checkFits, withMargin } from "./budget.ts";
 import type { ModelInfo } from "./catalog.ts";
 import type { ChatRequest } from "./client.ts";
 import { BudgetError, LongdocError } from "../errors.ts";
@@ -56,7 +56,8 @@ export function planCall(planned: PlanSpec, model: ModelInfo, docs: PromptDocume
   const maxOutputTokens = Math.min(spec.maxOutputTokens, spec.thinking.enabled ? model.maxOutputTokensThinking : model.maxOutputTokens);
   // A budget the job sets is reserved in full; without one, thinking gets what the context leaves.
   const explicitThinking = spec.thinking.enabled && spec.thinking.budget !== undefined ? Math.min(spec.thinking.budget, model.maxThinkingBudget) : undefined;
-  const limit = Math.min(model.maxInputTokens, model.contextTokens - maxOutputTokens - (explicitThinking ?? 0));
+  // An estimated count (a tokenizer longdoc does not carry) must fit with its safety margin.
+  const limit = Math.floor(Math.min(model.maxInputTokens, model.contextTokens - maxOutputTokens - (explicitThinking ?? 0)) / (1 + (model.countMargin ?? 0)));
   let sent = docs;
   let layout = promptLayout(spec, sent);
   let counts = promptTokens(layout);
@@ -72,7 +73,7 @@ export function planCall(planned: PlanSpec, model: ModelInfo, docs: PromptDocume
   checkFits(model, inputTokens, { maxOutputTokens, thinkingBudget: explicitThinking });
   const thinkingBudget = !spec.thinking.enabled
     ? undefined
-    : (explicitThinking ?? Math.max(1, Math.min(model.maxThinkingBudget, model.contextTokens - inputTokens - maxOutputTokens)));
+    : (explicitThinking ?? Math.max(1, Math.min(model.maxThinkingBudget, model.contextTokens - withMargin(model, inputTokens) - maxOutputTokens)));
   const explicitCache = spec.cache === "explicit" && prefixTokens >= EXPLICIT_CACHE_MIN_TOKENS;
   const messages = buildMessages(spec, sent, { explicitCache, layout });
   return { messages, inputTokens, maxOutputTokens, thinkingBudget, truncated, prefixTokens, explicitCache };

@@ -74,7 +74,7 @@ export function resolveModel(body: Record<string, unknown>, catalog: Catalog): M
 export function parseRequest(body: unknown, catalog: Catalog): SimRequest | (ProviderError & { promptTokens?: number }) {
   if (!isObj(body)) return invalidParameter("The request body must be a JSON object.");
   const model = resolveModel(body, catalog);
-  if ("status" in model) return model;
+  if ("code" in model) return model;
   const modelName = body.model as string;
 
   if (!Array.isArray(body.messages) || body.messages.length === 0) return invalidParameter("messages must be a non-empty array of {role, content}.");

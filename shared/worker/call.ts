@@ -175,7 +175,7 @@ export async function callModel(deps: WorkerDeps, job: JobRecord, model: ModelIn
           maxCompletionTokens,
           // The plan's thinking: a question may set its own (issue 12).
           thinking: { enabled: plan.thinkingBudget !== undefined, budget: budget.thinkingBudget },
-          json: job.outputSchema ? { schema: job.outputSchema } : undefined,
+          json: job.outputSchema ? { schema: job.outputSchema, mode: model.structuredOutput } : undefined,
           ...plan.extras, // issue 12: tools, tool_choice, seed
         },
         { signal: AbortSignal.timeout(stopAfterMs), onChunk: trace.onChunk },
