@@ -49,9 +49,12 @@ export function renderEstimate(e: JobEstimate): string {
     first && first.samples > 1
       ? `\n${first.samples} samples per call: each sample after the first reads the document prefix from the context cache`
       : "";
+  const estimated = e.tokenCounts?.counts === "estimate"
+    ? `\ntoken counts are ESTIMATES: longdoc does not carry ${e.model}'s tokenizer (${e.tokenCounts.tokenizer}), so Qwen3 counts stand in; budgets add ${Math.round(e.tokenCounts.safetyMargin * 100)} %, and tiers and costs may be off by about as much`
+    : "";
   const tools = first && first.toolRounds > 1 ? `; with tools, "at most" counts ${first.toolRounds} model rounds per sample, each re-reading the cached prefix` : "";
   return (
     renderTable(["item", "input tokens", "tier", "calls", `input ${c}`, `cache saves ${c}`, `at most ${c}`, "note"], rows) +
-    `\n${e.items.length} item(s) on ${e.model}, priced in ${c} (region ${e.region}); "at most" adds the answer cap and thinking budget at the output price${cap}${sampled}${tools}`
+    `\n${e.items.length} item(s) on ${e.model}, priced in ${c} (region ${e.region}); "at most" adds the answer cap and thinking budget at the output price${cap}${sampled}${tools}${estimated}`
   );
 }

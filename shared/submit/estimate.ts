@@ -52,6 +52,8 @@ export interface JobEstimate {
   /** The job's cost cap in `currency`; maxCostUsd the same when that is USD. */
   maxCost: number | null;
   maxCostUsd: number | null;
+  /** `exact` when longdoc carries the model's tokenizer; else `estimate`, with the margin budgets add (docs/models.md). */
+  tokenCounts: { counts: "exact" | "estimate"; tokenizer: string; safetyMargin: number };
 }
 
 /** The `*Usd` twins of cost figures: the same numbers in a USD region, null elsewhere. */
@@ -169,6 +171,7 @@ export function estimateItems(spec: JobSpec, model: ModelInfo, jobItems: JobItem
   return {
     job: spec.name,
     model: model.id,
+    tokenCounts: { counts: model.countMargin ? "estimate" : "exact", tokenizer: model.tokenizer, safetyMargin: model.countMargin },
     currency: model.currency,
     region: model.region,
     items,
