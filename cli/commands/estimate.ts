@@ -39,7 +39,7 @@ export function renderEstimate(e: JobEstimate): string {
     i.inputCost.toFixed(4),
     i.cacheSavings.toFixed(4),
     i.cost.toFixed(4),
-    i.error ? `${i.error.kind}: ${i.error.message}`.slice(0, 90) : i.truncated ? `truncated: ${i.truncated.tokensCut} tokens cut` : "",
+    i.error ? `${i.error.kind}: ${i.error.message}`.slice(0, 90) : [i.model ? `on ${i.model} (fallbackModel)` : "", i.truncated ? `truncated: ${i.truncated.tokensCut} tokens cut` : ""].filter(Boolean).join("; "),
   ]);
   rows.push(["total", e.totals.inputTokens, "", "", e.totals.inputCost.toFixed(4), e.totals.cacheSavings.toFixed(4), e.totals.cost.toFixed(4), ""]);
   const cap = e.maxCost === null ? "" : `; the job's cost cap is ${formatCost(e.maxCost, e.currency, null)}`;

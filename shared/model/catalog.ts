@@ -278,6 +278,19 @@ export function regionOfEndpoint(baseURL: string | null | undefined, regions: Re
   return undefined;
 }
 
+/** A fallbackModel must be a catalog model priced here with a larger input than `model`, or it could never take an item. */
+export function checkFallback(catalog: Catalog, spec: { fallbackModel?: string | undefined; model: string }, model: ModelInfo): ModelInfo | undefined {
+  if (!spec.fallbackModel) return undefined;
+  const fallback = getModel(catalog, spec.fallbackModel);
+  if (fallback.maxInputTokens <= model.maxInputTokens) {
+    throw new LongdocError(
+      "job_invalid",
+      `fallbackModel: ${fallback.id} accepts ${fallback.maxInputTokens} input tokens, no more than ${model.id}'s ${model.maxInputTokens}; choose a model with a larger input ('longdoc models' lists them)`,
+    );
+  }
+  return fallback;
+}
+
 /** The model's entry; an unknown id throws `model_not_found` listing the known ones. */
 export function getModel(catalog: Catalog, id: string): ModelInfo {
   const m = Object.hasOwn(catalog.models, id) ? catalog.models[id] : undefined;

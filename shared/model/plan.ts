@@ -79,6 +79,23 @@ export function planCall(planned: PlanSpec, model: ModelInfo, docs: PromptDocume
   return { messages, inputTokens, maxOutputTokens, thinkingBudget, truncated, prefixTokens, explicitCache };
 }
 
+/**
+ * The model an item runs on, chosen when it is planned: the job's `model`, or the `fallback` (the
+ * job's fallbackModel, a model with a larger input) when one of the item's calls would not fit
+ * `model` whole. `truncate: middle` then applies on the fallback, not before it. The worker and
+ * `longdoc estimate` both choose here, so an estimate names and prices the model the item will use.
+ */
+export function modelForItem(specs: PlanSpec[], model: ModelInfo, fallback: ModelInfo | undefined, docs: PromptDocument[]): ModelInfo {
+  if (!fallback) return model;
+  try {
+    for (const spec of specs) planCall({ ...spec, truncate: "none" }, model, docs);
+    return model;
+  } catch (e) {
+    if (e instanceof BudgetError) return fallback;
+    throw e;
+  }
+}
+
 /** A call asking one question that sets its own `thinking` uses it instead of the job's. */
 export function withQuestionThinking<S extends PlanSpec>(spec: S): S {
   const own = spec.questions?.length === 1 ? spec.questions[0]!.thinking : undefined;

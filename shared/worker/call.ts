@@ -115,7 +115,7 @@ export async function callModel(deps: WorkerDeps, job: JobRecord, model: ModelIn
   };
 
   const reservation = {
-    model: job.model,
+    model: model.id,
     tokens: worstTokens,
     account: { rpm: model.rpm, tpm: model.tpm },
     job: { jobId: job.jobId, rpm: job.spec.limits.rpm, tpm: job.spec.limits.tpm },
@@ -169,7 +169,7 @@ export async function callModel(deps: WorkerDeps, job: JobRecord, model: ModelIn
     try {
       const chat = () => deps.model.chat(
         {
-          model: job.model,
+          model: model.id,
           messages: plan.messages,
           maxOutputTokens: budget.maxOutputTokens,
           maxCompletionTokens,

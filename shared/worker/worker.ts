@@ -10,7 +10,7 @@ import { type ItemResult } from "../run/manifest.ts";
 import { writeFinalManifest } from "../run/finish.ts";
 import { addUsage, zeroUsage, type ChatResult, type Usage } from "../model/client.ts";
 import { validateAnswer } from "../job/output.ts";
-import { planCall, type CallPlan } from "../model/plan.ts";
+import { modelForItem, planCall, type CallPlan } from "../model/plan.ts";
 import { messageText, splitPerDocument, type ChatMessage, type PromptDocument } from "../model/prompt.ts";
 import pRetry from "p-retry";
 import { setImmediate as yieldToIO } from "node:timers/promises";
@@ -150,7 +150,9 @@ async function runClaimed(
   const startedAt = now();
   let attempts = attemptsBefore;
   // Looked up when a price is needed: an unknown model fails the item inside the try below.
-  const price = (u: Parameters<typeof priceFor>[1]) => priceFor(getModel(deps.catalog, job.model), u).cost;
+  // The job's model, or its fallbackModel once planning picks it for this item.
+  let itemModel = job.model;
+  const price = (u: Parameters<typeof priceFor>[1]) => priceFor(getModel(deps.catalog, itemModel), u).cost;
   // Every cost of the item is in the currency of the region the worker calls (the job's, normally).
   const currency = deps.catalog.currency;
   const recorder = new AttemptRecorder({
@@ -170,7 +172,7 @@ async function runClaimed(
     // (counted from their partial traces where the provider's usage never arrived).
     const spent = await earlierAttempts(store, job.jobId, item.id, attempts + 1, recorder.closed);
     const paid = spent.cost > 0 || spent.usage.inputTokens > 0 ? { usage: spent.usage, ...costFields(spent.cost, currency), ...(spent.estimated ? { usageEstimated: true } : {}) } : {};
-    const base = { version: 1 as const, id: item.id, attempts: Math.max(1, attempts), model: job.model, startedAt: new Date(startedAt).toISOString() };
+    const base = { version: 1 as const, id: item.id, attempts: Math.max(1, attempts), model: itemModel, startedAt: new Date(startedAt).toISOString() };
     await steps.time("write", () => store.putJsonIfAbsent(resultKey, { ...base, ...r, ...paid, finishedAt: new Date(finishedAt).toISOString(), durationMs: finishedAt - startedAt }));
     // The result is written: what waited for it (settling the ledgers, removing partial files) starts beside the finish count.
     recorder.release();
@@ -233,7 +235,7 @@ async function runClaimed(
     };
     // An OpenAI Batch line brings its own messages instead of documents.
     const request = item.request ? await readBatchRequest(store, item.request) : undefined;
-    const result = await answerItem(deps, job, loaded.map((l) => l.doc), ctx, now, { recorder, beginAttempt, steps }, request);
+    const result = await answerItem(deps, job, loaded.map((l) => l.doc), ctx, now, { recorder, beginAttempt, steps, useModel: (id) => (itemModel = id) }, request);
     const json = job.spec.output.format === "json";
     // answer.json only ever holds a document that passed the schema; one that never did is kept beside it.
     const answerFile = !json ? "answer.md" : result.validationError ? "answer.invalid.json" : "answer.json";
@@ -441,12 +443,17 @@ interface ItemAnswer {
 interface AttemptContext {
   recorder: AttemptRecorder;
   beginAttempt: () => Promise<void>;
+  /** Records the model planning chose for the item (prices and the result name it). */
+  useModel: (id: string) => void;
   steps: ItemSteps;
 }
 
 async function answerItem(deps: WorkerDeps, job: JobRecord, docs: PromptDocument[], ctx: TaskContext, now: () => number, attempt: AttemptContext, request?: BatchRequest): Promise<ItemAnswer> {
-  const model = getModel(deps.catalog, job.model);
   const questions = job.spec.calls === "per-question" && job.spec.questions ? job.spec.questions.map((q) => [q]) : [job.spec.questions];
+  const jobModel = getModel(deps.catalog, job.model);
+  const fallback = job.spec.fallbackModel && !request ? getModel(deps.catalog, job.spec.fallbackModel) : undefined;
+  const model = modelForItem(questions.map((qs) => ({ ...job.spec, questions: qs })), jobModel, fallback, docs);
+  attempt.useModel(model.id);
   const parts: { id: string | null; result: ChatResult; plan: CallPlan }[] = [];
   /** Every call made, continuations included (the priced list). */
   const calls: { id: string | null; result: ChatResult; plan: CallPlan; repair?: boolean; continued?: boolean }[] = [];
