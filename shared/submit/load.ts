@@ -68,7 +68,7 @@ export async function submitLoadedJob(target: SubmitTarget, job: LoadedJob): Pro
   if (job.batch) return submitBatch(target, { spec: job.spec, model: job.model, batch: job.batch });
   const store = new ObjectStore(target.s3, target.bucket);
   const documents = [...(await uploadDocuments(store, job.localDocuments)), ...(await resolveS3Documents(job.spec, target.s3))];
-  const { packs } = await prepareSubmit(target.s3, job.spec, job.model, documents, { checkCostCap: target.checkCostCap ?? false });
+  const { packs } = await prepareSubmit(target.s3, job.spec, job.model, documents, { checkCostCap: target.checkCostCap ?? false, fallback: checkFallback(job.catalog, job.spec, job.model) });
   return submitJob(
     { store, sqs: target.sqs, queueUrl: target.queueUrl, maxReceives: target.maxReceives, coord: target.coord },
     {
