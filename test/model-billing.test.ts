@@ -75,7 +75,6 @@ describe("429s that are not rate limits", () => {
     try {
       const r = await run("overdue", workers);
       const calls = loop.sim.calls.slice(before);
-      console.log(`billing halt: ${calls.length} refusal(s) for ${workers} workers, ${Date.now() - started} ms`);
       expect(r.manifest.status).toBe("halted");
       expect(r.manifest.counts.total).toBe(12);
       // Every request the job sent was refused, and no worker sent a second one after its refusal.
@@ -91,8 +90,8 @@ describe("429s that are not rate limits", () => {
       const skipped = r.manifest.items.filter((i) => i.status === "skipped");
       expect(skipped.length).toBe(12 - failed.length);
       expect(skipped.every((i) => i.error?.kind === "halted" && i.error.message.includes("The prepaid bill is overdue."))).toBe(true);
-      // At once: no backoff cycles through the queue.
-      expect(Date.now() - started).toBeLessThan(60_000);
+      // At once: no backoff cycles through the queue (a few seconds here; the bound allows a loaded machine).
+      expect(Date.now() - started).toBeLessThan(90_000);
     } finally {
       loop.sim.clearFaults();
     }
