@@ -4,6 +4,7 @@ import pkg from "../package.json" with { type: "json" };
 import { registerCancel } from "../cli/commands/cancel.ts";
 import { registerEstimate } from "../cli/commands/estimate.ts";
 import { registerExtract } from "../cli/commands/extract.ts";
+import { registerModels } from "../cli/commands/models.ts";
 import { registerResults } from "../cli/commands/results.ts";
 import { registerRetry } from "../cli/commands/retry.ts";
 import { registerRun } from "../cli/commands/run.ts";
@@ -38,6 +39,7 @@ registerSubmit(program, edge);
 registerRetry(program, edge);
 registerCancel(program, edge);
 registerSchema(program);
+registerModels(program, edge);
 
 try {
   await program.parseAsync(process.argv);

@@ -39,7 +39,7 @@ export function renderEstimate(e: JobEstimate): string {
     i.inputCost.toFixed(4),
     i.cacheSavings.toFixed(4),
     i.cost.toFixed(4),
-    i.error ? `${i.error.kind}: ${i.error.message}`.slice(0, 90) : i.truncated ? `truncated: ${i.truncated.tokensCut} tokens cut` : "",
+    i.error ? `${i.error.kind}: ${i.error.message}`.slice(0, 90) : [i.model ? `on ${i.model} (fallbackModel)` : "", i.truncated ? `truncated: ${i.truncated.tokensCut} tokens cut` : ""].filter(Boolean).join("; "),
   ]);
   rows.push(["total", e.totals.inputTokens, "", "", e.totals.inputCost.toFixed(4), e.totals.cacheSavings.toFixed(4), e.totals.cost.toFixed(4), ""]);
   const cap = e.maxCost === null ? "" : `; the job's cost cap is ${formatCost(e.maxCost, e.currency, null)}`;
@@ -49,6 +49,9 @@ export function renderEstimate(e: JobEstimate): string {
     first && first.samples > 1
       ? `\n${first.samples} samples per call: each sample after the first reads the document prefix from the context cache`
       : "";
+  const estimated = e.tokenCounts?.counts === "estimate"
+    ? `\ntoken counts are ESTIMATES: longdoc does not carry ${e.model}'s tokenizer (${e.tokenCounts.tokenizer}), so Qwen3 counts stand in; budgets add ${Math.round(e.tokenCounts.safetyMargin * 100)} %, and tiers and costs may be off by about as much`
+    : "";
   const tools = first && first.toolRounds > 1 ? `; with tools, "at most" counts ${first.toolRounds} model rounds per sample, each re-reading the cached prefix` : "";
   const cited = e.items.flatMap((i) => (i.citationTokens === undefined ? [] : [i.citationTokens]));
   const citations = cited.length
@@ -56,6 +59,6 @@ export function renderEstimate(e: JobEstimate): string {
     : "";
   return (
     renderTable(["item", "input tokens", "tier", "calls", `input ${c}`, `cache saves ${c}`, `at most ${c}`, "note"], rows) +
-    `\n${e.items.length} item(s) on ${e.model}, priced in ${c} (region ${e.region}); "at most" adds the answer cap and thinking budget at the output price${cap}${sampled}${tools}${citations}`
+    `\n${e.items.length} item(s) on ${e.model}, priced in ${c} (region ${e.region}); "at most" adds the answer cap and thinking budget at the output price${cap}${sampled}${tools}${citations}${estimated}`
   );
 }

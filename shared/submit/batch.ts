@@ -101,6 +101,7 @@ export function estimateBatch(job: LoadedBatch): JobEstimate {
   return {
     job: spec.name,
     model: model.id,
+    tokenCounts: { counts: model.countMargin ? "estimate" : "exact", tokenizer: model.tokenizer, safetyMargin: model.countMargin },
     items,
     totals: {
       inputTokens: items.reduce((s, i) => s + (i.inputTokens ?? 0), 0),

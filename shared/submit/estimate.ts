@@ -1,5 +1,5 @@
 import { readFile } from "node:fs/promises";
-import { costCap, formatCost, getModel, priceFor, type Catalog, type ModelInfo } from "../model/catalog.ts";
+import { checkFallback, costCap, formatCost, getModel, priceFor, type Catalog, type ModelInfo } from "../model/catalog.ts";
 import { loadDocument } from "../documents/index.ts";
 import { LongdocError, toErrorRecord } from "../errors.ts";
 import { expandItems } from "../job/expand.ts";
@@ -7,7 +7,7 @@ import type { ItemDocument, JobItem } from "../job/record.ts";
 import type { JobSpec } from "../job/schema.ts";
 import { resolveLocalDocuments, type ResolveOptions } from "../job/resolve.ts";
 import { packDocuments } from "./pack.ts";
-import { planCall } from "../model/plan.ts";
+import { modelForItem, planCall } from "../model/plan.ts";
 import { countTokens } from "../tokens/index.ts";
 import { toolRounds } from "../reason/settings.ts";
 
@@ -41,6 +41,8 @@ export interface ItemEstimate {
   /** `citations: verify`: the tokens the citation instruction adds to each prompt of the item (counted in inputTokens). */
   citationTokens?: number;
   error: { kind: string; message: string } | null;
+  /** Set when the item runs on the job's fallbackModel (its prompt does not fit `model`): the model it is planned and priced on. */
+  model?: string;
 }
 
 export interface JobEstimate {
@@ -54,6 +56,8 @@ export interface JobEstimate {
   /** The job's cost cap in `currency`; maxCostUsd the same when that is USD. */
   maxCost: number | null;
   maxCostUsd: number | null;
+  /** `exact` when longdoc carries the model's tokenizer; else `estimate`, with the margin budgets add (docs/models.md). */
+  tokenCounts: { counts: "exact" | "estimate"; tokenizer: string; safetyMargin: number };
 }
 
 /** The `*Usd` twins of cost figures: the same numbers in a USD region, null elsewhere. */
@@ -99,7 +103,7 @@ export async function estimateJob(spec: JobSpec, jobFile: string, catalog: Catal
   }
   // Packed by size, as submit packs them: the same items, priced exactly.
   const packs = spec.packing === "packed" ? packDocuments(spec, model, itemDocs) : undefined;
-  return estimateItems(spec, model, expandItems(spec, itemDocs, packs), loaded);
+  return estimateItems(spec, model, expandItems(spec, itemDocs, packs), loaded, checkFallback(catalog, spec, model));
 }
 
 /** Refuses a job whose input alone is estimated above its cost cap (`limits.maxCost` / `maxCostUsd`). */
@@ -114,7 +118,8 @@ export function assertWithinCostCap(spec: JobSpec, estimate: JobEstimate): void 
 }
 
 /** Prices items over documents already extracted (the local runner and submit reuse their texts). */
-export function estimateItems(spec: JobSpec, model: ModelInfo, jobItems: JobItem[], loaded: Map<string, LoadedText>): JobEstimate {
+export function estimateItems(spec: JobSpec, jobModel: ModelInfo, jobItems: JobItem[], loaded: Map<string, LoadedText>, fallback?: ModelInfo): JobEstimate {
+  const model = jobModel;
   const rounds = spec.tools ? toolRounds(spec) : 1;
   const items = jobItems.map((item): ItemEstimate => {
     const docs = item.documents.map((d) => loaded.get(d.source)!);
@@ -128,7 +133,10 @@ export function estimateItems(spec: JobSpec, model: ModelInfo, jobItems: JobItem
     try {
       const texts = item.documents.map((d, i) => ({ source: d.source, text: docs[i]!.text }));
       const questionSets = spec.calls === "per-question" && spec.questions ? spec.questions.map((q) => [q]) : [spec.questions];
-      const plans = questionSets.map((qs) => planCall({ ...spec, questions: qs }, model, texts));
+      const specs = questionSets.map((qs) => ({ ...spec, questions: qs }));
+      // The item's model: the job's, or its fallbackModel when a call would not fit it; priced at that model's rates.
+      const model = modelForItem(specs, jobModel, fallback, texts);
+      const plans = specs.map((s) => planCall(s, model, texts));
       let inputCost = 0;
       let ceiling = 0;
       let full = 0;
@@ -151,6 +159,7 @@ export function estimateItems(spec: JobSpec, model: ModelInfo, jobItems: JobItem
       const first = plans[0]!;
       return {
         ...base,
+        ...(model !== jobModel ? { model: model.id } : {}),
         inputTokens: calls.reduce((s, p) => s + p.inputTokens, 0),
         tier: priceFor(model, { inputTokens: first.inputTokens, outputTokens: 0, cachedTokens: 0 }).tier,
         ...usdTwins({ inputCost: round6(inputCost), cost: round6(ceiling), cacheSavings: round6(full - inputCost) }, model.currency),
@@ -172,6 +181,7 @@ export function estimateItems(spec: JobSpec, model: ModelInfo, jobItems: JobItem
   return {
     job: spec.name,
     model: model.id,
+    tokenCounts: { counts: model.countMargin ? "estimate" : "exact", tokenizer: model.tokenizer, safetyMargin: model.countMargin },
     currency: model.currency,
     region: model.region,
     items,

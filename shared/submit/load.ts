@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { keys, ObjectStore } from "../run/store.ts";
-import { getModel, type Catalog, type ModelInfo } from "../model/catalog.ts";
+import { checkFallback, getModel, type Catalog, type ModelInfo } from "../model/catalog.ts";
 import { loadJobFile } from "../job/load.ts";
 import { s3Uri, type ItemDocument, type JobRecord } from "../job/record.ts";
 import { resolveLocalDocuments, resolveOutputSchema, type LocalDocument, type ResolveOptions } from "../job/resolve.ts";
@@ -35,6 +35,7 @@ export async function loadJobForSubmit(jobFile: string, catalog: Catalog, resolv
   }
   const spec = await loadJobFile(jobFile);
   const model = getModel(catalog, spec.model);
+  checkFallback(catalog, spec, model);
   const localDocuments = await resolveLocalDocuments(spec, jobFile, resolve);
   const outputSchema = await resolveOutputSchema(spec, jobFile, resolve);
   return { jobFile, spec, catalog, model, localDocuments, outputSchema };
@@ -67,7 +68,7 @@ export async function submitLoadedJob(target: SubmitTarget, job: LoadedJob): Pro
   if (job.batch) return submitBatch(target, { spec: job.spec, model: job.model, batch: job.batch });
   const store = new ObjectStore(target.s3, target.bucket);
   const documents = [...(await uploadDocuments(store, job.localDocuments)), ...(await resolveS3Documents(job.spec, target.s3))];
-  const { packs } = await prepareSubmit(target.s3, job.spec, job.model, documents, { checkCostCap: target.checkCostCap ?? false });
+  const { packs } = await prepareSubmit(target.s3, job.spec, job.model, documents, { checkCostCap: target.checkCostCap ?? false, fallback: checkFallback(job.catalog, job.spec, job.model) });
   return submitJob(
     { store, sqs: target.sqs, queueUrl: target.queueUrl, maxReceives: target.maxReceives, coord: target.coord },
     {
