@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from "commander";
-import pkg from "../package.json" with { type: "json" };
+import { packageVersion } from "../cli/version.ts";
 import { registerCancel } from "../cli/commands/cancel.ts";
 import { registerEstimate } from "../cli/commands/estimate.ts";
 import { registerExtract } from "../cli/commands/extract.ts";
@@ -15,7 +15,7 @@ import { registerValidate } from "../cli/commands/validate.ts";
 import { createEdge } from "../cli/edge.ts";
 import { EXIT } from "../cli/exit.ts";
 
-const { version } = pkg;
+const version = packageVersion();
 
 // The edge: the one place the CLI reads its environment.
 const edge = createEdge(process.env);
