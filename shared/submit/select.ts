@@ -1,4 +1,3 @@
-import path from "node:path";
 import { LongdocError } from "../errors.ts";
 import type { JobItem } from "../job/record.ts";
 import { getModel } from "../model/catalog.ts";
@@ -70,8 +69,8 @@ function globRegExp(glob: string): RegExp {
 }
 
 /**
- * The items a run keeps: those whose id, or one of whose documents (its path as listed, or its
- * file name), matches one of `only`; then the first `limit` of them. Keeps the items' ids, so an
+ * The items a run keeps: those whose id, or one of whose documents (its path as listed, or any
+ * end of it down to the file name), matches one of `only`; then the first `limit` of them. Keeps the items' ids, so an
  * item tried alone has the id it has in the whole job. None left is a usage error naming examples.
  */
 export function selectItems(items: JobItem[], select: ItemSelection): JobItem[] {
@@ -79,7 +78,9 @@ export function selectItems(items: JobItem[], select: ItemSelection): JobItem[] 
   if (select.only?.length) {
     const globs = select.only.map(globRegExp);
     const hit = (s: string) => globs.some((g) => g.test(s));
-    kept = items.filter((i) => hit(i.id) || i.documents.some((d) => hit(d.source) || hit(path.posix.basename(d.source))));
+    // A source may be listed by its absolute path: `docs/a.md` matches any path ending in that.
+    const tails = (source: string) => [source, ...[...source.matchAll(/\//g)].map((m) => source.slice(m.index + 1))];
+    kept = items.filter((i) => hit(i.id) || i.documents.some((d) => tails(d.source).some(hit)));
     if (kept.length === 0) {
       const examples = items.slice(0, 3).map((i) => i.documents[0]?.source ?? i.id);
       throw new LongdocError("usage", `--only ${select.only.join(", ")}: no item matches (item ids are like ${items[0]?.id ?? "(none)"}; documents like ${examples.join(", ") || "(none)"})`);
