@@ -19,6 +19,10 @@ export function registerValidate(program: Command, edge: Edge): void {
           const { spec, batch } = await checkJob(file, edge.settings().catalog, { allowOutside: flags.allowOutside, onWarning: warnOnStderr });
           const what = batch ? `OpenAI Batch input, ${batch.requests.length} request(s)` : `${spec.documents.length} source(s)`;
           process.stdout.write(`${file}: ok (${spec.name}, ${what}, model ${spec.model})\n`);
+          // A line asking for what Model Studio cannot do fails alone when run; said now, not after.
+          for (const r of batch?.requests ?? []) {
+            if (r.refused) warnOnStderr(`${file}:${r.line}: ${r.refused.field}: ${r.refused.message}; this line will fail, the others run`);
+          }
         } catch (e) {
           if (e instanceof JobFileError) {
             bad++;

@@ -20,7 +20,7 @@ export interface CallPlan {
   /** Whether the prefix carries an explicit cache_control marker. */
   explicitCache: boolean;
   /** Tools, tool_choice and seed for this call: set by the samples and the code tool loop (shared/worker/tool-loop.ts). */
-  extras?: Pick<ChatRequest, "tools" | "toolChoice" | "seed">;
+  extras?: Pick<ChatRequest, "tools" | "toolChoice" | "seed" | "sampling">;
 }
 
 /** The provider's minimum for an explicit cache block (reference §8); below it a marker buys nothing. */
