@@ -2,6 +2,7 @@
 import { Command, CommanderError } from "commander";
 import { packageVersion } from "../cli/version.ts";
 import { registerCancel } from "../cli/commands/cancel.ts";
+import { registerDoctor } from "../cli/commands/doctor.ts";
 import { registerEstimate } from "../cli/commands/estimate.ts";
 import { registerExtract } from "../cli/commands/extract.ts";
 import { registerResults } from "../cli/commands/results.ts";
@@ -38,6 +39,7 @@ registerSubmit(program, edge);
 registerRetry(program, edge);
 registerCancel(program, edge);
 registerSchema(program);
+registerDoctor(program, edge);
 
 try {
   await program.parseAsync(process.argv);

@@ -19,6 +19,8 @@ export interface StackCoordinates {
   table: string | null;
   /** Where each came from, for messages: `LONGDOC_BUCKET`, `.sst/outputs.json`, ... */
   from: { bucket: string; queueUrl: string };
+  /** The stage whose outputs gave them, when the outputs name it. */
+  stage?: string | null;
 }
 
 export { SST_OUTPUTS } from "./stages.ts";
@@ -31,13 +33,13 @@ export { SST_OUTPUTS } from "./stages.ts";
  */
 export function readStackCoordinates(env: Record<string, string | undefined>, cwd = process.cwd(), stage?: string): StackCoordinates {
   const bothFromEnv = Boolean(env.LONGDOC_BUCKET?.trim() && env.LONGDOC_QUEUE_URL?.trim());
-  let stack: { outputs: Record<string, unknown>; from: string | null };
+  let stack: { outputs: Record<string, unknown>; from: string | null; stage: string | null };
   try {
     stack = readStackOutputs(cwd, stage);
   } catch (e) {
     // Bucket and queue given outright: which stage the outputs hold matters only for the table.
     if (!(bothFromEnv && stage === undefined && LongdocError.is(e) && e.code === "usage")) throw e;
-    stack = { outputs: {}, from: null };
+    stack = { outputs: {}, from: null, stage: null };
   }
   const { outputs, from: file } = stack;
   const pick = (envName: string, outputName: string) => {
@@ -60,7 +62,7 @@ export function readStackCoordinates(env: Record<string, string | undefined>, cw
   }
   if (!/^https?:\/\//.test(queue.value)) throw new LongdocError("job_invalid", `the task queue URL from ${queue.from} is not a URL: '${queue.value}'`);
   if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket.value)) throw new LongdocError("job_invalid", `the bucket name from ${bucket.from} is not an S3 bucket name: '${bucket.value}'`);
-  return { bucket: bucket.value, queueUrl: queue.value, table: table?.value ?? null, from: { bucket: bucket.from, queueUrl: queue.from } };
+  return { bucket: bucket.value, queueUrl: queue.value, table: table?.value ?? null, from: { bucket: bucket.from, queueUrl: queue.from }, stage: stack.stage };
 }
 
 /** `https://sqs.eu-west-1.amazonaws.com/...` → `eu-west-1`; undefined for other hosts (emulators). */
