@@ -8,8 +8,9 @@ import { cancelLocalJob, retryLocalJob, runLocalJob, type Progress } from "../sh
 import { silentLog } from "../shared/log.ts";
 import { summary, type Manifest } from "../shared/run/manifest.ts";
 import { cancelJob, retryJob } from "../shared/run/control.ts";
-import { readProgress, type RunProgress } from "../shared/run/progress.ts";
+import { readProgress, withOpenAIBatch, type RunProgress } from "../shared/run/progress.ts";
 import { ObjectStore } from "../shared/run/store.ts";
+import type { OpenAIBatchObject } from "../shared/run/openai-batch.ts";
 import { deployment, loadSettings, type Settings } from "../shared/settings.ts";
 import { applyOverrides, type JobOverrides } from "../shared/submit/select.ts";
 import { estimateLoaded } from "../shared/submit/estimate-loaded.ts";
@@ -24,6 +25,7 @@ export { LongdocError } from "../shared/errors.ts";
 export type { ErrorCode } from "../shared/errors.ts";
 export type { JobEstimate, ItemEstimate } from "../shared/submit/estimate.ts";
 export type { RunProgress } from "../shared/run/progress.ts";
+export type { OpenAIBatchObject } from "../shared/run/openai-batch.ts";
 export type { Manifest, ManifestItem } from "../shared/run/manifest.ts";
 export type { JobOverrides } from "../shared/submit/select.ts";
 
@@ -140,10 +142,10 @@ function readerFor(o: LocalStateOptions & DeployedOptions): StoreReader {
 }
 
 /** `longdoc status <jobId> --json`: counts by status, tokens, cost and ETA. */
-export async function status(jobId: string, o: LocalStateOptions & DeployedOptions = {}): Promise<RunProgress> {
+export async function status(jobId: string, o: LocalStateOptions & DeployedOptions = {}): Promise<RunProgress & { openaiBatch?: OpenAIBatchObject }> {
   const reader = readerFor(o);
   try {
-    return await reader.read((store) => readProgress(store, jobId));
+    return await reader.read(async (store) => withOpenAIBatch(store, await readProgress(store, jobId)));
   } finally {
     await reader.close();
   }

@@ -12,6 +12,8 @@ import { getModel, loadCatalog } from "../shared/model/catalog.ts";
 import { createModelClient } from "../shared/model/client.ts";
 import { startSimulator, type Simulator } from "../shared/sim/index.ts";
 import type { Manifest } from "../shared/run/manifest.ts";
+import { openaiBatchObject, type OpenAIBatchObject } from "../shared/run/openai-batch.ts";
+import type { RunProgress } from "../shared/run/progress.ts";
 
 const line = (id: string, question: string, body: Record<string, unknown> = {}) =>
   JSON.stringify({ custom_id: id, method: "POST", url: "/v1/chat/completions", body: { model: "qwen3-max", messages: [{ role: "user", content: question }], ...body } });
@@ -125,7 +127,29 @@ describe("a batch file with refused lines, run end to end", () => {
     const ok = await read("results.jsonl");
     expect(ok.map((l) => [l.custom_id, l.response!.status_code, l.error])).toEqual([["plain", 200, null], ["json", 200, null]]);
     expect(() => JSON.parse(ok[1]!.response!.body.choices[0]!.message.content)).not.toThrow();
+    // status --json also reads as OpenAI's batch object.
+    const st = await cli(["status", summary.jobId, "--state", state, "--json"], { DASHSCOPE_API_KEY: "" });
+    expect(st.code, st.stderr).toBe(3);
+    const progress = JSON.parse(st.stdout) as { status: string; openaiBatch: OpenAIBatchObject };
+    expect(progress.status).toBe("partial");
+    expect(progress.openaiBatch).toMatchObject({ id: summary.jobId, object: "batch", endpoint: "/v1/chat/completions", input_file: file, status: "completed", request_counts: { total: 3, completed: 2, failed: 1 }, failed_at: null, cancelled_at: null });
+    expect(progress.openaiBatch.completed_at).toBe(Math.floor(Date.parse(summary.finishedAt!) / 1000));
     const errors = await read("errors.jsonl");
     expect(errors).toEqual([{ id: expect.any(String), custom_id: "three", response: null, error: { code: "model_bad_request", message: expect.stringMatching(/^body\.n: 3: longdoc gives one answer per line.*this line was not sent/) } }]);
   }, 180_000);
+});
+
+describe("a batch job's progress as OpenAI's batch object", () => {
+  const progress = (status: RunProgress["status"], cancelled = false) =>
+    ({ jobId: "j", status, cancelled, startedAt: "2026-01-01T00:00:00.000Z", finishedAt: status === "running" ? null : "2026-01-01T00:01:00.000Z", counts: { total: 4, succeeded: 2, failed: 1, skipped: 1, queued: 0, retrying: 0 } }) as unknown as RunProgress;
+  const job = { jobId: "j", submittedAt: "2026-01-01T00:00:00.000Z", batch: { file: "r.jsonl", requests: 4 } };
+
+  it("maps the run's status to OpenAI's states and counts skipped lines as failed", () => {
+    expect(openaiBatchObject(progress("running"), job)).toMatchObject({ status: "in_progress", completed_at: null, request_counts: { total: 4, completed: 2, failed: 2 } });
+    expect(openaiBatchObject(progress("running", true), job)!.status).toBe("cancelling");
+    expect(openaiBatchObject(progress("failed"), job)).toMatchObject({ status: "completed", completed_at: 1767225660 });
+    expect(openaiBatchObject(progress("halted"), job)).toMatchObject({ status: "failed", failed_at: 1767225660, completed_at: null });
+    expect(openaiBatchObject(progress("cancelled"), job)).toMatchObject({ status: "cancelled", cancelled_at: 1767225660 });
+    expect(openaiBatchObject(progress("succeeded"), { ...job, batch: undefined })).toBeNull();
+  });
 });

@@ -3,7 +3,9 @@
 // an import of every exported function, and a TypeScript consumer type-checked against the
 // declarations. The dependencies are linked from this checkout's node_modules (only those
 // package.json lists as dependencies, so an import of a devDependency fails here as it would
-// installed); `npm run test:install` does the same with a real `npm install` of the tarball.
+// installed). `npm run test:install` installs the tarball with npm itself instead (the registry
+// for what the npm cache lacks, about a minute and a half), and LONGDOC_TEST_NODES (paths of node
+// binaries, comma-separated) runs the command under each of those Nodes too.
 import { execFile } from "node:child_process";
 import { cp, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -47,16 +49,22 @@ describe("the packed package, installed outside the repository", () => {
     // A project of the user's: node_modules/longdoc from the tarball, its dependencies beside it.
     app = path.join(dir, "app");
     const modules = path.join(app, "node_modules");
-    await mkdir(path.join(modules, "longdoc"), { recursive: true });
-    await sh("tar", ["xzf", tarball, "-C", path.join(modules, "longdoc"), "--strip-components=1"], { cwd: dir });
-    for (const dep of Object.keys(pkg.dependencies)) {
-      await mkdir(path.dirname(path.join(modules, dep)), { recursive: true });
-      await symlink(path.join(ROOT, "node_modules", dep), path.join(modules, dep), "dir");
-    }
-    await mkdir(path.join(modules, ".bin"));
-    bin = path.join(modules, ".bin", "longdoc");
-    await symlink("../longdoc/bin/longdoc.js", bin);
+    await mkdir(app);
     await writeFile(path.join(app, "package.json"), JSON.stringify({ name: "app", private: true, type: "module" }));
+    bin = path.join(modules, ".bin", "longdoc");
+    if (process.env.LONGDOC_TEST_NPM_INSTALL) {
+      const r = await sh("npm", ["install", "--prefer-offline", "--no-audit", "--no-fund", tarball], { cwd: app });
+      if (r.code !== 0) throw new Error(`npm install failed (${r.code}): ${r.stderr}`);
+    } else {
+      await mkdir(path.join(modules, "longdoc"), { recursive: true });
+      await sh("tar", ["xzf", tarball, "-C", path.join(modules, "longdoc"), "--strip-components=1"], { cwd: dir });
+      for (const dep of Object.keys(pkg.dependencies)) {
+        await mkdir(path.dirname(path.join(modules, dep)), { recursive: true });
+        await symlink(path.join(ROOT, "node_modules", dep), path.join(modules, dep), "dir");
+      }
+      await mkdir(path.join(modules, ".bin"));
+      await symlink("../longdoc/bin/longdoc.js", bin);
+    }
     // A job of the user's, with its documents, outside the repository.
     await cp(path.join(ROOT, "jobs", "examples", "docs"), path.join(app, "docs"), { recursive: true });
     await writeFile(path.join(app, "job.yaml"), "name: try-install\ndocuments:\n  - path: docs/*.md\nprompt: Summarise the filing.\nmaxOutputTokens: 512\n");
@@ -127,6 +135,15 @@ describe("the packed package, installed outside the repository", () => {
     expect(r.stdout + r.stderr).toBe("");
     expect(r.code).toBe(0);
   }, 120_000);
+
+  it.each((process.env.LONGDOC_TEST_NODES ?? "").split(",").filter(Boolean))("runs under the Node at %s", async (node) => {
+    const v = await sh(node, [bin, "--version"], { cwd: app });
+    expect(v.code, v.stderr).toBe(0);
+    expect(v.stdout.trim()).toBe(pkg.version);
+    const e = await sh(node, [bin, "estimate", "job.yaml", "--json", "--limit", "1"], { cwd: app, env: { DASHSCOPE_API_KEY: "" } });
+    expect(e.code, e.stderr).toBe(0);
+    expect((JSON.parse(e.stdout) as { items: unknown[] }).items).toHaveLength(1);
+  }, 60_000);
 
   it("on a Node older than the engines field, the command says in one line which version it needs", async () => {
     // /usr/bin/node is Node 20 on the machines this runs on; elsewhere the check is skipped.

@@ -1,7 +1,7 @@
 import { formatCost } from "../../shared/model/catalog.ts";
 import { Option, type Command } from "commander";
 import cliProgress from "cli-progress";
-import { newProgressCache, readProgress, type RunProgress } from "../../shared/run/progress.ts";
+import { newProgressCache, readProgress, withOpenAIBatch, type RunProgress } from "../../shared/run/progress.ts";
 import { stateOwner } from "../../shared/local/owner.ts";
 import { deployedStoreReader, localStateReader } from "../readers.ts";
 import { EXIT, fail } from "../exit.ts";
@@ -61,7 +61,8 @@ export function registerStatus(program: Command, edge: Edge): void {
           bar = undefined;
         }
         human(flags.json).write(renderProgress(p) + "\n");
-        if (flags.json) process.stdout.write(JSON.stringify(p) + "\n");
+        // A batch-file job also reads as OpenAI's batch object, for scripts written for that API.
+        if (flags.json) process.stdout.write(JSON.stringify(await reader.read((store) => withOpenAIBatch(store, p))) + "\n");
         process.exitCode = p.status === "running" || p.status === "succeeded" ? EXIT.ok : EXIT.itemsFailed;
       } catch (e) {
         bar?.stop();
