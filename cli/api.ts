@@ -69,7 +69,8 @@ export async function estimate(jobFile: string, o: EstimateOptions = {}): Promis
 
 export interface ValidateReport {
   ok: boolean;
-  files: { file: string; ok: boolean; job?: string; model?: string; requests?: number; sources?: number; problems: string[] }[];
+  /** `warnings`: batch lines that will fail alone when run (a field Model Studio cannot honour). */
+  files: { file: string; ok: boolean; job?: string; model?: string; requests?: number; sources?: number; problems: string[]; warnings?: string[] }[];
 }
 
 /** `longdoc validate <files...> --json`: every problem of every file, as `file:line: field: message`. */
@@ -79,7 +80,8 @@ export async function validate(files: string | string[], o: EnvOption & { allowO
   for (const file of Array.isArray(files) ? files : [files]) {
     try {
       const { spec, batch } = await checkJob(file, catalog, { allowOutside: o.allowOutside });
-      out.push({ file, ok: true, job: spec.name, model: spec.model, ...(batch ? { requests: batch.requests.length } : { sources: spec.documents.length }), problems: [] });
+      const warnings = (batch?.requests ?? []).filter((r) => r.refused).map((r) => `${file}:${r.line}: ${r.refused!.field}: ${r.refused!.message}`);
+      out.push({ file, ok: true, job: spec.name, model: spec.model, ...(batch ? { requests: batch.requests.length } : { sources: spec.documents.length }), problems: [], ...(warnings.length && { warnings }) });
     } catch (e) {
       if (e instanceof JobFileError) out.push({ file, ok: false, problems: e.problems.map(formatProblem) });
       else if (LongdocError.is(e) && e.code !== "usage") out.push({ file, ok: false, problems: [e.message] });

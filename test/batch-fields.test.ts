@@ -115,6 +115,8 @@ describe("a batch file with refused lines, run end to end", () => {
     const v = await cli(["validate", file], { DASHSCOPE_API_KEY: "" });
     expect(v.code, v.stdout + v.stderr).toBe(0);
     expect(v.stderr).toContain(`warning: ${file}:3: body.n: 3: longdoc gives one answer per line`);
+    const vj = await cli(["validate", file, "--json"], { DASHSCOPE_API_KEY: "" });
+    expect(JSON.parse(vj.stdout)).toMatchObject({ ok: true, files: [{ file, ok: true, requests: 3, problems: [], warnings: [expect.stringContaining(`${file}:3: body.n: 3: longdoc gives one answer per line`)] }] });
 
     const r = await cli(["run", file, "--state", state, "--out", out, "--workers", "1", "--json"], { DASHSCOPE_API_KEY: "" }, 120_000);
     expect(r.code, r.stderr).toBe(3);
