@@ -12,7 +12,8 @@ import { readProgress, withOpenAIBatch, type RunProgress } from "../shared/run/p
 import { ObjectStore } from "../shared/run/store.ts";
 import type { OpenAIBatchObject } from "../shared/run/openai-batch.ts";
 import { deployment, loadSettings, type Settings } from "../shared/settings.ts";
-import { applyOverrides, type JobOverrides } from "../shared/submit/select.ts";
+import type { JobOverrides } from "../shared/submit/select.ts";
+import { overridesOf } from "./overrides.ts";
 import { estimateLoaded } from "../shared/submit/estimate-loaded.ts";
 import type { JobEstimate } from "../shared/submit/estimate.ts";
 import { checkJob } from "./preflight.ts";
@@ -63,7 +64,7 @@ export interface EstimateOptions extends EnvOption, JobOverrides {
 /** `longdoc estimate <job> --json`: tokens, tier and cost per item, without calling the model. */
 export async function estimate(jobFile: string, o: EstimateOptions = {}): Promise<JobEstimate> {
   const settings = settingsOf(o);
-  const loaded = applyOverrides(await checkJob(jobFile, settings.catalog, { allowOutside: o.allowOutside }), o);
+  const loaded = await checkJob(jobFile, settings.catalog, { allowOutside: o.allowOutside }, overridesOf(o));
   return estimateLoaded(loaded, { allowOutside: o.allowOutside });
 }
 
@@ -104,10 +105,10 @@ export interface RunOptions extends LocalStateOptions, JobOverrides {
 /** `longdoc run <job> --json`: a local run end to end; resolves with the run summary whatever the items' outcome. */
 export async function run(jobFile: string, o: RunOptions = {}): Promise<RunSummary> {
   const settings = settingsOf(o);
-  await checkJob(jobFile, settings.catalog, { allowOutside: o.allowOutside });
+  await checkJob(jobFile, settings.catalog, { allowOutside: o.allowOutside }, overridesOf(o));
   const { manifest } = await runLocalJob({
     jobFile,
-    overrides: o,
+    overrides: overridesOf(o),
     fresh: o.new,
     signal: o.signal,
     outDir: o.out ?? "out",

@@ -80,6 +80,12 @@ describe("run and estimate with --limit, --only, --model, --max-cost", () => {
     const model = await longdoc(["estimate", jobFile, "--model", "gpt-9"]);
     expect(model.code).toBe(1);
     expect(model.stderr).toMatch(/gpt-9/);
+    // The job is checked against the model it will run on: thinking on a model without it.
+    const thinking = path.join(dir, "thinking.yaml");
+    await writeFile(thinking, "name: thinking\ndocuments:\n  - path: docs/*.md\nprompt: Summarise.\nthinking: { enabled: true, budget: 1024 }\n");
+    const swapped = await longdoc(["estimate", thinking, "--model", "qwen3-max-2025-09-23"]);
+    expect(swapped.code).toBe(1);
+    expect(swapped.stderr).toMatch(/thinking\.yaml: .*qwen3-max-2025-09-23/);
   }, 60_000);
 
   it("run --only --limit --model --max-cost: runs those items alone and records in job.json what it changed", async () => {

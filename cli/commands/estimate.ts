@@ -2,7 +2,7 @@ import type { Command } from "commander";
 import { formatCost } from "../../shared/model/catalog.ts";
 import type { JobEstimate } from "../../shared/submit/estimate.ts";
 import { estimateLoaded } from "../../shared/submit/estimate-loaded.ts";
-import { applyOverrides, type JobOverrides } from "../../shared/submit/select.ts";
+import type { JobOverrides } from "../../shared/submit/select.ts";
 import { addOverrideOptions, describeOverrides, overridesOf } from "../overrides.ts";
 import { EXIT, fail } from "../exit.ts";
 import { checkJob, warnOnStderr } from "../preflight.ts";
@@ -19,7 +19,7 @@ export function registerEstimate(program: Command, edge: Edge): void {
   addOverrideOptions(command).action(async (jobFile: string, flags: JobOverrides & { json?: boolean; allowOutside?: boolean }) => {
     try {
       const catalog = edge.settings().catalog;
-      const loaded = applyOverrides(await checkJob(jobFile, catalog, { allowOutside: flags.allowOutside, onWarning: warnOnStderr }), overridesOf(flags));
+      const loaded = await checkJob(jobFile, catalog, { allowOutside: flags.allowOutside, onWarning: warnOnStderr }, overridesOf(flags));
       const note = describeOverrides(loaded.overrides);
       if (note) process.stderr.write(note + "\n");
       const estimate = await estimateLoaded(loaded, { allowOutside: flags.allowOutside });

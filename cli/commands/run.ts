@@ -8,7 +8,7 @@ import { checkJob, ignoredBaseUrlNote, warnOnStderr, webhookNote } from "../pref
 import { renderTable } from "../table.ts";
 import { human, type Edge } from "../edge.ts";
 import { addOverrideOptions, describeOverrides, overridesOf } from "../overrides.ts";
-import { applyOverrides, type JobOverrides } from "../../shared/submit/select.ts";
+import type { JobOverrides } from "../../shared/submit/select.ts";
 
 interface RunFlags extends JobOverrides {
   out: string;
@@ -39,7 +39,7 @@ export function registerRun(program: Command, edge: Edge): void {
         await checkFolderOption("--out", flags.out);
         await checkFolderOption("--state", flags.state);
         const settings = edge.settings();
-        const loaded = applyOverrides(await checkJob(jobFile, settings.catalog, { allowOutside: flags.allowOutside, onWarning: warnOnStderr }), overridesOf(flags));
+        const loaded = await checkJob(jobFile, settings.catalog, { allowOutside: flags.allowOutside, onWarning: warnOnStderr }, overridesOf(flags));
         const notes = [ignoredBaseUrlNote(edge.env, settings), webhookNote(loaded.spec, settings), describeOverrides(loaded.overrides)];
         for (const note of notes) if (note) process.stderr.write(note + "\n");
       } catch (e) {
