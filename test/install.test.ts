@@ -90,7 +90,7 @@ describe("the packed package, installed outside the repository", () => {
     expect(est.job).toBe("try-install");
     expect(est.items).toHaveLength(1);
     expect(est.items[0]!.inputTokens).toBeGreaterThan(100);
-  }, 60_000);
+  }, 120_000);
 
   it("import { ... } from 'longdoc' gives every exported function, and estimate() returns what estimate --json prints", async () => {
     const script = path.join(app, "use.mjs");
@@ -112,7 +112,7 @@ describe("the packed package, installed outside the repository", () => {
     expect(out.v).toMatchObject({ ok: true, files: [{ ok: true, job: "try-install" }] });
     // A failure rejects with a LongdocError, as the command would exit 1 with its message.
     expect(out.error).toMatchObject({ isLongdoc: true, code: "job_invalid" });
-  }, 60_000);
+  }, 120_000);
 
   it("a TypeScript consumer type-checks against the declarations, and a wrong use is an error", async () => {
     const consumer = path.join(app, "consumer.ts");
@@ -143,7 +143,7 @@ describe("the packed package, installed outside the repository", () => {
     const e = await sh(node, [bin, "estimate", "job.yaml", "--json", "--limit", "1"], { cwd: app, env: { DASHSCOPE_API_KEY: "" } });
     expect(e.code, e.stderr).toBe(0);
     expect((JSON.parse(e.stdout) as { items: unknown[] }).items).toHaveLength(1);
-  }, 60_000);
+  }, 120_000);
 
   it("on a Node older than the engines field, the command says in one line which version it needs", async () => {
     // /usr/bin/node is Node 20 on the machines this runs on; elsewhere the check is skipped.

@@ -9,6 +9,8 @@ import { resolveLocalDocuments, resolveOutputSchema, type LocalDocument, type Re
 import { resolveS3Documents } from "./sources.ts";
 import type { JobSpec } from "../job/schema.ts";
 import { prepareSubmit } from "./prepare.ts";
+import { measureDocuments } from "./pack.ts";
+import { assertWithinCostCap, estimateItems, type LoadedText } from "./estimate.ts";
 import { submitJob } from "./submit.ts";
 import { expandItems, newJobId } from "../job/expand.ts";
 import { looksLikeBatchInput, readHead, type BatchFile } from "../job/batch.ts";
@@ -43,6 +45,14 @@ export async function loadJobForSubmit(jobFile: string, catalog: Catalog, resolv
   const localDocuments = await resolveLocalDocuments(spec, jobFile, resolve);
   const outputSchema = await resolveOutputSchema(spec, jobFile);
   return { jobFile, spec, catalog, model, localDocuments, outputSchema };
+}
+
+/** The cost-cap check of a local run, over the items it will run (as prepareSubmit makes it over all). */
+async function checkCostCapOf(s3: SubmitTarget["s3"], job: LoadedJob, items: JobItem[]): Promise<void> {
+  if (job.spec.limits.maxCostUsd === undefined && job.spec.limits.maxCost === undefined) return;
+  const measured = await measureDocuments(s3, items.flatMap((i) => i.documents), job.spec);
+  const texts = new Map<string, LoadedText>(measured.map((m) => [m.doc.source, { text: m.text, format: m.format, error: m.error }]));
+  assertWithinCostCap(job.spec, estimateItems(job.spec, job.model, items, texts));
 }
 
 /** The key a local document is uploaded to: content-addressed, so a re-upload of the same bytes lands on the same key. */
@@ -80,13 +90,16 @@ export async function submitLoadedJob(target: SubmitTarget, job: LoadedJob): Pro
     local = local.filter((d) => wanted.has(d.source));
   }
   const documents = [...(await uploadDocuments(store, local)), ...(await resolveS3Documents(job.spec, target.s3))];
-  const { packs } = await prepareSubmit(target.s3, job.spec, job.model, documents, { checkCostCap: target.checkCostCap ?? false });
+  // Packs are made over every document, then chosen: the cost cap is then checked on the chosen ones.
+  const packedChoice = Boolean(job.select && !chosen);
+  const { packs } = await prepareSubmit(target.s3, job.spec, job.model, documents, { checkCostCap: !packedChoice && (target.checkCostCap ?? false) });
   let items: JobItem[] | undefined;
   if (chosen) {
     const bySource = new Map(documents.map((d) => [d.source, d]));
     items = chosen.map((i) => ({ id: i.id, documents: i.documents.map((d) => bySource.get(d.source)!) }));
   } else if (job.select) {
     items = selectItems(expandItems(job.spec, documents, packs), job.select);
+    if (target.checkCostCap) await checkCostCapOf(target.s3, job, items);
   }
   return submitJob(
     { store, sqs: target.sqs, queueUrl: target.queueUrl, maxReceives: target.maxReceives, coord: target.coord },
