@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from "commander";
-import pkg from "../package.json" with { type: "json" };
+import { packageVersion } from "../cli/version.ts";
 import { registerCancel } from "../cli/commands/cancel.ts";
+import { registerDoctor } from "../cli/commands/doctor.ts";
 import { registerEstimate } from "../cli/commands/estimate.ts";
 import { registerExtract } from "../cli/commands/extract.ts";
 import { registerModels } from "../cli/commands/models.ts";
@@ -16,7 +17,7 @@ import { registerValidate } from "../cli/commands/validate.ts";
 import { createEdge } from "../cli/edge.ts";
 import { EXIT } from "../cli/exit.ts";
 
-const { version } = pkg;
+const version = packageVersion();
 
 // The edge: the one place the CLI reads its environment.
 const edge = createEdge(process.env);
@@ -40,6 +41,7 @@ registerRetry(program, edge);
 registerCancel(program, edge);
 registerSchema(program);
 registerModels(program, edge);
+registerDoctor(program, edge);
 
 try {
   await program.parseAsync(process.argv);

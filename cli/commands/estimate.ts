@@ -1,33 +1,35 @@
 import type { Command } from "commander";
 import { formatCost } from "../../shared/model/catalog.ts";
-import { estimateJob, type JobEstimate } from "../../shared/submit/estimate.ts";
-import { estimateBatch } from "../../shared/submit/batch.ts";
+import type { JobEstimate } from "../../shared/submit/estimate.ts";
+import { estimateLoaded } from "../../shared/submit/estimate-loaded.ts";
+import type { JobOverrides } from "../../shared/submit/select.ts";
+import { addOverrideOptions, describeOverrides, overridesOf } from "../overrides.ts";
 import { EXIT, fail } from "../exit.ts";
 import { checkJob, warnOnStderr } from "../preflight.ts";
 import { renderTable } from "../table.ts";
 import { human, type Edge } from "../edge.ts";
 
 export function registerEstimate(program: Command, edge: Edge): void {
-  program
+  const command = program
     .command("estimate")
     .description("exact tokens per item, pricing tier and cost, without calling the model")
     .argument("<job.yaml>", "the job file, or an OpenAI Batch input file (.jsonl)")
     .option("--json", "print the estimate as one JSON object on the last line")
-    .option("--allow-outside", "accept documents and an output.schemaFile that resolve outside the job file's folder and the current repository")
-    .action(async (jobFile: string, flags: { json?: boolean; allowOutside?: boolean }) => {
-      try {
-        const catalog = edge.settings().catalog;
-        const loaded = await checkJob(jobFile, catalog, { allowOutside: flags.allowOutside, onWarning: warnOnStderr });
-        const estimate = loaded.batch
-          ? estimateBatch({ spec: loaded.spec, model: loaded.model, batch: loaded.batch })
-          : await estimateJob(loaded.spec, jobFile, catalog, { allowOutside: flags.allowOutside });
-        human(flags.json).write(renderEstimate(estimate) + "\n");
-        if (flags.json) process.stdout.write(JSON.stringify(estimate) + "\n");
-        process.exitCode = estimate.totals.failing > 0 ? EXIT.input : EXIT.ok;
-      } catch (e) {
-        fail(e);
-      }
-    });
+    .option("--allow-outside", "accept documents and an output.schemaFile that resolve outside the job file's folder and the current repository");
+  addOverrideOptions(command).action(async (jobFile: string, flags: JobOverrides & { json?: boolean; allowOutside?: boolean }) => {
+    try {
+      const catalog = edge.settings().catalog;
+      const loaded = await checkJob(jobFile, catalog, { allowOutside: flags.allowOutside, onWarning: warnOnStderr }, overridesOf(flags));
+      const note = describeOverrides(loaded.overrides);
+      if (note) process.stderr.write(note + "\n");
+      const estimate = await estimateLoaded(loaded, { allowOutside: flags.allowOutside });
+      human(flags.json).write(renderEstimate(estimate) + "\n");
+      if (flags.json) process.stdout.write(JSON.stringify(estimate) + "\n");
+      process.exitCode = estimate.totals.failing > 0 ? EXIT.input : EXIT.ok;
+    } catch (e) {
+      fail(e);
+    }
+  });
 }
 
 export function renderEstimate(e: JobEstimate): string {

@@ -31,6 +31,18 @@ export interface ChatRequest {
   toolChoice?: "auto" | "none" | { name: string };
   /** Makes k samples of one call differ reproducibly (0..2^31-1). */
   seed?: number;
+  /** Body fields sent as written (a batch line's own temperature, top_p, stop, response_format...). */
+  sampling?: SamplingFields;
+}
+
+/** The OpenAI body fields a batch line may carry that Model Studio takes as they are (reference §3). */
+export interface SamplingFields {
+  temperature?: number;
+  top_p?: number;
+  top_k?: number;
+  presence_penalty?: number;
+  stop?: string | string[];
+  response_format?: { type: "json_object" } | { type: "json_schema"; json_schema: Record<string, unknown> };
 }
 
 /** A function call the model made (finish_reason "tool_calls"); `arguments` is its JSON text. */
@@ -141,6 +153,7 @@ export function createModelClient(o: ModelClientOptions): ModelClient {
         max_completion_tokens: completionCap(req),
         enable_thinking: req.thinking.enabled,
         ...(req.thinking.enabled && req.thinking.budget ? { thinking_budget: req.thinking.budget } : {}),
+        ...(req.sampling as Pick<OpenAI.ChatCompletionCreateParamsStreaming, "temperature" | "top_p" | "presence_penalty" | "stop" | "response_format"> & { top_k?: number }),
         ...(req.json
           ? {
               response_format:

@@ -23,7 +23,7 @@ export interface CallPlan {
   /** Tokens the citation instruction adds to this prompt (`citations: verify`; 0 otherwise): counted in inputTokens. */
   citationTokens?: number;
   /** Tools, tool_choice and seed for this call: set by the samples and the code tool loop (shared/worker/tool-loop.ts). */
-  extras?: Pick<ChatRequest, "tools" | "toolChoice" | "seed">;
+  extras?: Pick<ChatRequest, "tools" | "toolChoice" | "seed" | "sampling">;
 }
 
 /** The provider's minimum for an explicit cache block (reference §8); below it a marker buys nothing. */

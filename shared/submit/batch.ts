@@ -17,6 +17,7 @@ export interface LoadedBatch {
   spec: JobSpec;
   model: ModelInfo;
   batch: BatchFile;
+  overrides?: JobRecord["overrides"];
 }
 
 /** Where a batch is submitted: a job's target; the cost-cap check does not apply (no documents to price before the run). */
@@ -57,6 +58,7 @@ export async function submitBatch(target: BatchTarget, job: LoadedBatch): Promis
       outputSchema: null,
       items,
       batch: { file: job.batch.file, requests: job.batch.requests.length },
+      ...(job.overrides && { overrides: job.overrides }),
       jobId,
       ...(target.token !== undefined && { trigger: `cli ${target.token}` }),
     },

@@ -1,4 +1,4 @@
-import { readFile } from "node:fs/promises";
+import { readFile, stat } from "node:fs/promises";
 import { checkFallback, costCap, formatCost, getModel, priceFor, type Catalog, type ModelInfo } from "../model/catalog.ts";
 import { loadDocument } from "../documents/index.ts";
 import { LongdocError, toErrorRecord } from "../errors.ts";
@@ -10,6 +10,7 @@ import { packDocuments } from "./pack.ts";
 import { modelForItem, planCall } from "../model/plan.ts";
 import { countTokens } from "../tokens/index.ts";
 import { toolRounds } from "../reason/settings.ts";
+import { selectItems, type ItemSelection } from "./select.ts";
 
 export interface ItemEstimate {
   id: string;
@@ -80,30 +81,35 @@ export interface LoadedText {
  * the same call with `planCall`, counts its tokens exactly and prices it at its input tier.
  * Items that would fail (unreadable, too long) are listed with their error, not thrown.
  */
-export async function estimateJob(spec: JobSpec, jobFile: string, catalog: Catalog, resolve: ResolveOptions = {}): Promise<JobEstimate> {
+export async function estimateJob(spec: JobSpec, jobFile: string, catalog: Catalog, resolve: ResolveOptions = {}, select?: ItemSelection): Promise<JobEstimate> {
   const model = getModel(catalog, spec.model);
   if (spec.documents.some((d) => "s3" in d)) {
     throw new LongdocError("usage", `${jobFile}: estimate reads local path: sources; s3 sources are priced when submitted`);
   }
   const local = await resolveLocalDocuments(spec, jobFile, resolve);
-  const loaded = new Map<string, LoadedText>();
+  // Sizes first (what packing goes by), so that --limit and --only read only the chosen items' documents.
   const itemDocs: ItemDocument[] = [];
-  // One at a time: a job can hold thousands of documents, and each may be hundreds of pages.
   for (const d of local) {
-    let bytes: number | undefined;
+    const bytes = await stat(d.absolutePath).then((s) => s.size, () => undefined);
+    itemDocs.push({ source: d.source, uri: d.absolutePath, ...(bytes !== undefined && { bytes }) });
+  }
+  // Packed by size, as submit packs them: the same items, priced exactly.
+  const packs = spec.packing === "packed" ? packDocuments(spec, model, itemDocs) : undefined;
+  const all = expandItems(spec, itemDocs, packs);
+  const items = select ? selectItems(all, select) : all;
+  const loaded = new Map<string, LoadedText>();
+  // One at a time: a job can hold thousands of documents, and each may be hundreds of pages.
+  for (const d of items.flatMap((i) => i.documents)) {
+    if (loaded.has(d.source)) continue;
     try {
-      const file = await readFile(d.absolutePath);
-      bytes = file.byteLength;
+      const file = await readFile(d.uri);
       const doc = await loadDocument({ bytes: new Uint8Array(file.buffer, file.byteOffset, file.byteLength), name: d.source }, { maxBytes: spec.limits.maxDocumentBytes });
       loaded.set(d.source, { text: doc.text, format: doc.format, error: null });
     } catch (e) {
       loaded.set(d.source, { text: "", format: null, error: toErrorRecord(e) });
     }
-    itemDocs.push({ source: d.source, uri: d.absolutePath, ...(bytes !== undefined && { bytes }) });
   }
-  // Packed by size, as submit packs them: the same items, priced exactly.
-  const packs = spec.packing === "packed" ? packDocuments(spec, model, itemDocs) : undefined;
-  return estimateItems(spec, model, expandItems(spec, itemDocs, packs), loaded, checkFallback(catalog, spec, model));
+  return estimateItems(spec, model, items, loaded, checkFallback(catalog, spec, model));
 }
 
 /** Refuses a job whose input alone is estimated above its cost cap (`limits.maxCost` / `maxCostUsd`). */
