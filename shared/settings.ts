@@ -32,9 +32,23 @@ export const deployment = Object.freeze({
   /** Ceiling on concurrent worker Lambdas (SQS scaling config accepts 2-1000). */
   maxWorkers: 50,
   dlqRetentionS: 14 * 24 * 3600,
+  /**
+   * How long the task queue keeps a message: SQS's maximum (14 days). A task waits for quota in
+   * the queue, so this bounds the longest job: submit refuses one whose quota need is longer.
+   */
+  taskRetentionS: 14 * 24 * 3600,
   /** Stop streaming this long before the Lambda deadline so results can be written. */
   deadlineMarginMs: 30_000,
-  submitTimeoutS: 60,
+  /** Submit lists, records and sends every task of a job (50,000 at most), resuming where a killed invocation stopped. */
+  submitTimeoutS: 900,
+  /** Tasks sent at once by submit (SendMessageBatch calls in flight, ten tasks each). */
+  submitSendLanes: 16,
+  /** The finalizer's own invocation: it writes the manifest, the report and the job-ended event. */
+  finalizeTimeoutS: 900,
+  /** The finalizer keeps its message hidden this long, renewed every third, so a killed finalizer's job is taken up again within it. */
+  finalizeLeaseS: 60,
+  /** Deliveries of a finalize message before it goes to FinalizeDlq. */
+  finalizeMaxReceives: 10,
   /** An assumption ([A]): Qwen3-Max decodes on the order of 50 tokens/s; sizes output to the deadline. */
   assumedDecodeTokensPerSecond: 50,
   /** The local runtime shortens the visibility timeout so failed tasks return quickly. */

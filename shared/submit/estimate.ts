@@ -10,6 +10,7 @@ import { packDocuments } from "./pack.ts";
 import { planCall } from "../model/plan.ts";
 import { countTokens } from "../tokens/index.ts";
 import { toolRounds } from "../reason/settings.ts";
+import { pacingLimits, quotaNeed, retentionHours, type QuotaNeed } from "./quota-need.ts";
 
 export interface ItemEstimate {
   id: string;
@@ -52,6 +53,17 @@ export interface JobEstimate {
   /** The job's cost cap in `currency`; maxCostUsd the same when that is USD. */
   maxCost: number | null;
   maxCostUsd: number | null;
+  /** How long the job needs the quota, against how long the task queue keeps a waiting task; `fits` false: submit refuses it. */
+  quota: QuotaNeed & { retentionHours: number; fits: boolean };
+}
+
+/** The estimate's quota need: every call of the items that can run, with what each reserves. */
+export function estimateQuota(items: Pick<ItemEstimate, "inputTokens" | "calls" | "maxOutputTokens" | "thinkingBudget" | "error">[], limits: { rpm: number; tpm: number }): JobEstimate["quota"] {
+  const runnable = items.filter((i) => !i.error && i.inputTokens !== null);
+  const calls = runnable.reduce((s, i) => s + i.calls, 0);
+  const reserved = runnable.reduce((s, i) => s + (i.inputTokens ?? 0) + i.calls * ((i.maxOutputTokens ?? 0) + (i.thinkingBudget ?? 0)), 0);
+  const need = quotaNeed(calls, reserved, limits);
+  return { ...need, retentionHours: retentionHours(), fits: need.hours <= retentionHours() };
 }
 
 /** The `*Usd` twins of cost figures: the same numbers in a USD region, null elsewhere. */
@@ -186,5 +198,6 @@ export function estimateItems(spec: JobSpec, model: ModelInfo, jobItems: JobItem
     },
     maxCost: cap,
     maxCostUsd: model.currency === "USD" ? cap : null,
+    quota: estimateQuota(items, pacingLimits(spec, model)),
   };
 }

@@ -7,7 +7,7 @@ import type { JobRecord } from "../job/record.ts";
 import type { Log } from "../log.ts";
 import { resultWithoutCall } from "../run/manifest.ts";
 import type { Coordinator } from "../run/coord.ts";
-import { writeFinalManifest } from "../run/finish.ts";
+import { inlineFinalizer, type Finalizer } from "../run/finalize.ts";
 import type { JobNotifier } from "../run/notify.ts";
 import { eachRecord, once, receiveCount, type Lazy } from "./records.ts";
 import { getModel, priceFor, type Catalog } from "../model/catalog.ts";
@@ -23,6 +23,8 @@ export interface DeadTaskDeps {
   notifier?: JobNotifier;
   /** Prices an attempt the last worker left open, so its counted cost reaches the result and the ledger (without it the attempt stays open). */
   catalog?: Catalog;
+  /** Ends the job when this recorder counts its last item (the finalize queue); without it the recorder finalizes in its own invocation. */
+  finalizer?: Finalizer;
 }
 
 /**
@@ -73,7 +75,7 @@ export async function recordDeadTask(deps: DeadTaskDeps, task: TaskMessage, _dlq
     await store.putJsonIfAbsent(resultKey, { ...result, ...paid });
   }
   const { last } = await deps.coord.markFinished(job.jobId, task.itemId, job.items.length);
-  if (last) await writeFinalManifest(store, job, undefined, deps.notifier);
+  if (last) await (deps.finalizer ?? inlineFinalizer({ s3: deps.s3, coord: deps.coord, notifier: deps.notifier, log: deps.log })).request({ jobId: job.jobId, bucket: task.bucket });
 }
 
 /** Tasks that exhausted their deliveries land in the DLQ; record each as failed with its last error. */

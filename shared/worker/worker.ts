@@ -7,7 +7,7 @@ import { loadDocument } from "../documents/index.ts";
 import { DocumentError, LongdocError, ModelError, toErrorRecord } from "../errors.ts";
 import { parseS3Uri, type JobRecord } from "../job/record.ts";
 import { type ItemResult } from "../run/manifest.ts";
-import { writeFinalManifest } from "../run/finish.ts";
+import { inlineFinalizer } from "../run/finalize.ts";
 import { addUsage, zeroUsage, type ChatResult, type Usage } from "../model/client.ts";
 import { validateAnswer } from "../job/output.ts";
 import { planCall, type CallPlan } from "../model/plan.ts";
@@ -357,11 +357,13 @@ async function submitState(deps: WorkerDeps, job: JobRecord): Promise<"submitted
 /** An item's cost in its currency, with the `costUsd` twin kept from before regions (null outside USD). */
 const costFields = (cost: number, currency: string) => ({ cost, currency, costUsd: currency === "USD" ? cost : null });
 
-/** Counts the item finished (once, whoever asks); the worker that finishes the job's last item writes the manifest. */
+/** Counts the item finished (once, whoever asks); the worker that finishes the job's last item asks the finalizer to end the job. */
 async function countFinished(deps: WorkerDeps, store: ObjectStore, job: JobRecord, itemId: string): Promise<void> {
   const { last } = await deps.coord.markFinished(job.jobId, itemId, job.items.length);
-  // Only this caller learns it was last: the manifest write must not be lost to a passing S3 error.
-  if (last) await keepPaid(() => writeFinalManifest(store, job, undefined, deps.notifier));
+  // Only this caller learns it was last: the request must not be lost to a passing error. The
+  // finalizer has its own invocation (shared/run/finalize.ts); without one, it runs here.
+  const finalizer = deps.finalizer ?? inlineFinalizer({ s3: deps.s3, coord: deps.coord, notifier: deps.notifier, log: deps.log });
+  if (last) await keepPaid(() => finalizer.request({ jobId: job.jobId, bucket: store.bucket }));
 }
 
 /** Renews the claim and keeps the message hidden in short steps, so a dead worker's task is back within one lease. */
