@@ -82,7 +82,7 @@ export interface Settings {
   /** pino level for the workers' logs (LONGDOC_LOG). */
   logLevel: string;
   /** The deployed stack's resources, when the edge has them (SST links on Lambda). */
-  stack: { bucket: string | null; queueUrl: string | null };
+  stack: { bucket: string | null; queueUrl: string | null; finalizeUrl: string | null };
   /** The end of a job: the topic its event goes to, and the secret that signs webhook calls. */
   notify: { topicArn: string | null; webhookSecret: string | null; loopbackHttp: boolean };
 }
@@ -114,7 +114,12 @@ export function loadSettings(env: Env, resources: LinkedResources = {}, defaults
     catalog: loadCatalog(catalogPath ?? undefined, { baseURL: endpoint.baseURL, region: env.LONGDOC_REGION }),
     catalogPath,
     logLevel,
-    stack: Object.freeze({ bucket: resources.bucket ?? null, queueUrl: resources.queueUrl ?? (env.LONGDOC_TASKS_URL?.trim() || null) }),
+    stack: Object.freeze({
+      bucket: resources.bucket ?? null,
+      queueUrl: resources.queueUrl ?? (env.LONGDOC_TASKS_URL?.trim() || null),
+      // Where the worker that counts a job's last item asks for the job's end (infra/finalize.ts).
+      finalizeUrl: env.LONGDOC_FINALIZE_URL?.trim() || null,
+    }),
     notify: Object.freeze(readNotify(env, resources)),
   });
 }
