@@ -33,7 +33,8 @@ export interface QuotaTicket {
   startAt: number;
 }
 
-export type JobState = "submitting" | "submitted" | "failed" | "interrupted" | "running" | "done";
+/** `sending`: the job record is written and its tasks are going out (workers run them as they come). */
+export type JobState = "submitting" | "sending" | "submitted" | "failed" | "interrupted" | "running" | "done";
 export interface JobRecord {
   trigger: string;
   items: number;

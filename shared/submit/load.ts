@@ -67,7 +67,7 @@ export async function submitLoadedJob(target: SubmitTarget, job: LoadedJob): Pro
   if (job.batch) return submitBatch(target, { spec: job.spec, model: job.model, batch: job.batch });
   const store = new ObjectStore(target.s3, target.bucket);
   const documents = [...(await uploadDocuments(store, job.localDocuments)), ...(await resolveS3Documents(job.spec, target.s3))];
-  const { packs } = await prepareSubmit(target.s3, job.spec, job.model, documents, { checkCostCap: target.checkCostCap ?? false });
+  const { packs, quotaNeed } = await prepareSubmit(target.s3, job.spec, job.model, documents, { checkCostCap: target.checkCostCap ?? false });
   return submitJob(
     { store, sqs: target.sqs, queueUrl: target.queueUrl, maxReceives: target.maxReceives, coord: target.coord },
     {
@@ -76,6 +76,7 @@ export async function submitLoadedJob(target: SubmitTarget, job: LoadedJob): Pro
       documents,
       outputSchema: job.outputSchema,
       packs,
+      ...(quotaNeed && { quotaNeed }),
       ...(target.token !== undefined && { jobId: newJobId(job.spec.name, new Date(), target.token), trigger: `cli ${target.token}` }),
     },
   );
