@@ -32,6 +32,7 @@ import { loadSettings } from "../shared/settings.ts";
 import { startSimulator, type Simulator } from "../shared/sim/index.ts";
 import { submitJob } from "../shared/submit/submit.ts";
 import { documentOf, rng } from "./documents.ts";
+import { countTokens } from "../shared/tokens/index.ts";
 
 const ITEMS = Number(process.env.BENCH_LONG_ITEMS ?? 300);
 const WORKERS = Number(process.env.BENCH_LONG_WORKERS ?? 4);
@@ -85,12 +86,16 @@ try {
   sim = await startSimulator({ port: 0, rpm: quota.rpm, tpm: quota.tpm, decodeTokensPerSecond: 0, catalogPath });
   const store = new ObjectStore(stack.s3, stack.bucket);
   const documents: { source: string; uri: string }[] = [];
+  /** Each document's exact tokens: the ideal counts every item, including any that never reached the model. */
+  const docTokens = new Map<string, number>();
   for (let i = 0; i < docSizes.length; i += 16) {
     await Promise.all(
       docSizes.slice(i, i + 16).map(async (t, j) => {
         const key = `inputs/long/doc-${i + j}.md`;
-        await store.put(key, documentOf(i + j, t), "text/markdown");
+        const text = documentOf(i + j, t);
+        await store.put(key, text, "text/markdown");
         documents[i + j] = { source: `long-${i + j}.md`, uri: s3Uri(stack.bucket, key) };
+        docTokens.set(`long-${i + j}.md`, countTokens(text));
       }),
     );
   }
@@ -132,14 +137,19 @@ try {
     const makespanS = (doneAt - t0) / 1000;
     const calls = sim.calls;
     const ok = calls.filter((c) => c.status === 200);
-    // The work: every document's prompt (seen on any call, refused ones too) and its answer.
-    const work = new Map<string, number>();
+    // The work: every document's prompt and its answer; a prompt seen at the simulator counts as
+    // seen, one never sent as its document plus the framing the seen prompts had around theirs.
+    const seen = new Map<string, number>();
+    const framing: number[] = [];
     for (const c of calls) {
       const doc = c.documents[0]?.source;
-      if (doc) work.set(doc, Math.max(work.get(doc) ?? 0, c.promptTokens + (c.status === 200 ? c.completionTokens : MAX_OUTPUT)));
+      if (!doc) continue;
+      seen.set(doc, Math.max(seen.get(doc) ?? 0, c.promptTokens + (c.status === 200 ? c.completionTokens : MAX_OUTPUT)));
+      if (docTokens.has(doc)) framing.push(c.promptTokens - docTokens.get(doc)!);
     }
-    const workTokens = [...work.values()].reduce((a, b) => a + b, 0);
-    const idealS = Math.max(workTokens / quota.tpm, work.size / quota.rpm) * 60;
+    const frame = framing.length ? framing.sort((a, b) => a - b)[Math.floor(framing.length / 2)]! : 60;
+    const workTokens = [...docTokens].reduce((s, [doc, t]) => s + (seen.get(doc) ?? t + frame + MAX_OUTPUT), 0);
+    const idealS = Math.max(workTokens / quota.tpm, docTokens.size / quota.rpm) * 60;
     const items = manifest?.items ?? [];
     const deadLettered = items.filter((i) => i.error?.kind === "worker_crashed").length;
     const failedItems = items.filter((i) => i.status === "failed").length;
