@@ -16,6 +16,10 @@ import { estimateItems, type LoadedText } from "../shared/submit/estimate.ts";
 import { quotaNeedFloor } from "../shared/submit/quota-need.ts";
 import { submitJob } from "../shared/submit/submit.ts";
 import { expandItems } from "../shared/job/expand.ts";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { longdoc } from "./helpers/cli.ts";
 
 let stack: LocalStack;
 let store: ObjectStore;
@@ -131,5 +135,25 @@ describe("submit that scales and resumes", () => {
     const many = Array.from({ length: 20_000 }, (_, i) => ({ source: `m${i}.md`, uri: `/tmp/m${i}.md` }));
     const manyTexts = new Map<string, LoadedText>(many.map((d) => [d.source, { text: "Revenue rose.", format: "markdown", error: null }]));
     expect(estimateItems(s, model, expandItems(s, many), manyTexts).quota.fits).toBe(false);
+  });
+
+  it("longdoc estimate prints the quota need, and exits 1 naming the retention when the job would be refused", async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), "longdoc-quota-need-"));
+    try {
+      await writeFile(path.join(dir, "a.md"), "# A\n\nRevenue rose.\n");
+      await writeFile(path.join(dir, "b.md"), "# B\n\nDebt fell.\n");
+      const job = (tpm: number) => `name: need\ndocuments:\n  - path: ./*.md\nprompt: Summarise.\nthinking: { enabled: true, budget: 32000 }\nmaxOutputTokens: 8000\nlimits: { tpm: ${tpm} }\n`;
+      await writeFile(path.join(dir, "fits.yaml"), job(5));
+      await writeFile(path.join(dir, "too-long.yaml"), job(3));
+      const fits = await longdoc(["estimate", path.join(dir, "fits.yaml"), "--json", "--allow-outside"]);
+      expect(fits.code).toBe(0);
+      const e = JSON.parse(fits.stdout.trim().split("\n").pop()!) as { quota: { calls: number; tpm: number; fits: boolean; retentionHours: number } };
+      expect(e.quota).toMatchObject({ calls: 2, tpm: 5, fits: true, retentionHours: 336 });
+      const refused = await longdoc(["estimate", path.join(dir, "too-long.yaml"), "--allow-outside"]);
+      expect(refused.code).toBe(1);
+      expect(refused.stdout).toMatch(/quota: 2 call\(s\) reserving \d+ tokens need 44\d\.\d+ hours at 600 RPM and 3 TPM: longer than the task queue keeps a waiting task \(336 hours\); submit refuses this job/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
