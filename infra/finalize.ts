@@ -40,12 +40,21 @@ export function createFinalize(d: FinalizeDeps, s: Limits = deployment): { final
       // of the message it holds (a queue link would grant every SQS action).
       link: [d.coord, events.link],
       environment: { ...events.environment, LONGDOC_BUCKET: d.runs.name, LONGDOC_FINALIZE_URL: finalize.url },
-      permissions: [...runsAccess(d.runs, ["runs"], { deleteAttempts: false }), { actions: ["sqs:ChangeMessageVisibility"], resources: [finalize.arn] }, events.permission],
+      // It deletes only its own parts, once the manifest they were built for is written.
+      permissions: [
+        ...runsAccess(d.runs, ["runs"], { deleteAttempts: false }),
+        { actions: ["s3:DeleteObject"], resources: [finalizePartsArn(d.runs)] },
+        { actions: ["sqs:ChangeMessageVisibility"], resources: [finalize.arn] },
+        events.permission,
+      ],
     },
     { batch: { size: 1, partialResponses: true } },
   );
   return { finalize, finalizeDlq };
 }
+
+/** The finalizer's parts (shared/run/finalize.ts `finalizeKeys`): the only objects it deletes. */
+const finalizePartsArn = (runs: Bucket) => (typeof runs.arn === "string" ? `${runs.arn}/runs/*/finalize/*` : runs.arn.apply((a) => `${a}/runs/*/finalize/*`));
 
 /** What a function that may count a job's last item gets: the finalize queue's URL, and sending to it alone. */
 export const finalizeGrant = (finalize: Queue) => ({

@@ -104,6 +104,8 @@ describe("the finalizer", () => {
     expect(manifest).toMatchObject({ status: "partial", counts: { total: 95, succeeded: 95 - 13, failed: 13, skipped: 0 } });
     expect(await store.exists(keys.report(job.jobId))).toBe(true);
 
+    // Once the manifest is final the parts are removed.
+    expect(await store.listKeys(finalizeKeys.prefix(job.jobId))).toEqual([]);
     // A third delivery of the same request (SQS delivers at least once): the same manifest, no second event.
     const third = await finalizeJob(deps(), { jobId: job.jobId, bucket: stack.bucket });
     expect(third.event).toBe("already-sent");

@@ -85,7 +85,7 @@ export const PARTS_IN_FLIGHT = 4;
 const RESULT_READS = 32;
 const DEFAULT_LEASE_MS = 5 * 60_000;
 
-/** Where a finalize round keeps its parts: runs/<jobId>/finalize/<round>/<n>.json. */
+/** Where a finalize round keeps its parts until the manifest is final: runs/<jobId>/finalize/<round>/<n>.json. */
 export const finalizeKeys = {
   prefix: (jobId: string) => `${keys.run(jobId)}finalize/`,
   part: (jobId: string, round: number, part: number) => `${keys.run(jobId)}finalize/${round}/${part}.json`,
@@ -142,6 +142,8 @@ export async function finalizeJob(deps: FinalizeDeps, target: { jobId: string; b
   await store.put(keys.report(job.jobId), renderReport(manifest, await readReportContent(store, job, manifest)), "text/html; charset=utf-8");
   await store.putJson(keys.manifest(job.jobId), manifest);
   const event = await announce(deps, store, job, manifest, round);
+  // The parts served their purpose once the manifest is final: a later delivery rebuilds them (the same manifest).
+  if (manifest.status !== "running") await removeParts(store, job.jobId).catch((e: unknown) => deps.log.warn({ jobId: job.jobId, error: String(e) }, "could not remove the finalizer's parts"));
   deps.log.info({ jobId: job.jobId, status: manifest.status, items: manifest.counts.total, round, partsReused, partsBuilt, event }, "job finalized");
   return { manifest, partsReused, partsBuilt, event };
 }
@@ -163,6 +165,10 @@ async function announce(deps: FinalizeDeps, store: ObjectStore, job: JobRecord, 
   await deps.notifier.jobEnded(store, job, manifest);
   await deps.coord.markJobEndSent(job.jobId, round);
   return "sent";
+}
+
+async function removeParts(store: ObjectStore, jobId: string): Promise<void> {
+  await inBatches(await store.listKeys(finalizeKeys.prefix(jobId)), 16, (key) => store.delete(key));
 }
 
 async function readResultsInParts(deps: FinalizeDeps, store: ObjectStore, job: JobRecord, round: number): Promise<{ results: Map<string, ItemResult>; reused: number; built: number }> {
