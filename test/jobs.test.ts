@@ -12,7 +12,8 @@ import { getModel, loadCatalog } from "../shared/model/catalog.ts";
 import { createCoordinator } from "../shared/run/coord.ts";
 import { finalizeJob } from "../shared/run/finalize.ts";
 import { resultWithoutCall } from "../shared/run/manifest.ts";
-import type { JobListing } from "../shared/run/jobs.ts";
+import { manifestSummary, type JobListing } from "../shared/run/jobs.ts";
+import { buildManifest, summary } from "../shared/run/manifest.ts";
 import { keys, ObjectStore } from "../shared/run/store.ts";
 import { submitJob } from "../shared/submit/submit.ts";
 import { longdoc } from "./helpers/cli.ts";
@@ -115,5 +116,27 @@ describe("longdoc jobs", () => {
     const r = await longdoc(["jobs", "--state", path.join(dir, "nothing-here")]);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/no local runs in/);
+  });
+
+  it("reads only the head of a large manifest: its summary, the same as the whole manifest's", async () => {
+    const store = new ObjectStore(stack.s3, stack.bucket);
+    const job = deployed.running;
+    const many = { ...job, jobId: "many-20261206-000000-abcd", items: Array.from({ length: 2_000 }, (_, i) => ({ id: `item-${i}`, documents: [{ source: `d${i}.md`, uri: "s3://b/k" }] })) };
+    const m = buildManifest(many, new Map());
+    await store.putJson(keys.manifest(many.jobId), m);
+    let bytes = 0;
+    stack.s3.middlewareStack.add((next) => async (args) => {
+      const out = await next(args);
+      bytes += Number((out.response as { headers?: Record<string, string> }).headers?.["content-length"] ?? 0);
+      return out;
+    }, { step: "deserialize", name: "countManifestBytes" });
+    try {
+      expect(await manifestSummary(store, many.jobId)).toEqual(summary(m));
+      expect(bytes).toBeLessThanOrEqual(16 * 1024);
+      expect(JSON.stringify(m).length).toBeGreaterThan(200 * 1024);
+    } finally {
+      stack.s3.middlewareStack.remove("countManifestBytes");
+    }
+    expect(await manifestSummary(store, "no-such-job")).toBeUndefined();
   });
 });

@@ -1,3 +1,4 @@
+import { GetObjectCommand } from "@aws-sdk/client-s3";
 import type { Manifest } from "./manifest.ts";
 import { inBatches } from "./manifest.ts";
 import { readProgress } from "./progress.ts";
@@ -25,7 +26,7 @@ export async function listJobs(store: ObjectStore, o: { now?: () => number } = {
   const ids = await store.listFolders(keys.runsPrefix);
   const out: JobListing[] = [];
   await inBatches(ids, 16, async (jobId) => {
-    const m = await store.getJson<Manifest>(keys.manifest(jobId));
+    const m = await manifestSummary(store, jobId);
     if (!m) return;
     if (m.status !== "running") {
       out.push(listing(m));
@@ -37,7 +38,36 @@ export async function listJobs(store: ObjectStore, o: { now?: () => number } = {
   return out.sort((a, b) => b.startedAt.localeCompare(a.startedAt) || b.jobId.localeCompare(a.jobId));
 }
 
-const listing = (m: Manifest): JobListing => ({
+/** How much of a manifest's head is read first: its summary fields come before `items` and fit in far less. */
+const HEAD_BYTES = 16 * 1024;
+
+/**
+ * A manifest without its items. The manifest of a 50,000-item job is tens of MB, and its summary
+ * fields come first (buildManifest's order, written indented), so the first HEAD_BYTES are read
+ * and cut at `"items":`; a manifest laid out otherwise is read whole.
+ */
+export async function manifestSummary(store: ObjectStore, jobId: string): Promise<Omit<Manifest, "items"> | undefined> {
+  let head: string;
+  try {
+    const out = await store.s3.send(new GetObjectCommand({ Bucket: store.bucket, Key: keys.manifest(jobId), Range: `bytes=0-${HEAD_BYTES - 1}` }));
+    head = out.Body ? await out.Body.transformToString() : "";
+  } catch (e) {
+    const status = (e as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+    if (status === 404 || (e as { name?: string }).name === "NoSuchKey") return undefined;
+    throw e;
+  }
+  const cut = head.indexOf('\n  "items": [');
+  if (cut > 0) {
+    try {
+      return JSON.parse(`${head.slice(0, cut).replace(/,\s*$/, "")}\n}`) as Omit<Manifest, "items">;
+    } catch {
+      // Not the layout expected: read it whole below.
+    }
+  }
+  return store.getJson<Manifest>(keys.manifest(jobId));
+}
+
+const listing = (m: Omit<Manifest, "items">): JobListing => ({
   jobId: m.jobId,
   job: m.job,
   status: m.status,

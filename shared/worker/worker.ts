@@ -362,8 +362,7 @@ async function countFinished(deps: WorkerDeps, store: ObjectStore, job: JobRecor
   const { last } = await deps.coord.markFinished(job.jobId, itemId, job.items.length);
   // Only this caller learns it was last: the request must not be lost to a passing error. The
   // finalizer has its own invocation (shared/run/finalize.ts); without one, it runs here.
-  const finalizer = deps.finalizer ?? inlineFinalizer({ s3: deps.s3, coord: deps.coord, notifier: deps.notifier, log: deps.log });
-  if (last) await keepPaid(() => finalizer.request({ jobId: job.jobId, bucket: store.bucket }));
+  if (last) await keepPaid(() => (deps.finalizer ?? inlineFinalizer({ s3: deps.s3, coord: deps.coord, notifier: deps.notifier, log: deps.log })).request({ jobId: job.jobId, bucket: store.bucket }));
 }
 
 /** Renews the claim and keeps the message hidden in short steps, so a dead worker's task is back within one lease. */
