@@ -222,8 +222,9 @@ export function createFinalizeHandler(get: () => Promise<FinalizeDeps & { sqs: S
       try {
         const msg = parseFinalizeMessage(record.body);
         const out = await finalizeJob(d, msg);
-        // Another finalizer holds the event: come back once its lease could have lapsed.
+        // Another finalizer holds the event: come back once its lease could have lapsed (the heartbeat stops first, or it would shorten that).
         if (out.event === "held") {
+          clearInterval(beat);
           await hide(Math.ceil((d.leaseMs ?? DEFAULT_LEASE_MS) / 1000));
           failures.push({ itemIdentifier: record.messageId });
         }
@@ -233,6 +234,7 @@ export function createFinalizeHandler(get: () => Promise<FinalizeDeps & { sqs: S
           continue;
         }
         d.log.warn({ messageId: record.messageId, error: String(e) }, "finalize failed; the message comes back");
+        clearInterval(beat);
         await hide(5);
         failures.push({ itemIdentifier: record.messageId });
       } finally {
