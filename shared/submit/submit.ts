@@ -1,5 +1,5 @@
 import type { SQSClient } from "@aws-sdk/client-sqs";
-import { sendTasks, type TaskMessage } from "../run/queue.ts";
+import { sendTasks, SQS_BATCH, type TaskMessage } from "../run/queue.ts";
 import { keys, type ObjectStore } from "../run/store.ts";
 import { LongdocError } from "../errors.ts";
 import { expandItems, newJobId } from "../job/expand.ts";
@@ -133,7 +133,7 @@ export async function submitJob(deps: SubmitDeps, input: SubmitInput): Promise<J
   const coord = deps.coord;
   const all: TaskMessage[] = resumed ? sending.items.map((item) => ({ v: 1, jobId, itemId: item.id, bucket: deps.store.bucket, documents: item.documents.map((d) => d.uri) })) : tasks;
   try {
-    const skip = coord && resumed ? await coord.sentTaskBatches(jobId, Math.ceil(all.length / 10)) : undefined;
+    const skip = coord && resumed ? await coord.sentTaskBatches(jobId, Math.ceil(all.length / SQS_BATCH)) : undefined;
     await sendTasks(deps.sqs, deps.queueUrl, all, {
       lanes: deps.lanes ?? deployment.submitSendLanes,
       skip,
