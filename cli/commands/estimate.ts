@@ -25,7 +25,8 @@ export function registerEstimate(program: Command, edge: Edge): void {
       const estimate = await estimateLoaded(loaded, { allowOutside: flags.allowOutside });
       human(flags.json).write(renderEstimate(estimate) + "\n");
       if (flags.json) process.stdout.write(JSON.stringify(estimate) + "\n");
-      process.exitCode = estimate.totals.failing > 0 ? EXIT.input : EXIT.ok;
+      // A job that needs the quota longer than the queue keeps its tasks would be refused at submit.
+      process.exitCode = estimate.totals.failing > 0 || !estimate.quota.fits ? EXIT.input : EXIT.ok;
     } catch (e) {
       fail(e);
     }
@@ -61,6 +62,15 @@ export function renderEstimate(e: JobEstimate): string {
     : "";
   return (
     renderTable(["item", "input tokens", "tier", "calls", `input ${c}`, `cache saves ${c}`, `at most ${c}`, "note"], rows) +
-    `\n${e.items.length} item(s) on ${e.model}, priced in ${c} (region ${e.region}); "at most" adds the answer cap and thinking budget at the output price${cap}${sampled}${tools}${citations}${estimated}`
+    `\n${e.items.length} item(s) on ${e.model}, priced in ${c} (region ${e.region}); "at most" adds the answer cap and thinking budget at the output price${cap}${sampled}${tools}${citations}${estimated}` +
+    `\n${renderQuota(e.quota)}`
   );
+}
+
+/** The quota line: how long the job's calls need the quota, and whether the task queue keeps a task that long. */
+export function renderQuota(q: JobEstimate["quota"]): string {
+  const head = `quota: ${q.calls} call(s) reserving ${q.reservedTokens} tokens need ${q.hours} hours at ${q.rpm} RPM and ${q.tpm} TPM`;
+  return q.fits
+    ? `${head} (the task queue keeps a waiting task ${q.retentionHours} hours)`
+    : `${head}: longer than the task queue keeps a waiting task (${q.retentionHours} hours); submit refuses this job: split its documents across jobs, lower maxOutputTokens or the thinking budget, or raise the quota`;
 }

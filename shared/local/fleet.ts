@@ -90,7 +90,7 @@ const queueArn = async (stack: LocalStack, url: string) =>
  * table with the others. Resolves once every process is polling.
  */
 export async function startFleet(o: FleetOptions): Promise<Fleet> {
-  const [qArn, dArn] = await Promise.all([queueArn(o.stack, o.stack.queueUrl), queueArn(o.stack, o.stack.dlqUrl)]);
+  const [qArn, dArn, fArn] = await Promise.all([queueArn(o.stack, o.stack.queueUrl), queueArn(o.stack, o.stack.dlqUrl), queueArn(o.stack, o.stack.finalizeUrl)]);
   const timing: Partial<WorkerTiming> = { leaseMs: deployment.local.claimLeaseS * 1000, ...o.timing };
   const env = {
     PATH: process.env.PATH,
@@ -115,6 +115,8 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
     queueArn: qArn,
     dlqUrl: o.stack.dlqUrl,
     dlqArn: dArn,
+    finalizeUrl: o.stack.finalizeUrl,
+    finalizeArn: fArn,
     dynamoEndpoint: o.stack.dynamo.endpoint,
     table: o.stack.dynamo.table,
     batchSize: deployment.workerBatchSize,

@@ -19,6 +19,7 @@ import type { JobRecord } from "../job/record.ts";
 import type { Log } from "../log.ts";
 import { finishedItemIds, inBatches, readResults, resultWithoutCall, type ItemResult, type Manifest } from "../run/manifest.ts";
 import { writeFinalManifest } from "../run/finish.ts";
+import { createFinalizeHandler, queueFinalizer } from "../run/finalize.ts";
 import { notifierFromSettings, type NotifyRecord } from "../run/notify.ts";
 import type { Coordinator } from "../run/coord.ts";
 import type { ModelClient } from "../model/client.ts";
@@ -301,9 +302,11 @@ async function startWorkers(o: Omit<DriveOptions, "job">, endpoint: Omit<LocalEn
     model: o.model,
     timing: { leaseMs: deployment.local.claimLeaseS * 1000, ...o.timing },
     notifier: notifierFromSettings({ ...o.settings.notify, topicArn: stack.topicArn }, stack.sns, o.log),
+    finalizer: queueFinalizer(stack.sqs, stack.finalizeUrl),
   });
   const worker = createWorkerHandler(() => deps);
-  const deadLetters = createDeadLetterHandler(() => ({ s3: stack.s3, coord: deps.coord, log: o.log, notifier: deps.notifier }));
+  const deadLetters = createDeadLetterHandler(() => ({ s3: stack.s3, coord: deps.coord, log: o.log, notifier: deps.notifier, finalizer: deps.finalizer }));
+  const finalize = createFinalizeHandler(async () => ({ s3: stack.s3, coord: deps.coord, notifier: deps.notifier, log: o.log, sqs: stack.sqs, queueUrl: stack.finalizeUrl, leaseS: deployment.local.claimLeaseS }));
   const queueArn = async (url: string) => (await stack.sqs.send(new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ["QueueArn"] }))).Attributes?.QueueArn;
   const common = { sqs: stack.sqs, waitTimeS: deployment.local.pollWaitS, functionTimeoutMs: deployment.workerTimeoutS * 1000, signal: abort.signal, onError: (e: unknown) => o.log.error({ error: String(e) }, "poller error") };
   const pollers = [
@@ -311,6 +314,7 @@ async function startWorkers(o: Omit<DriveOptions, "job">, endpoint: Omit<LocalEn
       runPoller({ ...common, queueUrl: stack.queueUrl, queueArn: await queueArn(stack.queueUrl), handler: worker, batchSize: deployment.workerBatchSize }),
     ),
     runPoller({ ...common, queueUrl: stack.dlqUrl, queueArn: await queueArn(stack.dlqUrl), handler: deadLetters, batchSize: 10 }),
+    runPoller({ ...common, queueUrl: stack.finalizeUrl, queueArn: await queueArn(stack.finalizeUrl), handler: finalize, batchSize: 1 }),
   ];
   return {
     async stop() {

@@ -8,7 +8,8 @@ import type { JobSpec } from "../job/schema.ts";
 import { getModel, priceFor, type Catalog, type ModelInfo } from "../model/catalog.ts";
 import { inBatches } from "../run/manifest.ts";
 import { keys, ObjectStore } from "../run/store.ts";
-import type { ItemEstimate, JobEstimate } from "./estimate.ts";
+import { estimateQuota, type ItemEstimate, type JobEstimate } from "./estimate.ts";
+import { pacingLimits } from "./quota-need.ts";
 import { submitJob } from "./submit.ts";
 import type { SubmitTarget } from "./target.ts";
 
@@ -119,5 +120,6 @@ export function estimateBatch(job: LoadedBatch): JobEstimate {
     region: model.region,
     maxCost: null,
     maxCostUsd: null,
+    quota: estimateQuota(items, pacingLimits(spec, model)),
   };
 }

@@ -11,6 +11,7 @@ import { modelForItem, planCall } from "../model/plan.ts";
 import { countTokens } from "../tokens/index.ts";
 import { toolRounds } from "../reason/settings.ts";
 import { selectItems, type ItemSelection } from "./select.ts";
+import { pacingLimits, quotaNeed, retentionHours, type QuotaNeed } from "./quota-need.ts";
 
 export interface ItemEstimate {
   id: string;
@@ -59,6 +60,17 @@ export interface JobEstimate {
   maxCostUsd: number | null;
   /** `exact` when longdoc carries the model's tokenizer; else `estimate`, with the margin budgets add (docs/models.md). */
   tokenCounts: { counts: "exact" | "estimate"; tokenizer: string; safetyMargin: number };
+  /** How long the job needs the quota, against how long the task queue keeps a waiting task; `fits` false: submit refuses it. */
+  quota: QuotaNeed & { retentionHours: number; fits: boolean };
+}
+
+/** The estimate's quota need: every call of the items that can run, with what each reserves. */
+export function estimateQuota(items: Pick<ItemEstimate, "inputTokens" | "calls" | "maxOutputTokens" | "thinkingBudget" | "error">[], limits: { rpm: number; tpm: number }): JobEstimate["quota"] {
+  const runnable = items.filter((i) => !i.error && i.inputTokens !== null);
+  const calls = runnable.reduce((s, i) => s + i.calls, 0);
+  const reserved = runnable.reduce((s, i) => s + (i.inputTokens ?? 0) + i.calls * ((i.maxOutputTokens ?? 0) + (i.thinkingBudget ?? 0)), 0);
+  const need = quotaNeed(calls, reserved, limits);
+  return { ...need, retentionHours: retentionHours(), fits: need.hours <= retentionHours() };
 }
 
 /** The `*Usd` twins of cost figures: the same numbers in a USD region, null elsewhere. */
@@ -205,5 +217,6 @@ export function estimateItems(spec: JobSpec, jobModel: ModelInfo, jobItems: JobI
     },
     maxCost: cap,
     maxCostUsd: model.currency === "USD" ? cap : null,
+    quota: estimateQuota(items, pacingLimits(spec, model)),
   };
 }

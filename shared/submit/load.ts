@@ -93,7 +93,7 @@ export async function submitLoadedJob(target: SubmitTarget, job: LoadedJob): Pro
   const documents = [...(await uploadDocuments(store, local)), ...(await resolveS3Documents(job.spec, target.s3))];
   // Packs are made over every document, then chosen: the cost cap is then checked on the chosen ones.
   const packedChoice = Boolean(job.select && !chosen);
-  const { packs } = await prepareSubmit(target.s3, job.spec, job.model, documents, { checkCostCap: !packedChoice && (target.checkCostCap ?? false), fallback: checkFallback(job.catalog, job.spec, job.model) });
+  const { packs, quotaNeed } = await prepareSubmit(target.s3, job.spec, job.model, documents, { checkCostCap: !packedChoice && (target.checkCostCap ?? false), fallback: checkFallback(job.catalog, job.spec, job.model) });
   let items: JobItem[] | undefined;
   if (chosen) {
     const bySource = new Map(documents.map((d) => [d.source, d]));
@@ -112,6 +112,7 @@ export async function submitLoadedJob(target: SubmitTarget, job: LoadedJob): Pro
       packs,
       ...(items && { items }),
       ...(job.overrides && { overrides: job.overrides }),
+      ...(quotaNeed && { quotaNeed }),
       ...(target.token !== undefined && { jobId: newJobId(job.spec.name, new Date(), target.token), trigger: `cli ${target.token}` }),
     },
   );

@@ -6,6 +6,7 @@ import type { Catalog } from "../model/catalog.ts";
 import { createModelClient, type ModelClient } from "../model/client.ts";
 import type { Coordinator } from "../run/coord.ts";
 import type { JobNotifier } from "../run/notify.ts";
+import type { Finalizer } from "../run/finalize.ts";
 import { deployment } from "../settings.ts";
 import type { WorkerDeps, WorkerTiming } from "./context.ts";
 
@@ -27,6 +28,7 @@ export interface WorkerDepsInput extends QueueDeps {
   owner?: string;
   timing?: Partial<WorkerTiming>;
   notifier?: JobNotifier;
+  finalizer?: Finalizer;
 }
 
 export const defaultTiming: WorkerTiming = {
@@ -50,5 +52,6 @@ export function createWorkerDeps(i: WorkerDepsInput): WorkerDeps & QueueDeps {
     model: i.model ?? createModelClient({ apiKey: i.apiKey, baseURL: i.baseURL, catalog: i.catalog }),
     timing: { ...defaultTiming, ...i.timing },
     ...(i.notifier && { notifier: i.notifier }),
+    ...(i.finalizer && { finalizer: i.finalizer }),
   };
 }
