@@ -113,7 +113,7 @@ export interface Coordinator {
    * caps): the quota's line advances by what each booking will use, so waiting requests are
    * spread at the rate the quota allows and each waits in the queue, not in a poll.
    */
-  bookQuota(r: { model: string; tokens: number; account: QuotaLimits; job?: { jobId: string; rpm?: number; tpm?: number }; now?: number }): Promise<number>;
+  bookQuota(r: { model: string; tokens: number; account: QuotaLimits; job?: { jobId: string; rpm?: number; tpm?: number }; now?: number; notBefore?: number }): Promise<number>;
   /** A booked request used `unusedTokens` fewer than it booked: the line gives that time back to those who book next. */
   shortenLine(r: { model: string; unusedTokens: number; account: QuotaLimits; job?: { jobId: string; rpm?: number; tpm?: number } }): Promise<void>;
   /** When the quota's line of bookings ends (epoch ms; at most now when nobody waits). */
@@ -437,8 +437,11 @@ export function createCoordinator(client: DynamoDBClient, table: string, opts: C
 
     async bookQuota(r) {
       const now = r.now ?? clock();
-      const jobAt = r.job && (r.job.rpm || r.job.tpm) ? await advanceLine(coordKeys.jobQuota(r.job.jobId), { rpm: r.job.rpm, tpm: r.job.tpm }, r.tokens, now) : now;
-      const accountAt = await advanceLine(coordKeys.quota(r.model), r.account, r.tokens, now);
+      // The line starts no earlier than the schedule's first room for the request (`notBefore`):
+      // requests already placed in the log come first.
+      const from = Math.max(now, r.notBefore ?? now);
+      const jobAt = r.job && (r.job.rpm || r.job.tpm) ? await advanceLine(coordKeys.jobQuota(r.job.jobId), { rpm: r.job.rpm, tpm: r.job.tpm }, r.tokens, from) : from;
+      const accountAt = await advanceLine(coordKeys.quota(r.model), r.account, r.tokens, from);
       return Math.max(jobAt, accountAt);
     },
 

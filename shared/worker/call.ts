@@ -165,17 +165,16 @@ async function takeQuota(d: Delivery, model: ModelInfo, tokens: number, maxWaitM
   for (let round = 0; ; round++) {
     const got = await deps.coord.reserveQuota({ ...request, maxWaitMs: wait, now: d.now() });
     if (!got.ok) {
-      // A booked item keeps its place and comes back soon; another one goes to the end of the line.
+      // A booked item keeps its place and comes back soon; another one goes to the end of the line,
+      // which starts no earlier than the schedule's first room for it.
       if (booked) throw new ReturnToQueue(got.retryAfterMs / 1000 + Math.random(), "waiting for the account's quota at its place in line", undefined, { wait: true });
-      await book(d, request);
+      await book(d, request, d.now() + wait + got.retryAfterMs);
     } else {
       // A start planned in the log is only safe if the request leaves on time: a worker that wakes
       // late (a busy machine, a slow store) takes a new place rather than crowd the next request.
       if (got.startAt > d.now()) await sleep(got.startAt - d.now());
-      if (d.now() - got.startAt <= LATE_START_MS || round >= 3) {
-        if (booked) d.pending.add("clearing the item's place in line", () => deps.coord.setBooking(job.jobId, d.item.id, deps.owner, null));
-        return { ticket: got.ticket, booked };
-      }
+      // A booked item keeps its place until it finishes: a retry after a refusal does not queue again.
+      if (d.now() - got.startAt <= LATE_START_MS || round >= 3) return { ticket: got.ticket, booked };
       await deps.coord.releaseQuota(got.ticket);
     }
   }
@@ -184,8 +183,8 @@ async function takeQuota(d: Delivery, model: ModelInfo, tokens: number, maxWaitM
 /** A booked item may wait this long in process for the schedule at its place (its line was paced to the quota). */
 const BOOKED_WAIT_MS = 10_000;
 
-async function book(d: Delivery, request: Parameters<WorkerDeps["coord"]["bookQuota"]>[0]): Promise<never> {
-  const at = await d.deps.coord.bookQuota({ ...request, now: d.now() });
+async function book(d: Delivery, request: Parameters<WorkerDeps["coord"]["bookQuota"]>[0], notBefore?: number): Promise<never> {
+  const at = await d.deps.coord.bookQuota({ ...request, now: d.now(), notBefore });
   await d.deps.coord.setBooking(d.job.jobId, d.item.id, d.deps.owner, at);
   throw new ReturnToQueue((at - d.now()) / 1000, "waiting in line for the account's quota", undefined, { wait: true });
 }
