@@ -27,7 +27,8 @@ import { LongdocError } from "../errors.ts";
 import { detectFormat as detect, extensionOf } from "./detect.ts";
 import { declaredCharset, htmlToText } from "./html.ts";
 import { decodeTextFile, loadPlain } from "./text.ts";
-import { countChars, docError, finishText, formatBytes, hasText } from "./util.ts";
+import { minTokens } from "../tokens/bound.ts";
+import { countChars, docError, finishText, formatBytes, hasText, tooManyTokens } from "./util.ts";
 // pdf.js, mammoth, exceljs and csv-parse are imported when first needed (cold starts).
 
 export type { DocFormat } from "./detect.ts";
@@ -52,6 +53,12 @@ export interface LoadOptions {
   maxBytes?: number;
   /** Cap on the total uncompressed size of a DOCX/XLSX ZIP, checked before inflating (default 512 MiB). */
   maxUncompressedBytes?: number;
+  /**
+   * The most tokens the text may have to be of use (the model's input limit). A document whose
+   * text has more by a sound lower bound (tokens/bound.ts) fails with input_too_long, before it
+   * is extracted in full (DOCX, PDF) and before anyone counts it.
+   */
+  maxTokens?: number;
 }
 
 export const DEFAULT_MAX_BYTES = 104_857_600;
@@ -88,7 +95,7 @@ export async function loadDocument(input: { bytes: Uint8Array; name: string }, o
     switch (format) {
       case "pdf": {
         const { loadPdf } = await import("./pdf.ts");
-        const r = await loadPdf(bytes, name);
+        const r = await loadPdf(bytes, name, { maxTokens: opts.maxTokens });
         text = r.text;
         pages = r.pages;
         break;
@@ -100,7 +107,7 @@ export async function loadDocument(input: { bytes: Uint8Array; name: string }, o
         }
         if (format === "docx") {
           const { loadDocx } = await import("./docx.ts");
-          text = (await loadDocx(bytes, name, maxUncompressed)).text;
+          text = (await loadDocx(bytes, name, maxUncompressed, { maxTokens: opts.maxTokens })).text;
         } else {
           const { loadXlsx } = await import("./xlsx.ts");
           const r = await loadXlsx(bytes, name, maxUncompressed);
@@ -129,6 +136,10 @@ export async function loadDocument(input: { bytes: Uint8Array; name: string }, o
   }
   text = finishText(text, { tidy });
   if (!hasText(text)) throw docError("document_empty", name, `no text in this ${format.toUpperCase()} document`);
+  if (opts.maxTokens !== undefined) {
+    const atLeast = minTokens(text);
+    if (atLeast > opts.maxTokens) throw tooManyTokens(name, atLeast, opts.maxTokens);
+  }
   const doc: LoadedDocument = { format, text, bytes: bytes.length, chars: countChars(text) };
   if (pages !== undefined) doc.pages = pages;
   if (sheets !== undefined) doc.sheets = sheets;
