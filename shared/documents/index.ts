@@ -14,14 +14,20 @@
  *             `#` headings, lists, Markdown tables.                                   (html.ts)
  * - markdown, text, json: as is (JSON is not re-indented).                              (text.ts)
  *
- * Every text: UTF-8 decoded (BOM dropped), LF line endings, no trailing spaces, at most two
+ * Text formats are decoded from the encoding the job states, a BOM, UTF-8, or the legacy encoding
+ * the detector is sure of (GBK/GB18030, Big5, Shift-JIS, EUC-KR, Windows-1252...; encoding.ts);
+ * when it cannot be told the file fails with document_encoding, never mojibake. `encoding` names
+ * the one used.
+ *
+ * Every text: decoded (BOM dropped), LF line endings, no trailing spaces, at most two
  * blank lines in a row, exactly one final newline. `chars` counts Unicode code points of `text`.
  *
  * Errors are DocumentError with a message that starts with the file name:
  * document_empty (0 bytes / no text), document_too_large (over maxBytes, or a DOCX/XLSX that
  * would inflate past maxUncompressedBytes), document_unsupported (other formats, binary junk),
  * document_encrypted (password needed), document_corrupt, document_no_text (a PDF without a
- * text layer: OCR is not enabled).
+ * text layer: OCR is not enabled), document_encoding (a text whose encoding cannot be told),
+ * input_too_long (with maxTokens: more tokens than that by a lower bound, found early).
  */
 import { LongdocError } from "../errors.ts";
 import { detectFormat as detect, extensionOf } from "./detect.ts";
@@ -46,6 +52,8 @@ export interface LoadedDocument {
   pages?: number;
   /** XLSX only: every sheet name in workbook order (hidden sheets included). */
   sheets?: string[];
+  /** Text formats only (text, Markdown, JSON, CSV, HTML): the encoding the bytes were read in (TextDecoder's name). */
+  encoding?: string;
 }
 
 export interface LoadOptions {
@@ -59,6 +67,8 @@ export interface LoadOptions {
    * is extracted in full (DOCX, PDF) and before anyone counts it.
    */
   maxTokens?: number;
+  /** The encoding of a text file, as the job file states it (`encoding: gbk`): decides over detection. */
+  encoding?: string;
 }
 
 export const DEFAULT_MAX_BYTES = 104_857_600;
@@ -89,6 +99,7 @@ export async function loadDocument(input: { bytes: Uint8Array; name: string }, o
   let text: string;
   let pages: number | undefined;
   let sheets: string[] | undefined;
+  let encoding: string | undefined;
   /** Whether the loader found nothing for finishText's line rules to change (plain text only). */
   let tidy = false;
   try {
@@ -118,17 +129,18 @@ export async function loadDocument(input: { bytes: Uint8Array; name: string }, o
       }
       case "csv": {
         const { loadCsv } = await import("./csv.ts");
-        text = loadCsv(bytes, name, { tsv: ["tsv", "tab"].includes(extensionOf(name)) }).text;
+        ({ text, encoding } = loadCsv(bytes, name, { tsv: ["tsv", "tab"].includes(extensionOf(name)), encoding: opts.encoding }));
         break;
       }
       case "html": {
-        const source = decodeTextFile(bytes, name, declaredCharset(bytes));
+        const { text: source, encoding: used } = decodeTextFile(bytes, name, { declared: declaredCharset(bytes), encoding: opts.encoding });
+        encoding = used;
         const head = source.slice(0, 2048).trimStart().toLowerCase();
         text = htmlToText(source, { xhtml: head.startsWith("<?xml") || head.includes('xmlns="http://www.w3.org/1999/xhtml"') }).text;
         break;
       }
       default:
-        ({ text, tidy } = loadPlain(bytes, name));
+        ({ text, tidy, encoding } = loadPlain(bytes, name, { encoding: opts.encoding }));
     }
   } catch (e) {
     if (LongdocError.is(e)) throw e;
@@ -143,5 +155,6 @@ export async function loadDocument(input: { bytes: Uint8Array; name: string }, o
   const doc: LoadedDocument = { format, text, bytes: bytes.length, chars: countChars(text) };
   if (pages !== undefined) doc.pages = pages;
   if (sheets !== undefined) doc.sheets = sheets;
+  if (encoding !== undefined) doc.encoding = encoding;
   return doc;
 }

@@ -8,10 +8,27 @@ export const MAX_QUESTIONS = 100;
  * error, so a typo such as `maxOutputToken` is caught before any money is spent.
  */
 
+/** A text document's encoding, when detection cannot tell it: any label TextDecoder knows. */
+const encoding = z
+  .string()
+  .refine(
+    (label) => {
+      try {
+        new TextDecoder(label);
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    { message: "must be an encoding such as utf-8, gbk, gb18030, big5, shift_jis, euc-kr, utf-16le or windows-1252" },
+  )
+  .optional();
+
 const documentSource = z.union([
-  z.strictObject({ path: z.string().min(1, "must be a file path or glob") }),
+  z.strictObject({ path: z.string().min(1, "must be a file path or glob"), encoding }),
   z.strictObject({
     s3: z.string().regex(/^s3:\/\/[a-z0-9.-]{3,63}(\/.*)?$/, "must look like s3://bucket/prefix/"),
+    encoding,
   }),
 ]);
 

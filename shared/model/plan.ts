@@ -78,6 +78,16 @@ export function planCall(planned: PlanSpec, model: ModelInfo, docs: PromptDocume
   return { messages, inputTokens, maxOutputTokens, thinkingBudget, truncated, prefixTokens, explicitCache };
 }
 
+/**
+ * The most tokens one document may have for its item to have a chance: the model's input limit
+ * (a prompt holding more cannot fit, whatever else is in it), or none with truncate: middle,
+ * which cuts the document to fit. loadDocument refuses a document over it by a lower bound,
+ * before extracting it in full or counting it.
+ */
+export function documentTokenCeiling(spec: Pick<PlanSpec, "truncate">, model: Pick<ModelInfo, "maxInputTokens">): number | undefined {
+  return spec.truncate === "middle" ? undefined : model.maxInputTokens;
+}
+
 /** A call asking one question that sets its own `thinking` uses it instead of the job's. */
 export function withQuestionThinking<S extends PlanSpec>(spec: S): S {
   const own = spec.questions?.length === 1 ? spec.questions[0]!.thinking : undefined;

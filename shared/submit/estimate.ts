@@ -1,13 +1,13 @@
-import { readFile } from "node:fs/promises";
 import { costCap, formatCost, getModel, priceFor, type Catalog, type ModelInfo } from "../model/catalog.ts";
-import { loadDocument } from "../documents/index.ts";
+import { DEFAULT_MAX_BYTES, loadDocument } from "../documents/index.ts";
+import { readDocumentFile } from "../documents/read-file.ts";
 import { LongdocError, toErrorRecord } from "../errors.ts";
 import { expandItems } from "../job/expand.ts";
 import type { ItemDocument, JobItem } from "../job/record.ts";
 import type { JobSpec } from "../job/schema.ts";
 import { resolveLocalDocuments, type ResolveOptions } from "../job/resolve.ts";
 import { packDocuments } from "./pack.ts";
-import { planCall } from "../model/plan.ts";
+import { documentTokenCeiling, planCall } from "../model/plan.ts";
 import { countTokens } from "../tokens/index.ts";
 import { toolRounds } from "../reason/settings.ts";
 
@@ -86,14 +86,14 @@ export async function estimateJob(spec: JobSpec, jobFile: string, catalog: Catal
   for (const d of local) {
     let bytes: number | undefined;
     try {
-      const file = await readFile(d.absolutePath);
+      const file = await readDocumentFile(d.absolutePath, spec.limits.maxDocumentBytes ?? DEFAULT_MAX_BYTES, d.source);
       bytes = file.byteLength;
-      const doc = await loadDocument({ bytes: new Uint8Array(file.buffer, file.byteOffset, file.byteLength), name: d.source }, { maxBytes: spec.limits.maxDocumentBytes });
+      const doc = await loadDocument({ bytes: file, name: d.source }, { maxBytes: spec.limits.maxDocumentBytes, encoding: d.encoding, maxTokens: documentTokenCeiling(spec, model) });
       loaded.set(d.source, { text: doc.text, format: doc.format, error: null });
     } catch (e) {
       loaded.set(d.source, { text: "", format: null, error: toErrorRecord(e) });
     }
-    itemDocs.push({ source: d.source, uri: d.absolutePath, ...(bytes !== undefined && { bytes }) });
+    itemDocs.push({ source: d.source, uri: d.absolutePath, ...(bytes !== undefined && { bytes }), ...(d.encoding && { encoding: d.encoding }) });
   }
   // Packed by size, as submit packs them: the same items, priced exactly.
   const packs = spec.packing === "packed" ? packDocuments(spec, model, itemDocs) : undefined;

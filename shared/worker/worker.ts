@@ -10,7 +10,7 @@ import { type ItemResult } from "../run/manifest.ts";
 import { writeFinalManifest } from "../run/finish.ts";
 import { addUsage, zeroUsage, type ChatResult, type Usage } from "../model/client.ts";
 import { validateAnswer } from "../job/output.ts";
-import { planCall, type CallPlan } from "../model/plan.ts";
+import { documentTokenCeiling, planCall, type CallPlan } from "../model/plan.ts";
 import { messageText, splitPerDocument, type ChatMessage, type PromptDocument } from "../model/prompt.ts";
 import pRetry from "p-retry";
 import { setImmediate as yieldToIO } from "node:timers/promises";
@@ -123,7 +123,8 @@ function readAhead(deps: WorkerDeps, store: ObjectStore, job: JobRecord, item: I
   const documents = fetched.then(async (all) => {
     // Let the requests just made leave before the CPU-bound extraction holds the thread.
     await yieldToIO();
-    return steps.time("extract", () => Promise.all(all.map((f, i) => loadFetched(item.documents[i]!, f, job.limits.maxDocumentBytes))));
+    const maxTokens = Object.hasOwn(deps.catalog.models, job.model) ? documentTokenCeiling(job.spec, deps.catalog.models[job.model]!) : undefined;
+    return steps.time("extract", () => Promise.all(all.map((f, i) => loadFetched(item.documents[i]!, f, { maxBytes: job.limits.maxDocumentBytes, maxTokens }))));
   });
   // The model's speed sizes the call: read now (when this container's copy is stale), not in the call's path.
   void fleetSpeed(deps, job.model);
@@ -399,9 +400,9 @@ function fetchDocument(s3: S3Client, doc: { uri: string }): Promise<FetchedDocum
   return new ObjectStore(s3, bucket).getBytes(key);
 }
 
-async function loadFetched(doc: { source: string; uri: string }, bytes: FetchedDocument, maxBytes: number) {
+async function loadFetched(doc: { source: string; uri: string; encoding?: string }, bytes: FetchedDocument, opts: { maxBytes: number | undefined; maxTokens: number | undefined }) {
   if (!bytes) throw new DocumentError("document_missing", `${doc.source}: not found at ${doc.uri}`);
-  const loaded = await loadDocument({ bytes, name: doc.source }, { maxBytes });
+  const loaded = await loadDocument({ bytes, name: doc.source }, { ...opts, encoding: doc.encoding });
   const sha256 = createHash("sha256").update(loaded.text).digest("hex");
   const tokens = countTokens(loaded.text);
   return {
