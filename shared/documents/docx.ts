@@ -15,7 +15,7 @@
  * Together they keep one document's extraction under about 1.2 GB (a Lambda has 2 GB).
  */
 import mammoth from "mammoth";
-import { letterAndNumberCounts, MAX_BYTES_PER_TOKEN, MAX_LETTERS_PER_TOKEN } from "../tokens/bound.ts";
+import { TokenFloor } from "../tokens/bound.ts";
 import { htmlToText } from "./html.ts";
 import { docError, formatBytes, tooManyTokens } from "./util.ts";
 import { readZipDirectory, storedZip, unzipBounded } from "./zip.ts";
@@ -81,30 +81,22 @@ const TEXT_RUN = /<w:t(?:\s[^>]*)?>([^<]*)<\/w:t>/g;
 
 /**
  * The body parts' XML elements, and a lower bound on the tokens of the text mammoth reads from
- * them (the `w:t` text outside SKIPPED regions; an entity such as `&#x4E00;` counts as no letter).
+ * them: the `w:t` text outside SKIPPED regions, entities left out (which only lowers it).
  */
 function scanBody(files: Map<string, Uint8Array>): { elements: number; minTokens: number } {
   let elements = 0;
-  let letters = 0;
-  let numbers = 0;
-  let bytes = 0;
+  const floor = new TokenFloor();
   const decoder = new TextDecoder();
   for (const [part, data] of files) {
     if (!BODY_PARTS.test(part)) continue;
-    for (let i = 0; i < data.length; i++) if (data[i] === 0x3c && data[i + 1] !== 0x2f) elements++;
+    for (let i = data.indexOf(0x3c); i >= 0; i = data.indexOf(0x3c, i + 1)) if (data[i + 1] !== 0x2f) elements++;
     const xml = decoder.decode(data);
     for (const [from, to] of readRegions(xml)) {
       TEXT_RUN.lastIndex = from;
-      for (let m = TEXT_RUN.exec(xml); m && m.index < to; m = TEXT_RUN.exec(xml)) {
-        const text = m[1]!.includes("&") ? m[1]!.replace(/&[^;]*;/g, " ") : m[1]!;
-        const c = letterAndNumberCounts(text);
-        letters += c.letters;
-        numbers += c.numbers;
-        bytes += c.utf8Bytes;
-      }
+      for (let m = TEXT_RUN.exec(xml); m && m.index < to; m = TEXT_RUN.exec(xml)) floor.add(m[1]!.includes("&") ? m[1]!.replace(/&[^;]*;/g, "") : m[1]!);
     }
   }
-  return { elements, minTokens: Math.max(Math.ceil(letters / MAX_LETTERS_PER_TOKEN) + numbers, Math.ceil(bytes / (3 * MAX_BYTES_PER_TOKEN))) };
+  return { elements, minTokens: floor.value };
 }
 
 /** [from, to) ranges of the XML outside SKIPPED elements (nesting followed). */

@@ -20,7 +20,7 @@
  *   what it cannot open is document_corrupt. A page that fails alone is left empty.
  */
 import { fileURLToPath } from "node:url";
-import { letterAndNumberCounts, MAX_BYTES_PER_TOKEN, MAX_LETTERS_PER_TOKEN } from "../tokens/bound.ts";
+import { TokenFloor } from "../tokens/bound.ts";
 import { layoutPage, type PdfTextItem } from "./pdf-layout.ts";
 import { installPageIndex } from "./pdfjs-pages.ts";
 import { docError, emptyPagesMarker, hasText, pageMarker, stripControls, tooManyTokens } from "./util.ts";
@@ -60,7 +60,7 @@ export async function loadPdf(bytes: Uint8Array, name: string, opts: { maxTokens
     }
     const pages: string[] = [];
     let failed = 0;
-    const seen = { letters: 0, numbers: 0, utf8Bytes: 0 };
+    const floor = new TokenFloor();
     for (let i = 1; i <= pdf.numPages; i++) {
       try {
         const page = await pdf.getPage(i);
@@ -71,14 +71,7 @@ export async function loadPdf(bytes: Uint8Array, name: string, opts: { maxTokens
         failed++;
         pages.push("");
       }
-      if (opts.maxTokens !== undefined) {
-        const c = letterAndNumberCounts(pages[pages.length - 1]!);
-        seen.letters += c.letters;
-        seen.numbers += c.numbers;
-        seen.utf8Bytes += c.utf8Bytes;
-        const atLeast = Math.max(Math.ceil(seen.letters / MAX_LETTERS_PER_TOKEN) + seen.numbers, Math.ceil(seen.utf8Bytes / (3 * MAX_BYTES_PER_TOKEN)));
-        if (atLeast > opts.maxTokens) throw tooManyTokens(name, atLeast, opts.maxTokens);
-      }
+      if (opts.maxTokens !== undefined && floor.add(pages[pages.length - 1]!).value > opts.maxTokens) throw tooManyTokens(name, floor.value, opts.maxTokens);
     }
     if (pdf.numPages > 0 && failed === pdf.numPages) throw docError("document_corrupt", name, `damaged PDF: none of its ${pdf.numPages} pages could be read`);
     if (!pages.some(hasText)) {
