@@ -14,6 +14,9 @@ import { loadDocument } from "../shared/documents/index.ts";
 import { MAX_BODY_XML_BYTES, MAX_BODY_XML_ELEMENTS } from "../shared/documents/docx.ts";
 import { htmlToText } from "../shared/documents/html.ts";
 import { LongdocError } from "../shared/errors.ts";
+import { parseJobText } from "../shared/job/load.ts";
+import { loadCatalog } from "../shared/model/catalog.ts";
+import { estimateJob } from "../shared/submit/estimate.ts";
 import { countLetters, MAX_BYTES_PER_TOKEN, MAX_LETTERS_PER_TOKEN, minTokens, TokenFloor } from "../shared/tokens/bound.ts";
 import { countTokens } from "../shared/tokens/index.ts";
 import data from "../shared/tokens/qwen3-data.json" with { type: "json" };
@@ -70,6 +73,16 @@ describe("a DOCX bomb: 100 MiB of text in one run, honestly declared", () => {
     // A bare Node with the loaders imported peaks near 100 MiB; on main this took 6 GB and minutes.
     expect(r.maxRssMiB).toBeLessThan(250);
     expect(r.ms).toBeLessThan(5_000);
+  });
+
+  it("estimate lists it as the item's error instead of dying (RangeError on main)", async () => {
+    const job = path.join(dir, "bomb.yaml");
+    const yaml = "name: bomb\ndocuments:\n  - path: bomb.docx\n  - path: small.md\nprompt: Summarise.\n";
+    writeFileSync(path.join(dir, "small.md"), "# Memo\n\nCash rose.\n");
+    writeFileSync(job, yaml);
+    const e = await estimateJob(parseJobText(yaml, job), job, loadCatalog());
+    expect(e.items.map((i) => i.error?.kind ?? null)).toEqual(["document_too_large", null]);
+    expect(e.items[0]!.error!.message).toMatch(/bomb\.docx: its body .* declares 100 MiB/);
   });
 
   it("a body just under the declared cap but over the element cap is refused before mammoth runs", async () => {
