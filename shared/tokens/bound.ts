@@ -18,7 +18,7 @@
  * Texts fed in parts (TokenFloor.add) are taken as one text: a word cut between two parts is
  * counted as one, which only lowers the bound.
  *
- * For English prose the bound is about 0.8 of the exact count; for Chinese about a tenth.
+ * For English prose the bound is 0.8-0.9 of the exact count; for Chinese about a sixth.
  */
 
 /** The most letters (\p{L}, jamo excepted) in one Qwen3 token: ".translatesAutoresizingMaskIntoConstraints". */
