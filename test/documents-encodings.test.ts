@@ -83,6 +83,16 @@ describe("each encoding round-trips through extract", () => {
     });
   }
 
+  it("text without zero bytes is taken for UTF-16 only when it is not UTF-8 and reads as text in one byte order", async () => {
+    const english = "The committee reviewed the results: revenue grew 8%, costs fell 2%, and the dividend is 1.25 per share. ".repeat(5);
+    const numbers = Array.from({ length: 200 }, (_, i) => `${i},${i * 3}`).join("\n");
+    for (const [name, bytes] of [["en.txt", new TextEncoder().encode(english)], ["n.csv", new TextEncoder().encode(numbers)], ["gbk.txt", encodeText(CJK_ONLY, "gbk")], ["sjis.txt", encodeText(SJIS.replace(/[\s#a-z0-9]/gi, ""), "shift_jis")]] as const) {
+      const doc = await loadDocument({ bytes, name }).catch((e: Error) => e);
+      if (doc instanceof Error) expect(doc.message).toMatch(/cannot be told/);
+      else expect(doc.encoding, name).not.toMatch(/^utf-16/);
+    }
+  });
+
   it("UTF-8 says so, and a binary file is still refused", async () => {
     const file = path.join(dir, "utf8.md");
     writeFileSync(file, GB);

@@ -5,9 +5,7 @@
  * In order:
  * 1. the encoding the job file states for the document (`encoding: gbk`) decides;
  * 2. a BOM decides (UTF-8, UTF-16 LE/BE);
- * 3. UTF-16 without a BOM: every other byte zero (mostly-ASCII text), or one byte order reading
- *    as ordinary text (98% of code units are ASCII, Latin, CJK, kana, Hangul or punctuation)
- *    while the other does not (under 90%), as CJK text with few or no ASCII characters does;
+ * 3. UTF-16 without a BOM, mostly-ASCII text: every other byte is zero;
  * 4. a charset the HTML declares;
  * 5. valid UTF-8 is UTF-8 (ASCII included);
  * 6. otherwise the detector ranks the legacy encodings: chardet (ICU's detector: byte-sequence
@@ -17,6 +15,10 @@
  *    candidate that would give a different text by MIN_LEAD; otherwise the file fails its item
  *    (document_encoding) with the candidates named and the job-file way to state the encoding,
  *    rather than be read as mojibake.
+ * 7. before that error: UTF-16 without a BOM of CJK text with little or no ASCII (too few zero
+ *    bytes for step 3): the bytes are not UTF-8, one byte order reads as text (98% of code
+ *    units CJK, kana, Latin, punctuation, and Hangul when there is a zero byte, i.e. a space)
+ *    and the other does not (under 90%).
  *
  * chardet names map to TextDecoder's (WHATWG) encodings: GB18030 (a superset of GBK and
  * GB2312), Big5, Shift_JIS, EUC-JP, EUC-KR, windows-125x, ISO-8859-x (ISO-8859-1 is read as
@@ -38,7 +40,7 @@ export function sniffBom(b: Uint8Array): Bom | undefined {
   return undefined;
 }
 
-/** UTF-16 without a BOM (step 3 of the module comment). */
+/** UTF-16 without a BOM, mostly-ASCII text: a zero in every other byte (step 3). */
 export function sniffUtf16(b: Uint8Array): "utf-16le" | "utf-16be" | undefined {
   const n = Math.min(b.length, 4096) & ~1;
   if (n < 8) return undefined;
@@ -51,11 +53,26 @@ export function sniffUtf16(b: Uint8Array): "utf-16le" | "utf-16be" | undefined {
   const pairs = n / 2;
   if (oddZero > pairs * 0.6 && evenZero < pairs * 0.05) return "utf-16le";
   if (evenZero > pairs * 0.6 && oddZero < pairs * 0.05) return "utf-16be";
-  // Text with little or no ASCII (CJK): one byte order reads as ordinary text, the other not.
-  if (pairs < 16 || (b.length % 2 !== 0 && b.length <= 4096)) return undefined;
+  return undefined;
+}
+
+/**
+ * UTF-16 without a BOM of text with little or no ASCII (CJK): one byte order reads as text and
+ * the other does not (step 7). Only asked once the bytes are neither UTF-8
+ * nor a legacy encoding the detector is sure of: Shift-JIS kanji read two bytes at a time look
+ * like CJK code units too.
+ */
+export function sniffUtf16Cjk(b: Uint8Array): "utf-16le" | "utf-16be" | undefined {
+  const n = Math.min(b.length, 4096) & ~1;
+  if (n < 32) return undefined;
   const sample = b.subarray(0, n);
-  const le = plausibleUtf16(sample, true);
-  const be = plausibleUtf16(sample, false);
+  // ASCII text read two bytes at a time looks like CJK: only bytes that are not UTF-8 qualify.
+  if (decodesCleanly(sample, "utf-8")) return undefined;
+  // Korean is written with spaces (zero bytes in UTF-16); without any, Hangul is not taken as
+  // a sign of UTF-16, since GBK's common hanzi read two bytes at a time fall in its block.
+  const hangul = sample.includes(0);
+  const le = plausibleUtf16(sample, true, hangul);
+  const be = plausibleUtf16(sample, false, hangul);
   if (le >= 0.98 && be < 0.9 && decodesCleanly(sample, "utf-16le")) return "utf-16le";
   if (be >= 0.98 && le < 0.9 && decodesCleanly(sample, "utf-16be")) return "utf-16be";
   return undefined;
@@ -70,8 +87,8 @@ function decodesCleanly(b: Uint8Array, encoding: string): boolean {
   }
 }
 
-/** The share of code units that are ordinary text in CJK, Korean or Western writing. */
-function plausibleUtf16(b: Uint8Array, littleEndian: boolean): number {
+/** The share of code units that are ordinary CJK, Western (and with `hangul`, Korean) text. */
+function plausibleUtf16(b: Uint8Array, littleEndian: boolean, hangul: boolean): number {
   let good = 0;
   for (let i = 0; i + 1 < b.length; i += 2) {
     const u = littleEndian ? b[i]! | (b[i + 1]! << 8) : (b[i]! << 8) | b[i + 1]!;
@@ -85,7 +102,7 @@ function plausibleUtf16(b: Uint8Array, littleEndian: boolean): number {
       (u >= 0x3000 && u < 0x3100) ||
       (u >= 0x3400 && u < 0x4dc0) ||
       (u >= 0x4e00 && u < 0xa000) ||
-      (u >= 0xac00 && u < 0xd7a4) ||
+      (hangul && u >= 0xac00 && u < 0xd7a4) ||
       (u >= 0xff00 && u < 0xfff0)
     ) {
       good++;

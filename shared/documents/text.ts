@@ -5,10 +5,11 @@
  * Decoding: the encoding the job states, else a BOM (dropped), else UTF-16 without a BOM, else a
  * declared charset (HTML <meta charset>), else UTF-8 when the bytes are valid UTF-8, else the
  * legacy encoding the detector is confident of (GBK/GB18030, Big5, Shift-JIS, EUC-KR,
- * Windows-1252...), else the file fails with document_encoding: see encoding.ts.
+ * Windows-1252...), else UTF-16 of CJK text without ASCII, else the file fails with
+ * document_encoding: see encoding.ts.
  */
 import { isUtf8 } from "node:buffer";
-import { chooseLegacyEncoding, sniffBom, sniffUtf16, undecidableEncoding, type Candidate } from "./encoding.ts";
+import { chooseLegacyEncoding, sniffBom, sniffUtf16, sniffUtf16Cjk, undecidableEncoding, type Candidate } from "./encoding.ts";
 import { docError, stripControls } from "./util.ts";
 
 export { sniffBom, type Bom } from "./encoding.ts";
@@ -45,7 +46,9 @@ function resolveEncoding(b: Uint8Array, opts: DecodeOptions): { encoding: string
   }
   if (isUtf8(b)) return { encoding: "utf-8", skip: 0 };
   const legacy = chooseLegacyEncoding(b);
-  return "encoding" in legacy ? { encoding: legacy.encoding, skip: 0 } : legacy;
+  if ("encoding" in legacy) return { encoding: legacy.encoding, skip: 0 };
+  const cjk16 = sniffUtf16Cjk(b);
+  return cjk16 ? { encoding: cjk16, skip: 0 } : legacy;
 }
 
 /**
@@ -74,7 +77,7 @@ export function decodeDocument(b: Uint8Array, name: string, opts: DecodeOptions 
  */
 export function looksBinary(b: Uint8Array): boolean {
   const bom = sniffBom(b);
-  if (bom === "utf-16le" || bom === "utf-16be" || sniffUtf16(b)) return false;
+  if (bom === "utf-16le" || bom === "utf-16be" || sniffUtf16(b) || sniffUtf16Cjk(b)) return false;
   const n = Math.min(b.length, 65536);
   let controls = 0;
   for (let i = 0; i < n; i++) {
