@@ -52,15 +52,18 @@ export async function csvOutput(store: ObjectStore, jobId: string): Promise<CsvO
   for (const item of manifest.items) {
     for (const column of answers.get(item.id)?.keys() ?? []) if (!known.has(column)) known.add(column), answerColumns.push(column);
   }
+  // citations: verify adds the item's citation score (supported quotes / all quotes) before the answer.
+  const cited = job.spec.citations === "verify";
   const rows = manifest.items.map((i): Cell[] => {
     const answer = answers.get(i.id);
     return [
       i.id, i.documents.join("; "), i.status, i.error?.kind, i.error?.message, i.attempts, i.costUsd,
       i.usage.inputTokens, i.usage.outputTokens, i.usage.reasoningTokens, i.usage.cachedTokens, i.answer,
+      ...(cited ? [i.citationScore] : []),
       ...answerColumns.map((c) => answer?.get(c)),
     ];
   });
-  return { job, header: [...CSV_BASE_COLUMNS, ...answerColumns], rows, pending: manifest.items.filter((i) => i.status === "queued").map((i) => i.id) };
+  return { job, header: [...CSV_BASE_COLUMNS, ...(cited ? ["citation_score"] : []), ...answerColumns], rows, pending: manifest.items.filter((i) => i.status === "queued").map((i) => i.id) };
 }
 
 /** Writes <outDir>/<jobId>/results.csv. */

@@ -1,6 +1,9 @@
 /**
- * One error family for longdoc. `code` is stable and becomes the manifest's `error.kind`;
- * `retryable` tells the worker whether SQS should deliver the task again.
+ * longdoc's errors. `code` is stable and becomes the manifest's `error.kind`; `retryable` tells
+ * the worker whether SQS should deliver the task again. Three families, decided where they are
+ * thrown: the item's own fault (`ItemError`: fails the item), the model's (`ModelError`: retried
+ * as attempts, job-wide ones halt), and the infrastructure's (`InfraError`: S3, DynamoDB, SNS
+ * past the SDK's retries: the task goes back to the queue, no attempt used, no item failed).
  */
 export type ErrorCode =
   | "job_invalid"
@@ -26,6 +29,7 @@ export type ErrorCode =
   | "output_invalid"
   | "output_truncated"
   | "low_agreement"
+  | "ungrounded"
   | "deadline"
   | "worker_crashed"
   | "halted"
@@ -57,8 +61,29 @@ export class LongdocError extends Error {
   }
 }
 
+/** The item's own fault (its documents, its prompt, its answer): fails the item, never the job unless `haltsJob`. */
+export class ItemError extends LongdocError {}
+
 /** A document that cannot be turned into text; fails its item, never the job. */
-export class DocumentError extends LongdocError {}
+export class DocumentError extends ItemError {}
+
+const INFRA = Symbol.for("longdoc.infra");
+
+/**
+ * S3, DynamoDB or SNS failed past the SDK's own retries. Not the item's fault and not the
+ * model's: the task goes back to the queue with no attempt used.
+ */
+export class InfraError extends LongdocError {
+  readonly [INFRA] = true;
+  constructor(message: string, opts: { cause?: unknown } = {}) {
+    super("internal", message, { retryable: true, cause: opts.cause });
+  }
+}
+
+/** An InfraError, or any error longdoc did not raise itself (an SDK or network fault). */
+export function isInfraFault(e: unknown): boolean {
+  return !LongdocError.is(e) || (e as unknown as Record<symbol, unknown>)[INFRA] === true;
+}
 
 /** The model API refused or failed; `status` is the HTTP status when there was one. */
 export class ModelError extends LongdocError {
@@ -82,7 +107,7 @@ export class ModelError extends LongdocError {
 }
 
 /** The item's prompt cannot fit the model's context; carries the numbers. */
-export class BudgetError extends LongdocError {
+export class BudgetError extends ItemError {
   readonly tokens: number;
   readonly limit: number;
   readonly model: string;

@@ -1,3 +1,4 @@
+import { webhookSecretProblem } from "./run/webhook.ts";
 import { loadCatalog, type Catalog } from "./model/catalog.ts";
 import { LongdocError } from "./errors.ts";
 import { redactUrl } from "./log.ts";
@@ -71,6 +72,8 @@ export interface Settings {
   stack: { bucket: string | null; queueUrl: string | null };
   /** The end of a job: the topic its event goes to, and the secret that signs webhook calls. */
   notify: { topicArn: string | null; webhookSecret: string | null; loopbackHttp: boolean };
+  /** Test-only (LONGDOC_TEST_AWS_FAULTS): the fault suite's AWS faults for local worker processes. */
+  testAwsFaults: string | null;
 }
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -102,6 +105,8 @@ export function loadSettings(env: Env, resources: LinkedResources = {}, defaults
     logLevel,
     stack: Object.freeze({ bucket: resources.bucket ?? null, queueUrl: resources.queueUrl ?? (env.LONGDOC_TASKS_URL?.trim() || null) }),
     notify: Object.freeze(readNotify(env, resources)),
+    // Test-only: AWS faults injected into local worker processes (shared/local/aws-faults.ts).
+    testAwsFaults: env.LONGDOC_TEST_AWS_FAULTS?.trim() || null,
   });
 }
 
@@ -131,9 +136,8 @@ function readNotify(env: Env, resources: LinkedResources): Settings["notify"] {
   const flag = env.LONGDOC_WEBHOOK_LOOPBACK_HTTP?.trim() ?? "";
   if (!["", "0", "1", "true", "false"].includes(flag)) throw new LongdocError("usage", `LONGDOC_WEBHOOK_LOOPBACK_HTTP must be 1 or 0, got '${flag}'`);
   const fromEnv = env.LONGDOC_WEBHOOK_SECRET?.trim() || null;
-  if (resources.webhookSecret === undefined && fromEnv !== null && fromEnv.length < 16) {
-    throw new LongdocError("usage", "LONGDOC_WEBHOOK_SECRET is shorter than 16 characters; use a random one (openssl rand -hex 32)");
-  }
+  const problem = resources.webhookSecret === undefined && fromEnv !== null ? webhookSecretProblem(fromEnv) : null;
+  if (problem) throw new LongdocError("usage", `LONGDOC_WEBHOOK_SECRET ${problem}`);
   const secret = resources.webhookSecret ?? fromEnv;
   return { topicArn: env.LONGDOC_EVENTS_TOPIC?.trim() || null, webhookSecret: secret, loopbackHttp: flag === "1" || flag === "true" };
 }

@@ -2,7 +2,7 @@
 // are real concurrent HTTP requests, decided by DynamoDB's conditional writes.
 import { GetItemCommand } from "@aws-sdk/client-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { LongdocError } from "../shared/errors.ts";
+import { InfraError, isInfraFault, LongdocError } from "../shared/errors.ts";
 import { createCoordTable, startLocalDynamo, type LocalDynamo } from "../shared/local/dynamo.ts";
 import { dynamoClient } from "../shared/local/clients.ts";
 import { coordKeys, createCoordinator, type Coordinator } from "../shared/run/coord.ts";
@@ -40,7 +40,8 @@ describe("claims", () => {
     expect([a.ok, b.ok].filter(Boolean)).toHaveLength(1);
     const [winner, loser] = a.ok ? ["A", "B"] : ["B", "A"];
     const lost = a.ok ? b : a;
-    expect(lost).toEqual({ ok: false, owner: winner, leaseUntil: 61_000, done: false });
+    // The refusal carries the record that won, with no second read.
+    expect(lost).toMatchObject({ ok: false, item: { status: "running", owner: winner, leaseUntil: 61_000, deliveries: 1 } });
     expect(await coord.renewClaim(jobId, "x", loser, 60_000, 2000)).toBe(false);
     expect(await coord.renewClaim(jobId, "x", winner, 60_000, 2000)).toBe(true);
     // Renewed to 62 000: still held at 61 500.
@@ -49,12 +50,12 @@ describe("claims", () => {
 
   it("takes over an expired lease and keeps the attempt count", async () => {
     const jobId = newJob();
-    expect(await coord.claimItem(jobId, "x", "A", 1000, 0)).toEqual({ ok: true, attempts: 0 });
+    expect(await coord.claimItem(jobId, "x", "A", 1000, 0)).toMatchObject({ ok: true, item: { attempts: 0, deliveries: 1 } });
     expect(await coord.countAttempt(jobId, "x")).toBe(1);
-    expect(await coord.claimItem(jobId, "x", "B", 1000, 1001)).toEqual({ ok: true, attempts: 1 });
+    expect(await coord.claimItem(jobId, "x", "B", 1000, 1001)).toMatchObject({ ok: true, item: { attempts: 1, deliveries: 2, owner: "B" } });
     expect(await coord.renewClaim(jobId, "x", "A", 1000, 1002)).toBe(false);
     // The same owner may claim again (a redelivery to the same worker).
-    expect(await coord.claimItem(jobId, "x", "B", 1000, 1003)).toEqual({ ok: true, attempts: 1 });
+    expect(await coord.claimItem(jobId, "x", "B", 1000, 1003)).toMatchObject({ ok: true, item: { attempts: 1, deliveries: 3 } });
   });
 
   it("release lets another owner in at once; a release by a non-holder changes nothing", async () => {
@@ -64,14 +65,35 @@ describe("claims", () => {
     await coord.releaseClaim(jobId, "x", "B");
     expect((await coord.claimItem(jobId, "x", "B", 60_000, 10)).ok).toBe(false);
     await coord.releaseClaim(jobId, "x", "A");
-    expect(await coord.claimItem(jobId, "x", "B", 60_000, 10)).toEqual({ ok: true, attempts: 1 });
+    expect(await coord.claimItem(jobId, "x", "B", 60_000, 10)).toMatchObject({ ok: true, item: { attempts: 1, status: "running" } });
   });
 
   it("refuses a claim on a finished item, even with an expired lease", async () => {
     const jobId = newJob();
     await coord.claimItem(jobId, "x", "A", 1000, 0);
-    await coord.markFinished(jobId, "x", 1);
-    expect(await coord.claimItem(jobId, "x", "B", 1000, 5000)).toEqual({ ok: false, owner: "A", leaseUntil: 1000, done: true });
+    await coord.finishItem(jobId, "x", "succeeded", 1);
+    expect(await coord.claimItem(jobId, "x", "B", 1000, 5000)).toMatchObject({ ok: false, item: { status: "succeeded", owner: "A" } });
+  });
+
+  it("counts attempts and refusals apart, and never reuses an attempt's number", async () => {
+    const jobId = newJob();
+    await coord.claimItem(jobId, "x", "A", 60_000, 0);
+    expect(await coord.countAttempt(jobId, "x")).toBe(1);
+    await coord.countRefusal(jobId, "x");
+    expect(await coord.countAttempt(jobId, "x")).toBe(2);
+    await coord.releaseClaim(jobId, "x", "A");
+    expect(await coord.claimItem(jobId, "x", "B", 60_000, 1)).toMatchObject({ ok: true, item: { attempts: 2, refusals: 1, deliveries: 2, status: "running" } });
+  });
+
+  it("keeps an item's place in the quota's line across deliveries, until the item finishes", async () => {
+    const jobId = newJob();
+    await coord.claimItem(jobId, "x", "A", 60_000, 0);
+    await coord.setBooking(jobId, "x", "B", 5_000); // not the holder: no change
+    await coord.setBooking(jobId, "x", "A", 9_000);
+    await coord.releaseClaim(jobId, "x", "A");
+    expect(await coord.claimItem(jobId, "x", "B", 60_000, 1)).toMatchObject({ ok: true, item: { bookedAt: 9_000 } });
+    await coord.finishItem(jobId, "x", "succeeded", 1);
+    expect((await coord.claimItem(jobId, "x", "C", 60_000, 2)).item.bookedAt).toBeNull();
   });
 });
 
@@ -110,30 +132,30 @@ describe("finished count", () => {
     const jobId = newJob();
     const items = Array.from({ length: 20 }, (_, i) => `item-${i}`);
     const calls = Array.from({ length: 50 }, (_, i) => items[i % 20]!);
-    const out = await Promise.all(calls.map((id) => coord.markFinished(jobId, id, 20)));
+    const out = await Promise.all(calls.map((id) => coord.finishItem(jobId, id, "succeeded", 20)));
     expect(out.filter((o) => o.counted)).toHaveLength(20);
     expect(out.filter((o) => !o.counted)).toHaveLength(30);
     expect(out.filter((o) => o.last)).toHaveLength(1);
     expect(out.find((o) => o.last)).toEqual({ counted: true, finished: 20, last: true });
     expect(out.every((o) => o.finished <= 20)).toBe(true);
-    expect(await coord.markFinished(jobId, "item-3", 20)).toEqual({ counted: false, finished: 20, last: false });
+    expect(await coord.finishItem(jobId, "item-3", "failed", 20)).toEqual({ counted: false, finished: 20, last: false });
   });
 
-  it("unmarkFinished takes items back: the count drops, they count again, claims and attempts are reset", async () => {
+  it("reopenItems takes items back: the count drops, they count again, claims and attempts are reset", async () => {
     const jobId = newJob();
     for (const id of ["a", "b", "c"]) {
       await coord.claimItem(jobId, id, "W", 60_000, 0);
       await coord.countAttempt(jobId, id);
-      await coord.markFinished(jobId, id, 3);
+      await coord.finishItem(jobId, id, "failed", 3);
     }
     // "never" was never finished: it must not lower the count.
-    await coord.unmarkFinished(jobId, ["b", "c", "never"]);
-    expect(await coord.markFinished(jobId, "a", 3)).toEqual({ counted: false, finished: 1, last: false });
-    expect(await coord.claimItem(jobId, "b", "V", 60_000, 1)).toEqual({ ok: true, attempts: 0 });
+    await coord.reopenItems(jobId, ["b", "c", "never"]);
+    expect(await coord.finishItem(jobId, "a", "failed", 3)).toEqual({ counted: false, finished: 1, last: false });
+    expect(await coord.claimItem(jobId, "b", "V", 60_000, 1)).toMatchObject({ ok: true, item: { attempts: 0 } });
     // Twice over (a retry command run again) changes nothing more.
-    await Promise.all([coord.unmarkFinished(jobId, ["c"]), coord.unmarkFinished(jobId, ["c"])]);
-    expect(await coord.markFinished(jobId, "b", 3)).toEqual({ counted: true, finished: 2, last: false });
-    expect(await coord.markFinished(jobId, "c", 3)).toEqual({ counted: true, finished: 3, last: true });
+    await Promise.all([coord.reopenItems(jobId, ["c"]), coord.reopenItems(jobId, ["c"])]);
+    expect(await coord.finishItem(jobId, "b", "succeeded", 3)).toEqual({ counted: true, finished: 2, last: false });
+    expect(await coord.finishItem(jobId, "c", "succeeded", 3)).toEqual({ counted: true, finished: 3, last: true });
   });
 });
 
@@ -226,12 +248,16 @@ describe("jobs", () => {
 });
 
 describe("errors", () => {
-  it("turns an unreachable store into a retryable error and a missing table into a non-retryable one", async () => {
+  it("reports an unreachable store and a missing table as the infrastructure's faults, with the store's words", async () => {
     const down = createCoordinator(dynamoClient("http://127.0.0.1:9"), "longdoc-coord");
     const e1 = await down.spend("x").catch((e: unknown) => e);
-    expect(LongdocError.is(e1) && e1.code === "internal" && e1.retryable).toBe(true);
+    expect(e1).toBeInstanceOf(InfraError);
+    expect(isInfraFault(e1)).toBe(true);
     const missing = createCoordinator(dynamo.client, "no-such-table");
     const e2 = await missing.spend("x").catch((e: unknown) => e);
-    expect(LongdocError.is(e2) && !e2.retryable).toBe(true);
+    expect(e2).toBeInstanceOf(InfraError);
+    expect((e2 as Error).message).toMatch(/coordination store: ResourceNotFoundException/);
+    // The item's and the model's faults are not the infrastructure's.
+    expect(isInfraFault(new LongdocError("input_too_long", "x"))).toBe(false);
   });
 });

@@ -65,7 +65,7 @@ describe("item lifecycle", () => {
       { store, sqs: loop.stack.sqs, queueUrl: loop.stack.queueUrl, maxReceives: loop.stack.maxReceives },
       { spec, model: getModel(loadCatalog(), "qwen3-max"), documents: [{ source: "a.md", uri: s3Uri(loop.stack.bucket, "inputs/dead/a.md") }], outputSchema: null },
     );
-    await store.putJson(keys.attempt(job.jobId, job.items[0]!.id, 1), { kind: "internal", message: "out of memory" });
+    await store.putJson(keys.attempt(job.jobId, job.items[0]!.id, 1), { attempt: 1, status: "died", error: { kind: "internal", message: "out of memory" } });
     const stop = new AbortController();
     const common = { sqs: loop.stack.sqs, waitTimeS: 1, functionTimeoutMs: 60_000, signal: stop.signal, batchSize: 10 };
     // A worker that dies on every delivery (as a Lambda killed by the runtime would).

@@ -49,11 +49,13 @@ describe("partial traces are flushed by size and by time", () => {
     await expect.poll(() => text(key), { timeout: 2_000, interval: 50 }).toBe("The answer so far");
     // The open record names the call in flight and what it reserved.
     const open = await store.getJson<AttemptRecord>(keys.item("flush-job", "by-time", "attempts/1.open.json"));
-    expect(open).toMatchObject({ status: "running", inFlight: { label: null, reservedCost: 0.5, inputTokens: 100 } });
+    expect(open).toMatchObject({ status: "running", inFlightCalls: [{ label: null, reservedCost: 0.5, inputTokens: 100 }] });
     const rec = await trace.failed({ kind: "deadline", message: "stopped" }, Date.now());
     expect(rec).toMatchObject({ usageEstimated: true, usage: { inputTokens: 100, cachedTokens: 0 }, requestId: "chatcmpl-1" });
-    const closed = await r.close("failed", { kind: "deadline", message: "stopped" });
-    expect(closed).toMatchObject({ status: "failed", answer: "items/by-time/attempts/1.answer.md", reasoning: null });
+    const closed = (await r.close("failed", { kind: "deadline", message: "stopped" }))!;
+    expect(closed.record).toMatchObject({ status: "failed", answer: "items/by-time/attempts/1.answer.md", reasoning: null });
+    // The open record is superseded; the caller removes it once nothing depends on it.
+    await closed.removeSuperseded();
     expect(await store.exists(keys.item("flush-job", "by-time", "attempts/1.open.json"))).toBe(false);
   });
 
@@ -85,7 +87,19 @@ describe("partial traces are flushed by size and by time", () => {
     expect(died.map((c) => c.label)).toEqual(["sample 2", "sample 3"]);
     expect(died.map((c) => c.usage.outputTokens)).toEqual([countTokens("two alpha"), countTokens("three beta gamma")]);
     expect(closed.countedCost).toBeCloseTo(died.reduce((s, c) => s + c.cost, 0), 12);
-    expect(closed.record).toMatchObject({ status: "died", inFlight: null, inFlightCalls: [] });
+    expect(closed.record).toMatchObject({ status: "died", inFlightCalls: [] });
+  });
+
+  it("counts the whole input of a call whose worker died before its first chunk arrived (the request had left)", async () => {
+    const r = recorder("prefill", { bytes: 1 << 20, ms: 60_000 });
+    await r.begin(1);
+    await r.startCall({ label: null, inputTokens: 120_000, maxOutputTokens: 50, limitedByDeadline: false, reservedCost: 0.4 });
+    // The worker dies during the prefill: no text, only the open record naming the call in flight.
+    const closed = (await closeAbandonedAttempt({ store, jobId: "flush-job", itemId: "prefill", price: (u) => u.inputTokens * 1e-6 + u.outputTokens * 5e-6 }, 1))!;
+    expect(closed.record.calls).toHaveLength(1);
+    expect(closed.record.calls[0]).toMatchObject({ usage: { inputTokens: 120_000, outputTokens: 0, cachedTokens: 0 }, usageEstimated: true, error: { kind: "worker_crashed" } });
+    expect(closed.countedCost).toBeCloseTo(0.12, 9);
+    expect(closed.record).toMatchObject({ status: "died", usageEstimated: true, cost: 0.12 });
   });
 });
 

@@ -8,7 +8,7 @@ import { runLocalJob } from "../shared/local/run.ts";
 import type { ItemResult } from "../shared/run/manifest.ts";
 import { renderReport } from "../shared/run/report.ts";
 import { loadSettings } from "../shared/settings.ts";
-import { REPAIR_INSTRUCTION } from "../shared/worker/worker.ts";
+import { REPAIR_INSTRUCTION } from "../shared/worker/answer.ts";
 import { useLoopback } from "./helpers/loopback.ts";
 
 const para = (i: number) => `## Section ${i}\n\nRevenue in unit ${i % 7} rose ${(i * 3) % 19}% to $${1000 + i * 11} million; margin ${(10 + (i % 5)).toFixed(1)}%.\n`;

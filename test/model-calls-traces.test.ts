@@ -87,6 +87,7 @@ describe("traces that survive: partial reasoning and answer under attempts/", ()
     expect(second).toMatchObject({ status: "succeeded", error: null, reasoning: `items/${item.id}/reasoning.md`, answer: `items/${item.id}/answer.md`, requestId: calls[1]!.id, finishReason: "stop" });
     // A finished attempt leaves no partial copies and no open record.
     const files = (await store.listKeys(itemKey(jobId, item.id, ""))).map((k) => k.slice(itemKey(jobId, item.id, "").length)).sort();
+    // The journal of paid calls is gone too once the item has its result.
     expect(files).toEqual(["answer.md", "attempts/1.json", "attempts/1.reasoning.md", "attempts/2.json", "reasoning.md", "result.json"]);
 
     // The cut call is paid for too: the item's cost and usage include it.
@@ -124,8 +125,8 @@ describe("traces that survive: partial reasoning and answer under attempts/", ()
       const victim = fleet.processes.find((p) => owner.includes(`-${p.pid}-`))!;
       victim.kill("SIGKILL");
       const open = (await store.getJson<AttemptRecord>(itemKey(job.jobId, item.id, "attempts/1.open.json")))!;
-      expect(open).toMatchObject({ status: "running", reasoning: null, inFlight: { label: null } });
-      expect(open.inFlight!.reservedCost).toBeGreaterThan(0);
+      expect(open).toMatchObject({ status: "running", reasoning: null, inFlightCalls: [{ label: null }] });
+      expect(open.inFlightCalls[0]!.reservedCost).toBeGreaterThan(0);
 
       let m: Manifest | undefined;
       await expect.poll(async () => (m = await store.getJson<Manifest>(keys.manifest(job.jobId)))?.status, { timeout: 40_000, interval: 200 }).toBe("succeeded");

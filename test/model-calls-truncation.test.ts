@@ -9,7 +9,7 @@ import type { RetryRecord } from "../shared/run/control.ts";
 import { keys, ObjectStore } from "../shared/run/store.ts";
 import { loadSettings } from "../shared/settings.ts";
 import type { AttemptRecord } from "../shared/worker/attempt.ts";
-import { MAX_CONTINUATIONS } from "../shared/worker/worker.ts";
+import { MAX_CONTINUATIONS } from "../shared/worker/answer.ts";
 import { useLoopback } from "./helpers/loopback.ts";
 
 describe("answers cut at the output cap: retried with a larger cap, or continued", () => {

@@ -25,7 +25,7 @@ describe("report content", () => {
     const job = {
       version: 1, jobId, name: "batchy", model: "qwen3-max", submittedAt: "2026-11-26T00:00:00.000Z",
       spec: batchJobSpec("batchy.jsonl", "qwen3-max", true), outputSchema: null,
-      limits: { concurrency: 1, rpm: 1, tpm: 1, maxCostUsd: null, maxDocumentBytes: 1 }, maxReceives: 1, maxAttempts: 1,
+      limits: { concurrency: 1, rpm: 1, tpm: 1, maxCostUsd: null, maxCost: null, maxDocumentBytes: 1 }, currency: "USD", region: "ap-southeast-1", maxReceives: 1, maxAttempts: 1,
       items: ids.map((id) => ({ id, documents: [], request: `s3://${stack.bucket}/${keys.request(jobId, id)}` })),
       batch: { file: "batchy.jsonl", requests: 3 },
     } satisfies JobRecord;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { RateLimiter, type Clock } from "../shared/worker/rate.ts";
+import { RateLimiter, type Clock } from "../shared/local/fixed-share-limiter.ts";
 
 /** A clock whose sleep advances time instantly, so quota waits are exact and the test is fast. */
 function fakeClock(): Clock & { t: number } {

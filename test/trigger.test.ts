@@ -134,7 +134,7 @@ describe("submit from schedules and uploads, delivered twice", () => {
     await expect(
       submitJob({ store, sqs: flaky, queueUrl: loop.stack.queueUrl, maxReceives: loop.stack.maxReceives, coord }, { spec, model: getModel(loadCatalog(), "qwen3-max"), documents: docs, outputSchema: null, jobId: "partial-20261126-000000-abcd" }),
     ).rejects.toThrow(/simulated SQS outage/);
-    expect((await coord.readJob("partial-20261126-000000-abcd"))?.state).toBe("failed");
+    expect((await coord.readJobEntry("partial-20261126-000000-abcd"))?.state).toBe("failed");
 
     const before = loop.sim.calls.length;
     const fleet = await startFleet({ stack: loop.stack, workers: 2, settings: loadSettings({ ...loop.env(), LONGDOC_LOG: "error" }), endpoint: { apiKey: "sk-test", baseURL: loop.sim.baseURL }, log: silentLog });

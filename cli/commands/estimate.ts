@@ -13,7 +13,7 @@ export function registerEstimate(program: Command, edge: Edge): void {
     .description("exact tokens per item, pricing tier and cost, without calling the model")
     .argument("<job.yaml>", "the job file, or an OpenAI Batch input file (.jsonl)")
     .option("--json", "print the estimate as one JSON object on the last line")
-    .option("--allow-outside", "accept documents that resolve outside the job file's folder and the current repository")
+    .option("--allow-outside", "accept documents and an output.schemaFile that resolve outside the job file's folder and the current repository")
     .action(async (jobFile: string, flags: { json?: boolean; allowOutside?: boolean }) => {
       try {
         const catalog = edge.settings().catalog;
@@ -50,8 +50,12 @@ export function renderEstimate(e: JobEstimate): string {
       ? `\n${first.samples} samples per call: each sample after the first reads the document prefix from the context cache`
       : "";
   const tools = first && first.toolRounds > 1 ? `; with tools, "at most" counts ${first.toolRounds} model rounds per sample, each re-reading the cached prefix` : "";
+  const cited = e.items.flatMap((i) => (i.citationTokens === undefined ? [] : [i.citationTokens]));
+  const citations = cited.length
+    ? `\ncitations: verify adds ${Math.min(...cited) === Math.max(...cited) ? cited[0] : `${Math.min(...cited)}-${Math.max(...cited)}`} tokens to each prompt (the citation instruction, after the documents; counted above)`
+    : "";
   return (
     renderTable(["item", "input tokens", "tier", "calls", `input ${c}`, `cache saves ${c}`, `at most ${c}`, "note"], rows) +
-    `\n${e.items.length} item(s) on ${e.model}, priced in ${c} (region ${e.region}); "at most" adds the answer cap and thinking budget at the output price${cap}${sampled}${tools}`
+    `\n${e.items.length} item(s) on ${e.model}, priced in ${c} (region ${e.region}); "at most" adds the answer cap and thinking budget at the output price${cap}${sampled}${tools}${citations}`
   );
 }

@@ -6,7 +6,7 @@ import { readStackCoordinates, stackClients, stackCoordinator } from "../stack.t
 import { retryLocalJob } from "../../shared/local/run.ts";
 import { summary, type Manifest } from "../../shared/run/manifest.ts";
 import { deployment } from "../../shared/settings.ts";
-import { checkFolderOption, endUnchanged, EXIT, fail, MAX_LOCAL_WORKERS, workersArg } from "../exit.ts";
+import { checkFolderOption, endUnchanged, EXIT, fail, MAX_LOCAL_WORKERS, signalExitCode, stopOnSignals, workersArg } from "../exit.ts";
 import { renderSummary } from "./run.ts";
 import { human, localControl, type Edge } from "../edge.ts";
 
@@ -44,10 +44,13 @@ export function registerRetry(program: Command, edge: Edge): void {
         cliProgress.Presets.shades_classic,
       );
       let started = false;
+      const stop = stopOnSignals(() => `resume it with: longdoc retry ${jobId} --state ${flags.state}`);
       try {
         await checkFolderOption("--out", flags.out);
         const out = await retryLocalJob({
           ...localControl(jobId, flags, edge),
+          signal: stop.signal,
+          onNotice: (message) => process.stderr.write(`\n${message}\n`),
           maxOutputTokens: flags.maxOutputTokens,
           onRequeued: (record, job) => {
             process.stderr.write(describeRound(record));
@@ -62,6 +65,15 @@ export function registerRetry(program: Command, edge: Edge): void {
           onProgress: (p) => bar.update(p.finished),
         });
         if (started) bar.stop();
+        if (stop.signal.aborted && out.manifest.status === "running") {
+          const c = out.manifest.counts;
+          process.stderr.write(
+            `interrupted (${stop.first()}): job ${jobId} has ${c.succeeded + c.failed + c.skipped} of ${c.total} item(s) finished; nothing finished will be paid for again.\n` +
+              `resume it with: longdoc retry ${jobId} --state ${flags.state}\n`,
+          );
+          process.exitCode = signalExitCode(stop.first() ?? "SIGINT");
+          return;
+        }
         if (!out.requeued && out.resumed) {
           human(flags.json).write(renderSummary(out.manifest) + "\n");
           if (flags.json) process.stdout.write(JSON.stringify(summary(out.manifest)) + "\n");
@@ -76,6 +88,8 @@ export function registerRetry(program: Command, edge: Edge): void {
       } catch (e) {
         if (started) bar.stop();
         fail(e);
+      } finally {
+        stop.dispose();
       }
     });
 }

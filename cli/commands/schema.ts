@@ -13,7 +13,7 @@ import type { Command } from "commander";
 import { z } from "zod";
 import { jobSpecSchema } from "../../shared/job/schema.ts";
 
-/** Editor hover text for the top-level fields (the README's field reference, shortened). */
+/** Editor hover text for the top-level fields; docs/job-file.md's field reference is generated from it and the schema. */
 export const FIELD_HELP: Readonly<Record<string, string>> = {
   name: "The job's name: lowercase letters, digits and '-'. Job ids start with it; a deployed schedule or upload finds the job by it (jobs/<name>.yaml, inbox/<name>/).",
   description: "A line about the job, for people.",
@@ -24,18 +24,20 @@ export const FIELD_HELP: Readonly<Record<string, string>> = {
   model: "The model, from shared/model/models.json.",
   thinking: "Thinking mode: `enabled`, and an optional `budget` of thinking tokens (at most 81920). The API refuses JSON output with thinking on.",
   maxOutputTokens: "The answer's cap in tokens; the prompt plus this and the thinking budget must fit the model's context.",
-  output: "`format: text`, or `format: json` with exactly one of `schema` (inline JSON Schema) or `schemaFile` (a path relative to the job file) that every answer must match.",
+  output: "`format: text`, or `format: json` with exactly one of `schema` (inline JSON Schema) or `schemaFile` (a path relative to the job file, to a JSON file inside the job file's folder or the repository unless --allow-outside) that every answer must match.",
   packing: "`per-document`: one call per document; `all-documents`: one call over all of them; `packed`: small documents share calls, each answered in its own section.",
   truncate: "`middle` cuts the middle of the largest document when a call would not fit, leaving a marker; `none` fails the item with input_too_long.",
   calls: "`per-question` asks each question in its own call over the same document prefix, so later calls read it from the context cache.",
   cache: "`explicit` marks the document prefix with cache_control (writes at 125%, hits at 10% of the input price).",
-  limits: "`concurrency`, `rpm`, `tpm` caps inside the job; `maxCostUsd`, checked at submit and before every call; `maxDocumentBytes`; `maxToolRounds` (with tools, default 4).",
-  samples: "k calls per item (1 to 8) over the same document prefix; JSON answers are merged by field-wise majority with an agreement score, text answers are all kept. Each extra sample reads the document from the cache.",
+  limits: "`concurrency`, `rpm`, `tpm` caps inside the job; a cost cap, `maxCost` (the endpoint's currency) or `maxCostUsd`, held before every call; `maxDocumentBytes`; `maxToolRounds` (with tools, default 4).",
+  samples: "k calls per item (1 to 8) over the same document prefix; JSON answers are merged by field-wise majority with an agreement score, a text answer is the one most samples share; every sample is kept. Each extra sample reads the document from the cache.",
   minAgreement: "Needs samples ≥ 2: an item whose agreement (0..1) is below this ends failed with kind low_agreement, its samples kept.",
   numericTolerance: "Needs samples ≥ 2: sampled numbers agree when within `absolute` or within `relative` (a fraction) of the larger one.",
   judge: "Text output with samples ≥ 2: one more call over the cached prefix reads the sampled answers and picks one, saying why (kept in result.json).",
   tools: "`[code]` offers the model a sandboxed JavaScript function (no I/O; time, memory and output limits) for exact arithmetic; calls and outputs go into the trace.",
   toolChoice: "`auto` (default): the model decides; `code`: its first round must call the code tool (refused with thinking on, as the API refuses it).",
+  citations: "`verify`: the prompt asks for a citation behind each figure and claim ([p. N: \"exact quote\"], [sheet NAME: \"...\"], [\"...\"]) and every quote is checked against the page it names; result.json gets `citations`, the manifest `citationScore`. Default `off`.",
+  minCitationScore: "Needs citations: verify: an item whose citation score (supported quotes / all quotes, 0..1) is below this ends failed with kind ungrounded, its answer and citations kept.",
   schedule: "Deployed only: an EventBridge Scheduler expression, in UTC, e.g. cron(0 6 3 * ? *) or rate(1 day).",
   trigger: "Deployed only: `upload` starts a run for each file uploaded under inbox/<name>/ in the stack's bucket.",
   notify: "`webhook: https://...`: called once when the job ends with the job-finished event (job id, status, counts, cost, manifest URI), signed with HMAC-SHA256 in X-Longdoc-Signature.",

@@ -10,7 +10,7 @@ export function registerValidate(program: Command, edge: Edge): void {
     .command("validate")
     .description("check job files as a run would before calling the model (fields, documents, output schema); prints file:line: field: message for each problem")
     .argument("<job.yaml...>", "job files")
-    .option("--allow-outside", "accept documents that resolve outside the job file's folder and the current repository")
+    .option("--allow-outside", "accept documents and an output.schemaFile that resolve outside the job file's folder and the current repository")
     .action(async (files: string[], flags: { allowOutside?: boolean }) => {
       let bad = 0;
       for (const file of files) {

@@ -48,6 +48,17 @@ const MAX_PROBLEMS = 50;
  */
 const SAFE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
+/** Names Windows keeps for devices, whatever their case or extension: a folder cannot take them. */
+const WINDOWS_DEVICE = /^(con|prn|aux|nul|com[0-9]|lpt[0-9])$/i;
+
+/** Why `id` cannot name a folder on Windows (a device name, a trailing dot), or null when it can. */
+export function windowsNameProblem(id: string): string | null {
+  const base = id.split(".")[0]!;
+  if (WINDOWS_DEVICE.test(base)) return `${JSON.stringify(id)} cannot be an item id: '${base.toUpperCase()}' is a Windows device name, so out/ could not hold its folder there; rename it (say ${JSON.stringify(`item-${id}`)})`;
+  if (id.endsWith(".")) return `${JSON.stringify(id)} cannot be an item id: Windows drops a trailing '.', so its folder would clash with ${JSON.stringify(id.replace(/\.+$/, ""))}`;
+  return null;
+}
+
 /** Body fields longdoc sends; anything else (temperature, tools, response_format, n...) is refused, not dropped. */
 const BODY_FIELDS = ["model", "messages", "max_tokens", "max_completion_tokens", "enable_thinking", "thinking_budget", "stream", "stream_options"];
 const LINE_FIELDS = ["custom_id", "method", "url", "body"];
@@ -123,6 +134,8 @@ export function parseBatchText(text: string, file: string): BatchFile {
       problem(line, "custom_id", id === undefined ? "is required" : "must be a non-empty string");
     } else if (!SAFE_ID.test(id) || id.includes("..")) {
       problem(line, "custom_id", `${JSON.stringify(id)} cannot be an item id: it names the item's folder in S3 and in out/, so use letters, digits, '.', '-' and '_' (starting with a letter or digit, no '..', at most 128 characters)`);
+    } else if (windowsNameProblem(id)) {
+      problem(line, "custom_id", windowsNameProblem(id)!);
     } else if (seen.has(id)) {
       problem(line, "custom_id", `duplicate custom_id ${JSON.stringify(id)} (first on line ${seen.get(id)})`);
     } else if (seenFolded.has(id.toLowerCase())) {
@@ -242,6 +255,7 @@ export function batchJobSpec(file: string, model: string, thinking: boolean): Jo
     cache: "implicit",
     // One call per line, as the file asks: no samples or tools (a line's own `tools` are refused).
     samples: 1,
+    citations: "off",
     limits: {},
   };
 }

@@ -27,14 +27,11 @@ export interface JobRecord {
   spec: JobSpec;
   /** The JSON Schema answers must match, inlined from `output.schema` or `output.schemaFile`. */
   outputSchema: Record<string, unknown> | null;
-  /**
-   * `maxCost` is the cost cap in `currency`; `maxCostUsd` the same cap when that is USD (null
-   * otherwise; records written before regions had only maxCostUsd).
-   */
-  limits: { concurrency: number; rpm: number; tpm: number; maxCostUsd: number | null; maxCost?: number | null; maxDocumentBytes: number };
-  /** The currency every cost of the run is in, and the pricing region it comes from (absent in older records: USD, Singapore). */
-  currency?: string;
-  region?: string;
+  /** `maxCost` is the cost cap in `currency`; `maxCostUsd` the same cap when that is USD (null otherwise). */
+  limits: { concurrency: number; rpm: number; tpm: number; maxCostUsd: number | null; maxCost: number | null; maxDocumentBytes: number };
+  /** The currency every cost of the run is in, and the pricing region it comes from. */
+  currency: string;
+  region: string;
   /** Deliveries before the DLQ (the queue's redrive policy). */
   maxReceives: number;
   /** Real model attempts before the worker records the item failed (returns to wait are not attempts). */

@@ -22,53 +22,74 @@ const encoding = z
     },
     { message: "must be an encoding such as utf-8, gbk, gb18030, big5, shift_jis, euc-kr, utf-16le or windows-1252" },
   )
-  .optional();
+  .optional()
+  .describe("The text encoding of the files this source matches (gbk, big5, shift_jis, euc-kr, utf-16le, windows-1252...), when longdoc cannot tell it: it decides over detection. Text, Markdown, CSV, JSON and HTML files only.");
 
 const documentSource = z.union([
-  z.strictObject({ path: z.string().min(1, "must be a file path or glob"), encoding }),
   z.strictObject({
-    s3: z.string().regex(/^s3:\/\/[a-z0-9.-]{3,63}(\/.*)?$/, "must look like s3://bucket/prefix/"),
+    path: z
+      .string()
+      .min(1, "must be a file path or glob")
+      .describe("A file or a glob (`docs/*.pdf`, `**/*.md`), relative to the job file's folder; it must resolve inside that folder or the repository unless the command is given `--allow-outside`. Local runs and `longdoc submit`, which uploads the files."),
+    encoding,
+  }),
+  z.strictObject({
+    s3: z
+      .string()
+      .regex(/^s3:\/\/[a-z0-9.-]{3,63}(\/.*)?$/, "must look like s3://bucket/prefix/")
+      .describe("Every object under this S3 prefix (`s3://bucket/prefix/`), listed when the run is submitted. Deployed runs."),
     encoding,
   }),
 ]);
 
 const thinking = z.strictObject({
-  enabled: z.boolean(),
-  budget: z.int().min(1).max(81_920, "must be at most 81920 (the API's thinking_budget cap)").optional(),
+  enabled: z.boolean().describe("Thinking on or off: with it on, the model's reasoning trace is kept in `reasoning.md`."),
+  budget: z
+    .int()
+    .min(1)
+    .max(81_920, "must be at most 81920 (the API's thinking_budget cap)")
+    .optional()
+    .describe("Thinking tokens at most (the API's `thinking_budget`); it counts against the model's context with the prompt and `maxOutputTokens`, and the worker lowers it when the time left before its deadline is short."),
 });
 
 const question = z.strictObject({
-  id: z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, "must be lowercase letters, digits, '-' or '_'"),
-  ask: z.string().regex(/\S/, "must not be empty or only whitespace"),
-  /** This question's own depth (needs `calls: per-question`): a quick lookup and a deep analysis over one cached prefix. */
-  thinking: thinking.optional(),
+  id: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9_-]*$/, "must be lowercase letters, digits, '-' or '_'")
+    .describe("The question's id: lowercase letters, digits, '-' or '_', unique in the job. Its answer is filed under it."),
+  ask: z.string().regex(/\S/, "must not be empty or only whitespace").describe("The question, as the model reads it after the documents."),
+  thinking: thinking
+    .optional()
+    .describe("This question's own thinking, in place of the job's (needs `calls: per-question`): a quick lookup and a deep analysis over one cached prefix."),
 });
 
-/** Tools offered to the model; `code` runs JavaScript it writes in a sandbox (shared/tools/code.ts). */
-const tool = z.enum(["code"]);
+const tool = z.enum(["code"]).describe("`code`: the model may run JavaScript it writes in a sandbox (shared/tools/code.ts).");
 
 /** Numbers in sampled JSON answers agree when within either bound. */
 const numericTolerance = z.strictObject({
-  absolute: z.number().min(0).optional(),
-  relative: z.number().min(0).max(1, "is a fraction: 0.01 means 1%").optional(),
+  absolute: z.number().min(0).optional().describe("Numbers agree when they differ by at most this much."),
+  relative: z
+    .number()
+    .min(0)
+    .max(1, "is a fraction: 0.01 means 1%")
+    .optional()
+    .describe("Numbers agree when they differ by at most this fraction of the larger one (0.005 is 0.5 %)."),
 });
 
-/**
- * What an answer that hit the output cap (finish_reason "length") becomes: `fail` (default) ends
- * the item failed with kind output_truncated, the partial answer kept; `keep` accepts it and
- * marks the result `answerTruncated: true`; `continue` (thinking off, text output) asks the model to
- * go on from where it stopped (the API's partial mode) up to 3 times and joins the pieces; an
- * answer still cut after that fails as with `fail`.
- */
-const onTruncated = z.enum(["fail", "keep", "continue"]).optional();
+const onTruncated = z
+  .enum(["fail", "keep", "continue"])
+  .optional()
+  .describe(
+    "What an answer cut at `maxOutputTokens` (finish_reason `length`) becomes: `fail` (the default) fails the item with kind output_truncated, the partial answer kept; `keep` accepts it and marks the result `answerTruncated: true`; `continue` (thinking off, text output, no samples or tools) asks the model to go on from where it stopped (the API's partial mode) up to 3 times and joins the pieces, and an answer still cut after that fails as with `fail`.",
+  );
 
 const output = z.discriminatedUnion("format", [
-  z.strictObject({ format: z.literal("text"), onTruncated }),
+  z.strictObject({ format: z.literal("text").describe("`text`: the answer is Markdown, in `answer.md`."), onTruncated }),
   z.strictObject({
-    format: z.literal("json"),
+    format: z.literal("json").describe("`json`: the answer is one JSON document that must match the answer schema, in `answer.json`; needs thinking off."),
     onTruncated,
-    schema: z.record(z.string(), z.unknown()).optional(),
-    schemaFile: z.string().min(1).optional(),
+    schema: z.record(z.string(), z.unknown()).optional().describe("The answer's JSON Schema, inline."),
+    schemaFile: z.string().min(1).optional().describe("A file holding the answer's JSON Schema, relative to the job file."),
   }),
 ]);
 
@@ -88,15 +109,22 @@ const webhookUrl = z
   });
 
 const limits = z.strictObject({
-  concurrency: z.int().min(1).max(1000).optional(),
-  rpm: z.int().min(1).optional(),
-  tpm: z.int().min(1).optional(),
-  maxCostUsd: z.number().positive().optional(),
-  /** The cap in the endpoint's currency (CNY for Beijing); maxCostUsd is the same cap for USD regions. */
-  maxCost: z.number().positive().optional(),
-  maxDocumentBytes: z.int().min(1).optional(),
-  /** Model rounds of the tool loop per sample (the last round is asked to answer without tools). */
-  maxToolRounds: z.int().min(1).max(16).optional(),
+  concurrency: z.int().min(1).max(1000).optional().describe("A local run's worker processes (at most 4 unless `longdoc run --workers` says otherwise). A deployed stack records it in the job but runs as many workers as its own ceiling allows."),
+  rpm: z.int().min(1).optional().describe("Requests per minute for this job, a cap inside the account's quota that every job shares."),
+  tpm: z.int().min(1).optional().describe("Tokens per minute for this job, a cap inside the account's quota that every job shares."),
+  maxCostUsd: z.number().positive().optional().describe("The cost cap in US dollars, for endpoints that bill in USD; refused elsewhere (use `maxCost`)."),
+  maxCost: z
+    .number()
+    .positive()
+    .optional()
+    .describe("The cost cap in the endpoint's currency (CNY for Beijing). Every call reserves its worst case against it before it starts, fleet-wide; past it, the remaining items end skipped with kind cost_cap."),
+  maxDocumentBytes: z.int().min(1).optional().describe("The largest document in bytes (100 MiB when not given); a larger one fails its item with kind document_too_large."),
+  maxToolRounds: z
+    .int()
+    .min(1)
+    .max(16)
+    .optional()
+    .describe("Model rounds of the tool loop per sample, 4 when not given (needs `tools:`); the last round is asked to answer without tools."),
 });
 
 export const jobSpecSchema = z
@@ -126,6 +154,10 @@ export const jobSpecSchema = z
     /** Text answers with samples: one more call reads the k answers and picks one, saying why. */
     judge: z.boolean().optional(),
     tools: z.array(tool).min(1, "list at least one tool, or leave `tools` out").optional(),
+    /** verify: the prompt asks for a page-and-quote citation behind each figure and claim, and every quote is checked (shared/citations). */
+    citations: z.enum(["off", "verify"]).default("off"),
+    /** Below this citation score (0..1) an item fails with kind ungrounded, its answer and citations kept. */
+    minCitationScore: z.number().min(0, "must be 0 or more").max(1, "must be at most 1").optional(),
     /** `code`: the first round must call the code tool (tool_choice naming it); `auto`: the model decides. */
     toolChoice: z.enum(["auto", "code"]).optional(),
     schedule: z
@@ -134,7 +166,7 @@ export const jobSpecSchema = z
       .optional(),
     trigger: z.literal("upload").optional(),
     /** Told when the job ends: an https URL called with the end-of-job event, signed (see shared/run/webhook.ts). */
-    notify: z.strictObject({ webhook: webhookUrl }).optional(),
+    notify: z.strictObject({ webhook: webhookUrl.describe("An https URL POSTed the job-finished event, signed with HMAC-SHA256 (docs/job-events.md).") }).optional(),
   })
   .superRefine((job, ctx) => {
     if (!job.questions && !job.prompt) {
@@ -177,6 +209,9 @@ export const jobSpecSchema = z
       });
     }
     checkReasoning(job, ctx);
+    if (job.minCitationScore !== undefined && job.citations !== "verify") {
+      ctx.addIssue({ code: "custom", path: ["minCitationScore"], message: "needs `citations: verify` (without it no quote is checked)" });
+    }
     if (job.output.format === "json" && job.thinking.enabled) {
       ctx.addIssue({
         code: "custom",

@@ -1,7 +1,7 @@
 /**
  * The baseline the fleet is measured against ("today's approach"): each worker process keeps a
  * fixed share of the account quota (RPM/N, TPM/N for a fleet of N processes) in its own memory,
- * with the old in-process limiter (shared/worker/rate.ts), and never asks the others. Only the
+ * with an in-process limiter (fixed-share-limiter.ts, local only), and never asks the others. Only the
  * quota is local: claims, the cost ledger and the finish counter still go to the coordination
  * table, so the comparison is about quota alone.
  *
@@ -10,7 +10,7 @@
  * applied in this mode.
  */
 import type { Coordinator, QuotaTicket } from "../run/coord.ts";
-import { RateLimiter } from "../worker/rate.ts";
+import { RateLimiter } from "./fixed-share-limiter.ts";
 
 export function withFixedShareQuota(inner: Coordinator, processes: number): Coordinator {
   const n = Math.max(1, processes);
@@ -24,6 +24,11 @@ export function withFixedShareQuota(inner: Coordinator, processes: number): Coor
   const tickets = new WeakMap<QuotaTicket, RateLimiter>();
   return {
     ...inner,
+    // Each process paces itself: there is no shared line to wait in.
+    async quotaLineEnd(_model, _jobId, now = Date.now()) {
+      return now;
+    },
+    async shortenLine() {},
     async reserveQuota(r) {
       const limiter = limiterFor(r.model, r.account);
       await limiter.acquire(r.tokens);

@@ -1,4 +1,4 @@
-import type { WorkerTiming } from "../worker/worker.ts";
+import type { WorkerTiming } from "../worker/context.ts";
 
 /** What the fleet hands each worker process (in LONGDOC_WORKER_CONFIG; the API key travels in its own variable). */
 export interface WorkerConfig {

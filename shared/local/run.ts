@@ -11,14 +11,14 @@ import { loadJobForSubmit, submitLoadedJob } from "../submit/load.ts";
 import { LongdocError } from "../errors.ts";
 import { createDeadLetterHandler } from "../worker/dead.ts";
 import { createWorkerHandler } from "../worker/handlers.ts";
-import type { WorkerTiming } from "../worker/worker.ts";
+import type { WorkerTiming } from "../worker/context.ts";
 import { createCoordinator } from "../run/coord.ts";
-import { startFleet } from "./fleet.ts";
+import { describeReplacement, startFleet } from "./fleet.ts";
 import type { JobRecord } from "../job/record.ts";
 import type { Log } from "../log.ts";
 import { finishedItemIds, inBatches, readResults, resultWithoutCall, type ItemResult, type Manifest } from "../run/manifest.ts";
 import { writeFinalManifest } from "../run/finish.ts";
-import { notifierFromSettings } from "../run/notify.ts";
+import { notifierFromSettings, type NotifyRecord } from "../run/notify.ts";
 import type { Coordinator } from "../run/coord.ts";
 import type { ModelClient } from "../model/client.ts";
 import { deployment, type Settings } from "../settings.ts";
@@ -55,6 +55,8 @@ interface WorkerOptions {
   timeoutMs?: number;
   /** Ctrl-C: stop the workers and return with what is there; running the job file again resumes. */
   signal?: AbortSignal;
+  /** Things the user should hear about while the run goes on (a worker process replaced). */
+  onNotice?: (message: string) => void;
 }
 
 export interface LocalRunOptions extends Omit<WorkerOptions, "workers"> {
@@ -77,6 +79,7 @@ export interface LocalRunResult {
   manifest: Manifest;
   outDir: string;
   usedSimulator: boolean;
+  notify?: NotifyRecord;
 }
 
 /** The model endpoint a local run's workers call: the real one when a key is set, else a simulator started for the run. */
@@ -117,6 +120,7 @@ export async function runLocalJob(o: LocalRunOptions): Promise<LocalRunResult> {
     workers = startWorkers({ ...o, workers: count, stack }, endpoint);
     const store = new ObjectStore(stack.s3, stack.bucket);
     const pointer = keys.localJob(createHash("sha256").update(path.resolve(o.jobFile)).update(await readFile(o.jobFile)).digest("hex").slice(0, 16));
+    if (!o.fresh) await refuseAfterCancel(store, pointer, o.jobFile, o.dataDir);
     const unfinished = o.fresh ? undefined : await unfinishedJob(store, pointer);
     let job: JobRecord;
     if (unfinished) {
@@ -144,6 +148,25 @@ export async function runLocalJob(o: LocalRunOptions): Promise<LocalRunResult> {
 async function interruptedJob(store: ObjectStore, jobId: string): Promise<JobRecord | undefined> {
   const manifest = await store.getJson<Manifest>(keys.manifest(jobId));
   return manifest?.status === "running" ? store.getJson<JobRecord>(keys.job(jobId)) : undefined;
+}
+
+/**
+ * A job file whose last job on this state was cancelled is not started again silently: a new
+ * job would pay again for every item that had succeeded. `retry` runs only the skipped and
+ * failed items; `--new` starts a new job on purpose.
+ */
+async function refuseAfterCancel(store: ObjectStore, pointer: string, jobFile: string, dataDir: string | undefined): Promise<void> {
+  const last = await store.getJson<{ jobId: string }>(pointer);
+  if (!last) return;
+  const manifest = await store.getJson<Manifest>(keys.manifest(last.jobId));
+  if (manifest?.status !== "cancelled") return;
+  const state = dataDir ? ` --state ${dataDir}` : "";
+  const c = manifest.counts;
+  throw new LongdocError(
+    "usage",
+    `the last job of ${jobFile} on this state, ${last.jobId}, was cancelled (${c.succeeded} of ${c.total} item(s) succeeded). ` +
+      `To finish it without paying again for what succeeded: longdoc retry ${last.jobId}${state}. To start a new job and run every item again: longdoc run ${jobFile}${state} --new`,
+  );
 }
 
 /** The job this job file last started on this state, when it has not finished. */
@@ -179,6 +202,8 @@ export interface DriveResult {
   manifest: Manifest;
   outDir: string;
   usedSimulator: boolean;
+  /** notify.json as the workers left it when they stopped: a webhook delivery may still be `pending`. */
+  notify?: NotifyRecord;
 }
 
 
@@ -213,12 +238,15 @@ export async function driveLocalRun(o: DriveOptions): Promise<DriveResult> {
       }
       if (o.timeoutMs !== undefined && Date.now() - startedAt > o.timeoutMs) break;
       if (o.signal?.aborted) break;
+      const failure = workers.failure?.();
+      if (failure) throw new LongdocError("internal", `the local workers cannot run: ${failure.message}; the job is kept, run the job file again to resume`);
       // Progress lists the job's items: poll less often as jobs grow.
       await new Promise((r) => setTimeout(r, Math.min(2000, Math.max(200, job.items.length))));
     }
     await workers.stop();
     const dir = await mirrorRun(store, job.jobId, o.outDir);
-    return { manifest: manifest!, outDir: dir, usedSimulator: endpoint.usedSimulator };
+    const notify = await store.getJson<NotifyRecord>(keys.notify(job.jobId));
+    return { manifest: manifest!, outDir: dir, usedSimulator: endpoint.usedSimulator, ...(notify && { notify }) };
   } finally {
     await workers.stop();
     await opened?.stop();
@@ -232,14 +260,27 @@ export async function driveLocalRun(o: DriveOptions): Promise<DriveResult> {
  */
 interface Workers {
   stop(): Promise<void>;
+  /** Set when the workers cannot go on (they die as they start): the run ends with it rather than wait. */
+  failure?(): Error | undefined;
 }
 
 async function startWorkers(o: Omit<DriveOptions, "job">, endpoint: Omit<LocalEndpoint, "stop">): Promise<Workers> {
   const { stack } = o;
   if (!o.model) {
-    const fleet = await startFleet({ stack, workers: o.workers, settings: o.settings, endpoint, log: o.log, noModel: o.noModel, timing: o.timing });
+    const fleet = await startFleet({
+      stack,
+      workers: o.workers,
+      settings: o.settings,
+      endpoint,
+      log: o.log,
+      noModel: o.noModel,
+      timing: o.timing,
+      // The fault suite's AWS faults reach a plain run's workers when its environment sets them.
+      ...(o.settings.testAwsFaults && { awsFaults: o.settings.testAwsFaults }),
+      onReplaced: (r) => o.onNotice?.(describeReplacement(r, deployment.workerMemoryMb)),
+    });
     let stopped: Promise<void> | undefined;
-    return { stop: () => (stopped ??= fleet.stop()) };
+    return { stop: () => (stopped ??= fleet.stop()), failure: () => fleet.failure() };
   }
   const abort = new AbortController();
   const deps = createWorkerDeps({

@@ -17,6 +17,7 @@ import { runPoller } from "./poller.ts";
 import { dynamoClient, localClients } from "./clients.ts";
 import { notifierFromSettings } from "../run/notify.ts";
 import { parseWorkerConfig } from "./fleet-config.ts";
+import { dieWithParent } from "./parent-watch.ts";
 import { withFixedShareQuota } from "./fixed-share-quota.ts";
 
 const config = parseWorkerConfig(process.env.LONGDOC_WORKER_CONFIG);
@@ -56,6 +57,8 @@ for (const signal of ["SIGTERM", "SIGINT"] as const) process.on(signal, () => ab
 // The run that started this process died (kill -9): its emulators are gone too, so stop at once
 // rather than linger as an orphan. The item in hand is taken over by the next run once its claim expires.
 process.on("disconnect", () => process.exit(1));
+// The same when this process's main thread is stuck in a long synchronous task and cannot see the disconnect.
+dieWithParent(process.ppid);
 
 const common = { sqs, waitTimeS: config.pollWaitS, functionTimeoutMs: config.functionTimeoutMs, signal: abort.signal, onError: (e: unknown) => log.error({ error: String(e) }, "poller error") };
 const pollers = [runPoller({ ...common, queueUrl: config.queueUrl, queueArn: config.queueArn, handler: createWorkerHandler(() => deps), batchSize: config.batchSize })];

@@ -17,7 +17,7 @@ export interface ChatRequest {
    */
   maxCompletionTokens?: number;
   json?: { schema: Record<string, unknown> };
-  // --- reasoning features (issue 12): tools for the code tool loop, a seed per sample ---
+  // --- reasoning features: tools for the code tool loop, a seed per sample ---
   /** Functions offered (OpenAI `tools` format). */
   tools?: { type: "function"; function: { name: string; description?: string; parameters?: Record<string, unknown> } }[];
   /** `none` asks for an answer without tools; a name forces that function (refused in thinking mode). */

@@ -3,6 +3,7 @@ import type { ModelInfo } from "./catalog.ts";
 import type { ChatRequest } from "./client.ts";
 import { BudgetError, LongdocError } from "../errors.ts";
 import type { PlanSpec } from "./spec.ts";
+import { citationInstruction } from "../citations/instruction.ts";
 import { buildMessages, promptLayout, type ChatMessage, type PromptDocument, type PromptLayout } from "./prompt.ts";
 import { countTokens, TURN_END, turnStart } from "../tokens/index.ts";
 import { countChatJoined, countJoined } from "../tokens/join.ts";
@@ -19,6 +20,8 @@ export interface CallPlan {
   prefixTokens: number;
   /** Whether the prefix carries an explicit cache_control marker. */
   explicitCache: boolean;
+  /** Tokens the citation instruction adds to this prompt (`citations: verify`; 0 otherwise): counted in inputTokens. */
+  citationTokens?: number;
   /** Tools, tool_choice and seed for this call: set by the samples and the code tool loop (shared/worker/tool-loop.ts). */
   extras?: Pick<ChatRequest, "tools" | "toolChoice" | "seed">;
 }
@@ -75,7 +78,21 @@ export function planCall(planned: PlanSpec, model: ModelInfo, docs: PromptDocume
     : (explicitThinking ?? Math.max(1, Math.min(model.maxThinkingBudget, model.contextTokens - inputTokens - maxOutputTokens)));
   const explicitCache = spec.cache === "explicit" && prefixTokens >= EXPLICIT_CACHE_MIN_TOKENS;
   const messages = buildMessages(spec, sent, { explicitCache, layout });
-  return { messages, inputTokens, maxOutputTokens, thinkingBudget, truncated, prefixTokens, explicitCache };
+  return { messages, inputTokens, maxOutputTokens, thinkingBudget, truncated, prefixTokens, explicitCache, citationTokens: citationTokens(spec, sent, layout) };
+}
+
+/**
+ * Exactly what the citation instruction adds: the instruction closes the prompt's tail, so the
+ * counts with and without it differ only after the last document's closing tag (a cut of
+ * tokens/join.ts: it starts a line), and only that end of the prompt is counted twice.
+ */
+function citationTokens(spec: PlanSpec, docs: PromptDocument[], layout: PromptLayout): number {
+  if (spec.citations !== "verify") return 0;
+  const added = `\n\n${citationInstruction(docs)}`;
+  if (!layout.tail.endsWith(added)) throw new LongdocError("internal", "the citation instruction is not at the end of the prompt");
+  const last = layout.body.at(-1);
+  const closing = typeof last === "string" ? last.replace(/^\n/, "") : "";
+  return countTokens(closing + layout.tail + TURN_END) - countTokens(closing + layout.tail.slice(0, -added.length) + TURN_END);
 }
 
 /**

@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import type { PromptSpec } from "./spec.ts";
 import type { CountedText } from "../tokens/join.ts";
+import { citationInstruction } from "../citations/instruction.ts";
 
 /** A document as the model sees it: its source (S3 key or path) and extracted text. */
 export interface PromptDocument {
@@ -76,8 +77,8 @@ const escapeAttr = (s: string) => s.replace(/&/g, "&amp;").replace(/"/g, "&quot;
 export const PER_DOCUMENT_INSTRUCTION =
   'Several documents are given. Answer for each document separately, and wrap the whole answer for a document in <answer document="N"> and </answer>, where N is that document\'s index attribute.';
 
-/** The instructions that follow the documents: the questions, or the job's prompt. */
-export function instructions(job: Pick<PromptSpec, "questions" | "prompt" | "output">, opts: { perDocument?: boolean } = {}): string {
+/** The instructions that follow the documents: the questions, or the job's prompt (and, last, the citation instruction). */
+export function instructions(job: Pick<PromptSpec, "questions" | "prompt" | "output">, opts: { perDocument?: boolean; citations?: string } = {}): string {
   const parts: string[] = [];
   if (opts.perDocument) parts.push(PER_DOCUMENT_INSTRUCTION);
   if (job.prompt) parts.push(job.prompt);
@@ -86,6 +87,7 @@ export function instructions(job: Pick<PromptSpec, "questions" | "prompt" | "out
     for (const q of job.questions) parts.push(`## ${q.id}\n${q.ask}`);
   }
   if (job.output.format === "json") parts.push("Reply with JSON only, matching the required schema.");
+  if (opts.citations) parts.push(opts.citations);
   return parts.join("\n\n");
 }
 
@@ -118,7 +120,9 @@ export function promptLayout(job: PromptSpec, docs: PromptDocument[]): PromptLay
   const boundary = documentBoundary(docs);
   const body = docs.flatMap((d, i) => [...(i ? ["\n\n"] : []), ...blockParts(d, i + 1, boundary)]);
   const perDocument = job.packing === "packed" && docs.length > 1;
-  return { system: job.system ?? DEFAULT_SYSTEM, body, tail: `\n\n${instructions(job, { perDocument })}` };
+  // `citations: verify`: asked after the questions, so the document prefix (the cached part) does not change.
+  const citations = job.citations === "verify" ? citationInstruction(docs) : undefined;
+  return { system: job.system ?? DEFAULT_SYSTEM, body, tail: `\n\n${instructions(job, { perDocument, citations })}` };
 }
 
 /**

@@ -19,6 +19,8 @@ export interface PromptSpec {
   prompt?: string | undefined;
   output: { format: "text" | "json" };
   packing: "per-document" | "all-documents" | "packed";
+  /** `verify`: the prompt asks for page-and-quote citations (shared/citations), which the worker checks. */
+  citations?: "off" | "verify" | undefined;
 }
 
 export interface PlanSpec extends PromptSpec {

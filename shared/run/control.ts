@@ -114,7 +114,7 @@ export async function retryJob(deps: ControlDeps, jobId: string, opts: RetryOpti
   await store.putJson(keys.retry(jobId, round), record);
 
   await inBatches(again, 8, (item) => moveItemAside(store, jobId, item.id, round));
-  await deps.coord.unmarkFinished(jobId, again.map((i) => i.id));
+  await deps.coord.reopenItems(jobId, again.map((i) => i.id));
   for (const key of [keys.halt(jobId), keys.cancel(jobId)]) await store.delete(key);
   for (const item of again) results.delete(item.id);
   const manifest = buildManifest(job, results);

@@ -1,14 +1,15 @@
 import { randomUUID } from "node:crypto";
 import { GetItemCommand, UpdateItemCommand, type AttributeValue, type DynamoDBClient, type UpdateItemCommandInput } from "@aws-sdk/client-dynamodb";
-import { LongdocError } from "../errors.ts";
+import { InfraError } from "../errors.ts";
 import { DEFAULT_HEADROOM, earliestStart, prune, type QuotaEntry } from "./quota-schedule.ts";
 
 /**
  * The fleet's coordination store: one DynamoDB table (hash key `pk`, TTL on `expiresAt`) shared
  * by every worker and every job. One item per thing that needs an atomic decision:
  *
- * - `quota#<model>`, `quota#job#<jobId>`: pacing of model calls (tat, version)
- * - `claim#<jobId>#<itemId>`: who runs an item (owner, leaseUntil, attempts, done, counted)
+ * - `quota#<model>`, `quota#job#<jobId>`: pacing of model calls (the log of planned starts, and
+ *   `lineEnd`, where the line of requests booked into the future ends)
+ * - `claim#<jobId>#<itemId>`: the item's record (status, owner, leaseUntil, attempts, refusals, deliveries, bookedAt)
  * - `spend#<jobId>`: the cost ledger (spent, committed; integer nano-USD)
  * - `job#<jobId>`: the submit record (trigger, items, createdAt, state) and the `finished` count
  * - `speed#<model>`: a rolling figure of the model's decode and prefill speed (tokens/s) seen by the fleet
@@ -33,8 +34,30 @@ export interface QuotaTicket {
   startAt: number;
 }
 
+/** An item's states: queued until a delivery claims it, running while one holds it, then one of the three terminal ones. */
+export type ItemStatus = "queued" | "running" | TerminalStatus;
+export type TerminalStatus = "succeeded" | "failed" | "skipped";
+export const isTerminal = (s: ItemStatus): s is TerminalStatus => s === "succeeded" || s === "failed" || s === "skipped";
+
+/** `claim#<jobId>#<itemId>`: the one source of truth of an item's state. */
+export interface ItemRecord {
+  status: ItemStatus;
+  /** Who holds the item now, and until when (epoch ms); null when nobody does. */
+  owner: string | null;
+  leaseUntil: number;
+  /** Attempts: deliveries that sent a request to the model. */
+  attempts: number;
+  /** Of those, the ones the provider refused with a rate limit (they do not use up maxAttempts). */
+  refusals: number;
+  /** Deliveries that claimed the item. */
+  deliveries: number;
+  /** The item's place in the quota's future (epoch ms), while it waits for it. */
+  bookedAt: number | null;
+}
+
 export type JobState = "submitting" | "submitted" | "failed" | "interrupted" | "running" | "done";
-export interface JobRecord {
+/** `job#<jobId>`: the submit's record of a job. */
+export interface JobEntry {
   trigger: string;
   items: number;
   createdAt: string;
@@ -56,22 +79,32 @@ export interface Coordinator {
   /** The request will not start at its planned time (the worker was late, or gave up): its entries are removed. */
   releaseQuota(ticket: QuotaTicket): Promise<void>;
 
-  /** Before the model call. ok:false when another owner holds a live lease (a concurrent duplicate delivery) or the item is done. An expired lease is taken over. */
-  claimItem(
-    jobId: string,
-    itemId: string,
-    owner: string,
-    leaseMs: number,
-    now?: number,
-  ): Promise<{ ok: true; attempts: number } | { ok: false; owner: string; leaseUntil: number; done: boolean }>;
+  /**
+   * Takes the item for one delivery: ok when nobody else holds a live lease and the item is not
+   * finished (an expired lease is taken over). Either way the answer carries the item's record as
+   * it stands, so a refused claim costs no second read.
+   */
+  claimItem(jobId: string, itemId: string, owner: string, leaseMs: number, now?: number): Promise<{ ok: boolean; item: ItemRecord }>;
   /** Heartbeat: extends the lease if `owner` still holds it; false when it lost it. */
   renewClaim(jobId: string, itemId: string, owner: string, leaseMs: number, now?: number): Promise<boolean>;
-  /** Gives the claim up (the task goes back to the queue to wait), keeping the attempt count. */
+  /** Gives the claim up (the task goes back to the queue), keeping the counts and the booking. */
   releaseClaim(jobId: string, itemId: string, owner: string): Promise<void>;
-  /** Counts one real model attempt for the item (ADD 1), returns the count after it. */
+  /** Counts one attempt (a delivery that sent a request) and returns its number; numbers are never reused. */
   countAttempt(jobId: string, itemId: string): Promise<number>;
-  /** Takes back one counted attempt: a delivery the provider refused with a 429 is not an attempt. */
-  uncountAttempt(jobId: string, itemId: string): Promise<void>;
+  /** Notes that an attempt was refused with a 429 rate limit: it does not use up the item's attempts. */
+  countRefusal(jobId: string, itemId: string): Promise<void>;
+  /** Keeps (or with null drops) the item's place in the quota's future, while `owner` holds the claim. */
+  setBooking(jobId: string, itemId: string, owner: string, bookedAt: number | null): Promise<void>;
+  /**
+   * A place in the future for one request of `tokens` against `model`'s quota (and the job's own
+   * caps): the quota's line advances by what each booking will use, so waiting requests are
+   * spread at the rate the quota allows and each waits in the queue, not in a poll.
+   */
+  bookQuota(r: { model: string; tokens: number; account: QuotaLimits; job?: { jobId: string; rpm?: number; tpm?: number }; now?: number }): Promise<number>;
+  /** A booked request used `unusedTokens` fewer than it booked: the line gives that time back to those who book next. */
+  shortenLine(r: { model: string; unusedTokens: number; account: QuotaLimits; job?: { jobId: string; rpm?: number; tpm?: number } }): Promise<void>;
+  /** When the quota's line of bookings ends (epoch ms; at most now when nobody waits). */
+  quotaLineEnd(model: string, jobId: string | undefined, now?: number): Promise<number>;
 
   /** Cost ledger: reserve a call's worst-case cost; refused when committed (spent + reserved) + usd would pass capUsd. On refusal says whether the cap is really reached (spent alone + usd > cap) or only in-flight reservations are in the way. */
   reserveSpend(jobId: string, usd: number, capUsd: number): Promise<{ ok: true } | { ok: false; spentUsd: number; committedUsd: number; capReached: boolean }>;
@@ -79,10 +112,10 @@ export interface Coordinator {
   settleSpend(jobId: string, reservedUsd: number, actualUsd: number): Promise<void>;
   spend(jobId: string): Promise<{ spentUsd: number; committedUsd: number }>;
 
-  /** Records that an item has its terminal result; idempotent per item (a second call for the same item does not count twice). Returns how many distinct items of the job are finished and whether this call was the one that made it reach `total` (exactly one caller ever gets last:true for a given set, even under concurrency). O(1) in the job's size: no listing. */
-  markFinished(jobId: string, itemId: string, total: number): Promise<{ counted: boolean; finished: number; last: boolean }>;
-  /** For retry: the items go back to unfinished (their claims are cleared too, attempts reset to 0). */
-  unmarkFinished(jobId: string, itemIds: string[]): Promise<void>;
+  /** Records the item's terminal status; idempotent per item (a second call for the same item does not count twice). Returns how many distinct items of the job are finished and whether this call was the one that made it reach `total` (exactly one caller ever gets last:true for a given set, even under concurrency). O(1) in the job's size: no listing. */
+  finishItem(jobId: string, itemId: string, status: TerminalStatus, total: number): Promise<{ counted: boolean; finished: number; last: boolean }>;
+  /** For retry: the items go back to queued (their claims are cleared too, attempts reset to 0). */
+  reopenItems(jobId: string, itemIds: string[]): Promise<void>;
 
   /** The fleet's rolling measurement of a model's speed (null before any call was measured). */
   modelSpeed(model: string): Promise<{ decodeTokensPerSecond: number | null; prefillTokensPerSecond: number | null; samples: number } | null>;
@@ -90,10 +123,10 @@ export interface Coordinator {
   recordModelSpeed(model: string, seen: { decodeTokensPerSecond?: number; prefillTokensPerSecond?: number }): Promise<void>;
 
   /** Idempotent submit: the first caller for jobId gets created:true; later callers get the stored record. */
-  registerJob(jobId: string, record: { trigger: string; items: number; createdAt: string }): Promise<{ created: boolean; record: JobRecord }>;
+  registerJob(jobId: string, record: { trigger: string; items: number; createdAt: string }): Promise<{ created: boolean; record: JobEntry }>;
   setJobState(jobId: string, state: JobState): Promise<void>;
-  /** The job's record, or null for a job submitted without one (older runs, tests that queue tasks by hand). */
-  readJob(jobId: string): Promise<JobRecord | null>;
+  /** The job's entry, or null for a job submitted without one (tests that queue tasks by hand). */
+  readJobEntry(jobId: string): Promise<JobEntry | null>;
 }
 
 export interface CoordinatorOptions {
@@ -120,7 +153,7 @@ const SPEED_WEIGHT = 0.2;
 
 /** Money is kept as integer nano-USD: DynamoDB adds decimals exactly, but the bounds are computed in JS floats. */
 const NANO = 1e9;
-/** Tries of the job count's ADD in markFinished before the item's claim flag is taken back. */
+/** Tries of the job count's ADD in finishItem before the item's status is given back. */
 const COUNT_TRIES = 5;
 const nano = (usd: number) => Math.round(usd * NANO);
 const usd = (n: number) => n / NANO;
@@ -139,6 +172,16 @@ export function createCoordinator(client: DynamoDBClient, table: string, opts: C
 
   /** An UpdateItem; `false` when its condition failed. `set` and `add` name attributes; `values` fill `:placeholders`. */
   const update = async (pk: string, u: Update): Promise<Row | false> => {
+    const out = await updateOrOld(pk, u);
+    return out.ok ? out.row : false;
+  };
+
+  /**
+   * An UpdateItem whose refused condition answers with the record that won
+   * (ReturnValuesOnConditionCheckFailure), so the caller needs no second round trip. A store that
+   * does not send it back (the local emulator, dynalite) costs one consistent read instead.
+   */
+  const updateOrOld = async (pk: string, u: Update): Promise<{ ok: true; row: Row } | { ok: false; old: Row | undefined }> => {
     const names: Record<string, string> = {};
     const name = (a: string) => ((names[`#${a}`] = a), `#${a}`);
     const values: Record<string, AttributeValue> = { ":expiresAt": toValue(expires()) };
@@ -161,13 +204,16 @@ export function createCoordinator(client: DynamoDBClient, table: string, opts: C
       ExpressionAttributeValues: values,
       ConditionExpression: u.condition,
       ReturnValues: u.returns ?? "ALL_NEW",
+      ...(u.condition && u.oldOnFailure && { ReturnValuesOnConditionCheckFailure: "ALL_OLD" as const }),
     };
     try {
       const out = await send(() => client.send(new UpdateItemCommand(input)));
-      return fromItem(out.Attributes ?? {});
+      return { ok: true, row: fromItem(out.Attributes ?? {}) };
     } catch (e) {
-      if (isConditionFailed(e)) return false;
-      throw e;
+      if (!isConditionFailed(e)) throw e;
+      if (!u.oldOnFailure) return { ok: false, old: undefined };
+      const item = (e as { Item?: Record<string, AttributeValue> }).Item;
+      return { ok: false, old: item ? fromItem(item) : await get(pk) };
     }
   };
 
@@ -222,28 +268,52 @@ export function createCoordinator(client: DynamoDBClient, table: string, opts: C
 
   const claimKey = coordKeys.claim;
 
-  /** One item of unmarkFinished. */
-  const unmarkOne = async (jobId: string, itemId: string): Promise<void> => {
+  /** One item of reopenItems. */
+  const reopenOne = async (jobId: string, itemId: string): Promise<void> => {
     const pk = coordKeys.claim(jobId, itemId);
     for (let round = 0; round < 5; round++) {
       const row = await get(pk);
-      const wasCounted = row?.counted === true;
-      // Decrement first, like markFinished errs low: a crash after it leaves the count short
+      const wasCounted = row !== undefined && isTerminal(statusOf(row));
+      // Decrement first, like finishItem errs low: a crash after it leaves the count short
       // (no last:true) rather than one too high (an early last:true).
       if (wasCounted) await update(coordKeys.job(jobId), { add: { finished: -1 }, returns: "NONE" });
       const cleared = await update(pk, {
-        set: { attempts: ":zero" },
-        remove: ["done", "counted", "owner", "leaseUntil"],
-        values: { ":zero": 0, ":true": true },
-        condition: wasCounted ? "#counted = :true" : "attribute_not_exists(#counted) OR NOT #counted = :true",
+        set: { attempts: ":zero", refusals: ":zero", status: ":queued" },
+        remove: ["owner", "leaseUntil", "bookedAt"],
+        values: { ":zero": 0, ":queued": "queued", ":s": statusOf(row ?? {}) },
+        condition: row ? "#status = :s" : "attribute_not_exists(#status)",
         returns: "NONE",
       });
       if (cleared !== false) return;
-      // A concurrent unmark (or markFinished) changed the item between our read and write:
+      // A concurrent reopen (or finish) changed the item between our read and write:
       // undo our decrement and take the item again from its new state.
       if (wasCounted) await update(coordKeys.job(jobId), { add: { finished: 1 }, returns: "NONE" });
     }
-    throw new LongdocError("internal", `coordination store: ${pk} kept changing while being reset`, { retryable: true });
+    throw new InfraError(`coordination store: ${pk} kept changing while being reset`);
+  };
+
+  /** What one request takes of a line: its tokens at the TPM's pace, and one request at the RPM's. */
+  const lineStepMs = (limits: { rpm?: number; tpm?: number }, tokens: number) => {
+    const keep = 1 - headroom;
+    return Math.ceil(Math.max(limits.tpm ? (tokens / (limits.tpm * keep)) * 60_000 : 0, limits.rpm ? 60_000 / (limits.rpm * keep) : 0));
+  };
+
+  /** Moves the end of one quota key's line of bookings by what a request will use; returns the request's place. */
+  const advanceLine = async (pk: string, limits: { rpm?: number; tpm?: number }, tokens: number, now: number): Promise<number> => {
+    const stepMs = lineStepMs(limits, tokens);
+    for (let round = 0; round < maxConflicts; round++) {
+      const row = await get(pk);
+      const end = Math.max(num(row?.lineEnd), now);
+      const moved = await update(pk, {
+        set: { lineEnd: ":next" },
+        values: { ":next": end + stepMs, ":old": num(row?.lineEnd) },
+        condition: row?.lineEnd === undefined ? "attribute_not_exists(#lineEnd)" : "#lineEnd = :old",
+        returns: "NONE",
+      });
+      if (moved !== false) return end;
+      await sleep(Math.random() * Math.min(20, 2 * (round + 1)));
+    }
+    throw new InfraError(`coordination store: ${pk}'s line of bookings kept changing`);
   };
 
   return {
@@ -281,26 +351,16 @@ export function createCoordinator(client: DynamoDBClient, table: string, opts: C
     },
 
     async claimItem(jobId, itemId, owner, leaseMs, now = clock()) {
-      const pk = claimKey(jobId, itemId);
-      for (let round = 0; round < 3; round++) {
-        const got = await update(pk, {
-          set: { owner: ":owner", leaseUntil: ":until", attempts: "if_not_exists(#attempts, :zero)" },
-          values: { ":owner": owner, ":until": now + leaseMs, ":zero": 0, ":now": now, ":true": true },
-          // Missing attributes: an item made by countAttempt or released has no lease.
-          condition:
-            "attribute_not_exists(pk) OR (NOT #done = :true AND (attribute_not_exists(#leaseUntil) OR #leaseUntil < :now OR #owner = :owner))",
-        });
-        if (got !== false) return { ok: true, attempts: num(got.attempts) };
-        const row = await get(pk);
-        if (!row) continue; // Gone meanwhile (cannot happen without a delete); try again.
-        const done = row.done === true;
-        const leaseUntil = num(row.leaseUntil);
-        if (done || (typeof row.owner === "string" && row.owner !== owner && leaseUntil >= now)) {
-          return { ok: false, owner: typeof row.owner === "string" ? row.owner : "", leaseUntil, done };
-        }
-        // The holder released or the lease ran out between the two calls: try again.
-      }
-      throw new LongdocError("internal", `coordination store: claim of ${pk} kept changing under us`, { retryable: true });
+      const got = await updateOrOld(claimKey(jobId, itemId), {
+        set: { owner: ":owner", leaseUntil: ":until", status: ":running", attempts: "if_not_exists(#attempts, :zero)", refusals: "if_not_exists(#refusals, :zero)" },
+        add: { deliveries: 1 },
+        values: { ":owner": owner, ":until": now + leaseMs, ":zero": 0, ":now": now, ":running": "running", ":queued": "queued" },
+        // Missing attributes: a new item, or one released (no lease).
+        condition:
+          "attribute_not_exists(pk) OR ((attribute_not_exists(#status) OR #status = :queued OR #status = :running) AND (attribute_not_exists(#leaseUntil) OR #leaseUntil < :now OR #owner = :owner))",
+        oldOnFailure: true,
+      });
+      return got.ok ? { ok: true, item: itemRecord(got.row) } : { ok: false, item: itemRecord(got.old ?? {}) };
     },
 
     async renewClaim(jobId, itemId, owner, leaseMs, now = clock()) {
@@ -315,7 +375,13 @@ export function createCoordinator(client: DynamoDBClient, table: string, opts: C
 
     async releaseClaim(jobId, itemId, owner) {
       // Losing the condition means someone else holds it now: nothing of ours to give up.
-      await update(claimKey(jobId, itemId), { remove: ["owner", "leaseUntil"], values: { ":owner": owner }, condition: "#owner = :owner", returns: "NONE" });
+      await update(claimKey(jobId, itemId), {
+        set: { status: ":queued" },
+        remove: ["owner", "leaseUntil"],
+        values: { ":owner": owner, ":queued": "queued", ":running": "running" },
+        condition: "#owner = :owner AND #status = :running",
+        returns: "NONE",
+      });
     },
 
     async countAttempt(jobId, itemId) {
@@ -323,8 +389,37 @@ export function createCoordinator(client: DynamoDBClient, table: string, opts: C
       return num(got === false ? undefined : got.attempts);
     },
 
-    async uncountAttempt(jobId, itemId) {
-      await update(claimKey(jobId, itemId), { add: { attempts: -1 }, values: { ":zero": 0 }, condition: "#attempts > :zero", returns: "NONE" });
+    async countRefusal(jobId, itemId) {
+      await update(claimKey(jobId, itemId), { add: { refusals: 1 }, returns: "NONE" });
+    },
+
+    async setBooking(jobId, itemId, owner, bookedAt) {
+      await update(claimKey(jobId, itemId), {
+        ...(bookedAt === null ? { remove: ["bookedAt"] } : { set: { bookedAt: ":at" } }),
+        values: { ":owner": owner, ...(bookedAt !== null && { ":at": bookedAt }) },
+        condition: "#owner = :owner",
+        returns: "NONE",
+      });
+    },
+
+    async bookQuota(r) {
+      const now = r.now ?? clock();
+      const jobAt = r.job && (r.job.rpm || r.job.tpm) ? await advanceLine(coordKeys.jobQuota(r.job.jobId), { rpm: r.job.rpm, tpm: r.job.tpm }, r.tokens, now) : now;
+      const accountAt = await advanceLine(coordKeys.quota(r.model), r.account, r.tokens, now);
+      return Math.max(jobAt, accountAt);
+    },
+
+    async shortenLine(r) {
+      const back = (limits: { tpm?: number }) => (limits.tpm ? Math.floor((r.unusedTokens / (limits.tpm * (1 - headroom))) * 60_000) : 0);
+      const keys: [string, number][] = [[coordKeys.quota(r.model), back(r.account)]];
+      if (r.job && r.job.tpm) keys.push([coordKeys.jobQuota(r.job.jobId), back(r.job)]);
+      // An ADD: no read, no race; a line that already ended stays ended (its end is read as at most now).
+      for (const [pk, ms] of keys) if (ms > 0) await update(pk, { add: { lineEnd: -ms }, values: { ":zero": 0 }, condition: "attribute_exists(#lineEnd) AND #lineEnd > :zero", returns: "NONE" });
+    },
+
+    async quotaLineEnd(model, jobId, now = clock()) {
+      const [account, job] = await Promise.all([get(coordKeys.quota(model)), jobId ? get(coordKeys.jobQuota(jobId)) : undefined]);
+      return Math.max(now, num(account?.lineEnd), num(job?.lineEnd));
     },
 
     async reserveSpend(jobId, amountUsd, capUsd) {
@@ -355,24 +450,18 @@ export function createCoordinator(client: DynamoDBClient, table: string, opts: C
       return { spentUsd: usd(num(row?.spent)), committedUsd: usd(num(row?.committed)) };
     },
 
-    async markFinished(jobId, itemId, total) {
-      // Two writes, no transaction (dynalite has none). First the claim item takes done and
-      // counted in one conditional write: that is the idempotency, exactly one caller per item
+    async finishItem(jobId, itemId, status, total) {
+      // Two writes, no transaction (the local emulator, dynalite, has none). First the item's
+      // record takes its terminal status in one conditional write: exactly one caller per item
       // wins it. Then the winner ADDs 1 to the job's count; each ADD returns a distinct value, so
-      // exactly one caller sees `total`. A crash (or lost response) between the two loses that
-      // item's count: the job then never reports last:true rather than reporting it early,
-      // which would finish a run with items still going. The opposite order would double
-      // count on a retry. A count can be rebuilt from the claim items' `counted` flags.
-      //
-      // An error on the ADD (a throttle or 5xx that outlasted the SDK's own retries) would leave the
-      // item counted on its claim but not in the job: the job would never finish. So the ADD is
-      // tried again here, and if it still fails the claim's flag is taken back, so the next
-      // delivery counts the item afresh. Either retry repeats an ADD only when the store reported
-      // an error, which is the SDK's own retry rule.
+      // exactly one caller sees `total`. A crash between the two leaves the job's count short, so
+      // the job never reports last:true early. An ADD that still fails after a few tries gives the
+      // item's status back (to running), so the next delivery counts it afresh.
       const won = await update(claimKey(jobId, itemId), {
-        set: { done: ":true", counted: ":true" },
-        values: { ":true": true },
-        condition: "attribute_not_exists(#counted) OR NOT #counted = :true",
+        set: { status: ":status" },
+        remove: ["bookedAt"],
+        values: { ":status": status, ":succeeded": "succeeded", ":failed": "failed", ":skipped": "skipped" },
+        condition: "attribute_not_exists(#status) OR NOT (#status IN (:succeeded, :failed, :skipped))",
         returns: "NONE",
       });
       if (won === false) {
@@ -385,10 +474,10 @@ export function createCoordinator(client: DynamoDBClient, table: string, opts: C
           got = await update(coordKeys.job(jobId), { add: { finished: 1 }, returns: "UPDATED_NEW" });
         } catch (e) {
           if (attempt < COUNT_TRIES) {
-            await new Promise((r) => setTimeout(r, 100 * 2 ** attempt));
+            await sleep(100 * 2 ** attempt);
             continue;
           }
-          await update(claimKey(jobId, itemId), { set: { counted: ":false" }, values: { ":false": false }, returns: "NONE" }).catch(() => undefined);
+          await update(claimKey(jobId, itemId), { set: { status: ":running" }, values: { ":running": "running" }, returns: "NONE" }).catch(() => undefined);
           throw e;
         }
       }
@@ -396,8 +485,8 @@ export function createCoordinator(client: DynamoDBClient, table: string, opts: C
       return { counted: true, finished, last: finished === total };
     },
 
-    async unmarkFinished(jobId, itemIds) {
-      for (const itemId of itemIds) await unmarkOne(jobId, itemId);
+    async reopenItems(jobId, itemIds) {
+      for (const itemId of itemIds) await reopenOne(jobId, itemId);
     },
 
     async modelSpeed(model) {
@@ -436,7 +525,7 @@ export function createCoordinator(client: DynamoDBClient, table: string, opts: C
       await update(coordKeys.job(jobId), { set: { state: ":state" }, values: { ":state": state }, returns: "NONE" });
     },
 
-    async readJob(jobId) {
+    async readJobEntry(jobId) {
       const row = await get(coordKeys.job(jobId));
       return row?.trigger === undefined ? null : jobRecord(row);
     },
@@ -456,6 +545,8 @@ interface Update {
   values?: Record<string, Scalar>;
   condition?: string;
   returns?: "NONE" | "ALL_NEW" | "UPDATED_NEW";
+  /** On a refused condition, return the record as it stood. */
+  oldOnFailure?: boolean;
 }
 
 function toValue(v: Scalar): AttributeValue {
@@ -474,7 +565,23 @@ function num(v: Scalar | undefined): number {
   return typeof v === "number" ? v : 0;
 }
 
-function jobRecord(row: Row): JobRecord {
+const STATUSES: readonly ItemStatus[] = ["queued", "running", "succeeded", "failed", "skipped"];
+const statusOf = (row: Row): ItemStatus => (STATUSES.includes(row.status as ItemStatus) ? (row.status as ItemStatus) : "queued");
+
+function itemRecord(row: Row): ItemRecord {
+  const leaseUntil = num(row.leaseUntil);
+  return {
+    status: statusOf(row),
+    owner: typeof row.owner === "string" ? row.owner : null,
+    leaseUntil,
+    attempts: num(row.attempts),
+    refusals: num(row.refusals),
+    deliveries: num(row.deliveries),
+    bookedAt: typeof row.bookedAt === "number" ? row.bookedAt : null,
+  };
+}
+
+function jobRecord(row: Row): JobEntry {
   return { trigger: String(row.trigger ?? ""), items: num(row.items), createdAt: String(row.createdAt ?? ""), state: String(row.state ?? "") };
 }
 
@@ -484,28 +591,17 @@ function isConditionFailed(e: unknown): boolean {
   return (e as { name?: string }).name === "ConditionalCheckFailedException";
 }
 
-const THROTTLED = new Set([
-  "ProvisionedThroughputExceededException",
-  "ThrottlingException",
-  "RequestLimitExceeded",
-  "InternalServerError",
-  "ServiceUnavailable",
-  "LimitExceededException",
-]);
-
 /**
- * Runs one DynamoDB call. A refused condition passes through for the caller to decide; throttling,
- * 5xx and network faults (after the SDK's own retries) become retryable errors, so the worker
- * hands the task back to the queue; anything else (missing table, bad request) is not retryable.
+ * Runs one DynamoDB call. A refused condition passes through for the caller to decide; any other
+ * fault (throttling, 5xx, network, a missing table) after the SDK's own retries is the
+ * infrastructure's: the worker hands the task back to the queue without using an attempt.
  */
 async function send<T>(call: () => Promise<T>): Promise<T> {
   try {
     return await call();
   } catch (e) {
     if (isConditionFailed(e)) throw e;
-    const err = e as { name?: string; message?: string; $metadata?: { httpStatusCode?: number } };
-    const status = err.$metadata?.httpStatusCode;
-    const retryable = THROTTLED.has(err.name ?? "") || (status !== undefined && status >= 500) || status === undefined;
-    throw new LongdocError("internal", `coordination store: ${err.name ?? "error"}: ${err.message ?? String(e)}`, { retryable, cause: e });
+    const err = e as { name?: string; message?: string };
+    throw new InfraError(`coordination store: ${err.name ?? "error"}: ${err.message ?? String(e)}`, { cause: e });
   }
 }

@@ -2,6 +2,8 @@ import { keys, type ObjectStore } from "./store.ts";
 import type { ErrorCode } from "../errors.ts";
 import type { JobRecord } from "../job/record.ts";
 import { addUsage, zeroUsage, type Usage } from "../model/usage.ts";
+import { summariseCitations, type CitationsSummary } from "../citations/gate.ts";
+import type { CitationsResult } from "../citations/index.ts";
 
 export type ItemStatus = "succeeded" | "failed" | "skipped";
 /** `interrupted` is never written: status reads it off a local run whose job is `running` with no live process on its state. */
@@ -13,13 +15,15 @@ export interface ItemResult {
   id: string;
   status: ItemStatus;
   attempts: number;
+  /** Deliveries of the item's task that claimed it (waits for quota included). */
+  deliveries?: number;
   documents: { source: string; format?: string; bytes?: number; chars?: number; tokens?: number; sha256?: string }[];
   error: { kind: ErrorCode; message: string } | null;
   /** Every attempt's calls, the failed ones included. */
   usage: Usage;
-  /** What the item cost, in `currency` (the pricing region's); absent in results written before regions. */
-  cost?: number;
-  currency?: string;
+  /** What the item cost, in `currency` (the pricing region's). */
+  cost: number;
+  currency: string;
   /** The same cost in USD when the currency is USD; null otherwise (the name is kept from version 1). */
   costUsd: number | null;
   /** Part of `usage` was counted from the text of calls cut off before the provider's usage arrived (input taken as uncached). */
@@ -48,7 +52,7 @@ export interface ItemResult {
   truncated?: { source: string; tokensCut: number } | null;
   /** Packed items: each document's share of the answer (null where the model gave none). */
   documentAnswers?: { source: string; answer: string | null }[] | null;
-  /** `samples:` k calls per question (issue 12); agreement 0..1 (the lowest over the item's questions); tool calls run. */
+  /** `samples:` k calls per question; agreement 0..1 (the lowest over the item's questions); tool calls run. */
   samples?: number;
   agreement?: number;
   toolCalls?: number;
@@ -63,9 +67,13 @@ export interface ItemResult {
     chosen?: number;
     /** `judge: true`: the judging call's pick (1-based) and why, or why it made none. */
     judge?: { chosen: number; why: string } | { error: string };
+    /** Samples the job's cost cap kept from being sent. */
+    unsent?: number;
   }[];
   /** items/<itemId>/trace.json: every sample's rounds and tool calls (code and output) in order. */
   trace?: string;
+  /** `citations: verify`: every quote of the answer, checked against the page or sheet it names (shared/citations). */
+  citations?: CitationsResult;
   startedAt: string;
   finishedAt: string;
   durationMs: number;
@@ -76,6 +84,7 @@ export interface ManifestItem {
   documents: string[];
   status: ItemStatus | "queued";
   attempts: number;
+  deliveries?: number;
   error: { kind: string; message: string } | null;
   usage: Usage;
   /** In the manifest's `currency`; the Usd twins are the same figures in a USD region, null elsewhere. */
@@ -96,11 +105,13 @@ export interface ManifestItem {
   repaired?: boolean;
   invalidAnswer?: string | null;
   documentAnswers?: { source: string; answer: string | null }[];
-  /** Sampled items (issue 12): k, agreement 0..1 and per field, tool calls run. */
+  /** Sampled items: k, agreement 0..1 and per field, tool calls run. */
   samples?: number;
   agreement?: number;
   agreementByField?: { path: string; agreement: number }[];
   toolCalls?: number;
+  /** `citations: verify`: the answer's citation score, supported quotes / all quotes (0..1). */
+  citationScore?: number;
 }
 
 export interface Manifest {
@@ -122,6 +133,8 @@ export interface Manifest {
   cacheSavingsUsd: number | null;
   startedAt: string;
   finishedAt: string | null;
+  /** `citations: verify`: the checked quotes of the finished items, summed. */
+  citations?: CitationsSummary;
   items: ManifestItem[];
 }
 
@@ -174,10 +187,11 @@ export function buildManifest(job: JobRecord, results: Map<string, ItemResult>, 
       documents: item.documents.map((d) => d.source),
       status: r?.status ?? "queued",
       attempts: r?.attempts ?? 0,
+      ...(r?.deliveries !== undefined ? { deliveries: r.deliveries } : {}),
       error: r?.error ?? null,
       usage: r?.usage ?? zeroUsage(),
-      ...twins("cost", round6(r?.cost ?? r?.costUsd ?? 0)),
-      ...twins("cacheSavings", round6(r?.cacheSavings ?? r?.cacheSavingsUsd ?? 0)),
+      ...twins("cost", round6(r?.cost ?? 0)),
+      ...twins("cacheSavings", round6(r?.cacheSavings ?? 0)),
       answer: r?.answer ?? null,
       reasoning: r?.reasoning ?? null,
       finishReason: r?.finishReason ?? null,
@@ -187,6 +201,7 @@ export function buildManifest(job: JobRecord, results: Map<string, ItemResult>, 
       ...(r?.invalidAnswer ? { invalidAnswer: r.invalidAnswer } : {}),
       ...(r?.documentAnswers ? { documentAnswers: r.documentAnswers } : {}),
       ...(r?.samples !== undefined ? { samples: r.samples, agreement: r.agreement, toolCalls: r.toolCalls ?? 0 } : {}),
+      ...(r?.citations ? { citationScore: r.citations.score } : {}),
       ...(r?.agreementDetail?.some((d) => d.fields) ? { agreementByField: r.agreementDetail.flatMap((d) => (d.fields ?? []).map((f) => ({ ...f, path: d.question ? `${d.question}:${f.path}` : f.path }))) } : {}),
     };
   });
@@ -194,6 +209,7 @@ export function buildManifest(job: JobRecord, results: Map<string, ItemResult>, 
   const counts = { total: items.length, succeeded: count("succeeded"), failed: count("failed"), skipped: count("skipped") };
   const done = counts.succeeded + counts.failed + counts.skipped === counts.total;
   const finishedAt = done ? [...results.values()].map((r) => r.finishedAt).sort().pop() ?? job.submittedAt : null;
+  const citations = summariseCitations([...results.values()].flatMap((r) => (r.citations ? [{ citations: r.citations, ungrounded: r.error?.kind === "ungrounded" }] : [])));
   return {
     version: 1,
     jobId: job.jobId,
@@ -208,6 +224,7 @@ export function buildManifest(job: JobRecord, results: Map<string, ItemResult>, 
     ...twins("cacheSavings", round6(items.reduce((c, i) => c + i.cacheSavings, 0))),
     startedAt: job.submittedAt,
     finishedAt,
+    ...(citations ? { citations } : {}),
     items,
   };
 }

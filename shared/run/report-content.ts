@@ -3,6 +3,9 @@ import type { JobRecord } from "../job/record.ts";
 import { flattenAnswer, type Cell } from "./flatten.ts";
 import { inBatches, type Manifest } from "./manifest.ts";
 import { keys, type ObjectStore } from "./store.ts";
+import type { ItemResult } from "./manifest.ts";
+import type { CitationsResult } from "../citations/index.ts";
+import type { CitedPlace } from "../citations/gate.ts";
 
 /** What report.html shows beyond the manifest: what was asked, and each item's answer and trace. */
 export interface ReportContent {
@@ -23,6 +26,8 @@ export interface ItemContent {
   fields?: Map<string, Cell>;
   reasoning?: string;
   reasoningCut?: boolean;
+  /** `citations: verify`: the checked citations (result.json) and the text of the pages they name (cited-pages.json). */
+  citations?: { result: CitationsResult; places: CitedPlace[] };
 }
 
 /** Bounds that keep report.html a file a browser opens: texts past them are cut, with a link to the whole file. */
@@ -64,6 +69,13 @@ export async function readReportContent(store: ObjectStore, job: JobRecord, mani
         content.answer = a.text;
         content.answerCut = a.cut;
       }
+    }
+    if (item.citationScore !== undefined) {
+      const [result, pages] = await Promise.all([
+        store.getJson<ItemResult>(keys.item(job.jobId, item.id, "result.json")).catch(() => undefined),
+        store.getJson<{ places: CitedPlace[] }>(keys.item(job.jobId, item.id, "cited-pages.json")).catch(() => undefined),
+      ]);
+      if (result?.citations) content.citations = { result: result.citations, places: pages?.places ?? [] };
     }
     const reasoning = await text(item.reasoning);
     if (reasoning !== undefined) {

@@ -3,6 +3,7 @@ import type { Manifest, ManifestItem } from "./manifest.ts";
 import { answerColumns } from "./flatten.ts";
 import { escapeHtml as escape, renderMarkdown } from "./markdown.ts";
 import type { ItemContent, ReportContent } from "./report-content.ts";
+import { CITATION_CSS, citationList, markCitations } from "./report-citations.ts";
 const num = (n: number) => n.toLocaleString("en-US");
 
 /**
@@ -15,7 +16,7 @@ const num = (n: number) => n.toLocaleString("en-US");
  */
 export function renderReport(m: Manifest, content?: ReportContent): string {
   const money = (n: number) => escape(formatCost(n, m.currency ?? "USD"));
-  // Sampled jobs (issue 12) get an agreement column: k samples, agreement, the weakest fields, tool calls.
+  // Sampled jobs get an agreement column: k samples, agreement, the weakest fields, tool calls.
   const sampled = m.items.some((i) => i.samples !== undefined);
   const agreementCell = (i: Manifest["items"][number]) => {
     if (i.samples === undefined) return "<td></td>";
@@ -23,6 +24,8 @@ export function renderReport(m: Manifest, content?: ReportContent): string {
     return `<td class="n">${Math.round((i.agreement ?? 1) * 100)}% of ${i.samples}${i.toolCalls ? ` · ${i.toolCalls} tool call${i.toolCalls === 1 ? "" : "s"}` : ""}` +
       `${weak.length ? `<br><small>${weak.join("<br>")}</small>` : ""}</td>`;
   };
+  // citations: verify: a column with each item's citation score.
+  const cited = m.items.some((i) => i.citationScore !== undefined);
   const rows = m.items
     .map((i) => {
       const link = (href: string | null, label: string) => (href ? `<a href="${escape(href)}">${label}</a>` : "");
@@ -33,7 +36,8 @@ export function renderReport(m: Manifest, content?: ReportContent): string {
       ].filter(Boolean).join(" ");
       return `<tr class="${i.status}"><td>${content?.items.has(i.id) ? `<a href="#item-${escape(i.id)}">${escape(i.id)}</a>` : escape(i.id)}</td><td>${docs}</td><td>${i.status}${notes ? ` ${notes}` : ""}</td><td class="n">${i.attempts}</td>` +
         `<td class="n">${num(i.usage.inputTokens)}</td><td class="n">${num(i.usage.reasoningTokens)}</td><td class="n">${num(i.usage.outputTokens)}</td>` +
-        `<td class="n">${num(i.usage.cachedTokens)}</td><td class="n">${money(i.cost ?? i.costUsd ?? 0)}</td>${sampled ? agreementCell(i) : ""}` +
+        `<td class="n">${num(i.usage.cachedTokens)}</td><td class="n">${money(i.cost)}</td>${sampled ? agreementCell(i) : ""}` +
+        `${cited ? `<td class="n">${i.citationScore ?? ""}</td>` : ""}` +
         `<td>${[link(i.answer, "answer"), link(i.invalidAnswer ?? null, "invalid answer"), link(i.reasoning, "reasoning")].filter(Boolean).join(" ")}</td><td>${i.error ? `${escape(i.error.kind)}: ${escape(i.error.message)}` : ""}</td></tr>`;
     })
     .join("\n");
@@ -48,6 +52,7 @@ th{background:#f4f4f4}.n{text-align:right}.failed td{background:#fdecea}.skipped
 .tag{font-size:12px;background:#fff3cd;border:1px solid #e0c060;border-radius:3px;padding:0 4px}.warn{color:#8a5a00}
 section.item{border-top:1px solid #ddd;margin-top:1.5em;padding-top:.5em}.answer{max-width:60em}.answer table td,.answer table th{font-size:13px}
 details pre,.answer pre{white-space:pre-wrap;background:#f7f7f7;padding:8px;max-width:60em}.q{color:#444}.note{color:#666;font-size:13px}
+${CITATION_CSS}
 </style></head><body>
 <h1>${escape(m.job)}</h1>
 <p>Run <code>${escape(m.jobId)}</code> on <code>${escape(m.model)}</code>: <strong>${m.status}</strong>.
@@ -56,8 +61,8 @@ ${c.succeeded} succeeded, ${c.failed} failed, ${c.skipped} skipped of ${c.total}
   }
 Started ${escape(m.startedAt)}${m.finishedAt ? `, finished ${escape(m.finishedAt)}` : ""}.</p>
 <p>Tokens: ${num(m.usage.inputTokens)} in (${num(m.usage.cachedTokens)} from the cache), ${num(m.usage.outputTokens)} out
-(${num(m.usage.reasoningTokens)} of them reasoning). Cost ${money(m.cost ?? m.costUsd ?? 0)} (${escape(m.currency ?? "USD")}); the cache saved ${money(m.cacheSavings ?? m.cacheSavingsUsd ?? 0)}.</p>
-<table><thead><tr><th>item</th><th>documents</th><th>status</th><th>attempts</th><th>input</th><th>reasoning</th><th>output</th><th>cached</th><th>cost</th>${sampled ? "<th>agreement</th>" : ""}<th>files</th><th>error</th></tr></thead>
+(${num(m.usage.reasoningTokens)} of them reasoning). Cost ${money(m.cost)} (${escape(m.currency)}); the cache saved ${money(m.cacheSavings)}.</p>
+<table><thead><tr><th>item</th><th>documents</th><th>status</th><th>attempts</th><th>input</th><th>reasoning</th><th>output</th><th>cached</th><th>cost</th>${sampled ? "<th>agreement</th>" : ""}${cited ? "<th>citations</th>" : ""}<th>files</th><th>error</th></tr></thead>
 <tbody>
 ${rows}
 </tbody></table>
@@ -99,9 +104,11 @@ function renderItem(i: ManifestItem, c: ItemContent): string {
   if (c.question !== undefined) out.push(`<p class="q">${escape(c.question)}</p>`);
   if (i.error) out.push(`<p class="warn">${escape(i.error.kind)}: ${escape(i.error.message)}</p>`);
   if (c.answer !== undefined) {
-    out.push(`<div class="answer">${renderMarkdown(c.answer)}</div>`);
+    const html = renderMarkdown(c.answer);
+    out.push(`<div class="answer">${c.citations ? markCitations(html, c.answer, i.documents, c.citations.result, i.id) : html}</div>`);
     if (c.answerCut && i.answer) out.push(`<p class="note">The answer is cut here; <a href="${escape(i.answer)}">the whole answer</a>.</p>`);
   }
+  if (c.citations) out.push(citationList(c.citations.result, c.citations.places, i.id));
   if (c.reasoning !== undefined && c.reasoning.trim() !== "") {
     const more = c.reasoningCut && i.reasoning ? ` <a href="${escape(i.reasoning)}">(cut; the whole trace)</a>` : "";
     out.push(`<details><summary>Reasoning trace (${num(c.reasoning.length)} characters)${more}</summary><pre>${escape(c.reasoning)}</pre></details>`);

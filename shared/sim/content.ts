@@ -7,6 +7,8 @@ import { countTokens } from "../tokens/index.ts";
 import { instanceOf } from "./jsonschema.ts";
 import { proofText, type DocumentProof } from "./proof.ts";
 import { JUDGE_INSTRUCTION, samplesIn } from "../reason/judge.ts";
+import { CITATION_INSTRUCTION_START } from "../citations/instruction.ts";
+import { simulatedCitationList, simulatedCitations, withJsonCitations } from "./cite.ts";
 
 export interface ContentInput {
   model: string;
@@ -38,6 +40,10 @@ export interface ContentInput {
   seed?: number | null;
   /** The first numbers in the documents (what the simulated tool code computes with). */
   figures?: number[];
+  /** Each document's whole text: quoted when the prompt asks for citations (cite.ts). */
+  documentTexts?: string[];
+  /** The `citations` fault: some cited passages are invented (cite.ts). */
+  inventCitations?: boolean;
 }
 
 /** A tool call the model makes instead of answering (finish_reason "tool_calls"). */
@@ -126,7 +132,8 @@ export function questionsOf(question: string): { id: string | null; ask: string 
   return question.trim() ? [{ id: null, ask: question.trim() }] : [];
 }
 
-export function reasoningText(i: ContentInput): string {
+export function reasoningText(input: ContentInput): string {
+  const i = { ...input, question: withoutCitationInstruction(input.question).question };
   const qs = questionsOf(i.question);
   const lines = [
     `The user sent ${i.documents.length} document(s) in a prompt of ${i.promptTokens} tokens and asks ${qs.length} question(s): "${collapse(i.question, 200)}".`,
@@ -146,7 +153,21 @@ export function reasoningText(i: ContentInput): string {
   return lines.join("\n");
 }
 
-export function answerText(i: ContentInput): string {
+/** The question without the citation instruction (whose example citation must not be echoed as one), and whether it asked. */
+function withoutCitationInstruction(question: string): { question: string; cite: boolean } {
+  const at = question.indexOf(CITATION_INSTRUCTION_START);
+  return at < 0 ? { question, cite: false } : { question: question.slice(0, at).trimEnd(), cite: true };
+}
+
+export function answerText(input: ContentInput): string {
+  const { question, cite } = withoutCitationInstruction(input.question);
+  const i = { ...input, question };
+  // citations: verify: real passages of the documents, in the contract's markup (cite.ts).
+  const texts = input.documentTexts ?? [];
+  const cited = (docs: number[], key: string, named = false) =>
+    cite && texts.length
+      ? simulatedCitations(docs.map((k) => ({ source: i.documents[k]?.source ?? "", text: texts[k] ?? "" })), key, { invent: input.inventCitations, named })
+      : [];
   const proof = proofText(i.model, i.promptTokens, i.documents);
   const qs = questionsOf(i.question);
   const span = i.documents.length ? `document${i.documents.length === 1 ? "" : "s"} ${i.documents.map((d) => d.index).join(", ")}` : "the conversation";
@@ -155,7 +176,9 @@ export function answerText(i: ContentInput): string {
   // Numbers: the tool's results; without a tool, a dissenting sample reads 2 where the others read 1.
   const figures = results.length ? toolNumbers(results.at(-1)!) : dissents(i.seed) ? [2] : [];
   if (i.format.type === "json_schema") {
-    const valid = instanceOf(i.format.schema, `${proof}\n${summary(qs)}${quote ? `\n${quote}` : ""}`, figures);
+    const made = instanceOf(i.format.schema, `${proof}\n${summary(qs)}${quote ? `\n${quote}` : ""}`, figures);
+    // citations: verify with a schema that has a `citations` array: real passages there (cite.ts).
+    const valid = cite && texts.length ? withJsonCitations(made, i.format.schema, simulatedCitationList(i.documents.map((d, k) => ({ source: d.source, text: texts[k] ?? "" })), "json", { invent: input.inventCitations })) : made;
     return JSON.stringify(i.violateSchema ? violating(i.format.schema, valid) : valid);
   }
   if (i.format.type === "json_object") {
@@ -170,15 +193,17 @@ export function answerText(i: ContentInput): string {
     for (const d of i.documents) {
       parts.push(`<answer document="${d.index}">`, `Answer for document ${d.index} (${d.source}), ${d.tokens} tokens, sha256=${d.sha256}.`);
       for (const q of qs) parts.push(`${q.id !== null ? `${q.id}: ` : ""}a deterministic placeholder drawn from document ${d.index}.`);
+      parts.push(...cited([i.documents.indexOf(d)], "packed", true));
       parts.push("</answer>", "");
     }
     return parts.join("\n").trimEnd();
   }
-  if (qs.length === 0) parts.push(`Simulated answer based on ${span}.`);
+  const all = i.documents.map((_, k) => k);
+  if (qs.length === 0) parts.push(`Simulated answer based on ${span}.`, ...cited(all, "answer"));
   for (const q of qs) {
     if (q.id !== null) parts.push(`## ${q.id}`);
     parts.push(`Question: ${collapse(q.ask, 2000)}`);
-    parts.push(`Simulated answer: a deterministic placeholder drawn from ${span}.`, "");
+    parts.push(`Simulated answer: a deterministic placeholder drawn from ${span}.`, ...cited(all, q.id ?? "answer"), "");
   }
   return parts.join("\n").trimEnd();
 }

@@ -29,6 +29,7 @@ export const FAULT_KINDS = [
   "malformed", // 200, some deltas, then a `data:` line that is not JSON, and the stream ends
   "reset", // the socket is destroyed before any response
   "schema", // 200, but a json_schema answer that breaks the schema (required properties dropped); other formats unaffected
+  "citations", // 200, but with the citation instruction two of every four cited passages are invented (not in the document)
 ] as const;
 
 export type FaultKind = (typeof FAULT_KINDS)[number];

@@ -325,6 +325,8 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
       toolResults,
       seed: parsed.seed,
       figures: figuresOf(found.map((d) => d.text)),
+      documentTexts: found.map((d) => d.text),
+      inventCitations: fault?.kind === "citations",
     });
     call.toolCall = out.toolCall;
     call.reasoningTokens = out.reasoningTokens;

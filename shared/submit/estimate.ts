@@ -38,6 +38,8 @@ export interface ItemEstimate {
   maxOutputTokens: number | null;
   thinkingBudget: number | null;
   truncated: { source: string; tokensCut: number } | null;
+  /** `citations: verify`: the tokens the citation instruction adds to each prompt of the item (counted in inputTokens). */
+  citationTokens?: number;
   error: { kind: string; message: string } | null;
 }
 
@@ -159,6 +161,7 @@ export function estimateItems(spec: JobSpec, model: ModelInfo, jobItems: JobItem
         maxOutputTokens: first.maxOutputTokens,
         thinkingBudget: first.thinkingBudget ?? null,
         truncated: first.truncated,
+        ...(spec.citations === "verify" ? { citationTokens: first.citationTokens ?? 0 } : {}),
         error: null,
       };
     } catch (e) {

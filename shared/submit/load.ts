@@ -36,7 +36,7 @@ export async function loadJobForSubmit(jobFile: string, catalog: Catalog, resolv
   const spec = await loadJobFile(jobFile);
   const model = getModel(catalog, spec.model);
   const localDocuments = await resolveLocalDocuments(spec, jobFile, resolve);
-  const outputSchema = await resolveOutputSchema(spec, jobFile);
+  const outputSchema = await resolveOutputSchema(spec, jobFile, resolve);
   return { jobFile, spec, catalog, model, localDocuments, outputSchema };
 }
 

@@ -69,10 +69,8 @@ export interface AttemptRecord {
   /** Run-relative paths of the partial files this attempt left (null when it streamed none), or of the item's final files once it succeeded. */
   reasoning: string | null;
   answer: string | null;
-  /** While a call is in flight: the worst-case cost it reserved in the job's ledger, and its input, so whoever closes an abandoned attempt can settle it (the latest started, when several are). */
-  inFlight?: InFlightCall | null;
-  /** Every call in flight: samples after the first stream together (issue 12), each with its own label. */
-  inFlightCalls?: InFlightCall[];
+  /** Every call in flight (samples after the first stream together, each with its own label): the worst-case cost each reserved in the job's ledger, and its input, so whoever closes an abandoned attempt can settle it. */
+  inFlightCalls: InFlightCall[];
 }
 
 export interface InFlightCall {
@@ -149,10 +147,6 @@ export class AttemptRecorder {
   private timer: NodeJS.Timeout | null = null;
   private readonly streaming = new Set<InFlightCall>();
   private openChain: Promise<void> = Promise.resolve();
-  /** Work started after a call that the item's result does not wait for (settling the ledgers); `idle()` waits for it. */
-  private readonly background = new Set<Promise<unknown>>();
-  /** Work held back until the item's result is written (`release()`), so it does not slow the writes before it. */
-  private readonly held: { work: () => Promise<unknown>; what: string }[] = [];
   /** The record this recorder closed last (so the item's total need not read it back). */
   closed: AttemptRecord | null = null;
 
@@ -197,7 +191,6 @@ export class AttemptRecorder {
       error: null,
       reasoning: null,
       answer: null,
-      inFlight: null,
       inFlightCalls: [],
     };
     this.streaming.clear();
@@ -210,8 +203,6 @@ export class AttemptRecorder {
   /** One model call of this attempt; its chunks go to the partial files. */
   async startCall(shape: CallShape): Promise<CallTrace> {
     if (!this.record) throw new Error("AttemptRecorder.startCall before begin");
-    // The last call's settling waits no longer than the next call.
-    this.release();
     const sections = { reasoning: this.reasoning.begin(shape.label), answer: this.answer.begin(shape.label) };
     const flight: InFlightCall = { label: shape.label, reservedCost: shape.reservedCost, inputTokens: shape.inputTokens };
     this.streaming.add(flight);
@@ -221,9 +212,7 @@ export class AttemptRecorder {
   }
 
   private showInFlight(): void {
-    const all = [...this.streaming];
-    this.record!.inFlight = all.at(-1) ?? null;
-    this.record!.inFlightCalls = all;
+    this.record!.inFlightCalls = [...this.streaming];
   }
 
   /** @internal CallTrace feeds text here, into its own sections. */
@@ -240,37 +229,9 @@ export class AttemptRecorder {
     if (this.unflushedBytes >= this.deps.flush.bytes && !this.queued) void this.flush();
   }
 
-  /** Runs `work` beside the item's writes; its failure is logged, and `idle()` waits for it before the task returns. */
-  defer(work: Promise<unknown>, what: string): void {
-    const p = work.catch((e: unknown) => this.deps.log.warn({ jobId: this.deps.jobId, itemId: this.deps.itemId, error: String(e) }, `${what} failed`));
-    this.background.add(p);
-    void p.finally(() => this.background.delete(p));
-  }
-
-  /**
-   * Runs `work` once the item's result is written: the ledgers' settling and the partial files'
-   * removal need not compete with the answer's and the result's writes (on one thread, and at the
-   * stores). The next call's start or `idle()` starts it too, so it is never held for long.
-   */
-  deferAfterResult(work: () => Promise<unknown>, what: string): void {
-    this.held.push({ work, what });
-  }
-
-  /** Starts the work `deferAfterResult` held (the item's result is written). */
-  release(): void {
-    for (const { work, what } of this.held.splice(0)) this.defer(Promise.resolve().then(work), what);
-  }
-
-  /** Resolves when the deferred work is done. */
-  async idle(): Promise<void> {
-    this.release();
-    while (this.background.size) await Promise.all([...this.background]);
-  }
-
   /**
    * @internal CallTrace reports its end here. A failed call's partial trace and record are written
-   * at once (together); a call that succeeded is written with the next call's open record or the
-   * attempt's close, whichever comes first, since its answer is about to be written in full.
+   * at once (together); a call that succeeded is written beside the journal's copy of its answer.
    */
   async ended(call: CallRecord, flight: InFlightCall, write: boolean): Promise<void> {
     const r = this.record!;
@@ -327,12 +288,16 @@ export class AttemptRecorder {
 
   /**
    * Ends the attempt: `attempts/<n>.json` replaces the open record. With `final` (the item's final
-   * files, written beside this record), the record names the final files and the partial copies
-   * are removed after it lands, so a finished item has one trace; otherwise the partial files stay
-   * where the record says. After a final close the removals wait for the item's result
-   * (`release()`); `idle()` waits for them.
+   * files, written beside this record), the record names the final files, so a finished item has
+   * one trace; otherwise the partial files stay where the record says. Returns the record and the
+   * removal of the files it supersedes (the open record, and with `final` the partial copies),
+   * for the caller to run once nothing depends on them.
    */
-  async close(status: Exclude<AttemptStatus, "running" | "died">, error: AttemptRecord["error"], final?: { reasoning: string | null; answer: string | null }): Promise<AttemptRecord | null> {
+  async close(
+    status: Exclude<AttemptStatus, "running" | "died">,
+    error: AttemptRecord["error"],
+    final?: { reasoning: string | null; answer: string | null },
+  ): Promise<{ record: AttemptRecord; removeSuperseded: () => Promise<unknown> } | null> {
     const r = this.record;
     if (!r) return null;
     if (this.timer) clearInterval(this.timer);
@@ -341,7 +306,6 @@ export class AttemptRecorder {
     r.status = status;
     r.error = error;
     r.finishedAt = iso(this.now);
-    r.inFlight = null;
     r.inFlightCalls = [];
     await this.openChain;
     const { store } = this.deps;
@@ -351,13 +315,10 @@ export class AttemptRecorder {
       r.answer = final.answer;
     }
     await store.putJson(this.key("json"), r);
-    const remove = () => Promise.all([...partials.map((k) => this.key(`${k}.md`)), this.key("open.json")].map((key) => store.delete(key).catch(() => undefined)));
-    // After a final close the item's result comes next: the removals wait for it.
-    if (final) this.deferAfterResult(remove, "removing the attempt's partial files");
-    else this.defer(remove(), "removing the attempt's partial files");
+    const superseded = [...partials.map((k) => this.key(`${k}.md`)), this.key("open.json")];
     this.record = null;
     this.closed = r;
-    return r;
+    return { record: r, removeSuperseded: () => Promise.all(superseded.map((key) => store.delete(key).catch(() => undefined))) };
   }
 }
 
@@ -428,11 +389,11 @@ export class CallTrace {
     };
   }
 
-  /** The call's record, at once; its writes (the last of the partial trace, the open record) go on, and the attempt's close waits for them. */
-  succeeded(result: ChatResult, end: number): CallRecord {
+  /** The call's record; its open record is written again with it, so a worker dying next leaves it counted. */
+  async succeeded(result: ChatResult, end: number): Promise<CallRecord> {
     const cost = this.recorder.deps.price({ ...result.usage, cacheType: result.cacheType });
     const rec: CallRecord = { ...this.base(end), requestId: result.requestId, finishReason: result.finishReason, usage: result.usage, usageEstimated: false, cost, error: null };
-    void this.recorder.ended(rec, this.flight, false);
+    await this.recorder.ended(rec, this.flight, true);
     return rec;
   }
 
@@ -472,7 +433,7 @@ export async function closeAbandonedAttempt(
     return null;
   }
   const text = async (file: string) => new TextDecoder().decode((await store.getBytes(at(file))) ?? new Uint8Array());
-  const flying = open.inFlightCalls?.length ? open.inFlightCalls : open.inFlight ? [open.inFlight] : [];
+  const flying = open.inFlightCalls ?? [];
   let countedCost = 0;
   if (flying.length) {
     const files = { reasoning: await text("reasoning.md"), answer: await text("answer.md") };
@@ -482,17 +443,18 @@ export async function closeAbandonedAttempt(
       // Only this call's section: earlier calls of the attempt were recorded when they ended.
       const reasoning = sectionOf(files.reasoning, inFlight.label, labels);
       const answer = sectionOf(files.answer, inFlight.label, labels);
-      const streamed = reasoning !== "" || answer !== "";
+      // The request had left: the provider may bill its whole input (uncached: the hit is not
+      // known) and what it streamed, whether or not a chunk arrived before the worker died.
       const reasoningTokens = countTokens(reasoning);
-      const usage: Usage = streamed ? { inputTokens: inFlight.inputTokens, outputTokens: reasoningTokens + countTokens(answer), reasoningTokens, cachedTokens: 0 } : zeroUsage();
-      const cost = streamed ? deps.price(usage) : 0;
+      const usage: Usage = { inputTokens: inFlight.inputTokens, outputTokens: reasoningTokens + countTokens(answer), reasoningTokens, cachedTokens: 0 };
+      const cost = deps.price(usage);
       countedCost += cost;
       open.calls.push({
         label: inFlight.label,
         requestId: null,
         finishReason: null,
         usage,
-        usageEstimated: streamed,
+        usageEstimated: true,
         cost,
         maxOutputTokens: 0,
         thinkingBudget: null,
@@ -505,7 +467,7 @@ export async function closeAbandonedAttempt(
         error: { kind: "worker_crashed", message: "the worker stopped while this call streamed" },
       });
       open.usage = addUsage(open.usage, usage);
-      open.usageEstimated ||= streamed;
+      open.usageEstimated = true;
     }
     open.cost = round(open.cost + countedCost);
   }
@@ -517,7 +479,6 @@ export async function closeAbandonedAttempt(
     status: "died",
     finishedAt: iso((deps.now ?? Date.now)()),
     error: { kind: "worker_crashed", message: "the worker stopped during this attempt (killed, out of memory or out of time); its partial trace is kept" },
-    inFlight: null,
     inFlightCalls: [],
   };
   await store.putJson(at("json"), record);
@@ -545,10 +506,10 @@ export async function earlierAttempts(store: ObjectStore, jobId: string, itemId:
   let cost = 0;
   let estimated = false;
   for (let k = 1; k < before; k++) {
-    const r = known?.attempt === k ? known : await store.getJson<Partial<AttemptRecord>>(keys.attempt(jobId, itemId, k));
+    const r = known?.attempt === k ? known : await store.getJson<AttemptRecord>(keys.attempt(jobId, itemId, k));
     if (!r || !r.usage) continue;
     usage = addUsage(usage, r.usage);
-    cost += r.cost ?? 0;
+    cost += r.cost;
     estimated ||= r.usageEstimated === true;
   }
   return { usage, cost: round(cost), estimated };

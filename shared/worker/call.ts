@@ -1,22 +1,22 @@
 /**
- * One model call inside the fleet's shared limits, traced as it streams. The call's worst-case
+ * One model call inside the fleet's shared limits, traced as it streams. A call an earlier
+ * delivery of the item paid for is taken from the journal instead. Otherwise the call's worst-case
  * cost is reserved in the job's ledger and its worst-case tokens in the account's quota before it
- * starts; its output caps are sized after the quota wait, from the time really left (prefill of
- * the prompt, then decoding at the model's measured speed); the reasoning and answer go to the
- * attempt's partial files as they arrive; and both reservations are settled with what the call
- * was billed, or for a call cut off mid-stream, with what was counted from the text it streamed.
+ * starts (or, when the quota's line is long, the item books a place in it and waits in the queue);
+ * its output caps are sized after the wait, from the time really left; the reasoning and answer go
+ * to the attempt's partial files as they arrive; the answer is kept in the journal the moment it
+ * returns; and both reservations are settled with what the call was billed.
  */
 import { budgetForCall, type ModelSpeed } from "../model/budget.ts";
 import { formatCost, priceFor, type ModelInfo } from "../model/catalog.ts";
 import type { ChatResult, Usage } from "../model/client.ts";
 import type { CallPlan } from "../model/plan.ts";
 import { LongdocError, ModelError } from "../errors.ts";
-import type { JobRecord } from "../job/record.ts";
-import type { AttemptRecorder } from "./attempt.ts";
-import type { ItemSteps } from "./steps.ts";
+import type { QuotaTicket } from "../run/coord.ts";
+import type { Delivery } from "./delivery.ts";
+import { keepPaid } from "./paid.ts";
 import { ReturnToQueue } from "./records.ts";
-import type { TaskContext, WorkerDeps } from "./context.ts";
-
+import type { WorkerDeps } from "./context.ts";
 /** How late a worker may wake for its planned start before it takes a new one (under the schedule's margin). */
 const LATE_START_MS = 100;
 /** A call decoding fewer tokens says little about the model's speed. */
@@ -29,14 +29,6 @@ export interface CallOptions {
   label: string | null;
   /** Quota waits longer than this go back to the queue. */
   maxWaitMs: number;
-  /**
-   * Counts the attempt (once per delivery); called just before the first request leaves. It opens
-   * `attempt` before its first await, so the call's `startCall` runs beside the count.
-   */
-  beginAttempt: () => Promise<void>;
-  attempt: AttemptRecorder;
-  /** The delivery's step clock: the call's time counts as `model`. */
-  steps?: ItemSteps;
 }
 
 /** How long a container goes on with the fleet's speed figure before reading it again (it moves slowly). */
@@ -78,151 +70,208 @@ export async function modelSpeed(deps: WorkerDeps, model: ModelInfo): Promise<Mo
   };
 }
 
-export async function callModel(deps: WorkerDeps, job: JobRecord, model: ModelInfo, plan: CallPlan, ctx: TaskContext, now: () => number, o: CallOptions): Promise<ChatResult> {
-  const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
-  const timeLeftMs = () => ctx.deadlineAt - now() - deps.timing.deadlineMarginMs;
-  const wanted = { maxOutputTokens: plan.maxOutputTokens, thinkingBudget: plan.thinkingBudget };
-  const speed = await modelSpeed(deps, model);
-  const sizeNow = () => budgetForCall(wanted, { timeLeftMs: timeLeftMs(), inputTokens: plan.inputTokens, speed });
-  const first = sizeNow();
-  if (!first) throw new ReturnToQueue(1, tooLittleTime(timeLeftMs(), plan.inputTokens, speed));
+export async function callModel(d: Delivery, model: ModelInfo, plan: CallPlan, o: CallOptions): Promise<ChatResult> {
+  const kept = d.journal.reuse(plan, o.label);
+  if (kept) return kept;
+  const speed = await modelSpeed(d.deps, model);
+  const first = sizeCall(d, plan, speed);
+  if (!first) throw new ReturnToQueue(1, tooLittleTime(timeLeftMs(d), plan.inputTokens, speed));
   const worstTokens = plan.inputTokens + first.maxOutputTokens + (first.thinkingBudget ?? 0);
-  const price = (u: Parameters<typeof priceFor>[1]) => priceFor(model, u).cost;
-
-  // In the region's currency (older job records have only maxCostUsd).
-  const cap = job.limits.maxCost ?? job.limits.maxCostUsd;
-  const capField = job.spec.limits.maxCost !== undefined ? "limits.maxCost" : "limits.maxCostUsd";
-  const money = (n: number) => formatCost(n, model.currency);
-  const worstUsd = price({ inputTokens: plan.inputTokens, outputTokens: worstTokens - plan.inputTokens, cachedTokens: 0 });
-  if (cap !== null) {
-    const spend = await deps.coord.reserveSpend(job.jobId, worstUsd, cap);
-    if (!spend.ok) {
-      if (spend.capReached) {
-        throw new LongdocError(
-          "cost_cap",
-          `not sent: the job has spent ${money(spend.spentUsd)} and this call could cost up to ${money(worstUsd)}, over ${capField} (${formatCost(cap, model.currency, null)})`,
-        );
-      }
-      // Calls in flight hold the rest of the cap; their real cost is usually lower. Wait for them.
-      throw new ReturnToQueue(2 + Math.random() * 3, "the job's cost cap is held by calls in flight");
-    }
-  }
-  let spendSettled = false;
-  const settleSpend = async (actualUsd: number) => {
-    if (spendSettled) return;
-    spendSettled = true;
-    if (cap !== null) await deps.coord.settleSpend(job.jobId, worstUsd, actualUsd);
-  };
-
-  const reservation = {
-    model: job.model,
-    tokens: worstTokens,
-    account: { rpm: model.rpm, tpm: model.tpm },
-    job: { jobId: job.jobId, rpm: job.spec.limits.rpm, tpm: job.spec.limits.tpm },
-  };
-  const quota = await deps.coord.reserveQuota({ ...reservation, maxWaitMs: Math.min(o.maxWaitMs, Math.max(0, timeLeftMs() / 2)), now: now() });
-  if (!quota.ok) {
-    await settleSpend(0);
-    throw new ReturnToQueue(quota.retryAfterMs / 1000 + Math.random(), "waiting for the account's quota");
-  }
-  let ticket = quota.ticket;
-  let sent = false;
-  let settledQuota = false;
+  const spend = await reserveSpend(d, model, plan.inputTokens, worstTokens);
+  let quota: QuotaTicket | null = null;
   try {
-    // A start planned in the log is only safe if the request leaves on time: a worker that wakes
-    // late (a busy machine, a slow store) takes a new place rather than crowd the next request.
-    for (let startAt = quota.startAt, round = 0; ; round++) {
-      const wait = startAt - now();
-      if (wait > 0) await sleep(wait);
-      if (now() - startAt <= LATE_START_MS || round >= 3) break;
-      await deps.coord.releaseQuota(ticket);
-      const again = await deps.coord.reserveQuota({ ...reservation, now: now(), maxWaitMs: 60_000 });
-      if (!again.ok) {
-        settledQuota = true;
-        throw new ReturnToQueue(again.retryAfterMs / 1000, "waiting for the account's quota");
-      }
-      ticket = again.ticket;
-      startAt = again.startAt;
-    }
+    const place = await takeQuota(d, model, worstTokens, o.maxWaitMs);
+    quota = place.ticket;
     // Sized after the wait, from the time really left. Too little left: the task goes back to the
     // queue unsent (not an attempt), for a delivery with a fresh deadline.
-    const budget = sizeNow();
-    if (!budget) throw new ReturnToQueue(1, `after the quota wait, ${tooLittleTime(timeLeftMs(), plan.inputTokens, speed)}`);
-    // Under a deadline one cap on reasoning plus answer keeps the whole call within the time,
-    // however the model splits it (docs/qwen-api.md §3, max_completion_tokens).
-    const maxCompletionTokens =
-      budget.limitedByDeadline && model.maxCompletionTokens && budget.thinkingBudget !== undefined ? budget.maxOutputTokens + budget.thinkingBudget : undefined;
+    const budget = sizeCall(d, plan, speed);
+    if (!budget) throw new ReturnToQueue(1, `after the quota wait, ${tooLittleTime(timeLeftMs(d), plan.inputTokens, speed)}`);
+    const ticket = quota;
+    quota = null;
+    // From here the stream settles both reservations with what the call was billed.
+    const result = await stream(d, model, plan, { ...budget, label: o.label, speed, ticket, spend });
+    if (place.booked) {
+      // The line was moved on by the call's worst case: what it did not use goes back to it.
+      const unusedTokens = worstTokens - (result.usage.inputTokens + result.usage.outputTokens);
+      const { job } = d;
+      d.pending.add("giving the quota's line back what the call did not use", () =>
+        d.deps.coord.shortenLine({ model: job.model, unusedTokens, account: { rpm: model.rpm, tpm: model.tpm }, job: { jobId: job.jobId, rpm: job.spec.limits.rpm, tpm: job.spec.limits.tpm } }),
+      );
+    }
+    return result;
+  } catch (e) {
+    // Never sent: give the reservations back.
+    if (quota) await d.deps.coord.releaseQuota(quota).catch(() => undefined);
+    if (quota || !spend.sent) await spend.settle(0).catch(() => undefined);
+    throw e;
+  }
+}
 
-    // Counting the attempt and writing its open record go together; both land before the request leaves.
-    const [, trace] = await Promise.all([o.beginAttempt(), o.attempt.startCall({
-      label: o.label,
-      inputTokens: plan.inputTokens,
-      maxOutputTokens: budget.maxOutputTokens,
-      thinkingBudget: budget.thinkingBudget,
-      maxCompletionTokens,
-      limitedByDeadline: budget.limitedByDeadline,
-      reservedCost: cap === null ? 0 : worstUsd,
-    })]);
-    const startedAt = now();
-    const stopAfterMs = Math.max(1, timeLeftMs());
-    sent = true;
-    let result: ChatResult;
-    try {
-      const chat = () => deps.model.chat(
+const timeLeftMs = (d: Delivery) => d.ctx.deadlineAt - d.now() - d.deps.timing.deadlineMarginMs;
+
+function sizeCall(d: Delivery, plan: CallPlan, speed: ModelSpeed) {
+  return budgetForCall({ maxOutputTokens: plan.maxOutputTokens, thinkingBudget: plan.thinkingBudget }, { timeLeftMs: timeLeftMs(d), inputTokens: plan.inputTokens, speed });
+}
+
+/** A call's worst-case cost held in the job's ledger until `settle` says what it cost. */
+interface SpendHold {
+  worst: number;
+  /** The request left: the stream settles the hold. */
+  sent: boolean;
+  settled: boolean;
+  settle(actual: number): Promise<void>;
+}
+
+async function reserveSpend(d: Delivery, model: ModelInfo, inputTokens: number, worstTokens: number): Promise<SpendHold> {
+  const { job } = d;
+  const cap = job.limits.maxCost;
+  const worst = priceFor(model, { inputTokens, outputTokens: worstTokens - inputTokens, cachedTokens: 0 }).cost;
+  const hold: SpendHold = {
+    worst,
+    sent: false,
+    settled: cap === null,
+    async settle(actual) {
+      if (hold.settled) return;
+      hold.settled = true;
+      await d.deps.coord.settleSpend(job.jobId, worst, actual);
+    },
+  };
+  if (cap === null) return hold;
+  const spend = await d.deps.coord.reserveSpend(job.jobId, worst, cap);
+  if (spend.ok) return hold;
+  if (!spend.capReached) {
+    // Calls in flight hold the rest of the cap; their real cost is usually lower. Wait for them.
+    throw new ReturnToQueue(2 + Math.random() * 3, "the job's cost cap is held by calls in flight");
+  }
+  const money = (n: number) => formatCost(n, model.currency);
+  const capField = job.spec.limits.maxCost !== undefined ? "limits.maxCost" : "limits.maxCostUsd";
+  throw new LongdocError("cost_cap", `not sent: the job has spent ${money(spend.spentUsd)} and this call could cost up to ${money(worst)}, over ${capField} (${formatCost(cap, model.currency, null)})`);
+}
+
+/**
+ * A place in the account's quota (and the job's own caps): now or within `maxWaitMs`, slept for
+ * here. When the quota's line of waiting items is longer than that, or the schedule has no room
+ * soon, the item books a place at the end of the line and waits for it in the queue, keeping it
+ * across deliveries however long the wait.
+ */
+async function takeQuota(d: Delivery, model: ModelInfo, tokens: number, maxWaitMs: number): Promise<{ ticket: QuotaTicket; booked: boolean }> {
+  const { deps, job } = d;
+  const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  const request = { model: job.model, tokens, account: { rpm: model.rpm, tpm: model.tpm }, job: { jobId: job.jobId, rpm: job.spec.limits.rpm, tpm: job.spec.limits.tpm } };
+  const booked = d.claimed.bookedAt !== null;
+  // Behind the items already waiting in line, unless this item's place has come.
+  if (!booked && (await deps.coord.quotaLineEnd(job.model, job.jobId, d.now())) - d.now() > maxWaitMs) await book(d, request);
+  const wait = Math.min(booked ? Math.max(maxWaitMs, BOOKED_WAIT_MS) : maxWaitMs, Math.max(0, timeLeftMs(d) / 2));
+  for (let round = 0; ; round++) {
+    const got = await deps.coord.reserveQuota({ ...request, maxWaitMs: wait, now: d.now() });
+    if (!got.ok) {
+      // A booked item keeps its place and comes back soon; another one goes to the end of the line.
+      if (booked) throw new ReturnToQueue(got.retryAfterMs / 1000 + Math.random(), "waiting for the account's quota at its place in line", undefined, { wait: true });
+      await book(d, request);
+    } else {
+      // A start planned in the log is only safe if the request leaves on time: a worker that wakes
+      // late (a busy machine, a slow store) takes a new place rather than crowd the next request.
+      if (got.startAt > d.now()) await sleep(got.startAt - d.now());
+      if (d.now() - got.startAt <= LATE_START_MS || round >= 3) {
+        if (booked) d.pending.add("clearing the item's place in line", () => deps.coord.setBooking(job.jobId, d.item.id, deps.owner, null));
+        return { ticket: got.ticket, booked };
+      }
+      await deps.coord.releaseQuota(got.ticket);
+    }
+  }
+}
+
+/** A booked item may wait this long in process for the schedule at its place (its line was paced to the quota). */
+const BOOKED_WAIT_MS = 10_000;
+
+async function book(d: Delivery, request: Parameters<WorkerDeps["coord"]["bookQuota"]>[0]): Promise<never> {
+  const at = await d.deps.coord.bookQuota({ ...request, now: d.now() });
+  await d.deps.coord.setBooking(d.job.jobId, d.item.id, d.deps.owner, at);
+  throw new ReturnToQueue((at - d.now()) / 1000, "waiting in line for the account's quota", undefined, { wait: true });
+}
+
+/** The request itself: counted as the attempt's, streamed to its trace, kept in the journal when it returns. */
+async function stream(
+  d: Delivery,
+  model: ModelInfo,
+  plan: CallPlan,
+  c: { maxOutputTokens: number; thinkingBudget?: number; limitedByDeadline: boolean; prefillMs: number; label: string | null; speed: ModelSpeed; ticket: QuotaTicket; spend: SpendHold },
+): Promise<ChatResult> {
+  const { deps, job } = d;
+  // Under a deadline one cap on reasoning plus answer keeps the whole call within the time,
+  // however the model splits it (docs/qwen-api.md §3, max_completion_tokens).
+  const maxCompletionTokens = c.limitedByDeadline && model.maxCompletionTokens && c.thinkingBudget !== undefined ? c.maxOutputTokens + c.thinkingBudget : undefined;
+  // Counting the attempt and writing its open record go together; both land before the request leaves.
+  const shape = { label: c.label, inputTokens: plan.inputTokens, maxOutputTokens: c.maxOutputTokens, thinkingBudget: c.thinkingBudget, maxCompletionTokens, limitedByDeadline: c.limitedByDeadline, reservedCost: c.spend.worst };
+  const [, trace] = await Promise.all([beginAttempt(d), d.recorder.startCall(shape)]).catch(async (e: unknown) => {
+    // Not sent: the place in the quota goes back.
+    await deps.coord.releaseQuota(c.ticket).catch(() => undefined);
+    throw e;
+  });
+  c.spend.sent = true;
+  // The last call's settling waits no longer than this one's start.
+  d.pending.start();
+  const startedAt = d.now();
+  const stopAfterMs = Math.max(1, timeLeftMs(d));
+  let result: ChatResult;
+  try {
+    const chat = () =>
+      deps.model.chat(
         {
           model: job.model,
           messages: plan.messages,
-          maxOutputTokens: budget.maxOutputTokens,
+          maxOutputTokens: c.maxOutputTokens,
           maxCompletionTokens,
-          // The plan's thinking: a question may set its own (issue 12).
-          thinking: { enabled: plan.thinkingBudget !== undefined, budget: budget.thinkingBudget },
+          // The plan's thinking: a question may set its own.
+          thinking: { enabled: plan.thinkingBudget !== undefined, budget: c.thinkingBudget },
           json: job.outputSchema ? { schema: job.outputSchema } : undefined,
-          ...plan.extras, // issue 12: tools, tool_choice, seed
+          ...plan.extras,
         },
         { signal: AbortSignal.timeout(stopAfterMs), onChunk: trace.onChunk },
       );
-      result = await (o.steps ? o.steps.time("model", chat) : chat());
-    } catch (e) {
-      let error = LongdocError.is(e) ? e : new LongdocError("internal", e instanceof Error ? e.message : String(e), { cause: e });
-      const seen = trace.estimatedUsage();
-      if (error.code === "deadline") {
-        // The numbers a user needs: how long it ran, what it had streamed of what budget, at what assumed speed.
-        error = new ModelError(
-          "deadline",
-          `the call was stopped at the worker's deadline after ${((now() - startedAt) / 1000).toFixed(1)} s ` +
-            `(${Math.round(stopAfterMs / 1000)} s were left; prefill of ${plan.inputTokens} input tokens assumed ${(budget.prefillMs / 1000).toFixed(1)} s, ` +
-            `decoding ${speed.decodeTokensPerSecond.toFixed(0)} tokens/s (${speed.source})): it had streamed about ${seen.outputTokens} tokens ` +
-            `of a budget of ${budget.maxOutputTokens} answer + ${budget.thinkingBudget ?? 0} thinking tokens; the partial trace is kept under attempts/`,
-          { retryable: true, cause: e, requestId: error instanceof ModelError ? error.requestId : undefined },
-        );
-      }
-      const rec = await trace.failed({ kind: error.code, message: error.message, requestId: error instanceof ModelError ? error.requestId : undefined }, now());
-      // A call stopped at the deadline still shows how fast the model was going: the next budget uses it.
-      if (error.code === "deadline") await learnSpeed(deps, model, rec.usage, trace.timings(now()), { always: true });
-      // What the provider bills for a call that failed mid-stream is not documented: the input and
-      // the output streamed are counted (docs/qwen-api.md §8); a call refused before streaming counts 0.
-      settledQuota = true;
-      await Promise.all([deps.coord.settleQuota(ticket, rec.usage.inputTokens + rec.usage.outputTokens), settleSpend(rec.cost)]).catch(() => undefined);
-      throw error;
-    }
-    const rec = trace.succeeded(result, now());
-    settledQuota = true;
-    // The answer's writes need not wait for the ledgers: they are settled once the item's result is
-    // written (or the next call starts), and the task waits for them before it returns. Should one
-    // fail, the reservation stays at its worst case, which errs on the safe side.
-    const usedTokens = result.usage.inputTokens + result.usage.outputTokens;
-    const timings = trace.timings(now());
-    o.attempt.deferAfterResult(
-      () => Promise.all([deps.coord.settleQuota(ticket, usedTokens), settleSpend(rec.cost), learnSpeed(deps, model, result.usage, timings)]),
-      "settling the call's quota and spend",
-    );
-    return result;
-  } finally {
-    if (!settledQuota) {
-      // Never sent, or failed before a trace: give the reservations back.
-      await Promise.all([sent ? deps.coord.settleQuota(ticket, plan.inputTokens) : deps.coord.releaseQuota(ticket), settleSpend(0)]).catch(() => undefined);
-    }
+    result = await d.steps.time("model", chat);
+  } catch (e) {
+    const error = explainFailure(e, d.now() - startedAt, stopAfterMs, plan.inputTokens, c, trace.estimatedUsage().outputTokens);
+    const rec = await trace.failed({ kind: error.code, message: error.message, requestId: error instanceof ModelError ? error.requestId : undefined }, d.now());
+    // A call stopped at the deadline still shows how fast the model was going: the next budget uses it.
+    if (error.code === "deadline") await learnSpeed(deps, model, rec.usage, trace.timings(d.now()), { always: true });
+    // What the provider bills for a call that failed mid-stream is not documented: the input and
+    // the output streamed are counted; a call refused before streaming counts 0.
+    await Promise.all([deps.coord.settleQuota(c.ticket, rec.usage.inputTokens + rec.usage.outputTokens), c.spend.settle(rec.cost)]).catch(() => undefined);
+    throw error;
   }
+  // Paid: the answer is kept before anything else can interrupt the item.
+  const [rec] = await Promise.all([trace.succeeded(result, d.now()), keepPaid(() => d.journal.keep(plan, c.label, result))]);
+  const timings = trace.timings(d.now());
+  d.pending.add("settling the call's quota and spend", () =>
+    Promise.all([deps.coord.settleQuota(c.ticket, result.usage.inputTokens + result.usage.outputTokens), c.spend.settle(rec.cost), learnSpeed(deps, model, result.usage, timings)]),
+  );
+  return result;
+}
+
+/** Counts the delivery's attempt once, when its first request is about to leave. */
+async function beginAttempt(d: Delivery): Promise<void> {
+  if (d.recorder.begun) return;
+  // The claim is this delivery's alone, so the attempt's number is known before the count lands:
+  // the recorder opens it now and its open record is written beside the count.
+  const expected = d.claimed.attempts + 1;
+  d.recorder.begin(expected);
+  const counted = await d.deps.coord.countAttempt(d.job.jobId, d.item.id);
+  if (counted !== expected) d.deps.log.warn({ jobId: d.job.jobId, itemId: d.item.id, counted, expected }, "the item's attempt count moved under its claim");
+}
+
+/** A failed call's error as the user reads it: a stop at the deadline says how long it ran, at what speed, with what budget. */
+function explainFailure(e: unknown, ranMs: number, stopAfterMs: number, inputTokens: number, c: { maxOutputTokens: number; thinkingBudget?: number; prefillMs: number; speed: ModelSpeed }, streamedTokens: number): LongdocError {
+  const error = LongdocError.is(e) ? e : new LongdocError("internal", e instanceof Error ? e.message : String(e), { cause: e });
+  if (error.code !== "deadline") return error;
+  return new ModelError(
+    "deadline",
+    `the call was stopped at the worker's deadline after ${(ranMs / 1000).toFixed(1)} s ` +
+      `(${Math.round(stopAfterMs / 1000)} s were left; prefill of ${inputTokens} input tokens assumed ${(c.prefillMs / 1000).toFixed(1)} s, ` +
+      `decoding ${c.speed.decodeTokensPerSecond.toFixed(0)} tokens/s (${c.speed.source})): it had streamed about ${streamedTokens} tokens ` +
+      `of a budget of ${c.maxOutputTokens} answer + ${c.thinkingBudget ?? 0} thinking tokens; the partial trace is kept under attempts/`,
+    { retryable: true, cause: e, requestId: error instanceof ModelError ? error.requestId : undefined },
+  );
 }
 
 function tooLittleTime(leftMs: number, inputTokens: number, speed: ModelSpeed): string {

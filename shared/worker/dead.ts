@@ -7,11 +7,11 @@ import type { JobRecord } from "../job/record.ts";
 import type { Log } from "../log.ts";
 import { resultWithoutCall } from "../run/manifest.ts";
 import type { Coordinator } from "../run/coord.ts";
-import { writeFinalManifest } from "../run/finish.ts";
 import type { JobNotifier } from "../run/notify.ts";
 import { eachRecord, once, receiveCount, type Lazy } from "./records.ts";
 import { getModel, priceFor, type Catalog } from "../model/catalog.ts";
 import { closeAbandonedAttempt, earlierAttempts } from "./attempt.ts";
+import { recordFinished } from "./settle.ts";
 
 export interface DeadTaskDeps {
   s3: S3Client;
@@ -48,15 +48,13 @@ export async function recordDeadTask(deps: DeadTaskDeps, task: TaskMessage, _dlq
       const price = (u: Parameters<typeof priceFor>[1]) => priceFor(getModel(catalog, job.model), u).cost;
       for (const n of open) {
         const closed = await closeAbandonedAttempt({ store, jobId: task.jobId, itemId: task.itemId, price, now: deps.now }, n);
-        const cap = job.limits.maxCost ?? job.limits.maxCostUsd;
-        if (closed && cap !== null) await deps.coord.settleSpend(job.jobId, closed.reservedCost, closed.countedCost);
+        if (closed && job.limits.maxCost !== null) await deps.coord.settleSpend(job.jobId, closed.reservedCost, closed.countedCost);
       }
       attemptKeys = await store.listKeys(keys.item(task.jobId, task.itemId, "attempts/"));
     }
     const numbers = attemptKeys.flatMap((k) => /\/(\d+)\.json$/.exec(k)?.[1] ?? []).map(Number);
-    // An attempt record holds its error under `error`; records of older runs held kind and message at the top.
-    const rec = numbers.length ? await store.getJson<{ kind?: ErrorCode; message?: string; error?: { kind: ErrorCode; message: string } | null }>(keys.attempt(task.jobId, task.itemId, Math.max(...numbers))) : undefined;
-    const last = rec?.error ?? (rec?.kind && rec.message !== undefined ? { kind: rec.kind, message: rec.message } : undefined);
+    const rec = numbers.length ? await store.getJson<{ error: { kind: ErrorCode; message: string } | null }>(keys.attempt(task.jobId, task.itemId, Math.max(...numbers))) : undefined;
+    const last = rec?.error ?? undefined;
     const result = resultWithoutCall(job, task.itemId, {
       status: "failed",
       attempts: Math.max(job.maxReceives, ...numbers),
@@ -68,12 +66,12 @@ export async function recordDeadTask(deps: DeadTaskDeps, task: TaskMessage, _dlq
     });
     // What its attempts were billed (or counted) belongs to the item's cost all the same.
     const spent = numbers.length ? await earlierAttempts(store, task.jobId, task.itemId, Math.max(...numbers) + 1) : null;
-    const currency = job.currency ?? "USD";
+    const currency = job.currency;
     const paid = spent && spent.cost > 0 ? { usage: spent.usage, cost: spent.cost, currency, costUsd: currency === "USD" ? spent.cost : null, ...(spent.estimated ? { usageEstimated: true } : {}) } : {};
     await store.putJsonIfAbsent(resultKey, { ...result, ...paid });
   }
-  const { last } = await deps.coord.markFinished(job.jobId, task.itemId, job.items.length);
-  if (last) await writeFinalManifest(store, job, undefined, deps.notifier);
+  const written = await store.getJson<{ status: "succeeded" | "failed" | "skipped" }>(resultKey);
+  await recordFinished(deps, store, job, task.itemId, written?.status ?? "failed");
 }
 
 /** Tasks that exhausted their deliveries land in the DLQ; record each as failed with its last error. */

@@ -7,7 +7,7 @@ import { createModelClient, type ModelClient } from "../model/client.ts";
 import type { Coordinator } from "../run/coord.ts";
 import type { JobNotifier } from "../run/notify.ts";
 import { deployment } from "../settings.ts";
-import type { WorkerDeps, WorkerTiming } from "./worker.ts";
+import type { WorkerDeps, WorkerTiming } from "./context.ts";
 
 /** The task queue, for the visibility changes that make waits happen in SQS. */
 export interface QueueDeps {

@@ -1,9 +1,10 @@
-import { ChangeMessageVisibilityCommand } from "@aws-sdk/client-sqs";
+import { ChangeMessageVisibilityCommand, SendMessageCommand } from "@aws-sdk/client-sqs";
 import type { SQSBatchResponse, SQSEvent } from "aws-lambda";
 import { parseTaskMessage } from "../run/queue.ts";
 import type { QueueDeps } from "./deps.ts";
 import { eachRecord, once, receiveCount, type InvocationContext, type Lazy } from "./records.ts";
-import { runTask, type WorkerDeps } from "./worker.ts";
+import type { WorkerDeps } from "./context.ts";
+import { runTask } from "./lifecycle.ts";
 
 export type { InvocationContext } from "./records.ts";
 
@@ -25,7 +26,13 @@ export function createWorkerHandler(deps: Lazy<WorkerDeps & QueueDeps>) {
           extendVisibility: (seconds) => setVisibility(r.receiptHandle, seconds),
         }),
       // An error longdoc did not foresee (an S3 or network hiccup) comes back after a short pause.
-      { set: setVisibility, unknownErrorDelayS: 5 },
+      {
+        set: setVisibility,
+        unknownErrorDelayS: 5,
+        requeue: async (body, delayS) => {
+          await d.sqs.send(new SendMessageCommand({ QueueUrl: d.queueUrl, MessageBody: body, DelaySeconds: delayS }));
+        },
+      },
     );
   };
 }

@@ -16,12 +16,40 @@ export class ReturnToQueue extends Error {
   readonly delayS: number;
   /** For a backoff: the most the jittered wait could have been this time (it doubles per try). */
   readonly ceilingS?: number;
-  constructor(delayS: number, reason: string, ceilingS?: number) {
+  /** A wait for the item's place in the quota, not a failure: it must not count toward the dead-letter limit. */
+  readonly wait: boolean;
+  constructor(delayS: number, reason: string, ceilingS?: number, o: { wait?: boolean } = {}) {
     super(reason);
     this.name = "ReturnToQueue";
     // SQS takes whole seconds up to 12 hours.
-    this.delayS = Math.min(43_200, Math.max(0, Math.ceil(delayS)));
+    this.delayS = Math.min(MAX_VISIBILITY_S, Math.max(0, Math.ceil(delayS)));
     if (ceilingS !== undefined) this.ceilingS = ceilingS;
+    this.wait = o.wait ?? false;
+  }
+}
+
+/** SQS's longest visibility timeout (12 hours): a longer wait takes one more delivery per 12 hours. */
+export const MAX_VISIBILITY_S = 43_200;
+/** SQS's longest message delay (15 minutes). */
+export const MAX_DELAY_S = 900;
+
+/** Sends a copy of a message's body that becomes visible after `delayS` (SendMessage with DelaySeconds, at most 15 minutes). */
+export type Requeue = (body: string, delayS: number) => Promise<void>;
+
+/**
+ * A wait for quota of up to 15 minutes goes back as a fresh copy of the task, delayed until its
+ * time, and the delivered message is removed: a fresh message starts its receive count at zero,
+ * so waiting never brings a task closer to the dead-letter queue. (A longer wait keeps the message
+ * hidden instead: one receive per 12 hours of it, far under the dead-letter limit.) False when the
+ * copy could not be sent: the message then waits as any other.
+ */
+async function requeued(requeue: Requeue, record: SQSRecord, delayS: number, log: Log): Promise<boolean> {
+  try {
+    await requeue(record.body, delayS);
+    return true;
+  } catch (err) {
+    log.warn({ messageId: record.messageId, error: String(err) }, "cannot send the waiting task's copy; it waits under its visibility instead");
+    return false;
   }
 }
 
@@ -49,7 +77,7 @@ export async function eachRecord(
   event: SQSEvent,
   log: Log,
   run: (r: SQSRecord) => Promise<unknown>,
-  visibility?: { set: SetVisibility; unknownErrorDelayS: number },
+  visibility?: { set: SetVisibility; unknownErrorDelayS: number; requeue?: Requeue },
 ): Promise<SQSBatchResponse> {
   const batchItemFailures: SQSBatchResponse["batchItemFailures"] = [];
   for (const record of event.Records) {
@@ -60,6 +88,7 @@ export async function eachRecord(
       if (e instanceof ReturnToQueue) {
         // heldMs: how long this delivery kept the worker before handing the task back.
         log.info({ messageId: record.messageId, delayS: e.delayS, ceilingS: e.ceilingS, heldMs: Date.now() - started, reason: e.message }, "task waits in the queue");
+        if (e.wait && e.delayS <= MAX_DELAY_S && visibility?.requeue && (await requeued(visibility.requeue, record, e.delayS, log))) continue;
         await visibility?.set(record.receiptHandle, e.delayS).catch((err: unknown) => log.warn({ error: String(err) }, "cannot set the task's visibility"));
         batchItemFailures.push({ itemIdentifier: record.messageId });
         continue;

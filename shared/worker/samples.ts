@@ -14,6 +14,7 @@ import { judgePrompt, parseJudgement } from "../reason/judge.ts";
 import { messageText, type ChatMessage } from "../model/prompt.ts";
 import { countChatTokens } from "../tokens/index.ts";
 import { DEFAULT_CODE_LIMITS, type CodeLimits } from "../tools/code.ts";
+import { LongdocError } from "../errors.ts";
 import { runSample, type CallFn, type SampleRun } from "./tool-loop.ts";
 
 /** Whether a job needs this path at all: one sample without tools is the worker's plain call. */
@@ -35,6 +36,8 @@ export interface Sampling {
   /** Text with `judge: true`: the judging call's pick and reason (or why there was none). */
   judge: { chosen: number; why: string } | { error: string } | null;
   toolCalls: number;
+  /** Samples the job's cost cap kept from being sent (the answer is the consensus of the others). */
+  unsent: number;
 }
 
 export type SampledResult = ChatResult & { sampling: Sampling; calls: ChatResult[] };
@@ -73,10 +76,14 @@ export async function sampleCall(o: SampleCallOptions): Promise<SampledResult> {
   // Settle every sample before failing: a call still streaming after the item gave up its claim
   // would be paid for twice (its spend and quota are settled inside it).
   const rest = await Promise.allSettled(Array.from({ length: k - 1 }, (_, i) => one(i + 2, false)));
-  for (const r of rest) if (r.status === "rejected") throw r.reason;
-  samples.push(...rest.map((r) => (r as PromiseFulfilledResult<SampleRun>).value));
-  const judged = spec.judge && k > 1 && spec.output.format === "text" ? await judge(o, samples) : null;
-  return merge(o, samples, judged);
+  // Samples already paid are never thrown away: when the job's cost cap stops the others, the
+  // answer is the consensus of the ones paid for. Any other failure fails the call (the paid
+  // samples stay in the item's journal for the next delivery).
+  const capped = rest.filter((r) => r.status === "rejected" && LongdocError.is(r.reason) && r.reason.code === "cost_cap").length;
+  for (const r of rest) if (r.status === "rejected" && !(LongdocError.is(r.reason) && r.reason.code === "cost_cap")) throw r.reason;
+  samples.push(...rest.flatMap((r) => (r.status === "fulfilled" ? [r.value] : [])));
+  const judged = spec.judge && samples.length > 1 && spec.output.format === "text" ? await judge(o, samples) : null;
+  return merge(o, samples, judged, capped);
 }
 
 /** The judging call: the same messages (the cached prefix) and one more asking which sample is best. */
@@ -92,7 +99,7 @@ async function judge(o: SampleCallOptions, samples: SampleRun[]): Promise<{ call
   return { call, verdict: verdict ?? { error: `the judging call named no sample between 1 and ${samples.length}; the majority's answer is kept` } };
 }
 
-function merge(o: SampleCallOptions, samples: SampleRun[], judged: { call: ChatResult | null; verdict: NonNullable<Sampling["judge"]> } | null): SampledResult {
+function merge(o: SampleCallOptions, samples: SampleRun[], judged: { call: ChatResult | null; verdict: NonNullable<Sampling["judge"]> } | null, unsent: number): SampledResult {
   const calls = [...samples.flatMap((s) => s.calls), ...(judged?.call ? [judged.call] : [])];
   const toolCalls = samples.reduce((n, s) => n + s.toolCalls, 0);
   const json = o.job.spec.output.format === "json";
@@ -121,7 +128,7 @@ function merge(o: SampleCallOptions, samples: SampleRun[], judged: { call: ChatR
     usage: calls.reduce((u, c) => addUsage(u, c.usage), zeroUsage()),
     requestId: lastCall.requestId,
     calls,
-    sampling: { question: o.question, samples, ...consensus, chosen, judge: judged?.verdict ?? null, toolCalls },
+    sampling: { question: o.question, samples, ...consensus, chosen, judge: judged?.verdict ?? null, toolCalls, unsent },
   };
 }
 
@@ -166,6 +173,7 @@ export function samplingSummary(parts: Sampling[], minAgreement: number | undefi
       ...(p.unusable.length ? { unusable: p.unusable } : {}),
       ...(p.chosen !== null ? { chosen: p.chosen } : {}),
       ...(p.judge ? { judge: p.judge } : {}),
+      ...(p.unsent ? { unsent: p.unsent } : {}),
     })),
   };
   const low =

@@ -5,7 +5,7 @@ import { loadCatalog, type Catalog } from "../../shared/model/catalog.ts";
 import { createCoordinator, type Coordinator } from "../../shared/run/coord.ts";
 import { createWorkerDeps } from "../../shared/worker/deps.ts";
 import { createWorkerHandler } from "../../shared/worker/handlers.ts";
-import type { WorkerTiming } from "../../shared/worker/worker.ts";
+import type { WorkerTiming } from "../../shared/worker/context.ts";
 import type { Loopback } from "./loopback.ts";
 
 /**

@@ -1,4 +1,6 @@
 /**
+ * The benchmark baseline's limiter (bench:fleet's fixed-share arm), local only: nothing deployed uses it.
+ *
  * Keeps one process inside a requests-per-minute and tokens-per-minute quota. The API enforces
  * both per minute and per second (RPM/60, TPM/60: reference §7), so requests are spaced evenly,
  * a sliding minute window holds the token total under TPM, and a sliding second window under

@@ -1,0 +1,30 @@
+/**
+ * The settle step: the item's record takes its terminal status (the coordination store is the
+ * item's one source of truth; result.json was written from the same outcome just before), the
+ * delivery's pending bookkeeping ends, and the delivery that finishes the job's last item ends
+ * the job.
+ */
+import type { JobRecord } from "../job/record.ts";
+import type { TerminalStatus } from "../run/coord.ts";
+import { writeFinalManifest } from "../run/finish.ts";
+import type { ObjectStore } from "../run/store.ts";
+import type { WorkerDeps } from "./context.ts";
+import { logContext, type Delivery } from "./delivery.ts";
+import { keepPaid } from "./paid.ts";
+
+export async function settle(d: Delivery, status: TerminalStatus): Promise<TerminalStatus> {
+  // The settling of the calls' ledgers starts beside the finish; the delivery ends after both.
+  d.pending.add("removing the item's journal of paid calls", () => d.journal.clear());
+  d.pending.start();
+  await recordFinished(d.deps, d.store, d.job, d.item.id, status);
+  await d.pending.finish();
+  d.deps.log.info({ ...logContext(d), status, steps: d.steps.summary() }, "item done");
+  return status;
+}
+
+/** Records the item's terminal status (once, whoever asks); the delivery that finishes the job's last item ends the job. */
+export async function recordFinished(deps: Pick<WorkerDeps, "coord" | "notifier">, store: ObjectStore, job: JobRecord, itemId: string, status: TerminalStatus): Promise<void> {
+  const { last } = await keepPaid(() => deps.coord.finishItem(job.jobId, itemId, status, job.items.length));
+  // Only this caller learns it was last: the manifest write must not be lost to a passing S3 error.
+  if (last) await keepPaid(() => writeFinalManifest(store, job, undefined, deps.notifier));
+}
