@@ -20,7 +20,14 @@ import { estimateJob } from "../shared/submit/estimate.ts";
 import { countLetters, MAX_BYTES_PER_TOKEN, MAX_LETTERS_PER_TOKEN, minTokens, TokenFloor } from "../shared/tokens/bound.ts";
 import { countTokens } from "../shared/tokens/index.ts";
 import data from "../shared/tokens/qwen3-data.json" with { type: "json" };
+import { s3Uri } from "../shared/job/record.ts";
+import { getModel } from "../shared/model/catalog.ts";
+import type { ItemResult } from "../shared/run/manifest.ts";
+import { keys, ObjectStore } from "../shared/run/store.ts";
+import { submitJob } from "../shared/submit/submit.ts";
 import { ROOT } from "./helpers/cli.ts";
+import { useLoopback } from "./helpers/loopback.ts";
+import { loopbackWorker } from "./helpers/worker.ts";
 import { makeDocx, makePdf, paragraph } from "./helpers/make-documents.ts";
 
 const MiB = 1024 * 1024;
@@ -133,6 +140,34 @@ describe("a DOCX bomb: 100 MiB of text in one run, honestly declared", () => {
     expect(e.code).toBe("document_too_large");
     expect(e.message).toMatch(/maxUncompressedBytes/);
   });
+});
+
+describe("the worker refuses a document that cannot fit before extracting it, and calls no model", () => {
+  const loop = useLoopback({ stack: { visibilityTimeoutS: 1 } });
+
+  it("input_too_long with the bound and the model's limit; with truncate: middle it is extracted and cut instead", async () => {
+    const store = new ObjectStore(loop.stack.s3, loop.stack.bucket);
+    // 3 MiB of text in one run: over 500,000 tokens by the bound, under every size cap.
+    await store.put("inputs/long/long.docx", makeDocx(oneRunBody(words(3 * MiB))), "application/octet-stream");
+    const submit = (yaml: string) =>
+      submitJob(
+        { store, sqs: loop.stack.sqs, queueUrl: loop.stack.queueUrl, maxReceives: 3 },
+        { spec: parseJobText(yaml, "long.yaml"), model: getModel(loadCatalog(), "qwen3-max"), documents: [{ source: "long.docx", uri: s3Uri(loop.stack.bucket, "inputs/long/long.docx") }], outputSchema: null },
+      );
+    const calls = loop.sim.calls.length;
+    const job = await submit("name: long\ndocuments:\n  - path: x\nprompt: Summarise.\n");
+    await loopbackWorker(loop)(600_000);
+    const result = await store.getJson<ItemResult>(keys.item(job.jobId, job.items[0]!.id, "result.json"));
+    expect(result).toMatchObject({ status: "failed", error: { kind: "input_too_long" } });
+    expect(result!.error!.message).toMatch(/^long\.docx: its text has at least \d+ tokens \(a lower bound, found before extracting it in full\), over the 258048 tokens/);
+    expect(loop.sim.calls.length).toBe(calls);
+
+    const cut = await submit("name: long-cut\ndocuments:\n  - path: x\nprompt: Summarise.\ntruncate: middle\n");
+    await loopbackWorker(loop)(600_000);
+    const kept = await store.getJson<ItemResult>(keys.item(cut.jobId, cut.items[0]!.id, "result.json"));
+    expect(kept).toMatchObject({ status: "succeeded" });
+    expect(loop.sim.calls.length).toBe(calls + 1);
+  }, 120_000);
 });
 
 describe("a lower bound on tokens, without tokenizing", () => {
