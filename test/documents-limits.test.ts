@@ -12,6 +12,7 @@ import { inflateRawSync } from "node:zlib";
 import { afterAll, describe, expect, it } from "vitest";
 import { loadDocument } from "../shared/documents/index.ts";
 import { MAX_BODY_XML_BYTES, MAX_BODY_XML_ELEMENTS } from "../shared/documents/docx.ts";
+import { MAX_CELLS } from "../shared/documents/xlsx.ts";
 import { htmlToText } from "../shared/documents/html.ts";
 import { LongdocError } from "../shared/errors.ts";
 import { parseJobText } from "../shared/job/load.ts";
@@ -28,7 +29,7 @@ import { submitJob } from "../shared/submit/submit.ts";
 import { ROOT } from "./helpers/cli.ts";
 import { useLoopback } from "./helpers/loopback.ts";
 import { loopbackWorker } from "./helpers/worker.ts";
-import { makeDocx, makePdf, paragraph } from "./helpers/make-documents.ts";
+import { makeDocx, makePdf, makeXlsx } from "./helpers/make-documents.ts";
 
 const MiB = 1024 * 1024;
 const dir = mkdtempSync(path.join(tmpdir(), "longdoc-limits-"));
@@ -140,6 +141,29 @@ describe("a DOCX bomb: 100 MiB of text in one run, honestly declared", () => {
     expect(e.code).toBe("document_too_large");
     expect(e.message).toMatch(/maxUncompressedBytes/);
   });
+});
+
+describe("an XLSX that exceljs could not hold in a worker's memory", () => {
+  it("worksheets declaring more XML than the cap are refused before inflating", async () => {
+    const row = (r: number) => `<row r="${r}">${Array.from({ length: 10 }, (_, c) => `<c r="${"ABCDEFGHIJ"[c]}${r}" t="inlineStr"><is><t>v${r}x${c}</t></is></c>`).join("")}</row>`;
+    const file = path.join(dir, "big.xlsx");
+    writeFileSync(file, makeXlsx(Array.from({ length: 62_000 }, (_, i) => row(i + 1)).join("")));
+    const r = await extractInChild(file);
+    expect(r.code).toBe("document_too_large");
+    expect(r.message).toMatch(/big\.xlsx: its worksheets and shared strings declare 3\d\.\d MiB \(\d+ bytes\) of XML, over the 32 MiB/);
+    // exceljs held 677 MB for 550,000 cells (30 MiB): this one is never given to it.
+    expect(r.maxRssMiB).toBeLessThan(250);
+  }, 60_000);
+
+  it("more cells than the cap, in little XML, are refused before exceljs runs", async () => {
+    const file = path.join(dir, "cells.xlsx");
+    const rows = Math.ceil((MAX_CELLS + 1000) / 20);
+    writeFileSync(file, makeXlsx(Array.from({ length: rows }, (_, i) => `<row r="${i + 1}">${"<c/>".repeat(20)}</row>`).join("")));
+    const r = await extractInChild(file);
+    expect(r.code).toBe("document_too_large");
+    expect(r.message).toMatch(new RegExp(`its worksheets have \\d+ cells, over the ${MAX_CELLS} longdoc reads from an XLSX`));
+    expect(r.maxRssMiB).toBeLessThan(250);
+  }, 60_000);
 });
 
 describe("the worker refuses a document that cannot fit before extracting it, and calls no model", () => {
