@@ -208,6 +208,15 @@ describe("a lower bound on tokens, without tokenizing", () => {
     return [...[...bytes.values()].map((b) => dec.decode(Uint8Array.from(b))), ...data.addedTokens.map((t) => t.content)];
   }
 
+  it("a plain text far over the limit fails as input_too_long before anyone counts it; one near it is left to the exact count", async () => {
+    const prose = (n: number) => new TextEncoder().encode("The quick brown fox jumps over the lazy dog. ".repeat(n));
+    const far = await loadErr(prose(50_000), "far.md", { maxTokens: 100_000 }); // 2.2 MB, about 500,000 tokens
+    expect(far.code).toBe("input_too_long");
+    expect(far.message).toMatch(/^far\.md: its text has at least \d+ tokens .*over the 100000 tokens/);
+    // 450,000 characters: under five per token of the limit, so not bounded here (the planner counts it exactly).
+    expect((await loadDocument({ bytes: prose(10_000), name: "near.md" }, { maxTokens: 100_000 })).chars).toBe(450_000);
+  });
+
   it("no token of the vocabulary holds more letters or bytes than the bound assumes, nor a number beside anything", () => {
     let letters = 0;
     let bytes = 0;
