@@ -151,6 +151,7 @@ function installFakeSst() {
   }
   g.aws = { lambda: { FunctionEventInvokeConfig } };
   g.$config = (c: unknown) => c;
+  g.$app = { name: "longdoc", stage: "test" };
 
   const get = (type: Rec["type"], name: string): Rec => {
     const r = recs.find((x) => x.type === type && x.name === name);
@@ -165,6 +166,7 @@ function removeFakeSst() {
   delete g.sst;
   delete g.aws;
   delete g.$config;
+  delete g.$app;
 }
 
 /** SST's `toSeconds` reads the count with parseInt, so only whole seconds are accepted here. */
@@ -511,6 +513,7 @@ describe("sst.config.ts", () => {
       "FunctionEventInvokeConfig SubmitAsyncInvoke",
     ]);
     expect(out).toMatchObject({
+      stage: "test",
       bucket: fake.get("Bucket", "Runs").self.name,
       queue: fake.get("Queue", "Tasks").self.url,
       deadLetterQueue: fake.get("Queue", "TasksDlq").self.url,

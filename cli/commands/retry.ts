@@ -16,6 +16,7 @@ interface RetryFlags {
   json?: boolean;
   state: string;
   deployed?: boolean;
+  stage?: string;
   maxOutputTokens?: number;
 }
 
@@ -36,6 +37,7 @@ export function registerRetry(program: Command, edge: Edge): void {
     .option("--state <dir>", "where the emulator keeps its state", ".longdoc/state")
     .option("--deployed", "re-queue on the deployed stack (.sst/outputs.json or LONGDOC_BUCKET/LONGDOC_QUEUE_URL); its workers run them")
     .option("--max-output-tokens <n>", "re-run with this larger answer cap: the failed and skipped items, and those whose answer was cut at the cap and kept", maxOutputTokensArg)
+    .option("--stage <name>", "the deployed stage whose outputs to use (default: the only one deployed from this folder)")
     .option("--json", "print the run summary as JSON on the last line")
     .action(async (jobId: string, flags: RetryFlags) => {
       if (flags.deployed) return retryDeployed(jobId, flags, edge);
@@ -112,7 +114,7 @@ function nothingToRetry(m: Manifest, json?: boolean): void {
 async function retryDeployed(jobId: string, flags: RetryFlags, edge: Edge): Promise<void> {
   let close = () => {};
   try {
-    const coords = readStackCoordinates(edge.env);
+    const coords = readStackCoordinates(edge.env, process.cwd(), flags.stage);
     const { s3, sqs } = stackClients(coords, edge.env);
     close = () => {
       s3.destroy();

@@ -8,8 +8,10 @@ import { checkFolderOption, EXIT, fail, MAX_LOCAL_WORKERS, parseWorkers, signalE
 import { checkJob, ignoredBaseUrlNote, warnOnStderr, webhookNote } from "../preflight.ts";
 import { renderTable } from "../table.ts";
 import { human, type Edge } from "../edge.ts";
+import { addOverrideOptions, describeOverrides, overridesOf } from "../overrides.ts";
+import type { JobOverrides } from "../../shared/submit/select.ts";
 
-interface RunFlags {
+interface RunFlags extends JobOverrides {
   out: string;
   workers?: string;
   json?: boolean;
@@ -19,7 +21,7 @@ interface RunFlags {
 }
 
 export function registerRun(program: Command, edge: Edge): void {
-  program
+  const command = program
     .command("run")
     .description("run a job end to end on this machine (embedded SQS/S3 emulator; Qwen simulator unless DASHSCOPE_API_KEY is set)")
     .argument("<job.yaml>", "the job file, or an OpenAI Batch input file (.jsonl): one item per line")
@@ -28,7 +30,8 @@ export function registerRun(program: Command, edge: Edge): void {
     .option("--state <dir>", "where the emulator keeps its state", ".longdoc/state")
     .option("--allow-outside", "accept documents and an output.schemaFile that resolve outside the job file's folder and the current repository")
     .option("--new", "start a new job even if this job file's last job on this state was interrupted (default: resume it)")
-    .option("--json", "print the run summary as JSON on the last line")
+    .option("--json", "print the run summary as JSON on the last line");
+  addOverrideOptions(command)
     .action(async (jobFile: string, flags: RunFlags) => {
       // Every option and every check of the job before anything is submitted or paid for.
       let workers: number | undefined;
@@ -37,8 +40,9 @@ export function registerRun(program: Command, edge: Edge): void {
         await checkFolderOption("--out", flags.out);
         await checkFolderOption("--state", flags.state);
         const settings = edge.settings();
-        const { spec } = await checkJob(jobFile, settings.catalog, { allowOutside: flags.allowOutside, onWarning: warnOnStderr });
-        for (const note of [ignoredBaseUrlNote(edge.env, settings), webhookNote(spec, settings)]) if (note) process.stderr.write(note + "\n");
+        const loaded = await checkJob(jobFile, settings.catalog, { allowOutside: flags.allowOutside, onWarning: warnOnStderr }, overridesOf(flags));
+        const notes = [ignoredBaseUrlNote(edge.env, settings), webhookNote(loaded.spec, settings), describeOverrides(loaded.overrides)];
+        for (const note of notes) if (note) process.stderr.write(note + "\n");
       } catch (e) {
         return fail(e);
       }
@@ -55,6 +59,7 @@ export function registerRun(program: Command, edge: Edge): void {
       try {
         const { job, manifest, outDir, usedSimulator, notify } = await runLocalJob({
           jobFile,
+          overrides: overridesOf(flags),
           fresh: flags.new,
           signal: stop.signal,
           outDir: flags.out,

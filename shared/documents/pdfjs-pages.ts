@@ -11,7 +11,8 @@
  * and pages are found as before; a test measures the time per page, so that would be noticed.
  * Must run before pdf.js is first imported.
  */
-import { registerHooks } from "node:module";
+// A namespace import: a Node without registerHooks (before 22.15) must still load this module.
+import * as nodeModule from "node:module";
 
 const WORKER = /\/pdfjs-dist\/legacy\/build\/pdf\.worker\.mjs$/;
 const METHOD = "  async getPageDict(pageIndex) {\n";
@@ -32,6 +33,7 @@ let installed = false;
 
 /** Installs the hook once per process (a no-op on a Node without registerHooks). */
 export function installPageIndex(): void {
+  const registerHooks = (nodeModule as Partial<typeof nodeModule>).registerHooks;
   if (installed || typeof registerHooks !== "function") return;
   installed = true;
   registerHooks({

@@ -9,7 +9,8 @@ import type { QuotaMode, WorkerConfig } from "./fleet-config.ts";
 import { heapLimitMb, residentMb } from "./memory-cap.ts";
 import type { LocalStack } from "./stack.ts";
 
-const WORKER_FILE = fileURLToPath(new URL("./worker-process.ts", import.meta.url));
+// Beside this file: worker-process.ts in the sources, worker-process.js in the compiled package.
+const WORKER_FILE = fileURLToPath(new URL(`./worker-process${import.meta.url.endsWith(".js") ? ".js" : ".ts"}`, import.meta.url));
 
 export interface FleetOptions {
   stack: LocalStack;

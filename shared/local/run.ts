@@ -1,3 +1,4 @@
+import { applyOverrides, type JobOverrides } from "../submit/select.ts";
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
@@ -72,6 +73,8 @@ export interface LocalRunOptions extends Omit<WorkerOptions, "workers"> {
   fresh?: boolean;
   /** Accept documents outside the job file's folder and the current repository (`--allow-outside`). */
   allowOutside?: boolean;
+  /** This run's `--limit`, `--only`, `--model` and `--max-cost`. */
+  overrides?: JobOverrides;
 }
 
 export interface LocalRunResult {
@@ -104,7 +107,7 @@ export async function openLocalEndpoint(settings: Settings): Promise<LocalEndpoi
  * It is the two phases below: submit, then drive.
  */
 export async function runLocalJob(o: LocalRunOptions): Promise<LocalRunResult> {
-  const loaded = await loadJobForSubmit(o.jobFile, o.settings.catalog, { allowOutside: o.allowOutside });
+  const loaded = applyOverrides(await loadJobForSubmit(o.jobFile, o.settings.catalog, { allowOutside: o.allowOutside }), o.overrides ?? {});
   if (loaded.spec.documents.some((d) => "s3" in d)) {
     throw new LongdocError("usage", `${o.jobFile}: s3 document sources need a deployed stack (use 'longdoc submit'); local runs read path: sources`);
   }
@@ -119,7 +122,10 @@ export async function runLocalJob(o: LocalRunOptions): Promise<LocalRunResult> {
     // The worker processes start while the documents upload and the tasks are queued.
     workers = startWorkers({ ...o, workers: count, stack }, endpoint);
     const store = new ObjectStore(stack.s3, stack.bucket);
-    const pointer = keys.localJob(createHash("sha256").update(path.resolve(o.jobFile)).update(await readFile(o.jobFile)).digest("hex").slice(0, 16));
+    // A run with overrides is a different job from the file's own: it resumes only its own kind.
+    const hash = createHash("sha256").update(path.resolve(o.jobFile)).update(await readFile(o.jobFile));
+    if (loaded.overrides) hash.update(JSON.stringify(loaded.overrides));
+    const pointer = keys.localJob(hash.digest("hex").slice(0, 16));
     if (!o.fresh) await refuseAfterCancel(store, pointer, o.jobFile, o.dataDir);
     const unfinished = o.fresh ? undefined : await unfinishedJob(store, pointer);
     let job: JobRecord;

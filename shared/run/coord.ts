@@ -37,7 +37,19 @@ export interface QuotaTicket {
 /** An item's states: queued until a delivery claims it, running while one holds it, then one of the three terminal ones. */
 export type ItemStatus = "queued" | "running" | TerminalStatus;
 export type TerminalStatus = "succeeded" | "failed" | "skipped";
-export const isTerminal = (s: ItemStatus): s is TerminalStatus => s === "succeeded" || s === "failed" || s === "skipped";
+export const TERMINAL: readonly TerminalStatus[] = ["succeeded", "failed", "skipped"];
+export const isTerminal = (s: ItemStatus): s is TerminalStatus => (TERMINAL as readonly string[]).includes(s);
+
+/**
+ * The item's transitions, each one conditional write of the Coordinator: the only ways its status
+ * changes. A claim also takes over a running item whose lease ran out (its worker died).
+ */
+export const ITEM_TRANSITIONS = {
+  claim: { from: ["queued", "running"], to: "running" },
+  release: { from: ["running"], to: "queued" },
+  finish: { from: ["queued", "running"], to: TERMINAL },
+  reopen: { from: TERMINAL, to: "queued" },
+} as const satisfies Record<string, { from: readonly ItemStatus[]; to: ItemStatus | readonly ItemStatus[] }>;
 
 /** `claim#<jobId>#<itemId>`: the one source of truth of an item's state. */
 export interface ItemRecord {

@@ -17,6 +17,7 @@ export interface LoadedBatch {
   spec: JobSpec;
   model: ModelInfo;
   batch: BatchFile;
+  overrides?: JobRecord["overrides"];
 }
 
 /** Where a batch is submitted: a job's target; the cost-cap check does not apply (no documents to price before the run). */
@@ -57,6 +58,7 @@ export async function submitBatch(target: BatchTarget, job: LoadedBatch): Promis
       outputSchema: null,
       items,
       batch: { file: job.batch.file, requests: job.batch.requests.length },
+      ...(job.overrides && { overrides: job.overrides }),
       jobId,
       ...(target.token !== undefined && { trigger: `cli ${target.token}` }),
     },
@@ -101,6 +103,7 @@ export function estimateBatch(job: LoadedBatch): JobEstimate {
   return {
     job: spec.name,
     model: model.id,
+    tokenCounts: { counts: model.countMargin ? "estimate" : "exact", tokenizer: model.tokenizer, safetyMargin: model.countMargin },
     items,
     totals: {
       inputTokens: items.reduce((s, i) => s + (i.inputTokens ?? 0), 0),

@@ -17,13 +17,13 @@ export async function prepareSubmit(
   spec: JobSpec,
   model: ModelInfo,
   documents: ItemDocument[],
-  opts: { checkCostCap: boolean },
+  opts: { checkCostCap: boolean; fallback?: ModelInfo },
 ): Promise<{ packs?: ItemDocument[][] }> {
   const packs = spec.packing === "packed" ? packDocuments(spec, model, documents) : undefined;
   if (opts.checkCostCap && (spec.limits.maxCostUsd !== undefined || spec.limits.maxCost !== undefined)) {
     const measured = await measureDocuments(s3, documents, spec);
     const texts = new Map<string, LoadedText>(measured.map((m) => [m.doc.source, { text: m.text, format: m.format, error: m.error }]));
-    assertWithinCostCap(spec, estimateItems(spec, model, expandItems(spec, documents, packs), texts));
+    assertWithinCostCap(spec, estimateItems(spec, model, expandItems(spec, documents, packs), texts, opts.fallback));
   }
   return { packs };
 }

@@ -35,6 +35,7 @@ export interface SubmitInput {
   /** Items made already (an OpenAI Batch file's lines, see submit/batch.ts) instead of expanded from `documents`. */
   items?: JobItem[];
   batch?: JobRecord["batch"];
+  overrides?: JobRecord["overrides"];
 }
 
 /** SQS refuses a message body over 256 KiB (a larger quota must be asked for): checked before any is sent. */
@@ -75,6 +76,7 @@ export async function submitJob(deps: SubmitDeps, input: SubmitInput): Promise<J
     maxAttempts: deps.maxAttempts ?? deployment.maxAttempts,
     items: input.items ?? expandItems(spec, input.documents, input.packs),
     ...(input.batch && { batch: input.batch }),
+    ...(input.overrides && { overrides: input.overrides }),
   };
   const tasks: TaskMessage[] = record.items.map((item) => ({
     v: 1,

@@ -47,7 +47,7 @@ export function createWorkerDeps(i: WorkerDepsInput): WorkerDeps & QueueDeps {
     catalog: i.catalog,
     log: i.log,
     owner: i.owner ?? `worker-${process.pid}-${randomUUID().slice(0, 8)}`,
-    model: i.model ?? createModelClient({ apiKey: i.apiKey, baseURL: i.baseURL }),
+    model: i.model ?? createModelClient({ apiKey: i.apiKey, baseURL: i.baseURL, catalog: i.catalog }),
     timing: { ...defaultTiming, ...i.timing },
     ...(i.notifier && { notifier: i.notifier }),
   };
