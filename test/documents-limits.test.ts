@@ -14,6 +14,7 @@ import { loadDocument } from "../shared/documents/index.ts";
 import { MAX_BODY_XML_BYTES, MAX_BODY_XML_ELEMENTS } from "../shared/documents/docx.ts";
 import { MAX_CELLS } from "../shared/documents/xlsx.ts";
 import { htmlToText } from "../shared/documents/html.ts";
+import { splitPlaces } from "../shared/citations/places.ts";
 import { LongdocError } from "../shared/errors.ts";
 import { parseJobText } from "../shared/job/load.ts";
 import { loadCatalog } from "../shared/model/catalog.ts";
@@ -264,6 +265,17 @@ describe("a PDF of empty pages", () => {
 
     const mixed = await loadDocument({ bytes: makePdf(["A", "", "", "", "B", "", "C", "", ""]), name: "mixed.pdf" });
     expect(mixed.text).toBe("--- page 1 ---\nA\n\n--- pages 2–4: no text ---\n\n--- page 5 ---\nB\n\n--- page 6 ---\n\n\n--- page 7 ---\nC\n\n--- pages 8–9: no text ---\n");
+  });
+
+  it("citations read the pages around a run of empty pages by their numbers", async () => {
+    const doc = await loadDocument({ bytes: makePdf(["", "", "Revenue rose.", "", "", "", "Costs fell."]), name: "c.pdf" });
+    expect(doc.text).toBe("--- pages 1–2: no text ---\n\n--- page 3 ---\nRevenue rose.\n\n--- pages 4–6: no text ---\n\n--- page 7 ---\nCosts fell.\n");
+    const { kind, places } = splitPlaces(doc.text);
+    expect(kind).toBe("pages");
+    expect(places).toEqual([
+      { label: 3, text: "\nRevenue rose.\n\n" },
+      { label: 7, text: "\nCosts fell.\n" },
+    ]);
   });
 
   it("extraction time grows linearly with the page count (pdf.js looked every page up from the root)", async () => {
