@@ -1,5 +1,5 @@
 import { constants } from "node:fs";
-import { access, stat } from "node:fs/promises";
+import { access, mkdtemp, rmdir, stat } from "node:fs/promises";
 import path from "node:path";
 import { InvalidArgumentError } from "commander";
 import { LongdocError } from "../shared/errors.ts";
@@ -93,21 +93,31 @@ export function workersArg(value: string): number {
 export async function checkFolderOption(name: string, dir: string): Promise<void> {
   const abs = path.resolve(dir);
   const s = await stat(abs).catch(() => undefined);
+  let existing = abs;
   if (s) {
     if (!s.isDirectory()) throw usageError(`${name} ${dir}: is a file, not a folder`);
     if (!(await access(abs, constants.W_OK).then(() => true, () => false))) throw usageError(`${name} ${dir}: the folder is not writable`);
-    return;
-  }
-  // Not there: the nearest existing folder above it must be a writable folder.
-  for (let up = path.dirname(abs); ; up = path.dirname(up)) {
-    const u = await stat(up).catch(() => undefined);
-    if (u) {
-      if (!u.isDirectory()) throw usageError(`${name} ${dir}: cannot be created (${up} is a file, not a folder)`);
-      if (!(await access(up, constants.W_OK).then(() => true, () => false))) throw usageError(`${name} ${dir}: cannot be created (${up} is not writable)`);
-      return;
+  } else {
+    // Not there: the nearest existing folder above it must be a writable folder.
+    for (let up = path.dirname(abs); ; up = path.dirname(up)) {
+      const u = await stat(up).catch(() => undefined);
+      if (u) {
+        if (!u.isDirectory()) throw usageError(`${name} ${dir}: cannot be created (${up} is a file, not a folder)`);
+        if (!(await access(up, constants.W_OK).then(() => true, () => false))) throw usageError(`${name} ${dir}: cannot be created (${up} is not writable)`);
+        existing = up;
+        break;
+      }
+      if (path.dirname(up) === up) throw usageError(`${name} ${dir}: cannot be created`);
     }
-    if (path.dirname(up) === up) throw usageError(`${name} ${dir}: cannot be created`);
   }
+  // access() is not the answer for root, nor for /proc and /sys (no folder can be made there, and
+  // a recursive mkdir under /proc never ends): make and remove an empty folder to be sure.
+  const probe = await mkdtemp(path.join(existing, ".longdoc-probe-")).catch((e: NodeJS.ErrnoException) => e);
+  if (probe instanceof Error) {
+    const where = existing === abs ? "" : ` (in ${existing})`;
+    throw usageError(`${name} ${dir}: no folder can be written there${where}: ${probe.code ?? probe.message}`);
+  }
+  await rmdir(probe).catch(() => {});
 }
 
 /** A command that ends without running anything: its message, the summary with --json, exit 0. */

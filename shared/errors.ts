@@ -15,6 +15,7 @@ export type ErrorCode =
   | "document_too_large"
   | "document_unsupported"
   | "document_empty"
+  | "document_encoding"
   | "input_too_long"
   | "cost_cap"
   | "rate_limited"

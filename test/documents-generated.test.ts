@@ -423,15 +423,20 @@ describe("text, Markdown, JSON", () => {
     expect(doc.text).toBe(`${json}\n`);
   });
 
-  it("decodes UTF-16 with a BOM and falls back to Windows-1252 for invalid UTF-8", async () => {
+  it("decodes UTF-16 with a BOM, and Windows-1252 when the detector is sure of it", async () => {
     const utf16 = new Uint8Array([0xff, 0xfe, ...Array.from("héllo", (c) => [c.charCodeAt(0), 0]).flat()]);
     expect(await text(utf16, "u16.txt")).toBe("héllo\n");
-    expect(await text(Uint8Array.from([0x63, 0x61, 0x66, 0xe9]), "cp1252.txt")).toBe("café\n");
+    const latin1 = (s: string) => Uint8Array.from(s, (c) => c.charCodeAt(0));
+    expect(await text(latin1("Grüße aus München, sagte der Bäcker."), "cp1252.txt")).toBe("Grüße aus München, sagte der Bäcker.\n");
+    // Four bytes say too little: the file fails rather than guess.
+    expect((await loadErr(latin1("café"), "cp1252.txt")).code).toBe("document_encoding");
+    expect(await text(latin1("café"), "cp1252.txt").catch(() => null)).toBeNull();
+    expect((await loadDocument({ bytes: latin1("café"), name: "cp1252.txt" }, { encoding: "windows-1252" })).text).toBe("café\n");
   });
 
   it("counts chars in code points and reports bytes", async () => {
     const doc = await loadDocument({ bytes: u8("a😀b"), name: "e.txt" });
-    expect(doc).toEqual({ format: "text", text: "a😀b\n", bytes: 6, chars: 4 });
+    expect(doc).toEqual({ format: "text", text: "a😀b\n", bytes: 6, chars: 4, encoding: "utf-8" });
   });
 
   it("skips the clean-up passes only when they would change nothing (tidyBytes)", () => {

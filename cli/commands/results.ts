@@ -3,7 +3,7 @@ import { downloadRun, writeBatchOutput } from "../results.ts";
 import { writeCsvOutput } from "../results-csv.ts";
 import { readProgress } from "../../shared/run/progress.ts";
 import { deployedStoreReader, localStateReader } from "../readers.ts";
-import { EXIT, fail } from "../exit.ts";
+import { checkFolderOption, EXIT, fail } from "../exit.ts";
 import type { Edge } from "../edge.ts";
 
 interface ResultsFlags {
@@ -27,6 +27,12 @@ export function registerResults(program: Command, edge: Edge): void {
     .addOption(new Option("--deployed", "read the run in the deployed stack's bucket (.sst/outputs.json or LONGDOC_BUCKET)").conflicts("state"))
     .option("--stage <name>", "the deployed stage whose outputs to use (default: the only one deployed from this folder)")
     .action(async (jobId: string, flags: ResultsFlags) => {
+      try {
+        await checkFolderOption("--out", flags.out);
+      } catch (e) {
+        fail(e);
+        return;
+      }
       const state = flags.deployed ? deployedStoreReader(edge.env, process.cwd(), flags.stage) : localStateReader(flags.state);
       try {
         if (flags.format === "csv") {

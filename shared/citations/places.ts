@@ -18,13 +18,14 @@ export interface DocumentPlaces {
   places: Place[];
 }
 
-const PAGE_MARKER = /^--- page (\d+) ---$/gm;
+/** A page's marker, or the one line of a run of empty pages (`--- pages 2–2001: no text ---`: no place of its own). */
+const PAGE_MARKER = /^--- (?:page (\d+)|pages \d+–\d+: no text) ---$/gm;
 /** The sheet heading of xlsx.ts; a hidden sheet's label is not part of its name. */
 const SHEET_HEADING = /^## Sheet: (.*?)(?: \((?:very )?hidden\))?$/gm;
 
 /** Which kind of places a document has: its text starts with a page marker (PDF) or a sheet heading (XLSX). */
 export function placeKind(text: string): PlaceKind {
-  if (/^--- page 1 ---\n/.test(text)) return "pages";
+  if (/^--- (?:page 1|pages 1–\d+: no text) ---\n/.test(text)) return "pages";
   if (/^## Sheet: /.test(text)) return "sheets";
   return "none";
 }
@@ -38,7 +39,7 @@ export function splitPlaces(text: string): DocumentPlaces {
   let open: { label: number | string; from: number } | null = null;
   for (const m of text.matchAll(pattern)) {
     if (open) places.push({ label: open.label, text: text.slice(open.from, m.index) });
-    open = { label: kind === "pages" ? Number(m[1]) : m[1]!, from: m.index + m[0].length };
+    open = kind === "pages" && m[1] === undefined ? null : { label: kind === "pages" ? Number(m[1]) : m[1]!, from: m.index + m[0].length };
   }
   if (open) places.push({ label: open.label, text: text.slice(open.from) });
   return { kind, places };

@@ -42,8 +42,8 @@ export function sniffDelimiter(text: string): string {
   return best;
 }
 
-export function loadCsv(bytes: Uint8Array, name: string, opts: { tsv?: boolean } = {}): { text: string; rows: number } {
-  const text = decodeTextFile(bytes, name);
+export function loadCsv(bytes: Uint8Array, name: string, opts: { tsv?: boolean; encoding?: string } = {}): { text: string; rows: number; encoding: string } {
+  const { text, encoding } = decodeTextFile(bytes, name, { encoding: opts.encoding });
   const delimiter = opts.tsv ? "\t" : sniffDelimiter(text);
   let rows: string[][];
   try {
@@ -55,7 +55,7 @@ export function loadCsv(bytes: Uint8Array, name: string, opts: { tsv?: boolean }
       skip_empty_lines: true,
     }) as string[][];
   } catch {
-    return { text, rows: 0 };
+    return { text, rows: 0, encoding };
   }
-  return { text: markdownTable(rows), rows: Math.max(0, rows.length - 1) };
+  return { text: markdownTable(rows), rows: Math.max(0, rows.length - 1), encoding };
 }

@@ -17,6 +17,7 @@
  *   own line breaks become `<br>`; a table nested in a cell is flattened into that cell.
  */
 import { Parser } from "htmlparser2";
+import { useLinearStacks } from "./html-stack.ts";
 import { cell as escapeCell, markdownTable } from "./markdown.ts";
 
 const SKIP = new Set(["head", "script", "style", "noscript", "template", "svg", "iframe", "object", "embed", "canvas", "title", "datalist"]);
@@ -323,7 +324,9 @@ export function htmlToText(html: string, opts: { xhtml?: boolean } = {}): HtmlTe
   // The writer that text currently goes to: the innermost open table cell, or the document.
   const writers: Writer[] = [root];
   const cur = () => writers[writers.length - 1]!;
-  const listDepth = () => stack.filter((f) => f.list).length;
+  // The open lists, innermost last: kept apart from `stack` so their depth costs nothing to read.
+  const lists: NonNullable<Frame["list"]>[] = [];
+  const listDepth = () => lists.length;
 
   const parser = new Parser(
     {
@@ -363,16 +366,13 @@ export function htmlToText(html: string, opts: { xhtml?: boolean } = {}): HtmlTe
           case "menu": {
             const start = Number.parseInt(attrs.start ?? "1", 10);
             frame.list = { ordered: tag === "ol", n: Number.isFinite(start) ? start : 1 };
+            lists.push(frame.list);
             w.block(listDepth() > 1 ? 1 : 2);
             return;
           }
           case "li": {
             w.block(1);
-            let list: Frame["list"];
-            for (let i = stack.length - 2; i >= 0; i--) if (stack[i]!.list) {
-              list = stack[i]!.list;
-              break;
-            }
+            const list = lists[lists.length - 1];
             const depth = Math.max(0, listDepth() - 1);
             const pad = "  ".repeat(depth);
             const bullet = list?.ordered ? `${list.n++}. ` : "- ";
@@ -431,6 +431,7 @@ export function htmlToText(html: string, opts: { xhtml?: boolean } = {}): HtmlTe
 
   function closeFrame(frame: Frame): void {
     if (inTitle > 0 && stack.length < inTitle) inTitle = 0;
+    if (frame.list) lists.pop();
     if (frame.skip) {
       skipDepth--;
       return;
@@ -511,6 +512,7 @@ export function htmlToText(html: string, opts: { xhtml?: boolean } = {}): HtmlTe
     else if (BLOCK1.has(frame.tag)) w.block(1);
   }
 
+  useLinearStacks(parser);
   parser.write(html);
   parser.end();
   while (stack.length > 0) closeFrame(stack.pop()!);

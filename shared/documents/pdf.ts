@@ -2,9 +2,14 @@
  * PDF → text with page markers, via pdf.js (`pdfjs-dist`, its Node build, with its CMap data for CJK fonts).
  *
  * Output: for every page, in order, a marker line `--- page N ---` (N = 1-based physical page
- * number, as a PDF viewer counts; empty pages keep their marker) followed by that page's text
- * in reading order (see pdf-layout.ts). Pages are separated by a blank line. The model cites
- * pages by those numbers.
+ * number, as a PDF viewer counts) followed by that page's text in reading order (see
+ * pdf-layout.ts). Pages are separated by a blank line. The model cites pages by those numbers.
+ * A single empty page keeps its marker; a run of two or more is one line, `--- pages A–B: no
+ * text ---` (A and B the first and last of the run), so blank pages cost a few tokens per run,
+ * not per page, and the page after the run is still `--- page B+1 ---`.
+ *
+ * With `maxTokens`, extraction stops as soon as the pages read so far have more tokens than
+ * that by a sound lower bound (tokens/bound.ts): input_too_long, the rest is never read.
  *
  * - Encrypted with an empty user password (common: "no copy" restrictions only): opened
  *   silently. A real open password: document_encrypted.
@@ -15,8 +20,10 @@
  *   what it cannot open is document_corrupt. A page that fails alone is left empty.
  */
 import { fileURLToPath } from "node:url";
+import { TokenFloor } from "../tokens/bound.ts";
 import { layoutPage, type PdfTextItem } from "./pdf-layout.ts";
-import { docError, hasText, pageMarker, stripControls } from "./util.ts";
+import { installPageIndex } from "./pdfjs-pages.ts";
+import { docError, emptyPagesMarker, hasText, pageMarker, stripControls, tooManyTokens } from "./util.ts";
 
 
 /** pdf.js's CMap data (CJK fonts) and standard fonts; pdf.js reads them with fs in Node, as paths. */
@@ -29,7 +36,8 @@ interface PdfjsError {
   code?: number;
 }
 
-export async function loadPdf(bytes: Uint8Array, name: string): Promise<{ text: string; pages: number }> {
+export async function loadPdf(bytes: Uint8Array, name: string, opts: { maxTokens?: number } = {}): Promise<{ text: string; pages: number }> {
+  installPageIndex();
   // The legacy build is pdf.js's Node build; loaded on first PDF only, to keep cold starts short.
   const pdfjs = await import("pdfjs-dist/legacy/build/pdf.mjs");
   const task = pdfjs.getDocument({
@@ -52,6 +60,7 @@ export async function loadPdf(bytes: Uint8Array, name: string): Promise<{ text: 
     }
     const pages: string[] = [];
     let failed = 0;
+    const floor = new TokenFloor();
     for (let i = 1; i <= pdf.numPages; i++) {
       try {
         const page = await pdf.getPage(i);
@@ -62,6 +71,7 @@ export async function loadPdf(bytes: Uint8Array, name: string): Promise<{ text: 
         failed++;
         pages.push("");
       }
+      if (opts.maxTokens !== undefined && floor.add(pages[pages.length - 1]!).value > opts.maxTokens) throw tooManyTokens(name, floor.value, opts.maxTokens);
     }
     if (pdf.numPages > 0 && failed === pdf.numPages) throw docError("document_corrupt", name, `damaged PDF: none of its ${pdf.numPages} pages could be read`);
     if (!pages.some(hasText)) {
@@ -75,11 +85,27 @@ export async function loadPdf(bytes: Uint8Array, name: string): Promise<{ text: 
       }
       throw docError("document_no_text", name, `no text layer in any of its ${pdf.numPages} page(s): a scanned or image-only PDF; OCR is not enabled`);
     }
-    const text = pages.map((t, i) => `${pageMarker(i + 1)}\n${t}`).join("\n\n");
-    return { text, pages: pdf.numPages };
+    return { text: joinPages(pages), pages: pdf.numPages };
   } finally {
     await task.destroy().catch(() => {});
   }
+}
+
+/** The pages' texts with their markers; a run of two or more empty pages is one marker (see the module comment). */
+export function joinPages(pages: readonly string[]): string {
+  const out: string[] = [];
+  for (let i = 0; i < pages.length; ) {
+    let end = i;
+    while (end < pages.length && !hasText(pages[end]!)) end++;
+    if (end - i >= 2) {
+      out.push(emptyPagesMarker(i + 1, end));
+      i = end;
+      continue;
+    }
+    out.push(`${pageMarker(i + 1)}\n${pages[i]}`);
+    i++;
+  }
+  return out.join("\n\n");
 }
 
 function openError(e: PdfjsError, name: string) {

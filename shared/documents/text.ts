@@ -2,52 +2,23 @@
  * Byte → string decoding for the text formats, the binary-junk check, and the plain
  * text / Markdown / JSON loaders (which pass the text through as is).
  *
- * Decoding: a BOM decides (UTF-8, UTF-16 LE/BE; the BOM is dropped). Without one, UTF-8 when
- * the bytes are valid UTF-8, else Windows-1252 (the usual encoding of old "ANSI" text files).
- * Callers may pass a declared charset (HTML <meta charset>), which wins over the guess.
+ * Decoding: the encoding the job states, else a BOM (dropped), else UTF-16 without a BOM, else a
+ * declared charset (HTML <meta charset>), else UTF-8 when the bytes are valid UTF-8, else the
+ * legacy encoding the detector is confident of (GBK/GB18030, Big5, Shift-JIS, EUC-KR,
+ * Windows-1252...), else UTF-16 of CJK text without ASCII, else the file fails with
+ * document_encoding: see encoding.ts.
  */
+import { isUtf8 } from "node:buffer";
+import { chooseLegacyEncoding, sniffBom, sniffUtf16, sniffUtf16Cjk, undecidableEncoding, type Candidate } from "./encoding.ts";
 import { docError, stripControls } from "./util.ts";
 
-export type Bom = "utf-8" | "utf-16le" | "utf-16be";
+export { sniffBom, type Bom } from "./encoding.ts";
 
-export function sniffBom(b: Uint8Array): Bom | undefined {
-  if (b.length >= 3 && b[0] === 0xef && b[1] === 0xbb && b[2] === 0xbf) return "utf-8";
-  if (b.length >= 2 && b[0] === 0xff && b[1] === 0xfe) return "utf-16le";
-  if (b.length >= 2 && b[0] === 0xfe && b[1] === 0xff) return "utf-16be";
-  return undefined;
-}
-
-/** UTF-16 without a BOM: mostly-ASCII text has a zero in every other byte. */
-function sniffUtf16(b: Uint8Array): Bom | undefined {
-  const n = Math.min(b.length, 4096) & ~1;
-  if (n < 8) return undefined;
-  let evenZero = 0;
-  let oddZero = 0;
-  for (let i = 0; i < n; i += 2) {
-    if (b[i] === 0) evenZero++;
-    if (b[i + 1] === 0) oddZero++;
-  }
-  const pairs = n / 2;
-  if (oddZero > pairs * 0.6 && evenZero < pairs * 0.05) return "utf-16le";
-  if (evenZero > pairs * 0.6 && oddZero < pairs * 0.05) return "utf-16be";
-  return undefined;
-}
-
-/**
- * Whether the bytes look like binary data rather than text: NUL bytes or many C0 control
- * characters in the first 64 KiB (UTF-16 text is recognised first and is not binary).
- */
-export function looksBinary(b: Uint8Array): boolean {
-  const bom = sniffBom(b);
-  if (bom === "utf-16le" || bom === "utf-16be" || sniffUtf16(b)) return false;
-  const n = Math.min(b.length, 65536);
-  let controls = 0;
-  for (let i = 0; i < n; i++) {
-    const c = b[i]!;
-    if (c === 0) return true;
-    if (c < 0x20 && c !== 0x09 && c !== 0x0a && c !== 0x0d && c !== 0x0c && c !== 0x1b) controls++;
-  }
-  return controls > n * 0.01 + 2;
+export interface DecodeOptions {
+  /** A charset the document declares (HTML <meta charset>). */
+  declared?: string;
+  /** The encoding the job file states for the document: it decides. */
+  encoding?: string;
 }
 
 function tryDecoder(label: string): InstanceType<typeof TextDecoder> | undefined {
@@ -58,28 +29,69 @@ function tryDecoder(label: string): InstanceType<typeof TextDecoder> | undefined
   }
 }
 
-/** Decode bytes to a string (see the module comment). The BOM is never part of the result. */
-export function decodeText(b: Uint8Array, declared?: string): string {
+/** The encoding to decode with and the BOM bytes to skip, or the candidates when it cannot be told. */
+function resolveEncoding(b: Uint8Array, opts: DecodeOptions): { encoding: string; skip: number } | { candidates: Candidate[] } {
   const bom = sniffBom(b);
-  if (bom) return new TextDecoder(bom).decode(b.subarray(bom === "utf-8" ? 3 : 2));
+  if (opts.encoding) {
+    const stated = tryDecoder(opts.encoding.trim().toLowerCase())?.encoding ?? opts.encoding;
+    return { encoding: stated, skip: bom === stated ? (bom === "utf-8" ? 3 : 2) : 0 };
+  }
+  if (bom) return { encoding: bom, skip: bom === "utf-8" ? 3 : 2 };
   const utf16 = sniffUtf16(b);
-  if (utf16) return new TextDecoder(utf16).decode(b);
-  if (declared) {
-    const d = tryDecoder(declared.trim().toLowerCase());
+  if (utf16) return { encoding: utf16, skip: 0 };
+  if (opts.declared) {
+    const d = tryDecoder(opts.declared.trim().toLowerCase());
     // A page that says utf-16 but has no BOM and no zero bytes is really ASCII-compatible.
-    if (d && !d.encoding.startsWith("utf-16")) return d.decode(b);
+    if (d && !d.encoding.startsWith("utf-16")) return { encoding: d.encoding, skip: 0 };
   }
-  try {
-    return new TextDecoder("utf-8", { fatal: true }).decode(b);
-  } catch {
-    return new TextDecoder("windows-1252").decode(b);
+  if (isUtf8(b)) return { encoding: "utf-8", skip: 0 };
+  const legacy = chooseLegacyEncoding(b);
+  if ("encoding" in legacy) return { encoding: legacy.encoding, skip: 0 };
+  const cjk16 = sniffUtf16Cjk(b);
+  return cjk16 ? { encoding: cjk16, skip: 0 } : legacy;
+}
+
+/**
+ * Decode bytes to a string, never failing (format sniffing, a best effort): an undecidable
+ * legacy text is read in its most likely encoding, else Windows-1252. The BOM is never part of
+ * the result.
+ */
+export function decodeText(b: Uint8Array, declared?: string): string {
+  const r = resolveEncoding(b, { declared });
+  if ("encoding" in r) return new TextDecoder(r.encoding).decode(b.subarray(r.skip));
+  return new TextDecoder(r.candidates[0]?.encoding ?? "windows-1252").decode(b);
+}
+
+/** Decode a document's text and say in which encoding; document_encoding when that cannot be told. */
+export function decodeDocument(b: Uint8Array, name: string, opts: DecodeOptions = {}): { text: string; encoding: string } {
+  const r = resolveEncoding(b, opts);
+  if (!("encoding" in r)) throw undecidableEncoding(name, r.candidates);
+  const decoder = tryDecoder(r.encoding);
+  if (!decoder) throw docError("document_encoding", name, `the encoding '${r.encoding}' is not one longdoc can decode (try gbk, gb18030, big5, shift_jis, euc-kr, utf-16le, windows-1252)`);
+  return { text: decoder.decode(b.subarray(r.skip)), encoding: decoder.encoding };
+}
+
+/**
+ * Whether the bytes look like binary data rather than text: NUL bytes or many C0 control
+ * characters in the first 64 KiB (UTF-16 text is recognised first and is not binary).
+ */
+export function looksBinary(b: Uint8Array): boolean {
+  const bom = sniffBom(b);
+  if (bom === "utf-16le" || bom === "utf-16be" || sniffUtf16(b) || sniffUtf16Cjk(b)) return false;
+  const n = Math.min(b.length, 65536);
+  let controls = 0;
+  for (let i = 0; i < n; i++) {
+    const c = b[i]!;
+    if (c === 0) return true;
+    if (c < 0x20 && c !== 0x09 && c !== 0x0a && c !== 0x0d && c !== 0x0c && c !== 0x1b) controls++;
   }
+  return controls > n * 0.01 + 2;
 }
 
 /** Decode, refusing binary junk as unsupported. */
-export function decodeTextFile(b: Uint8Array, name: string, declared?: string): string {
-  if (looksBinary(b)) throw docError("document_unsupported", name, "binary data, not a supported document format (PDF, DOCX, XLSX, CSV, HTML, Markdown, text, JSON)");
-  return decodeText(b, declared);
+export function decodeTextFile(b: Uint8Array, name: string, opts: DecodeOptions = {}): { text: string; encoding: string } {
+  if (!opts.encoding && looksBinary(b)) throw docError("document_unsupported", name, "binary data, not a supported document format (PDF, DOCX, XLSX, CSV, HTML, Markdown, text, JSON)");
+  return decodeDocument(b, name, opts);
 }
 
 /**
@@ -87,9 +99,10 @@ export function decodeTextFile(b: Uint8Array, name: string, declared?: string): 
  * `tidy` when one pass over the bytes showed the text has nothing for stripControls or
  * finishText's line rules to change (see tidyBytes), so those passes can be skipped.
  */
-export function loadPlain(b: Uint8Array, name: string): { text: string; tidy: boolean } {
-  if (tidyBytes(b)) return { text: decodeText(b), tidy: true };
-  return { text: stripControls(decodeTextFile(b, name)), tidy: false };
+export function loadPlain(b: Uint8Array, name: string, opts: DecodeOptions = {}): { text: string; tidy: boolean; encoding: string } {
+  if (tidyBytes(b)) return { ...decodeDocument(b, name, opts), tidy: true };
+  const { text, encoding } = decodeTextFile(b, name, opts);
+  return { text: stripControls(text), tidy: false, encoding };
 }
 
 /** Words (4 bytes) per tidyWords call (see tidyWords). */

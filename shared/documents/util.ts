@@ -6,8 +6,23 @@ export function docError(code: ErrorCode, name: string, message: string, cause?:
   return new DocumentError(code, `${name}: ${message}`, cause === undefined ? {} : { cause });
 }
 
+/**
+ * A document whose text cannot fit the model, known from a lower bound on its tokens before it
+ * was extracted or counted in full (kind input_too_long, as the call would have failed).
+ */
+export function tooManyTokens(name: string, atLeast: number, limit: number): DocumentError {
+  return docError(
+    "input_too_long",
+    name,
+    `its text has at least ${atLeast} tokens (a lower bound, found before extracting it in full), over the ${limit} tokens the model can take as input; split the document, or set truncate: middle to cut its middle`,
+  );
+}
+
 /** The line that starts each PDF page's text: `--- page N ---` (N is the 1-based page number). */
 export const pageMarker = (n: number): string => `--- page ${n} ---`;
+
+/** The one line that stands for the empty pages first..last (two or more): `--- pages 2–2001: no text ---`. */
+export const emptyPagesMarker = (first: number, last: number): string => `--- pages ${first}–${last}: no text ---`;
 
 /** "1.5 MiB (1572864 bytes)" */
 export function formatBytes(n: number): string {

@@ -26,8 +26,8 @@
  */
 import ExcelJS from "exceljs";
 import { markdownTable } from "./markdown.ts";
-import { docError } from "./util.ts";
-import { storedZip, unzipBounded } from "./zip.ts";
+import { docError, formatBytes } from "./util.ts";
+import { readZipDirectory, storedZip, unzipBounded } from "./zip.ts";
 
 const SKIP_PARTS = /^xl\/(media|embeddings|printerSettings)\//i;
 
@@ -150,9 +150,32 @@ function sheetTable(ws: ExcelJS.Worksheet, files: Map<string, Uint8Array>): stri
   return markdownTable(grid);
 }
 
+/** The parts exceljs holds as cells: the worksheets and the shared strings. */
+const CELL_PARTS = /^xl\/(worksheets\/[^/]+\.xml|sharedStrings\.xml)$/i;
+/** Worksheet and shared-string XML longdoc reads at most (by the sizes the ZIP declares). */
+export const MAX_CELL_XML_BYTES = 32 * 1024 * 1024;
+/** Cells longdoc reads at most: exceljs holds about 1.7 KB per cell (200,000 cells peaked at 405 MB). */
+export const MAX_CELLS = 600_000;
+
 export async function loadXlsx(bytes: Uint8Array, name: string, maxUncompressedBytes: number): Promise<{ text: string; sheets: string[] }> {
+  // exceljs holds the whole workbook as objects: refuse what would not fit a worker before it runs.
+  const entries = readZipDirectory(bytes) ?? [];
+  const declared = (test: (n: string) => boolean) => entries.filter((e) => test(e.name)).reduce((n, e) => n + e.uncompressedSize, 0);
+  const cellXml = declared((n) => CELL_PARTS.test(n));
+  // Over the whole archive's cap, unzipBounded refuses it with that cap's message.
+  if (cellXml > MAX_CELL_XML_BYTES && declared((n) => !SKIP_PARTS.test(n)) <= maxUncompressedBytes) {
+    throw docError(
+      "document_too_large",
+      name,
+      `its worksheets and shared strings declare ${formatBytes(cellXml)} of XML, over the ${formatBytes(MAX_CELL_XML_BYTES)} longdoc reads from an XLSX (the memory of one worker); not inflated`,
+    );
+  }
   const files = unzipBounded(bytes, name, { maxUncompressedBytes, keep: (n) => !SKIP_PARTS.test(n) });
   if (!files.has("xl/workbook.xml")) throw docError("document_corrupt", name, "not a valid XLSX: xl/workbook.xml is missing");
+  const cells = countCells(files);
+  if (cells > MAX_CELLS) {
+    throw docError("document_too_large", name, `its worksheets have ${cells} cells, over the ${MAX_CELLS} longdoc reads from an XLSX (the memory of one worker); not extracted`);
+  }
   const wb = new ExcelJS.Workbook();
   try {
     await wb.xlsx.load(Buffer.from(storedZip(files)) as unknown as ExcelJS.Buffer);
@@ -167,4 +190,17 @@ export async function loadXlsx(bytes: Uint8Array, name: string, maxUncompressedB
     parts.push(`## Sheet: ${ws.name.trim()}${state}\n\n${sheetTable(ws, files)}`);
   }
   return { text: parts.join("\n\n"), sheets };
+}
+
+/** `<c …>` elements in the worksheets. */
+function countCells(files: Map<string, Uint8Array>): number {
+  let n = 0;
+  for (const [part, data] of files) {
+    if (!/^xl\/worksheets\/[^/]+\.xml$/i.test(part)) continue;
+    for (let i = data.indexOf(0x3c); i >= 0; i = data.indexOf(0x3c, i + 1)) {
+      const next = data[i + 2];
+      if (data[i + 1] === 0x63 && (next === 0x20 || next === 0x3e || next === 0x2f)) n++;
+    }
+  }
+  return n;
 }

@@ -7,6 +7,8 @@ export interface ItemDocument {
   uri: string;
   /** The object's size from the listing or upload: what `packing: packed` packs by, without reading it. */
   bytes?: number;
+  /** The text encoding the job file states for this document (its source's `encoding`). */
+  encoding?: string;
 }
 
 export interface JobItem {

@@ -10,6 +10,8 @@ export interface LocalDocument {
   /** As shown to users and in the manifest: relative to the repo (cwd) when inside it. */
   source: string;
   absolutePath: string;
+  /** The encoding the job file states for the source it came from. */
+  encoding?: string;
 }
 
 export interface ResolveOptions {
@@ -90,7 +92,7 @@ export async function resolveLocalDocuments(spec: JobSpec, jobFile: string, opts
     }
     for (const abs of matches.sort()) {
       const rel = path.relative(cwd, abs);
-      found.set(abs, { absolutePath: abs, source: rel.startsWith("..") ? abs : rel.split(path.sep).join("/") });
+      found.set(abs, { absolutePath: abs, source: rel.startsWith("..") ? abs : rel.split(path.sep).join("/"), ...(src.encoding && { encoding: src.encoding }) });
     }
   }
   return [...found.values()];

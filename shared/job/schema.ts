@@ -8,18 +8,37 @@ export const MAX_QUESTIONS = 100;
  * error, so a typo such as `maxOutputToken` is caught before any money is spent.
  */
 
+/** A text document's encoding, when detection cannot tell it: any label TextDecoder knows. */
+const encoding = z
+  .string()
+  .refine(
+    (label) => {
+      try {
+        new TextDecoder(label);
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    { message: "must be an encoding such as utf-8, gbk, gb18030, big5, shift_jis, euc-kr, utf-16le or windows-1252" },
+  )
+  .optional()
+  .describe("The text encoding of the files this source matches (gbk, big5, shift_jis, euc-kr, utf-16le, windows-1252...), when longdoc cannot tell it: it decides over detection. Text, Markdown, CSV, JSON and HTML files only.");
+
 const documentSource = z.union([
   z.strictObject({
     path: z
       .string()
       .min(1, "must be a file path or glob")
       .describe("A file or a glob (`docs/*.pdf`, `**/*.md`), relative to the job file's folder; it must resolve inside that folder or the repository unless the command is given `--allow-outside`. Local runs and `longdoc submit`, which uploads the files."),
+    encoding,
   }),
   z.strictObject({
     s3: z
       .string()
       .regex(/^s3:\/\/[a-z0-9.-]{3,63}(\/.*)?$/, "must look like s3://bucket/prefix/")
       .describe("Every object under this S3 prefix (`s3://bucket/prefix/`), listed when the run is submitted. Deployed runs."),
+    encoding,
   }),
 ]);
 

@@ -97,6 +97,17 @@ function citationTokens(spec: PlanSpec, docs: PromptDocument[], layout: PromptLa
 }
 
 /**
+ * The most tokens one document may have for its item to have a chance: the input limit of the
+ * largest model the item may run on (`model`, or the job's fallbackModel), since a prompt holding
+ * more cannot fit whatever else is in it; none with truncate: middle, which cuts the document to
+ * fit. loadDocument refuses a document over it by a lower bound, before extracting it in full or
+ * counting it.
+ */
+export function documentTokenCeiling(spec: Pick<PlanSpec, "truncate">, model: Pick<ModelInfo, "maxInputTokens">, fallback?: Pick<ModelInfo, "maxInputTokens">): number | undefined {
+  return spec.truncate === "middle" ? undefined : Math.max(model.maxInputTokens, fallback?.maxInputTokens ?? 0);
+}
+
+/**
  * The model an item runs on, chosen when it is planned: the job's `model`, or the `fallback` (the
  * job's fallbackModel, a model with a larger input) when one of the item's calls would not fit
  * `model` whole. `truncate: middle` then applies on the fallback, not before it. The worker and

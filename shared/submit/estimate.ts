@@ -1,13 +1,14 @@
-import { readFile, stat } from "node:fs/promises";
+import { stat } from "node:fs/promises";
 import { checkFallback, costCap, formatCost, getModel, priceFor, type Catalog, type ModelInfo } from "../model/catalog.ts";
-import { loadDocument } from "../documents/index.ts";
+import { DEFAULT_MAX_BYTES, loadDocument } from "../documents/index.ts";
+import { readDocumentFile } from "../documents/read-file.ts";
 import { LongdocError, toErrorRecord } from "../errors.ts";
 import { expandItems } from "../job/expand.ts";
 import type { ItemDocument, JobItem } from "../job/record.ts";
 import type { JobSpec } from "../job/schema.ts";
 import { resolveLocalDocuments, type ResolveOptions } from "../job/resolve.ts";
 import { packDocuments } from "./pack.ts";
-import { modelForItem, planCall } from "../model/plan.ts";
+import { documentTokenCeiling, modelForItem, planCall } from "../model/plan.ts";
 import { countTokens } from "../tokens/index.ts";
 import { toolRounds } from "../reason/settings.ts";
 import { selectItems, type ItemSelection } from "./select.ts";
@@ -103,25 +104,28 @@ export async function estimateJob(spec: JobSpec, jobFile: string, catalog: Catal
   const itemDocs: ItemDocument[] = [];
   for (const d of local) {
     const bytes = await stat(d.absolutePath).then((s) => s.size, () => undefined);
-    itemDocs.push({ source: d.source, uri: d.absolutePath, ...(bytes !== undefined && { bytes }) });
+    itemDocs.push({ source: d.source, uri: d.absolutePath, ...(bytes !== undefined && { bytes }), ...(d.encoding && { encoding: d.encoding }) });
   }
   // Packed by size, as submit packs them: the same items, priced exactly.
   const packs = spec.packing === "packed" ? packDocuments(spec, model, itemDocs) : undefined;
   const all = expandItems(spec, itemDocs, packs);
   const items = select ? selectItems(all, select) : all;
   const loaded = new Map<string, LoadedText>();
+  const fallback = checkFallback(catalog, spec, model);
+  // A document no model of the job can take whole is refused by a lower bound on its tokens, before it is extracted in full.
+  const maxTokens = documentTokenCeiling(spec, model, fallback);
   // One at a time: a job can hold thousands of documents, and each may be hundreds of pages.
   for (const d of items.flatMap((i) => i.documents)) {
     if (loaded.has(d.source)) continue;
     try {
-      const file = await readFile(d.uri);
-      const doc = await loadDocument({ bytes: new Uint8Array(file.buffer, file.byteOffset, file.byteLength), name: d.source }, { maxBytes: spec.limits.maxDocumentBytes });
+      const file = await readDocumentFile(d.uri, spec.limits.maxDocumentBytes ?? DEFAULT_MAX_BYTES, d.source);
+      const doc = await loadDocument({ bytes: file, name: d.source }, { maxBytes: spec.limits.maxDocumentBytes, encoding: d.encoding, maxTokens });
       loaded.set(d.source, { text: doc.text, format: doc.format, error: null });
     } catch (e) {
       loaded.set(d.source, { text: "", format: null, error: toErrorRecord(e) });
     }
   }
-  return estimateItems(spec, model, items, loaded, checkFallback(catalog, spec, model));
+  return estimateItems(spec, model, items, loaded, fallback);
 }
 
 /** Refuses a job whose input alone is estimated above its cost cap (`limits.maxCost` / `maxCostUsd`). */

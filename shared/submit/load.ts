@@ -68,7 +68,7 @@ export async function uploadDocuments(store: ObjectStore, docs: LocalDocument[])
     const bytes = await readFile(d.absolutePath);
     const key = inputKey(bytes, d.absolutePath);
     await store.put(key, bytes, "application/octet-stream");
-    out.push({ source: d.source, uri: s3Uri(store.bucket, key), bytes: bytes.byteLength });
+    out.push({ source: d.source, uri: s3Uri(store.bucket, key), bytes: bytes.byteLength, ...(d.encoding && { encoding: d.encoding }) });
   }
   return out;
 }

@@ -83,7 +83,7 @@ export async function measureDocuments(s3: S3Client, docs: ItemDocument[], spec:
     const bytes = await new ObjectStore(s3, bucket).getBytes(key);
     try {
       if (!bytes) throw new DocumentError("document_missing", `${doc.source}: not found at ${doc.uri}`);
-      const loaded = await loadDocument({ bytes, name: doc.source }, { maxBytes: spec.limits.maxDocumentBytes });
+      const loaded = await loadDocument({ bytes, name: doc.source }, { maxBytes: spec.limits.maxDocumentBytes, encoding: doc.encoding });
       out.push({ doc, text: loaded.text, format: loaded.format, error: null });
     } catch (e) {
       if (!(e instanceof DocumentError)) throw e;

@@ -14,7 +14,7 @@ export async function resolveS3Documents(spec: JobSpec, s3: S3Client): Promise<I
     const prefix = m[2] ?? "";
     const found = (await new ObjectStore(s3, bucket).listObjects(prefix)).filter((o) => !o.key.endsWith("/"));
     if (found.length === 0) throw new LongdocError("document_missing", `documents[${index}].s3: nothing under ${src.s3}`);
-    for (const { key, bytes } of found) out.push({ source: s3Uri(bucket, key), uri: s3Uri(bucket, key), bytes });
+    for (const { key, bytes } of found) out.push({ source: s3Uri(bucket, key), uri: s3Uri(bucket, key), bytes, ...(src.encoding && { encoding: src.encoding }) });
   }
   return out;
 }

@@ -13,7 +13,7 @@ import { parseS3Uri } from "../job/record.ts";
 import { validateAnswer } from "../job/output.ts";
 import { getModel, priceFor, type ModelInfo } from "../model/catalog.ts";
 import { addUsage, zeroUsage, type ChatResult } from "../model/client.ts";
-import { modelForItem, planCall, type CallPlan } from "../model/plan.ts";
+import { documentTokenCeiling, modelForItem, planCall, type CallPlan } from "../model/plan.ts";
 import { messageText, type ChatMessage, type PromptDocument } from "../model/prompt.ts";
 import { ObjectStore } from "../run/store.ts";
 import { countChatTokens, countTokens } from "../tokens/index.ts";
@@ -57,12 +57,16 @@ async function readDocuments(d: Delivery): Promise<{ doc: PromptDocument; info: 
   const bytes = await d.steps.time("read", () =>
     Promise.all(d.item.documents.map((doc) => { const { bucket, key } = parseS3Uri(doc.uri); return new ObjectStore(d.deps.s3, bucket).getBytes(key); })),
   );
-  return d.steps.time("extract", () => Promise.all(d.item.documents.map((doc, i) => extract(doc, bytes[i], d.job.limits.maxDocumentBytes))));
+  // A document no model of the job can take whole is refused by a lower bound on its tokens, before it is extracted in full.
+  const known = (id: string | undefined) => (id !== undefined && Object.hasOwn(d.deps.catalog.models, id) ? d.deps.catalog.models[id] : undefined);
+  const model = known(d.job.model);
+  const maxTokens = model && documentTokenCeiling(d.job.spec, model, known(d.job.spec.fallbackModel));
+  return d.steps.time("extract", () => Promise.all(d.item.documents.map((doc, i) => extract(doc, bytes[i], { maxBytes: d.job.limits.maxDocumentBytes, maxTokens }))));
 }
 
-async function extract(doc: { source: string; uri: string }, bytes: Uint8Array | undefined, maxBytes: number) {
+async function extract(doc: { source: string; uri: string; encoding?: string }, bytes: Uint8Array | undefined, opts: { maxBytes: number | undefined; maxTokens: number | undefined }) {
   if (!bytes) throw new DocumentError("document_missing", `${doc.source}: not found at ${doc.uri}`);
-  const loaded = await loadDocument({ bytes, name: doc.source }, { maxBytes });
+  const loaded = await loadDocument({ bytes, name: doc.source }, { ...opts, encoding: doc.encoding });
   const sha256 = createHash("sha256").update(loaded.text).digest("hex");
   const tokens = countTokens(loaded.text);
   return {
