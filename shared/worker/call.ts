@@ -14,6 +14,7 @@ import type { CallPlan } from "../model/plan.ts";
 import { LongdocError, ModelError } from "../errors.ts";
 import type { QuotaTicket } from "../run/coord.ts";
 import type { Delivery } from "./delivery.ts";
+import { ARRIVE_EARLY_MS } from "./guards.ts";
 import { keepPaid } from "./paid.ts";
 import { ReturnToQueue } from "./records.ts";
 import type { WorkerDeps } from "./context.ts";
@@ -186,7 +187,7 @@ const BOOKED_WAIT_MS = 10_000;
 async function book(d: Delivery, request: Parameters<WorkerDeps["coord"]["bookQuota"]>[0], notBefore?: number): Promise<never> {
   const at = await d.deps.coord.bookQuota({ ...request, now: d.now(), notBefore });
   await d.deps.coord.setBooking(d.job.jobId, d.item.id, d.deps.owner, at);
-  throw new ReturnToQueue((at - d.now()) / 1000, "waiting in line for the account's quota", undefined, { wait: true });
+  throw new ReturnToQueue((at - ARRIVE_EARLY_MS - d.now()) / 1000, "waiting in line for the account's quota", undefined, { wait: true });
 }
 
 /** The request itself: counted as the attempt's, streamed to its trace, kept in the journal when it returns. */

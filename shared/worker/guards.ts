@@ -15,7 +15,9 @@ const submittedJobs = new Set<string>();
 /** A submit that died without marking its job stays `submitting`; after this long it counts as failed. */
 const SUBMIT_GRACE_MS = 15 * 60_000;
 /** A place in the quota this close is waited for in the call itself, not in the queue. */
-export const BOOKING_SLACK_MS = 1_000;
+export const BOOKING_SLACK_MS = 3_000;
+/** A waiting task comes back this much before its place, so its documents are read by then (under the slack). */
+export const ARRIVE_EARLY_MS = 2_000;
 
 export async function guards(d: Delivery): Promise<Ended | null> {
   const { job, store } = d;
@@ -41,7 +43,7 @@ export async function guards(d: Delivery): Promise<Ended | null> {
   const bookedAt = d.claimed.bookedAt;
   if (bookedAt !== null && bookedAt - d.now() > BOOKING_SLACK_MS) {
     // Its place in the quota's line is still ahead: wait in the queue until then, documents unread.
-    throw new ReturnToQueue((bookedAt - d.now()) / 1000, "waiting for its place in the account's quota", undefined, { wait: true });
+    throw new ReturnToQueue((bookedAt - ARRIVE_EARLY_MS - d.now()) / 1000, "waiting for its place in the account's quota", undefined, { wait: true });
   }
   return null;
 }
