@@ -11,6 +11,7 @@ import { registerSchema } from "../cli/commands/schema.ts";
 import { registerSim } from "../cli/commands/sim.ts";
 import { registerStatus } from "../cli/commands/status.ts";
 import { registerSubmit } from "../cli/commands/submit.ts";
+import { registerUi } from "../cli/commands/ui.ts";
 import { registerValidate } from "../cli/commands/validate.ts";
 import { createEdge } from "../cli/edge.ts";
 import { EXIT } from "../cli/exit.ts";
@@ -37,6 +38,7 @@ registerResults(program, edge);
 registerSubmit(program, edge);
 registerRetry(program, edge);
 registerCancel(program, edge);
+registerUi(program, edge);
 registerSchema(program);
 
 try {
