@@ -4,6 +4,7 @@ import { SNSClient } from "@aws-sdk/client-sns";
 import { SQSClient } from "@aws-sdk/client-sqs";
 import { Resource } from "sst";
 import { createLog } from "../shared/log.ts";
+import { printEmf } from "../shared/metrics/emf.ts";
 import { createCoordinator } from "../shared/run/coord.ts";
 import { notifierFromSettings } from "../shared/run/notify.ts";
 import { loadSettings } from "../shared/settings.ts";
@@ -27,5 +28,6 @@ export const handler = createWorkerHandler(() => {
     apiKey: settings.endpoint.apiKey!,
     baseURL: settings.endpoint.baseURL!,
     notifier: notifierFromSettings(settings.notify, new SNSClient({}), log),
+    metrics: printEmf,
   });
 });

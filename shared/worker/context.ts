@@ -1,6 +1,7 @@
 // What a worker is given: its clients and clocks (WorkerDeps, WorkerTiming) and, per delivery,
 // the task's context. Apart from worker.ts so the modules it calls can name them without importing it.
 import type { S3Client } from "@aws-sdk/client-s3";
+import type { EmfRecord } from "../metrics/emf.ts";
 import type { Catalog } from "../model/catalog.ts";
 import type { ModelClient } from "../model/client.ts";
 import type { Coordinator } from "../run/coord.ts";
@@ -22,6 +23,8 @@ export interface WorkerDeps {
   timing: WorkerTiming;
   /** Tells that a job ended (topic, webhook) when this worker writes its final manifest. */
   notifier?: JobNotifier;
+  /** Prints a delivery's metrics as an EMF line (shared/worker/metrics.ts); set on Lambda only. */
+  metrics?: (record: EmfRecord) => void;
 }
 
 /** The worker's clocks; every wait longer than `maxInProcessWaitMs` happens in the queue instead. */

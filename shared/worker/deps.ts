@@ -27,6 +27,7 @@ export interface WorkerDepsInput extends QueueDeps {
   owner?: string;
   timing?: Partial<WorkerTiming>;
   notifier?: JobNotifier;
+  metrics?: WorkerDeps["metrics"];
 }
 
 export const defaultTiming: WorkerTiming = {
@@ -50,5 +51,6 @@ export function createWorkerDeps(i: WorkerDepsInput): WorkerDeps & QueueDeps {
     model: i.model ?? createModelClient({ apiKey: i.apiKey, baseURL: i.baseURL }),
     timing: { ...defaultTiming, ...i.timing },
     ...(i.notifier && { notifier: i.notifier }),
+    ...(i.metrics && { metrics: i.metrics }),
   };
 }
