@@ -1,6 +1,7 @@
 import { createCoordTable } from "./coord.ts";
 import { createEvents } from "./events.ts";
 import { readJobs, sourceReadPermissions } from "./jobs.ts";
+import { createMonitoring } from "./monitoring.ts";
 import { createQueues } from "./queue.ts";
 import { createSchedules } from "./schedules.ts";
 import { createSecrets } from "./secrets.ts";
@@ -33,6 +34,7 @@ export function deploy(o: DeployOptions = {}) {
   routeSubmitFailures(submit, submitFailures);
   const schedules = createSchedules(jobs, submit);
   const uploads = createTriggers(jobs, runs, submit);
+  const monitoring = createMonitoring({ dlq });
 
   return {
     bucket: runs.name,
@@ -40,6 +42,7 @@ export function deploy(o: DeployOptions = {}) {
     deadLetterQueue: dlq.url,
     coordinationTable: coord.name,
     jobEventsTopic: events.topic.arn,
+    alarmsTopic: monitoring.topic.arn,
     submitFunction: submit.name,
     submitFailures: submitFailures.url,
     schedules,
