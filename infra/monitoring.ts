@@ -2,6 +2,11 @@ import { METRIC, METRICS_NAMESPACE, SERVICE } from "../shared/worker/metrics.ts"
 import type { Input, Output, Queue, SnsTopic, Sst } from "./platform.ts";
 
 declare const sst: Sst;
+/** SST's global app (name, stage) inside `sst.config.ts`; absent under the tests' stand-in. */
+declare const $app: { name: string; stage: string } | undefined;
+
+/** `<app>-<stage>` (e.g. longdoc-prod), so each stage has its own dashboard; "longdoc" outside SST. */
+export const dashboardName = (): string => (typeof $app === "undefined" || !$app ? "longdoc" : `${$app.name}-${$app.stage}`);
 
 /**
  * The slice of Pulumi's AWS provider used here (SST exposes it as the global `aws`), read from
@@ -9,7 +14,8 @@ declare const sst: Sst;
  * `cloudwatch/metricAlarm.ts` (the arguments below; `metricQueries` as in `MetricAlarmMetricQuery`).
  */
 export interface DashboardArgs {
-  dashboardName?: Input<string>;
+  /** Required: Pulumi does not name dashboards itself. */
+  dashboardName: Input<string>;
   dashboardBody: Input<string>;
 }
 
@@ -136,6 +142,7 @@ export function createMonitoring(d: { dlq: Queue }, t: AlarmThresholds = ALARM_T
   });
 
   const dashboard = new aws.cloudwatch.Dashboard("Dashboard", {
+    dashboardName: dashboardName(),
     dashboardBody: derive(d.dlq.arn, (arn) => JSON.stringify(dashboardBody(sqsArnParts(arn)))),
   });
 

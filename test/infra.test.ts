@@ -155,7 +155,7 @@ function installFakeSst() {
   class Dashboard {
     constructor(name: string, args: Args) {
       only(`Dashboard ${name}`, args, ["dashboardName", "dashboardBody"]);
-      if (!args.dashboardBody) throw new Error(`fake aws: Dashboard ${name} needs a dashboardBody`);
+      for (const k of ["dashboardBody", "dashboardName"]) if (!args[k]) throw new Error(`fake aws: Missing required property '${k}' of Dashboard ${name}`);
       record("Dashboard", name, args, this);
     }
   }
@@ -602,6 +602,7 @@ describe("monitoring: alarms to a topic, and a dashboard of the worker's metrics
 
   it("draws a dashboard of every metric the worker prints, and the dead-letter queue, in the stack's region", () => {
     wired();
+    expect(fake.get("Dashboard", "Dashboard").args.dashboardName).toBe("longdoc");
     const body = JSON.parse(fake.get("Dashboard", "Dashboard").args.dashboardBody) as { widgets: { type: string; properties: { region: string; metrics: unknown[][] } }[] };
     expect(body.widgets.length).toBe(6);
     for (const w of body.widgets) expect(w).toMatchObject({ type: "metric", properties: { region: "us-east-1" } });
