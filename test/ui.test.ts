@@ -134,6 +134,7 @@ describe("longdoc ui over HTTP", () => {
       }).on("error", reject).end(),
     );
     expect(rebound).toBe(421);
+    expect((await get(`/api/jobs/${jobId}/items/%E0%A4%A`)).status).toBe(400);
     const unknown = await get("/api/jobs/no-such-job");
     expect(unknown.status).toBe(404);
     expect(((await unknown.json()) as { error: string }).error).toContain("no job 'no-such-job'");
@@ -203,7 +204,8 @@ describe.skipIf(!HAVE_CHROMIUM && !IN_CI)("longdoc ui in headless Chromium", () 
     // Six plots, each an image this server drew.
     const plots = page.locator("#plots img");
     expect(await plots.count()).toBe(6);
-    await page.waitForFunction("[...document.querySelectorAll('#plots img')].every((i) => i.complete && i.naturalWidth > 0)");
+    // (No waitForFunction with a string: the page's CSP forbids eval, rightly.)
+    await expect.poll(() => plots.evaluateAll((imgs) => imgs.every((i) => (i as unknown as { complete: boolean; naturalWidth: number }).complete && (i as unknown as { naturalWidth: number }).naturalWidth > 0))).toBe(true);
 
     await page.selectOption("#filter", "failed");
     expect(await page.locator("#items tbody tr").count()).toBe(1);
@@ -247,11 +249,16 @@ describe.skipIf(!HAVE_CHROMIUM && !IN_CI)("longdoc ui in headless Chromium", () 
       expect(await page.locator("#bar").evaluate((b) => (b as unknown as { value: number }).value)).toBe(1);
       expect(await page.locator("#items tr.queued").count()).toBe(2);
       for (const id of ["item-2", "item-3"]) await live.store.putJson(keys.item(live.job.jobId, id, "result.json"), liveResult(id, live.t0, 2_000));
-      await page.waitForFunction("document.getElementById('run-status')?.textContent === 'succeeded'", null, { timeout: 20_000 });
+      await expect.poll(() => page.locator("#run-status").innerText(), { timeout: 20_000 }).toBe("succeeded");
       expect(await page.locator("#items tr.succeeded").count()).toBe(3);
       expect(await page.locator("#bar").evaluate((b) => (b as unknown as { value: number }).value)).toBe(3);
       const svg = await (await fetch(new URL(`/jobs/${live.job.jobId}/plots/finished.svg`, live.ui.url))).text();
       expect(svg).toContain('data-points="3"');
+      // The run is over: the page reads it no more (it polled every second while it ran).
+      const polls: string[] = [];
+      page.on("request", (r) => polls.push(r.url()));
+      await page.waitForTimeout(2_500);
+      expect(polls).toEqual([]);
       expect(errors).toEqual([]);
       await page.close();
     } finally {

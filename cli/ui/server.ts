@@ -78,7 +78,12 @@ export async function startUiServer(o: UiServerOptions): Promise<UiServer> {
     if (req.headers.host !== `${HOST}:${port}` && req.headers.host !== `localhost:${port}`) return send(res, 421, "text/plain; charset=utf-8", "this server answers only on its loopback address\n");
     if (req.method !== "GET" && req.method !== "HEAD") return send(res, 405, "text/plain; charset=utf-8", "read-only: GET and HEAD only\n", { Allow: "GET, HEAD" });
     const url = new URL(req.url ?? "/", `http://${HOST}:${port}`);
-    const parts = url.pathname.split("/").slice(1).map((p) => decodeURIComponent(p));
+    let parts: string[];
+    try {
+      parts = url.pathname.split("/").slice(1).map((p) => decodeURIComponent(p));
+    } catch {
+      return send(res, 400, "text/plain; charset=utf-8", "malformed path\n");
+    }
     const page = { source: o.source, pollMs: o.pollMs };
     if (url.pathname === "/") return send(res, 200, "text/html; charset=utf-8", jobsPage(page), { "Content-Security-Policy": PAGE_CSP });
     if (url.pathname === "/app.js") return send(res, 200, "text/javascript; charset=utf-8", APP_JS);
