@@ -13,6 +13,7 @@ export default $config({
   },
   async run() {
     const { deploy } = await import("./infra/index.ts");
-    return deploy({ jobsDir: "jobs", env: process.env });
+    // The stage's name among the outputs: longdoc keeps each stage's outputs apart (cli/stages.ts).
+    return { stage: $app.stage, ...(await deploy({ jobsDir: "jobs", env: process.env })) };
   },
 });

@@ -29,7 +29,7 @@ import { keys, ObjectStore } from "../shared/run/store.ts";
 import { loadSettings } from "../shared/settings.ts";
 import { startSimulator, type Simulator } from "../shared/sim/index.ts";
 import { submitJob } from "../shared/submit/submit.ts";
-import { countTokens } from "../shared/tokens/index.ts";
+import { documentOf, rng } from "./documents.ts";
 
 const SCALE = Number(process.env.BENCH_FLEET_SCALE ?? 1);
 const WORKERS = Number(process.env.BENCH_FLEET_WORKERS ?? 8);
@@ -49,27 +49,6 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Documents: deterministic markdown of a target size.
-
-function rng(seed: number) {
-  let s = seed >>> 0;
-  return () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0), s / 2 ** 32);
-}
-const paragraph = (doc: number, i: number) =>
-  `Note ${doc}.${i}. Revenue in segment ${(doc + i) % 17} rose ${(i * 7 + doc) % 23}.${i % 10}% to $${1000 + i * 13 + doc} million; operating margin ${(10 + ((i + doc) % 9)).toFixed(1)}% ` +
-  `against ${(9 + (i % 7)).toFixed(1)}% a year earlier, as pricing offset input costs in region ${i % 5} and the backlog grew by ${(i * 11 + doc) % 97} units.\n\n`;
-/** Tokens per paragraph, measured once. */
-const TOKENS_PER_PARAGRAPH = countTokens(Array.from({ length: 200 }, (_, i) => paragraph(7, i)).join("")) / 200;
-
-function documentOf(doc: number, targetTokens: number): string {
-  const n = Math.max(1, Math.round(targetTokens / TOKENS_PER_PARAGRAPH));
-  let text = `# Report ${doc}\n\n`;
-  for (let i = 0; i < n; i++) {
-    if (i % 40 === 0) text += `## Section ${i / 40 + 1}\n\n`;
-    text += paragraph(doc, i);
-  }
-  return text;
-}
 
 /** Target sizes: mostly small, some medium, a few large (up to ~200K tokens). */
 function bulkSizes(): number[] {

@@ -1,9 +1,12 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from "commander";
-import pkg from "../package.json" with { type: "json" };
+import { packageVersion } from "../cli/version.ts";
 import { registerCancel } from "../cli/commands/cancel.ts";
+import { registerDoctor } from "../cli/commands/doctor.ts";
 import { registerEstimate } from "../cli/commands/estimate.ts";
 import { registerExtract } from "../cli/commands/extract.ts";
+import { registerModels } from "../cli/commands/models.ts";
+import { registerJobs } from "../cli/commands/jobs.ts";
 import { registerResults } from "../cli/commands/results.ts";
 import { registerRetry } from "../cli/commands/retry.ts";
 import { registerRun } from "../cli/commands/run.ts";
@@ -16,7 +19,7 @@ import { registerValidate } from "../cli/commands/validate.ts";
 import { createEdge } from "../cli/edge.ts";
 import { EXIT } from "../cli/exit.ts";
 
-const { version } = pkg;
+const version = packageVersion();
 
 // The edge: the one place the CLI reads its environment.
 const edge = createEdge(process.env);
@@ -34,12 +37,15 @@ registerExtract(program, edge);
 registerEstimate(program, edge);
 registerSim(program, edge);
 registerStatus(program, edge);
+registerJobs(program, edge);
 registerResults(program, edge);
 registerSubmit(program, edge);
 registerRetry(program, edge);
 registerCancel(program, edge);
 registerUi(program, edge);
 registerSchema(program);
+registerModels(program, edge);
+registerDoctor(program, edge);
 
 try {
   await program.parseAsync(process.argv);

@@ -8,6 +8,35 @@ import { summary, type Manifest } from "../shared/run/manifest.ts";
 /** The contract's exit codes. */
 export const EXIT = { ok: 0, input: 1, usage: 2, itemsFailed: 3, interrupted: 130 } as const;
 
+/** The signals that stop a local run and keep its state for a resume. */
+export const STOP_SIGNALS = ["SIGINT", "SIGTERM"] as const;
+
+/** A shell's code for a process ended by a signal (128 + its number): 130 for SIGINT, 143 for SIGTERM. */
+export const signalExitCode = (signal: NodeJS.Signals): number => (signal === "SIGTERM" ? 143 : EXIT.interrupted);
+
+/**
+ * SIGINT (Ctrl-C) and SIGTERM (timeout, docker stop, CI) alike for a command that drives local
+ * workers: the first aborts `signal`, so the workers stop after the work in hand and answers
+ * already streamed are saved; a second stops at once, printing `hint()`, with the exit code of
+ * the first. `dispose` removes the handlers.
+ */
+export function stopOnSignals(hint: () => string): { signal: AbortSignal; first: () => NodeJS.Signals | undefined; dispose: () => void } {
+  const interrupt = new AbortController();
+  let first: NodeJS.Signals | undefined;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (first === undefined) {
+      first = signal;
+      process.stderr.write(`\n${signal}: stopping the workers after the work in hand (again to stop at once)\n`);
+      interrupt.abort();
+      return;
+    }
+    process.stderr.write(`\n${signal}: stopped at once; answers already saved are kept and not paid for again.\n${hint()}\n`);
+    process.exit(signalExitCode(first));
+  };
+  for (const s of STOP_SIGNALS) process.on(s, onSignal);
+  return { signal: interrupt.signal, first: () => first, dispose: () => STOP_SIGNALS.forEach((s) => process.off(s, onSignal)) };
+}
+
 /** Prints a failure the user can act on (no stack traces for known errors) and sets the exit code. */
 export function fail(e: unknown): void {
   if (LongdocError.is(e)) {
@@ -19,10 +48,16 @@ export function fail(e: unknown): void {
   process.exitCode = EXIT.input;
 }
 
+/**
+ * A whole number written in plain decimal digits, else NaN: Number() alone would take '0x10',
+ * '1e1', '0b11' and ' 4 ', which no one means as a count.
+ */
+export const plainInt = (value: string | number): number => (typeof value === "number" ? value : /^[0-9]{1,15}$/.test(value) ? Number(value) : NaN);
+
 /** A commander option parser: a bad value is a usage error (exit 2), reported by commander. */
 export function positiveInt(name: string) {
   return (value: string): number => {
-    const n = Number(value);
+    const n = plainInt(value);
     if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${name} must be a positive whole number, got '${value}'`);
     return n;
   };
@@ -37,7 +72,7 @@ export const usageError = (message: string) => new LongdocError("usage", message
 /** `--workers`: undefined when not given, else a whole number from 1 to MAX_LOCAL_WORKERS. */
 export function parseWorkers(value: string | number | undefined, name = "--workers"): number | undefined {
   if (value === undefined) return undefined;
-  const n = Number(value);
+  const n = plainInt(value);
   if (!Number.isInteger(n) || n < 1 || n > MAX_LOCAL_WORKERS) {
     throw usageError(`${name} must be a whole number from 1 to ${MAX_LOCAL_WORKERS}, got '${value}'`);
   }
@@ -50,7 +85,7 @@ export function parseWorkers(value: string | number | undefined, name = "--worke
  */
 /** `--workers` as a commander option parser: a bad value is a usage error with commander's one line. */
 export function workersArg(value: string): number {
-  const n = Number(value);
+  const n = plainInt(value);
   if (!Number.isInteger(n) || n < 1 || n > MAX_LOCAL_WORKERS) throw new InvalidArgumentError(`--workers must be a whole number from 1 to ${MAX_LOCAL_WORKERS}, got '${value}'`);
   return n;
 }

@@ -6,6 +6,7 @@ import { planCall } from "../shared/model/plan.ts";
 import type { Settings } from "../shared/settings.ts";
 import type { JobSpec } from "../shared/job/schema.ts";
 import { loadJobForSubmit, type LoadedJob } from "../shared/submit/load.ts";
+import { applyOverrides, type JobOverrides } from "../shared/submit/select.ts";
 
 /**
  * Every check a run makes of a job before it uploads anything or calls the model: the file
@@ -14,8 +15,9 @@ import { loadJobForSubmit, type LoadedJob } from "../shared/submit/load.ts";
  * `validate`, `estimate` and `run` share it, so a job `validate` passes does not fail `run` on
  * any of these. Throws the first problem (a LongdocError naming the file and field).
  */
-export async function checkJob(jobFile: string, catalog: Catalog, opts: ResolveOptions = {}): Promise<LoadedJob> {
-  const loaded = await loadJobForSubmit(jobFile, catalog, opts);
+export async function checkJob(jobFile: string, catalog: Catalog, opts: ResolveOptions = {}, overrides: JobOverrides = {}): Promise<LoadedJob> {
+  // This run's --model and --max-cost first: the call is checked against the model it will use.
+  const loaded = applyOverrides(await loadJobForSubmit(jobFile, catalog, opts), overrides);
   try {
     planCall(loaded.spec, loaded.model, []);
     // A question's own thinking is checked against the model as its call will be sent.

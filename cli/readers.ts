@@ -136,13 +136,13 @@ const NO_QUEUE = "https://queue.invalid/not-needed-to-read-runs";
  * bucket only, so a stack whose queue URL is missing (or unusable) is still read by its bucket
  * (its `queueUrl` is then a placeholder); without a bucket, the error names both ways to give it.
  */
-export function readDeployedBucket(env: Record<string, string | undefined>, cwd = process.cwd()): StackCoordinates {
+export function readDeployedBucket(env: Record<string, string | undefined>, cwd = process.cwd(), stage?: string): StackCoordinates {
   try {
-    return readStackCoordinates(env, cwd);
+    return readStackCoordinates(env, cwd, stage);
   } catch (e) {
-    if (!LongdocError.is(e)) throw e;
+    if (!LongdocError.is(e) || e.code === "usage") throw e;
     try {
-      return readStackCoordinates({ ...env, LONGDOC_QUEUE_URL: NO_QUEUE }, cwd);
+      return readStackCoordinates({ ...env, LONGDOC_QUEUE_URL: NO_QUEUE }, cwd, stage);
     } catch {
       throw e;
     }
@@ -155,12 +155,12 @@ export function readDeployedBucket(env: Record<string, string | undefined>, cwd 
  * emulator). Coordinates are read on first use, so a missing stack is reported where the caller
  * handles errors. An unknown job names the bucket and where it came from.
  */
-export function deployedStoreReader(env: Record<string, string | undefined>, cwd = process.cwd()): StoreReader {
+export function deployedStoreReader(env: Record<string, string | undefined>, cwd = process.cwd(), stage?: string): StoreReader {
   let open: { store: ObjectStore; close(): void } | undefined;
   return {
     async read<T>(fn: (store: ObjectStore) => Promise<T>): Promise<T> {
       if (!open) {
-        const coords = readDeployedBucket(env, cwd);
+        const coords = readDeployedBucket(env, cwd, stage);
         const { s3, sqs } = stackClients(coords, env);
         sqs.destroy();
         const store = new ObjectStore(s3, coords.bucket, `s3://${coords.bucket} (bucket from ${coords.from.bucket})`);

@@ -25,13 +25,15 @@ export interface CsvOutput {
 }
 
 /**
- * One row per item in the job's order. Text jobs carry the answer's text in an `answer` column;
+ * One row per item in the job's order. Text jobs carry the answer's text in one `answer` column,
+ * or one `answer.<questionId>` column per question when each question had its own call;
  * JSON jobs one `answer.<field>` column per field any item's answer has (first seen first).
  */
 export async function csvOutput(store: ObjectStore, jobId: string): Promise<CsvOutput> {
   const job = await readJob(store, jobId);
   const manifest = await currentManifest(store, job);
   const json = job.spec.output.format === "json";
+  const perQuestion = !json && job.spec.calls === "per-question" && (job.spec.questions?.length ?? 0) > 1 ? job.spec.questions!.map((q) => q.id) : null;
   const answers = new Map<string, Map<string, Cell>>();
   const decoder = new TextDecoder();
   await inBatches(manifest.items, 16, async (item: ManifestItem) => {
@@ -39,6 +41,7 @@ export async function csvOutput(store: ObjectStore, jobId: string): Promise<CsvO
     const bytes = await store.getBytes(`${keys.run(jobId)}${item.answer}`);
     if (!bytes) return;
     const text = decoder.decode(bytes);
+    if (perQuestion) return void answers.set(item.id, splitByQuestion(text, perQuestion));
     if (!json) return void answers.set(item.id, new Map([["answer", text]]));
     try {
       answers.set(item.id, flattenAnswer(JSON.parse(text)));
@@ -48,7 +51,8 @@ export async function csvOutput(store: ObjectStore, jobId: string): Promise<CsvO
   });
   const answerColumns: string[] = [];
   const known = new Set<string>();
-  if (!json) answerColumns.push("answer");
+  const fixed = perQuestion ? perQuestion.map((id) => `answer.${id}`) : json ? [] : ["answer"];
+  for (const column of fixed) known.add(column), answerColumns.push(column);
   for (const item of manifest.items) {
     for (const column of answers.get(item.id)?.keys() ?? []) if (!known.has(column)) known.add(column), answerColumns.push(column);
   }
@@ -64,6 +68,26 @@ export async function csvOutput(store: ObjectStore, jobId: string): Promise<CsvO
     ];
   });
   return { job, header: [...CSV_BASE_COLUMNS, ...(cited ? ["citation_score"] : []), ...answerColumns], rows, pending: manifest.items.filter((i) => i.status === "queued").map((i) => i.id) };
+}
+
+/**
+ * A per-question text answer as the worker joins it (`## <id>` then a blank line before each
+ * question's answer, in the job's order) split back into one cell per question. Headings are
+ * looked for in that order, so an answer's own `## ...` lines stay in its cell.
+ */
+export function splitByQuestion(text: string, ids: string[]): Map<string, Cell> {
+  const cells = new Map<string, Cell>();
+  let at = 0;
+  for (const [i, id] of ids.entries()) {
+    const heading = `${i === 0 ? "" : "\n\n"}## ${id}\n\n`;
+    // Not in the joined form (say, an older answer): the whole text in the first question's column.
+    if (!text.startsWith(heading, at)) return i === 0 ? new Map([[`answer.${id}`, text]]) : cells;
+    const body = at + heading.length;
+    const next = i + 1 < ids.length ? text.indexOf(`\n\n## ${ids[i + 1]}\n\n`, body) : -1;
+    at = next < 0 ? text.length : next;
+    cells.set(`answer.${id}`, text.slice(body, at));
+  }
+  return cells;
 }
 
 /** Writes <outDir>/<jobId>/results.csv. */

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { mkdir, writeFile } from "node:fs/promises";
+import { mkdir, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { keys, type ObjectStore } from "../shared/run/store.ts";
 import type { JobRecord } from "../shared/job/record.ts";
@@ -118,14 +118,29 @@ export async function batchOutput(store: ObjectStore, jobId: string): Promise<Ba
   };
 }
 
-/** Writes <outDir>/<jobId>/results.jsonl; returns its path and what went into it. */
-export async function writeBatchOutput(store: ObjectStore, jobId: string, outDir: string): Promise<BatchOutput & { file: string }> {
+/**
+ * Writes <outDir>/<jobId>/results.jsonl with the lines that succeeded and, when any failed or were
+ * skipped, errors.jsonl with those: OpenAI's output and error files (`output_file_id`,
+ * `error_file_id`). An errors.jsonl left by an earlier download of the same run is removed when
+ * no line failed any more (after a retry).
+ */
+export async function writeBatchOutput(
+  store: ObjectStore,
+  jobId: string,
+  outDir: string,
+): Promise<Omit<BatchOutput, "lines"> & { lines: BatchOutputLine[]; errors: BatchOutputLine[]; file: string; errorFile: string | null }> {
   checkJobIdForPath(jobId);
   const out = await batchOutput(store, jobId);
   const file = path.resolve(outDir, jobId, "results.jsonl");
+  const errorsFile = path.resolve(outDir, jobId, "errors.jsonl");
+  const lines = out.lines.filter((l) => l.error === null);
+  const errors = out.lines.filter((l) => l.error !== null);
+  const text = (ls: BatchOutputLine[]) => ls.map((l) => JSON.stringify(l) + "\n").join("");
   await mkdir(path.dirname(file), { recursive: true });
-  await writeFile(file, out.lines.map((l) => JSON.stringify(l) + "\n").join(""));
-  return { ...out, file };
+  await writeFile(file, text(lines));
+  if (errors.length) await writeFile(errorsFile, text(errors));
+  else await rm(errorsFile, { force: true });
+  return { ...out, lines, errors, file, errorFile: errors.length ? errorsFile : null };
 }
 
 /** Copies runs/<jobId>/ to <outDir>/<jobId>/, keeping the layout; an unknown job is an input error. */

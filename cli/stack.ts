@@ -1,5 +1,4 @@
-import { existsSync, readFileSync } from "node:fs";
-import path from "node:path";
+import { readStackOutputs, SST_OUTPUTS } from "./stages.ts";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import type { S3Client } from "@aws-sdk/client-s3";
 import { s3Client } from "../shared/run/store.ts";
@@ -20,33 +19,34 @@ export interface StackCoordinates {
   table: string | null;
   /** Where each came from, for messages: `LONGDOC_BUCKET`, `.sst/outputs.json`, ... */
   from: { bucket: string; queueUrl: string };
+  /** The stage whose outputs gave them, when the outputs name it. */
+  stage?: string | null;
 }
 
-/** Written by `sst deploy` in the app's root: the object `infra/index.ts` `deploy()` returns. */
-export const SST_OUTPUTS = path.join(".sst", "outputs.json");
+export { SST_OUTPUTS } from "./stages.ts";
 
 /**
  * The deployed stack's coordinates: `LONGDOC_BUCKET` and `LONGDOC_QUEUE_URL` when set (each wins
- * on its own), else `bucket` and `queue` from `.sst/outputs.json` under `cwd` (what `sst deploy`
- * writes). Missing either is the user's to fix, and the message names both ways to give it.
+ * on its own), else `bucket` and `queue` from the stage's outputs under `cwd` (what `sst deploy`
+ * writes; `stage` names one when several were deployed from there). Missing either is the user's
+ * to fix, and the message names both ways to give it.
  */
-export function readStackCoordinates(env: Record<string, string | undefined>, cwd = process.cwd()): StackCoordinates {
-  const file = path.join(cwd, SST_OUTPUTS);
-  let outputs: Record<string, unknown> = {};
-  if (existsSync(file)) {
-    try {
-      const parsed: unknown = JSON.parse(readFileSync(file, "utf8"));
-      if (parsed !== null && typeof parsed === "object" && !Array.isArray(parsed)) outputs = parsed as Record<string, unknown>;
-      else throw new Error("not a JSON object");
-    } catch (e) {
-      throw new LongdocError("job_invalid", `${file}: cannot read the stack outputs (${(e as Error).message}); redeploy with 'npx sst deploy' or set LONGDOC_BUCKET and LONGDOC_QUEUE_URL`);
-    }
+export function readStackCoordinates(env: Record<string, string | undefined>, cwd = process.cwd(), stage?: string): StackCoordinates {
+  const bothFromEnv = Boolean(env.LONGDOC_BUCKET?.trim() && env.LONGDOC_QUEUE_URL?.trim());
+  let stack: { outputs: Record<string, unknown>; from: string | null; stage: string | null };
+  try {
+    stack = readStackOutputs(cwd, stage);
+  } catch (e) {
+    // Bucket and queue given outright: which stage the outputs hold matters only for the table.
+    if (!(bothFromEnv && stage === undefined && LongdocError.is(e) && e.code === "usage")) throw e;
+    stack = { outputs: {}, from: null, stage: null };
   }
+  const { outputs, from: file } = stack;
   const pick = (envName: string, outputName: string) => {
     const fromEnv = env[envName]?.trim();
     if (fromEnv) return { value: fromEnv, from: envName };
     const out = outputs[outputName];
-    if (typeof out === "string" && out.trim()) return { value: out.trim(), from: `${SST_OUTPUTS} '${outputName}'` };
+    if (typeof out === "string" && out.trim()) return { value: out.trim(), from: `${file} '${outputName}'` };
     return undefined;
   };
   const bucket = pick("LONGDOC_BUCKET", "bucket");
@@ -57,12 +57,12 @@ export function readStackCoordinates(env: Record<string, string | undefined>, cw
     throw new LongdocError(
       "job_invalid",
       `no deployed stack: ${missing} unknown. Deploy with 'npx sst deploy' (it writes ${SST_OUTPUTS} with 'bucket' and 'queue' in this folder), ` +
-        `or set LONGDOC_BUCKET and LONGDOC_QUEUE_URL` + (existsSync(file) ? ` (${file} has no ${[!bucket && "'bucket'", !queue && "'queue'"].filter(Boolean).join(" or ")})` : ""),
+        `or set LONGDOC_BUCKET and LONGDOC_QUEUE_URL` + (file ? ` (${file} has no ${[!bucket && "'bucket'", !queue && "'queue'"].filter(Boolean).join(" or ")})` : ""),
     );
   }
   if (!/^https?:\/\//.test(queue.value)) throw new LongdocError("job_invalid", `the task queue URL from ${queue.from} is not a URL: '${queue.value}'`);
   if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket.value)) throw new LongdocError("job_invalid", `the bucket name from ${bucket.from} is not an S3 bucket name: '${bucket.value}'`);
-  return { bucket: bucket.value, queueUrl: queue.value, table: table?.value ?? null, from: { bucket: bucket.from, queueUrl: queue.from } };
+  return { bucket: bucket.value, queueUrl: queue.value, table: table?.value ?? null, from: { bucket: bucket.from, queueUrl: queue.from }, stage: stack.stage };
 }
 
 /** `https://sqs.eu-west-1.amazonaws.com/...` → `eu-west-1`; undefined for other hosts (emulators). */
@@ -106,9 +106,9 @@ export interface DeployedSubmit {
 }
 
 /** `longdoc submit`: a job file to the deployed stack. */
-export async function submitToDeployed(jobFile: string, settings: Settings, env: Record<string, string | undefined>, cwd = process.cwd()): Promise<DeployedSubmit> {
+export async function submitToDeployed(jobFile: string, settings: Settings, env: Record<string, string | undefined>, cwd = process.cwd(), stage?: string): Promise<DeployedSubmit> {
   const loaded = await loadJobForSubmit(jobFile, settings.catalog);
-  const coords = readStackCoordinates(env, cwd);
+  const coords = readStackCoordinates(env, cwd, stage);
   const { s3, sqs } = stackClients(coords, env);
   try {
     const job = await submitLoadedJob({ s3, sqs, bucket: coords.bucket, queueUrl: coords.queueUrl, maxReceives: deployment.maxReceives }, loaded);

@@ -5,6 +5,8 @@ import { Resource } from "sst";
 import { createLog } from "../shared/log.ts";
 import { createCoordinator } from "../shared/run/coord.ts";
 import { notifierFromSettings } from "../shared/run/notify.ts";
+import { queueFinalizer } from "../shared/run/finalize.ts";
+import { SQSClient } from "@aws-sdk/client-sqs";
 import { loadSettings } from "../shared/settings.ts";
 import { createDeadLetterHandler } from "../shared/worker/dead.ts";
 
@@ -18,5 +20,7 @@ export const handler = createDeadLetterHandler(() => {
     log,
     notifier: notifierFromSettings(settings.notify, new SNSClient({}), log),
     catalog: settings.catalog,
+    // The job's end is the finalizer's: this recorder only asks for it when it counts the last item.
+    ...(settings.stack.finalizeUrl && { finalizer: queueFinalizer(new SQSClient({}), settings.stack.finalizeUrl) }),
   };
 });

@@ -7,6 +7,7 @@ import { createLog } from "../shared/log.ts";
 import { printEmf } from "../shared/metrics/emf.ts";
 import { createCoordinator } from "../shared/run/coord.ts";
 import { notifierFromSettings } from "../shared/run/notify.ts";
+import { queueFinalizer } from "../shared/run/finalize.ts";
 import { loadSettings } from "../shared/settings.ts";
 import { createWorkerDeps } from "../shared/worker/deps.ts";
 import { createWorkerHandler } from "../shared/worker/handlers.ts";
@@ -18,9 +19,11 @@ export const handler = createWorkerHandler(() => {
   const settings = loadSettings(process.env, { apiKey: Resource.DashscopeApiKey.value, webhookSecret: Resource.WebhookSecret.value }, { logLevel: "info" });
   const log = createLog({ name: "worker", level: settings.logLevel });
   if (!settings.stack.queueUrl) throw new Error("LONGDOC_TASKS_URL is not set: infra/queue.ts passes the task queue's URL to the worker");
+  if (!settings.stack.finalizeUrl) throw new Error("LONGDOC_FINALIZE_URL is not set: infra/queue.ts passes the finalize queue's URL to the worker");
+  const sqs = new SQSClient({});
   return createWorkerDeps({
     s3: s3Client(),
-    sqs: new SQSClient({}),
+    sqs,
     queueUrl: settings.stack.queueUrl,
     coord: createCoordinator(new DynamoDBClient({}), Resource.Coord.name),
     catalog: settings.catalog,
@@ -28,6 +31,7 @@ export const handler = createWorkerHandler(() => {
     apiKey: settings.endpoint.apiKey!,
     baseURL: settings.endpoint.baseURL!,
     notifier: notifierFromSettings(settings.notify, new SNSClient({}), log),
+    finalizer: queueFinalizer(sqs, settings.stack.finalizeUrl),
     metrics: printEmf,
   });
 });

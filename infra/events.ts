@@ -14,7 +14,7 @@ export interface JobEvents {
  * the same API the local emulator serves, so the local runs publish through the same code.
  * Not linked to anything: a link grants every SNS action, so the publishers get `sns:Publish` on
  * this topic alone (infra/queue.ts). The secret has no placeholder: set it once per stage with
- * `npx sst secret set WebhookSecret $(openssl rand -hex 32)`.
+ * `npx sst secret set WebhookSecret whsec_$(openssl rand -base64 32)` (a Standard Webhooks secret).
  */
 export function createEvents(): JobEvents {
   return { topic: new sst.aws.SnsTopic("JobEvents"), webhookSecret: new sst.Secret("WebhookSecret") };

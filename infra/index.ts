@@ -1,5 +1,6 @@
 import { createCoordTable } from "./coord.ts";
 import { createEvents } from "./events.ts";
+import { createFinalize } from "./finalize.ts";
 import { readJobs, sourceReadPermissions } from "./jobs.ts";
 import { createMonitoring } from "./monitoring.ts";
 import { createQueues } from "./queue.ts";
@@ -28,7 +29,8 @@ export function deploy(o: DeployOptions = {}) {
   const { apiKey } = createSecrets();
   const { coord } = createCoordTable();
   const events = createEvents();
-  const { tasks, dlq } = createQueues({ runs, apiKey, coord, environment, permissions, events });
+  const { finalize, finalizeDlq } = createFinalize({ runs, coord, events });
+  const { tasks, dlq } = createQueues({ runs, apiKey, coord, environment, permissions, events, finalize });
   const submitFailures = createSubmitFailures();
   const submit = createSubmit({ runs, tasks, coord, permissions, failures: submitFailures });
   routeSubmitFailures(submit, submitFailures);
@@ -40,6 +42,8 @@ export function deploy(o: DeployOptions = {}) {
     bucket: runs.name,
     queue: tasks.url,
     deadLetterQueue: dlq.url,
+    finalizeQueue: finalize.url,
+    finalizeDeadLetters: finalizeDlq.url,
     coordinationTable: coord.name,
     jobEventsTopic: events.topic.arn,
     alarmsTopic: monitoring.topic.arn,

@@ -3,6 +3,7 @@ import type { Dynamo } from "./coord.ts";
 import type { Bucket, FunctionPermission, Queue, Secret, Sst } from "./platform.ts";
 import { publisherGrant, type JobEvents } from "./events.ts";
 import { runsAccess } from "./storage.ts";
+import { finalizeGrant } from "./finalize.ts";
 
 /** The settings with their numbers widened, so tests can pass changed copies. */
 export type Limits = { readonly [K in keyof Deployment]: Deployment[K] extends number ? number : Deployment[K] };
@@ -43,6 +44,9 @@ export function checkQueueSettings(s: Limits): void {
   if (!whole(s.workerBatchSize, 1, 10)) problems.push(`workerBatchSize is ${s.workerBatchSize}; above 10 SQS needs a batching window, which settings has none of`);
   if (!whole(s.maxWorkers, 2, 1000)) problems.push(`maxWorkers is ${s.maxWorkers}; the SQS scaling config takes 2-1000`);
   if (!whole(s.dlqRetentionS, 60, 1_209_600)) problems.push(`dlqRetentionS is ${s.dlqRetentionS}; SQS keeps messages 60-1209600 s`);
+  if (!whole(s.taskRetentionS, 60, 1_209_600)) problems.push(`taskRetentionS is ${s.taskRetentionS}; SQS keeps messages 60-1209600 s`);
+  if (!whole(s.finalizeTimeoutS, 1, 900)) problems.push(`finalizeTimeoutS is ${s.finalizeTimeoutS}; Lambda allows 1-900`);
+  if (!whole(s.finalizeMaxReceives, 1, 1000)) problems.push(`finalizeMaxReceives is ${s.finalizeMaxReceives}; SQS allows 1-1000`);
   if (problems.length) throw new Error(`shared/settings.ts: ${problems.join("; ")}`);
 }
 
@@ -57,6 +61,8 @@ export interface QueueDeps {
   permissions: FunctionPermission[];
   /** The job-finished topic and the webhook secret: the worker and the dead-letter recorder may each finish a job. */
   events: JobEvents;
+  /** Where the worker or recorder that counts a job's last item asks for its end (infra/finalize.ts). */
+  finalize: Queue;
 }
 
 /**
@@ -66,6 +72,7 @@ export interface QueueDeps {
 export function createQueues(d: QueueDeps, s: Limits = deployment): { tasks: Queue; dlq: Queue } {
   checkQueueSettings(s);
   const events = publisherGrant(d.events);
+  const finalize = finalizeGrant(d.finalize);
 
   // No handler reads the DLQ by name: its subscriber gets the records in its event. Its
   // visibility timeout is the main queue's, well above 6 x the recorder's timeout, so a
@@ -75,10 +82,11 @@ export function createQueues(d: QueueDeps, s: Limits = deployment): { tasks: Que
     transform: { queue: { messageRetentionSeconds: s.dlqRetentionS } },
   });
 
-  // Linked as Resource.Tasks (`.url`).
+  // Linked as Resource.Tasks (`.url`). A task waits for quota in the queue: it is kept as long as SQS allows.
   const tasks = new sst.aws.Queue("Tasks", {
     visibilityTimeout: `${s.queueVisibilityTimeoutS} seconds`,
     dlq: { queue: dlq.arn, retry: s.maxReceives },
+    transform: { queue: { messageRetentionSeconds: s.taskRetentionS } },
   });
 
   tasks.subscribe(
@@ -92,8 +100,8 @@ export function createQueues(d: QueueDeps, s: Limits = deployment): { tasks: Que
       // visibility of the messages it holds, to make waits happen in the queue. Nor to the
       // bucket: it reads documents and the run, and writes under runs/ only.
       link: [d.apiKey, d.coord, events.link],
-      environment: { ...d.environment, ...events.environment, LONGDOC_TASKS_URL: tasks.url, LONGDOC_BUCKET: d.runs.name },
-      permissions: [...d.permissions, ...runsAccess(d.runs), { actions: ["sqs:ChangeMessageVisibility"], resources: [tasks.arn] }, events.permission],
+      environment: { ...d.environment, ...events.environment, ...finalize.environment, LONGDOC_TASKS_URL: tasks.url, LONGDOC_BUCKET: d.runs.name },
+      permissions: [...d.permissions, ...runsAccess(d.runs), { actions: ["sqs:ChangeMessageVisibility"], resources: [tasks.arn] }, events.permission, finalize.permission],
       // Split: the PDF, DOCX, XLSX and CSV readers (behind import()) load when a task needs them,
       // not on every cold start (bench:cold-start measures both builds).
       nodejs: { install: INSTALLED_PACKAGES, splitting: true },
@@ -113,8 +121,8 @@ export function createQueues(d: QueueDeps, s: Limits = deployment): { tasks: Que
       timeout: `${s.submitTimeoutS} seconds`,
       // It reads the run (job, attempts) and writes the item's result and the manifest: runs/ only.
       link: [d.coord, events.link],
-      environment: { ...events.environment, LONGDOC_BUCKET: d.runs.name },
-      permissions: [...runsAccess(d.runs, ["runs"]), events.permission],
+      environment: { ...events.environment, ...finalize.environment, LONGDOC_BUCKET: d.runs.name },
+      permissions: [...runsAccess(d.runs, ["runs"]), events.permission, finalize.permission],
     },
     // Batch size stays at SST's default (10); the handler reports failures per record.
     { batch: { partialResponses: true } },

@@ -1,3 +1,4 @@
+import { webhookSecretProblem } from "./run/webhook.ts";
 import { loadCatalog, type Catalog } from "./model/catalog.ts";
 import { LongdocError } from "./errors.ts";
 import { redactUrl } from "./log.ts";
@@ -32,9 +33,23 @@ export const deployment = Object.freeze({
   /** Ceiling on concurrent worker Lambdas (SQS scaling config accepts 2-1000). */
   maxWorkers: 50,
   dlqRetentionS: 14 * 24 * 3600,
+  /**
+   * How long the task queue keeps a message: SQS's maximum (14 days). A task waits for quota in
+   * the queue, so this bounds the longest job: submit refuses one whose quota need is longer.
+   */
+  taskRetentionS: 14 * 24 * 3600,
   /** Stop streaming this long before the Lambda deadline so results can be written. */
   deadlineMarginMs: 30_000,
-  submitTimeoutS: 60,
+  /** Submit lists, records and sends every task of a job (50,000 at most), resuming where a killed invocation stopped. */
+  submitTimeoutS: 900,
+  /** Tasks sent at once by submit (SendMessageBatch calls in flight, ten tasks each). */
+  submitSendLanes: 16,
+  /** The finalizer's own invocation: it writes the manifest, the report and the job-ended event. */
+  finalizeTimeoutS: 900,
+  /** The finalizer keeps its message hidden this long, renewed every third, so a killed finalizer's job is taken up again within it. */
+  finalizeLeaseS: 60,
+  /** Deliveries of a finalize message before it goes to FinalizeDlq. */
+  finalizeMaxReceives: 10,
   /** An assumption ([A]): Qwen3-Max decodes on the order of 50 tokens/s; sizes output to the deadline. */
   assumedDecodeTokensPerSecond: 50,
   /** The local runtime shortens the visibility timeout so failed tasks return quickly. */
@@ -68,7 +83,7 @@ export interface Settings {
   /** pino level for the workers' logs (LONGDOC_LOG). */
   logLevel: string;
   /** The deployed stack's resources, when the edge has them (SST links on Lambda). */
-  stack: { bucket: string | null; queueUrl: string | null };
+  stack: { bucket: string | null; queueUrl: string | null; finalizeUrl: string | null };
   /** The end of a job: the topic its event goes to, and the secret that signs webhook calls. */
   notify: { topicArn: string | null; webhookSecret: string | null; loopbackHttp: boolean };
   /** Test-only (LONGDOC_TEST_AWS_FAULTS): the fault suite's AWS faults for local worker processes. */
@@ -102,7 +117,12 @@ export function loadSettings(env: Env, resources: LinkedResources = {}, defaults
     catalog: loadCatalog(catalogPath ?? undefined, { baseURL: endpoint.baseURL, region: env.LONGDOC_REGION }),
     catalogPath,
     logLevel,
-    stack: Object.freeze({ bucket: resources.bucket ?? null, queueUrl: resources.queueUrl ?? (env.LONGDOC_TASKS_URL?.trim() || null) }),
+    stack: Object.freeze({
+      bucket: resources.bucket ?? null,
+      queueUrl: resources.queueUrl ?? (env.LONGDOC_TASKS_URL?.trim() || null),
+      // Where the worker that counts a job's last item asks for the job's end (infra/finalize.ts).
+      finalizeUrl: env.LONGDOC_FINALIZE_URL?.trim() || null,
+    }),
     notify: Object.freeze(readNotify(env, resources)),
     // Test-only: AWS faults injected into local worker processes (shared/local/aws-faults.ts).
     testAwsFaults: env.LONGDOC_TEST_AWS_FAULTS?.trim() || null,
@@ -135,9 +155,8 @@ function readNotify(env: Env, resources: LinkedResources): Settings["notify"] {
   const flag = env.LONGDOC_WEBHOOK_LOOPBACK_HTTP?.trim() ?? "";
   if (!["", "0", "1", "true", "false"].includes(flag)) throw new LongdocError("usage", `LONGDOC_WEBHOOK_LOOPBACK_HTTP must be 1 or 0, got '${flag}'`);
   const fromEnv = env.LONGDOC_WEBHOOK_SECRET?.trim() || null;
-  if (resources.webhookSecret === undefined && fromEnv !== null && fromEnv.length < 16) {
-    throw new LongdocError("usage", "LONGDOC_WEBHOOK_SECRET is shorter than 16 characters; use a random one (openssl rand -hex 32)");
-  }
+  const problem = resources.webhookSecret === undefined && fromEnv !== null ? webhookSecretProblem(fromEnv) : null;
+  if (problem) throw new LongdocError("usage", `LONGDOC_WEBHOOK_SECRET ${problem}`);
   const secret = resources.webhookSecret ?? fromEnv;
   return { topicArn: env.LONGDOC_EVENTS_TOPIC?.trim() || null, webhookSecret: secret, loopbackHttp: flag === "1" || flag === "true" };
 }

@@ -163,7 +163,7 @@ describe("validate runs every check run makes before calling the model (item 8)"
     await writeFile(job, "name: s\ndocuments:\n  - path: docs/*.md\nprompt: p\noutput: { format: json, schemaFile: schema.json }\n");
     const f = await cli(["validate", job]);
     expect(f.code).toBe(1);
-    expect(f.stdout).toMatch(/output\.schemaFile: cannot read schema\.json as JSON/);
+    expect(f.stdout).toMatch(/output\.schemaFile: schema\.json: not valid JSON \(at byte \d+\); a schema file holds one JSON Schema object/);
   });
 });
 

@@ -7,12 +7,14 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { deployment } from "../shared/settings.ts";
+import { keys } from "../shared/run/store.ts";
 import { deploy } from "../infra/index.ts";
 import { readJobs } from "../infra/jobs.ts";
 import { checkQueueSettings, DLQ_HANDLER, WORKER_HANDLER } from "../infra/queue.ts";
 import { SUBMIT_HANDLER } from "../infra/submit.ts";
 import { ALARM_THRESHOLDS } from "../infra/monitoring.ts";
 import { METRIC, METRICS_NAMESPACE, SERVICE } from "../shared/worker/metrics.ts";
+import { FINALIZE_HANDLER } from "../infra/finalize.ts";
 
 const ROOT = path.resolve(import.meta.dirname, "..");
 
@@ -175,6 +177,7 @@ function installFakeSst() {
   }
   g.aws = { lambda: { FunctionEventInvokeConfig }, cloudwatch: { Dashboard, MetricAlarm } };
   g.$config = (c: unknown) => c;
+  g.$app = { name: "longdoc", stage: "test" };
 
   const get = (type: Rec["type"], name: string): Rec => {
     const r = recs.find((x) => x.type === type && x.name === name);
@@ -189,6 +192,7 @@ function removeFakeSst() {
   delete g.sst;
   delete g.aws;
   delete g.$config;
+  delete g.$app;
 }
 
 /** SST's `toSeconds` reads the count with parseInt, so only whole seconds are accepted here. */
@@ -253,6 +257,12 @@ describe("queue, worker and dead letters", () => {
     expect(dlq.args.transform.queue.messageRetentionSeconds).toBe(deployment.dlqRetentionS);
   });
 
+  it("keeps a waiting task 14 days, the most SQS allows, so a wait for quota never outlives its message", () => {
+    const { tasks } = wired();
+    expect(tasks.args.transform).toEqual({ queue: { messageRetentionSeconds: deployment.taskRetentionS } });
+    expect(deployment.taskRetentionS).toBe(1_209_600);
+  });
+
   it("reports failures per record in batches of deployment.workerBatchSize", () => {
     const { worker } = wired();
     expect(worker.args.batch).toEqual({ size: deployment.workerBatchSize, partialResponses: true });
@@ -293,7 +303,7 @@ describe("queue, worker and dead letters", () => {
     expect(wired({ QWEN_BASE_URL: url }).worker.fn.environment.QWEN_BASE_URL).toBe(url);
   });
 
-  it("gives the worker the runs bucket by prefix: reads runs/, inputs/ and inbox/, writes runs/ only, lists key names", () => {
+  it("gives the worker the runs bucket by prefix: reads runs/, inputs/ and inbox/, writes runs/ only, lists key names, deletes attempt files only", () => {
     const { worker } = wired();
     const bucket = fake.get("Bucket", "Runs").self.arn;
     // (The s3: sources' buckets are granted apart, as the test below shows.)
@@ -302,8 +312,32 @@ describe("queue, worker and dead letters", () => {
       { actions: ["s3:ListBucket"], resources: [bucket] },
       { actions: ["s3:GetObject"], resources: [`${bucket}/runs/*`, `${bucket}/inputs/*`, `${bucket}/inbox/*`] },
       { actions: ["s3:PutObject", "s3:AbortMultipartUpload"], resources: [`${bucket}/runs/*`] },
+      { actions: ["s3:DeleteObject"], resources: [`${bucket}/runs/*/items/*/attempts/*`] },
     ]);
-    expect(s3.flatMap((p) => p.actions).some((a) => a === "s3:*" || a.startsWith("s3:Delete"))).toBe(false);
+    expect(s3.flatMap((p) => p.actions).some((a) => a === "s3:*" || a === "s3:Delete*" || a === "s3:DeleteObjectVersion")).toBe(false);
+  });
+
+  it("lets the worker and the dead-letter recorder delete exactly the attempt files the store's keys name, and nothing else", () => {
+    const { worker, recorder } = wired();
+    const bucket = fake.get("Bucket", "Runs").self.arn;
+    // IAM's '*' matches any characters, '/' included: a key is deletable when its ARN matches a granted pattern.
+    const matches = (pattern: string, arn: string) => new RegExp(`^${pattern.split("*").map((p) => p.replace(/[.+?^${}()|[\]\\]/g, "\\$&")).join(".*")}$`).test(arn);
+    for (const fn of [worker.fn, recorder.fn]) {
+      const deletes = (fn.permissions as { actions: string[]; resources: string[] }[]).filter((p) => p.actions.some((a) => a.startsWith("s3:Delete")));
+      expect(deletes).toEqual([{ actions: ["s3:DeleteObject"], resources: [`${bucket}/runs/*/items/*/attempts/*`] }]);
+      const deletable = (key: string) => deletes.some((p) => p.resources.some((r) => matches(String(r), `${bucket}/${key}`)));
+      // What the worker removes: an attempt's open record and its partial traces.
+      expect(deletable(keys.attempt("job-1", "001-a", 2).replace(/\.json$/, ".open.json"))).toBe(true);
+      expect(deletable(keys.item("job-1", "001-a", "attempts/2.reasoning.md"))).toBe(true);
+      // Nothing else of a run: results, answers, the job, the manifest, documents.
+      for (const key of [keys.item("job-1", "001-a", "result.json"), keys.item("job-1", "001-a", "answer.md"), keys.job("job-1"), keys.manifest("job-1"), keys.retry("job-1", 1), "inputs/abc/doc.pdf", "inbox/j/doc.pdf"]) {
+        expect(deletable(key)).toBe(false);
+      }
+    }
+    // The finalizer deletes its own parts only; submit deletes nothing.
+    const finalizer = fake.get("Queue", "Finalize").self.subscriber.fn;
+    expect((finalizer.permissions as { actions: string[] }[]).filter((p) => p.actions.some((a) => a.startsWith("s3:Delete")))).toEqual([{ actions: ["s3:DeleteObject"], resources: [`${bucket}/runs/*/finalize/*`] }]);
+    expect(JSON.stringify(fake.get("Function", "Submit").args.permissions ?? [])).not.toContain("s3:Delete");
   });
 
   it("records dead letters with functions/dlq.handler, per record, reading and writing runs/ only", () => {
@@ -316,6 +350,7 @@ describe("queue, worker and dead letters", () => {
       { actions: ["s3:ListBucket"], resources: [bucket] },
       { actions: ["s3:GetObject"], resources: [`${bucket}/runs/*`] },
       { actions: ["s3:PutObject", "s3:AbortMultipartUpload"], resources: [`${bucket}/runs/*`] },
+      { actions: ["s3:DeleteObject"], resources: [`${bucket}/runs/*/items/*/attempts/*`] },
     ]);
     expect(recorder.fn.runtime).toBe("nodejs24.x");
     expect(seconds(dlq.args.visibilityTimeout)).toBeGreaterThanOrEqual(6 * seconds(recorder.fn.timeout));
@@ -338,9 +373,9 @@ describe("job-finished events", () => {
     expect(outputs.jobEventsTopic).toBe(topic.self.arn);
   });
 
-  it("lets the worker and the dead-letter recorder (the two that can finish a job) publish to that topic only, with the topic's ARN in their environment", () => {
+  it("lets the worker, the dead-letter recorder and the finalizer publish to that topic only, with the topic's ARN in their environment", () => {
     const { topic, worker, recorder } = wired();
-    for (const fn of [worker, recorder]) {
+    for (const fn of [worker, recorder, fake.get("Queue", "Finalize").self.subscriber.fn]) {
       expect(fn.environment.LONGDOC_EVENTS_TOPIC).toBe(topic.self.arn);
       const sns = (fn.permissions as { actions: string[]; resources: unknown[] }[]).filter((p) => p.actions.some((a) => a.startsWith("sns:")));
       expect(sns).toEqual([{ actions: ["sns:Publish"], resources: [topic.self.arn] }]);
@@ -349,13 +384,13 @@ describe("job-finished events", () => {
     }
   });
 
-  it("links the webhook secret to the worker and the recorder, and to nothing else", () => {
+  it("links the webhook secret to the worker, the recorder and the finalizer (which sends the event), and to nothing else", () => {
     const { secret } = wired();
     const holders = fake.recs.filter((r) => r.type === "Function" || r.type === "Queue").flatMap((r) => {
       const fns = r.type === "Queue" ? (r.self.subscriber ? [r.self.subscriber.fn] : []) : [r.args];
       return fns.filter((f: Args) => (f.link ?? []).includes(secret.self)).map((f: Args) => f.handler);
     });
-    expect(holders.sort()).toEqual([DLQ_HANDLER, WORKER_HANDLER].sort());
+    expect(holders.sort()).toEqual([DLQ_HANDLER, FINALIZE_HANDLER, WORKER_HANDLER].sort());
     expect(fake.get("Function", "Submit").args.permissions.some((p: { actions: string[] }) => p.actions.some((a) => a.startsWith("sns:")))).toBe(false);
   });
 });
@@ -469,8 +504,10 @@ describe("submit, schedules and uploads", () => {
       { actions: ["s3:ListBucket"], resources: [runs] },
       { actions: ["s3:GetObject"], resources: [`${runs}/runs/*`, `${runs}/inputs/*`, `${runs}/inbox/*`] },
       { actions: ["s3:PutObject", "s3:AbortMultipartUpload"], resources: [`${runs}/runs/*`] },
+      { actions: ["s3:DeleteObject"], resources: [`${runs}/runs/*/items/*/attempts/*`] },
       { actions: ["sqs:ChangeMessageVisibility"], resources: [fake.get("Queue", "Tasks").self.arn] },
       { actions: ["sns:Publish"], resources: [fake.get("SnsTopic", "JobEvents").self.arn] },
+      { actions: ["sqs:SendMessage"], resources: [fake.get("Queue", "Finalize").self.arn] },
     ]);
   });
 
@@ -498,10 +535,10 @@ describe("handlers the infra points at", () => {
       ...fake.all("Queue").flatMap((q) => (q.self.subscriber ? [q.self.subscriber.fn.handler] : [])),
       ...fake.all("Function").map((f) => f.args.handler),
     ];
-    expect(handlers.sort()).toEqual([DLQ_HANDLER, SUBMIT_HANDLER, WORKER_HANDLER].sort());
+    expect(handlers.sort()).toEqual([DLQ_HANDLER, FINALIZE_HANDLER, SUBMIT_HANDLER, WORKER_HANDLER].sort());
   });
 
-  it.for([WORKER_HANDLER, DLQ_HANDLER, SUBMIT_HANDLER])("%s is a file in functions/ that exports handler", (handler, ctx) => {
+  it.for([WORKER_HANDLER, DLQ_HANDLER, SUBMIT_HANDLER, FINALIZE_HANDLER])("%s is a file in functions/ that exports handler", (handler, ctx) => {
     const [file, exported] = [handler.slice(0, handler.lastIndexOf(".")), handler.slice(handler.lastIndexOf(".") + 1)];
     expect(exported).toBe("handler");
     const ts = path.join(ROOT, `${file}.ts`);
@@ -528,6 +565,8 @@ describe("sst.config.ts", () => {
       "Dynamo Coord",
       "SnsTopic JobEvents",
       "Secret WebhookSecret",
+      "Queue FinalizeDlq",
+      "Queue Finalize",
       "Queue TasksDlq",
       "Queue Tasks",
       "Queue SubmitFailures",
@@ -540,6 +579,7 @@ describe("sst.config.ts", () => {
       "Dashboard Dashboard",
     ]);
     expect(out).toMatchObject({
+      stage: "test",
       bucket: fake.get("Bucket", "Runs").self.name,
       queue: fake.get("Queue", "Tasks").self.url,
       deadLetterQueue: fake.get("Queue", "TasksDlq").self.url,
@@ -602,7 +642,8 @@ describe("monitoring: alarms to a topic, and a dashboard of the worker's metrics
 
   it("draws a dashboard of every metric the worker prints, and the dead-letter queue, in the stack's region", () => {
     wired();
-    expect(fake.get("Dashboard", "Dashboard").args.dashboardName).toBe("longdoc");
+    // <app>-<stage> from SST's $app, which the stand-in sets to longdoc/test.
+    expect(fake.get("Dashboard", "Dashboard").args.dashboardName).toBe("longdoc-test");
     const body = JSON.parse(fake.get("Dashboard", "Dashboard").args.dashboardBody) as { widgets: { type: string; properties: { region: string; metrics: unknown[][] } }[] };
     expect(body.widgets.length).toBe(6);
     for (const w of body.widgets) expect(w).toMatchObject({ type: "metric", properties: { region: "us-east-1" } });
@@ -610,5 +651,35 @@ describe("monitoring: alarms to a topic, and a dashboard of the worker's metrics
     for (const name of Object.values(METRIC)) expect(named).toContain(`${METRICS_NAMESPACE}/${name}`);
     expect(named).toContain("AWS/SQS/ApproximateNumberOfMessagesVisible");
     expect(JSON.stringify(body)).toContain('"QueueName","fake-TasksDlq"');
+  });
+});
+
+describe("the finalizer", () => {
+  it("has its own queue and invocation: Finalize → functions/finalize.handler (15 minutes, one job per invocation), FinalizeDlq after finalizeMaxReceives", () => {
+    const out = deploy({ jobsDir: fixture({ "plain.yaml": job("plain") }) });
+    const finalize = fake.get("Queue", "Finalize");
+    const dlq = fake.get("Queue", "FinalizeDlq");
+    const fn = finalize.self.subscriber.fn;
+    expect(fn.handler).toBe(FINALIZE_HANDLER);
+    expect(seconds(fn.timeout)).toBe(deployment.finalizeTimeoutS);
+    expect(deployment.finalizeTimeoutS).toBe(900);
+    expect(finalize.self.subscriber.args.batch).toEqual({ size: 1, partialResponses: true });
+    expect(finalize.args.dlq).toEqual({ queue: dlq.self.arn, retry: deployment.finalizeMaxReceives });
+    expect(seconds(finalize.args.visibilityTimeout)).toBeGreaterThanOrEqual(6 * seconds(fn.timeout));
+    expect(dlq.args).toEqual({ transform: { queue: { messageRetentionSeconds: deployment.dlqRetentionS } } });
+    expect(dlq.self.subscriber).toBeUndefined();
+    expect(fn.environment.LONGDOC_FINALIZE_URL).toBe(finalize.self.url);
+    expect(fn.permissions).toContainEqual({ actions: ["sqs:ChangeMessageVisibility"], resources: [finalize.self.arn] });
+    expect(out).toMatchObject({ finalizeQueue: finalize.self.url, finalizeDeadLetters: dlq.self.url });
+  });
+
+  it("is asked for by the worker and the dead-letter recorder alone: each may send to the finalize queue and has its URL", () => {
+    deploy({ jobsDir: fixture({ "plain.yaml": job("plain") }) });
+    const finalize = fake.get("Queue", "Finalize").self;
+    for (const fn of [fake.get("Queue", "Tasks").self.subscriber.fn, fake.get("Queue", "TasksDlq").self.subscriber.fn]) {
+      expect(fn.environment.LONGDOC_FINALIZE_URL).toBe(finalize.url);
+      expect(fn.permissions).toContainEqual({ actions: ["sqs:SendMessage"], resources: [finalize.arn] });
+    }
+    expect(JSON.stringify(fake.get("Function", "Submit").args.permissions)).not.toContain(finalize.arn);
   });
 });

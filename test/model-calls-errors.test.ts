@@ -75,21 +75,21 @@ describe("model call errors: what is retried, what halts the job, what the user 
     expect(r.manifest.items.map((i) => i.error?.kind).sort()).toEqual(["halted", "model_billing"]);
   });
 
-  it("a 400 on a setting every call sends (max_tokens out of range) halts the job with the provider's message", async () => {
+  it("a 400 on a setting every call sends (max_completion_tokens out of range) halts the job with the provider's message", async () => {
     // A catalog that claims more output than the endpoint allows: every call would be refused alike
     // (and a fast assumed decode, so the worker's deadline does not shrink the cap under the endpoint's limit).
     const catalog = path.join(dir, "catalog.json");
     await writeFile(catalog, JSON.stringify({ models: { "qwen3-max": { maxOutputTokensThinking: 40_000, decodeTokensPerSecond: 1000 } } }));
     const before = loop.sim.calls.length;
-    const r = await run("too-many-tokens", "maxOutputTokens: 40000\nthinking: { enabled: true, budget: 1000 }\n", { LONGDOC_CATALOG: catalog });
+    const r = await run("too-many-tokens", "maxOutputTokens: 40000\nthinking: { enabled: true, budget: 81920 }\n", { LONGDOC_CATALOG: catalog });
     expect(loop.sim.calls.length - before).toBe(1);
     expect(r.manifest.status).toBe("halted");
     const failed = r.manifest.items.find((i) => i.status === "failed")!;
     expect(failed.error).toMatchObject({ kind: "model_bad_request" });
-    expect(failed.error!.message).toContain("Range of max_tokens should be [1, 32768]");
+    expect(failed.error!.message).toContain("Range of max_completion_tokens should be [1, 114688]");
     expect(failed.error!.message).toContain("the job is halted");
     const skipped = r.manifest.items.find((i) => i.status === "skipped")!;
-    expect(skipped.error!.message).toContain("Range of max_tokens should be [1, 32768]");
+    expect(skipped.error!.message).toContain("Range of max_completion_tokens should be [1, 114688]");
   });
 
   it("an abort or timeout of the call is a retryable deadline, never internal", () => {

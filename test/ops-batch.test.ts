@@ -62,6 +62,7 @@ describe("parsing an OpenAI Batch input file", () => {
       "{not json",
       request("c", "x", {}, { model: "qwen-plus" }),
       request("../etc", "x"),
+      // A sampling field is no file problem (test/batch-fields.test.ts): this line is fine.
       request("d", "x", {}, { temperature: 0 }),
       request("e", "x", { body: undefined }),
       "[1,2]",
@@ -76,7 +77,6 @@ describe("parsing an OpenAI Batch input file", () => {
       expect.stringMatching(/^4: \(line\): not a JSON object \(/),
       '5: body.model: mixed models: "qwen-plus" here, "qwen3-max" on line 1; one batch file runs one model',
       expect.stringMatching(/^6: custom_id: "\.\.\/etc" cannot be an item id: it names the item's folder in S3 and in out\//),
-      expect.stringMatching(/^7: body\.temperature: not supported by longdoc's batch input/),
       "8: body: is required",
       expect.stringMatching(/^9: \(line\): not a JSON object; /),
       expect.stringMatching(/^10: body\.messages\[0\]\.content\[0\]: only text parts are supported .*image_url/),
@@ -162,17 +162,21 @@ describe("longdoc run, estimate, validate and results on a batch file", () => {
 
     const res = await longdoc(["results", summary.jobId, "--state", state, "--out", out, "--format", "jsonl"]);
     expect(res.code, res.stderr).toBe(0);
-    const lines = (await readFile(path.join(runDir, "results.jsonl"), "utf8")).trimEnd().split("\n").map((l) => JSON.parse(l) as {
+    type Out = {
       custom_id: string;
       response: { status_code: number; body: { choices: { message: { content: string } }[]; usage: { prompt_tokens: number } } } | null;
       error: { code: string } | null;
-    });
-    expect(lines.map((l) => l.custom_id)).toEqual(ids);
-    for (const [i, l] of lines.entries()) {
-      if (i === 3) {
-        expect(l).toMatchObject({ response: null, error: { code: "output_truncated" } });
-        continue;
-      }
+    };
+    const read = async (name: string) => (await readFile(path.join(runDir, name), "utf8")).trimEnd().split("\n").map((l) => JSON.parse(l) as Out);
+    // As OpenAI's output and error files: the succeeded lines in one, the failed line in the other.
+    expect(res.stdout).toContain(`wrote 4 succeeded line(s) to ${path.join(runDir, "results.jsonl")}`);
+    expect(res.stdout).toContain(`wrote 1 failed or skipped line(s) to ${path.join(runDir, "errors.jsonl")}`);
+    const errors = await read("errors.jsonl");
+    expect(errors).toEqual([expect.objectContaining({ custom_id: "delta", response: null, error: expect.objectContaining({ code: "output_truncated" }) })]);
+    const lines = await read("results.jsonl");
+    expect(lines.map((l) => l.custom_id)).toEqual(ids.filter((id) => id !== "delta"));
+    for (const l of lines) {
+      const i = ids.indexOf(l.custom_id);
       // The simulator repeats the question it was asked: each line's own messages reached the model.
       expect(l.response!.status_code).toBe(200);
       expect(l.response!.body.choices[0]!.message.content).toContain(questions[i]!);

@@ -16,18 +16,40 @@ import { startLocalStack, type LocalStack } from "../shared/local/stack.ts";
 import { silentLog } from "../shared/log.ts";
 import { loadCatalog } from "../shared/model/catalog.ts";
 import type { NotifyRecord, JobEndedEvent } from "../shared/run/notify.ts";
-import { deliverWebhook, SIGNATURE_HEADER, signBody, TIMESTAMP_HEADER, verifySignature } from "../shared/run/webhook.ts";
+import { createHmac, timingSafeEqual } from "node:crypto";
+import { deliverWebhook, ID_HEADER, SIGNATURE_HEADER, signWebhook, TIMESTAMP_HEADER, verifyWebhook } from "../shared/run/webhook.ts";
 import { loadSettings } from "../shared/settings.ts";
 import { startSimulator, type Simulator } from "../shared/sim/index.ts";
 import { loadJobForSubmit, submitLoadedJob } from "../shared/submit/load.ts";
 import { parseJobText } from "../shared/job/load.ts";
 
-const SECRET = "test-webhook-secret-0123456789abcdef";
+/** A Standard Webhooks secret: whsec_ and the base64 of 32 bytes. */
+const SECRET = `whsec_${Buffer.from("longdoc-test-webhook-secret-0123").toString("base64")}`;
 
 interface Received {
   body: string;
-  signature?: string;
-  timestamp?: string;
+  headers: Record<string, string | undefined>;
+}
+
+/**
+ * A receiver's check written from the Standard Webhooks specification alone, not with longdoc's
+ * code: the key is the base64 after `whsec_`; the signed content is `<webhook-id>.<webhook-timestamp>.<body>`;
+ * `webhook-signature` is a space-separated list of `v1,<base64 HMAC-SHA256>`; timestamps over
+ * five minutes old are refused.
+ */
+function specVerify(secret: string, headers: Record<string, string | undefined>, body: string, nowS = Math.floor(Date.now() / 1000)): boolean {
+  const id = headers["webhook-id"];
+  const ts = headers["webhook-timestamp"];
+  const sigs = headers["webhook-signature"];
+  if (!id || !ts || !sigs) return false;
+  if (Math.abs(nowS - Number(ts)) > 300) return false;
+  const key = Buffer.from(secret.replace(/^whsec_/, ""), "base64");
+  const expected = Buffer.from(createHmac("sha256", key).update(`${id}.${ts}.${body}`).digest("base64"));
+  return sigs.split(" ").some((entry) => {
+    const [version, sig] = entry.split(",");
+    const got = Buffer.from(sig ?? "");
+    return version === "v1" && got.length === expected.length && timingSafeEqual(got, expected);
+  });
 }
 
 /** A webhook receiver on loopback HTTP; `answers` are the statuses of its first calls, then 200. */
@@ -37,7 +59,8 @@ async function receiver(answers: number[] = []) {
     const chunks: Buffer[] = [];
     req.on("data", (c: Buffer) => chunks.push(c));
     req.on("end", () => {
-      calls.push({ body: Buffer.concat(chunks).toString("utf8"), signature: req.headers[SIGNATURE_HEADER] as string, timestamp: req.headers[TIMESTAMP_HEADER] as string });
+      const headers = Object.fromEntries([ID_HEADER, TIMESTAMP_HEADER, SIGNATURE_HEADER].map((h) => [h, req.headers[h] as string | undefined]));
+      calls.push({ body: Buffer.concat(chunks).toString("utf8"), headers });
       res.statusCode = answers[calls.length - 1] ?? 200;
       res.end();
     });
@@ -48,7 +71,9 @@ async function receiver(answers: number[] = []) {
 }
 
 describe("signed webhook calls", () => {
-  it("signs <timestamp>.<body> with HMAC-SHA256 and retries 5xx with backoff until it gets a 2xx", async () => {
+  it("signs as Standard Webhooks does: the specification's own example, and a receiver's check written from the specification", async () => {
+    // The example in the Standard Webhooks specification's reference libraries.
+    expect(signWebhook("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "msg_p5jXN8AQM9LWM0D4loKWxJek", "1614265330", '{"test": 2432232314}')).toBe("v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
     const r = await receiver([503, 500]);
     try {
       const body = JSON.stringify({ jobId: "j-1", status: "succeeded" });
@@ -57,12 +82,21 @@ describe("signed webhook calls", () => {
       expect(out).toEqual({ ok: true, attempts: 3, status: 200, error: null });
       expect(waits).toEqual([100, 200]);
       expect(r.calls).toHaveLength(3);
+      // One message id for every attempt, so the receiver can drop a repeat.
+      expect(new Set(r.calls.map((c) => c.headers[ID_HEADER])).size).toBe(1);
+      expect(r.calls[0]!.headers[ID_HEADER]).toMatch(/^msg_[0-9a-f]{32}$/);
       for (const c of r.calls) {
         expect(c.body).toBe(body);
-        expect(c.signature).toBe(signBody(SECRET, c.timestamp!, body));
-        expect(verifySignature(SECRET, c, c.body)).toBe(true);
+        expect(c.headers[SIGNATURE_HEADER]).toMatch(/^v1,[A-Za-z0-9+/]{43}=$/);
+        expect(specVerify(SECRET, c.headers, c.body)).toBe(true);
+        expect(verifyWebhook(SECRET, c.headers, c.body)).toBe(true);
         expect(c.body).not.toContain(SECRET);
       }
+      // The independent check refuses a changed body, another secret and a stale call.
+      const c = r.calls[0]!;
+      expect(specVerify(SECRET, c.headers, c.body.replace("j-1", "j-2"))).toBe(false);
+      expect(specVerify(`whsec_${Buffer.from("another-secret-of-32-bytes-00000").toString("base64")}`, c.headers, c.body)).toBe(false);
+      expect(specVerify(SECRET, c.headers, c.body, Number(c.headers[TIMESTAMP_HEADER]) + 3600)).toBe(false);
     } finally {
       await r.close();
     }
@@ -89,18 +123,20 @@ describe("signed webhook calls", () => {
     }
   });
 
-  it("a receiver refuses a changed body, another secret or a stale timestamp", () => {
+  it("verifyWebhook refuses a changed body, another secret or a stale timestamp", () => {
     const ts = String(Math.floor(Date.now() / 1000));
-    const signature = signBody(SECRET, ts, '{"a":1}');
-    expect(verifySignature(SECRET, { signature, timestamp: ts }, '{"a":1}')).toBe(true);
-    expect(verifySignature(SECRET, { signature, timestamp: ts }, '{"a":2}')).toBe(false);
-    expect(verifySignature("another-secret-0123456789", { signature, timestamp: ts }, '{"a":1}')).toBe(false);
+    const headers = (t: string, body: string) => ({ [ID_HEADER]: "msg_1", [TIMESTAMP_HEADER]: t, [SIGNATURE_HEADER]: signWebhook(SECRET, "msg_1", t, body) });
+    expect(verifyWebhook(SECRET, headers(ts, '{"a":1}'), '{"a":1}')).toBe(true);
+    expect(verifyWebhook(SECRET, headers(ts, '{"a":1}'), '{"a":2}')).toBe(false);
+    expect(verifyWebhook(`whsec_${Buffer.from("another-secret-of-32-bytes-00000").toString("base64")}`, headers(ts, '{"a":1}'), '{"a":1}')).toBe(false);
     const old = String(Number(ts) - 3600);
-    expect(verifySignature(SECRET, { signature: signBody(SECRET, old, "{}"), timestamp: old }, "{}")).toBe(false);
+    expect(verifyWebhook(SECRET, headers(old, "{}"), "{}")).toBe(false);
   });
 
-  it("settings: a short LONGDOC_WEBHOOK_SECRET is refused naming the variable; the loopback flag is 1 or 0", () => {
-    expect(() => loadSettings({ LONGDOC_WEBHOOK_SECRET: "short" })).toThrow(/LONGDOC_WEBHOOK_SECRET is shorter than 16 characters/);
+  it("settings: LONGDOC_WEBHOOK_SECRET must be a Standard Webhooks secret (whsec_ + base64); the loopback flag is 1 or 0", () => {
+    for (const bad of ["short", "test-webhook-secret-0123456789abcdef", "whsec_not base64!", `whsec_${Buffer.alloc(8).toString("base64")}`]) {
+      expect(() => loadSettings({ LONGDOC_WEBHOOK_SECRET: bad })).toThrow(/LONGDOC_WEBHOOK_SECRET must be a Standard Webhooks secret: 'whsec_' followed by the base64 of 24 to 64 random bytes/);
+    }
     expect(() => loadSettings({ LONGDOC_WEBHOOK_LOOPBACK_HTTP: "yes" })).toThrow(/LONGDOC_WEBHOOK_LOOPBACK_HTTP must be 1 or 0/);
     expect(loadSettings({ LONGDOC_WEBHOOK_SECRET: SECRET, LONGDOC_WEBHOOK_LOOPBACK_HTTP: "1", LONGDOC_EVENTS_TOPIC: "arn:aws:sns:us-east-1:1:t" }).notify).toEqual({
       topicArn: "arn:aws:sns:us-east-1:1:t",
@@ -179,9 +215,9 @@ describe("the job-finished event on the local stack", () => {
       expect(await drainEvents()).toEqual([expected]);
       expect(hook.calls).toHaveLength(1);
       expect(JSON.parse(hook.calls[0]!.body)).toEqual(expected);
-      expect(verifySignature(SECRET, hook.calls[0]!, hook.calls[0]!.body)).toBe(true);
+      expect(specVerify(SECRET, hook.calls[0]!.headers, hook.calls[0]!.body)).toBe(true);
       const record = JSON.parse(await readFile(path.join(run.outDir, "notify.json"), "utf8")) as NotifyRecord;
-      expect(record).toMatchObject({ event: expected, topic: { messageId: expect.any(String) }, webhook: { url: `https://127.0.0.1:${hook.port}/hooks/longdoc`, ok: true, attempts: 1, status: 200 } });
+      expect(record).toMatchObject({ event: expected, topic: { messageId: expect.any(String) }, webhook: { url: `https://127.0.0.1:${hook.port}/hooks/longdoc`, id: hook.calls[0]!.headers[ID_HEADER], pending: false, ok: true, attempts: 1, status: 200 } });
       // The secret is in no file of the run.
       expect(JSON.stringify(record)).not.toContain(SECRET);
     } finally {

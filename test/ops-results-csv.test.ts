@@ -10,7 +10,7 @@ import { csvText, type Cell } from "../cli/csv.ts";
 
 /** One value as written in a CSV file (the record of a one-column file, without its CRLF). */
 const csvField = (v: Cell) => csvText(["x"], [[v]]).slice("x\r\n".length, -"\r\n".length);
-import { CSV_BASE_COLUMNS, flattenAnswer } from "../cli/results-csv.ts";
+import { CSV_BASE_COLUMNS, flattenAnswer, splitByQuestion } from "../cli/results-csv.ts";
 import { runLocalJob } from "../shared/local/run.ts";
 import { silentLog } from "../shared/log.ts";
 import { loadSettings } from "../shared/settings.ts";
@@ -114,11 +114,35 @@ describe("longdoc results --format csv on a run", () => {
   }, 60_000);
 
   it("a text job: the answer text in one column, line breaks and all", async () => {
-    const { run, rows } = await runJob("csv-text", "prompt: Summarise.\nmaxOutputTokens: 256\n");
+    const { run, rows, text } = await runJob("csv-text", "prompt: Summarise.\nmaxOutputTokens: 256\n");
+    expect(text.split("\r\n")[0]!.split(",")).toEqual([...CSV_BASE_COLUMNS, "answer"]);
     for (const [n, item] of run.manifest.items.entries()) {
       const answer = await readFile(path.join(run.outDir, item.answer!), "utf8");
       expect(answer).toContain("\n");
       expect(rows[n]!.answer).toBe(answer);
     }
   }, 60_000);
+
+  it("a text job asking several questions, one call each: one answer.<questionId> column per question", async () => {
+    const questions = "questions:\n  - id: revenue\n    ask: What is the revenue?\n  - id: risks\n    ask: What are the risks?\ncalls: per-question\nmaxOutputTokens: 256\n";
+    const { run, rows, text } = await runJob("csv-questions", questions);
+    expect(run.manifest.status).toBe("succeeded");
+    expect(text.split("\r\n")[0]!.split(",")).toEqual([...CSV_BASE_COLUMNS, "answer.revenue", "answer.risks"]);
+    for (const [n, item] of run.manifest.items.entries()) {
+      const answer = await readFile(path.join(run.outDir, item.answer!), "utf8");
+      const [revenue, risks] = [rows[n]!["answer.revenue"]!, rows[n]!["answer.risks"]!];
+      expect(revenue.length).toBeGreaterThan(0);
+      expect(risks.length).toBeGreaterThan(0);
+      // The cells are the file's two sections, headings and separators removed, nothing else lost.
+      expect(answer).toBe(`## revenue\n\n${revenue}\n\n## risks\n\n${risks}`);
+    }
+  }, 60_000);
+});
+
+describe("splitting a per-question answer", () => {
+  it("keeps an answer's own headings in its cell and tolerates an answer not in the joined form", () => {
+    const joined = "## a\n\nfirst\n\n## b is not a question\n\n## b\n\nsecond";
+    expect([...splitByQuestion(joined, ["a", "b"])]).toEqual([["answer.a", "first\n\n## b is not a question"], ["answer.b", "second"]]);
+    expect([...splitByQuestion("plain text", ["a", "b"])]).toEqual([["answer.a", "plain text"]]);
+  });
 });

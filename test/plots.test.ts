@@ -3,7 +3,9 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { JobRecord } from "../shared/job/record.ts";
 import { startLocalStack, type LocalStack } from "../shared/local/stack.ts";
+import { finalizeJob } from "../shared/run/finalize.ts";
 import { writeFinalManifest } from "../shared/run/finish.ts";
+import { silentLog } from "../shared/log.ts";
 import type { ItemResult } from "../shared/run/manifest.ts";
 import { bin, durations, finishedOverTime, inputSizes, quotaOverTime, renderHistogram, renderLinePlot, spendOverTime } from "../shared/run/plots.ts";
 import { keys, ObjectStore } from "../shared/run/store.ts";
@@ -138,12 +140,13 @@ describe("report.html", () => {
     await stack?.stop();
   });
 
-  it("carries the four plots inline, with one point per finished item", async () => {
+  it.for(["the finalizer (a worker's last item)", "a local run's finish"])("carries the four plots inline, with one point per finished item, written by %s", async (writer) => {
     const store = new ObjectStore(stack.s3, stack.bucket);
-    const j = job(3, { maxCost: 1 });
+    const j = job(3, { maxCost: 1, jobId: writer.startsWith("the finalizer") ? "plots-20261201-100000-fin0" : "plots-20261201-100000-loc0" });
     await store.putJson(keys.job(j.jobId), j);
     for (const k of [1, 2, 3]) await store.putJson(keys.item(j.jobId, `item-${k}`, "result.json"), result(k, k === 2 ? "failed" : "succeeded"));
-    await writeFinalManifest(store, j);
+    if (writer.startsWith("the finalizer")) await finalizeJob({ s3: stack.s3, log: silentLog }, { jobId: j.jobId, bucket: stack.bucket });
+    else await writeFinalManifest(store, j);
     const html = new TextDecoder().decode(await store.getBytes(keys.report(j.jobId)));
     expect([...html.matchAll(/<svg [^>]*data-plot="([^"]+)"/g)].map((m) => m[1])).toEqual(["finished", "spend", "input-sizes", "durations"]);
     expect(html.match(/data-points="3"/g)).toHaveLength(2);

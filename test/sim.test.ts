@@ -181,19 +181,21 @@ describe("streaming, thinking off", () => {
     expect(reasoning).toBe("");
   });
 
-  it("max_tokens cuts the answer with finish_reason length", async () => {
-    const { chunks, answer, usage } = await collect({ max_tokens: 10 });
+  it("max_completion_tokens cuts the answer with finish_reason length", async () => {
+    const { chunks, answer, usage } = await collect({ max_completion_tokens: 10 });
     expect(chunks.at(-2)!.choices[0]!.finish_reason).toBe("length");
     expect(countTokens(answer)).toBeLessThanOrEqual(10);
     expect(usage.completion_tokens).toBe(countTokens(answer));
     expect(usage.completion_tokens).toBeGreaterThan(5);
   });
 
-  it("max_tokens limits the answer only, not the reasoning", async () => {
-    const { chunks, answer, reasoning } = await collect({ max_tokens: 8, enable_thinking: true });
+  it("max_completion_tokens limits the reasoning and the answer together", async () => {
+    const { chunks, answer, reasoning, usage } = await collect({ max_completion_tokens: 30, thinking_budget: 20, enable_thinking: true });
     expect(chunks.at(-2)!.choices[0]!.finish_reason).toBe("length");
-    expect(countTokens(answer)).toBeLessThanOrEqual(8);
-    expect(countTokens(reasoning)).toBeGreaterThan(8);
+    expect(countTokens(reasoning)).toBeLessThanOrEqual(20);
+    expect(countTokens(reasoning) + countTokens(answer)).toBeLessThanOrEqual(30);
+    expect(countTokens(answer)).toBeGreaterThan(0);
+    expect(usage.completion_tokens).toBeLessThanOrEqual(30);
   });
 });
 

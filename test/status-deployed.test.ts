@@ -114,8 +114,12 @@ describe("status and results --deployed, on a stack standing in for AWS", () => 
     const r = await cli(["results", jobId, "--deployed", "--format", "jsonl", "--out", out], aws, cwd);
     expect(r.code, r.stderr).toBe(0);
     const file = path.join(out, jobId, "results.jsonl");
-    expect(r.stdout).toContain(`wrote 3 line(s) (2 succeeded, 1 failed or skipped) to ${file}`);
-    const lines = (await readFile(file, "utf8")).trimEnd().split("\n").map((l) => JSON.parse(l) as BatchOutputLine);
+    expect(r.stdout).toContain(`wrote 2 succeeded line(s) to ${file}`);
+    expect(r.stdout).toContain(`wrote 1 failed or skipped line(s) to ${path.join(out, jobId, "errors.jsonl")}`);
+    // Succeeded lines, then the error file's, back in the job's item order.
+    const read = async (f: string) => (await readFile(f, "utf8")).trimEnd().split("\n").map((l) => JSON.parse(l) as BatchOutputLine);
+    const all = [...(await read(file)), ...(await read(path.join(out, jobId, "errors.jsonl")))];
+    const lines = manifest.items.map((i) => all.find((l) => l.custom_id === i.id)!);
     expect(lines.map((l) => l.custom_id)).toEqual(manifest.items.map((i) => i.id));
     for (const [n, line] of lines.entries()) {
       const item = manifest.items[n]!;

@@ -95,7 +95,13 @@ describe("status and results of a persisted local run, through the CLI", () => {
     expect(r.stdout).toContain(file);
     const text = await readFile(file, "utf8");
     expect(text.endsWith("\n")).toBe(true);
-    const lines = text.trimEnd().split("\n").map((l) => JSON.parse(l) as BatchOutputLine);
+    // The failed items' lines are in errors.jsonl, as OpenAI's error file; merged back in item order here.
+    const errorsFile = path.join(out, jobId, "errors.jsonl");
+    const parse = (t: string) => t.trimEnd().split("\n").map((l) => JSON.parse(l) as BatchOutputLine);
+    const succeeded = parse(text);
+    const failed = parse(await readFile(errorsFile, "utf8"));
+    expect(succeeded.every((l) => l.error === null) && failed.every((l) => l.error !== null)).toBe(true);
+    const lines = manifest.items.map((i) => [...succeeded, ...failed].find((l) => l.custom_id === i.id)!);
     expect(lines.map((l) => l.custom_id)).toEqual(manifest.items.map((i) => i.id));
     expect(new Set(lines.map((l) => l.id)).size).toBe(lines.length);
     for (const [n, line] of lines.entries()) {

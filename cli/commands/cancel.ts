@@ -13,6 +13,7 @@ interface CancelFlags {
   json?: boolean;
   state: string;
   deployed?: boolean;
+  stage?: string;
 }
 
 export function registerCancel(program: Command, edge: Edge): void {
@@ -23,6 +24,7 @@ export function registerCancel(program: Command, edge: Edge): void {
     .option("--state <dir>", "where the emulator keeps its state", ".longdoc/state")
     .option("--out <dir>", "mirror the run to <dir>/<jobId>/", "out")
     .option("--deployed", "cancel on the deployed stack (.sst/outputs.json or LONGDOC_BUCKET/LONGDOC_QUEUE_URL); its workers skip the queued items")
+    .option("--stage <name>", "the deployed stage whose outputs to use (default: the only one deployed from this folder)")
     .option("--json", "print the run summary as JSON on the last line")
     .action(async (jobId: string, flags: CancelFlags) => {
       if (flags.deployed) return cancelDeployed(jobId, flags, edge);
@@ -59,7 +61,7 @@ function alreadyFinished(m: Manifest, json?: boolean): void {
 async function cancelDeployed(jobId: string, flags: CancelFlags, edge: Edge): Promise<void> {
   let close = () => {};
   try {
-    const coords = readStackCoordinates(edge.env);
+    const coords = readStackCoordinates(edge.env, process.cwd(), flags.stage);
     const { s3, sqs } = stackClients(coords, edge.env);
     sqs.destroy();
     close = () => s3.destroy();

@@ -1,33 +1,36 @@
 import type { Command } from "commander";
 import { formatCost } from "../../shared/model/catalog.ts";
-import { estimateJob, type JobEstimate } from "../../shared/submit/estimate.ts";
-import { estimateBatch } from "../../shared/submit/batch.ts";
+import type { JobEstimate } from "../../shared/submit/estimate.ts";
+import { estimateLoaded } from "../../shared/submit/estimate-loaded.ts";
+import type { JobOverrides } from "../../shared/submit/select.ts";
+import { addOverrideOptions, describeOverrides, overridesOf } from "../overrides.ts";
 import { EXIT, fail } from "../exit.ts";
 import { checkJob, warnOnStderr } from "../preflight.ts";
 import { renderTable } from "../table.ts";
 import { human, type Edge } from "../edge.ts";
 
 export function registerEstimate(program: Command, edge: Edge): void {
-  program
+  const command = program
     .command("estimate")
     .description("exact tokens per item, pricing tier and cost, without calling the model")
     .argument("<job.yaml>", "the job file, or an OpenAI Batch input file (.jsonl)")
     .option("--json", "print the estimate as one JSON object on the last line")
-    .option("--allow-outside", "accept documents that resolve outside the job file's folder and the current repository")
-    .action(async (jobFile: string, flags: { json?: boolean; allowOutside?: boolean }) => {
-      try {
-        const catalog = edge.settings().catalog;
-        const loaded = await checkJob(jobFile, catalog, { allowOutside: flags.allowOutside, onWarning: warnOnStderr });
-        const estimate = loaded.batch
-          ? estimateBatch({ spec: loaded.spec, model: loaded.model, batch: loaded.batch })
-          : await estimateJob(loaded.spec, jobFile, catalog, { allowOutside: flags.allowOutside });
-        human(flags.json).write(renderEstimate(estimate) + "\n");
-        if (flags.json) process.stdout.write(JSON.stringify(estimate) + "\n");
-        process.exitCode = estimate.totals.failing > 0 ? EXIT.input : EXIT.ok;
-      } catch (e) {
-        fail(e);
-      }
-    });
+    .option("--allow-outside", "accept documents and an output.schemaFile that resolve outside the job file's folder and the current repository");
+  addOverrideOptions(command).action(async (jobFile: string, flags: JobOverrides & { json?: boolean; allowOutside?: boolean }) => {
+    try {
+      const catalog = edge.settings().catalog;
+      const loaded = await checkJob(jobFile, catalog, { allowOutside: flags.allowOutside, onWarning: warnOnStderr }, overridesOf(flags));
+      const note = describeOverrides(loaded.overrides);
+      if (note) process.stderr.write(note + "\n");
+      const estimate = await estimateLoaded(loaded, { allowOutside: flags.allowOutside });
+      human(flags.json).write(renderEstimate(estimate) + "\n");
+      if (flags.json) process.stdout.write(JSON.stringify(estimate) + "\n");
+      // A job that needs the quota longer than the queue keeps its tasks would be refused at submit.
+      process.exitCode = estimate.totals.failing > 0 || !estimate.quota.fits ? EXIT.input : EXIT.ok;
+    } catch (e) {
+      fail(e);
+    }
+  });
 }
 
 export function renderEstimate(e: JobEstimate): string {
@@ -39,7 +42,7 @@ export function renderEstimate(e: JobEstimate): string {
     i.inputCost.toFixed(4),
     i.cacheSavings.toFixed(4),
     i.cost.toFixed(4),
-    i.error ? `${i.error.kind}: ${i.error.message}`.slice(0, 90) : i.truncated ? `truncated: ${i.truncated.tokensCut} tokens cut` : "",
+    i.error ? `${i.error.kind}: ${i.error.message}`.slice(0, 90) : [i.model ? `on ${i.model} (fallbackModel)` : "", i.truncated ? `truncated: ${i.truncated.tokensCut} tokens cut` : ""].filter(Boolean).join("; "),
   ]);
   rows.push(["total", e.totals.inputTokens, "", "", e.totals.inputCost.toFixed(4), e.totals.cacheSavings.toFixed(4), e.totals.cost.toFixed(4), ""]);
   const cap = e.maxCost === null ? "" : `; the job's cost cap is ${formatCost(e.maxCost, e.currency, null)}`;
@@ -49,6 +52,9 @@ export function renderEstimate(e: JobEstimate): string {
     first && first.samples > 1
       ? `\n${first.samples} samples per call: each sample after the first reads the document prefix from the context cache`
       : "";
+  const estimated = e.tokenCounts?.counts === "estimate"
+    ? `\ntoken counts are ESTIMATES: longdoc does not carry ${e.model}'s tokenizer (${e.tokenCounts.tokenizer}), so Qwen3 counts stand in; budgets add ${Math.round(e.tokenCounts.safetyMargin * 100)} %, and tiers and costs may be off by about as much`
+    : "";
   const tools = first && first.toolRounds > 1 ? `; with tools, "at most" counts ${first.toolRounds} model rounds per sample, each re-reading the cached prefix` : "";
   const cited = e.items.flatMap((i) => (i.citationTokens === undefined ? [] : [i.citationTokens]));
   const citations = cited.length
@@ -56,6 +62,15 @@ export function renderEstimate(e: JobEstimate): string {
     : "";
   return (
     renderTable(["item", "input tokens", "tier", "calls", `input ${c}`, `cache saves ${c}`, `at most ${c}`, "note"], rows) +
-    `\n${e.items.length} item(s) on ${e.model}, priced in ${c} (region ${e.region}); "at most" adds the answer cap and thinking budget at the output price${cap}${sampled}${tools}${citations}`
+    `\n${e.items.length} item(s) on ${e.model}, priced in ${c} (region ${e.region}); "at most" adds the answer cap and thinking budget at the output price${cap}${sampled}${tools}${citations}${estimated}` +
+    `\n${renderQuota(e.quota)}`
   );
+}
+
+/** The quota line: how long the job's calls need the quota, and whether the task queue keeps a task that long. */
+export function renderQuota(q: JobEstimate["quota"]): string {
+  const head = `quota: ${q.calls} call(s) reserving ${q.reservedTokens} tokens need ${q.hours} hours at ${q.rpm} RPM and ${q.tpm} TPM`;
+  return q.fits
+    ? `${head} (the task queue keeps a waiting task ${q.retentionHours} hours)`
+    : `${head}: longer than the task queue keeps a waiting task (${q.retentionHours} hours); submit refuses this job: split its documents across jobs, lower maxOutputTokens or the thinking budget, or raise the quota`;
 }

@@ -11,6 +11,7 @@ interface ResultsFlags {
   format?: "jsonl" | "csv";
   state: string;
   deployed?: boolean;
+  stage?: string;
 }
 
 export function registerResults(program: Command, edge: Edge): void {
@@ -20,12 +21,13 @@ export function registerResults(program: Command, edge: Edge): void {
     .argument("<jobId>", "the job id `longdoc run` or `longdoc submit` printed")
     .option("--out <dir>", "write under <dir>/<jobId>/", "out")
     .addOption(
-      new Option("--format <format>", "jsonl: <out>/<jobId>/results.jsonl in the OpenAI Batch output line format; csv: <out>/<jobId>/results.csv, one row per item").choices(["jsonl", "csv"]),
+      new Option("--format <format>", "jsonl: <out>/<jobId>/results.jsonl in the OpenAI Batch output line format, failed lines in errors.jsonl; csv: <out>/<jobId>/results.csv, one row per item").choices(["jsonl", "csv"]),
     )
     .option("--state <dir>", "where the emulator keeps its state", ".longdoc/state")
     .addOption(new Option("--deployed", "read the run in the deployed stack's bucket (.sst/outputs.json or LONGDOC_BUCKET)").conflicts("state"))
+    .option("--stage <name>", "the deployed stage whose outputs to use (default: the only one deployed from this folder)")
     .action(async (jobId: string, flags: ResultsFlags) => {
-      const state = flags.deployed ? deployedStoreReader(edge.env) : localStateReader(flags.state);
+      const state = flags.deployed ? deployedStoreReader(edge.env, process.cwd(), flags.stage) : localStateReader(flags.state);
       try {
         if (flags.format === "csv") {
           const out = await state.read((store) => writeCsvOutput(store, jobId, flags.out));
@@ -33,8 +35,8 @@ export function registerResults(program: Command, edge: Edge): void {
           if (out.pending.length) process.stderr.write(`note: the run is still running; ${out.pending.length} item(s) without a result are rows with status queued\n`);
         } else if (flags.format === "jsonl") {
           const out = await state.read((store) => writeBatchOutput(store, jobId, flags.out));
-          const failed = out.lines.filter((l) => l.error !== null).length;
-          process.stdout.write(`wrote ${out.lines.length} line(s) (${out.lines.length - failed} succeeded, ${failed} failed or skipped) to ${out.file}\n`);
+          process.stdout.write(`wrote ${out.lines.length} succeeded line(s) to ${out.file}\n`);
+          if (out.errorFile) process.stdout.write(`wrote ${out.errors.length} failed or skipped line(s) to ${out.errorFile}\n`);
           if (out.pending.length) process.stderr.write(`note: the run is still running; ${out.pending.length} item(s) without a result have no line yet\n`);
         } else {
           const { dir, files, progress } = await state.read(async (store) => {

@@ -6,7 +6,7 @@ import { readStackCoordinates, stackClients, stackCoordinator } from "../stack.t
 import { retryLocalJob } from "../../shared/local/run.ts";
 import { summary, type Manifest } from "../../shared/run/manifest.ts";
 import { deployment } from "../../shared/settings.ts";
-import { checkFolderOption, endUnchanged, EXIT, fail, MAX_LOCAL_WORKERS, workersArg } from "../exit.ts";
+import { checkFolderOption, endUnchanged, EXIT, fail, MAX_LOCAL_WORKERS, signalExitCode, stopOnSignals, workersArg } from "../exit.ts";
 import { renderSummary } from "./run.ts";
 import { human, localControl, type Edge } from "../edge.ts";
 
@@ -16,6 +16,7 @@ interface RetryFlags {
   json?: boolean;
   state: string;
   deployed?: boolean;
+  stage?: string;
   maxOutputTokens?: number;
 }
 
@@ -36,6 +37,7 @@ export function registerRetry(program: Command, edge: Edge): void {
     .option("--state <dir>", "where the emulator keeps its state", ".longdoc/state")
     .option("--deployed", "re-queue on the deployed stack (.sst/outputs.json or LONGDOC_BUCKET/LONGDOC_QUEUE_URL); its workers run them")
     .option("--max-output-tokens <n>", "re-run with this larger answer cap: the failed and skipped items, and those whose answer was cut at the cap and kept", maxOutputTokensArg)
+    .option("--stage <name>", "the deployed stage whose outputs to use (default: the only one deployed from this folder)")
     .option("--json", "print the run summary as JSON on the last line")
     .action(async (jobId: string, flags: RetryFlags) => {
       if (flags.deployed) return retryDeployed(jobId, flags, edge);
@@ -44,10 +46,13 @@ export function registerRetry(program: Command, edge: Edge): void {
         cliProgress.Presets.shades_classic,
       );
       let started = false;
+      const stop = stopOnSignals(() => `resume it with: longdoc retry ${jobId} --state ${flags.state}`);
       try {
         await checkFolderOption("--out", flags.out);
         const out = await retryLocalJob({
           ...localControl(jobId, flags, edge),
+          signal: stop.signal,
+          onNotice: (message) => process.stderr.write(`\n${message}\n`),
           maxOutputTokens: flags.maxOutputTokens,
           onRequeued: (record, job) => {
             process.stderr.write(describeRound(record));
@@ -62,6 +67,15 @@ export function registerRetry(program: Command, edge: Edge): void {
           onProgress: (p) => bar.update(p.finished),
         });
         if (started) bar.stop();
+        if (stop.signal.aborted && out.manifest.status === "running") {
+          const c = out.manifest.counts;
+          process.stderr.write(
+            `interrupted (${stop.first()}): job ${jobId} has ${c.succeeded + c.failed + c.skipped} of ${c.total} item(s) finished; nothing finished will be paid for again.\n` +
+              `resume it with: longdoc retry ${jobId} --state ${flags.state}\n`,
+          );
+          process.exitCode = signalExitCode(stop.first() ?? "SIGINT");
+          return;
+        }
         if (!out.requeued && out.resumed) {
           human(flags.json).write(renderSummary(out.manifest) + "\n");
           if (flags.json) process.stdout.write(JSON.stringify(summary(out.manifest)) + "\n");
@@ -76,6 +90,8 @@ export function registerRetry(program: Command, edge: Edge): void {
       } catch (e) {
         if (started) bar.stop();
         fail(e);
+      } finally {
+        stop.dispose();
       }
     });
 }
@@ -98,7 +114,7 @@ function nothingToRetry(m: Manifest, json?: boolean): void {
 async function retryDeployed(jobId: string, flags: RetryFlags, edge: Edge): Promise<void> {
   let close = () => {};
   try {
-    const coords = readStackCoordinates(edge.env);
+    const coords = readStackCoordinates(edge.env, process.cwd(), flags.stage);
     const { s3, sqs } = stackClients(coords, edge.env);
     close = () => {
       s3.destroy();

@@ -34,10 +34,15 @@ interface SimFlags {
   quiet?: boolean;
 }
 
-const describeCall = (c: SimCall) =>
+/** What the request ended as: `ok`, `error` (status and code are on the line), `client closed streamed=N`, … */
+const outcomeOf = (c: SimCall) => (c.outcome === "client_closed" ? `client closed streamed=${c.completionTokens}` : (c.outcome ?? ""));
+
+/** One line per request, written when it ends. */
+export const describeCall = (c: SimCall) =>
   [
     new Date(c.receivedAt).toISOString(),
-    c.status || "reset",
+    `#${c.seq}`,
+    c.status || (c.outcome === "client_closed" ? "-" : "reset"),
     c.model ?? "-",
     c.stream ? "stream" : "json",
     c.thinking ? "thinking" : "",
@@ -47,8 +52,8 @@ const describeCall = (c: SimCall) =>
     `docs=${c.documents.length}`,
     c.fault ? `fault=${c.fault}` : "",
     c.errorCode ? `error=${c.errorCode}` : "",
-    c.outcome ?? "",
-    c.finishReason ?? "",
+    outcomeOf(c),
+    c.outcome === "ok" ? (c.finishReason ?? "") : "",
   ]
     .filter((x) => x !== "")
     .join(" ");
@@ -80,6 +85,8 @@ export function registerSim(program: Command, edge: Edge): void {
         latencyMs: flags.latencyMs,
         catalogPath: flags.catalog,
         perSecondLimits: flags.perSecond,
+        // Logged as each request ends, so one that never finishes holds no other line back.
+        onCallEnd: flags.quiet ? undefined : (c) => process.stderr.write(`${describeCall(c)}\n`),
       });
       const out = process.stdout;
       out.write(`longdoc sim: Qwen3-Max API simulator listening at ${sim.baseURL}\n`);
@@ -91,16 +98,6 @@ export function registerSim(program: Command, edge: Edge): void {
         `Point longdoc (or any OpenAI-compatible client) at it (longdoc needs both):\n  export QWEN_BASE_URL=${sim.baseURL}\n  export DASHSCOPE_API_KEY=${flags.apiKey ? "<the --api-key value>" : "sk-local"}\n`,
       );
       out.write(`Press Ctrl-C to stop.\n`);
-
-      let logged = 0;
-      const logTimer = flags.quiet
-        ? null
-        : setInterval(() => {
-            while (logged < sim.calls.length && sim.calls[logged]!.finishedAt !== null) {
-              process.stderr.write(`${describeCall(sim.calls[logged]!)}\n`);
-              logged++;
-            }
-          }, 200);
 
       await new Promise<void>((resolve) => {
         const stop = (signal: string) => {
@@ -114,7 +111,6 @@ export function registerSim(program: Command, edge: Edge): void {
         process.on("SIGINT", onInt);
         process.on("SIGTERM", onTerm);
       });
-      if (logTimer) clearInterval(logTimer);
       await sim.stop();
     });
 }

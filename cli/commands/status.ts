@@ -1,7 +1,7 @@
 import { formatCost } from "../../shared/model/catalog.ts";
 import { Option, type Command } from "commander";
 import cliProgress from "cli-progress";
-import { newProgressCache, readProgress, type RunProgress } from "../../shared/run/progress.ts";
+import { newProgressCache, readProgress, withOpenAIBatch, type RunProgress } from "../../shared/run/progress.ts";
 import { stateOwner } from "../../shared/local/owner.ts";
 import { deployedStoreReader, localStateReader } from "../readers.ts";
 import { EXIT, fail } from "../exit.ts";
@@ -13,6 +13,7 @@ interface StatusFlags {
   json?: boolean;
   state: string;
   deployed?: boolean;
+  stage?: string;
 }
 
 /** How often --watch reads the run again: the local state is a file on this machine; S3 is requests billed per call. */
@@ -27,8 +28,9 @@ export function registerStatus(program: Command, edge: Edge): void {
     .option("--json", "print the progress as one JSON object on the last line")
     .option("--state <dir>", "where the emulator keeps its state", ".longdoc/state")
     .addOption(new Option("--deployed", "read the run in the deployed stack's bucket (.sst/outputs.json or LONGDOC_BUCKET)").conflicts("state"))
+    .option("--stage <name>", "the deployed stage whose outputs to use (default: the only one deployed from this folder)")
     .action(async (jobId: string, flags: StatusFlags) => {
-      const reader = flags.deployed ? deployedStoreReader(edge.env) : localStateReader(flags.state);
+      const reader = flags.deployed ? deployedStoreReader(edge.env, process.cwd(), flags.stage) : localStateReader(flags.state);
       const pollMs = flags.deployed ? POLL_MS.deployed : POLL_MS.local;
       const cache = newProgressCache();
       // A local job still `running` with no live process on its state was interrupted (Ctrl-C, kill -9).
@@ -59,7 +61,8 @@ export function registerStatus(program: Command, edge: Edge): void {
           bar = undefined;
         }
         human(flags.json).write(renderProgress(p) + "\n");
-        if (flags.json) process.stdout.write(JSON.stringify(p) + "\n");
+        // A batch-file job also reads as OpenAI's batch object, for scripts written for that API.
+        if (flags.json) process.stdout.write(JSON.stringify(await reader.read((store) => withOpenAIBatch(store, p))) + "\n");
         process.exitCode = p.status === "running" || p.status === "succeeded" ? EXIT.ok : EXIT.itemsFailed;
       } catch (e) {
         bar?.stop();

@@ -5,6 +5,7 @@ import { checkFits } from "../model/budget.ts";
 import type { ModelInfo } from "../model/catalog.ts";
 import { messageText, type ChatMessage } from "../model/prompt.ts";
 import type { CallPlan } from "../model/plan.ts";
+import type { SamplingFields } from "../model/client.ts";
 import { countChatTokens } from "../tokens/index.ts";
 import { JobFileError, type JobProblem } from "./load.ts";
 import type { JobSpec } from "./schema.ts";
@@ -25,6 +26,11 @@ export interface BatchRequest {
   /** Model Studio's `enable_thinking` and `thinking_budget`, when the line sets them. */
   enableThinking?: boolean;
   thinkingBudget?: number;
+  /** The line's sampling and format fields, sent as written. */
+  sampling?: SamplingFields;
+  seed?: number;
+  /** Why the line is not sent: a body field Model Studio cannot honour. Its item fails with this; the other lines run. */
+  refused?: { field: string; message: string };
 }
 
 export interface BatchFile {
@@ -48,8 +54,43 @@ const MAX_PROBLEMS = 50;
  */
 const SAFE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
-/** Body fields longdoc sends; anything else (temperature, tools, response_format, n...) is refused, not dropped. */
+/** Names Windows keeps for devices, whatever their case or extension: a folder cannot take them. */
+const WINDOWS_DEVICE = /^(con|prn|aux|nul|com[0-9]|lpt[0-9])$/i;
+
+/** Why `id` cannot name a folder on Windows (a device name, a trailing dot), or null when it can. */
+export function windowsNameProblem(id: string): string | null {
+  const base = id.split(".")[0]!;
+  if (WINDOWS_DEVICE.test(base)) return `${JSON.stringify(id)} cannot be an item id: '${base.toUpperCase()}' is a Windows device name, so out/ could not hold its folder there; rename it (say ${JSON.stringify(`item-${id}`)})`;
+  if (id.endsWith(".")) return `${JSON.stringify(id)} cannot be an item id: Windows drops a trailing '.', so its folder would clash with ${JSON.stringify(id.replace(/\.+$/, ""))}`;
+  return null;
+}
+
+/** Body fields that shape the request as a whole: checked here, and a bad one refuses the file. */
 const BODY_FIELDS = ["model", "messages", "max_tokens", "max_completion_tokens", "enable_thinking", "thinking_budget", "stream", "stream_options"];
+/** Fields sent as written once their value is in Model Studio's range (reference §3). */
+const SAMPLING_FIELDS = ["temperature", "top_p", "top_k", "presence_penalty", "stop", "seed", "response_format"];
+/** Fields that change nothing about the answer: OpenAI's bookkeeping, accepted and not sent. */
+const IGNORED_FIELDS = ["user", "metadata", "store", "service_tier"];
+/** A field's value that asks for nothing: OpenAI's default, accepted and not sent. */
+const NO_OP: Record<string, unknown> = { n: 1, logprobs: false, frequency_penalty: 0, parallel_tool_calls: false };
+/** Fields Model Studio cannot honour for a line, and why: the line fails, the other lines run. */
+const REFUSED: Record<string, string> = {
+  n: "longdoc gives one answer per line (Model Studio documents n > 1 only for qwen-plus and non-thinking Qwen3); write one line per answer",
+  logprobs: "longdoc does not return log probabilities",
+  top_logprobs: "longdoc does not return log probabilities",
+  frequency_penalty: "Model Studio does not document frequency_penalty; use presence_penalty",
+  logit_bias: "Model Studio has no logit_bias",
+  tools: "batch lines cannot offer tools (a job file's `tools: [code]` gives the model a code tool)",
+  tool_choice: "batch lines cannot offer tools",
+  functions: "batch lines cannot offer functions",
+  function_call: "batch lines cannot offer functions",
+  parallel_tool_calls: "batch lines cannot offer tools",
+  reasoning_effort: "Model Studio's thinking is set with enable_thinking and thinking_budget",
+  modalities: "longdoc answers in text only",
+  audio: "longdoc answers in text only",
+  prediction: "Model Studio has no predicted outputs",
+  web_search_options: "longdoc does not turn on web search",
+};
 const LINE_FIELDS = ["custom_id", "method", "url", "body"];
 const ROLES = new Set(["system", "user", "assistant"]);
 
@@ -123,6 +164,8 @@ export function parseBatchText(text: string, file: string): BatchFile {
       problem(line, "custom_id", id === undefined ? "is required" : "must be a non-empty string");
     } else if (!SAFE_ID.test(id) || id.includes("..")) {
       problem(line, "custom_id", `${JSON.stringify(id)} cannot be an item id: it names the item's folder in S3 and in out/, so use letters, digits, '.', '-' and '_' (starting with a letter or digit, no '..', at most 128 characters)`);
+    } else if (windowsNameProblem(id)) {
+      problem(line, "custom_id", windowsNameProblem(id)!);
     } else if (seen.has(id)) {
       problem(line, "custom_id", `duplicate custom_id ${JSON.stringify(id)} (first on line ${seen.get(id)})`);
     } else if (seenFolded.has(id.toLowerCase())) {
@@ -139,9 +182,7 @@ export function parseBatchText(text: string, file: string): BatchFile {
       problem(line, "body", body === undefined ? "is required" : "must be a JSON object (the chat completions request)");
       continue;
     }
-    for (const key of Object.keys(body)) {
-      if (!BODY_FIELDS.includes(key)) problem(line, `body.${key}`, `not supported by longdoc's batch input (it would be dropped, changing the request); supported: ${BODY_FIELDS.slice(0, 6).join(", ")}`);
-    }
+    const { sampling, seed, refused } = lineParams(body, messageWords(body.messages));
     if (body.stream === true) problem(line, "body.stream", "longdoc always streams the call itself; leave stream out");
     if (typeof body.model !== "string" || body.model === "") {
       problem(line, "body.model", body.model === undefined ? "is required" : "must be a model name");
@@ -172,12 +213,65 @@ export function parseBatchText(text: string, file: string): BatchFile {
       ...(maxTokens !== undefined && { maxTokens: maxTokens as number }),
       ...(body.enable_thinking !== undefined && { enableThinking: body.enable_thinking as boolean }),
       ...(budget !== undefined && { thinkingBudget: budget as number }),
+      ...(Object.keys(sampling).length > 0 && { sampling }),
+      ...(seed !== undefined && { seed }),
+      ...(refused && { refused }),
     });
   }
   if (problems.length === 0 && requests.length === 0) problem(1, "(file)", "the OpenAI Batch file has no request lines");
   if (requests.length > MAX_BATCH_REQUESTS) problem(1, "(file)", `${requests.length} requests; a batch holds at most ${MAX_BATCH_REQUESTS}`);
   if (problems.length > 0) throw new JobFileError(problems);
   return { file, requests, spec: batchJobSpec(file, model!.name, thinking!.enabled) };
+}
+
+const isNumber = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v);
+
+/** Whether the messages mention JSON: Model Studio refuses `json_object` output otherwise. */
+function messageWords(messages: unknown): boolean {
+  return /json/i.test(JSON.stringify(messages ?? ""));
+}
+
+/**
+ * A line's other body fields: the sampling and format fields Model Studio takes, each checked
+ * against its range; bookkeeping and default values accepted and not sent; and the first field it
+ * cannot honour, which refuses this line alone (named with the reason) while the others run.
+ */
+function lineParams(body: Json, mentionsJson: boolean): { sampling: SamplingFields; seed?: number; refused?: { field: string; message: string } } {
+  const sampling: SamplingFields = {};
+  let seed: number | undefined;
+  let refused: { field: string; message: string } | undefined;
+  const refuse = (key: string, message: string) => void (refused ??= { field: `body.${key}`, message });
+  for (const [key, v] of Object.entries(body)) {
+    if (BODY_FIELDS.includes(key) || IGNORED_FIELDS.includes(key)) continue;
+    if (key in NO_OP && NO_OP[key] === v) continue;
+    if (key in REFUSED) {
+      refuse(key, `${JSON.stringify(v)}: ${REFUSED[key]}`);
+      continue;
+    }
+    if (!SAMPLING_FIELDS.includes(key)) {
+      refuse(key, `not a chat completions field longdoc knows; it is not dropped silently, since that would change the request`);
+      continue;
+    }
+    if (v === null) continue;
+    if (key === "temperature") isNumber(v) && v >= 0 && v < 2 ? (sampling.temperature = v) : refuse(key, `must be a number from 0 to below 2 on Model Studio, got ${JSON.stringify(v)}`);
+    else if (key === "top_p") isNumber(v) && v > 0 && v <= 1 ? (sampling.top_p = v) : refuse(key, `must be a number above 0 and at most 1, got ${JSON.stringify(v)}`);
+    else if (key === "top_k") Number.isInteger(v) && (v as number) >= 0 ? (sampling.top_k = v as number) : refuse(key, `must be a whole number, 0 or more, got ${JSON.stringify(v)}`);
+    else if (key === "presence_penalty") isNumber(v) && v >= -2 && v <= 2 ? (sampling.presence_penalty = v) : refuse(key, `must be a number from -2 to 2, got ${JSON.stringify(v)}`);
+    else if (key === "seed") Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 2 ** 31 - 1 ? (seed = v as number) : refuse(key, `must be a whole number from 0 to 2147483647 on Model Studio, got ${JSON.stringify(v)}`);
+    else if (key === "stop") {
+      const ok = typeof v === "string" || (Array.isArray(v) && v.length >= 1 && v.length <= 4 && v.every((x) => typeof x === "string"));
+      ok ? (sampling.stop = v as string | string[]) : refuse(key, `must be a string or a list of up to 4 strings, got ${JSON.stringify(v)}`);
+    } else if (key === "response_format") {
+      const type = isRecord(v) ? v.type : undefined;
+      if (type === "text") continue;
+      if (type === "json_object") {
+        mentionsJson ? (sampling.response_format = { type }) : refuse(key, `json_object needs the word "json" in a message (Model Studio answers 400 without it)`);
+      } else if (type === "json_schema" && isRecord(v) && isRecord(v.json_schema) && (isRecord(v.json_schema.schema) || typeof v.json_schema.schema === "boolean")) {
+        sampling.response_format = { type, json_schema: { name: "answer", ...v.json_schema } };
+      } else refuse(key, `must be {type: "text"}, {type: "json_object"} or {type: "json_schema", json_schema: {name, schema}}, got ${JSON.stringify(v)}`);
+    }
+  }
+  return { sampling, ...(seed !== undefined && { seed }), ...(refused && { refused }) };
 }
 
 /** Checks `messages` and returns them as longdoc sends them; null (with problems reported) when they are not usable. */
@@ -252,15 +346,25 @@ export function batchJobSpec(file: string, model: string, thinking: boolean): Jo
  * job's default) and thinking budget, checked to fit the model as document calls are. No
  * truncation: a line that does not fit fails `input_too_long` with the numbers.
  */
-export function planBatchCall(request: Pick<BatchRequest, "messages" | "maxTokens" | "thinkingBudget">, model: ModelInfo, spec: Pick<JobSpec, "thinking" | "maxOutputTokens">): CallPlan {
+export function planBatchCall(
+  request: Pick<BatchRequest, "messages" | "maxTokens" | "thinkingBudget" | "sampling" | "seed" | "refused">,
+  model: ModelInfo,
+  spec: Pick<JobSpec, "thinking" | "maxOutputTokens">,
+): CallPlan {
   const thinking = spec.thinking.enabled;
+  // A refused line fails as the provider's 400 would, without being sent.
+  if (request.refused) throw new LongdocError("model_bad_request", `${request.refused.field}: ${request.refused.message}; this line was not sent (the other lines run)`);
+  if (thinking && request.sampling?.response_format) {
+    throw new LongdocError("model_bad_request", `body.response_format: ${request.sampling.response_format.type} output does not work with thinking on Model Studio (set enable_thinking: false on every line); this line was not sent`);
+  }
   if (thinking && model.thinking === "none") throw new LongdocError("job_invalid", `${model.id} has no thinking mode; set enable_thinking: false or choose a hybrid model`);
   const maxOutputTokens = Math.min(request.maxTokens ?? spec.maxOutputTokens, thinking ? model.maxOutputTokensThinking : model.maxOutputTokens);
   const explicitThinking = thinking && request.thinkingBudget !== undefined ? Math.min(request.thinkingBudget, model.maxThinkingBudget) : undefined;
   const inputTokens = countChatTokens(request.messages.map((m) => ({ role: m.role, content: messageText(m) })));
   checkFits(model, inputTokens, { maxOutputTokens, thinkingBudget: explicitThinking });
   const thinkingBudget = !thinking ? undefined : (explicitThinking ?? Math.max(1, Math.min(model.maxThinkingBudget, model.contextTokens - inputTokens - maxOutputTokens)));
-  return { messages: request.messages, inputTokens, maxOutputTokens, thinkingBudget, truncated: null, prefixTokens: 0, explicitCache: false };
+  const extras = { ...(request.sampling && { sampling: request.sampling }), ...(request.seed !== undefined && { seed: request.seed }) };
+  return { messages: request.messages, inputTokens, maxOutputTokens, thinkingBudget, truncated: null, prefixTokens: 0, explicitCache: false, ...(Object.keys(extras).length > 0 && { extras }) };
 }
 
 /** The request a batch item sends, read from the run (through any JSON reader: the run store fits); a missing one fails the item naming its key. */

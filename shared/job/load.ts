@@ -1,6 +1,6 @@
 import { open } from "node:fs/promises";
 import path from "node:path";
-import { LineCounter, parseDocument, isNode, visit, type Document } from "yaml";
+import { LineCounter, parseDocument, isNode, isScalar, visit, type Document } from "yaml";
 import type { z } from "zod";
 import { LongdocError } from "../errors.ts";
 import { jobSpecSchema, type JobSpec } from "./schema.ts";
@@ -43,6 +43,12 @@ export function parseJobText(text: string, file: string): JobSpec {
       })),
     );
   }
+  const merges = mergeKeyLines(doc, lines);
+  if (merges.length > 0) {
+    throw new JobFileError(
+      merges.map((line) => ({ file, line, field: "<<", message: "a YAML merge key, which job files do not take (YAML 1.2 has no merge keys); write the fields out where they are needed" })),
+    );
+  }
   let raw: unknown;
   try {
     // Aliases that expand without bound (a "billion laughs" file) are refused, not expanded.
@@ -67,6 +73,18 @@ export function parseJobText(text: string, file: string): JobSpec {
     throw new JobFileError(found.sort((a, b) => a.line - b.line));
   }
   return result.data;
+}
+
+/** Lines of the plain `<<` keys (YAML 1.1 merge keys), which YAML 1.2 reads as a key named "<<". */
+function mergeKeyLines(doc: Document, lines: LineCounter): number[] {
+  const out: number[] = [];
+  visit(doc, {
+    Pair(_, pair) {
+      const key = pair.key;
+      if (isScalar(key) && key.value === "<<" && key.type === "PLAIN" && key.range) out.push(lines.linePos(key.range[0]).line);
+    },
+  });
+  return out;
 }
 
 /** Alias uses allowed while converting a job file (the yaml package's own default). */

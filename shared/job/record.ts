@@ -1,4 +1,5 @@
 import type { JobSpec } from "./schema.ts";
+import type { RecordedOverrides } from "../submit/select.ts";
 
 /** A document of an item: where it came from (as the user wrote it) and where it lies in S3. */
 export interface ItemDocument {
@@ -37,6 +38,8 @@ export interface JobRecord {
   items: JobItem[];
   /** Set when the job came from an OpenAI Batch input file: its name and number of request lines. */
   batch?: { file: string; requests: number };
+  /** What the command line changed of the job file for this run (`--model`, `--max-cost`, `--limit`, `--only`). */
+  overrides?: RecordedOverrides;
 }
 
 export function s3Uri(bucket: string, key: string): string {

@@ -149,17 +149,59 @@ async function skippedDotfiles(pattern: string, base: string, matched: Set<strin
   return out.sort();
 }
 
-/** The answer schema, inline or from `schemaFile` (relative to the job file), checked to compile. */
-export async function resolveOutputSchema(spec: JobSpec, jobFile: string): Promise<Record<string, unknown> | null> {
+/** A schema file larger than this is not read: a JSON Schema for answers is a few kilobytes. */
+export const MAX_SCHEMA_FILE_BYTES = 1024 * 1024;
+
+/**
+ * Why a JSON.parse failure happened, without any of the text it read: the position only, since
+ * the message of a parse error quotes the file (which may be /etc/passwd or an environment).
+ */
+function jsonProblem(e: unknown): string {
+  const at = /at position (\d+)/.exec((e as Error).message);
+  return at ? `not valid JSON (at byte ${at[1]})` : "not valid JSON";
+}
+
+/**
+ * The answer schema, inline or from `schemaFile` (relative to the job file), checked to compile.
+ * The file is confined as documents are: a regular file that resolves (symlinks followed) inside
+ * the job file's folder or the current repository unless `allowOutside`, of bounded size; errors
+ * name the file and never quote what it holds.
+ */
+export async function resolveOutputSchema(spec: JobSpec, jobFile: string, opts: Pick<ResolveOptions, "allowOutside" | "cwd"> = {}): Promise<Record<string, unknown> | null> {
   if (spec.output.format !== "json") return null;
   let schema = spec.output.schema;
   if (spec.output.schemaFile) {
-    const file = path.resolve(path.dirname(jobFile), spec.output.schemaFile);
-    try {
-      schema = JSON.parse(await readFile(file, "utf8")) as Record<string, unknown>;
-    } catch (e) {
-      throw new LongdocError("job_invalid", `${jobFile}: output.schemaFile: cannot read ${spec.output.schemaFile} as JSON (${(e as Error).message})`);
+    const cwd = opts.cwd ?? process.cwd();
+    const jobDir = path.dirname(path.resolve(cwd, jobFile));
+    const named = spec.output.schemaFile;
+    const where = `${jobFile}: output.schemaFile: ${named}`;
+    const file = path.resolve(jobDir, named);
+    const real = await realpath(file).catch(() => undefined);
+    if (real === undefined) throw new LongdocError("job_invalid", `${where}: no such file (looked for ${file})`);
+    if (!opts.allowOutside) {
+      const roots = [...new Set([await realpath(jobDir).catch(() => jobDir), await realpath(repositoryRoot(cwd)).catch(() => repositoryRoot(cwd))])];
+      if (!roots.some((root) => inside(real, root))) {
+        const shown = real === file ? real : `${file} -> ${real}`;
+        throw new LongdocError("job_invalid", `${where}: resolves to ${shown}, outside the job file's folder and the current repository (${roots.join(", ")}); pass --allow-outside to read it anyway`);
+      }
     }
+    const s = await stat(real);
+    if (!s.isFile()) throw new LongdocError("job_invalid", `${where}: not a regular file`);
+    if (s.size > MAX_SCHEMA_FILE_BYTES) throw new LongdocError("job_invalid", `${where}: ${s.size} bytes, over the ${MAX_SCHEMA_FILE_BYTES}-byte limit for a schema file`);
+    let text: string;
+    try {
+      text = await readFile(real, "utf8");
+    } catch (e) {
+      throw new LongdocError("job_invalid", `${where}: cannot be read (${(e as NodeJS.ErrnoException).code ?? "read error"})`);
+    }
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch (e) {
+      throw new LongdocError("job_invalid", `${where}: ${jsonProblem(e)}; a schema file holds one JSON Schema object`);
+    }
+    if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw new LongdocError("job_invalid", `${where}: not a JSON object; a schema file holds one JSON Schema object`);
+    schema = parsed as Record<string, unknown>;
   }
   const problem = schemaProblem(schema!);
   if (problem) throw new LongdocError("job_invalid", `${jobFile}: output.schema: ${problem}`);

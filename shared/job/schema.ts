@@ -117,6 +117,8 @@ export const jobSpecSchema = z
     questions: z.array(question).min(1, "list at least one question").max(MAX_QUESTIONS, `at most ${MAX_QUESTIONS} questions (each may be its own call per document)`).optional(),
     prompt: z.string().regex(/\S/, "must not be empty or only whitespace").optional(),
     model: z.string().min(1).default("qwen3-max"),
+    /** A catalog model with a larger input for the items whose prompt does not fit `model`. */
+    fallbackModel: z.string().min(1).optional(),
     thinking: thinking.default({ enabled: false }),
     maxOutputTokens: z.int().min(1).max(65_536).default(4096),
     output: output.default({ format: "text" }),

@@ -8,12 +8,14 @@ export interface WorkerConfig {
   queueArn: string;
   dlqUrl: string;
   dlqArn: string;
+  finalizeUrl: string;
+  finalizeArn: string;
   dynamoEndpoint: string;
   table: string;
   batchSize: number;
   pollWaitS: number;
   functionTimeoutMs: number;
-  /** One process of the fleet also drains the dead-letter queue. */
+  /** One process of the fleet also drains the dead-letter queue and runs the finalizer (the finalize queue). */
   deadLetters: boolean;
   noModel: boolean;
   timing: Partial<WorkerTiming>;

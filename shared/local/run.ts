@@ -1,3 +1,4 @@
+import { applyOverrides, type JobOverrides } from "../submit/select.ts";
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
@@ -13,12 +14,13 @@ import { createDeadLetterHandler } from "../worker/dead.ts";
 import { createWorkerHandler } from "../worker/handlers.ts";
 import type { WorkerTiming } from "../worker/context.ts";
 import { createCoordinator } from "../run/coord.ts";
-import { startFleet } from "./fleet.ts";
+import { describeReplacement, startFleet } from "./fleet.ts";
 import type { JobRecord } from "../job/record.ts";
 import type { Log } from "../log.ts";
 import { finishedItemIds, inBatches, readResults, resultWithoutCall, type ItemResult, type Manifest } from "../run/manifest.ts";
 import { writeFinalManifest } from "../run/finish.ts";
-import { notifierFromSettings } from "../run/notify.ts";
+import { createFinalizeHandler, queueFinalizer } from "../run/finalize.ts";
+import { notifierFromSettings, type NotifyRecord } from "../run/notify.ts";
 import type { Coordinator } from "../run/coord.ts";
 import type { ModelClient } from "../model/client.ts";
 import { deployment, type Settings } from "../settings.ts";
@@ -55,6 +57,8 @@ interface WorkerOptions {
   timeoutMs?: number;
   /** Ctrl-C: stop the workers and return with what is there; running the job file again resumes. */
   signal?: AbortSignal;
+  /** Things the user should hear about while the run goes on (a worker process replaced). */
+  onNotice?: (message: string) => void;
 }
 
 export interface LocalRunOptions extends Omit<WorkerOptions, "workers"> {
@@ -70,6 +74,8 @@ export interface LocalRunOptions extends Omit<WorkerOptions, "workers"> {
   fresh?: boolean;
   /** Accept documents outside the job file's folder and the current repository (`--allow-outside`). */
   allowOutside?: boolean;
+  /** This run's `--limit`, `--only`, `--model` and `--max-cost`. */
+  overrides?: JobOverrides;
 }
 
 export interface LocalRunResult {
@@ -77,6 +83,7 @@ export interface LocalRunResult {
   manifest: Manifest;
   outDir: string;
   usedSimulator: boolean;
+  notify?: NotifyRecord;
 }
 
 /** The model endpoint a local run's workers call: the real one when a key is set, else a simulator started for the run. */
@@ -101,7 +108,7 @@ export async function openLocalEndpoint(settings: Settings): Promise<LocalEndpoi
  * It is the two phases below: submit, then drive.
  */
 export async function runLocalJob(o: LocalRunOptions): Promise<LocalRunResult> {
-  const loaded = await loadJobForSubmit(o.jobFile, o.settings.catalog, { allowOutside: o.allowOutside });
+  const loaded = applyOverrides(await loadJobForSubmit(o.jobFile, o.settings.catalog, { allowOutside: o.allowOutside }), o.overrides ?? {});
   if (loaded.spec.documents.some((d) => "s3" in d)) {
     throw new LongdocError("usage", `${o.jobFile}: s3 document sources need a deployed stack (use 'longdoc submit'); local runs read path: sources`);
   }
@@ -116,7 +123,11 @@ export async function runLocalJob(o: LocalRunOptions): Promise<LocalRunResult> {
     // The worker processes start while the documents upload and the tasks are queued.
     workers = startWorkers({ ...o, workers: count, stack }, endpoint);
     const store = new ObjectStore(stack.s3, stack.bucket);
-    const pointer = keys.localJob(createHash("sha256").update(path.resolve(o.jobFile)).update(await readFile(o.jobFile)).digest("hex").slice(0, 16));
+    // A run with overrides is a different job from the file's own: it resumes only its own kind.
+    const hash = createHash("sha256").update(path.resolve(o.jobFile)).update(await readFile(o.jobFile));
+    if (loaded.overrides) hash.update(JSON.stringify(loaded.overrides));
+    const pointer = keys.localJob(hash.digest("hex").slice(0, 16));
+    if (!o.fresh) await refuseAfterCancel(store, pointer, o.jobFile, o.dataDir);
     const unfinished = o.fresh ? undefined : await unfinishedJob(store, pointer);
     let job: JobRecord;
     if (unfinished) {
@@ -144,6 +155,25 @@ export async function runLocalJob(o: LocalRunOptions): Promise<LocalRunResult> {
 async function interruptedJob(store: ObjectStore, jobId: string): Promise<JobRecord | undefined> {
   const manifest = await store.getJson<Manifest>(keys.manifest(jobId));
   return manifest?.status === "running" ? store.getJson<JobRecord>(keys.job(jobId)) : undefined;
+}
+
+/**
+ * A job file whose last job on this state was cancelled is not started again silently: a new
+ * job would pay again for every item that had succeeded. `retry` runs only the skipped and
+ * failed items; `--new` starts a new job on purpose.
+ */
+async function refuseAfterCancel(store: ObjectStore, pointer: string, jobFile: string, dataDir: string | undefined): Promise<void> {
+  const last = await store.getJson<{ jobId: string }>(pointer);
+  if (!last) return;
+  const manifest = await store.getJson<Manifest>(keys.manifest(last.jobId));
+  if (manifest?.status !== "cancelled") return;
+  const state = dataDir ? ` --state ${dataDir}` : "";
+  const c = manifest.counts;
+  throw new LongdocError(
+    "usage",
+    `the last job of ${jobFile} on this state, ${last.jobId}, was cancelled (${c.succeeded} of ${c.total} item(s) succeeded). ` +
+      `To finish it without paying again for what succeeded: longdoc retry ${last.jobId}${state}. To start a new job and run every item again: longdoc run ${jobFile}${state} --new`,
+  );
 }
 
 /** The job this job file last started on this state, when it has not finished. */
@@ -179,6 +209,8 @@ export interface DriveResult {
   manifest: Manifest;
   outDir: string;
   usedSimulator: boolean;
+  /** notify.json as the workers left it when they stopped: a webhook delivery may still be `pending`. */
+  notify?: NotifyRecord;
 }
 
 
@@ -213,12 +245,15 @@ export async function driveLocalRun(o: DriveOptions): Promise<DriveResult> {
       }
       if (o.timeoutMs !== undefined && Date.now() - startedAt > o.timeoutMs) break;
       if (o.signal?.aborted) break;
+      const failure = workers.failure?.();
+      if (failure) throw new LongdocError("internal", `the local workers cannot run: ${failure.message}; the job is kept, run the job file again to resume`);
       // Progress lists the job's items: poll less often as jobs grow.
       await new Promise((r) => setTimeout(r, Math.min(2000, Math.max(200, job.items.length))));
     }
     await workers.stop();
     const dir = await mirrorRun(store, job.jobId, o.outDir);
-    return { manifest: manifest!, outDir: dir, usedSimulator: endpoint.usedSimulator };
+    const notify = await store.getJson<NotifyRecord>(keys.notify(job.jobId));
+    return { manifest: manifest!, outDir: dir, usedSimulator: endpoint.usedSimulator, ...(notify && { notify }) };
   } finally {
     await workers.stop();
     await opened?.stop();
@@ -232,6 +267,8 @@ export async function driveLocalRun(o: DriveOptions): Promise<DriveResult> {
  */
 interface Workers {
   stop(): Promise<void>;
+  /** Set when the workers cannot go on (they die as they start): the run ends with it rather than wait. */
+  failure?(): Error | undefined;
 }
 
 async function startWorkers(o: Omit<DriveOptions, "job">, endpoint: Omit<LocalEndpoint, "stop">): Promise<Workers> {
@@ -247,9 +284,10 @@ async function startWorkers(o: Omit<DriveOptions, "job">, endpoint: Omit<LocalEn
       timing: o.timing,
       // The fault suite's AWS faults reach a plain run's workers when its environment sets them.
       ...(o.settings.testAwsFaults && { awsFaults: o.settings.testAwsFaults }),
+      onReplaced: (r) => o.onNotice?.(describeReplacement(r, deployment.workerMemoryMb)),
     });
     let stopped: Promise<void> | undefined;
-    return { stop: () => (stopped ??= fleet.stop()) };
+    return { stop: () => (stopped ??= fleet.stop()), failure: () => fleet.failure() };
   }
   const abort = new AbortController();
   const deps = createWorkerDeps({
@@ -264,9 +302,11 @@ async function startWorkers(o: Omit<DriveOptions, "job">, endpoint: Omit<LocalEn
     model: o.model,
     timing: { leaseMs: deployment.local.claimLeaseS * 1000, ...o.timing },
     notifier: notifierFromSettings({ ...o.settings.notify, topicArn: stack.topicArn }, stack.sns, o.log),
+    finalizer: queueFinalizer(stack.sqs, stack.finalizeUrl),
   });
   const worker = createWorkerHandler(() => deps);
-  const deadLetters = createDeadLetterHandler(() => ({ s3: stack.s3, coord: deps.coord, log: o.log, notifier: deps.notifier }));
+  const deadLetters = createDeadLetterHandler(() => ({ s3: stack.s3, coord: deps.coord, log: o.log, notifier: deps.notifier, finalizer: deps.finalizer }));
+  const finalize = createFinalizeHandler(async () => ({ s3: stack.s3, coord: deps.coord, notifier: deps.notifier, log: o.log, sqs: stack.sqs, queueUrl: stack.finalizeUrl, leaseS: deployment.local.claimLeaseS }));
   const queueArn = async (url: string) => (await stack.sqs.send(new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ["QueueArn"] }))).Attributes?.QueueArn;
   const common = { sqs: stack.sqs, waitTimeS: deployment.local.pollWaitS, functionTimeoutMs: deployment.workerTimeoutS * 1000, signal: abort.signal, onError: (e: unknown) => o.log.error({ error: String(e) }, "poller error") };
   const pollers = [
@@ -274,6 +314,7 @@ async function startWorkers(o: Omit<DriveOptions, "job">, endpoint: Omit<LocalEn
       runPoller({ ...common, queueUrl: stack.queueUrl, queueArn: await queueArn(stack.queueUrl), handler: worker, batchSize: deployment.workerBatchSize }),
     ),
     runPoller({ ...common, queueUrl: stack.dlqUrl, queueArn: await queueArn(stack.dlqUrl), handler: deadLetters, batchSize: 10 }),
+    runPoller({ ...common, queueUrl: stack.finalizeUrl, queueArn: await queueArn(stack.finalizeUrl), handler: finalize, batchSize: 1 }),
   ];
   return {
     async stop() {

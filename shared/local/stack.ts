@@ -15,6 +15,8 @@ export interface LocalStack {
   bucket: string;
   queueUrl: string;
   dlqUrl: string;
+  /** The finalize queue: the worker that counts a job's last item asks here for the job's end to be written. */
+  finalizeUrl: string;
   /** The JobEvents topic of a deployed stack, emulated: the end-of-job events go here. */
   sns: SNSClient;
   topicArn: string;
@@ -37,6 +39,8 @@ export interface LocalStackOptions {
 const BUCKET = "longdoc-runs";
 const QUEUE = "longdoc-tasks";
 const DLQ = "longdoc-tasks-dlq";
+const FINALIZE = "longdoc-finalize";
+const FINALIZE_DLQ = "longdoc-finalize-dlq";
 const TOPIC = "longdoc-job-events";
 
 /**
@@ -69,7 +73,14 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
   const dlqArn = (await sqs.send(new GetQueueAttributesCommand({ QueueUrl: dlqUrl, AttributeNames: ["QueueArn"] }))).Attributes?.QueueArn;
   const queueUrl = await ensureQueue(sqs, QUEUE, {
     VisibilityTimeout: String(visibilityTimeoutS),
+    MessageRetentionPeriod: String(deployment.taskRetentionS),
     RedrivePolicy: JSON.stringify({ deadLetterTargetArn: dlqArn, maxReceiveCount: maxReceives }),
+  });
+  const finalizeDlqUrl = await ensureQueue(sqs, FINALIZE_DLQ, { MessageRetentionPeriod: String(deployment.dlqRetentionS) });
+  const finalizeDlqArn = (await sqs.send(new GetQueueAttributesCommand({ QueueUrl: finalizeDlqUrl, AttributeNames: ["QueueArn"] }))).Attributes?.QueueArn;
+  const finalizeUrl = await ensureQueue(sqs, FINALIZE, {
+    VisibilityTimeout: String(visibilityTimeoutS),
+    RedrivePolicy: JSON.stringify({ deadLetterTargetArn: finalizeDlqArn, maxReceiveCount: deployment.finalizeMaxReceives }),
   });
   // CreateTopic returns the existing topic of a persisted state.
   const topicArn = (await sns.send(new CreateTopicCommand({ Name: TOPIC }))).TopicArn!;
@@ -80,6 +91,7 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
     bucket: BUCKET,
     queueUrl,
     dlqUrl,
+    finalizeUrl,
     sns,
     topicArn,
     visibilityTimeoutS,

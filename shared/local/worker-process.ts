@@ -17,7 +17,10 @@ import { runPoller } from "./poller.ts";
 import { dynamoClient, localClients } from "./clients.ts";
 import { notifierFromSettings } from "../run/notify.ts";
 import { parseWorkerConfig } from "./fleet-config.ts";
+import { dieWithParent } from "./parent-watch.ts";
 import { withFixedShareQuota } from "./fixed-share-quota.ts";
+import { createFinalizeHandler, queueFinalizer } from "../run/finalize.ts";
+import { deployment } from "../settings.ts";
 
 const config = parseWorkerConfig(process.env.LONGDOC_WORKER_CONFIG);
 const settings = loadSettings(process.env);
@@ -50,17 +53,23 @@ const deps = createWorkerDeps({
   model: config.noModel ? noModel : undefined,
   timing: config.timing,
   notifier,
+  finalizer: queueFinalizer(sqs, config.finalizeUrl),
 });
 const abort = new AbortController();
 for (const signal of ["SIGTERM", "SIGINT"] as const) process.on(signal, () => abort.abort());
 // The run that started this process died (kill -9): its emulators are gone too, so stop at once
 // rather than linger as an orphan. The item in hand is taken over by the next run once its claim expires.
 process.on("disconnect", () => process.exit(1));
+// The same when this process's main thread is stuck in a long synchronous task and cannot see the disconnect.
+dieWithParent(process.ppid);
 
 const common = { sqs, waitTimeS: config.pollWaitS, functionTimeoutMs: config.functionTimeoutMs, signal: abort.signal, onError: (e: unknown) => log.error({ error: String(e) }, "poller error") };
 const pollers = [runPoller({ ...common, queueUrl: config.queueUrl, queueArn: config.queueArn, handler: createWorkerHandler(() => deps), batchSize: config.batchSize })];
 if (config.deadLetters) {
-  pollers.push(runPoller({ ...common, queueUrl: config.dlqUrl, queueArn: config.dlqArn, handler: createDeadLetterHandler(() => ({ s3, coord, log, notifier, catalog: settings.catalog })), batchSize: 10 }));
+  pollers.push(runPoller({ ...common, queueUrl: config.dlqUrl, queueArn: config.dlqArn, handler: createDeadLetterHandler(() => ({ s3, coord, log, notifier, catalog: settings.catalog, finalizer: deps.finalizer })), batchSize: 10 }));
+  // The finalizer, as the deployed stack runs it: its own queue, its own invocation per job.
+  const finalize = createFinalizeHandler(async () => ({ s3, coord: tableCoord, notifier, log, sqs, queueUrl: config.finalizeUrl, leaseS: deployment.local.claimLeaseS }));
+  pollers.push(runPoller({ ...common, queueUrl: config.finalizeUrl, queueArn: config.finalizeArn, handler: finalize, batchSize: 1, functionTimeoutMs: deployment.finalizeTimeoutS * 1000 }));
 }
 process.send?.({ ready: true });
 await Promise.allSettled(pollers);

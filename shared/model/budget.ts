@@ -7,7 +7,20 @@ export interface ModelLimits {
   maxOutputTokens: number;
   maxOutputTokensThinking: number;
   maxThinkingBudget: number;
+  /**
+   * Safety margin on longdoc's token counts when the model's tokenizer is not the one longdoc
+   * carries (0.1 = counts are estimates, budgets add 10 %); 0 or absent = exact counts.
+   */
+  countMargin?: number;
 }
+
+/** The input tokens a budget must assume: the count, plus the margin when the count is an estimate. */
+export const withMargin = (model: Pick<ModelLimits, "countMargin">, tokens: number) =>
+  // (rounded first: 950000 × 1.1 is 1045000.0000000001 in binary floating point)
+  Math.ceil(Number((tokens * (1 + (model.countMargin ?? 0))).toFixed(6)));
+
+const estimateNote = (model: Pick<ModelLimits, "countMargin" | "id">, tokens: number) =>
+  model.countMargin ? ` (an estimate: longdoc does not carry ${model.id}'s tokenizer, so ${tokens} counted with Qwen3's plus a ${Math.round(model.countMargin * 100)} % safety margin)` : "";
 
 export interface CallBudget {
   maxOutputTokens: number;
@@ -21,16 +34,18 @@ export interface CallBudget {
  * reserved answer and thinking budget within its context. Throws `input_too_long` with numbers.
  */
 export function checkFits(model: ModelLimits, inputTokens: number, reserved: { maxOutputTokens: number; thinkingBudget?: number }): void {
+  const counted = inputTokens;
+  inputTokens = withMargin(model, counted);
   if (inputTokens > model.maxInputTokens) {
     throw new BudgetError(
-      `the prompt is ${inputTokens} tokens; ${model.id} accepts at most ${model.maxInputTokens} input tokens`,
+      `the prompt is ${inputTokens} tokens${estimateNote(model, counted)}; ${model.id} accepts at most ${model.maxInputTokens} input tokens`,
       { tokens: inputTokens, limit: model.maxInputTokens, model: model.id },
     );
   }
   const total = inputTokens + reserved.maxOutputTokens + (reserved.thinkingBudget ?? 0);
   if (total > model.contextTokens) {
     throw new BudgetError(
-      `the prompt (${inputTokens} tokens) plus the reserved output (${reserved.maxOutputTokens}) and thinking budget (${reserved.thinkingBudget ?? 0}) is ${total} tokens; ${model.id}'s context is ${model.contextTokens}`,
+      `the prompt (${inputTokens} tokens${estimateNote(model, counted)}) plus the reserved output (${reserved.maxOutputTokens}) and thinking budget (${reserved.thinkingBudget ?? 0}) is ${total} tokens; ${model.id}'s context is ${model.contextTokens}`,
       { tokens: total, limit: model.contextTokens, model: model.id },
     );
   }

@@ -34,8 +34,45 @@ const regionSchema = z.strictObject({
   hosts: z.array(z.string()).default([]),
 });
 
+/** How sure a fact is and where it comes from: a tag as docs/qwen-api.md uses them, then the source and its date. */
+const sourced = z.string().regex(/\[(V|O|S|A)\b/, "must carry a tag [V], [O], [S] or [A] (docs/qwen-api.md), then the source and its date");
+
+/** The facts every model states a source for (keys of `sources`). */
+export const SOURCED_FACTS = [
+  "contextTokens",
+  "maxInputTokens",
+  "maxOutputTokens",
+  "thinking",
+  "maxThinkingBudget",
+  "rpm",
+  "tpm",
+  "prices",
+  "tokenizer",
+  "structuredOutput",
+] as const;
+
+/**
+ * The tokenizers longdoc knows of. `qwen3` is the one it carries (exact counts, docs/tokenizer.md);
+ * the Qwen3.5 family's vocabulary (about 248,000 entries against Qwen3's 151,643) is not in the
+ * repo, so its counts are Qwen3 counts standing in, with a safety margin.
+ */
+export const TOKENIZERS = {
+  qwen3: { exact: true, margin: 0, name: "Qwen3 (151,643 regular tokens)" },
+  "qwen3.5": { exact: false, margin: 0.1, name: "Qwen3.5 (about 248,000 tokens; not carried: Qwen3 counts + 10% stand in)" },
+} as const;
+export type TokenizerKind = keyof typeof TOKENIZERS;
+
 const modelSchema = z
   .strictObject({
+    /** The product line (Max, Plus, Flash): a retired model's successors are the line's current models. */
+    line: z.enum(["max", "plus", "flash"]),
+    /** `current`: a stable alias Model Studio lists; `snapshot` (dated), `preview`, or `retired` (kept to name successors). */
+    status: z.enum(["current", "snapshot", "preview", "retired"]).default("current"),
+    retiredOn: z.string().regex(/^\d{4}-\d{2}-\d{2}$/).optional(),
+    /** The tokenizer the model uses: token counts are exact only for one longdoc carries. */
+    tokenizer: z.enum(Object.keys(TOKENIZERS) as [TokenizerKind, ...TokenizerKind[]]),
+    /** `json_schema` (strict schemas) or only `json_object`, with validation and repair by longdoc (docs/qwen-api.md §9). */
+    structuredOutput: z.enum(["json_schema", "json_object"]),
     contextTokens: positive,
     maxInputTokens: positive,
     maxOutputTokens: positive,
@@ -48,11 +85,12 @@ const modelSchema = z
     /** Assumed speeds, used until the fleet has measured the model ([A]). */
     decodeTokensPerSecond: z.number().positive().default(50),
     prefillTokensPerSecond: z.number().positive().default(5000),
-    /** Whether the API takes `max_completion_tokens` (one cap on reasoning plus answer) for this model. */
-    maxCompletionTokens: z.boolean().default(false),
-    /** Price tiers per region id (a key of `regions`). */
+    /** Ignored: every model now takes max_completion_tokens (docs/qwen-api.md §3); accepted so older override files still load. */
+    maxCompletionTokens: z.boolean().optional(),
+    /** Price tiers per region id (a key of `regions`); a region without the model's prices lists it as not priced there. */
     prices: z.record(z.string(), z.array(tierSchema).min(1)),
-    sources: z.string().optional(),
+    /** Where each fact comes from: a key of SOURCED_FACTS → "[tag] source, date" (the tag as docs/qwen-api.md uses them). */
+    sources: z.record(z.string(), sourced),
     note: z.string().optional(),
   })
   .superRefine((m, ctx) => {
@@ -70,6 +108,10 @@ const modelSchema = z
     if (m.thinking === "hybrid" && (m.maxOutputTokensThinking === 0 || m.maxThinkingBudget === 0)) {
       ctx.addIssue({ code: "custom", path: ["thinking"], message: "a hybrid model needs maxOutputTokensThinking and maxThinkingBudget > 0" });
     }
+    for (const fact of SOURCED_FACTS) {
+      if (!Object.hasOwn(m.sources, fact)) ctx.addIssue({ code: "custom", path: ["sources", fact], message: `missing: say where ${fact} comes from, with a tag ([V], [O], [S] or [A]) and a date` });
+    }
+    if (m.status === "retired" && !m.retiredOn) ctx.addIssue({ code: "custom", path: ["retiredOn"], message: "a retired model needs its retirement date" });
   });
 
 const catalogSchema = z
@@ -90,14 +132,21 @@ const catalogSchema = z
   });
 
 export type PriceTier = z.infer<typeof tierSchema>;
-/** A model as priced in one region: `tiers` are that region's, in `currency`. */
-export type ModelInfo = Omit<z.infer<typeof modelSchema>, "prices"> & { id: string; tiers: PriceTier[]; currency: string; region: string };
+export type CatalogModel = z.infer<typeof modelSchema>;
+/**
+ * A model as priced in one region: `tiers` are that region's, in `currency`. `countMargin` is the
+ * share added to longdoc's token counts for budgets when its tokenizer is not carried (0 = exact).
+ */
+export type ModelInfo = Omit<CatalogModel, "prices"> & { id: string; tiers: PriceTier[]; currency: string; region: string; countMargin: number };
 export interface Catalog {
   /** The region the endpoint bills in, and its currency: every cost longdoc reports is in it. */
   region: string;
   regionName: string;
   currency: string;
   models: Record<string, ModelInfo>;
+  /** Every model of the catalog, priced in this region or not (for `longdoc models` and successor names). */
+  all: Record<string, CatalogModel>;
+  regions: Record<string, { name: string; currency: string }>;
 }
 
 const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
@@ -183,10 +232,28 @@ export function loadCatalog(overridePath?: string, choice: CatalogChoice = {}): 
     const { prices, ...rest } = m;
     const tiers = prices[region];
     // A model without prices in this region is left out: asking for it names the region.
-    if (tiers) models[id] = { id, ...rest, tiers, currency: info.currency, region };
+    if (tiers && m.status !== "retired") models[id] = { id, ...rest, tiers, currency: info.currency, region, countMargin: TOKENIZERS[m.tokenizer].margin };
   }
   if (!Object.keys(models).length) throw new LongdocError("usage", `${where}: no model in the catalog has prices for region '${region}' (${info.name}); add them with LONGDOC_CATALOG`);
-  return { region, regionName: info.name, currency: info.currency, models };
+  const regions = Object.fromEntries(Object.entries(c.regions).map(([id, r]) => [id, { name: r.name, currency: r.currency }]));
+  return { region, regionName: info.name, currency: info.currency, models, all: c.models, regions };
+}
+
+/** The product line of a model id: the catalog's, else read from the name (`…max…`, `…plus…`, `…flash…`). */
+export function lineOf(catalog: Pick<Catalog, "all">, id: string): CatalogModel["line"] | undefined {
+  if (Object.hasOwn(catalog.all, id)) return catalog.all[id]!.line;
+  return /max/i.test(id) ? "max" : /plus/i.test(id) ? "plus" : /flash/i.test(id) ? "flash" : undefined;
+}
+
+/**
+ * The models to move to when `id` is gone (the endpoint answers 404 for it): the current models
+ * of its line priced in this region, newest first as the catalog lists them, then its previews.
+ */
+export function successorsOf(catalog: Pick<Catalog, "all" | "models">, id: string): string[] {
+  const line = lineOf(catalog, id);
+  if (!line) return [];
+  const of = (status: CatalogModel["status"]) => Object.entries(catalog.all).filter(([m, info]) => m !== id && info.line === line && info.status === status && Object.hasOwn(catalog.models, m)).map(([m]) => m);
+  return [...of("current"), ...of("preview")];
 }
 
 /**
@@ -209,6 +276,19 @@ export function regionOfEndpoint(baseURL: string | null | undefined, regions: Re
     throw new LongdocError("usage", `QWEN_BASE_URL: ${host} is a Model Studio endpoint of a region the model catalog has no prices for (known: ${Object.keys(regions).join(", ")}); add the region with LONGDOC_CATALOG, or set LONGDOC_REGION`);
   }
   return undefined;
+}
+
+/** A fallbackModel must be a catalog model priced here with a larger input than `model`, or it could never take an item. */
+export function checkFallback(catalog: Catalog, spec: { fallbackModel?: string | undefined; model: string }, model: ModelInfo): ModelInfo | undefined {
+  if (!spec.fallbackModel) return undefined;
+  const fallback = getModel(catalog, spec.fallbackModel);
+  if (fallback.maxInputTokens <= model.maxInputTokens) {
+    throw new LongdocError(
+      "job_invalid",
+      `fallbackModel: ${fallback.id} accepts ${fallback.maxInputTokens} input tokens, no more than ${model.id}'s ${model.maxInputTokens}; choose a model with a larger input ('longdoc models' lists them)`,
+    );
+  }
+  return fallback;
 }
 
 /** The model's entry; an unknown id throws `model_not_found` listing the known ones. */

@@ -1,7 +1,7 @@
 import OpenAI from "openai";
 import { ModelError } from "../errors.ts";
 import type { ChatMessage } from "./prompt.ts";
-import { classifyModelError } from "./errors.ts";
+import { classifyModelError, type ModelCatalogView } from "./errors.ts";
 import type { Usage } from "./usage.ts";
 
 export { addUsage, zeroUsage, type Usage } from "./usage.ts";
@@ -9,14 +9,21 @@ export { addUsage, zeroUsage, type Usage } from "./usage.ts";
 export interface ChatRequest {
   model: string;
   messages: ChatMessage[];
+  /** The answer cap. */
   maxOutputTokens: number;
+  /** With thinking on, `budget` is required: it caps the reasoning and is part of the total cap. */
   thinking: { enabled: boolean; budget?: number };
   /**
-   * One cap on reasoning plus answer (the API's `max_completion_tokens`, docs/qwen-api.md §3).
-   * When set it is sent instead of `max_tokens` (the reference says to send one, not both).
+   * The cap on reasoning plus answer, sent as `max_completion_tokens` (docs/qwen-api.md §3);
+   * default: the answer cap plus the thinking budget. `max_tokens` is never sent.
    */
   maxCompletionTokens?: number;
-  json?: { schema: Record<string, unknown> };
+  /**
+   * Structured output. `json_schema` (default) sends the schema as a strict response format; a
+   * model that only has `json_object` (docs/qwen-api.md §9) gets that, with the schema appended to
+   * the last user message; either way the worker validates the answer and repairs it.
+   */
+  json?: { schema: Record<string, unknown>; mode?: "json_schema" | "json_object" };
   // --- reasoning features: tools for the code tool loop, a seed per sample ---
   /** Functions offered (OpenAI `tools` format). */
   tools?: { type: "function"; function: { name: string; description?: string; parameters?: Record<string, unknown> } }[];
@@ -24,6 +31,18 @@ export interface ChatRequest {
   toolChoice?: "auto" | "none" | { name: string };
   /** Makes k samples of one call differ reproducibly (0..2^31-1). */
   seed?: number;
+  /** Body fields sent as written (a batch line's own temperature, top_p, stop, response_format...). */
+  sampling?: SamplingFields;
+}
+
+/** The OpenAI body fields a batch line may carry that Model Studio takes as they are (reference §3). */
+export interface SamplingFields {
+  temperature?: number;
+  top_p?: number;
+  top_k?: number;
+  presence_penalty?: number;
+  stop?: string | string[];
+  response_format?: { type: "json_object" } | { type: "json_schema"; json_schema: Record<string, unknown> };
 }
 
 /** A function call the model made (finish_reason "tool_calls"); `arguments` is its JSON text. */
@@ -66,6 +85,8 @@ export interface ModelClientOptions {
   /** Per-call ceiling; the worker's deadline signal usually ends a call first. */
   timeoutMs?: number;
   fetch?: typeof fetch;
+  /** Names the successors of a model the endpoint no longer serves (404). */
+  catalog?: ModelCatalogView;
 }
 
 /** Body keys that Model Studio accepts on top of the OpenAI schema (sent unchanged by the SDK). */
@@ -87,6 +108,35 @@ interface QwenDelta {
 }
 
 /**
+ * For a model without `json_schema`: the schema goes at the end of the last user message (after
+ * the documents, so their cached prefix is unchanged), and the word "json", which `json_object`
+ * requires in the messages, comes with it.
+ */
+function withSchemaNote(messages: ChatMessage[], schema: Record<string, unknown>): ChatMessage[] {
+  const at = messages.findLastIndex((m) => m.role === "user");
+  if (at < 0) return messages;
+  const note = `\n\nReply with one JSON object that matches this JSON Schema:\n${JSON.stringify(schema)}`;
+  return messages.map((m, i) => {
+    if (i !== at) return m;
+    if (typeof m.content === "string") return { ...m, content: m.content + note };
+    return { ...m, content: [...m.content, { type: "text" as const, text: note }] };
+  });
+}
+
+/**
+ * The request's `max_completion_tokens`: since 2026-04-20 Model Studio caps reasoning and answer
+ * together with it, and `max_tokens` is deprecated (docs/qwen-api.md §3), so the cap is sized as
+ * the thinking budget plus the answer cap.
+ */
+export function completionCap(req: Pick<ChatRequest, "maxOutputTokens" | "thinking" | "maxCompletionTokens">): number {
+  if (req.maxCompletionTokens !== undefined) return req.maxCompletionTokens;
+  if (!req.thinking.enabled) return req.maxOutputTokens;
+  // Without a budget the model could think up to its maximum and leave nothing for the answer.
+  if (!req.thinking.budget) throw new Error("a thinking call needs its thinking budget to size max_completion_tokens (answer cap + thinking budget)");
+  return req.maxOutputTokens + req.thinking.budget;
+}
+
+/**
  * Streams one chat completion through the `openai` SDK. The SDK's own retries are off
  * (`maxRetries: 0`): retry policy is longdoc's, and the SDK's would multiply it.
  */
@@ -97,14 +147,18 @@ export function createModelClient(o: ModelClientOptions): ModelClient {
     async chat(req, { signal, onChunk } = {}) {
       const body: OpenAI.ChatCompletionCreateParamsStreaming & QwenExtensions = {
         model: req.model,
-        messages: req.messages as OpenAI.ChatCompletionMessageParam[],
+        messages: (req.json?.mode === "json_object" ? withSchemaNote(req.messages, req.json.schema) : req.messages) as OpenAI.ChatCompletionMessageParam[],
         stream: true,
         stream_options: { include_usage: true },
-        ...(req.maxCompletionTokens !== undefined ? { max_completion_tokens: req.maxCompletionTokens } : { max_tokens: req.maxOutputTokens }),
+        max_completion_tokens: completionCap(req),
         enable_thinking: req.thinking.enabled,
         ...(req.thinking.enabled && req.thinking.budget ? { thinking_budget: req.thinking.budget } : {}),
+        ...(req.sampling as Pick<OpenAI.ChatCompletionCreateParamsStreaming, "temperature" | "top_p" | "presence_penalty" | "stop" | "response_format"> & { top_k?: number }),
         ...(req.json
-          ? { response_format: { type: "json_schema", json_schema: { name: "answer", schema: req.json.schema, strict: true } } }
+          ? {
+              response_format:
+                req.json.mode === "json_object" ? { type: "json_object" as const } : { type: "json_schema" as const, json_schema: { name: "answer", schema: req.json.schema, strict: true } },
+            }
           : {}),
         ...(req.seed !== undefined ? { seed: req.seed } : {}),
         ...(req.tools?.length
@@ -146,7 +200,7 @@ export function createModelClient(o: ModelClientOptions): ModelClient {
           onChunk?.({ requestId, reasoning: r, answer: a, finishReason, firstChunkAt });
         }
       } catch (e) {
-        const err = classifyModelError(e);
+        const err = classifyModelError(e, { model: req.model, catalog: o.catalog });
         // The stream's id names the request for a support ticket even when the error body did not.
         if (err instanceof ModelError && !err.requestId && requestId) err.requestId = requestId;
         throw err;

@@ -1,4 +1,4 @@
-import { checkFits } from "./budget.ts";
+import { checkFits, withMargin } from "./budget.ts";
 import type { ModelInfo } from "./catalog.ts";
 import type { ChatRequest } from "./client.ts";
 import { BudgetError, LongdocError } from "../errors.ts";
@@ -23,7 +23,7 @@ export interface CallPlan {
   /** Tokens the citation instruction adds to this prompt (`citations: verify`; 0 otherwise): counted in inputTokens. */
   citationTokens?: number;
   /** Tools, tool_choice and seed for this call: set by the samples and the code tool loop (shared/worker/tool-loop.ts). */
-  extras?: Pick<ChatRequest, "tools" | "toolChoice" | "seed">;
+  extras?: Pick<ChatRequest, "tools" | "toolChoice" | "seed" | "sampling">;
 }
 
 /** The provider's minimum for an explicit cache block (reference §8); below it a marker buys nothing. */
@@ -59,7 +59,8 @@ export function planCall(planned: PlanSpec, model: ModelInfo, docs: PromptDocume
   const maxOutputTokens = Math.min(spec.maxOutputTokens, spec.thinking.enabled ? model.maxOutputTokensThinking : model.maxOutputTokens);
   // A budget the job sets is reserved in full; without one, thinking gets what the context leaves.
   const explicitThinking = spec.thinking.enabled && spec.thinking.budget !== undefined ? Math.min(spec.thinking.budget, model.maxThinkingBudget) : undefined;
-  const limit = Math.min(model.maxInputTokens, model.contextTokens - maxOutputTokens - (explicitThinking ?? 0));
+  // An estimated count (a tokenizer longdoc does not carry) must fit with its safety margin.
+  const limit = Math.floor(Math.min(model.maxInputTokens, model.contextTokens - maxOutputTokens - (explicitThinking ?? 0)) / (1 + (model.countMargin ?? 0)));
   let sent = docs;
   let layout = promptLayout(spec, sent);
   let counts = promptTokens(layout);
@@ -75,7 +76,7 @@ export function planCall(planned: PlanSpec, model: ModelInfo, docs: PromptDocume
   checkFits(model, inputTokens, { maxOutputTokens, thinkingBudget: explicitThinking });
   const thinkingBudget = !spec.thinking.enabled
     ? undefined
-    : (explicitThinking ?? Math.max(1, Math.min(model.maxThinkingBudget, model.contextTokens - inputTokens - maxOutputTokens)));
+    : (explicitThinking ?? Math.max(1, Math.min(model.maxThinkingBudget, model.contextTokens - withMargin(model, inputTokens) - maxOutputTokens)));
   const explicitCache = spec.cache === "explicit" && prefixTokens >= EXPLICIT_CACHE_MIN_TOKENS;
   const messages = buildMessages(spec, sent, { explicitCache, layout });
   return { messages, inputTokens, maxOutputTokens, thinkingBudget, truncated, prefixTokens, explicitCache, citationTokens: citationTokens(spec, sent, layout) };
@@ -93,6 +94,23 @@ function citationTokens(spec: PlanSpec, docs: PromptDocument[], layout: PromptLa
   const last = layout.body.at(-1);
   const closing = typeof last === "string" ? last.replace(/^\n/, "") : "";
   return countTokens(closing + layout.tail + TURN_END) - countTokens(closing + layout.tail.slice(0, -added.length) + TURN_END);
+}
+
+/**
+ * The model an item runs on, chosen when it is planned: the job's `model`, or the `fallback` (the
+ * job's fallbackModel, a model with a larger input) when one of the item's calls would not fit
+ * `model` whole. `truncate: middle` then applies on the fallback, not before it. The worker and
+ * `longdoc estimate` both choose here, so an estimate names and prices the model the item will use.
+ */
+export function modelForItem(specs: PlanSpec[], model: ModelInfo, fallback: ModelInfo | undefined, docs: PromptDocument[]): ModelInfo {
+  if (!fallback) return model;
+  try {
+    for (const spec of specs) planCall({ ...spec, truncate: "none" }, model, docs);
+    return model;
+  } catch (e) {
+    if (e instanceof BudgetError) return fallback;
+    throw e;
+  }
 }
 
 /** A call asking one question that sets its own `thinking` uses it instead of the job's. */

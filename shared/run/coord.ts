@@ -37,7 +37,19 @@ export interface QuotaTicket {
 /** An item's states: queued until a delivery claims it, running while one holds it, then one of the three terminal ones. */
 export type ItemStatus = "queued" | "running" | TerminalStatus;
 export type TerminalStatus = "succeeded" | "failed" | "skipped";
-export const isTerminal = (s: ItemStatus): s is TerminalStatus => s === "succeeded" || s === "failed" || s === "skipped";
+export const TERMINAL: readonly TerminalStatus[] = ["succeeded", "failed", "skipped"];
+export const isTerminal = (s: ItemStatus): s is TerminalStatus => (TERMINAL as readonly string[]).includes(s);
+
+/**
+ * The item's transitions, each one conditional write of the Coordinator: the only ways its status
+ * changes. A claim also takes over a running item whose lease ran out (its worker died).
+ */
+export const ITEM_TRANSITIONS = {
+  claim: { from: ["queued", "running"], to: "running" },
+  release: { from: ["running"], to: "queued" },
+  finish: { from: ["queued", "running"], to: TERMINAL },
+  reopen: { from: TERMINAL, to: "queued" },
+} as const satisfies Record<string, { from: readonly ItemStatus[]; to: ItemStatus | readonly ItemStatus[] }>;
 
 /** `claim#<jobId>#<itemId>`: the one source of truth of an item's state. */
 export interface ItemRecord {
@@ -55,7 +67,8 @@ export interface ItemRecord {
   bookedAt: number | null;
 }
 
-export type JobState = "submitting" | "submitted" | "failed" | "interrupted" | "running" | "done";
+/** `sending`: the job record is written and its tasks are going out (workers run them as they come). */
+export type JobState = "submitting" | "sending" | "submitted" | "failed" | "interrupted" | "running" | "done";
 /** `job#<jobId>`: the submit's record of a job. */
 export interface JobEntry {
   trigger: string;
@@ -127,6 +140,19 @@ export interface Coordinator {
   setJobState(jobId: string, state: JobState): Promise<void>;
   /** The job's entry, or null for a job submitted without one (tests that queue tasks by hand). */
   readJobEntry(jobId: string): Promise<JobEntry | null>;
+
+  /** Resumable submit: records that these batches of ten tasks (by index in the job's items) were sent. */
+  markTaskBatchesSent(jobId: string, batches: number[]): Promise<void>;
+  /** The batches of `batchCount` that a submit of the job already sent (a retried submit skips them). */
+  sentTaskBatches(jobId: string, batchCount: number): Promise<Set<number>>;
+  /**
+   * The finalizer's hold on announcing the end of a job's round (a retry starts a new round):
+   * `claimed` when this owner may send the job-ended event now, `sent` when it went already,
+   * `held` while another finalizer's lease on it runs.
+   */
+  claimJobEnd(jobId: string, round: number, owner: string, leaseMs: number, now?: number): Promise<"claimed" | "sent" | "held">;
+  /** The event of that round went out: no later finalizer sends it again. */
+  markJobEndSent(jobId: string, round: number): Promise<void>;
 }
 
 export interface CoordinatorOptions {
@@ -146,7 +172,14 @@ export const coordKeys = {
   spend: (jobId: string) => `spend#${jobId}`,
   job: (jobId: string) => `job#${jobId}`,
   speed: (model: string) => `speed#${model}`,
+  /** Which batches of a job's tasks submit sent, SENT_CHUNK batches per row. */
+  sent: (jobId: string, chunk: number) => `sent#${jobId}#${chunk}`,
+  /** The job-ended event of a job's round: who sends it, and whether it went. */
+  ended: (jobId: string, round: number) => `ended#${jobId}#${round}`,
 };
+
+/** Batch indexes per `sent#` row: a number set of at most this many entries stays far under DynamoDB's 400 KB item. */
+const SENT_CHUNK = 1000;
 
 /** Weight of a new sample in the rolling speed figures. */
 const SPEED_WEIGHT = 0.2;
@@ -528,6 +561,54 @@ export function createCoordinator(client: DynamoDBClient, table: string, opts: C
     async readJobEntry(jobId) {
       const row = await get(coordKeys.job(jobId));
       return row?.trigger === undefined ? null : jobRecord(row);
+    },
+
+    async markTaskBatchesSent(jobId, batches) {
+      const byChunk = new Map<number, number[]>();
+      for (const b of batches) byChunk.set(Math.floor(b / SENT_CHUNK), [...(byChunk.get(Math.floor(b / SENT_CHUNK)) ?? []), b]);
+      for (const [chunk, list] of byChunk) {
+        // A number set: ADD is idempotent per batch, so a mark repeated by a retry changes nothing.
+        await send(() =>
+          client.send(
+            new UpdateItemCommand({
+              TableName: table,
+              Key: { pk: { S: coordKeys.sent(jobId, chunk) } },
+              UpdateExpression: "SET #expiresAt = :expiresAt ADD #batches :batches",
+              ExpressionAttributeNames: { "#expiresAt": "expiresAt", "#batches": "batches" },
+              ExpressionAttributeValues: { ":expiresAt": toValue(expires()), ":batches": { NS: list.map(String) } },
+            }),
+          ),
+        );
+      }
+    },
+
+    async sentTaskBatches(jobId, batchCount) {
+      const chunks = Math.ceil(batchCount / SENT_CHUNK);
+      const sent = new Set<number>();
+      await Promise.all(
+        Array.from({ length: chunks }, async (_, chunk) => {
+          const out = await send(() => client.send(new GetItemCommand({ TableName: table, Key: { pk: { S: coordKeys.sent(jobId, chunk) } }, ConsistentRead: true })));
+          for (const n of out.Item?.batches?.NS ?? []) sent.add(Number(n));
+        }),
+      );
+      return sent;
+    },
+
+    async claimJobEnd(jobId, round, owner, leaseMs, now = clock()) {
+      const pk = coordKeys.ended(jobId, round);
+      const got = await update(pk, {
+        set: { owner: ":owner", leaseUntil: ":until" },
+        values: { ":owner": owner, ":until": now + leaseMs, ":now": now, ":true": true },
+        condition: "attribute_not_exists(pk) OR (NOT #sent = :true AND (#leaseUntil < :now OR #owner = :owner))",
+        returns: "NONE",
+      });
+      if (got !== false) return "claimed";
+      const row = await get(pk);
+      return row?.sent === true ? "sent" : "held";
+    },
+
+    async markJobEndSent(jobId, round) {
+      await update(coordKeys.ended(jobId, round), { set: { sent: ":true" }, values: { ":true": true }, returns: "NONE" });
     },
   };
 }

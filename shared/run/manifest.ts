@@ -81,6 +81,8 @@ export interface ItemResult {
 
 export interface ManifestItem {
   id: string;
+  /** Set when the item ran on another model than the job's (its fallbackModel). */
+  model?: string;
   documents: string[];
   status: ItemStatus | "queued";
   attempts: number;
@@ -184,6 +186,7 @@ export function buildManifest(job: JobRecord, results: Map<string, ItemResult>, 
     const r = results.get(item.id);
     return {
       id: item.id,
+      ...(r?.model && r.model !== job.model ? { model: r.model } : {}),
       documents: item.documents.map((d) => d.source),
       status: r?.status ?? "queued",
       attempts: r?.attempts ?? 0,

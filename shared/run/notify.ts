@@ -4,12 +4,12 @@ import type { Log } from "../log.ts";
 import type { Settings } from "../settings.ts";
 import type { Manifest } from "./manifest.ts";
 import { keys, type ObjectStore } from "./store.ts";
-import { deliverWebhook, type WebhookOptions, type WebhookOutcome } from "./webhook.ts";
+import { deliverWebhook, webhookId, type WebhookOptions, type WebhookOutcome } from "./webhook.ts";
 
 // The end of a job, told once: when its manifest becomes final (the last worker, the dead-letter
 // recorder or a cancel writes it), one SNS message on the stack's JobEvents topic and, when the
-// job file names one, a signed call to its webhook. What was sent and how it went is kept at
-// runs/<jobId>/notify.json.
+// job file names one, a signed call to its webhook. What was sent and how it goes is kept at
+// runs/<jobId>/notify.json, written before the webhook's first call and after each attempt.
 
 /** The event's body: the same JSON on the topic and to the webhook. */
 export interface JobEndedEvent {
@@ -44,12 +44,16 @@ export function jobEndedEvent(manifest: Manifest, bucket: string): JobEndedEvent
   };
 }
 
-/** runs/<jobId>/notify.json: the last end-of-job event and what became of it. */
+/** runs/<jobId>/notify.json: the last end-of-job event and what became of it, updated as delivery goes. */
 export interface NotifyRecord {
   event: JobEndedEvent;
   topic: { messageId: string } | { error: string } | null;
-  /** The webhook's origin and path only (a query may carry a token). */
-  webhook: ({ url: string } & WebhookOutcome) | null;
+  /**
+   * The webhook's origin and path only (a query may carry a token), the message id its calls
+   * carry (`webhook-id`), and how delivery goes: `pending` until the receiver answered 2xx or
+   * the attempts ran out; `nextAttemptAt` while a retry waits.
+   */
+  webhook: ({ url: string; id: string; pending: boolean; nextAttemptAt: string | null } & WebhookOutcome) | null;
   at: string;
 }
 
@@ -103,17 +107,41 @@ export function createNotifier(o: NotifierOptions): JobNotifier {
           o.log.error({ jobId: job.jobId, error: (e as Error).message }, "could not publish the job-finished event");
         }
       }
-      let webhook: NotifyRecord["webhook"] = null;
       const url = job.spec.notify?.webhook;
-      if (url) {
-        const outcome: WebhookOutcome = o.webhookSecret
-          ? await deliverWebhook(url, body, { ...o.webhook, secret: o.webhookSecret })
-          : { ok: false, attempts: 0, status: null, error: "no webhook secret is configured (LONGDOC_WEBHOOK_SECRET locally, the WebhookSecret SST secret when deployed); not called unsigned" };
-        webhook = { url: shownUrl(url), ...outcome };
-        if (!outcome.ok) o.log.error({ jobId: job.jobId, webhook: webhook.url, attempts: outcome.attempts, status: outcome.status, error: outcome.error }, "webhook not delivered");
+      const now = () => new Date((o.now ?? Date.now)()).toISOString();
+      const save = async (record: NotifyRecord) =>
+        store.putJson(keys.notify(job.jobId), record).catch((e: unknown) => o.log.error({ jobId: job.jobId, error: String(e) }, "could not write notify.json"));
+      const record: NotifyRecord = { event, topic, webhook: null, at: now() };
+      if (url && !o.webhookSecret) {
+        record.webhook = {
+          url: shownUrl(url),
+          id: webhookId(body),
+          pending: false,
+          nextAttemptAt: null,
+          ok: false,
+          attempts: 0,
+          status: null,
+          error: "no webhook secret is configured (LONGDOC_WEBHOOK_SECRET locally, the WebhookSecret SST secret when deployed); not called unsigned",
+        };
+      } else if (url) {
+        // Recorded before the first call and after each attempt, so a slow receiver or a stopped
+        // process never leaves the job without a record of what was sent.
+        record.webhook = { url: shownUrl(url), id: webhookId(body), pending: true, nextAttemptAt: null, ok: false, attempts: 0, status: null, error: null };
+        await save(record);
+        const outcome = await deliverWebhook(url, body, {
+          ...o.webhook,
+          secret: o.webhookSecret!,
+          onAttempt: async ({ nextAttemptInMs, ...so }) => {
+            record.webhook = { ...record.webhook!, ...so, pending: true, nextAttemptAt: new Date((o.now ?? Date.now)() + nextAttemptInMs).toISOString() };
+            record.at = now();
+            await save(record);
+          },
+        });
+        record.webhook = { ...record.webhook, ...outcome, pending: false, nextAttemptAt: null };
+        if (!outcome.ok) o.log.error({ jobId: job.jobId, webhook: record.webhook.url, attempts: outcome.attempts, status: outcome.status, error: outcome.error }, "webhook not delivered");
       }
-      const record: NotifyRecord = { event, topic, webhook, at: new Date((o.now ?? Date.now)()).toISOString() };
-      await store.putJson(keys.notify(job.jobId), record).catch((e: unknown) => o.log.error({ jobId: job.jobId, error: String(e) }, "could not write notify.json"));
+      record.at = now();
+      await save(record);
       return record;
     },
   };

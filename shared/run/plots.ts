@@ -137,6 +137,9 @@ export function runPlots(job: JobRecord, results: ItemResult[]): Plot[] {
   return [finishedOverTime(job, results), spendOverTime(job, results), inputSizes(results), durations(results)];
 }
 
+/** report.html's plots, drawn: every writer of the report passes them (finish.ts, finalize.ts). */
+export const reportPlots = (job: JobRecord, results: Map<string, ItemResult>): string[] => runPlots(job, [...results.values()]).map((p) => renderPlot(p));
+
 // Rendering.
 
 const W = 480;

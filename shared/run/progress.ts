@@ -2,6 +2,7 @@ import { keys, ObjectStore } from "./store.ts";
 import { LongdocError } from "../errors.ts";
 import type { JobRecord } from "../job/record.ts";
 import { buildManifest, summary, type ItemResult, type Manifest } from "./manifest.ts";
+import { openaiBatchObject, type OpenAIBatchObject } from "./openai-batch.ts";
 
 /**
  * The progress of a run, computed from what is in the store (the job record and the item results
@@ -24,6 +25,12 @@ export type RunProgress = Omit<Manifest, "items" | "counts"> & {
   /** Time left at that rate while running; 0 when done; null while no item has finished. */
   etaMs: number | null;
 };
+
+/** The progress with `openaiBatch` (OpenAI's batch object) when the job came from a batch file. */
+export async function withOpenAIBatch(store: ObjectStore, p: RunProgress): Promise<RunProgress & { openaiBatch?: OpenAIBatchObject }> {
+  const batch = openaiBatchObject(p, await readJob(store, p.jobId));
+  return batch ? { ...p, openaiBatch: batch } : p;
+}
 
 export interface ProgressInput {
   job: JobRecord;

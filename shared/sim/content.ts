@@ -1,7 +1,7 @@
 /**
  * The simulator's deterministic output: a reasoning trace (thinking on) and an answer that
  * carries the proof of the documents received, mentions each question, and respects
- * `thinking_budget`, `max_tokens`, `max_completion_tokens` and `stop`.
+ * `thinking_budget`, `max_completion_tokens` (or a lone legacy `max_tokens`, read the same way) and `stop`.
  */
 import { countTokens } from "../tokens/index.ts";
 import { instanceOf } from "./jsonschema.ts";
@@ -21,7 +21,7 @@ export interface ContentInput {
   thinking: boolean;
   /** Cap on reasoning tokens (thinking_budget or the model's maximum). */
   thinkingBudget: number;
-  /** Cap on answer tokens (max_tokens or the model's maximum). */
+  /** Cap on answer tokens (the model's maximum output). */
   maxAnswerTokens: number;
   /** Cap on reasoning + answer (max_completion_tokens), if sent. */
   maxCompletionTokens?: number;

@@ -40,6 +40,15 @@ export const providerErrors = {
     message: 'The free tier of the model has been exhausted. If you wish to continue access the model on a paid basis, please disable the "use free tier only" mode in the management console.',
   },
   arrearage: { status: 400, code: "Arrearage", type: "Arrearage", message: "Access denied, please make sure your account is in good standing." },
+  // 429s that are not rate limits (docs/qwen-api.md §6): billing states that waiting never clears.
+  prepaidOverdue: { status: 429, code: "PrepaidBillOverdue", type: "PrepaidBillOverdue", message: "The prepaid bill is overdue." },
+  postpaidOverdue: { status: 429, code: "PostpaidBillOverdue", type: "PostpaidBillOverdue", message: "The postpaid bill is overdue." },
+  notPurchased: { status: 429, code: "CommodityNotPurchased", type: "CommodityNotPurchased", message: "Commodity has not purchased yet." },
+  // The error-code page gives this message without a code; public tables pair it with
+  // Throttling.AllocationQuota (a code that otherwise means a TPM/TPS wait) [S]: only the words tell.
+  freeQuotaExceeded: { status: 429, code: "Throttling.AllocationQuota", type: "Throttling.AllocationQuota", message: "Free allocated quota exceeded." },
+  // A 429 code no table lists (the simulator's invention), for clients' handling of the unknown.
+  unknown429: { status: 429, code: "AccountStateUnlisted", type: "AccountStateUnlisted", message: "Your request was refused for a reason this simulator does not name." },
   inputModeration: { status: 400, code: "data_inspection_failed", type: "data_inspection_failed", message: "Input data may contain inappropriate content." },
   outputModeration: { status: 400, code: "data_inspection_failed", type: "data_inspection_failed", message: "Output data may contain inappropriate content." },
 } as const satisfies Record<string, ProviderError>;

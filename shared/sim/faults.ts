@@ -22,6 +22,11 @@ export const FAULT_KINDS = [
   "403", // HTTP 403 AccessDenied
   "free_tier", // HTTP 403 AllocationQuota.FreeTierOnly: free quota used up, "use free tier only" on
   "arrearage", // HTTP 400 Arrearage
+  "prepaid_overdue", // HTTP 429 PrepaidBillOverdue (billing: never clears by waiting)
+  "postpaid_overdue", // HTTP 429 PostpaidBillOverdue
+  "not_purchased", // HTTP 429 CommodityNotPurchased (the workspace has not subscribed)
+  "free_quota", // HTTP 429 "Free allocated quota exceeded." (free quota gone, no pay-as-you-go)
+  "429_unknown", // HTTP 429 with a code no table lists
   "404", // HTTP 404 model_not_found
   "moderation", // input moderation: HTTP 400 with an SSE body (JSON body for non-streaming calls)
   "midstream", // 200, some deltas, then `data: {"error":{data_inspection_failed …}}` and no [DONE]
@@ -51,6 +56,10 @@ const ALIASES: Record<string, FaultKind> = {
   "AllocationQuota.FreeTierOnly": "free_tier",
   "allocationquota.freetieronly": "free_tier",
   Arrearage: "arrearage",
+  PrepaidBillOverdue: "prepaid_overdue",
+  PostpaidBillOverdue: "postpaid_overdue",
+  CommodityNotPurchased: "not_purchased",
+  billing: "prepaid_overdue",
   model_not_found: "404",
   data_inspection_failed: "moderation",
   error_event: "midstream",

@@ -20,8 +20,12 @@ export interface SimRequest {
   /** enable_thinking === true on a hybrid model (ignored on non-thinking models). */
   thinking: boolean;
   thinkingBudget: number;
+  /** The model's answer cap (its max output; lower in thinking mode). */
   maxAnswerTokens: number;
+  /** The cap on reasoning + answer: `max_completion_tokens`, or a lone legacy `max_tokens`. */
   maxCompletionTokens?: number;
+  /** The output cap fields as the request sent them (null when absent). */
+  sent: { maxTokens: number | null; maxCompletionTokens: number | null };
   stop: string[];
   format: ResponseFormat;
   messages: SimMessage[];
@@ -70,7 +74,7 @@ export function resolveModel(body: Record<string, unknown>, catalog: Catalog): M
 export function parseRequest(body: unknown, catalog: Catalog): SimRequest | (ProviderError & { promptTokens?: number }) {
   if (!isObj(body)) return invalidParameter("The request body must be a JSON object.");
   const model = resolveModel(body, catalog);
-  if ("status" in model) return model;
+  if ("code" in model) return model;
   const modelName = body.model as string;
 
   if (!Array.isArray(body.messages) || body.messages.length === 0) return invalidParameter("messages must be a non-empty array of {role, content}.");
@@ -119,14 +123,21 @@ export function parseRequest(body: unknown, catalog: Catalog): SimRequest | (Pro
     thinkingBudget = b;
   }
 
+  // Output caps (docs/qwen-api.md §3). Since 2026-04-20 `max_completion_tokens` caps reasoning plus
+  // answer together [V D9]; what `max_tokens` does past its deprecation is unknown [A]. The simulator
+  // takes the harsher reading: a lone `max_tokens` is the same total cap (so a thinking call that
+  // still sends it spends its cap on reasoning, visibly), and both together are refused.
   const answerCap = thinking ? model.maxOutputTokensThinking : model.maxOutputTokens;
-  let maxAnswerTokens = answerCap;
+  const maxAnswerTokens = answerCap;
+  let maxCompletionTokens: number | undefined;
+  if (given(body.max_tokens) && given(body.max_completion_tokens)) {
+    return invalidParameter("Setting 'max_tokens' and 'max_completion_tokens' at the same time is not supported. Use 'max_completion_tokens'.");
+  }
   if (given(body.max_tokens)) {
     const mt = body.max_tokens;
     if (!(isInt(mt) && mt >= 1 && mt <= answerCap)) return invalidParameter(`Range of max_tokens should be [1, ${answerCap}]`, { algo: true });
-    maxAnswerTokens = mt;
+    maxCompletionTokens = mt;
   }
-  let maxCompletionTokens: number | undefined;
   if (given(body.max_completion_tokens)) {
     const cap = answerCap + (thinking ? model.maxThinkingBudget : 0);
     const mct = body.max_completion_tokens;
@@ -204,6 +215,7 @@ export function parseRequest(body: unknown, catalog: Catalog): SimRequest | (Pro
     thinkingBudget,
     maxAnswerTokens,
     maxCompletionTokens,
+    sent: { maxTokens: isInt(body.max_tokens) ? body.max_tokens : null, maxCompletionTokens: isInt(body.max_completion_tokens) ? body.max_completion_tokens : null },
     stop,
     format,
     messages,

@@ -11,6 +11,7 @@ import { PromptCache } from "./cache.ts";
 import { deltas, figuresOf, generate, type ContentOutput } from "./content.ts";
 import { errorBody, modelNotFound, providerErrors, type ProviderError } from "./errors.ts";
 import { FaultPlan, parseFaultSpec, type FaultKind, type FaultSpec, type InjectedFault, type PlannedFault } from "./faults.ts";
+import { countTokens } from "../tokens/index.ts";
 import { isProviderError, RateWindows } from "./limits.ts";
 import { findDocuments, proveDocument, withoutDocuments, type DocumentProof } from "./proof.ts";
 import { parseRequest, type SimRequest } from "./request.ts";
@@ -58,12 +59,19 @@ export interface SimulatorOptions {
   maxBodyBytes?: number;
   /** Clock for rate windows and cache TTLs (default Date.now). */
   now?: () => number;
+  /**
+   * Called exactly once per chat request, when it ends (answered, refused, cut by a fault or by
+   * the client), in the order requests end. `longdoc sim` logs from it.
+   */
+  onCallEnd?: (call: SimCall) => void;
 }
 
 export type SimOutcome = "ok" | "error" | "midstream_error" | "dropped" | "client_closed";
 
 /** One chat request received. The object is updated in place as the response proceeds. */
 export interface SimCall {
+  /** 1 for the first chat request received, 2 for the next, … */
+  seq: number;
   /** The uuid in `request_id` (and in `id` = `chatcmpl-<uuid>`). */
   requestId: string;
   id: string;
@@ -73,6 +81,10 @@ export interface SimCall {
   thinking: boolean;
   /** 0 when the request was refused before its tokens were counted (401, 404, bad body, pre-response faults). */
   promptTokens: number;
+  /**
+   * Reasoning + answer tokens of the response. For a stream the client closed, the tokens written
+   * to it before it went (what the provider may bill); otherwise what the response carried.
+   */
   completionTokens: number;
   reasoningTokens: number;
   cachedTokens: number;
@@ -89,6 +101,9 @@ export interface SimCall {
   finishReason: "stop" | "length" | "tool_calls" | null;
   /** thinking_budget as applied (null when thinking is off). */
   thinkingBudget: number | null;
+  /** The output caps as sent: `max_completion_tokens` and the legacy `max_tokens` (null when absent or not parsed). */
+  maxCompletionTokens: number | null;
+  maxTokens: number | null;
   /** The request's seed, the functions it offered, and the tool call sent back (if any). */
   seed: number | null;
   tools: string[];
@@ -128,6 +143,11 @@ const PRE_RESPONSE: Partial<Record<FaultKind, ProviderError>> = {
   "403": providerErrors.accessDenied,
   free_tier: providerErrors.freeTierOnly,
   arrearage: providerErrors.arrearage,
+  prepaid_overdue: providerErrors.prepaidOverdue,
+  postpaid_overdue: providerErrors.postpaidOverdue,
+  not_purchased: providerErrors.notPurchased,
+  free_quota: providerErrors.freeQuotaExceeded,
+  "429_unknown": providerErrors.unknown429,
 };
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -148,12 +168,20 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
   const rate = opts.decodeTokensPerSecond ?? 0;
   const maxBody = opts.maxBodyBytes ?? 64 * 1024 * 1024;
   const calls: SimCall[] = [];
+  // How each request in flight ends (the handler's catch-all uses it).
+  const inFlight = new WeakMap<ServerResponse, { call: SimCall; end: (outcome: SimOutcome) => void }>();
   const sockets = new Set<Socket>();
 
   const server = createServer((req, res) => {
     handle(req, res).catch((e: unknown) => {
       // A bug in the simulator: report it as the provider's 500 if nothing was sent yet.
       console.error("longdoc sim: internal failure:", e);
+      const open = inFlight.get(res);
+      if (open && open.call.outcome === null) {
+        if (!res.headersSent) open.call.status = 500;
+        open.call.errorCode ??= providerErrors.internal.code;
+        open.end("error");
+      }
       if (!res.headersSent) sendJson(res, 500, errorBody(providerErrors.internal, randomUUID()));
       else res.destroy();
     });
@@ -190,6 +218,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
 
     const requestId = randomUUID();
     const call: SimCall = {
+      seq: calls.length + 1,
       requestId,
       id: `chatcmpl-${requestId}`,
       path,
@@ -209,6 +238,8 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
       outcome: null,
       finishReason: null,
       thinkingBudget: null,
+      maxCompletionTokens: null,
+      maxTokens: null,
       seed: null,
       tools: [],
       toolChoice: null,
@@ -219,11 +250,35 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
       finishedAt: null,
     };
     calls.push(call);
+    // Every request ends exactly once, whatever happened to the ones before it.
+    const end = (outcome: SimOutcome) => {
+      if (call.outcome !== null) return;
+      call.outcome = outcome;
+      call.finishedAt = Date.now();
+      opts.onCallEnd?.(call);
+    };
+    // The client may hang up at any point (during the latency, the prefill, the decode or the
+    // stream); a listener from the start sees it whenever it happens.
+    let clientGone = false;
+    res.on("close", () => {
+      if (!res.writableFinished) clientGone = true;
+    });
+    const gone = () => clientGone || res.destroyed;
+    // Resolves true once the response is handed to the socket whole, false if the client left first.
+    const delivered = () =>
+      new Promise<boolean>((resolve) => {
+        if (res.writableFinished) return resolve(true);
+        if (gone()) return resolve(false);
+        res.once("finish", () => resolve(true));
+        res.once("close", () => resolve(res.writableFinished));
+      });
+    inFlight.set(res, { call, end });
     const fail = (e: ProviderError, sse = false) => {
+      if (gone()) return end("client_closed");
       call.status = e.status;
       call.errorCode = e.code;
-      call.outcome = "error";
-      call.firstByteAt = call.finishedAt = Date.now();
+      call.firstByteAt = Date.now();
+      end("error");
       if (sse) {
         res.writeHead(e.status, { "content-type": "text/event-stream;charset=UTF-8", "cache-control": "no-cache" });
         res.end(`data: ${JSON.stringify(errorBody(e, requestId))}\n\n`);
@@ -235,14 +290,11 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
       raw = await readBody(req);
     } catch {
       // the client went away while sending its body
-      call.outcome = "client_closed";
-      call.finishedAt = Date.now();
-      return;
+      return end("client_closed");
     }
     if (raw === null) {
       call.status = 413;
-      call.outcome = "error";
-      call.finishedAt = Date.now();
+      end("error");
       res.setHeader("connection", "close");
       return sendJson(res, 413, errorBody({ status: 413, code: "RequestTooLarge", type: "invalid_request_error", message: `Request body exceeds ${maxBody} bytes.` }, requestId));
     }
@@ -262,6 +314,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     call.stream = b.stream === true;
 
     if (opts.latencyMs) await sleep(opts.latencyMs);
+    if (gone()) return end("client_closed");
 
     const fault = faults.next();
     call.fault = fault?.kind ?? null;
@@ -271,8 +324,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
       if (fault.kind === "404") return fail(modelNotFound(call.model ?? "unknown"));
       if (fault.kind === "moderation") return fail(providerErrors.inputModeration, call.stream);
       if (fault.kind === "reset") {
-        call.outcome = "dropped";
-        call.finishedAt = Date.now();
+        end("dropped");
         req.socket.destroy();
         return;
       }
@@ -285,6 +337,8 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     }
     call.thinking = parsed.thinking;
     call.thinkingBudget = parsed.thinking ? parsed.thinkingBudget : null;
+    call.maxCompletionTokens = parsed.sent.maxCompletionTokens;
+    call.maxTokens = parsed.sent.maxTokens;
     call.promptTokens = parsed.promptTokens;
     call.seed = parsed.seed;
     call.tools = parsed.tools;
@@ -341,9 +395,17 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     const succeed = () => {
       admission.settle(call.completionTokens);
       cacheUse.commit(now());
-      call.outcome = "ok";
-      call.finishedAt = Date.now();
+      end("ok");
     };
+    // The client hung up: what was streamed counts against the rate windows (the provider
+    // generated it); nothing is cached, as for any response that did not complete.
+    const clientClosed = (streamed: { reasoningTokens: number; completionTokens: number }) => {
+      call.reasoningTokens = streamed.reasoningTokens;
+      call.completionTokens = streamed.completionTokens;
+      admission.settle(call.completionTokens);
+      end("client_closed");
+    };
+    if (gone()) return clientClosed({ reasoningTokens: 0, completionTokens: 0 });
 
     if (!parsed.stream) {
       const decodeMs = rate > 0 ? (call.completionTokens / rate) * 1000 : 0;
@@ -353,9 +415,10 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
         return fail(providerErrors.timeout);
       }
       if (decodeMs) await sleep(decodeMs);
+      // A non-streaming answer reaches the client whole or not at all.
+      if (gone()) return clientClosed({ reasoningTokens: 0, completionTokens: 0 });
       if (fault?.kind === "drop") {
-        call.outcome = "dropped";
-        call.finishedAt = Date.now();
+        end("dropped");
         req.socket.destroy();
         return;
       }
@@ -374,10 +437,11 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
         model: envelope.model,
         id: envelope.id,
       });
-      return succeed();
+      if (await delivered()) return succeed();
+      return clientClosed({ reasoningTokens: 0, completionTokens: 0 });
     }
 
-    await stream(res, req, call, parsed, out, usage, envelope, fault, succeed);
+    await stream(res, req, call, parsed, out, usage, envelope, fault, { succeed, clientClosed, end, gone, delivered });
   }
 
   async function stream(
@@ -389,12 +453,14 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     usage: Record<string, unknown>,
     env: { created: number; model: string; id: string },
     fault: PlannedFault | null,
-    succeed: () => void,
+    ends: {
+      succeed: () => void;
+      clientClosed: (streamed: { reasoningTokens: number; completionTokens: number }) => void;
+      end: (outcome: SimOutcome) => void;
+      gone: () => boolean;
+      delivered: () => Promise<boolean>;
+    },
   ): Promise<void> {
-    let closed = false;
-    res.on("close", () => {
-      if (!res.writableFinished) closed = true;
-    });
     const chunk = (choices: unknown[], u: unknown = null) =>
       `data: ${JSON.stringify({ choices, object: "chat.completion.chunk", usage: u, created: env.created, system_fingerprint: null, model: env.model, id: env.id })}\n\n`;
     const choice = (delta: Record<string, unknown>, finish: string | null = null) => ({ delta, finish_reason: finish, index: 0, logprobs: null });
@@ -428,22 +494,24 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
       fault?.kind === "midstream" || fault?.kind === "drop" || fault?.kind === "malformed" ? Math.min(pieces.length, fault.afterDeltas ?? Math.max(1, Math.floor(pieces.length / 2))) : -1;
     const start = Date.now();
     let chars = 0;
+    // What has been written, to count the tokens of a stream the client cuts.
+    let reasoningSent = "";
+    let answerSent = "";
+    const streamed = () => {
+      const reasoningTokens = countTokens(reasoningSent);
+      return { reasoningTokens, completionTokens: reasoningTokens + countTokens(answerSent) };
+    };
     for (let n = 0; n <= pieces.length; n++) {
-      if (closed) {
-        call.outcome = "client_closed";
-        call.finishedAt = Date.now();
-        return;
-      }
+      if (ends.gone()) return ends.clientClosed(streamed());
       if (n === failAt) {
-        call.finishedAt = Date.now();
         if (fault!.kind === "drop") {
-          call.outcome = "dropped";
+          ends.end("dropped");
           // let what was written reach the client first, then cut the connection
           await Promise.race([flushed, sleep(1000)]);
           req.socket.destroy();
           return;
         }
-        call.outcome = "midstream_error";
+        ends.end("midstream_error");
         if (fault!.kind === "malformed") {
           // half a chunk, as a proxy that cut a line would pass on
           res.end(`data: {"choices":[{"delta":{"content":"tru\n\n`);
@@ -463,12 +531,15 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
             ? { content: p.text, reasoning_content: null }
             : { content: p.text };
       const ok = send(chunk([choice(delta)]));
+      if (p.reasoning) reasoningSent += p.text;
+      else answerSent += p.text;
       chars += p.text.length;
       if (rate > 0) {
         const due = start + ((totalTokens * chars) / totalChars / rate) * 1000;
         const wait = due - Date.now();
         if (wait > 0) await sleep(wait);
-      } else if (!ok) {
+      } else if (!ok && !ends.gone()) {
+        // (a socket that already closed emits neither event again)
         await new Promise<void>((r) => {
           const done = () => {
             res.off("drain", done);
@@ -485,7 +556,9 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     res.write(chunk([choice(parsed.thinking ? { content: "", reasoning_content: null } : { content: "" }, out.finishReason)]));
     if (parsed.includeUsage) res.write(chunk([], usage));
     res.end("data: [DONE]\n\n");
-    succeed();
+    // ok only once the last chunk is handed to the socket; a client gone before that cut it
+    if (await ends.delivered()) ends.succeed();
+    else ends.clientClosed(streamed());
   }
 
   function usageOf(parsed: SimRequest, out: ContentOutput, cached: number, cacheUse: { explicit: boolean; creationTokens: number }) {

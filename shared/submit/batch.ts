@@ -8,7 +8,8 @@ import type { JobSpec } from "../job/schema.ts";
 import { getModel, priceFor, type Catalog, type ModelInfo } from "../model/catalog.ts";
 import { inBatches } from "../run/manifest.ts";
 import { keys, ObjectStore } from "../run/store.ts";
-import type { ItemEstimate, JobEstimate } from "./estimate.ts";
+import { estimateQuota, type ItemEstimate, type JobEstimate } from "./estimate.ts";
+import { pacingLimits } from "./quota-need.ts";
 import { submitJob } from "./submit.ts";
 import type { SubmitTarget } from "./target.ts";
 
@@ -17,6 +18,7 @@ export interface LoadedBatch {
   spec: JobSpec;
   model: ModelInfo;
   batch: BatchFile;
+  overrides?: JobRecord["overrides"];
 }
 
 /** Where a batch is submitted: a job's target; the cost-cap check does not apply (no documents to price before the run). */
@@ -57,6 +59,7 @@ export async function submitBatch(target: BatchTarget, job: LoadedBatch): Promis
       outputSchema: null,
       items,
       batch: { file: job.batch.file, requests: job.batch.requests.length },
+      ...(job.overrides && { overrides: job.overrides }),
       jobId,
       ...(target.token !== undefined && { trigger: `cli ${target.token}` }),
     },
@@ -101,6 +104,7 @@ export function estimateBatch(job: LoadedBatch): JobEstimate {
   return {
     job: spec.name,
     model: model.id,
+    tokenCounts: { counts: model.countMargin ? "estimate" : "exact", tokenizer: model.tokenizer, safetyMargin: model.countMargin },
     items,
     totals: {
       inputTokens: items.reduce((s, i) => s + (i.inputTokens ?? 0), 0),
@@ -116,5 +120,6 @@ export function estimateBatch(job: LoadedBatch): JobEstimate {
     region: model.region,
     maxCost: null,
     maxCostUsd: null,
+    quota: estimateQuota(items, pacingLimits(spec, model)),
   };
 }

@@ -1,5 +1,5 @@
-import { readFile } from "node:fs/promises";
-import { costCap, formatCost, getModel, priceFor, type Catalog, type ModelInfo } from "../model/catalog.ts";
+import { readFile, stat } from "node:fs/promises";
+import { checkFallback, costCap, formatCost, getModel, priceFor, type Catalog, type ModelInfo } from "../model/catalog.ts";
 import { loadDocument } from "../documents/index.ts";
 import { LongdocError, toErrorRecord } from "../errors.ts";
 import { expandItems } from "../job/expand.ts";
@@ -7,9 +7,11 @@ import type { ItemDocument, JobItem } from "../job/record.ts";
 import type { JobSpec } from "../job/schema.ts";
 import { resolveLocalDocuments, type ResolveOptions } from "../job/resolve.ts";
 import { packDocuments } from "./pack.ts";
-import { planCall } from "../model/plan.ts";
+import { modelForItem, planCall } from "../model/plan.ts";
 import { countTokens } from "../tokens/index.ts";
 import { toolRounds } from "../reason/settings.ts";
+import { selectItems, type ItemSelection } from "./select.ts";
+import { pacingLimits, quotaNeed, retentionHours, type QuotaNeed } from "./quota-need.ts";
 
 export interface ItemEstimate {
   id: string;
@@ -41,6 +43,8 @@ export interface ItemEstimate {
   /** `citations: verify`: the tokens the citation instruction adds to each prompt of the item (counted in inputTokens). */
   citationTokens?: number;
   error: { kind: string; message: string } | null;
+  /** Set when the item runs on the job's fallbackModel (its prompt does not fit `model`): the model it is planned and priced on. */
+  model?: string;
 }
 
 export interface JobEstimate {
@@ -54,6 +58,19 @@ export interface JobEstimate {
   /** The job's cost cap in `currency`; maxCostUsd the same when that is USD. */
   maxCost: number | null;
   maxCostUsd: number | null;
+  /** `exact` when longdoc carries the model's tokenizer; else `estimate`, with the margin budgets add (docs/models.md). */
+  tokenCounts: { counts: "exact" | "estimate"; tokenizer: string; safetyMargin: number };
+  /** How long the job needs the quota, against how long the task queue keeps a waiting task; `fits` false: submit refuses it. */
+  quota: QuotaNeed & { retentionHours: number; fits: boolean };
+}
+
+/** The estimate's quota need: every call of the items that can run, with what each reserves. */
+export function estimateQuota(items: Pick<ItemEstimate, "inputTokens" | "calls" | "maxOutputTokens" | "thinkingBudget" | "error">[], limits: { rpm: number; tpm: number }): JobEstimate["quota"] {
+  const runnable = items.filter((i) => !i.error && i.inputTokens !== null);
+  const calls = runnable.reduce((s, i) => s + i.calls, 0);
+  const reserved = runnable.reduce((s, i) => s + (i.inputTokens ?? 0) + i.calls * ((i.maxOutputTokens ?? 0) + (i.thinkingBudget ?? 0)), 0);
+  const need = quotaNeed(calls, reserved, limits);
+  return { ...need, retentionHours: retentionHours(), fits: need.hours <= retentionHours() };
 }
 
 /** The `*Usd` twins of cost figures: the same numbers in a USD region, null elsewhere. */
@@ -76,30 +93,35 @@ export interface LoadedText {
  * the same call with `planCall`, counts its tokens exactly and prices it at its input tier.
  * Items that would fail (unreadable, too long) are listed with their error, not thrown.
  */
-export async function estimateJob(spec: JobSpec, jobFile: string, catalog: Catalog, resolve: ResolveOptions = {}): Promise<JobEstimate> {
+export async function estimateJob(spec: JobSpec, jobFile: string, catalog: Catalog, resolve: ResolveOptions = {}, select?: ItemSelection): Promise<JobEstimate> {
   const model = getModel(catalog, spec.model);
   if (spec.documents.some((d) => "s3" in d)) {
     throw new LongdocError("usage", `${jobFile}: estimate reads local path: sources; s3 sources are priced when submitted`);
   }
   const local = await resolveLocalDocuments(spec, jobFile, resolve);
-  const loaded = new Map<string, LoadedText>();
+  // Sizes first (what packing goes by), so that --limit and --only read only the chosen items' documents.
   const itemDocs: ItemDocument[] = [];
-  // One at a time: a job can hold thousands of documents, and each may be hundreds of pages.
   for (const d of local) {
-    let bytes: number | undefined;
+    const bytes = await stat(d.absolutePath).then((s) => s.size, () => undefined);
+    itemDocs.push({ source: d.source, uri: d.absolutePath, ...(bytes !== undefined && { bytes }) });
+  }
+  // Packed by size, as submit packs them: the same items, priced exactly.
+  const packs = spec.packing === "packed" ? packDocuments(spec, model, itemDocs) : undefined;
+  const all = expandItems(spec, itemDocs, packs);
+  const items = select ? selectItems(all, select) : all;
+  const loaded = new Map<string, LoadedText>();
+  // One at a time: a job can hold thousands of documents, and each may be hundreds of pages.
+  for (const d of items.flatMap((i) => i.documents)) {
+    if (loaded.has(d.source)) continue;
     try {
-      const file = await readFile(d.absolutePath);
-      bytes = file.byteLength;
+      const file = await readFile(d.uri);
       const doc = await loadDocument({ bytes: new Uint8Array(file.buffer, file.byteOffset, file.byteLength), name: d.source }, { maxBytes: spec.limits.maxDocumentBytes });
       loaded.set(d.source, { text: doc.text, format: doc.format, error: null });
     } catch (e) {
       loaded.set(d.source, { text: "", format: null, error: toErrorRecord(e) });
     }
-    itemDocs.push({ source: d.source, uri: d.absolutePath, ...(bytes !== undefined && { bytes }) });
   }
-  // Packed by size, as submit packs them: the same items, priced exactly.
-  const packs = spec.packing === "packed" ? packDocuments(spec, model, itemDocs) : undefined;
-  return estimateItems(spec, model, expandItems(spec, itemDocs, packs), loaded);
+  return estimateItems(spec, model, items, loaded, checkFallback(catalog, spec, model));
 }
 
 /** Refuses a job whose input alone is estimated above its cost cap (`limits.maxCost` / `maxCostUsd`). */
@@ -114,7 +136,8 @@ export function assertWithinCostCap(spec: JobSpec, estimate: JobEstimate): void 
 }
 
 /** Prices items over documents already extracted (the local runner and submit reuse their texts). */
-export function estimateItems(spec: JobSpec, model: ModelInfo, jobItems: JobItem[], loaded: Map<string, LoadedText>): JobEstimate {
+export function estimateItems(spec: JobSpec, jobModel: ModelInfo, jobItems: JobItem[], loaded: Map<string, LoadedText>, fallback?: ModelInfo): JobEstimate {
+  const model = jobModel;
   const rounds = spec.tools ? toolRounds(spec) : 1;
   const items = jobItems.map((item): ItemEstimate => {
     const docs = item.documents.map((d) => loaded.get(d.source)!);
@@ -128,7 +151,10 @@ export function estimateItems(spec: JobSpec, model: ModelInfo, jobItems: JobItem
     try {
       const texts = item.documents.map((d, i) => ({ source: d.source, text: docs[i]!.text }));
       const questionSets = spec.calls === "per-question" && spec.questions ? spec.questions.map((q) => [q]) : [spec.questions];
-      const plans = questionSets.map((qs) => planCall({ ...spec, questions: qs }, model, texts));
+      const specs = questionSets.map((qs) => ({ ...spec, questions: qs }));
+      // The item's model: the job's, or its fallbackModel when a call would not fit it; priced at that model's rates.
+      const model = modelForItem(specs, jobModel, fallback, texts);
+      const plans = specs.map((s) => planCall(s, model, texts));
       let inputCost = 0;
       let ceiling = 0;
       let full = 0;
@@ -151,6 +177,7 @@ export function estimateItems(spec: JobSpec, model: ModelInfo, jobItems: JobItem
       const first = plans[0]!;
       return {
         ...base,
+        ...(model !== jobModel ? { model: model.id } : {}),
         inputTokens: calls.reduce((s, p) => s + p.inputTokens, 0),
         tier: priceFor(model, { inputTokens: first.inputTokens, outputTokens: 0, cachedTokens: 0 }).tier,
         ...usdTwins({ inputCost: round6(inputCost), cost: round6(ceiling), cacheSavings: round6(full - inputCost) }, model.currency),
@@ -172,6 +199,7 @@ export function estimateItems(spec: JobSpec, model: ModelInfo, jobItems: JobItem
   return {
     job: spec.name,
     model: model.id,
+    tokenCounts: { counts: model.countMargin ? "estimate" : "exact", tokenizer: model.tokenizer, safetyMargin: model.countMargin },
     currency: model.currency,
     region: model.region,
     items,
@@ -189,5 +217,6 @@ export function estimateItems(spec: JobSpec, model: ModelInfo, jobItems: JobItem
     },
     maxCost: cap,
     maxCostUsd: model.currency === "USD" ? cap : null,
+    quota: estimateQuota(items, pacingLimits(spec, model)),
   };
 }

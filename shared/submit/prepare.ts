@@ -5,6 +5,7 @@ import { expandItems } from "../job/expand.ts";
 import type { ItemDocument } from "../job/record.ts";
 import type { JobSpec } from "../job/schema.ts";
 import { measureDocuments, packDocuments } from "./pack.ts";
+import type { QuotaNeed } from "./quota-need.ts";
 
 /**
  * The packs of a `packing: packed` job, from the documents' sizes (no document is read), and, for
@@ -17,13 +18,17 @@ export async function prepareSubmit(
   spec: JobSpec,
   model: ModelInfo,
   documents: ItemDocument[],
-  opts: { checkCostCap: boolean },
-): Promise<{ packs?: ItemDocument[][] }> {
+  opts: { checkCostCap: boolean; fallback?: ModelInfo },
+): Promise<{ packs?: ItemDocument[][]; quotaNeed?: QuotaNeed }> {
   const packs = spec.packing === "packed" ? packDocuments(spec, model, documents) : undefined;
   if (opts.checkCostCap && (spec.limits.maxCostUsd !== undefined || spec.limits.maxCost !== undefined)) {
     const measured = await measureDocuments(s3, documents, spec);
     const texts = new Map<string, LoadedText>(measured.map((m) => [m.doc.source, { text: m.text, format: m.format, error: m.error }]));
-    assertWithinCostCap(spec, estimateItems(spec, model, expandItems(spec, documents, packs), texts));
+    const estimate = estimateItems(spec, model, expandItems(spec, documents, packs), texts, opts.fallback);
+    assertWithinCostCap(spec, estimate);
+    // Measured anyway: the exact quota need, not the floor, is checked against the queue's retention.
+    const { retentionHours: _r, fits: _f, ...quotaNeed } = estimate.quota;
+    return { packs, quotaNeed };
   }
   return { packs };
 }

@@ -1,5 +1,5 @@
 import type { SQSClient } from "@aws-sdk/client-sqs";
-import { sendTasks, type TaskMessage } from "../run/queue.ts";
+import { sendTasks, SQS_BATCH, type TaskMessage } from "../run/queue.ts";
 import { keys, type ObjectStore } from "../run/store.ts";
 import { LongdocError } from "../errors.ts";
 import { expandItems, newJobId } from "../job/expand.ts";
@@ -8,7 +8,8 @@ import type { JobSpec } from "../job/schema.ts";
 import { initialManifest } from "../run/manifest.ts";
 import type { Coordinator } from "../run/coord.ts";
 import { deployment } from "../settings.ts";
-import { costCap } from "../model/catalog.ts";
+import { costCap, type ModelInfo } from "../model/catalog.ts";
+import { assertQuotaFitsRetention, quotaNeedFloor, type QuotaNeed } from "./quota-need.ts";
 
 export interface SubmitDeps {
   store: ObjectStore;
@@ -19,6 +20,13 @@ export interface SubmitDeps {
   now?: () => Date;
   maxReceives: number;
   maxAttempts?: number;
+  /**
+   * The caller retries a failed submit with the same job id (a Lambda's async retries): a send
+   * that fails leaves the job `sending` for the retry to resume, instead of marking it failed.
+   */
+  resumable?: boolean;
+  /** SendMessageBatch calls in flight (default deployment.submitSendLanes). */
+  lanes?: number;
 }
 
 export interface SubmitInput {
@@ -35,6 +43,9 @@ export interface SubmitInput {
   /** Items made already (an OpenAI Batch file's lines, see submit/batch.ts) instead of expanded from `documents`. */
   items?: JobItem[];
   batch?: JobRecord["batch"];
+  overrides?: JobRecord["overrides"];
+  /** The job's quota need measured from its documents (prepare.ts); without it, the floor counted from the job's settings is checked. */
+  quotaNeed?: QuotaNeed;
 }
 
 /** SQS refuses a message body over 256 KiB (a larger quota must be asked for): checked before any is sent. */
@@ -46,6 +57,12 @@ export const MAX_ITEMS_PER_JOB = 50_000;
  * Expands a job into items, records it at runs/<jobId>/job.json with an initial manifest, and
  * queues one task per item. The job record is written before any task is sent, so a worker
  * never sees a task whose job it cannot read.
+ *
+ * With the coordination store it scales and resumes: the job is marked `sending` before its first
+ * task leaves, so workers run tasks as they arrive (no task is handed back to wait for the rest);
+ * tasks go out ten per SendMessageBatch, `lanes` batches in flight, and each batch sent is marked
+ * in the store. A submit killed part-way and run again with the same job id (a retried schedule or
+ * upload event) reads the job record it wrote and sends only the batches not marked.
  */
 export async function submitJob(deps: SubmitDeps, input: SubmitInput): Promise<JobRecord> {
   const { spec } = input;
@@ -75,6 +92,7 @@ export async function submitJob(deps: SubmitDeps, input: SubmitInput): Promise<J
     maxAttempts: deps.maxAttempts ?? deployment.maxAttempts,
     items: input.items ?? expandItems(spec, input.documents, input.packs),
     ...(input.batch && { batch: input.batch }),
+    ...(input.overrides && { overrides: input.overrides }),
   };
   const tasks: TaskMessage[] = record.items.map((item) => ({
     v: 1,
@@ -88,24 +106,50 @@ export async function submitJob(deps: SubmitDeps, input: SubmitInput): Promise<J
   }
   const tooBig = tasks.find((t) => Buffer.byteLength(JSON.stringify(t)) > MAX_TASK_BYTES);
   if (tooBig) throw new LongdocError("job_invalid", `item ${tooBig.itemId}: its task message is over SQS's ${MAX_TASK_BYTES / 1024} KiB (too many documents in one item); nothing was queued`);
+  // A task waits for quota in the queue: a job that needs the quota longer than the queue keeps a task would lose tasks.
+  const need = input.quotaNeed ?? (isModelInfo(input.model) ? quotaNeedFloor(spec, input.model, record.items.length) : null);
+  if (need) assertQuotaFitsRetention(spec.name, need);
 
+  let sending = record;
+  let resumed = false;
   if (deps.coord) {
     const reg = await deps.coord.registerJob(jobId, { trigger: input.trigger ?? "cli", items: record.items.length, createdAt: record.submittedAt });
-    // The same event again (a retried schedule or upload): the job exists; queue nothing twice.
     if (!reg.created && reg.record.state !== "submitting") {
       const existing = await deps.store.getJson<JobRecord>(keys.job(jobId));
-      if (existing) return existing;
+      // A submit killed while sending: go on with the job it recorded (a new listing may differ).
+      if (existing && reg.record.state === "sending") {
+        sending = existing;
+        resumed = true;
+      } else if (existing) {
+        // The same event again after the job was queued: queue nothing twice.
+        return existing;
+      }
     }
   }
-  await deps.store.putJson(keys.job(jobId), record);
-  await deps.store.putJson(keys.manifest(jobId), initialManifest(record));
+  if (!resumed) {
+    await deps.store.putJson(keys.job(jobId), record);
+    await deps.store.putJson(keys.manifest(jobId), initialManifest(record));
+    // Visible before the first task leaves: a worker meeting one runs it rather than hand it back.
+    await deps.coord?.setJobState(jobId, "sending");
+  }
+  const coord = deps.coord;
+  const all: TaskMessage[] = resumed ? sending.items.map((item) => ({ v: 1, jobId, itemId: item.id, bucket: deps.store.bucket, documents: item.documents.map((d) => d.uri) })) : tasks;
   try {
-    await sendTasks(deps.sqs, deps.queueUrl, tasks);
+    const skip = coord && resumed ? await coord.sentTaskBatches(jobId, Math.ceil(all.length / SQS_BATCH)) : undefined;
+    await sendTasks(deps.sqs, deps.queueUrl, all, {
+      lanes: deps.lanes ?? deployment.submitSendLanes,
+      skip,
+      onSent: coord ? (b) => coord.markTaskBatchesSent(jobId, [b]) : undefined,
+    });
   } catch (e) {
-    // Some tasks may be queued: the workers skip them without a call once the job is marked failed.
-    await deps.coord?.setJobState(jobId, "failed").catch(() => undefined);
+    // A retry will resume: leave the job `sending`. Otherwise some tasks may be queued, and the
+    // workers skip them without a call once the job is marked failed.
+    if (!deps.resumable) await deps.coord?.setJobState(jobId, "failed").catch(() => undefined);
     throw e;
   }
   await deps.coord?.setJobState(jobId, "submitted");
-  return record;
+  return sending;
 }
+
+const isModelInfo = (m: SubmitInput["model"]): m is ModelInfo & SubmitInput["model"] =>
+  typeof (m as Partial<ModelInfo>).contextTokens === "number" && typeof (m as Partial<ModelInfo>).maxThinkingBudget === "number";

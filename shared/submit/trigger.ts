@@ -54,7 +54,8 @@ export async function submitFromEvent(deps: TriggerDeps, event: TriggerEvent): P
     const { packs } = await prepareSubmit(deps.s3, spec, model, docs, { checkCostCap: false });
     const jobId = origin ? newJobId(name, origin.at, origin.token) : undefined;
     const job = await submitJob(
-      { store, sqs: deps.sqs, queueUrl: deps.queueUrl, maxReceives: deps.maxReceives, coord: deps.coord },
+      // Lambda retries a failed async invocation with the same event, hence the same job id: it resumes.
+      { store, sqs: deps.sqs, queueUrl: deps.queueUrl, maxReceives: deps.maxReceives, coord: deps.coord, resumable: jobId !== undefined },
       { spec, model, documents: docs, outputSchema, packs, ...(jobId && { jobId, trigger: `${trigger} ${origin!.token}` }) },
     );
     deps.log.info({ jobId: job.jobId, trigger, items: job.items.length }, "job submitted");

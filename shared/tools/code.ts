@@ -59,7 +59,7 @@ export const CODE_TOOL = Object.freeze({
     name: CODE_TOOL_NAME,
     description:
       "Runs JavaScript (ES2023) in a sandbox with no I/O, for exact arithmetic over figures taken from the documents: ratios, growth rates, NPV, reconciliations. " +
-      "console.log prints; the value of the last expression is returned. No network, files, modules, timers or Date-dependent results; time and memory are limited.",
+      "console.log prints; the value of the last expression is returned. No network, files, modules or timers; Date.now() is fixed at 2000-01-01T00:00:00Z and Math.random() is seeded, so every run gives the same result; time and memory are limited.",
     parameters: {
       type: "object",
       properties: { code: { type: "string", description: "The JavaScript source to run" } },
@@ -72,7 +72,12 @@ export const CODE_TOOL = Object.freeze({
 export async function runCode(code: string, limits: CodeLimits = DEFAULT_CODE_LIMITS): Promise<CodeRun> {
   const started = Date.now();
   const quickjs = await newQuickJSWASMModuleFromVariant(
-    newVariant(RELEASE_SYNC, { wasmMemory: new WasmMemory({ initial: INITIAL_PAGES, maximum: wasmPages(limits.memoryBytes) }) }),
+    newVariant(RELEASE_SYNC, {
+      wasmMemory: new WasmMemory({ initial: INITIAL_PAGES, maximum: wasmPages(limits.memoryBytes) }),
+      // Emscripten prints its own aborts (an assertion while freeing a runtime a script left in a
+      // bad state) to the host's stderr; the run's outcome is reported through CodeRun instead.
+      emscriptenModule: { print: () => {}, printErr: () => {} } as never,
+    }),
   );
   const runtime = quickjs.newRuntime();
   runtime.setMemoryLimit(limits.memoryBytes);
@@ -84,6 +89,12 @@ export async function runCode(code: string, limits: CodeLimits = DEFAULT_CODE_LI
   const out = new OutputBuffer(limits.maxOutputChars);
   try {
     installConsole(vm, out);
+    const prelude = vm.evalCode(FIXED_CLOCK_AND_RANDOM, "prelude.js");
+    if (prelude.error) {
+      prelude.error.dispose();
+      throw new Error("the sandbox's prelude failed");
+    }
+    prelude.value.dispose();
     const result = vm.evalCode(code, "tool.js");
     if (result.error) {
       const err = describeError(vm, result.error);
@@ -114,6 +125,37 @@ export async function runCode(code: string, limits: CodeLimits = DEFAULT_CODE_LI
     }
   }
 }
+
+/** `Date.now()`, `new Date()` and `Date()` without arguments: 2000-01-01T00:00:00Z in every run. */
+export const SANDBOX_NOW_MS = Date.UTC(2000, 0, 1);
+/** The seed of the sandbox's Math.random (xorshift32): the same sequence in every run. */
+export const SANDBOX_RANDOM_SEED = 0x2545f491;
+
+/**
+ * Run before the script: the clock and Math.random made the same in every run, so a script's
+ * result depends only on its code (as the tool's description promises), never on when it ran.
+ * Dates built from explicit arguments behave as usual.
+ */
+const FIXED_CLOCK_AND_RANDOM = `(() => {
+  const NOW = ${SANDBOX_NOW_MS};
+  let state = ${SANDBOX_RANDOM_SEED};
+  const random = () => {
+    state ^= state << 13; state ^= state >>> 17; state ^= state << 5;
+    return (state >>> 0) / 4294967296;
+  };
+  Object.defineProperty(Math, "random", { value: random, writable: false, configurable: false });
+  const RealDate = Date;
+  function FixedDate(...args) {
+    if (!new.target) return new RealDate(NOW).toString();
+    return args.length === 0 ? new RealDate(NOW) : new RealDate(...args);
+  }
+  FixedDate.prototype = RealDate.prototype;
+  Object.defineProperty(RealDate.prototype, "constructor", { value: FixedDate, writable: true, configurable: true });
+  FixedDate.now = () => NOW;
+  FixedDate.parse = RealDate.parse;
+  FixedDate.UTC = RealDate.UTC;
+  Object.defineProperty(globalThis, "Date", { value: FixedDate, writable: true, configurable: true, enumerable: false });
+})();`;
 
 /** The runtime's WebAssembly.Memory constructor (the project's TS libs do not declare WebAssembly values). */
 const WasmMemory = (globalThis as unknown as { WebAssembly: { Memory: new (d: { initial: number; maximum: number }) => never } }).WebAssembly.Memory;

@@ -13,7 +13,7 @@ import { parseS3Uri } from "../job/record.ts";
 import { validateAnswer } from "../job/output.ts";
 import { getModel, priceFor, type ModelInfo } from "../model/catalog.ts";
 import { addUsage, zeroUsage, type ChatResult } from "../model/client.ts";
-import { planCall, type CallPlan } from "../model/plan.ts";
+import { modelForItem, planCall, type CallPlan } from "../model/plan.ts";
 import { messageText, type ChatMessage, type PromptDocument } from "../model/prompt.ts";
 import { ObjectStore } from "../run/store.ts";
 import { countChatTokens, countTokens } from "../tokens/index.ts";
@@ -32,13 +32,24 @@ export async function answer(d: Delivery): Promise<Answered> {
   d.documents = loaded.map((l) => l.info);
   // An OpenAI Batch line brings its own messages instead of documents.
   const request = d.item.request ? await readBatchRequest(d.store, d.item.request) : undefined;
-  const model = getModel(d.deps.catalog, d.job.model);
+  const model = chooseModel(d, loaded.map((l) => l.doc), request);
   const { parts, calls } = await askQuestions(d, model, loaded.map((l) => l.doc), request);
   const checked = await checkJson(d, model, parts, calls);
   const answered = summarize(model, parts, calls, checked);
   // Each quote is checked against the text the model saw (a batch line brings no documents).
   const cited = request ? null : verifyItemCitations(d.job.spec, answered.answer, loaded.map((l) => l.doc));
   return { kind: "answered", documents: d.documents, answer: answered, cited };
+}
+
+/** The job's model, or its fallbackModel when the item's prompt would not fit the model whole; the item is priced and named with it. */
+function chooseModel(d: Delivery, docs: PromptDocument[], request: BatchRequest | undefined): ModelInfo {
+  const spec = d.job.spec;
+  const jobModel = getModel(d.deps.catalog, d.job.model);
+  const fallback = spec.fallbackModel && !request ? getModel(d.deps.catalog, spec.fallbackModel) : undefined;
+  const questions = spec.calls === "per-question" && spec.questions ? spec.questions.map((q) => [q]) : [spec.questions];
+  const model = modelForItem(questions.map((qs) => ({ ...spec, questions: qs })), jobModel, fallback, docs);
+  d.model = model;
+  return model;
 }
 
 /** Reads every document of the item from S3 (all at once), then extracts and counts each. */

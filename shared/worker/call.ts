@@ -95,7 +95,7 @@ export async function callModel(d: Delivery, model: ModelInfo, plan: CallPlan, o
       const unusedTokens = worstTokens - (result.usage.inputTokens + result.usage.outputTokens);
       const { job } = d;
       d.pending.add("giving the quota's line back what the call did not use", () =>
-        d.deps.coord.shortenLine({ model: job.model, unusedTokens, account: { rpm: model.rpm, tpm: model.tpm }, job: { jobId: job.jobId, rpm: job.spec.limits.rpm, tpm: job.spec.limits.tpm } }),
+        d.deps.coord.shortenLine({ model: model.id, unusedTokens, account: { rpm: model.rpm, tpm: model.tpm }, job: { jobId: job.jobId, rpm: job.spec.limits.rpm, tpm: job.spec.limits.tpm } }),
       );
     }
     return result;
@@ -157,10 +157,10 @@ async function reserveSpend(d: Delivery, model: ModelInfo, inputTokens: number, 
 async function takeQuota(d: Delivery, model: ModelInfo, tokens: number, maxWaitMs: number): Promise<{ ticket: QuotaTicket; booked: boolean }> {
   const { deps, job } = d;
   const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
-  const request = { model: job.model, tokens, account: { rpm: model.rpm, tpm: model.tpm }, job: { jobId: job.jobId, rpm: job.spec.limits.rpm, tpm: job.spec.limits.tpm } };
+  const request = { model: model.id, tokens, account: { rpm: model.rpm, tpm: model.tpm }, job: { jobId: job.jobId, rpm: job.spec.limits.rpm, tpm: job.spec.limits.tpm } };
   const booked = d.claimed.bookedAt !== null;
   // Behind the items already waiting in line, unless this item's place has come.
-  if (!booked && (await deps.coord.quotaLineEnd(job.model, job.jobId, d.now())) - d.now() > maxWaitMs) await book(d, request);
+  if (!booked && (await deps.coord.quotaLineEnd(model.id, job.jobId, d.now())) - d.now() > maxWaitMs) await book(d, request);
   const wait = Math.min(booked ? Math.max(maxWaitMs, BOOKED_WAIT_MS) : maxWaitMs, Math.max(0, timeLeftMs(d) / 2));
   for (let round = 0; ; round++) {
     const got = await deps.coord.reserveQuota({ ...request, maxWaitMs: wait, now: d.now() });
@@ -198,9 +198,9 @@ async function stream(
   c: { maxOutputTokens: number; thinkingBudget?: number; limitedByDeadline: boolean; prefillMs: number; label: string | null; speed: ModelSpeed; ticket: QuotaTicket; spend: SpendHold },
 ): Promise<ChatResult> {
   const { deps, job } = d;
-  // Under a deadline one cap on reasoning plus answer keeps the whole call within the time,
-  // however the model splits it (docs/qwen-api.md §3, max_completion_tokens).
-  const maxCompletionTokens = c.limitedByDeadline && model.maxCompletionTokens && c.thinkingBudget !== undefined ? c.maxOutputTokens + c.thinkingBudget : undefined;
+  // One cap on reasoning plus answer (docs/qwen-api.md §3, max_completion_tokens): the thinking
+  // budget plus the answer cap, both already cut to the time left when the deadline limits them.
+  const maxCompletionTokens = c.maxOutputTokens + (c.thinkingBudget ?? 0);
   // Counting the attempt and writing its open record go together; both land before the request leaves.
   const shape = { label: c.label, inputTokens: plan.inputTokens, maxOutputTokens: c.maxOutputTokens, thinkingBudget: c.thinkingBudget, maxCompletionTokens, limitedByDeadline: c.limitedByDeadline, reservedCost: c.spend.worst };
   const [, trace] = await Promise.all([beginAttempt(d), d.recorder.startCall(shape)]).catch(async (e: unknown) => {
@@ -218,13 +218,13 @@ async function stream(
     const chat = () =>
       deps.model.chat(
         {
-          model: job.model,
+          model: model.id,
           messages: plan.messages,
           maxOutputTokens: c.maxOutputTokens,
           maxCompletionTokens,
           // The plan's thinking: a question may set its own.
           thinking: { enabled: plan.thinkingBudget !== undefined, budget: c.thinkingBudget },
-          json: job.outputSchema ? { schema: job.outputSchema } : undefined,
+          json: job.outputSchema ? { schema: job.outputSchema, mode: model.structuredOutput } : undefined,
           ...plan.extras,
         },
         { signal: AbortSignal.timeout(stopAfterMs), onChunk: trace.onChunk },

@@ -54,8 +54,8 @@ export async function claim(deps: WorkerDeps, task: TaskMessage, ctx: TaskContex
     const written = await store.getJson<ItemResult>(keys.item(job.jobId, item.id, "result.json"));
     if (written) return { finished: written.status, job, store };
   }
-  const model = getModel(deps.catalog, job.model);
-  const price: Delivery["price"] = (u) => priceFor(model, u).cost;
+  // Prices follow the item's model (the answer step may switch it to the job's fallbackModel).
+  const price: Delivery["price"] = (u) => priceFor(d.model ?? getModel(deps.catalog, job.model), u).cost;
   const context = { jobId: job.jobId, itemId: item.id };
   const d: Delivery = {
     deps,
@@ -64,6 +64,7 @@ export async function claim(deps: WorkerDeps, task: TaskMessage, ctx: TaskContex
     item,
     store,
     claimed: taken.item,
+    model: null,
     recorder: new AttemptRecorder({ store, ...context, owner: deps.owner, log: deps.log, flush: deps.timing.traceFlush ?? DEFAULT_TRACE_FLUSH, currency: deps.catalog.currency, price, now }),
     journal: await CallJournal.open(store, job.jobId, item.id, taken.item.attempts),
     pending: new PendingWork(deps.log, context),

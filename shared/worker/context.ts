@@ -6,6 +6,7 @@ import type { Catalog } from "../model/catalog.ts";
 import type { ModelClient } from "../model/client.ts";
 import type { Coordinator } from "../run/coord.ts";
 import type { JobNotifier } from "../run/notify.ts";
+import type { Finalizer } from "../run/finalize.ts";
 import type { Log } from "../log.ts";
 import type { TraceFlush } from "./attempt.ts";
 
@@ -23,6 +24,8 @@ export interface WorkerDeps {
   timing: WorkerTiming;
   /** Tells that a job ended (topic, webhook) when this worker writes its final manifest. */
   notifier?: JobNotifier;
+  /** Ends a job whose last item this worker counted (the finalize queue); without it the worker finalizes in its own invocation. */
+  finalizer?: Finalizer;
   /** Prints a delivery's metrics as an EMF line (shared/worker/metrics.ts); set on Lambda only. */
   metrics?: (record: EmfRecord) => void;
 }

@@ -7,6 +7,7 @@ import type { JobRecord } from "../job/record.ts";
 import type { Log } from "../log.ts";
 import { resultWithoutCall } from "../run/manifest.ts";
 import type { Coordinator } from "../run/coord.ts";
+import type { Finalizer } from "../run/finalize.ts";
 import type { JobNotifier } from "../run/notify.ts";
 import { eachRecord, once, receiveCount, type Lazy } from "./records.ts";
 import { getModel, priceFor, type Catalog } from "../model/catalog.ts";
@@ -23,6 +24,8 @@ export interface DeadTaskDeps {
   notifier?: JobNotifier;
   /** Prices an attempt the last worker left open, so its counted cost reaches the result and the ledger (without it the attempt stays open). */
   catalog?: Catalog;
+  /** Ends the job when this recorder counts its last item (the finalize queue); without it the recorder finalizes in its own invocation. */
+  finalizer?: Finalizer;
 }
 
 /**

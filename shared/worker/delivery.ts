@@ -3,6 +3,7 @@
 import type { JobItem, JobRecord } from "../job/record.ts";
 import type { ItemRecord } from "../run/coord.ts";
 import type { ObjectStore } from "../run/store.ts";
+import type { ModelInfo } from "../model/catalog.ts";
 import type { Usage } from "../model/usage.ts";
 import type { AttemptRecorder } from "./attempt.ts";
 import type { TaskContext, WorkerDeps } from "./context.ts";
@@ -28,7 +29,9 @@ export interface Delivery {
   steps: ItemSteps;
   now: () => number;
   startedAt: number;
-  /** A usage's cost at the job model's prices, in `currency` (the worker's endpoint's region). */
+  /** The model the item runs on, once the answer step chose it: the job's, or its fallbackModel. */
+  model: ModelInfo | null;
+  /** A usage's cost at the item model's prices, in `currency` (the worker's endpoint's region). */
   price: (u: Usage & { cacheType?: "implicit" | "ephemeral" }) => number;
   currency: string;
   /** The documents as read and counted (set by the answer step), for the item's result. */

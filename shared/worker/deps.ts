@@ -6,6 +6,7 @@ import type { Catalog } from "../model/catalog.ts";
 import { createModelClient, type ModelClient } from "../model/client.ts";
 import type { Coordinator } from "../run/coord.ts";
 import type { JobNotifier } from "../run/notify.ts";
+import type { Finalizer } from "../run/finalize.ts";
 import { deployment } from "../settings.ts";
 import type { WorkerDeps, WorkerTiming } from "./context.ts";
 
@@ -27,6 +28,7 @@ export interface WorkerDepsInput extends QueueDeps {
   owner?: string;
   timing?: Partial<WorkerTiming>;
   notifier?: JobNotifier;
+  finalizer?: Finalizer;
   metrics?: WorkerDeps["metrics"];
 }
 
@@ -48,9 +50,10 @@ export function createWorkerDeps(i: WorkerDepsInput): WorkerDeps & QueueDeps {
     catalog: i.catalog,
     log: i.log,
     owner: i.owner ?? `worker-${process.pid}-${randomUUID().slice(0, 8)}`,
-    model: i.model ?? createModelClient({ apiKey: i.apiKey, baseURL: i.baseURL }),
+    model: i.model ?? createModelClient({ apiKey: i.apiKey, baseURL: i.baseURL, catalog: i.catalog }),
     timing: { ...defaultTiming, ...i.timing },
     ...(i.notifier && { notifier: i.notifier }),
+    ...(i.finalizer && { finalizer: i.finalizer }),
     ...(i.metrics && { metrics: i.metrics }),
   };
 }

@@ -112,7 +112,7 @@ async function writeResult(d: Delivery, fields: ResultFields): Promise<ItemResul
     id: item.id,
     attempts: Math.max(1, attempts),
     deliveries: d.claimed.deliveries,
-    model: job.model,
+    model: d.model?.id ?? job.model,
     startedAt: new Date(d.startedAt).toISOString(),
     ...fields,
     usage: spent.usage.inputTokens > 0 || spent.cost > 0 ? spent.usage : zeroUsage(),

@@ -6,7 +6,7 @@
  */
 import type { JobRecord } from "../job/record.ts";
 import type { TerminalStatus } from "../run/coord.ts";
-import { writeFinalManifest } from "../run/finish.ts";
+import { inlineFinalizer } from "../run/finalize.ts";
 import type { ObjectStore } from "../run/store.ts";
 import type { WorkerDeps } from "./context.ts";
 import { logContext, type Delivery } from "./delivery.ts";
@@ -24,9 +24,15 @@ export async function settle(d: Delivery, status: TerminalStatus): Promise<Termi
   return status;
 }
 
-/** Records the item's terminal status (once, whoever asks); the delivery that finishes the job's last item ends the job. */
-export async function recordFinished(deps: Pick<WorkerDeps, "coord" | "notifier">, store: ObjectStore, job: JobRecord, itemId: string, status: TerminalStatus): Promise<void> {
+/**
+ * Records the item's terminal status (once, whoever asks). The delivery that finishes the job's
+ * last item hands the job's end to the finalizer, which runs in its own invocation (inline where
+ * none is configured).
+ */
+export async function recordFinished(deps: Pick<WorkerDeps, "coord" | "notifier" | "finalizer" | "s3" | "log">, store: ObjectStore, job: JobRecord, itemId: string, status: TerminalStatus): Promise<void> {
   const { last } = await keepPaid(() => deps.coord.finishItem(job.jobId, itemId, status, job.items.length));
-  // Only this caller learns it was last: the manifest write must not be lost to a passing S3 error.
-  if (last) await keepPaid(() => writeFinalManifest(store, job, undefined, deps.notifier));
+  // Only this caller learns it was last: the hand-off must not be lost to a passing fault.
+  if (!last) return;
+  const finalizer = deps.finalizer ?? inlineFinalizer({ s3: deps.s3, coord: deps.coord, notifier: deps.notifier, log: deps.log });
+  await keepPaid(() => finalizer.request({ jobId: job.jobId, bucket: store.bucket }));
 }

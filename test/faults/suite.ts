@@ -11,7 +11,7 @@ import { GetQueueAttributesCommand, SendMessageBatchCommand } from "@aws-sdk/cli
 import { parseJobText } from "../../shared/job/load.ts";
 import { s3Uri, type JobRecord } from "../../shared/job/record.ts";
 import type { AwsFaultRule, AwsFaultSpec } from "../../shared/local/aws-faults.ts";
-import { startFleet, type Fleet } from "../../shared/local/fleet.ts";
+import { startFleet, type Fleet, type WorkerReplaced } from "../../shared/local/fleet.ts";
 import { startLocalStack, type LocalStack } from "../../shared/local/stack.ts";
 import { silentLog } from "../../shared/log.ts";
 import { getModel, loadCatalog } from "../../shared/model/catalog.ts";
@@ -38,7 +38,7 @@ export interface SuiteConfig {
   injectFirst: string[];
   /** Items whose task is queued twice at once. */
   duplicates: number;
-  /** Worker processes SIGKILLed while their stream is in flight (each replaced by a fresh process). */
+  /** Worker processes SIGKILLed while their stream is in flight (the fleet replaces each with a fresh process). */
   kills: number;
   /** Items whose first stream is trickled until the worker's deadline ends it. */
   slow: number;
@@ -232,7 +232,9 @@ export async function runFaultSuite(cfg: SuiteConfig, progress: (line: string) =
 
     // --- the fleet ---------------------------------------------------------------------------
     const settings = loadSettings({ DASHSCOPE_API_KEY: apiKey, QWEN_BASE_URL: proxy.baseURL, LONGDOC_LOG: "info", LONGDOC_CATALOG: catalogPath });
+    const replacements: WorkerReplaced[] = [];
     const fleetOptions = {
+      onReplaced: (r: WorkerReplaced) => replacements.push(r),
       stack,
       settings,
       endpoint: { apiKey, baseURL: proxy.baseURL },
@@ -273,8 +275,7 @@ export async function runFaultSuite(cfg: SuiteConfig, progress: (line: string) =
           process.kill(pid, "SIGKILL");
           kills.push({ pid, tag: victim.tag, at: Date.now() });
           progress(`SIGKILL worker pid ${pid} while streaming ${victim.tag}`);
-          // A new container takes its place, as Lambda would start one.
-          fleets.push(await startFleet({ ...fleetOptions, workers: 1 }));
+          // The fleet starts a new process in its place, as Lambda starts a new container.
         }
       }
       if (Date.now() - lastReport > 10_000) {
@@ -292,6 +293,9 @@ export async function runFaultSuite(cfg: SuiteConfig, progress: (line: string) =
 
     // --- audit -------------------------------------------------------------------------------
     const problems: string[] = [];
+    const replacedPids = new Set(replacements.filter((r) => r.newPid !== null).map((r) => r.pid));
+    const notReplaced = kills.filter((k) => !replacedPids.has(k.pid));
+    if (notReplaced.length) problems.push(`killed worker process(es) ${notReplaced.map((k) => k.pid).join(", ")} not replaced by the fleet`);
     const [mA, mB] = manifests;
     // Each item's outcome from its result.json (what the manifest is made of), then the manifest checked against it.
     type Outcome = { status: string; attempts: number; error: { kind: string; message: string } | null };
@@ -492,6 +496,7 @@ export async function runFaultSuite(cfg: SuiteConfig, progress: (line: string) =
         finishCounts,
         manifests: { main: mA?.status, auth: mB?.status, mainCounts: mA?.counts, authCounts: mB?.counts },
         kills,
+        replacements: replacements.map((r) => ({ pid: r.pid, signal: r.signal, newPid: r.newPid })),
         workers: cfg.workers,
         elapsedS,
       },

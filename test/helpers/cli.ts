@@ -9,9 +9,9 @@ export const ROOT = path.resolve(import.meta.dirname, "..", "..");
  * Runs `longdoc <args>` in a child process (bin/longdoc.ts with this Node), with `env` over this
  * process's environment; resolves with the exit code and both streams, whatever the code.
  */
-export async function longdoc(args: string[], env: Record<string, string | undefined> = {}, timeoutMs = 60_000): Promise<{ code: number; stdout: string; stderr: string }> {
+export async function longdoc(args: string[], env: Record<string, string | undefined> = {}, timeoutMs = 60_000, cwd = ROOT): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const { stdout, stderr } = await promisify(execFile)(process.execPath, ["bin/longdoc.ts", ...args], { cwd: ROOT, timeout: timeoutMs, env: { ...process.env, ...env } });
+    const { stdout, stderr } = await promisify(execFile)(process.execPath, [path.join(ROOT, "bin", "longdoc.ts"), ...args], { cwd, timeout: timeoutMs, env: { ...process.env, ...env } });
     return { code: 0, stdout, stderr };
   } catch (e) {
     const err = e as { code: number; stdout: string; stderr: string };
