@@ -36,7 +36,7 @@ export function deploy(o: DeployOptions = {}) {
   routeSubmitFailures(submit, submitFailures);
   const schedules = createSchedules(jobs, submit);
   const uploads = createTriggers(jobs, runs, submit);
-  const monitoring = createMonitoring({ dlq });
+  const monitoring = createMonitoring({ dlq, finalizeDlq });
 
   return {
     bucket: runs.name,

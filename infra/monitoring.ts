@@ -88,24 +88,31 @@ const worker = (metricName: string, extra: Record<string, string> = {}) => ({ na
  * on the dead-letter queue's depth, on the share of 429s and on a job's spend rate, and a
  * CloudWatch dashboard of the worker's EMF metrics (shared/worker/metrics.ts) and the DLQ.
  */
-export function createMonitoring(d: { dlq: Queue }, t: AlarmThresholds = ALARM_THRESHOLDS): { topic: SnsTopic; dashboard: unknown; alarms: Record<"deadLetters" | "rateLimited" | "jobSpend", MetricAlarm> } {
+export function createMonitoring(
+  d: { dlq: Queue; finalizeDlq?: Queue },
+  t: AlarmThresholds = ALARM_THRESHOLDS,
+): { topic: SnsTopic; dashboard: unknown; alarms: Record<"deadLetters" | "rateLimited" | "jobSpend", MetricAlarm> & { finalizeDeadLetters?: MetricAlarm } } {
   const topic = new sst.aws.SnsTopic("Alarms");
   const notify = { alarmActions: [topic.arn], okActions: [topic.arn] };
-  const dlqName = derive(d.dlq.arn, (a) => sqsArnParts(a).name);
+  const queueDepth = (name: string, queue: Queue, description: string) =>
+    new aws.cloudwatch.MetricAlarm(name, {
+      alarmDescription: description,
+      namespace: "AWS/SQS",
+      metricName: "ApproximateNumberOfMessagesVisible",
+      dimensions: { QueueName: derive(queue.arn, (a) => sqsArnParts(a).name) },
+      statistic: "Maximum",
+      period: FIVE_MINUTES,
+      evaluationPeriods: 1,
+      comparisonOperator: "GreaterThanThreshold",
+      threshold: t.dlqMessages,
+      treatMissingData: "notBreaching",
+      ...notify,
+    });
 
-  const deadLetters = new aws.cloudwatch.MetricAlarm("DeadLettersAlarm", {
-    alarmDescription: "longdoc: tasks reached the dead-letter queue (items that used up their deliveries); see docs/reliability.md",
-    namespace: "AWS/SQS",
-    metricName: "ApproximateNumberOfMessagesVisible",
-    dimensions: { QueueName: dlqName },
-    statistic: "Maximum",
-    period: FIVE_MINUTES,
-    evaluationPeriods: 1,
-    comparisonOperator: "GreaterThanThreshold",
-    threshold: t.dlqMessages,
-    treatMissingData: "notBreaching",
-    ...notify,
-  });
+  const deadLetters = queueDepth("DeadLettersAlarm", d.dlq, "longdoc: tasks reached the dead-letter queue (items that used up their deliveries; the recorder marks them failed)");
+  const finalizeDeadLetters = d.finalizeDlq
+    ? queueDepth("FinalizeDeadLettersAlarm", d.finalizeDlq, "longdoc: a job's finalizer used up its deliveries: its manifest, report or end-of-job event may be missing")
+    : undefined;
 
   const rateLimited = new aws.cloudwatch.MetricAlarm("RateLimitedAlarm", {
     alarmDescription: `longdoc: more than ${t.rateLimitedShare * 100}% of model calls were refused with 429 in two of three 5-minute periods`,
@@ -146,7 +153,7 @@ export function createMonitoring(d: { dlq: Queue }, t: AlarmThresholds = ALARM_T
     dashboardBody: derive(d.dlq.arn, (arn) => JSON.stringify(dashboardBody(sqsArnParts(arn)))),
   });
 
-  return { topic, dashboard, alarms: { deadLetters, rateLimited, jobSpend } };
+  return { topic, dashboard, alarms: { deadLetters, rateLimited, jobSpend, ...(finalizeDeadLetters ? { finalizeDeadLetters } : {}) } };
 }
 
 /** The dashboard's widgets (CloudWatch dashboard body structure): the worker's metrics by minute, and the DLQ. */

@@ -574,6 +574,7 @@ describe("sst.config.ts", () => {
       "FunctionEventInvokeConfig SubmitAsyncInvoke",
       "SnsTopic Alarms",
       "MetricAlarm DeadLettersAlarm",
+      "MetricAlarm FinalizeDeadLettersAlarm",
       "MetricAlarm RateLimitedAlarm",
       "MetricAlarm JobSpendAlarm",
       "Dashboard Dashboard",
@@ -602,7 +603,7 @@ describe("monitoring: alarms to a topic, and a dashboard of the worker's metrics
     expect(topic.args).toEqual({});
     expect(outputs.alarmsTopic).toBe(topic.self.arn);
     const alarms = fake.all("MetricAlarm");
-    expect(alarms.map((a) => a.name)).toEqual(["DeadLettersAlarm", "RateLimitedAlarm", "JobSpendAlarm"]);
+    expect(alarms.map((a) => a.name)).toEqual(["DeadLettersAlarm", "FinalizeDeadLettersAlarm", "RateLimitedAlarm", "JobSpendAlarm"]);
     for (const a of alarms) {
       expect(a.args.alarmActions).toEqual([topic.self.arn]);
       expect(a.args.okActions).toEqual([topic.self.arn]);
@@ -617,6 +618,8 @@ describe("monitoring: alarms to a topic, and a dashboard of the worker's metrics
     expect(a).toMatchObject({ namespace: "AWS/SQS", metricName: "ApproximateNumberOfMessagesVisible", statistic: "Maximum", threshold: 0, evaluationPeriods: 1 });
     expect(a.dimensions).toEqual({ QueueName: dlq.self.arn.split(":").pop() });
     expect(a.dimensions.QueueName).toBe("fake-TasksDlq");
+    // The finalizer's dead letters too: a job whose end was never written.
+    expect(fake.get("MetricAlarm", "FinalizeDeadLettersAlarm").args).toMatchObject({ metricName: "ApproximateNumberOfMessagesVisible", dimensions: { QueueName: "fake-FinalizeDlq" }, threshold: 0 });
   });
 
   it("alarms on the share of 429s among the worker's model calls, from the metrics it prints", () => {
