@@ -4,6 +4,7 @@ import { SNSClient } from "@aws-sdk/client-sns";
 import { SQSClient } from "@aws-sdk/client-sqs";
 import { Resource } from "sst";
 import { createLog } from "../shared/log.ts";
+import { printEmf } from "../shared/metrics/emf.ts";
 import { createCoordinator } from "../shared/run/coord.ts";
 import { notifierFromSettings } from "../shared/run/notify.ts";
 import { queueFinalizer } from "../shared/run/finalize.ts";
@@ -31,5 +32,6 @@ export const handler = createWorkerHandler(() => {
     baseURL: settings.endpoint.baseURL!,
     notifier: notifierFromSettings(settings.notify, new SNSClient({}), log),
     finalizer: queueFinalizer(sqs, settings.stack.finalizeUrl),
+    metrics: printEmf,
   });
 });

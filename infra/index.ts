@@ -2,6 +2,7 @@ import { createCoordTable } from "./coord.ts";
 import { createEvents } from "./events.ts";
 import { createFinalize } from "./finalize.ts";
 import { readJobs, sourceReadPermissions } from "./jobs.ts";
+import { createMonitoring } from "./monitoring.ts";
 import { createQueues } from "./queue.ts";
 import { createSchedules } from "./schedules.ts";
 import { createSecrets } from "./secrets.ts";
@@ -35,6 +36,7 @@ export function deploy(o: DeployOptions = {}) {
   routeSubmitFailures(submit, submitFailures);
   const schedules = createSchedules(jobs, submit);
   const uploads = createTriggers(jobs, runs, submit);
+  const monitoring = createMonitoring({ dlq, finalizeDlq });
 
   return {
     bucket: runs.name,
@@ -44,6 +46,7 @@ export function deploy(o: DeployOptions = {}) {
     finalizeDeadLetters: finalizeDlq.url,
     coordinationTable: coord.name,
     jobEventsTopic: events.topic.arn,
+    alarmsTopic: monitoring.topic.arn,
     submitFunction: submit.name,
     submitFailures: submitFailures.url,
     schedules,

@@ -12,6 +12,8 @@ import { deploy } from "../infra/index.ts";
 import { readJobs } from "../infra/jobs.ts";
 import { checkQueueSettings, DLQ_HANDLER, WORKER_HANDLER } from "../infra/queue.ts";
 import { SUBMIT_HANDLER } from "../infra/submit.ts";
+import { ALARM_THRESHOLDS } from "../infra/monitoring.ts";
+import { METRIC, METRICS_NAMESPACE, SERVICE } from "../shared/worker/metrics.ts";
 import { FINALIZE_HANDLER } from "../infra/finalize.ts";
 
 const ROOT = path.resolve(import.meta.dirname, "..");
@@ -21,7 +23,7 @@ const ROOT = path.resolve(import.meta.dirname, "..");
 
 type Args = Record<string, any>;
 interface Rec {
-  type: "Bucket" | "Queue" | "Function" | "CronV2" | "Secret" | "Dynamo" | "SnsTopic" | "FunctionEventInvokeConfig";
+  type: "Bucket" | "Queue" | "Function" | "CronV2" | "Secret" | "Dynamo" | "SnsTopic" | "FunctionEventInvokeConfig" | "Dashboard" | "MetricAlarm";
   name: string;
   args: Args;
   self: any;
@@ -151,7 +153,29 @@ function installFakeSst() {
       record("FunctionEventInvokeConfig", name, args, this);
     }
   }
-  g.aws = { lambda: { FunctionEventInvokeConfig } };
+  // @pulumi/aws cloudwatch/dashboard.ts and cloudwatch/metricAlarm.ts: their argument names.
+  class Dashboard {
+    constructor(name: string, args: Args) {
+      only(`Dashboard ${name}`, args, ["dashboardName", "dashboardBody"]);
+      for (const k of ["dashboardBody", "dashboardName"]) if (!args[k]) throw new Error(`fake aws: Missing required property '${k}' of Dashboard ${name}`);
+      record("Dashboard", name, args, this);
+    }
+  }
+  class MetricAlarm {
+    arn: string;
+    constructor(name: string, args: Args) {
+      only(`MetricAlarm ${name}`, args, [
+        "actionsEnabled", "alarmActions", "alarmDescription", "name", "comparisonOperator", "datapointsToAlarm", "dimensions", "evaluateLowSampleCountPercentiles",
+        "evaluationPeriods", "extendedStatistic", "insufficientDataActions", "metricName", "metricQueries", "namespace", "okActions", "period", "statistic", "tags",
+        "threshold", "thresholdMetricId", "treatMissingData", "unit",
+      ]);
+      for (const q of args.metricQueries ?? []) only(`MetricAlarm ${name} query`, q, ["id", "accountId", "expression", "label", "metricStat", "period", "returnData"]);
+      if (args.metricQueries && args.metricName) throw new Error(`fake aws: MetricAlarm ${name} has both metricName and metricQueries`);
+      this.arn = `arn:aws:cloudwatch:us-east-1:123456789012:alarm:fake-${name}`;
+      record("MetricAlarm", name, args, this);
+    }
+  }
+  g.aws = { lambda: { FunctionEventInvokeConfig }, cloudwatch: { Dashboard, MetricAlarm } };
   g.$config = (c: unknown) => c;
   g.$app = { name: "longdoc", stage: "test" };
 
@@ -344,7 +368,7 @@ describe("job-finished events", () => {
 
   it("makes one SNS topic, JobEvents, and names it in the outputs", () => {
     const { outputs, topic } = wired();
-    expect(fake.all("SnsTopic")).toHaveLength(1);
+    expect(fake.all("SnsTopic").map((t) => t.name)).toEqual(["JobEvents", "Alarms"]);
     expect(topic.args).toEqual({});
     expect(outputs.jobEventsTopic).toBe(topic.self.arn);
   });
@@ -548,6 +572,12 @@ describe("sst.config.ts", () => {
       "Queue SubmitFailures",
       "Function Submit",
       "FunctionEventInvokeConfig SubmitAsyncInvoke",
+      "SnsTopic Alarms",
+      "MetricAlarm DeadLettersAlarm",
+      "MetricAlarm FinalizeDeadLettersAlarm",
+      "MetricAlarm RateLimitedAlarm",
+      "MetricAlarm JobSpendAlarm",
+      "Dashboard Dashboard",
     ]);
     expect(out).toMatchObject({
       stage: "test",
@@ -559,6 +589,71 @@ describe("sst.config.ts", () => {
       jobEventsTopic: fake.get("SnsTopic", "JobEvents").self.arn,
       submitFailures: fake.get("Queue", "SubmitFailures").self.url,
     });
+  });
+});
+
+describe("monitoring: alarms to a topic, and a dashboard of the worker's metrics", () => {
+  const wired = () => {
+    const outputs = deploy({ jobsDir: fixture({ "plain.yaml": job("plain") }) });
+    return { outputs, topic: fake.get("SnsTopic", "Alarms"), dlq: fake.get("Queue", "TasksDlq") };
+  };
+
+  it("makes an Alarms topic apart from job events, names it in the outputs, and sends every alarm and its recovery there", () => {
+    const { outputs, topic } = wired();
+    expect(topic.args).toEqual({});
+    expect(outputs.alarmsTopic).toBe(topic.self.arn);
+    const alarms = fake.all("MetricAlarm");
+    expect(alarms.map((a) => a.name)).toEqual(["DeadLettersAlarm", "FinalizeDeadLettersAlarm", "RateLimitedAlarm", "JobSpendAlarm"]);
+    for (const a of alarms) {
+      expect(a.args.alarmActions).toEqual([topic.self.arn]);
+      expect(a.args.okActions).toEqual([topic.self.arn]);
+      expect(a.args.treatMissingData).toBe("notBreaching");
+      expect(a.args.comparisonOperator).toBe("GreaterThanThreshold");
+    }
+  });
+
+  it("alarms when any task sits in the dead-letter queue, named by the queue's ARN", () => {
+    const { dlq } = wired();
+    const a = fake.get("MetricAlarm", "DeadLettersAlarm").args;
+    expect(a).toMatchObject({ namespace: "AWS/SQS", metricName: "ApproximateNumberOfMessagesVisible", statistic: "Maximum", threshold: 0, evaluationPeriods: 1 });
+    expect(a.dimensions).toEqual({ QueueName: dlq.self.arn.split(":").pop() });
+    expect(a.dimensions.QueueName).toBe("fake-TasksDlq");
+    // The finalizer's dead letters too: a job whose end was never written.
+    expect(fake.get("MetricAlarm", "FinalizeDeadLettersAlarm").args).toMatchObject({ metricName: "ApproximateNumberOfMessagesVisible", dimensions: { QueueName: "fake-FinalizeDlq" }, threshold: 0 });
+  });
+
+  it("alarms on the share of 429s among the worker's model calls, from the metrics it prints", () => {
+    wired();
+    const a = fake.get("MetricAlarm", "RateLimitedAlarm").args;
+    expect(a.threshold).toBe(ALARM_THRESHOLDS.rateLimitedShare);
+    const byId = Object.fromEntries(a.metricQueries.map((q: Args) => [q.id, q]));
+    expect(byId.calls.metricStat.metric).toEqual({ namespace: METRICS_NAMESPACE, metricName: METRIC.modelCalls, dimensions: { Service: SERVICE } });
+    expect(byId.limited.metricStat.metric).toEqual({ namespace: METRICS_NAMESPACE, metricName: METRIC.rateLimited, dimensions: { Service: SERVICE } });
+    expect(byId.share).toMatchObject({ expression: "IF(calls > 0, limited / calls, 0)", returnData: true });
+    // Exactly one query is the alarm's value.
+    expect(a.metricQueries.filter((q: Args) => q.returnData)).toHaveLength(1);
+  });
+
+  it("alarms on the costliest job's spend per five minutes, over the per-job metric the worker prints", () => {
+    wired();
+    const a = fake.get("MetricAlarm", "JobSpendAlarm").args;
+    expect(a.threshold).toBe(ALARM_THRESHOLDS.jobSpendPer5Minutes);
+    expect(a.metricQueries).toHaveLength(1);
+    expect(a.metricQueries[0]).toMatchObject({ period: 300, returnData: true });
+    expect(a.metricQueries[0].expression).toBe(`SELECT SUM(Spend) FROM SCHEMA("longdoc", JobId, Service) GROUP BY JobId ORDER BY SUM() DESC LIMIT 1`);
+  });
+
+  it("draws a dashboard of every metric the worker prints, and the dead-letter queue, in the stack's region", () => {
+    wired();
+    // <app>-<stage> from SST's $app, which the stand-in sets to longdoc/test.
+    expect(fake.get("Dashboard", "Dashboard").args.dashboardName).toBe("longdoc-test");
+    const body = JSON.parse(fake.get("Dashboard", "Dashboard").args.dashboardBody) as { widgets: { type: string; properties: { region: string; metrics: unknown[][] } }[] };
+    expect(body.widgets.length).toBe(6);
+    for (const w of body.widgets) expect(w).toMatchObject({ type: "metric", properties: { region: "us-east-1" } });
+    const named = body.widgets.flatMap((w) => w.properties.metrics.filter((m) => typeof m[0] === "string").map((m) => `${m[0]}/${m[1]}`));
+    for (const name of Object.values(METRIC)) expect(named).toContain(`${METRICS_NAMESPACE}/${name}`);
+    expect(named).toContain("AWS/SQS/ApproximateNumberOfMessagesVisible");
+    expect(JSON.stringify(body)).toContain('"QueueName","fake-TasksDlq"');
   });
 });
 

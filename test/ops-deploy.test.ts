@@ -67,7 +67,7 @@ function installFakeSst() {
       record("Secret", name, {}, this);
     }
   }
-  (globalThis as any).aws = { lambda: { FunctionEventInvokeConfig: named("FunctionEventInvokeConfig") } };
+  (globalThis as any).aws = { lambda: { FunctionEventInvokeConfig: named("FunctionEventInvokeConfig") }, cloudwatch: { Dashboard: named("Dashboard"), MetricAlarm: named("MetricAlarm") } };
   (globalThis as any).sst = {
     Secret,
     aws: { Bucket: named("Bucket"), Queue: named("Queue"), Function: named("Function"), Dynamo: named("Dynamo"), SnsTopic: named("SnsTopic"), CronV2 },

@@ -8,6 +8,7 @@ import type { Log } from "../log.ts";
 import type { Coordinator } from "./coord.ts";
 import { buildManifest, inBatches, type ItemResult, type Manifest } from "./manifest.ts";
 import type { JobNotifier } from "./notify.ts";
+import { reportPlots } from "./plots.ts";
 import { renderReport } from "./report.ts";
 import { readReportContent } from "./report-content.ts";
 import { keys, ObjectStore } from "./store.ts";
@@ -139,7 +140,8 @@ export async function finalizeJob(deps: FinalizeDeps, target: { jobId: string; b
   }
   const [halted, cancelled] = await Promise.all([store.exists(keys.halt(job.jobId)), store.exists(keys.cancel(job.jobId))]);
   const manifest = buildManifest(job, results, { halted, cancelled });
-  await store.put(keys.report(job.jobId), renderReport(manifest, await readReportContent(store, job, manifest)), "text/html; charset=utf-8");
+  const content = { ...(await readReportContent(store, job, manifest)), plots: reportPlots(job, results) };
+  await store.put(keys.report(job.jobId), renderReport(manifest, content), "text/html; charset=utf-8");
   await store.putJson(keys.manifest(job.jobId), manifest);
   const event = await announce(deps, store, job, manifest, round);
   // The parts served their purpose once the manifest is final: a later delivery rebuilds them (the same manifest).

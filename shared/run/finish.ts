@@ -1,5 +1,6 @@
 import type { JobRecord } from "../job/record.ts";
-import { currentManifest, type ItemResult, type Manifest } from "./manifest.ts";
+import { currentManifest, readResults, type ItemResult, type Manifest } from "./manifest.ts";
+import { reportPlots } from "./plots.ts";
 import { renderReport } from "./report.ts";
 import { readReportContent } from "./report-content.ts";
 import { keys, type ObjectStore } from "./store.ts";
@@ -11,8 +12,10 @@ import type { JobNotifier } from "./notify.ts";
  * ended (one event; see notify.ts).
  */
 export async function writeFinalManifest(store: ObjectStore, job: JobRecord, results?: Map<string, ItemResult>, notifier?: JobNotifier): Promise<Manifest> {
-  const manifest = await currentManifest(store, job, results);
-  await store.put(keys.report(job.jobId), renderReport(manifest, await readReportContent(store, job, manifest)), "text/html; charset=utf-8");
+  const finished = results ?? (await readResults(store, job));
+  const manifest = await currentManifest(store, job, finished);
+  const content = { ...(await readReportContent(store, job, manifest)), plots: reportPlots(job, finished) };
+  await store.put(keys.report(job.jobId), renderReport(manifest, content), "text/html; charset=utf-8");
   await store.putJson(keys.manifest(job.jobId), manifest);
   if (notifier && manifest.status !== "running") await notifier.jobEnded(store, job, manifest);
   return manifest;

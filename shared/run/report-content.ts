@@ -15,6 +15,8 @@ export interface ReportContent {
   items: Map<string, ItemContent>;
   /** Items past MAX_INLINE_ITEMS: listed in the table with links, their texts not inlined. */
   notInlined: number;
+  /** The run's plots as inline SVG (shared/run/plots.ts). */
+  plots?: string[];
 }
 
 export interface ItemContent {

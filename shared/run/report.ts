@@ -53,6 +53,7 @@ th{background:#f4f4f4}.n{text-align:right}.failed td{background:#fdecea}.skipped
 section.item{border-top:1px solid #ddd;margin-top:1.5em;padding-top:.5em}.answer{max-width:60em}.answer table td,.answer table th{font-size:13px}
 details pre,.answer pre{white-space:pre-wrap;background:#f7f7f7;padding:8px;max-width:60em}.q{color:#444}.note{color:#666;font-size:13px}
 ${CITATION_CSS}
+.plots{display:flex;flex-wrap:wrap;gap:8px}.plots svg{border:1px solid #ddd}
 </style></head><body>
 <h1>${escape(m.job)}</h1>
 <p>Run <code>${escape(m.jobId)}</code> on <code>${escape(m.model)}</code>: <strong>${m.status}</strong>.
@@ -66,6 +67,7 @@ Started ${escape(m.startedAt)}${m.finishedAt ? `, finished ${escape(m.finishedAt
 <tbody>
 ${rows}
 </tbody></table>
+${content?.plots?.length ? `<h2>Plots</h2>\n<div class="plots">${content.plots.join("\n")}</div>` : ""}
 ${content ? renderContent(m, content) : ""}
 </body></html>
 `;

@@ -1,6 +1,7 @@
 // What a worker is given: its clients and clocks (WorkerDeps, WorkerTiming) and, per delivery,
 // the task's context. Apart from worker.ts so the modules it calls can name them without importing it.
 import type { S3Client } from "@aws-sdk/client-s3";
+import type { EmfRecord } from "../metrics/emf.ts";
 import type { Catalog } from "../model/catalog.ts";
 import type { ModelClient } from "../model/client.ts";
 import type { Coordinator } from "../run/coord.ts";
@@ -25,6 +26,8 @@ export interface WorkerDeps {
   notifier?: JobNotifier;
   /** Ends a job whose last item this worker counted (the finalize queue); without it the worker finalizes in its own invocation. */
   finalizer?: Finalizer;
+  /** Prints a delivery's metrics as an EMF line (shared/worker/metrics.ts); set on Lambda only. */
+  metrics?: (record: EmfRecord) => void;
 }
 
 /** The worker's clocks; every wait longer than `maxInProcessWaitMs` happens in the queue instead. */

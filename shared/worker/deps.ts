@@ -29,6 +29,7 @@ export interface WorkerDepsInput extends QueueDeps {
   timing?: Partial<WorkerTiming>;
   notifier?: JobNotifier;
   finalizer?: Finalizer;
+  metrics?: WorkerDeps["metrics"];
 }
 
 export const defaultTiming: WorkerTiming = {
@@ -53,5 +54,6 @@ export function createWorkerDeps(i: WorkerDepsInput): WorkerDeps & QueueDeps {
     timing: { ...defaultTiming, ...i.timing },
     ...(i.notifier && { notifier: i.notifier }),
     ...(i.finalizer && { finalizer: i.finalizer }),
+    ...(i.metrics && { metrics: i.metrics }),
   };
 }

@@ -15,6 +15,7 @@ import { keys } from "../run/store.ts";
 import { deployment } from "../settings.ts";
 import type { WorkerTiming } from "./context.ts";
 import { logContext, type Delivery } from "./delivery.ts";
+import { emitDeliveryMetrics } from "./metrics.ts";
 import type { Ended } from "./outcome.ts";
 import { ReturnToQueue } from "./records.ts";
 
@@ -55,6 +56,7 @@ export async function handBack(d: Delivery, e: unknown): Promise<never> {
   }
   await d.pending.finish();
   await d.deps.coord.releaseClaim(d.job.jobId, d.item.id, d.deps.owner).catch(() => undefined);
+  emitDeliveryMetrics(d, { handedBack: e });
   throw e;
 }
 

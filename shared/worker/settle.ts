@@ -10,6 +10,7 @@ import { inlineFinalizer } from "../run/finalize.ts";
 import type { ObjectStore } from "../run/store.ts";
 import type { WorkerDeps } from "./context.ts";
 import { logContext, type Delivery } from "./delivery.ts";
+import { emitDeliveryMetrics } from "./metrics.ts";
 import { keepPaid } from "./paid.ts";
 
 export async function settle(d: Delivery, status: TerminalStatus): Promise<TerminalStatus> {
@@ -19,6 +20,7 @@ export async function settle(d: Delivery, status: TerminalStatus): Promise<Termi
   await recordFinished(d.deps, d.store, d.job, d.item.id, status);
   await d.pending.finish();
   d.deps.log.info({ ...logContext(d), status, steps: d.steps.summary() }, "item done");
+  emitDeliveryMetrics(d, { status });
   return status;
 }
 
