@@ -27,6 +27,7 @@ import { mirrorRun } from "../run/mirror.ts";
 import { queueDepth } from "./inspect.ts";
 import { runPoller } from "./poller.ts";
 import { startLocalStack, type LocalStack } from "./stack.ts";
+import { itemsAwaitingBatch, startLocalBatchPolling } from "../batch/local.ts";
 
 export interface Progress {
   jobId: string;
@@ -55,6 +56,8 @@ interface WorkerOptions {
   timeoutMs?: number;
   /** Ctrl-C: stop the workers and return with what is there; running the job file again resumes. */
   signal?: AbortSignal;
+  /** `mode: batch`: how often the job's batches are polled (default every 2 s). */
+  batchPollMs?: number;
 }
 
 export interface LocalRunOptions extends Omit<WorkerOptions, "workers"> {
@@ -159,6 +162,8 @@ async function unfinishedJob(store: ObjectStore, pointer: string): Promise<JobRe
  */
 async function requeueUnfinished(store: ObjectStore, stack: LocalStack, job: JobRecord): Promise<void> {
   const done = await finishedItemIds(store, job.jobId);
+  // Items still in an open batch get their task from the batch poller.
+  for (const id of await itemsAwaitingBatch(store, job)) done.add(id);
   const tasks: TaskMessage[] = job.items
     .filter((i) => !done.has(i.id))
     .map((i) => ({ v: 1, jobId: job.jobId, itemId: i.id, bucket: stack.bucket, documents: i.documents.map((d) => d.uri) }));
@@ -192,6 +197,7 @@ export async function driveLocalRun(o: DriveOptions): Promise<DriveResult> {
   const opened = o.endpoint ? undefined : await openLocalEndpoint(o.settings);
   const endpoint = o.endpoint ?? opened!;
   const workers = await (o.running ?? startWorkers(o, endpoint));
+  const batches = startLocalBatchPolling({ stack, job, endpoint, catalog: o.settings.catalog, log: o.log, everyMs: o.batchPollMs });
   try {
     const store = new ObjectStore(stack.s3, stack.bucket);
     const startedAt = Date.now();
@@ -220,6 +226,7 @@ export async function driveLocalRun(o: DriveOptions): Promise<DriveResult> {
     const dir = await mirrorRun(store, job.jobId, o.outDir);
     return { manifest: manifest!, outDir: dir, usedSimulator: endpoint.usedSimulator };
   } finally {
+    await batches.stop();
     await workers.stop();
     await opened?.stop();
   }

@@ -50,6 +50,8 @@ const modelSchema = z
     prefillTokensPerSecond: z.number().positive().default(5000),
     /** Whether the API takes `max_completion_tokens` (one cap on reasoning plus answer) for this model. */
     maxCompletionTokens: z.boolean().default(false),
+    /** Regions whose Batch API serves this model (`mode: batch`, half price); absent: none. */
+    batchRegions: z.array(z.string()).optional(),
     /** Price tiers per region id (a key of `regions`). */
     prices: z.record(z.string(), z.array(tierSchema).min(1)),
     sources: z.string().optional(),

@@ -14,6 +14,7 @@ import { FaultPlan, parseFaultSpec, type FaultKind, type FaultSpec, type Injecte
 import { isProviderError, RateWindows } from "./limits.ts";
 import { findDocuments, proveDocument, withoutDocuments, type DocumentProof } from "./proof.ts";
 import { parseRequest, type SimRequest } from "./request.ts";
+import { createBatchService, type BatchService, type BatchSimOptions } from "./batch.ts";
 
 export interface SimulatorOptions {
   /** 0 (default) picks a free port. */
@@ -58,6 +59,8 @@ export interface SimulatorOptions {
   maxBodyBytes?: number;
   /** Clock for rate windows and cache TTLs (default Date.now). */
   now?: () => number;
+  /** The Files and Batch APIs (batch.ts): processing time, how batches end. */
+  batch?: BatchSimOptions;
 }
 
 export type SimOutcome = "ok" | "error" | "midstream_error" | "dropped" | "client_closed";
@@ -112,6 +115,8 @@ export interface Simulator {
   injectFaults(faults: InjectedFault | InjectedFault[]): void;
   /** Drops pending injected faults. */
   clearFaults(): void;
+  /** The Files and Batch APIs' state (batch.ts). */
+  batches: BatchService;
   stop(): Promise<void>;
 }
 
@@ -149,6 +154,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
   const maxBody = opts.maxBodyBytes ?? 64 * 1024 * 1024;
   const calls: SimCall[] = [];
   const sockets = new Set<Socket>();
+  const batches = createBatchService({ catalog, faults, options: opts.batch, now });
 
   const server = createServer((req, res) => {
     handle(req, res).catch((e: unknown) => {
@@ -176,6 +182,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = (req.url ?? "/").split("?")[0]!.replace(/\/+$/, "");
+    if (await batches.handle(req, res, path)) return;
     if (req.method === "GET" && MODELS_PATHS.has(path)) {
       return sendJson(res, 200, { object: "list", data: Object.keys(catalog.models).map((id) => ({ id, object: "model", created: 0, owned_by: "system" })) });
     }
@@ -521,6 +528,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     calls,
     injectFaults: (f) => faults.inject(f),
     clearFaults: () => faults.clear(),
+    batches,
     stop() {
       stopped ??= new Promise<void>((resolve) => {
         server.close(() => resolve());

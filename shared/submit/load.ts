@@ -14,6 +14,7 @@ import { newJobId } from "../job/expand.ts";
 import { looksLikeBatchInput, readHead, type BatchFile } from "../job/batch.ts";
 import { loadBatch, submitBatch } from "./batch.ts";
 import type { SubmitTarget } from "./target.ts";
+import { checkBatchSupport } from "../batch/support.ts";
 
 /** A job file read and checked, before anything is uploaded. */
 export interface LoadedJob {
@@ -35,6 +36,7 @@ export async function loadJobForSubmit(jobFile: string, catalog: Catalog, resolv
   }
   const spec = await loadJobFile(jobFile);
   const model = getModel(catalog, spec.model);
+  checkBatchSupport(spec, model, jobFile);
   const localDocuments = await resolveLocalDocuments(spec, jobFile, resolve);
   const outputSchema = await resolveOutputSchema(spec, jobFile);
   return { jobFile, spec, catalog, model, localDocuments, outputSchema };
@@ -76,6 +78,8 @@ export async function submitLoadedJob(target: SubmitTarget, job: LoadedJob): Pro
       documents,
       outputSchema: job.outputSchema,
       packs,
+      batchModel: job.model,
+      ...(target.batchLimits && { batchLimits: target.batchLimits }),
       ...(target.token !== undefined && { jobId: newJobId(job.spec.name, new Date(), target.token), trigger: `cli ${target.token}` }),
     },
   );

@@ -8,7 +8,8 @@ import type { JobSpec } from "../job/schema.ts";
 import { initialManifest } from "../run/manifest.ts";
 import type { Coordinator } from "../run/coord.ts";
 import { deployment } from "../settings.ts";
-import { costCap } from "../model/catalog.ts";
+import { costCap, type ModelInfo } from "../model/catalog.ts";
+import { prepareBatches, type BatchFileLimits } from "../batch/prepare.ts";
 
 export interface SubmitDeps {
   store: ObjectStore;
@@ -35,6 +36,10 @@ export interface SubmitInput {
   /** Items made already (an OpenAI Batch file's lines, see submit/batch.ts) instead of expanded from `documents`. */
   items?: JobItem[];
   batch?: JobRecord["batch"];
+  /** `mode: batch`: the model as the worker plans its calls (the batch lines are planned at submit). */
+  batchModel?: ModelInfo;
+  /** `mode: batch`: the input file limits, when lower than the provider's (tests). */
+  batchLimits?: Partial<BatchFileLimits>;
 }
 
 /** SQS refuses a message body over 256 KiB (a larger quota must be asked for): checked before any is sent. */
@@ -100,7 +105,7 @@ export async function submitJob(deps: SubmitDeps, input: SubmitInput): Promise<J
   await deps.store.putJson(keys.job(jobId), record);
   await deps.store.putJson(keys.manifest(jobId), initialManifest(record));
   try {
-    await sendTasks(deps.sqs, deps.queueUrl, tasks);
+    await sendTasks(deps.sqs, deps.queueUrl, await batchOrQueue(deps, record, input, tasks));
   } catch (e) {
     // Some tasks may be queued: the workers skip them without a call once the job is marked failed.
     await deps.coord?.setJobState(jobId, "failed").catch(() => undefined);
@@ -108,4 +113,16 @@ export async function submitJob(deps: SubmitDeps, input: SubmitInput): Promise<J
   }
   await deps.coord?.setJobState(jobId, "submitted");
   return record;
+}
+
+/**
+ * `mode: batch`: the items' calls become batch lines (the poller creates the batches and queues
+ * each item's task once its lines are answered); only the items that cannot be batched are queued now.
+ */
+async function batchOrQueue(deps: SubmitDeps, record: JobRecord, input: SubmitInput, tasks: TaskMessage[]): Promise<TaskMessage[]> {
+  if (record.spec.mode !== "batch") return tasks;
+  if (!input.batchModel) throw new LongdocError("internal", `job '${record.name}': mode: batch needs the model's catalog entry at submit`);
+  const prepared = await prepareBatches(deps.store, record, input.batchModel, { limits: input.batchLimits, now: deps.now });
+  const realtime = new Set(prepared.realtime.map((r) => r.itemId));
+  return tasks.filter((t) => realtime.has(t.itemId));
 }
