@@ -1,3 +1,4 @@
+import { createBatchPoller } from "./batch-poll.ts";
 import { createCoordTable } from "./coord.ts";
 import { createEvents } from "./events.ts";
 import { readJobs, sourceReadPermissions } from "./jobs.ts";
@@ -33,6 +34,7 @@ export function deploy(o: DeployOptions = {}) {
   routeSubmitFailures(submit, submitFailures);
   const schedules = createSchedules(jobs, submit);
   const uploads = createTriggers(jobs, runs, submit);
+  const batchPoll = createBatchPoller({ runs, tasks, apiKey, coord, environment });
 
   return {
     bucket: runs.name,
@@ -44,5 +46,6 @@ export function deploy(o: DeployOptions = {}) {
     submitFailures: submitFailures.url,
     schedules,
     uploads,
+    batchPollSchedule: batchPoll.schedule,
   };
 }
