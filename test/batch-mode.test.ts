@@ -14,6 +14,9 @@ import { pollJobBatches } from "../shared/batch/poll.ts";
 import { batchKeys, readBatchRecords } from "../shared/batch/records.ts";
 import type { AttemptRecord } from "../shared/worker/attempt.ts";
 import { useLoopback } from "./helpers/loopback.ts";
+import { cancelJob } from "../shared/run/control.ts";
+import { estimateJob } from "../shared/submit/estimate.ts";
+import { loadJobFile } from "../shared/job/load.ts";
 
 // The simulator stands in for Beijing, where qwen3-max is offered in batch.
 const loop = useLoopback({ stack: { visibilityTimeoutS: 1 }, sim: { implicitCacheHitRate: 0, batch: { processingMs: 600 } } });
@@ -166,5 +169,39 @@ describe("mode: batch on the local stack", () => {
     const singapore = loadSettings({ ...loop.env() });
     await expect(loadJobForSubmit(await jobFile("sg"), singapore.catalog)).rejects.toThrow(/mode: batch: the endpoint's region is ap-southeast-1, but its Batch API serves qwen3-max only in cn-beijing/);
     await expect(loadJobForSubmit(await jobFile("sampled", "samples: 3\n"), settings().catalog)).rejects.toThrow(/samples: need\(s\) several dependent calls/);
+  });
+
+  it("cancel mid-batch cancels the provider batch and skips its items, with no model call", async () => {
+    loop.sim.batches.configure({ processingMs: 60_000 });
+    try {
+      const s = settings();
+      const loaded = await loadJobForSubmit(await jobFile("cancelled"), s.catalog);
+      const coord = createCoordinator(loop.stack.dynamo.client, loop.stack.dynamo.table);
+      const job = await submitLoadedJob({ s3: loop.stack.s3, sqs: loop.stack.sqs, bucket: loop.stack.bucket, queueUrl: loop.stack.queueUrl, maxReceives: 5, coord }, loaded);
+      const deps = { store: store(), sqs: loop.stack.sqs, queueUrl: loop.stack.queueUrl, coord, catalog: s.catalog, api: createBatchApi({ apiKey: "sk-test", baseURL: loop.sim.baseURL }), log: silentLog };
+      await pollJobBatches(deps, job.jobId);
+      const [created] = await readBatchRecords(store(), job.jobId);
+      expect(created!.state).toBe("validating");
+      await cancelJob({ store: store() }, job.jobId);
+      const chatBefore = loop.sim.calls.length;
+      const driven = await driveLocalRun({ stack: loop.stack, job, settings: s, log: silentLog, outDir: path.join(dir, "out"), workers: 1, batchPollMs: 200 });
+      expect(loop.sim.batches.list().find((b) => b.id === created!.batchId)!.status).toBe("cancelled");
+      expect((await readBatchRecords(store(), job.jobId))[0]).toMatchObject({ state: "cancelled", appliedAt: expect.any(String) });
+      expect(driven.manifest).toMatchObject({ status: "cancelled", counts: { skipped: 3 } });
+      expect(loop.sim.calls.length).toBe(chatBefore);
+    } finally {
+      loop.sim.batches.configure({ processingMs: 600 });
+    }
+  }, 90_000);
+
+  it("estimate prices a batch job at half the realtime price, input uncached, beside the realtime figures", async () => {
+    const file = await jobFile("estimated");
+    const e = await estimateJob(await loadJobFile(file), file, settings().catalog);
+    expect(e.batch).toBeDefined();
+    expect(e.batch!.priceFactor).toBe(0.5);
+    expect(e.batch!.cost).toBeCloseTo((e.totals.cost + e.totals.cacheSavings) / 2, 5);
+    expect(e.batch!.inputCost).toBeCloseTo((e.totals.inputCost + e.totals.cacheSavings) / 2, 5);
+    const realtime = await jobFile("estimated-rt", "", "realtime");
+    expect((await estimateJob(await loadJobFile(realtime), realtime, settings().catalog)).batch).toBeUndefined();
   });
 });

@@ -5,9 +5,9 @@ import { createCoordinator } from "../run/coord.ts";
 import { ObjectStore } from "../run/store.ts";
 import type { Catalog } from "../model/catalog.ts";
 import type { LocalStack } from "../local/stack.ts";
-import { createBatchApi } from "./api.ts";
+import { createBatchApi, type BatchApi } from "./api.ts";
 import { pollJobBatches } from "./poll.ts";
-import { batchKeys, readBatchRecords } from "./records.ts";
+import { batchKeys, readBatchRecords, TERMINAL_STATES } from "./records.ts";
 
 /** How often a local run polls its batches (the deployed poller runs every few minutes). */
 export const LOCAL_BATCH_POLL_MS = 2_000;
@@ -46,4 +46,25 @@ export function startLocalBatchPolling(o: { stack: LocalStack; job: JobRecord; e
 export async function itemsAwaitingBatch(store: ObjectStore, job: JobRecord): Promise<Set<string>> {
   if (job.spec.mode !== "batch") return new Set();
   return new Set((await readBatchRecords(store, job.jobId)).filter((r) => !r.appliedAt).flatMap((r) => r.items));
+}
+
+/**
+ * `longdoc cancel` of a batch job: every open provider batch is cancelled (requests it answered
+ * already are billed, and their answers are kept when the batch is applied). Errors are logged:
+ * the scheduled poller also cancels a cancelled job's batches.
+ */
+export async function cancelJobBatches(store: ObjectStore, job: JobRecord, api: BatchApi, log: Log): Promise<number> {
+  if (job.spec.mode !== "batch") return 0;
+  let cancelled = 0;
+  for (const r of await readBatchRecords(store, job.jobId)) {
+    if (!r.batchId || r.appliedAt || TERMINAL_STATES.has(r.state) || r.state === "cancelling") continue;
+    try {
+      const b = await api.cancelBatch(r.batchId);
+      await store.putJson(batchKeys.record(job.jobId, r.index), { ...r, state: b.status, updatedAt: new Date().toISOString() });
+      cancelled++;
+    } catch (e) {
+      log.warn({ jobId: job.jobId, batchId: r.batchId, error: e instanceof Error ? e.message : String(e) }, "batch not cancelled");
+    }
+  }
+  return cancelled;
 }

@@ -27,7 +27,8 @@ import { mirrorRun } from "../run/mirror.ts";
 import { queueDepth } from "./inspect.ts";
 import { runPoller } from "./poller.ts";
 import { startLocalStack, type LocalStack } from "./stack.ts";
-import { itemsAwaitingBatch, startLocalBatchPolling } from "../batch/local.ts";
+import { cancelJobBatches, itemsAwaitingBatch, startLocalBatchPolling } from "../batch/local.ts";
+import { createBatchApi } from "../batch/api.ts";
 
 export interface Progress {
   jobId: string;
@@ -431,6 +432,8 @@ export async function cancelLocalJob(o: LocalControlOptions & { onMarked?: (c: E
       throw inLocalState(e, stack, o.stack ? undefined : dataDir);
     });
     if (c.state === "finished") return c;
+    // A real endpoint's batches are cancelled there (a simulator's ended with the run that started it).
+    if (o.settings.endpoint.apiKey) await cancelJobBatches(store, c.job, createBatchApi({ apiKey: o.settings.endpoint.apiKey, baseURL: o.settings.endpoint.baseURL! }), o.log);
     o.onMarked?.(c);
     // This process owns the state, so no worker is running: every unfinished item ends skipped
     // here, many at a time, without a delivery each; then the job's tasks leave the queue.

@@ -1,5 +1,6 @@
 import { readFile } from "node:fs/promises";
 import { costCap, formatCost, getModel, priceFor, type Catalog, type ModelInfo } from "../model/catalog.ts";
+import { BATCH_PRICE_FACTOR } from "../batch/support.ts";
 import { loadDocument } from "../documents/index.ts";
 import { LongdocError, toErrorRecord } from "../errors.ts";
 import { expandItems } from "../job/expand.ts";
@@ -54,6 +55,11 @@ export interface JobEstimate {
   /** The job's cost cap in `currency`; maxCostUsd the same when that is USD. */
   maxCost: number | null;
   maxCostUsd: number | null;
+  /**
+   * `mode: batch`: the same calls at the Batch API's price (half the realtime price, no cache
+   * discount counted: the input is priced uncached). `totals` stays the realtime price, beside it.
+   */
+  batch?: { priceFactor: number; inputCost: number; cost: number; inputCostUsd: number | null; costUsd: number | null };
 }
 
 /** The `*Usd` twins of cost figures: the same numbers in a USD region, null elsewhere. */
@@ -189,5 +195,14 @@ export function estimateItems(spec: JobSpec, model: ModelInfo, jobItems: JobItem
     },
     maxCost: cap,
     maxCostUsd: model.currency === "USD" ? cap : null,
+    ...(spec.mode === "batch" ? { batch: atBatchPrice(items, model.currency) } : {}),
   };
+}
+
+/** The realtime figures without their cache discount, times the batch price factor. */
+function atBatchPrice(items: ItemEstimate[], currency: string): NonNullable<JobEstimate["batch"]> {
+  const sum = (f: (i: ItemEstimate) => number) => round6(items.reduce((s, i) => s + f(i), 0) * BATCH_PRICE_FACTOR);
+  const inputCost = sum((i) => i.inputCost + i.cacheSavings);
+  const cost = sum((i) => i.cost + i.cacheSavings);
+  return { priceFactor: BATCH_PRICE_FACTOR, inputCost, cost, inputCostUsd: currency === "USD" ? inputCost : null, costUsd: currency === "USD" ? cost : null };
 }
