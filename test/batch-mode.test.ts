@@ -50,6 +50,7 @@ describe("mode: batch on the local stack", () => {
     const made = loop.sim.batches.list().slice(batchesBefore);
     expect(made).toEqual([expect.objectContaining({ status: "completed", lines: 6 })]);
     expect(batch.manifest).toMatchObject({ status: "succeeded", counts: { total: 3, succeeded: 3, failed: 0 }, currency: "CNY" });
+    expect(batch.manifest.items.map((i) => i.mode)).toEqual(["batch", "batch", "batch"]);
     const records = await readBatchRecords(store(), batch.job.jobId);
     expect(records).toEqual([expect.objectContaining({ state: "completed", lines: 6, counts: { total: 6, completed: 6, failed: 0 } })]);
     expect(records[0]!.appliedAt).not.toBeNull();
@@ -88,6 +89,7 @@ describe("mode: batch on the local stack", () => {
     expect(loop.sim.calls.length).toBe(chatBefore + 1);
     const [rec] = await readBatchRecords(store(), fallback.job.jobId);
     expect(rec!.counts).toEqual({ total: 6, completed: 5, failed: 1 });
+    expect(fallback.manifest.items.map((i) => i.mode).sort()).toEqual(["batch", "batch", "realtime"]);
 
     loop.sim.injectFaults({ kind: "500", count: 1 });
     const failing = await run(await jobFile("error-file-fail", "batch: { fallback: fail }\n"));

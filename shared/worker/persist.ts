@@ -112,6 +112,8 @@ async function writeResult(d: Delivery, fields: ResultFields): Promise<ItemResul
     id: item.id,
     attempts: Math.max(1, attempts),
     deliveries: d.claimed.deliveries,
+    // A batch job's item: answered by the batch alone, or with a call made realtime (a fallback).
+    ...(job.spec.mode === "batch" ? { mode: d.recorder.closed ? ("realtime" as const) : ("batch" as const) } : {}),
     model: job.model,
     startedAt: new Date(d.startedAt).toISOString(),
     ...fields,
