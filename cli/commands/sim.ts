@@ -32,6 +32,7 @@ interface SimFlags {
   catalog?: string;
   perSecond: boolean;
   quiet?: boolean;
+  batchMs: number;
 }
 
 const describeCall = (c: SimCall) =>
@@ -68,6 +69,7 @@ export function registerSim(program: Command, edge: Edge): void {
     .option("--catalog <FILE>", "JSON file overriding shared/model/models.json numbers")
     .option("--no-per-second", "enforce only the minute windows, not RPM/60 and TPM/60 per second")
     .option("--quiet", "do not log each request")
+    .option("--batch-ms <MS>", "Batch API: time from create to completed (validating, in progress, finalizing a third each)", wholeNumber("--batch-ms", 0), 3000)
     .action(async (flags: SimFlags) => {
       const sim = await startSimulator({
         port: flags.port,
@@ -80,6 +82,7 @@ export function registerSim(program: Command, edge: Edge): void {
         latencyMs: flags.latencyMs,
         catalogPath: flags.catalog,
         perSecondLimits: flags.perSecond,
+        batch: { processingMs: flags.batchMs },
       });
       const out = process.stdout;
       out.write(`longdoc sim: Qwen3-Max API simulator listening at ${sim.baseURL}\n`);
