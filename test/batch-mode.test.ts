@@ -127,6 +127,15 @@ describe("mode: batch on the local stack", () => {
     const deps = { store: store(), sqs: loop.stack.sqs, queueUrl: "http://unused.invalid/queue", coord, catalog: s.catalog, api: createBatchApi({ apiKey: "sk-test", baseURL: loop.sim.baseURL }), log: silentLog };
     const sent: string[] = [];
     const sqs = { send: async (c: { input: { Entries: { MessageBody: string }[] } }) => (c.input.Entries.forEach((e) => sent.push(JSON.parse(e.MessageBody).itemId)), { Failed: [] }) };
+    // First a poller that dies while applying a finished batch: its answers and attempt records are written, no task is sent.
+    const dying = { send: async () => { throw new Error("killed"); } };
+    let died = false;
+    for (let i = 0; i < 50 && !died; i++) {
+      died = await pollJobBatches({ ...deps, sqs: dying as never }, job.jobId).then(() => false, (e: Error) => e.message === "killed");
+      if (!died) await new Promise((r) => setTimeout(r, 150));
+    }
+    expect(died).toBe(true);
+    expect(await store().exists(keys.attempt(job.jobId, records[0]!.items[0]!, 1))).toBe(true);
     for (let i = 0; i < 50 && (await pollJobBatches({ ...deps, sqs: sqs as never }, job.jobId)).open > 0; i++) await new Promise((r) => setTimeout(r, 150));
     expect(sent.sort()).toEqual(job.items.map((i) => i.id).sort());
     const snapshot = async () => Promise.all(job.items.map(async (i) => (await store().listKeys(keys.item(job.jobId, i.id, "attempts/"))).sort()));
