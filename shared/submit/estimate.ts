@@ -111,11 +111,13 @@ export async function estimateJob(spec: JobSpec, jobFile: string, catalog: Catal
 /** Refuses a job whose input alone is estimated above its cost cap (`limits.maxCost` / `maxCostUsd`). */
 export function assertWithinCostCap(spec: JobSpec, estimate: JobEstimate): void {
   const cap = estimate.maxCost;
-  if (cap === null || estimate.totals.inputCost <= cap) return;
+  // A batch job pays the batch price for its input.
+  const input = estimate.batch?.inputCost ?? estimate.totals.inputCost;
+  if (cap === null || input <= cap) return;
   const field = spec.limits.maxCost !== undefined ? "limits.maxCost" : "limits.maxCostUsd";
   throw new LongdocError(
     "cost_cap",
-    `job '${spec.name}': its input alone is estimated at ${formatCost(estimate.totals.inputCost, estimate.currency)}, over ${field} (${formatCost(cap, estimate.currency, null)}); run 'longdoc estimate' for the breakdown`,
+    `job '${spec.name}': its input alone is estimated at ${formatCost(input, estimate.currency)}${estimate.batch ? " at the batch price" : ""}, over ${field} (${formatCost(cap, estimate.currency, null)}); run 'longdoc estimate' for the breakdown`,
   );
 }
 
