@@ -205,6 +205,20 @@ describe("mode: batch on the local stack", () => {
     }
   }, 90_000);
 
+  it("a batch the endpoint no longer knows (a restarted simulator) ends failed and its lines run realtime", async () => {
+    const s = settings();
+    const loaded = await loadJobForSubmit(await jobFile("gone"), s.catalog);
+    const coord = createCoordinator(loop.stack.dynamo.client, loop.stack.dynamo.table);
+    const job = await submitLoadedJob({ s3: loop.stack.s3, sqs: loop.stack.sqs, bucket: loop.stack.bucket, queueUrl: loop.stack.queueUrl, maxReceives: 5, coord }, loaded);
+    const [r] = await readBatchRecords(store(), job.jobId);
+    await store().putJson(batchKeys.record(job.jobId, r!.index), { ...r, state: "in_progress", fileId: "file-gone", batchId: "batch_gone" });
+    const chatBefore = loop.sim.calls.length;
+    const driven = await driveLocalRun({ stack: loop.stack, job, settings: s, log: silentLog, outDir: path.join(dir, "out"), workers: 1, batchPollMs: 200 });
+    expect((await readBatchRecords(store(), job.jobId))[0]).toMatchObject({ state: "failed", error: expect.stringContaining("does not know this batch") });
+    expect(driven.manifest).toMatchObject({ status: "succeeded", counts: { succeeded: 3 } });
+    expect(loop.sim.calls.length).toBe(chatBefore + 6);
+  }, 90_000);
+
   it("estimate prices a batch job at half the realtime price, input uncached, beside the realtime figures", async () => {
     const file = await jobFile("estimated");
     const e = await estimateJob(await loadJobFile(file), file, settings().catalog);

@@ -30,12 +30,22 @@ export interface BatchApi {
   cancelBatch(batchId: string): Promise<ProviderBatch>;
 }
 
+/** The endpoint does not know the input file (uploaded to an endpoint since restarted): upload it again. */
+export class UnknownInputFile extends Error {
+  readonly fileId: string;
+  constructor(fileId: string) {
+    super(`the endpoint does not know input file ${fileId}`);
+    this.fileId = fileId;
+  }
+}
+
 export function createBatchApi(o: { apiKey: string; baseURL: string; fetch?: typeof fetch }): BatchApi {
   const client = new OpenAI({ apiKey: o.apiKey, baseURL: o.baseURL, maxRetries: 3, timeout: 10 * 60_000, logLevel: "off", ...(o.fetch && { fetch: o.fetch }) });
   const guard = async <T>(what: string, f: () => Promise<T>): Promise<T> => {
     try {
       return await f();
     } catch (e) {
+      if (e instanceof UnknownInputFile) throw e;
       const err = classifyModelError(e);
       if (err instanceof ModelError) err.message = `${what}: ${err.message}`;
       throw err;
@@ -50,8 +60,24 @@ export function createBatchApi(o: { apiKey: string; baseURL: string; fetch?: typ
         return found ? toBatch(found) : null;
       }),
     createBatch: (inputFileId, metadata) =>
-      guard("creating a batch", async () => toBatch(await client.batches.create({ input_file_id: inputFileId, endpoint: "/v1/chat/completions", completion_window: "24h", metadata }))),
-    retrieveBatch: (id) => guard(`reading batch ${id}`, async () => toBatch(await client.batches.retrieve(id))),
+      guard("creating a batch", async () => {
+        try {
+          return toBatch(await client.batches.create({ input_file_id: inputFileId, endpoint: "/v1/chat/completions", completion_window: "24h", metadata }));
+        } catch (e) {
+          if (e instanceof OpenAI.NotFoundError) throw new UnknownInputFile(inputFileId);
+          throw e;
+        }
+      }),
+    retrieveBatch: (id) =>
+      guard(`reading batch ${id}`, async () => {
+        try {
+          return toBatch(await client.batches.retrieve(id));
+        } catch (e) {
+          // A batch the endpoint does not know (a local simulator restarted, another account's key) will never answer.
+          if (e instanceof OpenAI.NotFoundError) return { id, status: "failed", inputFileId: "", outputFileId: null, errorFileId: null, counts: { total: 0, completed: 0, failed: 0 }, error: "the endpoint does not know this batch (404)" };
+          throw e;
+        }
+      }),
     fileContent: (id) => guard(`downloading file ${id}`, async () => (await client.files.content(id)).text()),
     cancelBatch: (id) => guard(`cancelling batch ${id}`, async () => toBatch(await client.batches.cancel(id))),
   };

@@ -26,7 +26,7 @@ import { inBatches } from "../run/manifest.ts";
 import { sendTasks, type TaskMessage } from "../run/queue.ts";
 import { keys, type ObjectStore } from "../run/store.ts";
 import type { AttemptRecord, CallRecord } from "../worker/attempt.ts";
-import type { BatchApi } from "./api.ts";
+import { UnknownInputFile, type BatchApi } from "./api.ts";
 import { readOutputLine, type OutputLine } from "./line.ts";
 import { batchKeys, parseCustomId, readBatchRecords, TERMINAL_STATES, type BatchRecord } from "./records.ts";
 import { batchPriceFor } from "./support.ts";
@@ -100,7 +100,14 @@ async function advance(deps: BatchPollDeps, job: JobRecord, r: BatchRecord, canc
       if (!content) throw new Error(`${r.inputKey} is missing`);
       await save({ fileId: await api.uploadFile(`${job.jobId}-${r.index}.jsonl`, new TextDecoder().decode(content)) });
     }
-    const made = (await api.findBatch(r.fileId!)) ?? (await api.createBatch(r.fileId!, { longdoc_job: job.jobId, longdoc_batch: String(r.index) }));
+    let made;
+    try {
+      made = (await api.findBatch(r.fileId!)) ?? (await api.createBatch(r.fileId!, { longdoc_job: job.jobId, longdoc_batch: String(r.index) }));
+    } catch (e) {
+      // Uploaded to an endpoint that has forgotten it: the next pass uploads it again.
+      if (e instanceof UnknownInputFile) return save({ fileId: null });
+      throw e;
+    }
     deps.log.info({ jobId: job.jobId, batch: r.index, batchId: made.id, lines: r.lines }, "batch created");
     return save({ batchId: made.id, state: made.status, counts: made.counts.total ? made.counts : r.counts });
   }
