@@ -90,6 +90,8 @@ describe("mode: batch on the local stack", () => {
     const [rec] = await readBatchRecords(store(), fallback.job.jobId);
     expect(rec!.counts).toEqual({ total: 6, completed: 5, failed: 1 });
     expect(fallback.manifest.items.map((i) => i.mode).sort()).toEqual(["batch", "batch", "realtime"]);
+    const asked = fallback.manifest.items.find((i) => i.mode === "realtime")!;
+    expect((await results(fallback.job.jobId, [asked.id]))[0]!.modeReason).toMatch(/did not answer 1 call\(s\) \(internal_error: .*\); asked realtime at the realtime price/);
 
     loop.sim.injectFaults({ kind: "500", count: 1 });
     const failing = await run(await jobFile("error-file-fail", "batch: { fallback: fail }\n"));
@@ -174,6 +176,7 @@ describe("mode: batch on the local stack", () => {
     const driven = await driveLocalRun({ stack: loop.stack, job, settings: s, log: silentLog, outDir: path.join(dir, "out"), workers: 1, batchPollMs: 200 });
     expect(driven.manifest).toMatchObject({ status: "succeeded", counts: { succeeded: 3 } });
     expect(loop.sim.calls.length - chatBefore).toBe(6 - 2 * rec!.items.length);
+    expect((await results(job.jobId, [gamma]))[0]).toMatchObject({ mode: "realtime", modeReason: `not batched: a request of ${size(gamma)} bytes is over the Batch API's ${limit} bytes per line; it ran realtime` });
   }, 90_000);
 
   it("refuses a region without batch for the model, and samples with batch", async () => {

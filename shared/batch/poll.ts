@@ -170,6 +170,10 @@ async function applyItem(deps: BatchPollDeps, job: JobRecord, model: ModelInfo, 
     const failure: BatchFailure = { version: 1, batchId: r.batchId, error: { kind: "model_error", message: `the provider's batch ${r.batchId ?? ""} did not answer (batch.fallback: fail): ${firstFailure.code}: ${firstFailure.message}`.replace("  ", " ") } };
     await store.putJson(batchKeys.failed(job.jobId, itemId), failure);
   }
+  if (!failFallback && firstFailure) {
+    const reason = `the provider's batch ${r.batchId ?? ""} did not answer ${lines.failed.size} call(s) (${firstFailure.code}: ${firstFailure.message}); asked realtime at the realtime price (batch.fallback: realtime)`.replace("  ", " ");
+    await store.putJson(batchKeys.realtime(job.jobId, itemId), { reason });
+  }
   await Promise.all(
     [...lines.answered].map(([key, result]) => store.putJson(keys.item(job.jobId, itemId, `attempts/calls/${key}.json`), { version: 1, label: labelOf(key, r), result })),
   );

@@ -50,7 +50,7 @@ export async function prepareBatches(store: Store, job: JobRecord, model: ModelI
     }
     const big = lines.find((l) => Buffer.byteLength(l) + 1 > limits.maxLineBytes);
     if (big) {
-      realtime.push({ itemId: item.id, reason: `not batched: a request of ${(Buffer.byteLength(big) / 1024 / 1024).toFixed(1)} MB is over the Batch API's ${(limits.maxLineBytes / 1024 / 1024).toFixed(0)} MB per line; it ran realtime` });
+      realtime.push({ itemId: item.id, reason: `not batched: a request of ${size(Buffer.byteLength(big) + 1)} is over the Batch API's ${size(limits.maxLineBytes)} per line; it ran realtime` });
       continue;
     }
     const bytes = lines.reduce((s, l) => s + Buffer.byteLength(l) + 1, 0);
@@ -93,7 +93,10 @@ export async function prepareBatches(store: Store, job: JobRecord, model: ModelI
     records.push(record);
   }
   if (records.length) await store.putJson(batchKeys.open(job.jobId), { jobId: job.jobId, at });
-  for (const r of realtime) o.log?.warn({ jobId: job.jobId, itemId: r.itemId }, r.reason);
+  for (const r of realtime) {
+    o.log?.warn({ jobId: job.jobId, itemId: r.itemId }, r.reason);
+    await store.putJson(batchKeys.realtime(job.jobId, r.itemId), { reason: r.reason });
+  }
   return { records, realtime };
 }
 
@@ -119,3 +122,5 @@ async function readDocument(store: Store, doc: { source: string; uri: string }, 
   const loaded = await loadDocument({ bytes, name: doc.source }, { maxBytes });
   return { source: doc.source, text: loaded.text, tokens: countTokens(loaded.text), sha256: createHash("sha256").update(loaded.text).digest("hex") };
 }
+
+const size = (bytes: number) => (bytes >= 1024 * 1024 ? `${(bytes / 1024 / 1024).toFixed(1)} MB` : `${bytes} bytes`);

@@ -19,6 +19,8 @@ export interface ItemResult {
   deliveries?: number;
   /** `mode: batch` jobs: `batch` when the provider's batch answered every call, `realtime` when any call ran realtime. */
   mode?: "realtime" | "batch";
+  /** Why a batch job's item made realtime calls (a line over the per-line limit, a line the batch did not answer). */
+  modeReason?: string;
   documents: { source: string; format?: string; bytes?: number; chars?: number; tokens?: number; sha256?: string }[];
   error: { kind: ErrorCode; message: string } | null;
   /** Every attempt's calls, the failed ones included. */
