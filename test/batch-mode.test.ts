@@ -143,7 +143,7 @@ describe("mode: batch on the local stack", () => {
     const snapshot = async () => Promise.all(job.items.map(async (i) => (await store().listKeys(keys.item(job.jobId, i.id, "attempts/"))).sort()));
     const before = await snapshot();
     // Killed after applying, before recording it: the next run applies the batches again.
-    for (const r of await readBatchRecords(store(), job.jobId)) await store().putJson(batchKeys.record(job.jobId, r.index), { ...r, appliedAt: null });
+    for (const r of await readBatchRecords(store(), job.jobId)) await store().putJson(batchKeys.record(job.jobId, r.index), { ...r, appliedAt: null, appliedThrough: 0 });
     await store().putJson(batchKeys.open(job.jobId), { jobId: job.jobId });
     await pollJobBatches({ ...deps, sqs: sqs as never }, job.jobId);
     expect(await snapshot()).toEqual(before);

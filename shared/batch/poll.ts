@@ -42,6 +42,9 @@ export interface BatchPollDeps {
   now?: () => number;
 }
 
+/** Items applied between two checkpoints of a batch record. */
+const APPLY_CHUNK = 500;
+
 /** An item's attempt record made from batch lines: the ordinary record, naming its batch. */
 export type BatchAttemptRecord = AttemptRecord & { batch: { batchId: string; index: number } };
 
@@ -140,17 +143,23 @@ async function apply(deps: BatchPollDeps, job: JobRecord, model: ModelInfo, r: B
     const id = parseCustomId((JSON.parse(text) as { custom_id: string }).custom_id);
     if (id && !of(id.itemId).answered.has(id.callKey) && !of(id.itemId).failed.has(id.callKey)) of(id.itemId).failed.set(id.callKey, unanswered);
   }
-  const tasks: TaskMessage[] = [];
-  let cost = 0;
-  await inBatches(r.items, 8, async (itemId) => {
-    const item = job.items.find((i) => i.id === itemId);
-    if (!item) return;
-    cost += await applyItem(deps, job, model, r, itemId, byItem.get(itemId) ?? { answered: new Map(), failed: new Map() });
-    tasks.push({ v: 1, jobId: job.jobId, itemId, bucket: store.bucket, documents: item.documents.map((d) => d.uri) });
-  });
-  // The batch's spend enters the job's ledger, so a cost cap counts it before any realtime fallback.
-  if (job.limits.maxCost !== null && cost > 0) await deps.coord.settleSpend(job.jobId, 0, cost);
-  await sendTasks(deps.sqs, deps.queueUrl, tasks);
+  // In chunks, each checkpointed: a pass cut off by its function's timeout goes on where it stopped.
+  for (let from = r.appliedThrough ?? 0; from < r.items.length; from += APPLY_CHUNK) {
+    const chunk = r.items.slice(from, from + APPLY_CHUNK);
+    const tasks: TaskMessage[] = [];
+    let cost = 0;
+    await inBatches(chunk, 16, async (itemId) => {
+      const item = job.items.find((i) => i.id === itemId);
+      if (!item) return;
+      cost += await applyItem(deps, job, model, r, itemId, byItem.get(itemId) ?? { answered: new Map(), failed: new Map() });
+      tasks.push({ v: 1, jobId: job.jobId, itemId, bucket: store.bucket, documents: item.documents.map((d) => d.uri) });
+    });
+    // The batch's spend enters the job's ledger, so a cost cap counts it before any realtime fallback.
+    if (job.limits.maxCost !== null && cost > 0) await deps.coord.settleSpend(job.jobId, 0, cost);
+    await sendTasks(deps.sqs, deps.queueUrl, tasks);
+    r.appliedThrough = from + chunk.length;
+    await store.putJson(batchKeys.record(job.jobId, r.index), r);
+  }
   r.appliedAt = new Date((deps.now ?? Date.now)()).toISOString();
   await store.putJson(batchKeys.record(job.jobId, r.index), r);
   deps.log.info({ jobId: job.jobId, batch: r.index, state: r.state, answered: out.length, failed: r.lines - out.length }, "batch applied; its items' tasks are queued");
@@ -164,6 +173,8 @@ interface ItemLines {
 /** One item's lines: kept answers and one attempt record (once), or the failure `fallback: fail` leaves. Returns the cost newly recorded. */
 async function applyItem(deps: BatchPollDeps, job: JobRecord, model: ModelInfo, r: BatchRecord, itemId: string, lines: ItemLines): Promise<number> {
   const { store } = deps;
+  // Its attempt record is written last: found, the item's lines were applied by an earlier pass.
+  if (r.batchId && (await findBatchAttempt(store, job.jobId, itemId, r.batchId))) return 0;
   const failFallback = job.spec.batch?.fallback === "fail";
   const firstFailure = [...lines.failed.values()][0];
   if (failFallback && firstFailure) {
@@ -178,7 +189,6 @@ async function applyItem(deps: BatchPollDeps, job: JobRecord, model: ModelInfo, 
     [...lines.answered].map(([key, result]) => store.putJson(keys.item(job.jobId, itemId, `attempts/calls/${key}.json`), { version: 1, label: labelOf(key, r), result })),
   );
   if (lines.answered.size === 0) return 0;
-  if (await findBatchAttempt(store, job.jobId, itemId, r.batchId!)) return 0;
   const calls: CallRecord[] = [...lines.answered].map(([key, result]) => ({
     label: labelOf(key, r),
     requestId: result.requestId,

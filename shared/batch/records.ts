@@ -36,6 +36,8 @@ export interface BatchRecord {
   updatedAt: string;
   /** The question of each per-question call, by journal key (absent for an item's single call). */
   labels?: Record<string, string>;
+  /** While a finished batch is applied: how many of `items` are done (kept, recorded, queued). */
+  appliedThrough?: number;
   /** Set once every item's answers were kept and its task sent. */
   appliedAt: string | null;
 }
