@@ -2,7 +2,7 @@ import { mkdir, mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import { driveLocalRun, runLocalJob } from "../shared/local/run.ts";
+import { driveLocalRun, retryLocalJob, runLocalJob } from "../shared/local/run.ts";
 import { silentLog } from "../shared/log.ts";
 import type { ItemResult } from "../shared/run/manifest.ts";
 import { keys, ObjectStore } from "../shared/run/store.ts";
@@ -101,6 +101,11 @@ describe("mode: batch on the local stack", () => {
     expect(failed.error!.message).toMatch(/did not answer \(batch.fallback: fail\): internal_error/);
     // Its answered question was billed at the batch price and is counted.
     expect(failed.cost).toBeGreaterThan(0);
+
+    // retry runs the failed item realtime: its one call the batch did not answer, and its answered one again.
+    const retried = await retryLocalJob({ jobId: failing.job.jobId, stack: loop.stack, settings: settings(), log: silentLog, outDir: path.join(dir, "out"), workers: 1 });
+    expect(retried.manifest).toMatchObject({ status: "succeeded", counts: { succeeded: 3 } });
+    expect(loop.sim.calls.length).toBe(chatBefore + 3);
   }, 90_000);
 
   it("an expired batch's lines run realtime", async () => {

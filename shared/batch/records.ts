@@ -3,9 +3,8 @@
  *
  *   runs/<jobId>/batches/<n>.jsonl            the input file as planned (one line per call)
  *   runs/<jobId>/batches/<n>.json             the batch: file and batch ids, state, request counts
- *   runs/<jobId>/batches/<n>/applied/<item>.json  an item whose lines were applied (its attempt number)
- *   runs/<jobId>/batches/failed/<item>.json   `batch.fallback: fail`: the provider's error the item fails with
- *   runs/<jobId>/batches/realtime/<item>.json why an item's calls (some or all) ran realtime
+ *   runs/<jobId>/items/<item>/batch-failed.json    `batch.fallback: fail`: the provider's error the item fails with
+ *   runs/<jobId>/items/<item>/batch-realtime.json  why an item's calls (some or all) ran realtime
  *   batches-open/<jobId>.json                 a job with a batch not yet applied (what the scheduled poller visits)
  */
 import type { ObjectStore } from "../run/store.ts";
@@ -46,10 +45,10 @@ export const batchKeys = {
   prefix: (jobId: string) => `runs/${jobId}/batches/`,
   input: (jobId: string, n: number) => `runs/${jobId}/batches/${n}.jsonl`,
   record: (jobId: string, n: number) => `runs/${jobId}/batches/${n}.json`,
-  applied: (jobId: string, n: number, itemId: string) => `runs/${jobId}/batches/${n}/applied/${itemId}.json`,
-  failed: (jobId: string, itemId: string) => `runs/${jobId}/batches/failed/${itemId}.json`,
+  /** In the item's folder, so that `retry` (which moves the item's files to previous/) lifts it. */
+  failed: (jobId: string, itemId: string) => `runs/${jobId}/items/${itemId}/batch-failed.json`,
   /** Why an item of a batch job ran (some of) its calls realtime: not batched at submit, or a fallback. */
-  realtime: (jobId: string, itemId: string) => `runs/${jobId}/batches/realtime/${itemId}.json`,
+  realtime: (jobId: string, itemId: string) => `runs/${jobId}/items/${itemId}/batch-realtime.json`,
   openPrefix: "batches-open/",
   open: (jobId: string) => `batches-open/${jobId}.json`,
 };
