@@ -48,11 +48,15 @@ describe("mode: batch on the local stack", () => {
     const batch = await run(await jobFile("half-price"));
     expect(loop.sim.calls.length).toBe(chatBefore);
     const made = loop.sim.batches.list().slice(batchesBefore);
-    expect(made).toEqual([expect.objectContaining({ status: "completed", lines: 6 })]);
+    // The free dry run of the file first, then the batch itself.
+    expect(made).toEqual([
+      expect.objectContaining({ status: "completed", lines: 6, endpoint: "/v1/chat/ds-test" }),
+      expect.objectContaining({ status: "completed", lines: 6, endpoint: "/v1/chat/completions" }),
+    ]);
     expect(batch.manifest).toMatchObject({ status: "succeeded", counts: { total: 3, succeeded: 3, failed: 0 }, currency: "CNY" });
     expect(batch.manifest.items.map((i) => i.mode)).toEqual(["batch", "batch", "batch"]);
     const records = await readBatchRecords(store(), batch.job.jobId);
-    expect(records).toEqual([expect.objectContaining({ state: "completed", lines: 6, counts: { total: 6, completed: 6, failed: 0 } })]);
+    expect(records).toEqual([expect.objectContaining({ state: "completed", lines: 6, counts: { total: 6, completed: 6, failed: 0 }, dryRun: expect.objectContaining({ state: "completed", error: null }) })]);
     expect(records[0]!.appliedAt).not.toBeNull();
     expect(await store().exists(batchKeys.open(batch.job.jobId))).toBe(false);
 
@@ -198,6 +202,9 @@ describe("mode: batch on the local stack", () => {
       const coord = createCoordinator(loop.stack.dynamo.client, loop.stack.dynamo.table);
       const job = await submitLoadedJob({ s3: loop.stack.s3, sqs: loop.stack.sqs, bucket: loop.stack.bucket, queueUrl: loop.stack.queueUrl, maxReceives: 5, coord }, loaded);
       const deps = { store: store(), sqs: loop.stack.sqs, queueUrl: loop.stack.queueUrl, coord, catalog: s.catalog, api: createBatchApi({ apiKey: "sk-test", baseURL: loop.sim.baseURL }), log: silentLog };
+      // (no dry run here: it would take a tenth of the batch's minute)
+      const [planned] = await readBatchRecords(store(), job.jobId);
+      await store().putJson(batchKeys.record(job.jobId, 0), { ...planned, dryRun: { skipped: "not in this test" } });
       await pollJobBatches(deps, job.jobId);
       const [created] = await readBatchRecords(store(), job.jobId);
       expect(created!.state).toBe("validating");
@@ -237,4 +244,23 @@ describe("mode: batch on the local stack", () => {
     const realtime = await jobFile("estimated-rt", "", "realtime");
     expect((await estimateJob(await loadJobFile(realtime), realtime, settings().catalog)).batch).toBeUndefined();
   });
+
+  it("a file the free dry run refuses is never paid for: the batch ends failed and its lines follow the fallback", async () => {
+    const s = settings();
+    const loaded = await loadJobForSubmit(await jobFile("dry-run-refused", "batch: { fallback: fail }\n"), s.catalog);
+    const coord = createCoordinator(loop.stack.dynamo.client, loop.stack.dynamo.table);
+    const job = await submitLoadedJob({ s3: loop.stack.s3, sqs: loop.stack.sqs, bucket: loop.stack.bucket, queueUrl: loop.stack.queueUrl, maxReceives: 5, coord }, loaded);
+    // A line without messages: the dry run refuses it.
+    const input = new TextDecoder().decode(await store().getBytes(batchKeys.input(job.jobId, 0))).trim().split("\n");
+    const broken = JSON.parse(input[0]!);
+    broken.body.messages = [];
+    await store().put(batchKeys.input(job.jobId, 0), [JSON.stringify(broken), ...input.slice(1)].join("\n") + "\n", "application/jsonl");
+    const before = loop.sim.batches.list().length;
+    const driven = await driveLocalRun({ stack: loop.stack, job, settings: s, log: silentLog, outDir: path.join(dir, "out"), workers: 1, batchPollMs: 200 });
+    expect(loop.sim.batches.list().slice(before).map((b) => b.endpoint)).toEqual(["/v1/chat/ds-test"]);
+    const [rec] = await readBatchRecords(store(), job.jobId);
+    expect(rec).toMatchObject({ state: "failed", batchId: null, error: expect.stringContaining("the free dry run (batch-test-model) refused the file, so no batch was paid for: line ") });
+    expect(driven.manifest).toMatchObject({ status: "failed", counts: { failed: 3 }, cost: 0 });
+    expect(driven.manifest.items[0]!.error!.message).toContain("messages must be a non-empty array");
+  }, 90_000);
 });

@@ -20,11 +20,14 @@ export interface ProviderBatch {
   error: string | null;
 }
 
+/** Chat completions, or the free dry run that validates a file without inference (model `batch-test-model`). */
+export type BatchEndpoint = "/v1/chat/completions" | "/v1/chat/ds-test";
+
 export interface BatchApi {
   uploadFile(name: string, content: string): Promise<string>;
   /** The batch already made over this input file, if any (a poller killed after the create). */
   findBatch(inputFileId: string): Promise<ProviderBatch | null>;
-  createBatch(inputFileId: string, metadata: Record<string, string>): Promise<ProviderBatch>;
+  createBatch(inputFileId: string, metadata: Record<string, string>, endpoint?: BatchEndpoint): Promise<ProviderBatch>;
   retrieveBatch(batchId: string): Promise<ProviderBatch>;
   fileContent(fileId: string): Promise<string>;
   cancelBatch(batchId: string): Promise<ProviderBatch>;
@@ -59,10 +62,10 @@ export function createBatchApi(o: { apiKey: string; baseURL: string; fetch?: typ
         const found = page.data.find((b) => b.input_file_id === inputFileId);
         return found ? toBatch(found) : null;
       }),
-    createBatch: (inputFileId, metadata) =>
+    createBatch: (inputFileId, metadata, endpoint = "/v1/chat/completions") =>
       guard("creating a batch", async () => {
         try {
-          return toBatch(await client.batches.create({ input_file_id: inputFileId, endpoint: "/v1/chat/completions", completion_window: "24h", metadata }));
+          return toBatch(await client.batches.create({ input_file_id: inputFileId, endpoint: endpoint as "/v1/chat/completions", completion_window: "24h", metadata }));
         } catch (e) {
           if (e instanceof OpenAI.NotFoundError) throw new UnknownInputFile(inputFileId);
           throw e;

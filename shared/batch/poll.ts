@@ -98,6 +98,12 @@ async function advance(deps: BatchPollDeps, job: JobRecord, r: BatchRecord, canc
   };
   if (r.state === "pending" && cancelled) return save({ state: "cancelled", error: "the job was cancelled before its batch was created" });
   if (r.state === "pending") {
+    // The job's first file is checked for free before anything is paid.
+    if (r.index === 0 && !(r.dryRun && ("skipped" in r.dryRun || r.dryRun.state === "completed"))) {
+      const checked = await dryRun(deps, job, r);
+      if (checked === "wait") return save({});
+      if (checked !== "passed") return save({ state: "failed", error: checked });
+    }
     if (!r.fileId) {
       const content = await store.getBytes(r.inputKey);
       if (!content) throw new Error(`${r.inputKey} is missing`);
@@ -120,6 +126,55 @@ async function advance(deps: BatchPollDeps, job: JobRecord, r: BatchRecord, canc
   if (b.status !== r.state || b.counts.completed !== r.counts.completed || b.counts.failed !== r.counts.failed) {
     await save({ state: b.status, counts: b.counts.total ? b.counts : r.counts, outputFileId: b.outputFileId, errorFileId: b.errorFileId, error: b.error });
   }
+}
+
+/** How many lines, and bytes, the free dry run takes (docs/qwen-api.md §8). */
+const DRY_RUN_LINES = 100;
+const DRY_RUN_BYTES = 1024 * 1024;
+
+/**
+ * The free dry run of the file's first lines (model `batch-test-model`, endpoint
+ * `/v1/chat/ds-test`): "wait" while it runs, "passed", or why the file was refused. An endpoint
+ * that does not offer it (the create is refused) skips it.
+ */
+async function dryRun(deps: BatchPollDeps, job: JobRecord, r: BatchRecord): Promise<"wait" | "passed" | string> {
+  const { api, store } = deps;
+  if (!r.dryRun) {
+    const input = new TextDecoder().decode((await store.getBytes(r.inputKey)) ?? new Uint8Array());
+    const lines: string[] = [];
+    let bytes = 0;
+    for (const text of input.split("\n")) {
+      if (!text.trim() || lines.length >= DRY_RUN_LINES) continue;
+      const line = JSON.parse(text) as { url: string; body: Record<string, unknown> };
+      const test = JSON.stringify({ ...line, url: "/v1/chat/ds-test", body: { ...line.body, model: "batch-test-model" } });
+      if (bytes + Buffer.byteLength(test) + 1 > DRY_RUN_BYTES) break;
+      lines.push(test);
+      bytes += Buffer.byteLength(test) + 1;
+    }
+    try {
+      const fileId = await api.uploadFile(`${job.jobId}-${r.index}-dry-run.jsonl`, lines.join("\n") + "\n");
+      const b = await api.createBatch(fileId, { longdoc_job: job.jobId, longdoc_dry_run: "true" }, "/v1/chat/ds-test");
+      r.dryRun = { batchId: b.id, state: b.status, error: null };
+    } catch (e) {
+      r.dryRun = { skipped: `the endpoint offers no dry run: ${e instanceof Error ? e.message : String(e)}` };
+      return "passed";
+    }
+    return "wait";
+  }
+  if ("skipped" in r.dryRun) return "passed";
+  const b = await api.retrieveBatch(r.dryRun.batchId);
+  r.dryRun.state = b.status;
+  if (!TERMINAL_STATES.has(b.status)) return "wait";
+  let error = b.status === "completed" ? null : (b.error ?? `the dry run ${b.status}`);
+  if (!error && b.errorFileId) {
+    const first = (await api.fileContent(b.errorFileId)).split("\n").find((l) => l.trim());
+    const read = first ? readOutputLine(JSON.parse(first) as OutputLine) : null;
+    error = read && "error" in read ? `line ${(JSON.parse(first!) as OutputLine).custom_id}: ${read.error.code}: ${read.error.message}` : "the dry run failed some lines";
+  }
+  if (!error) return "passed";
+  r.dryRun.error = error;
+  r.dryRun.state = "failed";
+  return `the free dry run (batch-test-model) refused the file, so no batch was paid for: ${error}`;
 }
 
 /** Applies a finished batch: answers to journals, attempt records, failures, then every item's task. */

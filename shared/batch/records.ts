@@ -35,6 +35,11 @@ export interface BatchRecord {
   updatedAt: string;
   /** The question of each per-question call, by journal key (absent for an item's single call). */
   labels?: Record<string, string>;
+  /**
+   * The job's first batch only: the free dry run of its first lines with `batch-test-model`, which
+   * checks the file before anything is paid; `skipped` when the endpoint does not offer it.
+   */
+  dryRun?: { batchId: string; state: BatchState; error: string | null } | { skipped: string };
   /** While a finished batch is applied: how many of `items` are done (kept, recorded, queued). */
   appliedThrough?: number;
   /** Set once every item's answers were kept and its task sent. */

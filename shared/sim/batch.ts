@@ -57,13 +57,14 @@ export interface BatchService {
   /** Lines answered so far (none of them a chat completion request). */
   readonly answeredLines: number;
   /** Batches created so far (tests look at their states). */
-  list(): { id: string; status: string; lines: number }[];
+  list(): { id: string; status: string; lines: number; endpoint: string }[];
   /** Changes the options for batches created from now on. */
   configure(options: BatchSimOptions): void;
 }
 
 const PREFIXES = ["/compatible-mode/v1", "/v1"];
-const ENDPOINTS = new Set(["/v1/chat/completions", "/v1/chat/ds-test"]);
+const DRY_RUN = "/v1/chat/ds-test";
+const ENDPOINTS = new Set(["/v1/chat/completions", DRY_RUN]);
 const PRE_ANSWER: Partial<Record<FaultKind, ProviderError>> = {
   timeout: providerErrors.timeout,
   "503": providerErrors.unavailable,
@@ -144,7 +145,7 @@ export function createBatchService(o: { catalog: Catalog; faults: FaultPlan; opt
     if (state === "completed") {
       for (const text of files.get(b.inputFileId)!.content.split("\n").filter((l) => l.trim())) {
         const line = JSON.parse(text) as { custom_id: string; body: unknown };
-        const answered = answerLine(line.custom_id, line.body);
+        const answered = b.endpoint === DRY_RUN ? checkLine(line.custom_id, line.body) : answerLine(line.custom_id, line.body);
         (answered.ok ? out : errors).push(JSON.stringify(answered.line));
       }
     }
@@ -158,6 +159,21 @@ export function createBatchService(o: { catalog: Catalog; faults: FaultPlan; opt
       failed: errors.length,
     };
     return state;
+  }
+
+  /** The free dry run (`batch-test-model` on /v1/chat/ds-test): the line is checked, nothing is generated, no fault applies. */
+  function checkLine(customId: string, body: unknown): { ok: boolean; line: Record<string, unknown> } {
+    const requestId = randomUUID();
+    const b = (body ?? {}) as { model?: unknown; messages?: unknown };
+    const problem =
+      b.model !== "batch-test-model" ? `the test endpoint takes model batch-test-model, not ${String(b.model)}` : !Array.isArray(b.messages) || b.messages.length === 0 ? "messages must be a non-empty array" : null;
+    if (problem) {
+      const e: ProviderError = { status: 400, code: "invalid_parameter_error", type: "invalid_request_error", message: problem };
+      return { ok: false, line: { id: `batch_req_${requestId}`, custom_id: customId, response: { status_code: 400, request_id: requestId, body: errorBody(e, requestId) }, error: { code: e.code, message: e.message } } };
+    }
+    const usage = { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 };
+    const message = { role: "assistant", content: "This is a test result." };
+    return { ok: true, line: { id: `batch_req_${requestId}`, custom_id: customId, response: { status_code: 200, request_id: requestId, body: { id: `chatcmpl-${requestId}`, object: "chat.completion", model: "batch-test-model", choices: [{ index: 0, message, finish_reason: "stop" }], usage } }, error: null } };
   }
 
   /** One line, answered as the chat endpoint would answer it unstreamed (thinking allowed, as batch allows it). */
@@ -315,9 +331,10 @@ export function createBatchService(o: { catalog: Catalog; faults: FaultPlan; opt
         endpoint: body.endpoint!,
         metadata: body.metadata ?? null,
         createdAt: now(),
-        invalid: validate(file.content, options.maxLines ?? 50_000),
-        outcome: options.outcome ?? "completed",
-        processingMs: options.processingMs ?? 3_000,
+        // The dry run takes at most 100 lines, makes no inference (so it is quick) and always runs to its end.
+        invalid: validate(file.content, body.endpoint === DRY_RUN ? 100 : (options.maxLines ?? 50_000)),
+        outcome: body.endpoint === DRY_RUN ? "completed" : (options.outcome ?? "completed"),
+        processingMs: (options.processingMs ?? 3_000) / (body.endpoint === DRY_RUN ? 10 : 1),
         cancelAt: null,
         final: null,
         lines: file.content.split("\n").filter((l) => l.trim()).length,
@@ -356,6 +373,6 @@ export function createBatchService(o: { catalog: Catalog; faults: FaultPlan; opt
       return answeredLines;
     },
     configure: (changes) => Object.assign(options, changes),
-    list: () => [...batches.values()].map((b) => ({ id: b.id, status: stateOf(b), lines: b.lines })),
+    list: () => [...batches.values()].map((b) => ({ id: b.id, status: stateOf(b), lines: b.lines, endpoint: b.endpoint })),
   };
 }
