@@ -1,3 +1,4 @@
+import { createBatchPoller } from "./batch-poll.ts";
 import { createCoordTable } from "./coord.ts";
 import { createEvents } from "./events.ts";
 import { createFinalize } from "./finalize.ts";
@@ -37,6 +38,7 @@ export function deploy(o: DeployOptions = {}) {
   const schedules = createSchedules(jobs, submit);
   const uploads = createTriggers(jobs, runs, submit);
   const monitoring = createMonitoring({ dlq, finalizeDlq });
+  const batchPoll = createBatchPoller({ runs, tasks, apiKey, coord, environment });
 
   return {
     bucket: runs.name,
@@ -51,5 +53,6 @@ export function deploy(o: DeployOptions = {}) {
     submitFailures: submitFailures.url,
     schedules,
     uploads,
+    batchPollSchedule: batchPoll.schedule,
   };
 }

@@ -15,6 +15,7 @@ import { SUBMIT_HANDLER } from "../infra/submit.ts";
 import { ALARM_THRESHOLDS } from "../infra/monitoring.ts";
 import { METRIC, METRICS_NAMESPACE, SERVICE } from "../shared/worker/metrics.ts";
 import { FINALIZE_HANDLER } from "../infra/finalize.ts";
+import { BATCH_POLL_HANDLER, BATCH_POLL_SCHEDULE } from "../infra/batch-poll.ts";
 
 const ROOT = path.resolve(import.meta.dirname, "..");
 
@@ -110,6 +111,8 @@ function installFakeSst() {
     constructor(name: string, args: Args) {
       only(`CronV2 ${name}`, args, KEYS.cron);
       if (!args.function) throw new Error(`fake sst: CronV2 ${name} needs a function`);
+      // An inline function (FunctionArgs) takes the Function's options.
+      if (typeof args.function === "object" && !("arn" in args.function)) fnArgs(`CronV2 ${name} function`, args.function);
       if (!/^(cron|rate|at)\(.+\)$/.test(args.schedule)) throw new Error(`fake sst: CronV2 ${name} schedule '${args.schedule}'`);
       record("CronV2", name, args, this);
     }
@@ -456,7 +459,7 @@ describe("submit, schedules and uploads", () => {
   it("schedules each top-level job with a schedule: once, with its expression and a {job, scheduledTime} event (the same tick gives the same job)", () => {
     const out = deploy({ jobsDir: fixture(files) });
     const submit = fake.get("Function", "Submit").self;
-    const crons = fake.all("CronV2");
+    const crons = fake.all("CronV2").filter((c) => c.name !== "BatchPoll");
     expect(crons.map((c) => c.name)).toEqual(["ScheduleNightly", "ScheduleWeeklyDigest"]);
     // Retries and a dead-letter queue: see test/ops-deploy.test.ts.
     const retry = { retries: expect.any(Number), dlq: fake.get("Queue", "ScheduleDlq").self.arn };
@@ -485,7 +488,8 @@ describe("submit, schedules and uploads", () => {
   it("wires no notification and no schedule when no job asks for one", () => {
     const out = deploy({ jobsDir: fixture({ "plain.yaml": job("plain") }) });
     expect(fake.get("Bucket", "Runs").self.notifications).toBeUndefined();
-    expect(fake.all("CronV2")).toHaveLength(0);
+    // Only the batch poller's, which every stack has.
+    expect(fake.all("CronV2").map((c) => c.name)).toEqual(["BatchPoll"]);
     expect(out).toMatchObject({ schedules: [], uploads: [] });
   });
 
@@ -527,6 +531,33 @@ describe("submit, schedules and uploads", () => {
   });
 });
 
+describe("the batch poller", () => {
+  it("runs every few minutes with the API key and the table, reads runs and open-job markers, writes only under runs/, and queues tasks", () => {
+    const out = deploy({ jobsDir: fixture({ "plain.yaml": job("plain") }), env: { QWEN_BASE_URL: "https://dashscope.aliyuncs.com/compatible-mode/v1" } });
+    const cron = fake.get("CronV2", "BatchPoll");
+    const fn = cron.args.function;
+    const runs = fake.get("Bucket", "Runs").self;
+    const tasks = fake.get("Queue", "Tasks").self;
+    expect(cron.args.schedule).toBe(BATCH_POLL_SCHEDULE);
+    expect(BATCH_POLL_SCHEDULE).toMatch(/^rate\(\d+ minutes\)$/);
+    expect(out.batchPollSchedule).toBe(BATCH_POLL_SCHEDULE);
+    expect(fn.handler).toBe(BATCH_POLL_HANDLER);
+    expect(fn.runtime).toBe("nodejs24.x");
+    // Well within the five minutes between runs, so two passes do not overlap for long.
+    expect(seconds(fn.timeout)).toBeLessThan(300);
+    expect(fn.link).toEqual([fake.get("Secret", "DashscopeApiKey").self, fake.get("Dynamo", "Coord").self]);
+    // Not linked to the bucket or the queue (a link grants every action): only what it uses.
+    expect(fn.permissions).toEqual([
+      { actions: ["s3:ListBucket"], resources: [runs.arn] },
+      { actions: ["s3:GetObject"], resources: [`${runs.arn}/runs/*`, `${runs.arn}/batches-open/*`] },
+      { actions: ["s3:PutObject"], resources: [`${runs.arn}/runs/*`] },
+      { actions: ["s3:DeleteObject"], resources: [`${runs.arn}/batches-open/*`] },
+      { actions: ["sqs:SendMessage"], resources: [tasks.arn] },
+    ]);
+    expect(fn.environment).toEqual({ QWEN_BASE_URL: "https://dashscope.aliyuncs.com/compatible-mode/v1", LONGDOC_TASKS_URL: tasks.url, LONGDOC_BUCKET: runs.name });
+  });
+});
+
 describe("handlers the infra points at", () => {
   it("wires exactly the worker, dlq and submit handlers", () => {
     deploy({ jobsDir: fixture({ "u.yaml": job("u", "trigger: upload\nschedule: rate(1 day)\n") }) });
@@ -534,11 +565,12 @@ describe("handlers the infra points at", () => {
       // ScheduleDlq has no subscriber: it keeps the runs Scheduler could not deliver.
       ...fake.all("Queue").flatMap((q) => (q.self.subscriber ? [q.self.subscriber.fn.handler] : [])),
       ...fake.all("Function").map((f) => f.args.handler),
+      ...fake.all("CronV2").flatMap((c) => (c.args.function.handler ? [c.args.function.handler] : [])),
     ];
-    expect(handlers.sort()).toEqual([DLQ_HANDLER, FINALIZE_HANDLER, SUBMIT_HANDLER, WORKER_HANDLER].sort());
+    expect(handlers.sort()).toEqual([DLQ_HANDLER, FINALIZE_HANDLER, SUBMIT_HANDLER, WORKER_HANDLER, BATCH_POLL_HANDLER].sort());
   });
 
-  it.for([WORKER_HANDLER, DLQ_HANDLER, SUBMIT_HANDLER, FINALIZE_HANDLER])("%s is a file in functions/ that exports handler", (handler, ctx) => {
+  it.for([WORKER_HANDLER, DLQ_HANDLER, SUBMIT_HANDLER, FINALIZE_HANDLER, BATCH_POLL_HANDLER])("%s is a file in functions/ that exports handler", (handler, ctx) => {
     const [file, exported] = [handler.slice(0, handler.lastIndexOf(".")), handler.slice(handler.lastIndexOf(".") + 1)];
     expect(exported).toBe("handler");
     const ts = path.join(ROOT, `${file}.ts`);

@@ -60,9 +60,12 @@ export function renderEstimate(e: JobEstimate): string {
   const citations = cited.length
     ? `\ncitations: verify adds ${Math.min(...cited) === Math.max(...cited) ? cited[0] : `${Math.min(...cited)}-${Math.max(...cited)}`} tokens to each prompt (the citation instruction, after the documents; counted above)`
     : "";
+  const batch = e.batch
+    ? `\nmode: batch: at the Batch API's price (${e.batch.priceFactor * 100} % of realtime, input uncached) the input costs ${formatCost(e.batch.inputCost, c, null)}, at most ${formatCost(e.batch.cost, c, null)} (realtime above: input ${formatCost(e.totals.inputCost, c, null)}, at most ${formatCost(e.totals.cost, c, null)})`
+    : "";
   return (
     renderTable(["item", "input tokens", "tier", "calls", `input ${c}`, `cache saves ${c}`, `at most ${c}`, "note"], rows) +
-    `\n${e.items.length} item(s) on ${e.model}, priced in ${c} (region ${e.region}); "at most" adds the answer cap and thinking budget at the output price${cap}${sampled}${tools}${citations}${estimated}` +
+    `\n${e.items.length} item(s) on ${e.model}, priced in ${c} (region ${e.region}); "at most" adds the answer cap and thinking budget at the output price${cap}${sampled}${tools}${citations}${estimated}${batch}` +
     `\n${renderQuota(e.quota)}`
   );
 }

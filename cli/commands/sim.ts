@@ -32,6 +32,7 @@ interface SimFlags {
   catalog?: string;
   perSecond: boolean;
   quiet?: boolean;
+  batchMs: number;
 }
 
 /** What the request ended as: `ok`, `error` (status and code are on the line), `client closed streamed=N`, … */
@@ -73,6 +74,7 @@ export function registerSim(program: Command, edge: Edge): void {
     .option("--catalog <FILE>", "JSON file overriding shared/model/models.json numbers")
     .option("--no-per-second", "enforce only the minute windows, not RPM/60 and TPM/60 per second")
     .option("--quiet", "do not log each request")
+    .option("--batch-ms <MS>", "Batch API: time from create to completed (validating, in progress, finalizing a third each)", wholeNumber("--batch-ms", 0), 3000)
     .action(async (flags: SimFlags) => {
       const sim = await startSimulator({
         port: flags.port,
@@ -87,6 +89,7 @@ export function registerSim(program: Command, edge: Edge): void {
         perSecondLimits: flags.perSecond,
         // Logged as each request ends, so one that never finishes holds no other line back.
         onCallEnd: flags.quiet ? undefined : (c) => process.stderr.write(`${describeCall(c)}\n`),
+        batch: { processingMs: flags.batchMs },
       });
       const out = process.stdout;
       out.write(`longdoc sim: Qwen3-Max API simulator listening at ${sim.baseURL}\n`);

@@ -101,6 +101,10 @@ export function renderProgress(p: RunProgress): string {
       ? `elapsed ${formatDuration(p.elapsedMs)}` +
         (p.itemsPerMinute !== null ? `, ${p.itemsPerMinute} items/min, ETA ${formatDuration(p.etaMs)}` : ", ETA unknown until an item finishes")
       : `took ${formatDuration(p.elapsedMs)} (started ${p.startedAt}, finished ${p.finishedAt})`;
+  const b = p.batches;
+  const batches = b
+    ? [`batches: ${Object.entries(b.states).map(([state, n]) => `${n} ${state}`).join(", ") || "none"}; requests ${b.requests.completed} answered, ${b.requests.failed} failed, of ${b.requests.total}`]
+    : [];
   const hint = p.status === "interrupted" ? [`the run that drove it stopped before it finished: resume it with 'longdoc retry ${p.jobId}' (finished items are not called again)`] : [];
-  return [head, table, tokens, cost, time, ...hint].join("\n");
+  return [head, table, ...batches, tokens, cost, time, ...hint].join("\n");
 }

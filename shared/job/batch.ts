@@ -337,6 +337,8 @@ export function batchJobSpec(file: string, model: string, thinking: boolean): Jo
     // One call per line, as the file asks: no samples or tools (a line's own `tools` are refused).
     samples: 1,
     citations: "off",
+    mode: "realtime",
+    batch: { fallback: "realtime" },
     limits: {},
   };
 }

@@ -167,6 +167,19 @@ export const jobSpecSchema = z
       .regex(/^(cron|rate)\(.+\)$/, "must be an EventBridge expression such as cron(0 6 ? * MON *) or rate(1 day)")
       .optional(),
     trigger: z.literal("upload").optional(),
+    mode: z
+      .enum(["realtime", "batch"])
+      .default("realtime")
+      .describe("`realtime` (the default): each item is one streamed call now. `batch`: every call goes through the provider's Batch API at 50 % of the realtime price, answered within 24 hours (docs/batch-mode.md); needs a model and region with batch support, and no samples, tools or `onTruncated: continue`."),
+    batch: z
+      .strictObject({
+        fallback: z
+          .enum(["realtime", "fail"])
+          .default("realtime")
+          .describe("What a line the batch did not answer (in its error file, or in a batch that failed or expired) becomes: `realtime` (the default) runs it as a realtime call at the realtime price; `fail` fails its item with the provider's error."),
+      })
+      .default({ fallback: "realtime" })
+      .describe("`mode: batch` only: what happens to the calls the provider's batch did not answer."),
     /** Told when the job ends: an https URL called with the end-of-job event, signed (see shared/run/webhook.ts). */
     notify: z.strictObject({ webhook: webhookUrl.describe("An https URL POSTed the job-finished event, signed with HMAC-SHA256 (docs/job-events.md).") }).optional(),
   })
@@ -209,6 +222,13 @@ export const jobSpecSchema = z
         path: ["output", "onTruncated"],
         message: "continue picks up one cut answer; sampled or tool-using calls (samples:, tools:) are not continued; use fail or keep",
       });
+    }
+    if (job.mode === "batch") {
+      // Several dependent calls (each sample judged, each tool round, each continuation) cannot be one batch line each.
+      const dependent = [job.samples > 1 && "samples:", job.tools && "tools:", job.output.onTruncated === "continue" && "output.onTruncated: continue"].filter(Boolean);
+      if (dependent.length) {
+        ctx.addIssue({ code: "custom", path: ["mode"], message: `mode: batch sends each call as one independent batch line; ${dependent.join(", ")} need(s) several dependent calls per item: use mode: realtime, or leave ${dependent.join(" and ")} out` });
+      }
     }
     checkReasoning(job, ctx);
     if (job.minCitationScore !== undefined && job.citations !== "verify") {

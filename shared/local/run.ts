@@ -29,6 +29,8 @@ import { mirrorRun } from "../run/mirror.ts";
 import { queueDepth } from "./inspect.ts";
 import { runPoller } from "./poller.ts";
 import { startLocalStack, type LocalStack } from "./stack.ts";
+import { cancelJobBatches, itemsAwaitingBatch, startLocalBatchPolling } from "../batch/local.ts";
+import { createBatchApi } from "../batch/api.ts";
 
 export interface Progress {
   jobId: string;
@@ -59,6 +61,8 @@ interface WorkerOptions {
   signal?: AbortSignal;
   /** Things the user should hear about while the run goes on (a worker process replaced). */
   onNotice?: (message: string) => void;
+  /** `mode: batch`: how often the job's batches are polled (default every 2 s). */
+  batchPollMs?: number;
 }
 
 export interface LocalRunOptions extends Omit<WorkerOptions, "workers"> {
@@ -189,6 +193,8 @@ async function unfinishedJob(store: ObjectStore, pointer: string): Promise<JobRe
  */
 async function requeueUnfinished(store: ObjectStore, stack: LocalStack, job: JobRecord): Promise<void> {
   const done = await finishedItemIds(store, job.jobId);
+  // Items still in an open batch get their task from the batch poller.
+  for (const id of await itemsAwaitingBatch(store, job)) done.add(id);
   const tasks: TaskMessage[] = job.items
     .filter((i) => !done.has(i.id))
     .map((i) => ({ v: 1, jobId: job.jobId, itemId: i.id, bucket: stack.bucket, documents: i.documents.map((d) => d.uri) }));
@@ -224,6 +230,7 @@ export async function driveLocalRun(o: DriveOptions): Promise<DriveResult> {
   const opened = o.endpoint ? undefined : await openLocalEndpoint(o.settings);
   const endpoint = o.endpoint ?? opened!;
   const workers = await (o.running ?? startWorkers(o, endpoint));
+  const batches = startLocalBatchPolling({ stack, job, endpoint, catalog: o.settings.catalog, log: o.log, everyMs: o.batchPollMs });
   try {
     const store = new ObjectStore(stack.s3, stack.bucket);
     const startedAt = Date.now();
@@ -255,6 +262,7 @@ export async function driveLocalRun(o: DriveOptions): Promise<DriveResult> {
     const notify = await store.getJson<NotifyRecord>(keys.notify(job.jobId));
     return { manifest: manifest!, outDir: dir, usedSimulator: endpoint.usedSimulator, ...(notify && { notify }) };
   } finally {
+    await batches.stop();
     await workers.stop();
     await opened?.stop();
   }
@@ -465,6 +473,8 @@ export async function cancelLocalJob(o: LocalControlOptions & { onMarked?: (c: E
       throw inLocalState(e, stack, o.stack ? undefined : dataDir);
     });
     if (c.state === "finished") return c;
+    // A real endpoint's batches are cancelled there (a simulator's ended with the run that started it).
+    if (o.settings.endpoint.apiKey) await cancelJobBatches(store, c.job, createBatchApi({ apiKey: o.settings.endpoint.apiKey, baseURL: o.settings.endpoint.baseURL! }), o.log);
     o.onMarked?.(c);
     // This process owns the state, so no worker is running: every unfinished item ends skipped
     // here, many at a time, without a delivery each; then the job's tasks leave the queue.

@@ -87,6 +87,8 @@ const modelSchema = z
     prefillTokensPerSecond: z.number().positive().default(5000),
     /** Ignored: every model now takes max_completion_tokens (docs/qwen-api.md §3); accepted so older override files still load. */
     maxCompletionTokens: z.boolean().optional(),
+    /** Regions whose Batch API serves this model (`mode: batch`, half price); absent: none. */
+    batchRegions: z.array(z.string()).optional(),
     /** Price tiers per region id (a key of `regions`); a region without the model's prices lists it as not priced there. */
     prices: z.record(z.string(), z.array(tierSchema).min(1)),
     /** Where each fact comes from: a key of SOURCED_FACTS → "[tag] source, date" (the tag as docs/qwen-api.md uses them). */

@@ -17,6 +17,10 @@ export interface ItemResult {
   attempts: number;
   /** Deliveries of the item's task that claimed it (waits for quota included). */
   deliveries?: number;
+  /** `mode: batch` jobs: `batch` when the provider's batch answered every call, `realtime` when any call ran realtime. */
+  mode?: "realtime" | "batch";
+  /** Why a batch job's item made realtime calls (a line over the per-line limit, a line the batch did not answer). */
+  modeReason?: string;
   documents: { source: string; format?: string; bytes?: number; chars?: number; tokens?: number; sha256?: string }[];
   error: { kind: ErrorCode; message: string } | null;
   /** Every attempt's calls, the failed ones included. */
@@ -87,6 +91,7 @@ export interface ManifestItem {
   status: ItemStatus | "queued";
   attempts: number;
   deliveries?: number;
+  mode?: "realtime" | "batch";
   error: { kind: string; message: string } | null;
   usage: Usage;
   /** In the manifest's `currency`; the Usd twins are the same figures in a USD region, null elsewhere. */
@@ -191,6 +196,7 @@ export function buildManifest(job: JobRecord, results: Map<string, ItemResult>, 
       status: r?.status ?? "queued",
       attempts: r?.attempts ?? 0,
       ...(r?.deliveries !== undefined ? { deliveries: r.deliveries } : {}),
+      ...(r?.mode ? { mode: r.mode } : {}),
       error: r?.error ?? null,
       usage: r?.usage ?? zeroUsage(),
       ...twins("cost", round6(r?.cost ?? 0)),

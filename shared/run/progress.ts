@@ -3,6 +3,7 @@ import { LongdocError } from "../errors.ts";
 import type { JobRecord } from "../job/record.ts";
 import { buildManifest, summary, type ItemResult, type Manifest } from "./manifest.ts";
 import { openaiBatchObject, type OpenAIBatchObject } from "./openai-batch.ts";
+import { batchSummary, readBatchRecords } from "../batch/records.ts";
 
 /**
  * The progress of a run, computed from what is in the store (the job record and the item results
@@ -24,6 +25,8 @@ export type RunProgress = Omit<Manifest, "items" | "counts"> & {
   itemsPerMinute: number | null;
   /** Time left at that rate while running; 0 when done; null while no item has finished. */
   etaMs: number | null;
+  /** `mode: batch`: the provider batches, how many are in each state, and their request counts. */
+  batches?: ReturnType<typeof batchSummary>;
 };
 
 /** The progress with `openaiBatch` (OpenAI's batch object) when the job came from a batch file. */
@@ -117,7 +120,8 @@ export async function readProgress(store: ObjectStore, jobId: string, opts: { no
       }),
   );
   const [halted, cancelled] = await Promise.all([store.exists(keys.halt(jobId)), store.exists(keys.cancel(jobId))]);
-  return computeProgress({ job, results: cache.results, attempted, halted, cancelled, now: (opts.now ?? Date.now)() });
+  const progress = computeProgress({ job, results: cache.results, attempted, halted, cancelled, now: (opts.now ?? Date.now)() });
+  return job.spec.mode === "batch" ? { ...progress, batches: batchSummary(await readBatchRecords(store, jobId)) } : progress;
 }
 
 /** Job ids under runs/, newest first (by the timestamp in the id, then by name). */

@@ -15,6 +15,7 @@ import { countTokens } from "../tokens/index.ts";
 import { isProviderError, RateWindows } from "./limits.ts";
 import { findDocuments, proveDocument, withoutDocuments, type DocumentProof } from "./proof.ts";
 import { parseRequest, type SimRequest } from "./request.ts";
+import { createBatchService, type BatchService, type BatchSimOptions } from "./batch.ts";
 
 export interface SimulatorOptions {
   /** 0 (default) picks a free port. */
@@ -64,6 +65,8 @@ export interface SimulatorOptions {
    * the client), in the order requests end. `longdoc sim` logs from it.
    */
   onCallEnd?: (call: SimCall) => void;
+  /** The Files and Batch APIs (batch.ts): processing time, how batches end. */
+  batch?: BatchSimOptions;
 }
 
 export type SimOutcome = "ok" | "error" | "midstream_error" | "dropped" | "client_closed";
@@ -127,6 +130,8 @@ export interface Simulator {
   injectFaults(faults: InjectedFault | InjectedFault[]): void;
   /** Drops pending injected faults. */
   clearFaults(): void;
+  /** The Files and Batch APIs' state (batch.ts). */
+  batches: BatchService;
   stop(): Promise<void>;
 }
 
@@ -171,6 +176,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
   // How each request in flight ends (the handler's catch-all uses it).
   const inFlight = new WeakMap<ServerResponse, { call: SimCall; end: (outcome: SimOutcome) => void }>();
   const sockets = new Set<Socket>();
+  const batches = createBatchService({ catalog, faults, options: opts.batch, now });
 
   const server = createServer((req, res) => {
     handle(req, res).catch((e: unknown) => {
@@ -204,6 +210,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = (req.url ?? "/").split("?")[0]!.replace(/\/+$/, "");
+    if (await batches.handle(req, res, path)) return;
     if (req.method === "GET" && MODELS_PATHS.has(path)) {
       return sendJson(res, 200, { object: "list", data: Object.keys(catalog.models).map((id) => ({ id, object: "model", created: 0, owned_by: "system" })) });
     }
@@ -594,6 +601,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     calls,
     injectFaults: (f) => faults.inject(f),
     clearFaults: () => faults.clear(),
+    batches,
     stop() {
       stopped ??= new Promise<void>((resolve) => {
         server.close(() => resolve());

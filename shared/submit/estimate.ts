@@ -2,6 +2,7 @@ import { stat } from "node:fs/promises";
 import { checkFallback, costCap, formatCost, getModel, priceFor, type Catalog, type ModelInfo } from "../model/catalog.ts";
 import { DEFAULT_MAX_BYTES, loadDocument } from "../documents/index.ts";
 import { readDocumentFile } from "../documents/read-file.ts";
+import { BATCH_PRICE_FACTOR } from "../batch/support.ts";
 import { LongdocError, toErrorRecord } from "../errors.ts";
 import { expandItems } from "../job/expand.ts";
 import type { ItemDocument, JobItem } from "../job/record.ts";
@@ -59,6 +60,11 @@ export interface JobEstimate {
   /** The job's cost cap in `currency`; maxCostUsd the same when that is USD. */
   maxCost: number | null;
   maxCostUsd: number | null;
+  /**
+   * `mode: batch`: the same calls at the Batch API's price (half the realtime price, no cache
+   * discount counted: the input is priced uncached). `totals` stays the realtime price, beside it.
+   */
+  batch?: { priceFactor: number; inputCost: number; cost: number; inputCostUsd: number | null; costUsd: number | null };
   /** `exact` when longdoc carries the model's tokenizer; else `estimate`, with the margin budgets add (docs/models.md). */
   tokenCounts: { counts: "exact" | "estimate"; tokenizer: string; safetyMargin: number };
   /** How long the job needs the quota, against how long the task queue keeps a waiting task; `fits` false: submit refuses it. */
@@ -131,11 +137,13 @@ export async function estimateJob(spec: JobSpec, jobFile: string, catalog: Catal
 /** Refuses a job whose input alone is estimated above its cost cap (`limits.maxCost` / `maxCostUsd`). */
 export function assertWithinCostCap(spec: JobSpec, estimate: JobEstimate): void {
   const cap = estimate.maxCost;
-  if (cap === null || estimate.totals.inputCost <= cap) return;
+  // A batch job pays the batch price for its input.
+  const input = estimate.batch?.inputCost ?? estimate.totals.inputCost;
+  if (cap === null || input <= cap) return;
   const field = spec.limits.maxCost !== undefined ? "limits.maxCost" : "limits.maxCostUsd";
   throw new LongdocError(
     "cost_cap",
-    `job '${spec.name}': its input alone is estimated at ${formatCost(estimate.totals.inputCost, estimate.currency)}, over ${field} (${formatCost(cap, estimate.currency, null)}); run 'longdoc estimate' for the breakdown`,
+    `job '${spec.name}': its input alone is estimated at ${formatCost(input, estimate.currency)}${estimate.batch ? " at the batch price" : ""}, over ${field} (${formatCost(cap, estimate.currency, null)}); run 'longdoc estimate' for the breakdown`,
   );
 }
 
@@ -222,5 +230,14 @@ export function estimateItems(spec: JobSpec, jobModel: ModelInfo, jobItems: JobI
     maxCost: cap,
     maxCostUsd: model.currency === "USD" ? cap : null,
     quota: estimateQuota(items, pacingLimits(spec, model)),
+    ...(spec.mode === "batch" ? { batch: atBatchPrice(items, model.currency) } : {}),
   };
+}
+
+/** The realtime figures without their cache discount, times the batch price factor. */
+function atBatchPrice(items: ItemEstimate[], currency: string): NonNullable<JobEstimate["batch"]> {
+  const sum = (f: (i: ItemEstimate) => number) => round6(items.reduce((s, i) => s + f(i), 0) * BATCH_PRICE_FACTOR);
+  const inputCost = sum((i) => i.inputCost + i.cacheSavings);
+  const cost = sum((i) => i.cost + i.cacheSavings);
+  return { priceFactor: BATCH_PRICE_FACTOR, inputCost, cost, inputCostUsd: currency === "USD" ? inputCost : null, costUsd: currency === "USD" ? cost : null };
 }

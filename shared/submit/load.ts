@@ -17,6 +17,7 @@ import { looksLikeBatchInput, readHead, type BatchFile } from "../job/batch.ts";
 import { loadBatch, submitBatch } from "./batch.ts";
 import type { SubmitTarget } from "./target.ts";
 import { selectItems, type ItemSelection, type RecordedOverrides } from "./select.ts";
+import { checkBatchSupport } from "../batch/support.ts";
 
 /** A job file read and checked, before anything is uploaded. */
 export interface LoadedJob {
@@ -43,6 +44,7 @@ export async function loadJobForSubmit(jobFile: string, catalog: Catalog, resolv
   const spec = await loadJobFile(jobFile);
   const model = getModel(catalog, spec.model);
   checkFallback(catalog, spec, model);
+  checkBatchSupport(spec, model, jobFile);
   const localDocuments = await resolveLocalDocuments(spec, jobFile, resolve);
   const outputSchema = await resolveOutputSchema(spec, jobFile, resolve);
   return { jobFile, spec, catalog, model, localDocuments, outputSchema };
@@ -113,6 +115,8 @@ export async function submitLoadedJob(target: SubmitTarget, job: LoadedJob): Pro
       ...(items && { items }),
       ...(job.overrides && { overrides: job.overrides }),
       ...(quotaNeed && { quotaNeed }),
+      batchModel: job.model,
+      ...(target.batchLimits && { batchLimits: target.batchLimits }),
       ...(target.token !== undefined && { jobId: newJobId(job.spec.name, new Date(), target.token), trigger: `cli ${target.token}` }),
     },
   );

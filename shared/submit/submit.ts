@@ -10,6 +10,7 @@ import type { Coordinator } from "../run/coord.ts";
 import { deployment } from "../settings.ts";
 import { costCap, type ModelInfo } from "../model/catalog.ts";
 import { assertQuotaFitsRetention, quotaNeedFloor, type QuotaNeed } from "./quota-need.ts";
+import { prepareBatches, type BatchFileLimits } from "../batch/prepare.ts";
 
 export interface SubmitDeps {
   store: ObjectStore;
@@ -46,6 +47,10 @@ export interface SubmitInput {
   overrides?: JobRecord["overrides"];
   /** The job's quota need measured from its documents (prepare.ts); without it, the floor counted from the job's settings is checked. */
   quotaNeed?: QuotaNeed;
+  /** `mode: batch`: the model as the worker plans its calls (the batch lines are planned at submit). */
+  batchModel?: ModelInfo;
+  /** `mode: batch`: the input file limits, when lower than the provider's (tests). */
+  batchLimits?: Partial<BatchFileLimits>;
 }
 
 /** SQS refuses a message body over 256 KiB (a larger quota must be asked for): checked before any is sent. */
@@ -135,8 +140,9 @@ export async function submitJob(deps: SubmitDeps, input: SubmitInput): Promise<J
   const coord = deps.coord;
   const all: TaskMessage[] = resumed ? sending.items.map((item) => ({ v: 1, jobId, itemId: item.id, bucket: deps.store.bucket, documents: item.documents.map((d) => d.uri) })) : tasks;
   try {
-    const skip = coord && resumed ? await coord.sentTaskBatches(jobId, Math.ceil(all.length / SQS_BATCH)) : undefined;
-    await sendTasks(deps.sqs, deps.queueUrl, all, {
+    const queued = await batchOrQueue(deps, record, input, all);
+    const skip = coord && resumed ? await coord.sentTaskBatches(jobId, Math.ceil(queued.length / SQS_BATCH)) : undefined;
+    await sendTasks(deps.sqs, deps.queueUrl, queued, {
       lanes: deps.lanes ?? deployment.submitSendLanes,
       skip,
       onSent: coord ? (b) => coord.markTaskBatchesSent(jobId, [b]) : undefined,
@@ -153,3 +159,14 @@ export async function submitJob(deps: SubmitDeps, input: SubmitInput): Promise<J
 
 const isModelInfo = (m: SubmitInput["model"]): m is ModelInfo & SubmitInput["model"] =>
   typeof (m as Partial<ModelInfo>).contextTokens === "number" && typeof (m as Partial<ModelInfo>).maxThinkingBudget === "number";
+/**
+ * `mode: batch`: the items' calls become batch lines (the poller creates the batches and queues
+ * each item's task once its lines are answered); only the items that cannot be batched are queued now.
+ */
+async function batchOrQueue(deps: SubmitDeps, record: JobRecord, input: SubmitInput, tasks: TaskMessage[]): Promise<TaskMessage[]> {
+  if (record.spec.mode !== "batch") return tasks;
+  if (!input.batchModel) throw new LongdocError("internal", `job '${record.name}': mode: batch needs the model's catalog entry at submit`);
+  const prepared = await prepareBatches(deps.store, record, input.batchModel, { limits: input.batchLimits, now: deps.now });
+  const realtime = new Set(prepared.realtime.map((r) => r.itemId));
+  return tasks.filter((t) => realtime.has(t.itemId));
+}

@@ -14,6 +14,8 @@ export interface SubmitTarget {
   coord?: Coordinator;
   /** Refuse before queueing when the job's input alone is estimated over its cap (local runs, whose documents are on this machine anyway). */
   checkCostCap?: boolean;
+  /** `mode: batch`: input file limits below the provider's (tests split a job with them). */
+  batchLimits?: Partial<import("../batch/prepare.ts").BatchFileLimits>;
   /** A token naming this submission: the same token gives the same job, never a second one. */
   token?: string;
 }

@@ -4,6 +4,7 @@ import type { SQSClient } from "@aws-sdk/client-sqs";
 import type { S3Client } from "@aws-sdk/client-s3";
 import { ObjectStore } from "../run/store.ts";
 import { getModel, type Catalog } from "../model/catalog.ts";
+import { checkBatchSupport } from "../batch/support.ts";
 import { LongdocError } from "../errors.ts";
 import { loadJobFile } from "../job/load.ts";
 import { s3Uri, type ItemDocument, type JobRecord } from "../job/record.ts";
@@ -49,6 +50,7 @@ export async function submitFromEvent(deps: TriggerDeps, event: TriggerEvent): P
       throw new LongdocError("job_invalid", `${file}: an upload arrived under inbox/${name}/ but the job has no 'trigger: upload'`);
     }
     const model = getModel(deps.catalog, spec.model);
+    checkBatchSupport(spec, model, file);
     const docs = documents ?? (await resolveS3Documents(spec, deps.s3));
     const outputSchema = await resolveOutputSchema(spec, file);
     const { packs } = await prepareSubmit(deps.s3, spec, model, docs, { checkCostCap: false });
@@ -56,7 +58,7 @@ export async function submitFromEvent(deps: TriggerDeps, event: TriggerEvent): P
     const job = await submitJob(
       // Lambda retries a failed async invocation with the same event, hence the same job id: it resumes.
       { store, sqs: deps.sqs, queueUrl: deps.queueUrl, maxReceives: deps.maxReceives, coord: deps.coord, resumable: jobId !== undefined },
-      { spec, model, documents: docs, outputSchema, packs, ...(jobId && { jobId, trigger: `${trigger} ${origin!.token}` }) },
+      { spec, model, batchModel: model, documents: docs, outputSchema, packs, ...(jobId && { jobId, trigger: `${trigger} ${origin!.token}` }) },
     );
     deps.log.info({ jobId: job.jobId, trigger, items: job.items.length }, "job submitted");
     return job;

@@ -6,6 +6,7 @@
  */
 import { ItemError } from "../errors.ts";
 import { keys } from "../run/store.ts";
+import { batchFailure } from "../batch/failure.ts";
 import type { Delivery } from "./delivery.ts";
 import type { Ended } from "./outcome.ts";
 import { ReturnToQueue } from "./records.ts";
@@ -31,6 +32,9 @@ export async function guards(d: Delivery): Promise<Ended | null> {
   }
   if (halt) return skipped("halted", `the job was halted: ${halt.reason}`);
   if (cancelled) return skipped("cancelled", "the job was cancelled");
+  // `mode: batch` with `batch.fallback: fail`: a call the provider's batch did not answer fails the item.
+  const failed = await batchFailure(d);
+  if (failed) return { kind: "ended", status: "failed", error: failed };
   // Costs of one job are in one currency: a worker whose endpoint bills in another region's
   // currency than the one the job was submitted for would mix them.
   if (job.currency !== d.currency) {

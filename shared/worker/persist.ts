@@ -13,6 +13,7 @@ import { earlierAttempts } from "./attempt.ts";
 import { logContext, type Delivery } from "./delivery.ts";
 import type { Answered, Ended, ItemAnswer, Outcome } from "./outcome.ts";
 import { keepPaid } from "./paid.ts";
+import { realtimeReason } from "../batch/failure.ts";
 import { sampleFiles, samplingSummary } from "./samples.ts";
 
 type ResultFields = Omit<ItemResult, "version" | "id" | "attempts" | "deliveries" | "model" | "startedAt" | "finishedAt" | "durationMs" | "usage" | "cost" | "currency" | "costUsd">;
@@ -112,6 +113,8 @@ async function writeResult(d: Delivery, fields: ResultFields): Promise<ItemResul
     id: item.id,
     attempts: Math.max(1, attempts),
     deliveries: d.claimed.deliveries,
+    // A batch job's item: answered by the batch alone, or with a call made realtime (a fallback).
+    ...(job.spec.mode === "batch" ? await batchMode(d) : {}),
     model: d.model?.id ?? job.model,
     startedAt: new Date(d.startedAt).toISOString(),
     ...fields,
@@ -125,6 +128,13 @@ async function writeResult(d: Delivery, fields: ResultFields): Promise<ItemResul
   };
   await d.steps.time("write", () => keepPaid(() => store.putJsonIfAbsent(keys.item(job.jobId, item.id, "result.json"), result)));
   return result;
+}
+
+/** A batch job's item: answered by the batch alone, or with realtime calls (and why). */
+async function batchMode(d: Delivery): Promise<Pick<ItemResult, "mode" | "modeReason">> {
+  if (!d.recorder.closed) return { mode: "batch" };
+  const reason = await realtimeReason(d.store, d.job.jobId, d.item.id);
+  return { mode: "realtime", ...(reason ? { modeReason: reason } : {}) };
 }
 
 /** Maps a packed answer back to its documents: items/<itemId>/answers/<n>.md per document. */
