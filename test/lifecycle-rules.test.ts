@@ -179,6 +179,40 @@ describe("item lifecycle rules (in memory)", () => {
     expect(await w.store.hasAny(keys.item(w.job.jobId, task.itemId, "attempts/calls/"))).toBe(false);
   });
 
+  it("halts the job on a refused key: the failing item says why, the rest are skipped without a call", async () => {
+    const docs = Object.fromEntries(Array.from({ length: 5 }, (_, i) => [`n${i}.md`, `# Note ${i}\n\nValue ${i * 7}.\n`]));
+    const model = scriptedModel(() => new ModelError("model_auth", "the API key was refused (401 InvalidApiKey)", { haltsJob: true, status: 401 }));
+    const w = await memoryJob({ yaml: "name: halt\ndocuments:\n  - path: '*.md'\nprompt: Summarise.\nmaxOutputTokens: 256\n", documents: docs, model });
+    const outcomes = [];
+    for (const task of w.tasks) outcomes.push(await w.deliver(task));
+    expect(outcomes).toEqual(["failed", "skipped", "skipped", "skipped", "skipped"]);
+    expect(model.calls).toHaveLength(1);
+    const m = (await w.manifest())!;
+    expect(m.status).toBe("halted");
+    expect(m.items[0]).toMatchObject({ status: "failed", error: { kind: "model_auth" } });
+    expect(m.items.slice(1).every((i) => i.status === "skipped" && i.error?.kind === "halted")).toBe(true);
+  });
+
+  it("stops calling the model once the job's spend reaches its cap; the rest end skipped", async () => {
+    const docs = Object.fromEntries(Array.from({ length: 5 }, (_, i) => [`n${i}.md`, `# Note ${i}\n\nValue ${i * 7}.\n`]));
+    const model = scriptedModel(() => answer("Summary.", { inputTokens: 1_000, outputTokens: 300 }));
+    const yaml = "name: spend\ndocuments:\n  - path: '*.md'\nprompt: Summarise.\nmaxOutputTokens: 256\nthinking: { enabled: true, budget: 512 }\nlimits: { maxCostUsd: 0.006 }\n";
+    const w = await memoryJob({ yaml, documents: docs, model });
+    for (const task of w.tasks) await w.deliver(task);
+    const m = (await w.manifest())!;
+    const answered = m.items.filter((i) => i.status === "succeeded");
+    const stopped = m.items.filter((i) => i.status === "skipped");
+    expect(answered.length).toBeGreaterThan(0);
+    expect(stopped.length).toBeGreaterThan(0);
+    expect(answered.length + stopped.length).toBe(5);
+    expect(stopped.every((i) => i.error?.kind === "cost_cap" && /over limits\.maxCostUsd \(\$0\.006\)/.test(i.error.message))).toBe(true);
+    expect(model.calls).toHaveLength(answered.length);
+    // The cap is checked before each call: at most the last call goes past it.
+    expect(m.costUsd).toBeLessThanOrEqual(0.006 + Math.max(...answered.map((i) => i.cost)));
+    expect(m.status).toBe("partial");
+    expect((await w.coord.spend(w.job.jobId)).spentUsd).toBeCloseTo(m.costUsd!, 6);
+  });
+
   it("hands the task back with no attempt used when the coordination store fails before the call", async () => {
     const model = scriptedModel();
     const coord = createMemoryCoordinator();
