@@ -265,9 +265,10 @@ describe.each([
       const seen = await coord.modelSpeed(model);
       expect(seen?.decodeTokensPerSecond).toBeCloseTo(120, 9);
       expect(seen).toMatchObject({ prefillTokensPerSecond: 1_000, samples: 2 });
-      // Nothing measured: no sample.
-      await coord.recordModelSpeed(model, { decodeTokensPerSecond: 0 });
-      expect((await coord.modelSpeed(model))?.samples).toBe(2);
+      // A call that measured nothing leaves an unmeasured model unknown.
+      const other = `speed-${newJob()}`;
+      await coord.recordModelSpeed(other, { decodeTokensPerSecond: 0 });
+      expect(await coord.modelSpeed(other)).toBeNull();
     });
   });
 
