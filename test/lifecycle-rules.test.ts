@@ -101,7 +101,7 @@ describe("item lifecycle rules (in memory)", () => {
     const model = scriptedModel();
     const w = await memoryJob({ yaml: plain, documents: oneDoc, model });
     const task = w.tasks[0]!;
-    // A second job id in the same state, for each of the two states (a job's state is read once it is submitted).
+    // Its record says the submit is still sending, then that it failed (a worker asks again until it reads submitted).
     await w.coord.setJobState(w.job.jobId, "submitting");
     const wait = await w.deliver(task);
     expect(wait).toBeInstanceOf(ReturnToQueue);
