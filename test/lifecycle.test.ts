@@ -35,26 +35,15 @@ describe("item lifecycle", () => {
   });
 
   it("lists every item exactly once when many workers finish together", async () => {
-    const jobFile = await docsJob(path.join(dir, "many"), "many", 40);
-    const run = await runLocalJob({ jobFile, outDir: path.join(dir, "out"), workers: 8, settings: loadSettings(env()), log: silentLog, stack: loop.stack });
+    // Four processes are enough to race on the last item (the finish counter's race itself is in test/coord.test.ts).
+    const jobFile = await docsJob(path.join(dir, "many"), "many", 24);
+    const run = await runLocalJob({ jobFile, outDir: path.join(dir, "out"), workers: 4, settings: loadSettings(env()), log: silentLog, stack: loop.stack });
     const ids = run.manifest.items.map((i) => i.id);
-    expect(ids).toHaveLength(40);
-    expect(new Set(ids).size).toBe(40);
-    expect(run.manifest.counts).toEqual({ total: 40, succeeded: 40, failed: 0, skipped: 0 });
+    expect(ids).toHaveLength(24);
+    expect(new Set(ids).size).toBe(24);
+    expect(run.manifest.counts).toEqual({ total: 24, succeeded: 24, failed: 0, skipped: 0 });
     expect(run.manifest.items.every((i) => i.status === "succeeded" && i.attempts === 1)).toBe(true);
     expect(run.manifest.usage.inputTokens).toBe(run.manifest.items.reduce((s, i) => s + i.usage.inputTokens, 0));
-  });
-
-  it("halts the job on a refused key: the failing item says why, the rest are skipped", async () => {
-    const jobFile = await docsJob(path.join(dir, "halt"), "halt", 5);
-    loop.sim.injectFaults({ kind: "401", count: 1 });
-    const before = loop.sim.calls.length;
-    const run = await runLocalJob({ jobFile, outDir: path.join(dir, "out"), workers: 1, settings: loadSettings(env()), log: silentLog, stack: loop.stack });
-    const m = run.manifest;
-    expect(m.status).toBe("halted");
-    expect(m.items[0]).toMatchObject({ status: "failed", error: { kind: "model_auth" } });
-    expect(m.items.slice(1).every((i) => i.status === "skipped" && i.error?.kind === "halted")).toBe(true);
-    expect(loop.sim.calls.length - before).toBe(1);
   });
 
   it("records a task whose worker kept dying as failed, via the dead-letter queue", async () => {
@@ -91,22 +80,5 @@ describe("item lifecycle", () => {
     });
     expect(loop.sim.calls.length).toBe(before);
   });
-
-  it("stops calling the model once the job's spend reaches its cap; the rest end skipped", async () => {
-    const jobFile = await docsJob(path.join(dir, "spend"), "spend", 5, "thinking: { enabled: true, budget: 512 }\nlimits: { maxCostUsd: 0.006 }\n");
-    const before = loop.sim.calls.length;
-    const run = await runLocalJob({ jobFile, outDir: path.join(dir, "out"), workers: 1, settings: loadSettings(env()), log: silentLog, stack: loop.stack });
-    const m = run.manifest;
-    const answered = m.items.filter((i) => i.status === "succeeded");
-    const stopped = m.items.filter((i) => i.status === "skipped");
-    expect(answered.length).toBeGreaterThan(0);
-    expect(stopped.length).toBeGreaterThan(0);
-    expect(answered.length + stopped.length).toBe(5);
-    expect(stopped.every((i) => i.error?.kind === "cost_cap" && /over limits\.maxCostUsd \(\$0\.006\)/.test(i.error.message))).toBe(true);
-    expect(loop.sim.calls.length - before).toBe(answered.length);
-    // The cap is checked before each call: at most the last call goes past it.
-    const lastCall = Math.max(...answered.map((i) => i.cost));
-    expect(m.costUsd).toBeLessThanOrEqual(0.006 + lastCall);
-    expect(m.status).toBe("partial");
-  });
+  // The halt on a refused key and the spend cap are rules of one delivery: test/lifecycle-rules.test.ts.
 });

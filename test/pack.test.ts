@@ -104,7 +104,7 @@ describe("a packed job end to end", () => {
     const jobFile = path.join(dir, "job.yaml");
     await writeFile(jobFile, "name: packed-test\ndocuments:\n  - path: docs/*.md\nprompt: Summarise each filing.\npacking: packed\nmaxOutputTokens: 4096\n");
     const env = { ...loop.env(), LONGDOC_CATALOG: await smallCatalog(dir) };
-    const run = await runLocalJob({ jobFile, outDir: path.join(dir, "out"), workers: 2, settings: loadSettings(env), log: silentLog, stack: loop.stack });
+    const run = await runLocalJob({ jobFile, outDir: path.join(dir, "out"), workers: 1, settings: loadSettings(env), log: silentLog, stack: loop.stack });
     const m = run.manifest;
     expect(m.items.filter((i) => i.status !== "succeeded").map((i) => i.error)).toEqual([]);
     expect(m.status).toBe("succeeded");

@@ -52,7 +52,7 @@ describe("status and results of a persisted local run, through the CLI", () => {
     const run = await runLocalJob({
       jobFile,
       outDir: runOut,
-      workers: 2,
+      workers: 1,
       settings: loadSettings({ DASHSCOPE_API_KEY: "sk-test", QWEN_BASE_URL: sim.baseURL }),
       log: silentLog,
       dataDir: state,

@@ -105,6 +105,8 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
     // Workers price in the region the edge chose (a simulator standing in for Beijing included).
     LONGDOC_REGION: o.settings.catalog.region,
     ...(o.awsFaults && { LONGDOC_TEST_AWS_FAULTS: o.awsFaults }),
+    // Node's on-disk cache of compiled modules, when the caller keeps one: a process then starts in about half the CPU.
+    ...(process.env.NODE_COMPILE_CACHE && { NODE_COMPILE_CACHE: process.env.NODE_COMPILE_CACHE }),
   };
   const memoryMb = o.memoryMb ?? deployment.workerMemoryMb;
   const count = Math.max(1, o.workers);
