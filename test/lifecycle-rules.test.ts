@@ -216,9 +216,9 @@ describe("item lifecycle rules (in memory)", () => {
   it("hands the task back with no attempt used when the coordination store fails before the call", async () => {
     const model = scriptedModel();
     const coord = createMemoryCoordinator();
-    const readJob = coord.readJob.bind(coord);
+    const readJobEntry = coord.readJobEntry.bind(coord);
     let faults = 1;
-    coord.readJob = async (jobId) => (faults-- > 0 ? Promise.reject(new InfraError("coordination store: ThrottlingException: Rate exceeded")) : readJob(jobId));
+    coord.readJobEntry = async (jobId) => (faults-- > 0 ? Promise.reject(new InfraError("coordination store: ThrottlingException: Rate exceeded")) : readJobEntry(jobId));
     const w = await memoryJob({ yaml: plain, documents: oneDoc, model, coord });
     const task = w.tasks[0]!;
     await expect(w.deliver(task)).rejects.toBeInstanceOf(InfraError);

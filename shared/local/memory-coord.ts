@@ -19,6 +19,8 @@ export function createMemoryCoordinator(opts: Pick<CoordinatorOptions, "now" | "
   const ledgers = new Map<string, { spent: number; committed: number }>();
   const jobs = new Map<string, { record?: JobEntry; finished: number }>();
   const speeds = new Map<string, { decode?: number; prefill?: number; samples: number }>();
+  const sentBatches = new Map<string, Set<number>>();
+  const jobEnds = new Map<string, { owner: string; leaseUntil: number; sent: boolean }>();
 
   const claimOf = (jobId: string, itemId: string): ClaimRow => {
     const key = `${jobId}#${itemId}`;
@@ -140,10 +142,20 @@ export function createMemoryCoordinator(opts: Pick<CoordinatorOptions, "now" | "
     },
 
     async bookQuota(r) {
-      const now = r.now ?? clock();
+      const now = Math.max(r.now ?? clock(), r.notBefore ?? 0);
       const jobAt = r.job && (r.job.rpm || r.job.tpm) ? advanceLine(jobKey(r.job.jobId), { rpm: r.job.rpm, tpm: r.job.tpm }, r.tokens, now) : now;
       const accountAt = advanceLine(accountKey(r.model), r.account, r.tokens, now);
       return Math.max(jobAt, accountAt);
+    },
+
+    async shortenLine(r) {
+      const back = (limits: { tpm?: number }) => (limits.tpm ? Math.floor((r.unusedTokens / (limits.tpm * (1 - headroom))) * 60_000) : 0);
+      const shorten = (key: string, ms: number) => {
+        const end = lines.get(key);
+        if (end !== undefined && end > 0 && ms > 0) lines.set(key, end - ms);
+      };
+      shorten(accountKey(r.model), back(r.account));
+      if (r.job && r.job.tpm) shorten(jobKey(r.job.jobId), back(r.job));
     },
 
     async quotaLineEnd(model, jobId, now = clock()) {
@@ -220,9 +232,33 @@ export function createMemoryCoordinator(opts: Pick<CoordinatorOptions, "now" | "
       if (job.record) job.record = { ...job.record, state };
     },
 
-    async readJob(jobId) {
+    async readJobEntry(jobId) {
       const record = jobs.get(jobId)?.record;
       return record ? { ...record } : null;
+    },
+
+    async markTaskBatchesSent(jobId, batches) {
+      const sent = sentBatches.get(jobId) ?? new Set<number>();
+      for (const b of batches) sent.add(b);
+      sentBatches.set(jobId, sent);
+    },
+
+    async sentTaskBatches(jobId, batchCount) {
+      return new Set([...(sentBatches.get(jobId) ?? [])].filter((b) => b < batchCount));
+    },
+
+    async claimJobEnd(jobId, round, owner, leaseMs, now = clock()) {
+      const key = `${jobId}#${round}`;
+      const end = jobEnds.get(key);
+      if (end?.sent) return "sent";
+      if (end && end.owner !== owner && end.leaseUntil >= now) return "held";
+      jobEnds.set(key, { owner, leaseUntil: now + leaseMs, sent: false });
+      return "claimed";
+    },
+
+    async markJobEndSent(jobId, round) {
+      const key = `${jobId}#${round}`;
+      jobEnds.set(key, { owner: jobEnds.get(key)?.owner ?? "", leaseUntil: 0, sent: true });
     },
   };
 }
