@@ -182,7 +182,7 @@ async function takeQuota(d: Delivery, model: ModelInfo, tokens: number, maxWaitM
 }
 
 /** A booked item may wait this long in process for the schedule at its place (its line was paced to the quota). */
-const BOOKED_WAIT_MS = 10_000;
+const BOOKED_WAIT_MS = 30_000;
 
 async function book(d: Delivery, request: Parameters<WorkerDeps["coord"]["bookQuota"]>[0], notBefore?: number): Promise<never> {
   const at = await d.deps.coord.bookQuota({ ...request, now: d.now(), notBefore });
