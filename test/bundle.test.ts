@@ -86,7 +86,9 @@ describe("the worker Lambda bundle", () => {
 
   it("bundles the four functions; the worker starts without SST and runs a PDF task end to end, and the finalizer ends the job", async () => {
     expect(bytes).toBeGreaterThan(0);
-    expect(bytes).toBeLessThan(20 * 1024 * 1024);
+    // 20 MiB until submit planned batch lines: a `mode: batch` submit reads and counts its documents,
+    // so the submit bundle carries the document readers and the tokenizer too.
+    expect(bytes).toBeLessThan(24 * 1024 * 1024);
     // No model SDK, no document readers: the finalizer is the S3, SQS, SNS and DynamoDB clients and the report.
     expect(finalizeBytes).toBeGreaterThan(0);
     expect(finalizeBytes).toBeLessThan(6 * 1024 * 1024);

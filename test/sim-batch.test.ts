@@ -6,7 +6,7 @@ import { startSimulator, type Simulator } from "../shared/sim/index.ts";
 let sim: Simulator;
 let client: OpenAI;
 const line = (id: string, ask: string, extra: Record<string, unknown> = {}) =>
-  JSON.stringify({ custom_id: id, method: "POST", url: "/v1/chat/completions", body: { model: "qwen3-max", messages: [{ role: "user", content: ask }], max_tokens: 200, enable_thinking: true, ...extra } });
+  JSON.stringify({ custom_id: id, method: "POST", url: "/v1/chat/completions", body: { model: "qwen3-max", messages: [{ role: "user", content: ask }], max_completion_tokens: 4096, enable_thinking: true, ...extra } });
 const upload = async (lines: string[]) => (await client.files.create({ file: await toFile(Buffer.from(lines.join("\n") + "\n"), "in.jsonl"), purpose: "batch" })).id;
 const create = async (fileId: string) => client.batches.create({ input_file_id: fileId, endpoint: "/v1/chat/completions", completion_window: "24h" });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
