@@ -57,6 +57,8 @@ export interface Fleet {
 }
 
 /** Replacements of one slot that die before they poll, in a row, before the fleet gives up. */
+/** A worker that dies this soon after it started counts as one that could not start. */
+const STARTUP_GRACE_MS = 5_000;
 const MAX_STARTUP_DEATHS = 3;
 
 /** How a replaced worker's death reads in a message. */
@@ -157,12 +159,15 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
   const startupDeaths = new Array<number>(count).fill(0);
   // As Lambda starts a new container when one dies, a dead worker's slot gets a new process.
   const supervise = (p: ChildProcess, index: number, wasReady: Promise<boolean>) => {
+    const spawnedAt = Date.now();
     p.once("exit", (code, signal) => {
       o.log.info({ worker: index, code, signal }, "worker process ended");
       if (stopping || processes[index] !== p) return;
       void wasReady.then((polled) => {
         if (stopping) return;
-        startupDeaths[index] = polled ? 0 : startupDeaths[index]! + 1;
+        // Dying as it starts (before it polls, or within moments of it): a set-up that cannot run.
+        const early = !polled || Date.now() - spawnedAt < STARTUP_GRACE_MS;
+        startupDeaths[index] = early ? startupDeaths[index]! + 1 : 0;
         const report: WorkerReplaced = { index, pid: p.pid!, code, signal, overMemory: overMemory.has(p), newPid: null };
         if (startupDeaths[index]! >= MAX_STARTUP_DEATHS) {
           failure ??= new Error(`worker process ${index} died ${MAX_STARTUP_DEATHS} times in a row before it could poll (last: ${signal ?? `exit code ${code}`})`);
