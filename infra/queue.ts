@@ -96,12 +96,13 @@ export function createQueues(d: QueueDeps, s: Limits = deployment): { tasks: Que
       runtime: RUNTIME,
       timeout: `${s.workerTimeoutS} seconds`,
       memory: `${s.workerMemoryMb} MB`,
-      // Not linked to its own queue (a link grants every SQS action): it only changes the
-      // visibility of the messages it holds, to make waits happen in the queue. Nor to the
-      // bucket: it reads documents and the run, and writes under runs/ only.
+      // Not linked to its own queue (a link grants every SQS action): it changes the visibility
+      // of the messages it holds and sends a delayed copy of a task that waits for quota, to make
+      // waits happen in the queue. Nor to the bucket: it reads documents and the run, and writes
+      // under runs/ only.
       link: [d.apiKey, d.coord, events.link],
       environment: { ...d.environment, ...events.environment, ...finalize.environment, LONGDOC_TASKS_URL: tasks.url, LONGDOC_BUCKET: d.runs.name },
-      permissions: [...d.permissions, ...runsAccess(d.runs), { actions: ["sqs:ChangeMessageVisibility"], resources: [tasks.arn] }, events.permission, finalize.permission],
+      permissions: [...d.permissions, ...runsAccess(d.runs), { actions: ["sqs:ChangeMessageVisibility", "sqs:SendMessage"], resources: [tasks.arn] }, events.permission, finalize.permission],
       // Split: the PDF, DOCX, XLSX and CSV readers (behind import()) load when a task needs them,
       // not on every cold start (bench:cold-start measures both builds).
       nodejs: { install: INSTALLED_PACKAGES, splitting: true },

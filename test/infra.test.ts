@@ -290,7 +290,8 @@ describe("queue, worker and dead letters", () => {
     // A queue link would grant every SQS action: the worker gets the URL and one action instead.
     expect(link).not.toContain(tasks.self);
     expect(worker.fn.environment.LONGDOC_TASKS_URL).toBe(tasks.self.url);
-    expect(worker.fn.permissions).toContainEqual({ actions: ["sqs:ChangeMessageVisibility"], resources: [tasks.self.arn] });
+    // The visibility of the tasks it holds, and the delayed copy of a task that waits for quota.
+    expect(worker.fn.permissions).toContainEqual({ actions: ["sqs:ChangeMessageVisibility", "sqs:SendMessage"], resources: [tasks.self.arn] });
     expect(worker.fn.runtime).toBe("nodejs24.x");
     // pdf.js needs its CMaps and fonts as files at run time: shipped as a package, not bundled.
     // Code splitting keeps the format readers off the cold start.
@@ -509,7 +510,7 @@ describe("submit, schedules and uploads", () => {
       { actions: ["s3:GetObject"], resources: [`${runs}/runs/*`, `${runs}/inputs/*`, `${runs}/inbox/*`] },
       { actions: ["s3:PutObject", "s3:AbortMultipartUpload"], resources: [`${runs}/runs/*`] },
       { actions: ["s3:DeleteObject"], resources: [`${runs}/runs/*/items/*/attempts/*`] },
-      { actions: ["sqs:ChangeMessageVisibility"], resources: [fake.get("Queue", "Tasks").self.arn] },
+      { actions: ["sqs:ChangeMessageVisibility", "sqs:SendMessage"], resources: [fake.get("Queue", "Tasks").self.arn] },
       { actions: ["sns:Publish"], resources: [fake.get("SnsTopic", "JobEvents").self.arn] },
       { actions: ["sqs:SendMessage"], resources: [fake.get("Queue", "Finalize").self.arn] },
     ]);
