@@ -41,7 +41,7 @@ export const FIELD_HELP: Readonly<Record<string, string>> = {
   minCitationScore: "Needs citations: verify: an item whose citation score (supported quotes / all quotes, 0..1) is below this ends failed with kind ungrounded, its answer and citations kept.",
   schedule: "Deployed only: an EventBridge Scheduler expression, in UTC, e.g. cron(0 6 3 * ? *) or rate(1 day).",
   trigger: "Deployed only: `upload` starts a run for each file uploaded under inbox/<name>/ in the stack's bucket.",
-  notify: "`webhook: https://...`: called once when the job ends with the job-finished event (job id, status, counts, cost, manifest URI), signed with HMAC-SHA256 in X-Longdoc-Signature.",
+  notify: "`webhook: https://...`: called once when the job ends with the job-finished event (job id, status, counts, cost, manifest URI), signed the Standard Webhooks way (webhook-id, webhook-timestamp, webhook-signature headers; docs/job-events.md).",
 };
 
 /** The JSON Schema (draft-07, which yaml-language-server reads) of a job file as written. */

@@ -105,7 +105,7 @@ const webhookUrl = z
     } catch {
       return void ctx.addIssue({ code: "custom", message: "is not a valid URL" });
     }
-    if (url.username || url.password) ctx.addIssue({ code: "custom", message: "must not carry a user name or password; the receiver checks the X-Longdoc-Signature header instead" });
+    if (url.username || url.password) ctx.addIssue({ code: "custom", message: "must not carry a user name or password; the receiver checks the webhook-signature header instead" });
   });
 
 const limits = z.strictObject({
