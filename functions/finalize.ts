@@ -3,6 +3,7 @@ import { SNSClient } from "@aws-sdk/client-sns";
 import { SQSClient } from "@aws-sdk/client-sqs";
 import { Resource } from "sst";
 import { createLog } from "../shared/log.ts";
+import { printEmf } from "../shared/metrics/emf.ts";
 import { createCoordinator } from "../shared/run/coord.ts";
 import { createFinalizeHandler } from "../shared/run/finalize.ts";
 import { notifierFromSettings } from "../shared/run/notify.ts";
@@ -23,6 +24,7 @@ function build() {
     notifier: notifierFromSettings(settings.notify, new SNSClient({}), log),
     log,
     leaseS: deployment.finalizeLeaseS,
+    metrics: printEmf,
   };
 }
 

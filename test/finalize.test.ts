@@ -1,6 +1,7 @@
 // The end of a job as its own step (shared/run/finalize.ts), on the local stack: the emulated S3,
 // SNS and the coordination table (dynalite). A finalizer that dies half-way and runs again writes
 // one manifest and sends one job-ended event; so do two finalizers racing on the same job.
+import type { EmfRecord } from "../shared/metrics/emf.ts";
 import { SubscribeCommand } from "@aws-sdk/client-sns";
 import { CreateQueueCommand, GetQueueAttributesCommand, ReceiveMessageCommand } from "@aws-sdk/client-sqs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -94,7 +95,8 @@ describe("the finalizer", () => {
     const stored = (await store.listKeys(finalizeKeys.prefix(job.jobId))).length;
     expect(stored).toBeGreaterThanOrEqual(4);
 
-    const again = await finalizeJob(deps(), { jobId: job.jobId, bucket: stack.bucket });
+    const metrics: EmfRecord[] = [];
+    const again = await finalizeJob({ ...deps(), metrics: (r) => metrics.push(r) }, { jobId: job.jobId, bucket: stack.bucket });
     expect(again.partsReused).toBe(stored);
     expect(again.partsReused + again.partsBuilt).toBe(10);
     expect(again.event).toBe("sent");
@@ -107,8 +109,14 @@ describe("the finalizer", () => {
     // Once the manifest is final the parts are removed.
     expect(await store.listKeys(finalizeKeys.prefix(job.jobId))).toEqual([]);
     // A third delivery of the same request (SQS delivers at least once): the same manifest, no second event.
-    const third = await finalizeJob(deps(), { jobId: job.jobId, bucket: stack.bucket });
+    const third = await finalizeJob({ ...deps(), metrics: (r) => metrics.push(r) }, { jobId: job.jobId, bucket: stack.bucket });
     expect(third.event).toBe("already-sent");
+    // The job's end is one metrics line (EMF), from the finalizer that sent its event, not from the third.
+    expect(metrics).toHaveLength(1);
+    const line = JSON.parse(JSON.stringify(metrics[0])) as Record<string, unknown> & { _aws: { CloudWatchMetrics: { Namespace: string; Dimensions: string[][]; Metrics: { Name: string }[] }[] } };
+    expect(line._aws.CloudWatchMetrics[0]).toMatchObject({ Namespace: "longdoc", Dimensions: [["Service"], ["Service", "Status"]] });
+    for (const m of line._aws.CloudWatchMetrics[0]!.Metrics) expect(typeof line[m.Name]).toBe("number");
+    expect(line).toMatchObject({ Service: "longdoc-finalizer", Status: "partial", JobsEnded: 1, JobItems: 95, JobItemsSucceeded: 82, JobItemsFailed: 13, JobItemsSkipped: 0 });
     expect(await store.getJson<Manifest>(keys.manifest(job.jobId))).toEqual(manifest);
     const sent = await eventsFor(job.jobId);
     expect(sent).toHaveLength(1);

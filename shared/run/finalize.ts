@@ -3,6 +3,8 @@ import { ChangeMessageVisibilityCommand, SendMessageCommand, type SQSClient } fr
 import type { S3Client } from "@aws-sdk/client-s3";
 import type { SQSBatchResponse, SQSEvent } from "aws-lambda";
 import { LongdocError } from "../errors.ts";
+import type { EmfRecord } from "../metrics/emf.ts";
+import { jobEndedMetrics } from "./finalize-metrics.ts";
 import type { JobRecord } from "../job/record.ts";
 import type { Log } from "../log.ts";
 import type { Coordinator } from "./coord.ts";
@@ -74,6 +76,8 @@ export interface FinalizeDeps {
   partItems?: number;
   /** Parts built at once (default PARTS_IN_FLIGHT). */
   partsInFlight?: number;
+  /** Where the job-ended metrics go (EMF; only the Lambda handler sets it). */
+  metrics?: (record: EmfRecord) => void;
   /** Test hook: called after each part is stored, with its number (a test kills the finalizer here). */
   onPart?: (part: number) => void | Promise<void>;
   now?: () => number;
@@ -147,6 +151,8 @@ export async function finalizeJob(deps: FinalizeDeps, target: { jobId: string; b
   // The parts served their purpose once the manifest is final: a later delivery rebuilds them (the same manifest).
   if (manifest.status !== "running") await removeParts(store, job.jobId).catch((e: unknown) => deps.log.warn({ jobId: job.jobId, error: String(e) }, "could not remove the finalizer's parts"));
   deps.log.info({ jobId: job.jobId, status: manifest.status, items: manifest.counts.total, round, partsReused, partsBuilt, event }, "job finalized");
+  // Once per ended job: the delivery that sent its event reports it.
+  if ((event === "sent" || event === "no-notifier") && manifest.status !== "running") deps.metrics?.(jobEndedMetrics(manifest));
   return { manifest, partsReused, partsBuilt, event };
 }
 
