@@ -152,7 +152,7 @@ export function createMemoryCoordinator(opts: Pick<CoordinatorOptions, "now" | "
       const back = (limits: { tpm?: number }) => (limits.tpm ? Math.floor((r.unusedTokens / (limits.tpm * (1 - headroom))) * 60_000) : 0);
       const shorten = (key: string, ms: number) => {
         const end = lines.get(key);
-        if (end !== undefined && end > 0 && ms > 0) lines.set(key, end - ms);
+        if (end !== undefined && end > 0 && ms !== 0) lines.set(key, end - ms);
       };
       shorten(accountKey(r.model), back(r.account));
       if (r.job && r.job.tpm) shorten(jobKey(r.job.jobId), back(r.job));

@@ -114,7 +114,7 @@ export interface Coordinator {
    * spread at the rate the quota allows and each waits in the queue, not in a poll.
    */
   bookQuota(r: { model: string; tokens: number; account: QuotaLimits; job?: { jobId: string; rpm?: number; tpm?: number }; now?: number; notBefore?: number }): Promise<number>;
-  /** A booked request used `unusedTokens` fewer than it booked: the line gives that time back to those who book next. */
+  /** A booked request used `unusedTokens` fewer than it booked (negative: more): the line gives that time back to, or takes it from, those who book next. */
   shortenLine(r: { model: string; unusedTokens: number; account: QuotaLimits; job?: { jobId: string; rpm?: number; tpm?: number } }): Promise<void>;
   /** When the quota's line of bookings ends (epoch ms; at most now when nobody waits). */
   quotaLineEnd(model: string, jobId: string | undefined, now?: number): Promise<number>;
@@ -450,7 +450,7 @@ export function createCoordinator(client: DynamoDBClient, table: string, opts: C
       const keys: [string, number][] = [[coordKeys.quota(r.model), back(r.account)]];
       if (r.job && r.job.tpm) keys.push([coordKeys.jobQuota(r.job.jobId), back(r.job)]);
       // An ADD: no read, no race; a line that already ended stays ended (its end is read as at most now).
-      for (const [pk, ms] of keys) if (ms > 0) await update(pk, { add: { lineEnd: -ms }, values: { ":zero": 0 }, condition: "attribute_exists(#lineEnd) AND #lineEnd > :zero", returns: "NONE" });
+      for (const [pk, ms] of keys) if (ms !== 0) await update(pk, { add: { lineEnd: -ms }, values: { ":zero": 0 }, condition: "attribute_exists(#lineEnd) AND #lineEnd > :zero", returns: "NONE" });
     },
 
     async quotaLineEnd(model, jobId, now = clock()) {

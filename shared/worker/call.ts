@@ -81,7 +81,7 @@ export async function callModel(d: Delivery, model: ModelInfo, plan: CallPlan, o
   const spend = await reserveSpend(d, model, plan.inputTokens, worstTokens);
   let quota: QuotaTicket | null = null;
   try {
-    const place = await takeQuota(d, model, worstTokens, o.maxWaitMs);
+    const place = await takeQuota(d, model, { worst: worstTokens, line: lineTokens(plan.inputTokens, worstTokens) }, o.maxWaitMs);
     quota = place.ticket;
     // Sized after the wait, from the time really left. Too little left: the task goes back to the
     // queue unsent (not an attempt), for a delivery with a fresh deadline.
@@ -93,7 +93,8 @@ export async function callModel(d: Delivery, model: ModelInfo, plan: CallPlan, o
     const result = await stream(d, model, plan, { ...budget, label: o.label, speed, ticket, spend });
     if (place.booked) {
       // The line was moved on by the call's worst case: what it did not use goes back to it.
-      const unusedTokens = worstTokens - (result.usage.inputTokens + result.usage.outputTokens);
+      // (Negative when the call used more: the line grows back, and later places come later.)
+      const unusedTokens = lineTokens(plan.inputTokens, worstTokens) - (result.usage.inputTokens + result.usage.outputTokens);
       const { job } = d;
       d.pending.add("giving the quota's line back what the call did not use", () =>
         d.deps.coord.shortenLine({ model: model.id, unusedTokens, account: { rpm: model.rpm, tpm: model.tpm }, job: { jobId: job.jobId, rpm: job.spec.limits.rpm, tpm: job.spec.limits.tpm } }),
@@ -155,13 +156,15 @@ async function reserveSpend(d: Delivery, model: ModelInfo, inputTokens: number, 
  * soon, the item books a place at the end of the line and waits for it in the queue, keeping it
  * across deliveries however long the wait.
  */
-async function takeQuota(d: Delivery, model: ModelInfo, tokens: number, maxWaitMs: number): Promise<{ ticket: QuotaTicket; booked: boolean }> {
+async function takeQuota(d: Delivery, model: ModelInfo, tokens: { worst: number; line: number }, maxWaitMs: number): Promise<{ ticket: QuotaTicket; booked: boolean }> {
   const { deps, job } = d;
   const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
-  const request = { model: model.id, tokens, account: { rpm: model.rpm, tpm: model.tpm }, job: { jobId: job.jobId, rpm: job.spec.limits.rpm, tpm: job.spec.limits.tpm } };
+  // The schedule holds the worst case; the line moves by what the call is likely to use.
+  const request = { model: model.id, tokens: tokens.worst, account: { rpm: model.rpm, tpm: model.tpm }, job: { jobId: job.jobId, rpm: job.spec.limits.rpm, tpm: job.spec.limits.tpm } };
   const booked = d.claimed.bookedAt !== null;
   // Behind the items already waiting in line, unless this item's place has come.
-  if (!booked && (await deps.coord.quotaLineEnd(model.id, job.jobId, d.now())) - d.now() > maxWaitMs) await book(d, request);
+  const booking = { ...request, tokens: tokens.line };
+  if (!booked && (await deps.coord.quotaLineEnd(model.id, job.jobId, d.now())) - d.now() > maxWaitMs) await book(d, booking);
   const wait = Math.min(booked ? Math.max(maxWaitMs, BOOKED_WAIT_MS) : maxWaitMs, Math.max(0, timeLeftMs(d) / 2));
   for (let round = 0; ; round++) {
     const got = await deps.coord.reserveQuota({ ...request, maxWaitMs: wait, now: d.now() });
@@ -169,7 +172,7 @@ async function takeQuota(d: Delivery, model: ModelInfo, tokens: number, maxWaitM
       // A booked item keeps its place and comes back soon; another one goes to the end of the line,
       // which starts no earlier than the schedule's first room for it.
       if (booked) throw new ReturnToQueue(got.retryAfterMs / 1000 + Math.random(), "waiting for the account's quota at its place in line", undefined, { wait: true });
-      await book(d, request, d.now() + wait + got.retryAfterMs);
+      await book(d, booking, d.now() + wait + got.retryAfterMs);
     } else {
       // A start planned in the log is only safe if the request leaves on time: a worker that wakes
       // late (a busy machine, a slow store) takes a new place rather than crowd the next request.
@@ -180,6 +183,14 @@ async function takeQuota(d: Delivery, model: ModelInfo, tokens: number, maxWaitM
     }
   }
 }
+
+/**
+ * What a call moves the quota's line by: its input and a quarter of its answer cap and thinking
+ * budget. Calls rarely use their whole caps, and a line paced by the worst case leaves the quota
+ * idle while booked items wait for places that come too late; one that comes too early costs only
+ * a wait in process (or one more delivery), and each call's real use corrects the line after it.
+ */
+const lineTokens = (inputTokens: number, worstTokens: number) => Math.ceil(inputTokens + (worstTokens - inputTokens) / 4);
 
 /** A booked item may wait this long in process for the schedule at its place (its line was paced to the quota). */
 const BOOKED_WAIT_MS = 30_000;
