@@ -164,7 +164,7 @@ async function takeQuota(d: Delivery, model: ModelInfo, tokens: { worst: number;
   const booked = d.claimed.bookedAt !== null;
   // Behind the items already waiting in line, unless this item's place has come.
   const booking = { ...request, tokens: tokens.line };
-  if (!booked && (await deps.coord.quotaLineEnd(model.id, job.jobId, d.now())) - d.now() > maxWaitMs) await book(d, booking);
+  if (!booked && (await deps.coord.quotaLineEnd(model.id, job.jobId, d.now())) - d.now() > LINE_AFTER_MS) await book(d, booking);
   const wait = Math.min(booked ? Math.max(maxWaitMs, BOOKED_WAIT_MS) : maxWaitMs, Math.max(0, timeLeftMs(d) / 2));
   for (let round = 0; ; round++) {
     const got = await deps.coord.reserveQuota({ ...request, maxWaitMs: wait, now: d.now() });
@@ -172,6 +172,8 @@ async function takeQuota(d: Delivery, model: ModelInfo, tokens: { worst: number;
       // A booked item keeps its place and comes back soon; another one goes to the end of the line,
       // which starts no earlier than the schedule's first room for it.
       if (booked) throw new ReturnToQueue(got.retryAfterMs / 1000 + Math.random(), "waiting for the account's quota at its place in line", undefined, { wait: true });
+      // A short wait comes back when the schedule says (a delivery or two); a long one takes a place in line.
+      if (wait + got.retryAfterMs <= LINE_AFTER_MS) throw new ReturnToQueue(got.retryAfterMs / 1000 + Math.random(), "waiting for the account's quota", undefined, { wait: true });
       await book(d, booking, d.now() + wait + got.retryAfterMs);
     } else {
       // A start planned in the log is only safe if the request leaves on time: a worker that wakes
@@ -191,6 +193,14 @@ async function takeQuota(d: Delivery, model: ModelInfo, tokens: { worst: number;
  * a wait in process (or one more delivery), and each call's real use corrects the line after it.
  */
 const lineTokens = (inputTokens: number, worstTokens: number) => Math.ceil(inputTokens + (worstTokens - inputTokens) / 4);
+
+/**
+ * Waits longer than this take a place in the quota's line; shorter ones come back when the
+ * schedule says. A line fixes each place when it is booked, so it serves long waits (O(1)
+ * deliveries however long) better than short ones, where the schedule's own estimate keeps the
+ * quota busier (bench:fleet: 1.10 of the ideal time without the line, 1.21 with it for every wait).
+ */
+const LINE_AFTER_MS = 60_000;
 
 /** A booked item may wait this long in process for the schedule at its place (its line was paced to the quota). */
 const BOOKED_WAIT_MS = 30_000;
