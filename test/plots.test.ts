@@ -140,7 +140,7 @@ describe("report.html", () => {
     await stack?.stop();
   });
 
-  it.for(["the finalizer (a worker's last item)", "a local run's finish"])("carries the four plots inline, with one point per finished item, written by %s", async (writer) => {
+  it.for(["the finalizer (a worker's last item)", "a local run's finish"])("carries the plots inline, with one point per finished item and the quota used per minute, written by %s", async (writer) => {
     const store = new ObjectStore(stack.s3, stack.bucket);
     const j = job(3, { maxCost: 1, jobId: writer.startsWith("the finalizer") ? "plots-20261201-100000-fin0" : "plots-20261201-100000-loc0" });
     await store.putJson(keys.job(j.jobId), j);
@@ -148,8 +148,15 @@ describe("report.html", () => {
     if (writer.startsWith("the finalizer")) await finalizeJob({ s3: stack.s3, log: silentLog }, { jobId: j.jobId, bucket: stack.bucket });
     else await writeFinalManifest(store, j);
     const html = new TextDecoder().decode(await store.getBytes(keys.report(j.jobId)));
-    expect([...html.matchAll(/<svg [^>]*data-plot="([^"]+)"/g)].map((m) => m[1])).toEqual(["finished", "spend", "input-sizes", "durations"]);
-    expect(html.match(/data-points="3"/g)).toHaveLength(2);
+    expect([...html.matchAll(/<svg [^>]*data-plot="([^"]+)"/g)].map((m) => m[1])).toEqual(["finished", "spend", "input-sizes", "durations", "quota-rpm", "quota-tpm"]);
+    // Points per plot: one per finished item over time; one per minute of the quota used, from the
+    // first item's start to the last's (the results carry when each started).
+    const points = Object.fromEntries(html.split("<svg ").slice(1).map((svg) => [/data-plot="([^"]+)"/.exec(svg)?.[1], /data-points="(\d+)"/.exec(svg)?.[1]]));
+    const minutes = (await Promise.all([1, 2, 3].map(async (k) => (await store.getJson<ItemResult>(keys.item(j.jobId, `item-${k}`, "result.json")))!)))
+      .filter((r) => r.usage.inputTokens + r.usage.outputTokens > 0)
+      .map((r) => Math.floor((Date.parse(r.startedAt) - Date.parse(j.submittedAt)) / 60_000));
+    const span = String(Math.max(...minutes) - Math.min(...minutes) + 1);
+    expect(points).toMatchObject({ finished: "3", spend: "3", "quota-rpm": span, "quota-tpm": span });
     // Still one inert file: no script, nothing loaded from elsewhere.
     expect(html).not.toMatch(/<script|src=|href="http/);
   });

@@ -137,8 +137,26 @@ export function runPlots(job: JobRecord, results: ItemResult[]): Plot[] {
   return [finishedOverTime(job, results), spendOverTime(job, results), inputSizes(results), durations(results)];
 }
 
+/**
+ * The quota a run used, from its results alone (what the report's writers have read anyway): each
+ * item's calls counted at the item's start, its tokens shared among them. Coarser than the live
+ * page's, which reads every attempt record, and cheap for a job of 50,000 items.
+ */
+export function resultCallPoints(results: ItemResult[]): CallPoint[] {
+  return results.flatMap((r) => {
+    const calls = Math.max(1, r.finishReasons?.length ?? 1);
+    const tokens = r.usage.inputTokens + r.usage.outputTokens;
+    if (tokens === 0) return [];
+    return Array.from({ length: calls }, () => ({ at: Date.parse(r.startedAt), tokens: tokens / calls }));
+  });
+}
+
 /** report.html's plots, drawn: every writer of the report passes them (finish.ts, finalize.ts). */
-export const reportPlots = (job: JobRecord, results: Map<string, ItemResult>): string[] => runPlots(job, [...results.values()]).map((p) => renderPlot(p));
+export const reportPlots = (job: JobRecord, results: Map<string, ItemResult>): string[] => {
+  const all = [...results.values()];
+  const quota = quotaOverTime(job, resultCallPoints(all));
+  return [...runPlots(job, all), quota.rpm, quota.tpm].map((p) => renderPlot(p));
+};
 
 // Rendering.
 
