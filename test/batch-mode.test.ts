@@ -42,6 +42,30 @@ const store = () => new ObjectStore(loop.stack.s3, loop.stack.bucket);
 const results = (jobId: string, ids: string[]) => Promise.all(ids.map((id) => store().getJson<ItemResult>(keys.item(jobId, id, "result.json"))));
 
 describe("mode: batch on the local stack", () => {
+  it("holds the batch's worst case at the batch price under the cost cap until it is applied, then what it cost", async () => {
+    const file = await jobFile("capped", "limits: { maxCost: 5 }\n");
+    const loaded = await loadJobForSubmit(file, settings().catalog);
+    const coord = createCoordinator(loop.stack.dynamo.client, loop.stack.dynamo.table);
+    const job = await submitLoadedJob({ s3: loop.stack.s3, sqs: loop.stack.sqs, bucket: loop.stack.bucket, queueUrl: loop.stack.queueUrl, maxReceives: 5, coord }, loaded);
+    const [record] = await readBatchRecords(store(), job.jobId);
+    expect(record!.worstCost).toBeGreaterThan(0);
+    const deps = { store: store(), sqs: loop.stack.sqs, queueUrl: loop.stack.queueUrl, coord, catalog: settings().catalog, api: createBatchApi({ apiKey: "sk-test", baseURL: loop.sim.baseURL }), log: silentLog };
+    // Passes until the batch exists: its worst case is held, nothing spent yet.
+    for (let i = 0; i < 50 && (await readBatchRecords(store(), job.jobId))[0]!.batchId === null; i++) {
+      await pollJobBatches(deps, job.jobId);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(await coord.spend(job.jobId)).toEqual({ spentUsd: 0, committedUsd: expect.closeTo(record!.worstCost!, 6) });
+    for (let i = 0; i < 50 && (await pollJobBatches(deps, job.jobId)).open > 0; i++) await new Promise((r) => setTimeout(r, 150));
+    // Applied: the hold is gone, what the lines cost at the batch price is spent.
+    const attempts = await Promise.all(job.items.map((i) => store().getJson<AttemptRecord>(keys.attempt(job.jobId, i.id, 1))));
+    const cost = attempts.reduce((sum, a) => sum + a!.cost, 0);
+    const ledger = await coord.spend(job.jobId);
+    expect(ledger.spentUsd).toBeCloseTo(cost, 6);
+    expect(ledger.committedUsd).toBeCloseTo(cost, 6);
+    expect(cost).toBeLessThan(record!.worstCost!);
+  }, 60_000);
+
   it("answers every item through one batch at half the realtime cost, with no chat completion request", async () => {
     const chatBefore = loop.sim.calls.length;
     const batchesBefore = loop.sim.batches.list().length;

@@ -109,6 +109,11 @@ async function advance(deps: BatchPollDeps, job: JobRecord, r: BatchRecord, canc
       if (!content) throw new Error(`${r.inputKey} is missing`);
       await save({ fileId: await api.uploadFile(`${job.jobId}-${r.index}.jsonl`, new TextDecoder().decode(content)) });
     }
+    // The cost cap holds the batch's worst case at the batch price before anything is paid.
+    const hold = await reserveBatch(deps, job, r);
+    if (hold === "wait") return save({});
+    if (hold !== "ok") return save({ state: "failed", error: hold });
+    if (r.reserved && !r.reserved.released) await save({});
     let made;
     try {
       made = (await api.findBatch(r.fileId!)) ?? (await api.createBatch(r.fileId!, { longdoc_job: job.jobId, longdoc_batch: String(r.index) }));
@@ -177,6 +182,23 @@ async function dryRun(deps: BatchPollDeps, job: JobRecord, r: BatchRecord): Prom
   return `the free dry run (batch-test-model) refused the file, so no batch was paid for: ${error}`;
 }
 
+/**
+ * Holds the batch's worst case (its lines' input and caps at the batch price) in the job's ledger
+ * once, before the batch is created. `wait` while calls in flight hold the rest of the cap; a
+ * message when the cap is reached (the batch then fails and its lines follow the fallback).
+ */
+async function reserveBatch(deps: BatchPollDeps, job: JobRecord, r: BatchRecord): Promise<"ok" | "wait" | string> {
+  const cap = job.limits.maxCost;
+  if (cap === null || r.reserved || !r.worstCost) return "ok";
+  const got = await deps.coord.reserveSpend(job.jobId, r.worstCost, cap);
+  if (got.ok) {
+    r.reserved = { cost: r.worstCost, released: false };
+    return "ok";
+  }
+  if (!got.capReached) return "wait";
+  return `not created: its ${r.lines} requests could cost up to ${r.worstCost.toFixed(4)} at the batch price, and the job has spent ${got.spentUsd.toFixed(4)} of its cost cap (${cap})`;
+}
+
 /** Applies a finished batch: answers to journals, attempt records, failures, then every item's task. */
 async function apply(deps: BatchPollDeps, job: JobRecord, model: ModelInfo, r: BatchRecord): Promise<void> {
   const { store, api } = deps;
@@ -206,10 +228,18 @@ async function apply(deps: BatchPollDeps, job: JobRecord, model: ModelInfo, r: B
     await inBatches(chunk, 16, async (itemId) => {
       const item = job.items.find((i) => i.id === itemId);
       if (!item) return;
-      cost += await applyItem(deps, job, model, r, itemId, byItem.get(itemId) ?? { answered: new Map(), failed: new Map() });
+      // Awaited first: `cost += await` would read `cost` before the await and lose the other items' share.
+      const itemCost = await applyItem(deps, job, model, r, itemId, byItem.get(itemId) ?? { answered: new Map(), failed: new Map() });
+      cost += itemCost;
       tasks.push({ v: 1, jobId: job.jobId, itemId, bucket: store.bucket, documents: item.documents.map((d) => d.uri) });
     });
     // The batch's spend enters the job's ledger, so a cost cap counts it before any realtime fallback.
+    if (job.limits.maxCost !== null && r.reserved && !r.reserved.released) {
+      // The worst case held since the batch was created goes back once, when its first items are applied.
+      await deps.coord.settleSpend(job.jobId, r.reserved.cost, 0);
+      r.reserved.released = true;
+      await store.putJson(batchKeys.record(job.jobId, r.index), r);
+    }
     if (job.limits.maxCost !== null && cost > 0) await deps.coord.settleSpend(job.jobId, 0, cost);
     await sendTasks(deps.sqs, deps.queueUrl, tasks);
     r.appliedThrough = from + chunk.length;

@@ -9,12 +9,13 @@
 import { createHash } from "node:crypto";
 import { loadDocument } from "../documents/index.ts";
 import { parseS3Uri, type JobItem, type JobRecord } from "../job/record.ts";
-import type { ModelInfo } from "../model/catalog.ts";
+import { priceFor, type ModelInfo } from "../model/catalog.ts";
 import { planCall } from "../model/plan.ts";
 import type { PromptDocument } from "../model/prompt.ts";
 import type { Log } from "../log.ts";
 import { ObjectStore, type ObjectStore as Store } from "../run/store.ts";
 import { countTokens } from "../tokens/index.ts";
+import { BATCH_PRICE_FACTOR } from "./support.ts";
 import { callKey } from "../worker/journal.ts";
 import { batchLine } from "./line.ts";
 import { batchKeys, customId, type BatchRecord } from "./records.ts";
@@ -37,13 +38,14 @@ export interface PreparedBatches {
 export async function prepareBatches(store: Store, job: JobRecord, model: ModelInfo, o: { limits?: Partial<BatchFileLimits>; log?: Pick<Log, "warn">; now?: () => Date } = {}): Promise<PreparedBatches> {
   const limits = { ...PROVIDER_LIMITS, ...o.limits };
   const realtime: PreparedBatches["realtime"] = [];
-  const files: { lines: string[]; bytes: number; items: string[]; labels: Record<string, string> }[] = [];
+  const files: { lines: string[]; bytes: number; items: string[]; labels: Record<string, string>; worstCost: number }[] = [];
   let current: (typeof files)[number] | null = null;
   for (const item of job.items) {
     let lines: string[];
     const labels: Record<string, string> = {};
+    const worst = { cost: 0 };
     try {
-      lines = await itemLines(store, job, model, item, labels);
+      lines = await itemLines(store, job, model, item, labels, worst);
     } catch (e) {
       realtime.push({ itemId: item.id, reason: `not batched: ${e instanceof Error ? e.message : String(e)}` });
       continue;
@@ -55,12 +57,13 @@ export async function prepareBatches(store: Store, job: JobRecord, model: ModelI
     }
     const bytes = lines.reduce((s, l) => s + Buffer.byteLength(l) + 1, 0);
     if (!current || current.lines.length + lines.length > limits.maxLines || current.bytes + bytes > limits.maxBytes) {
-      current = { lines: [], bytes: 0, items: [], labels: {} };
+      current = { lines: [], bytes: 0, items: [], labels: {}, worstCost: 0 };
       files.push(current);
     }
     current.lines.push(...lines);
     current.bytes += bytes;
     current.items.push(item.id);
+    current.worstCost += worst.cost;
     Object.assign(current.labels, labels);
   }
   const at = (o.now ?? (() => new Date()))().toISOString();
@@ -87,6 +90,7 @@ export async function prepareBatches(store: Store, job: JobRecord, model: ModelI
       createdAt: at,
       updatedAt: at,
       ...(Object.keys(f.labels).length ? { labels: f.labels } : {}),
+      worstCost: Math.round(f.worstCost * 1e9) / 1e9,
       appliedAt: null,
     };
     await store.putJson(batchKeys.record(job.jobId, index), record);
@@ -101,7 +105,7 @@ export async function prepareBatches(store: Store, job: JobRecord, model: ModelI
 }
 
 /** The item's calls as the answer step plans them (shared/worker/answer.ts), one line each. */
-async function itemLines(store: Store, job: JobRecord, model: ModelInfo, item: JobItem, labels: Record<string, string>): Promise<string[]> {
+async function itemLines(store: Store, job: JobRecord, model: ModelInfo, item: JobItem, labels: Record<string, string>, worst: { cost: number }): Promise<string[]> {
   if (item.request) throw new Error("an OpenAI Batch input line runs as its own request");
   const docs = await Promise.all(item.documents.map((d) => readDocument(store, d, job.limits.maxDocumentBytes)));
   const spec = job.spec;
@@ -111,6 +115,9 @@ async function itemLines(store: Store, job: JobRecord, model: ModelInfo, item: J
     const label = questions.length > 1 ? qs![0]!.id : null;
     const key = callKey(plan, label);
     if (label !== null) labels[key] = label;
+    // What the call could cost at most, at the batch price: the cost cap reserves it before the batch is created.
+    const output = plan.maxOutputTokens + (plan.thinkingBudget ?? 0);
+    worst.cost += priceFor(model, { inputTokens: plan.inputTokens, outputTokens: output, cachedTokens: 0 }).cost * BATCH_PRICE_FACTOR;
     return JSON.stringify(batchLine(customId(item.id, key), job.model, plan, job.outputSchema));
   });
 }

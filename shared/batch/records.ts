@@ -40,6 +40,10 @@ export interface BatchRecord {
    * checks the file before anything is paid; `skipped` when the endpoint does not offer it.
    */
   dryRun?: { batchId: string; state: BatchState; error: string | null } | { skipped: string };
+  /** The most its lines could cost at the batch price (their input and caps), reserved in the job's ledger when the batch is created. */
+  worstCost?: number;
+  /** Set when that reservation was made; released (settled to what the batch cost) when the batch is applied. */
+  reserved?: { cost: number; released: boolean };
   /** While a finished batch is applied: how many of `items` are done (kept, recorded, queued). */
   appliedThrough?: number;
   /** Set once every item's answers were kept and its task sent. */
