@@ -6,7 +6,8 @@ import { planCall } from "../shared/model/plan.ts";
 import type { Settings } from "../shared/settings.ts";
 import type { JobSpec } from "../shared/job/schema.ts";
 import { loadJobForSubmit, type LoadedJob } from "../shared/submit/load.ts";
-import { applyOverrides, type JobOverrides } from "../shared/submit/select.ts";
+import { applyOverrides } from "../shared/submit/overrides.ts";
+import type { JobOverrides } from "../shared/submit/select.ts";
 
 /**
  * Every check a run makes of a job before it uploads anything or calls the model: the file

@@ -56,8 +56,3 @@ export function createFinalize(d: FinalizeDeps, s: Limits = deployment): { final
 /** The finalizer's parts (shared/run/finalize.ts `finalizeKeys`): the only objects it deletes. */
 const finalizePartsArn = (runs: Bucket) => (typeof runs.arn === "string" ? `${runs.arn}/runs/*/finalize/*` : runs.arn.apply((a) => `${a}/runs/*/finalize/*`));
 
-/** What a function that may count a job's last item gets: the finalize queue's URL, and sending to it alone. */
-export const finalizeGrant = (finalize: Queue) => ({
-  environment: { LONGDOC_FINALIZE_URL: finalize.url },
-  permission: { actions: ["sqs:SendMessage"], resources: [finalize.arn] },
-});

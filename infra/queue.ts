@@ -3,7 +3,7 @@ import type { Dynamo } from "./coord.ts";
 import type { Bucket, FunctionPermission, Queue, Secret, Sst } from "./platform.ts";
 import { publisherGrant, type JobEvents } from "./events.ts";
 import { runsAccess } from "./storage.ts";
-import { finalizeGrant } from "./finalize.ts";
+import { finalizeGrant } from "./finalize-grant.ts";
 
 /** The settings with their numbers widened, so tests can pass changed copies. */
 export type Limits = { readonly [K in keyof Deployment]: Deployment[K] extends number ? number : Deployment[K] };

@@ -1,5 +1,12 @@
 import type { JobSpec } from "./schema.ts";
-import type { RecordedOverrides } from "../submit/select.ts";
+
+/** What job.json records of a run's overrides: each with the job file's value it replaced. */
+export interface RecordedOverrides {
+  model?: { job: string; run: string };
+  maxCost?: { job: number | null; run: number };
+  limit?: number;
+  only?: string[];
+}
 
 /** A document of an item: where it came from (as the user wrote it) and where it lies in S3. */
 export interface ItemDocument {

@@ -1,4 +1,5 @@
-import { applyOverrides, type JobOverrides } from "../submit/select.ts";
+import { applyOverrides } from "../submit/overrides.ts";
+import type { JobOverrides } from "../submit/select.ts";
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";

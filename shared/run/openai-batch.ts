@@ -1,5 +1,8 @@
 import type { JobRecord } from "../job/record.ts";
-import type { RunProgress } from "./progress.ts";
+import type { Manifest } from "./manifest.ts";
+
+/** What the batch object is made of: a run's progress (progress.ts), by the fields it reads. */
+type BatchProgress = Pick<Manifest, "status" | "startedAt" | "finishedAt" | "counts"> & { cancelled: boolean };
 
 /**
  * A batch-file job's progress as OpenAI's batch object (the fields a script written for OpenAI's
@@ -24,7 +27,7 @@ export interface OpenAIBatchObject {
 
 const seconds = (iso: string | null) => (iso ? Math.floor(Date.parse(iso) / 1000) : null);
 
-export function openaiBatchObject(p: RunProgress, job: Pick<JobRecord, "jobId" | "batch" | "submittedAt">): OpenAIBatchObject | null {
+export function openaiBatchObject(p: BatchProgress, job: Pick<JobRecord, "jobId" | "batch" | "submittedAt">): OpenAIBatchObject | null {
   if (!job.batch) return null;
   const status: OpenAIBatchObject["status"] =
     p.status === "running" || p.status === "interrupted" ? (p.cancelled ? "cancelling" : "in_progress") : p.status === "halted" ? "failed" : p.status === "cancelled" ? "cancelled" : "completed";

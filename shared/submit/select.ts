@@ -1,7 +1,5 @@
 import { LongdocError } from "../errors.ts";
 import type { JobItem } from "../job/record.ts";
-import { getModel } from "../model/catalog.ts";
-import type { LoadedJob } from "./load.ts";
 
 // One run's changes to a job, from the command line (`run`/`estimate` --limit, --only, --model,
 // --max-cost): the job file stays as written, and job.json records what this run changed.
@@ -17,56 +15,10 @@ export interface JobOverrides {
   maxCost?: number;
 }
 
-/** What job.json records of a run's overrides: each with the job file's value it replaced. */
-export interface RecordedOverrides {
-  model?: { job: string; run: string };
-  maxCost?: { job: number | null; run: number };
-  limit?: number;
-  only?: string[];
-}
+import type { RecordedOverrides } from "../job/record.ts";
+export type { RecordedOverrides };
 
 export type ItemSelection = Pick<JobOverrides, "limit" | "only">;
-
-/** The loaded job as this run sees it: model and cost cap replaced, batch lines selected, the item selection kept for submit and estimate. */
-export function applyOverrides(loaded: LoadedJob, o: JobOverrides): LoadedJob {
-  const recorded: RecordedOverrides = {};
-  let { spec, model, batch } = loaded;
-  if (o.model !== undefined && o.model !== spec.model) {
-    model = getModel(loaded.catalog, o.model);
-    recorded.model = { job: spec.model, run: o.model };
-    spec = { ...spec, model: o.model };
-  }
-  if (o.maxCost !== undefined) {
-    if (!(o.maxCost > 0)) throw new LongdocError("usage", `--max-cost must be a positive number, got ${o.maxCost}`);
-    const { maxCostUsd, maxCost, ...limits } = spec.limits;
-    recorded.maxCost = { job: maxCost ?? maxCostUsd ?? null, run: o.maxCost };
-    spec = { ...spec, limits: { ...limits, maxCost: o.maxCost } };
-  }
-  if (o.limit !== undefined && !(Number.isInteger(o.limit) && o.limit >= 1)) throw new LongdocError("usage", `--limit must be a positive whole number, got ${o.limit}`);
-  const select: ItemSelection | undefined = o.limit !== undefined || o.only?.length ? { ...(o.limit !== undefined && { limit: o.limit }), ...(o.only?.length && { only: o.only }) } : undefined;
-  if (select) Object.assign(recorded, select);
-  if (batch && select) {
-    // A batch file's items are its lines, known now: select them before anything is uploaded.
-    const kept = selectItems(batch.requests.map((r) => ({ id: r.customId, documents: [] })), select);
-    const ids = new Set(kept.map((i) => i.id));
-    batch = { ...batch, spec, requests: batch.requests.filter((r) => ids.has(r.customId)) };
-  } else if (batch) batch = { ...batch, spec };
-  const changed = Object.keys(recorded).length > 0;
-  return { ...loaded, spec, model, ...(batch && { batch }), ...(select && !batch && { select }), ...(changed && { overrides: recorded }) };
-}
-
-/** A glob as a RegExp: `*` and `?` within one path segment, `**` across segments. */
-function globRegExp(glob: string): RegExp {
-  let re = "";
-  for (let i = 0; i < glob.length; i++) {
-    const c = glob[i]!;
-    if (c === "*" && glob[i + 1] === "*") (re += ".*"), i++;
-    else if (c === "*") re += "[^/]*";
-    else if (c === "?") re += "[^/]";
-    else re += c.replace(/[.+^${}()|[\]\\]/g, "\\$&");
-  }
-  return new RegExp(`^${re}$`);
-}
 
 /**
  * The items a run keeps: those whose id, or one of whose documents (its path as listed, or any
@@ -87,4 +39,17 @@ export function selectItems(items: JobItem[], select: ItemSelection): JobItem[] 
     }
   }
   return select.limit !== undefined ? kept.slice(0, select.limit) : kept;
+}
+
+/** A glob as a RegExp: `*` and `?` within one path segment, `**` across segments. */
+function globRegExp(glob: string): RegExp {
+  let re = "";
+  for (let i = 0; i < glob.length; i++) {
+    const c = glob[i]!;
+    if (c === "*" && glob[i + 1] === "*") (re += ".*"), i++;
+    else if (c === "*") re += "[^/]*";
+    else if (c === "?") re += "[^/]";
+    else re += c.replace(/[.+^${}()|[\]\\]/g, "\\$&");
+  }
+  return new RegExp(`^${re}$`);
 }
