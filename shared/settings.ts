@@ -1,4 +1,4 @@
-import { webhookSecretProblem } from "./run/webhook.ts";
+import { webhookSecretProblem } from "./webhook-secret.ts";
 import { loadCatalog, type Catalog } from "./model/catalog.ts";
 import { LongdocError } from "./errors.ts";
 import { redactUrl } from "./log.ts";

@@ -10,7 +10,7 @@ import { keys, ObjectStore } from "../shared/run/store.ts";
 import { deployment } from "../shared/settings.ts";
 import { startSimulator, type Simulator } from "../shared/sim/index.ts";
 import { submitJob } from "../shared/submit/submit.ts";
-import type { AttemptRecord } from "../shared/worker/attempt.ts";
+import type { AttemptRecord } from "../shared/run/attempt-record.ts";
 import { useLoopback } from "./helpers/loopback.ts";
 import { loopbackWorker } from "./helpers/worker.ts";
 

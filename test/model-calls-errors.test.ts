@@ -8,7 +8,7 @@ import { createModelClient, type ChatRequest } from "../shared/model/client.ts";
 import { classifyModelError } from "../shared/model/errors.ts";
 import { keys, ObjectStore } from "../shared/run/store.ts";
 import { loadSettings } from "../shared/settings.ts";
-import type { AttemptRecord } from "../shared/worker/attempt.ts";
+import type { AttemptRecord } from "../shared/run/attempt-record.ts";
 import { useLoopback } from "./helpers/loopback.ts";
 
 const request: ChatRequest = {

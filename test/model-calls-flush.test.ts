@@ -5,7 +5,8 @@ import { silentLog } from "../shared/log.ts";
 import { startLocalStack, type LocalStack } from "../shared/local/stack.ts";
 import { keys, ObjectStore } from "../shared/run/store.ts";
 import { countTokens } from "../shared/tokens/index.ts";
-import { AttemptRecorder, closeAbandonedAttempt, type AttemptRecord } from "../shared/worker/attempt.ts";
+import { AttemptRecorder, closeAbandonedAttempt } from "../shared/worker/attempt.ts";
+import type { AttemptRecord } from "../shared/run/attempt-record.ts";
 
 const chunk = (text: string, kind: "reasoning" | "answer") => ({ requestId: "chatcmpl-1", reasoning: kind === "reasoning" ? text : "", answer: kind === "answer" ? text : "", finishReason: null, firstChunkAt: Date.now() });
 

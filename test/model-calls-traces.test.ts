@@ -14,7 +14,7 @@ import type { ItemResult, Manifest } from "../shared/run/manifest.ts";
 import { keys, ObjectStore } from "../shared/run/store.ts";
 import { loadSettings } from "../shared/settings.ts";
 import { submitJob } from "../shared/submit/submit.ts";
-import type { AttemptRecord } from "../shared/worker/attempt.ts";
+import type { AttemptRecord } from "../shared/run/attempt-record.ts";
 import { recordDeadTask } from "../shared/worker/dead.ts";
 import { createCoordinator } from "../shared/run/coord.ts";
 import { useLoopback } from "./helpers/loopback.ts";

@@ -8,7 +8,7 @@ import { silentLog } from "../shared/log.ts";
 import type { RetryRecord } from "../shared/run/control.ts";
 import { keys, ObjectStore } from "../shared/run/store.ts";
 import { loadSettings } from "../shared/settings.ts";
-import type { AttemptRecord } from "../shared/worker/attempt.ts";
+import type { AttemptRecord } from "../shared/run/attempt-record.ts";
 import { MAX_CONTINUATIONS } from "../shared/worker/answer.ts";
 import { useLoopback } from "./helpers/loopback.ts";
 

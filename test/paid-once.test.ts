@@ -11,7 +11,7 @@ import { getModel, loadCatalog, priceFor } from "../shared/model/catalog.ts";
 import type { ItemResult } from "../shared/run/manifest.ts";
 import { loadSettings } from "../shared/settings.ts";
 import { startSimulator, type Simulator } from "../shared/sim/index.ts";
-import type { AttemptRecord } from "../shared/worker/attempt.ts";
+import type { AttemptRecord } from "../shared/run/attempt-record.ts";
 import { useLoopback } from "./helpers/loopback.ts";
 
 const model = getModel(loadCatalog(), "qwen3-max");

@@ -8,7 +8,7 @@ import { silentLog } from "../shared/log.ts";
 import { runLocalJob } from "../shared/local/run.ts";
 import type { ChatRequest, ModelClient } from "../shared/model/client.ts";
 import type { ItemResult } from "../shared/run/manifest.ts";
-import type { AttemptRecord } from "../shared/worker/attempt.ts";
+import type { AttemptRecord } from "../shared/run/attempt-record.ts";
 import { loadSettings } from "../shared/settings.ts";
 import { useLoopback } from "./helpers/loopback.ts";
 

@@ -7,7 +7,7 @@
 import OpenAI, { toFile } from "openai";
 import { ModelError } from "../errors.ts";
 import { classifyModelError } from "../model/errors.ts";
-import type { BatchState } from "./records.ts";
+import type { BatchState } from "../run/batch-records.ts";
 
 export interface ProviderBatch {
   id: string;

@@ -25,10 +25,10 @@ import type { Coordinator } from "../run/coord.ts";
 import { inBatches } from "../run/manifest.ts";
 import { sendTasks, type TaskMessage } from "../run/queue.ts";
 import { keys, type ObjectStore } from "../run/store.ts";
-import type { AttemptRecord, CallRecord } from "../worker/attempt.ts";
+import type { AttemptRecord, CallRecord } from "../run/attempt-record.ts";
 import { UnknownInputFile, type BatchApi } from "./api.ts";
 import { readOutputLine, type OutputLine } from "./line.ts";
-import { batchKeys, parseCustomId, readBatchRecords, TERMINAL_STATES, type BatchRecord } from "./records.ts";
+import { batchKeys, parseCustomId, readBatchRecords, TERMINAL_STATES, type BatchFailure, type BatchRecord } from "../run/batch-records.ts";
 import { batchPriceFor } from "./support.ts";
 
 export interface BatchPollDeps {
@@ -47,13 +47,6 @@ const APPLY_CHUNK = 500;
 
 /** An item's attempt record made from batch lines: the ordinary record, naming its batch. */
 export type BatchAttemptRecord = AttemptRecord & { batch: { batchId: string; index: number } };
-
-/** What `fallback: fail` leaves for the worker: the error its item fails with. */
-export interface BatchFailure {
-  version: 1;
-  batchId: string | null;
-  error: { kind: "model_error"; message: string };
-}
 
 /** Polls every job with a batch not yet applied (the scheduled function's whole work). */
 export async function pollOpenBatches(deps: BatchPollDeps): Promise<{ jobs: number; open: number }> {

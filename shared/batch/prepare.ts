@@ -18,7 +18,7 @@ import { countTokens } from "../tokens/index.ts";
 import { BATCH_PRICE_FACTOR } from "./support.ts";
 import { callKey } from "../worker/journal.ts";
 import { batchLine } from "./line.ts";
-import { batchKeys, customId, type BatchRecord } from "./records.ts";
+import { batchKeys, customId, type BatchRecord } from "../run/batch-records.ts";
 
 /** The provider's limits per input file (docs/qwen-api.md §8). */
 export interface BatchFileLimits {

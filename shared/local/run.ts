@@ -30,7 +30,7 @@ import { mirrorRun } from "../run/mirror.ts";
 import { queueDepth } from "./inspect.ts";
 import { runPoller } from "./poller.ts";
 import { startLocalStack, type LocalStack } from "./stack.ts";
-import { cancelJobBatches, itemsAwaitingBatch, startLocalBatchPolling } from "../batch/local.ts";
+import { cancelJobBatches, itemsAwaitingBatch, startLocalBatchPolling } from "./batch-poller.ts";
 import { createBatchApi } from "../batch/api.ts";
 
 export interface Progress {

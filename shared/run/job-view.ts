@@ -4,7 +4,7 @@
  * record are written once and never change, so a cache keeps them across polls).
  */
 import type { JobRecord } from "../job/record.ts";
-import type { AttemptRecord } from "../worker/attempt.ts";
+import type { AttemptRecord } from "./attempt-record.ts";
 import { buildManifest, inBatches, type ItemResult } from "./manifest.ts";
 import { runPlots, quotaOverTime, type CallPoint, type Plot } from "./plots.ts";
 import { computeProgress, readJob, type RunProgress } from "./progress.ts";

@@ -3,7 +3,7 @@ import { LongdocError } from "../errors.ts";
 import type { JobRecord } from "../job/record.ts";
 import { buildManifest, summary, type ItemResult, type Manifest } from "./manifest.ts";
 import { openaiBatchObject, type OpenAIBatchObject } from "./openai-batch.ts";
-import { batchSummary, readBatchRecords } from "../batch/records.ts";
+import { batchSummary, readBatchRecords } from "./batch-records.ts";
 
 /**
  * The progress of a run, computed from what is in the store (the job record and the item results

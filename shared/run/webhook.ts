@@ -3,6 +3,7 @@ import { lookup as dnsLookup } from "node:dns/promises";
 import { request as httpRequest, type IncomingMessage } from "node:http";
 import { request as httpsRequest } from "node:https";
 import { BlockList, isIP, type LookupFunction } from "node:net";
+import { webhookKey, webhookSecretProblem } from "../webhook-secret.ts";
 
 // A job's webhook: the end-of-job event's JSON body POSTed to an https URL, signed as the
 // Standard Webhooks specification says (https://www.standardwebhooks.com), so a receiver can
@@ -11,28 +12,6 @@ import { BlockList, isIP, type LookupFunction } from "node:net";
 export const ID_HEADER = "webhook-id";
 export const TIMESTAMP_HEADER = "webhook-timestamp";
 export const SIGNATURE_HEADER = "webhook-signature";
-
-/** Standard Webhooks secrets: `whsec_` then the base64 of 24 to 64 random bytes. */
-const SECRET_PREFIX = "whsec_";
-
-/** The HMAC key of a `whsec_<base64>` secret, or null when the secret is not one. */
-export function webhookKey(secret: string): Buffer | null {
-  if (!secret.startsWith(SECRET_PREFIX)) return null;
-  const b64 = secret.slice(SECRET_PREFIX.length);
-  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(b64) || b64.length % 4 !== 0) return null;
-  const key = Buffer.from(b64, "base64");
-  return key.length >= 24 && key.length <= 64 ? key : null;
-}
-
-/** Why `secret` cannot sign webhooks, or null when it can. */
-export function webhookSecretProblem(secret: string): string | null {
-  return webhookKey(secret)
-    ? null
-    : "must be a Standard Webhooks secret: 'whsec_' followed by the base64 of 24 to 64 random bytes (make one with: echo whsec_$(openssl rand -base64 32))";
-}
-
-/** A fresh secret in the Standard Webhooks form. */
-export const newWebhookSecret = (bytes: Buffer) => `${SECRET_PREFIX}${bytes.toString("base64")}`;
 
 /**
  * `v1,<base64 HMAC-SHA256 of "<id>.<timestamp>.<body>">`, keyed with the secret's decoded bytes.

@@ -6,7 +6,7 @@
  */
 import { ItemError } from "../errors.ts";
 import { keys } from "../run/store.ts";
-import { batchFailure } from "../batch/failure.ts";
+import { batchFailure } from "../run/batch-records.ts";
 import type { Delivery } from "./delivery.ts";
 import type { Ended } from "./outcome.ts";
 import { ReturnToQueue } from "./records.ts";

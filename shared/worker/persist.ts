@@ -13,7 +13,7 @@ import { earlierAttempts } from "./attempt.ts";
 import { logContext, type Delivery } from "./delivery.ts";
 import type { Answered, Ended, ItemAnswer, Outcome } from "./outcome.ts";
 import { keepPaid } from "./paid.ts";
-import { realtimeReason } from "../batch/failure.ts";
+import { realtimeReason } from "../run/batch-records.ts";
 import { sampleFiles, samplingSummary } from "./samples.ts";
 
 type ResultFields = Omit<ItemResult, "version" | "id" | "attempts" | "deliveries" | "model" | "startedAt" | "finishedAt" | "durationMs" | "usage" | "cost" | "currency" | "costUsd">;

@@ -9,7 +9,7 @@ import type { ItemResult, Manifest } from "../../shared/run/manifest.ts";
 import type { TaskMessage } from "../../shared/run/queue.ts";
 import { keys, ObjectStore } from "../../shared/run/store.ts";
 import { submitJob } from "../../shared/submit/submit.ts";
-import type { AttemptRecord } from "../../shared/worker/attempt.ts";
+import type { AttemptRecord } from "../../shared/run/attempt-record.ts";
 import type { WorkerDeps } from "../../shared/worker/context.ts";
 import { defaultTiming } from "../../shared/worker/deps.ts";
 import { runTask, type TaskOutcome } from "../../shared/worker/lifecycle.ts";

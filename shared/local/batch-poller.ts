@@ -4,10 +4,10 @@ import type { Log } from "../log.ts";
 import { createCoordinator } from "../run/coord.ts";
 import { ObjectStore } from "../run/store.ts";
 import type { Catalog } from "../model/catalog.ts";
-import type { LocalStack } from "../local/stack.ts";
-import { createBatchApi, type BatchApi } from "./api.ts";
-import { pollJobBatches } from "./poll.ts";
-import { batchKeys, readBatchRecords, TERMINAL_STATES } from "./records.ts";
+import type { LocalStack } from "./stack.ts";
+import { createBatchApi, type BatchApi } from "../batch/api.ts";
+import { pollJobBatches } from "../batch/poll.ts";
+import { batchKeys, readBatchRecords, TERMINAL_STATES } from "../run/batch-records.ts";
 
 /** How often a local run polls its batches (the deployed poller runs every few minutes). */
 export const LOCAL_BATCH_POLL_MS = 2_000;

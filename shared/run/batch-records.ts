@@ -7,7 +7,7 @@
  *   runs/<jobId>/items/<item>/batch-realtime.json  why an item's calls (some or all) ran realtime
  *   batches-open/<jobId>.json                 a job with a batch not yet applied (what the scheduled poller visits)
  */
-import type { ObjectStore } from "../run/store.ts";
+import type { ObjectStore } from "./store.ts";
 
 /** The provider's batch states (docs/qwen-api.md §8), and `pending`: planned, not yet created. */
 export type BatchState = "pending" | "validating" | "in_progress" | "finalizing" | "completed" | "failed" | "expired" | "cancelling" | "cancelled";
@@ -88,4 +88,22 @@ export function batchSummary(records: BatchRecord[]): { batches: number; states:
     requests.failed += r.counts.failed;
   }
   return { batches: records.length, states, requests };
+}
+
+/** What `fallback: fail` leaves for the worker: the error its item fails with. */
+export interface BatchFailure {
+  version: 1;
+  batchId: string | null;
+  error: { kind: "model_error"; message: string };
+}
+
+/** The provider's error a batch job's item fails with under `batch.fallback: fail`, if the poller left one. */
+export async function batchFailure(d: { job: { jobId: string; spec: { mode?: string; batch?: { fallback?: string } } }; item: { id: string }; store: ObjectStore }): Promise<BatchFailure["error"] | null> {
+  if (d.job.spec.mode !== "batch" || d.job.spec.batch?.fallback !== "fail") return null;
+  return (await d.store.getJson<BatchFailure>(batchKeys.failed(d.job.jobId, d.item.id)))?.error ?? null;
+}
+
+/** Why a batch job's item made realtime calls, as its result says it. */
+export async function realtimeReason(store: ObjectStore, jobId: string, itemId: string): Promise<string | null> {
+  return (await store.getJson<{ reason: string }>(batchKeys.realtime(jobId, itemId)).catch(() => undefined))?.reason ?? null;
 }
