@@ -4,7 +4,8 @@
  * the provider returns for it, read back into the worker's ChatResult.
  */
 import type { CallPlan } from "../model/plan.ts";
-import { completionCap, type ChatResult } from "../model/client.ts";
+import { completionCap } from "../model/budget.ts";
+import type { ChatResult } from "../model/client.ts";
 
 export const BATCH_ENDPOINT = "/v1/chat/completions";
 

@@ -9,7 +9,7 @@ import { keys, ObjectStore } from "../run/store.ts";
 import { sendTasks, type TaskMessage } from "../run/queue.ts";
 import { cancelJob, retryJob, type CancelOutcome, type RetryOptions, type RetryRecord } from "../run/control.ts";
 import { createWorkerDeps } from "../worker/deps.ts";
-import { loadJobForSubmit, submitLoadedJob } from "../submit/load.ts";
+import { loadJobForSubmit, submitLoadedJob, type LoadedJob } from "../submit/load.ts";
 import { LongdocError } from "../errors.ts";
 import { createDeadLetterHandler } from "../worker/dead.ts";
 import { createWorkerHandler } from "../worker/handlers.ts";
@@ -123,8 +123,9 @@ export async function runLocalJob(o: LocalRunOptions): Promise<LocalRunResult> {
   let workers: Promise<Workers> | undefined;
   try {
     endpoint = await openLocalEndpoint(o.settings);
-    // Each worker is a process (~150 MB, ~2 s to start): locally the default stays small; --workers sets more.
-    const count = o.workers ?? Math.min(loaded.spec.limits.concurrency ?? deployment.local.workers, deployment.local.workers);
+    // Each worker is a process (~150 MB, ~2 s to start): locally the default stays small, and never
+    // more than the job has items; --workers sets more.
+    const count = o.workers ?? Math.min(loaded.spec.limits.concurrency ?? deployment.local.workers, deployment.local.workers, itemsAtMost(loaded));
     // The worker processes start while the documents upload and the tasks are queued.
     workers = startWorkers({ ...o, workers: count, stack }, endpoint);
     const store = new ObjectStore(stack.s3, stack.bucket);
@@ -154,6 +155,12 @@ export async function runLocalJob(o: LocalRunOptions): Promise<LocalRunResult> {
     await endpoint?.stop();
     if (!o.stack) await stack.stop();
   }
+}
+
+/** How many items the job can have at most, known before its documents are measured. */
+function itemsAtMost(loaded: LoadedJob): number {
+  const items = loaded.batch ? loaded.batch.requests.length : loaded.spec.packing === "all-documents" ? 1 : loaded.localDocuments.length;
+  return Math.max(1, Math.min(items, loaded.select?.limit ?? Infinity));
 }
 
 /** A job of this state whose manifest still says `running`. */
@@ -391,7 +398,8 @@ export async function retryLocalJob(
     });
     if (!out.requeued) return out;
     o.onRequeued?.(out.record, out.job);
-    const driven = await driveLocalRun({ ...o, stack, job: out.job });
+    // No more worker processes than items to retry: each costs a process start.
+    const driven = await driveLocalRun({ ...o, workers: Math.min(o.workers, Math.max(1, out.record.items.length)), stack, job: out.job });
     return { requeued: true, job: out.job, record: out.record, ...driven };
   } finally {
     if (!o.stack) await stack.stop();

@@ -103,3 +103,16 @@ export function budgetForCall(
   if (!b) return undefined;
   return { ...b, prefillMs: Math.round(prefill), affordableTokens: Math.floor((decodeMs / 1000) * o.speed.decodeTokensPerSecond) };
 }
+
+/**
+ * The request's `max_completion_tokens`: since 2026-04-20 Model Studio caps reasoning and answer
+ * together with it, and `max_tokens` is deprecated (docs/qwen-api.md §3), so the cap is sized as
+ * the thinking budget plus the answer cap.
+ */
+export function completionCap(req: { maxOutputTokens: number; thinking: { enabled: boolean; budget?: number }; maxCompletionTokens?: number }): number {
+  if (req.maxCompletionTokens !== undefined) return req.maxCompletionTokens;
+  if (!req.thinking.enabled) return req.maxOutputTokens;
+  // Without a budget the model could think up to its maximum and leave nothing for the answer.
+  if (!req.thinking.budget) throw new Error("a thinking call needs its thinking budget to size max_completion_tokens (answer cap + thinking budget)");
+  return req.maxOutputTokens + req.thinking.budget;
+}

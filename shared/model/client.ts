@@ -3,6 +3,7 @@ import { ModelError } from "../errors.ts";
 import type { ChatMessage } from "./prompt.ts";
 import { classifyModelError, type ModelCatalogView } from "./errors.ts";
 import type { Usage } from "./usage.ts";
+import { completionCap } from "./budget.ts";
 
 export { addUsage, zeroUsage, type Usage } from "./usage.ts";
 
@@ -121,19 +122,6 @@ function withSchemaNote(messages: ChatMessage[], schema: Record<string, unknown>
     if (typeof m.content === "string") return { ...m, content: m.content + note };
     return { ...m, content: [...m.content, { type: "text" as const, text: note }] };
   });
-}
-
-/**
- * The request's `max_completion_tokens`: since 2026-04-20 Model Studio caps reasoning and answer
- * together with it, and `max_tokens` is deprecated (docs/qwen-api.md §3), so the cap is sized as
- * the thinking budget plus the answer cap.
- */
-export function completionCap(req: Pick<ChatRequest, "maxOutputTokens" | "thinking" | "maxCompletionTokens">): number {
-  if (req.maxCompletionTokens !== undefined) return req.maxCompletionTokens;
-  if (!req.thinking.enabled) return req.maxOutputTokens;
-  // Without a budget the model could think up to its maximum and leave nothing for the answer.
-  if (!req.thinking.budget) throw new Error("a thinking call needs its thinking budget to size max_completion_tokens (answer cap + thinking budget)");
-  return req.maxOutputTokens + req.thinking.budget;
 }
 
 /**
