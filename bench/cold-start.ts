@@ -18,7 +18,7 @@ import { promisify } from "node:util";
 import { gzipSync } from "node:zlib";
 import { readFileSync } from "node:fs";
 import { build } from "esbuild";
-import { INSTALLED_PACKAGES } from "../infra/queue.ts";
+import { ESM_REQUIRE_BANNER, INSTALLED_PACKAGES } from "../shared/bundle.ts";
 import { median } from "./median.ts";
 
 const N = Number(process.env.BENCH_COLD_N ?? 15);
@@ -53,7 +53,7 @@ async function bundle(minify: boolean, splitting = false): Promise<{ file: strin
     outExtension: { ".js": ".mjs" },
     external: INSTALLED_PACKAGES,
     logLevel: "silent",
-    banner: { js: "import { createRequire as __longdocRequire } from 'node:module'; const require = __longdocRequire(import.meta.url);" },
+    banner: { js: ESM_REQUIRE_BANNER },
   });
   const file = path.join(outdir, "worker.mjs");
   // With splitting, the entry's own size is what a cold start parses first; the chunks load on first use.

@@ -1,4 +1,5 @@
 import { deployment, type Deployment } from "../shared/settings.ts";
+import { INSTALLED_PACKAGES } from "../shared/bundle.ts";
 import type { Dynamo } from "./coord.ts";
 import type { Bucket, FunctionPermission, Queue, Secret, Sst } from "./platform.ts";
 import { publisherGrant, type JobEvents } from "./events.ts";
@@ -14,13 +15,6 @@ export const WORKER_HANDLER = "functions/worker.handler";
 export const DLQ_HANDLER = "functions/dlq.handler";
 export const RUNTIME = "nodejs24.x";
 
-/**
- * Shipped as packages, not bundled: pdf.js reads its CMaps (CJK fonts) and standard fonts from
- * its own package folder at run time (shared/documents/pdf.ts), which a bundle would not have;
- * quickjs-emscripten (the code tool's sandbox, shared/tools/code.ts) loads its .wasm file from
- * beside its own module, likewise.
- */
-export const INSTALLED_PACKAGES = ["pdfjs-dist", "quickjs-emscripten"];
 
 /**
  * Refuses settings AWS would reject or that break delivery, before anything is created:

@@ -1,7 +1,8 @@
 import { deployment } from "../shared/settings.ts";
 import type { Dynamo } from "./coord.ts";
 import type { Bucket, FunctionPermission, LambdaFunction, Queue, Sst } from "./platform.ts";
-import { INSTALLED_PACKAGES, RUNTIME, type Limits } from "./queue.ts";
+import { INSTALLED_PACKAGES } from "../shared/bundle.ts";
+import { RUNTIME, type Limits } from "./queue.ts";
 
 declare const sst: Sst;
 

@@ -12,7 +12,7 @@ import { startLocalStack, type LocalStack } from "../shared/local/stack.ts";
 import type { ItemResult } from "../shared/run/manifest.ts";
 import { startSimulator } from "../shared/sim/index.ts";
 import { submitJob } from "../shared/submit/submit.ts";
-import { INSTALLED_PACKAGES } from "../infra/queue.ts";
+import { ESM_REQUIRE_BANNER, INSTALLED_PACKAGES } from "../shared/bundle.ts";
 
 /**
  * The worker as SST would ship it: an esbuild bundle (ESM, Node 24, minified, split into chunks
@@ -41,8 +41,7 @@ describe("the worker Lambda bundle", () => {
       external: INSTALLED_PACKAGES,
       metafile: true,
       logLevel: "silent",
-      // CommonJS dependencies inside an ESM bundle need a `require`.
-      banner: { js: "import { createRequire as __longdocRequire } from 'node:module'; const require = __longdocRequire(import.meta.url);" },
+      banner: { js: ESM_REQUIRE_BANNER },
     });
     // The worker, submit and dead-letter bundles against the budget they always had; the finalizer's apart.
     const outputs = Object.entries(result.metafile.outputs);
@@ -62,7 +61,7 @@ describe("the worker Lambda bundle", () => {
       outExtension: { ".js": ".mjs" },
       external: INSTALLED_PACKAGES,
       logLevel: "silent",
-      banner: { js: "import { createRequire as __longdocRequire } from 'node:module'; const require = __longdocRequire(import.meta.url);" },
+      banner: { js: ESM_REQUIRE_BANNER },
     });
     stack = await startLocalStack({ visibilityTimeoutS: 30 });
     sim = await startSimulator({ port: 0, apiKey: "sk-bundle" });

@@ -27,7 +27,7 @@ describe("a local run whose worker processes die, or which is sent SIGTERM", () 
       const run = runCli([job, "--workers", "2", "--state", path.join(dir, "state"), "--out", path.join(dir, "out")], sim);
       try {
         await until("a stream in flight", () => sim.calls.some((c) => c.status === 200 && c.outcome === null), 60_000, run.exited);
-        const workers = childPids(run.child.pid!, "worker-process.ts");
+        const workers = childPids(run.child.pid!, "worker-process");
         expect(workers.length).toBe(2);
         run.child.kill(signal);
         await until("the first signal's message", () => run.out.stderr.includes(`${signal}: stopping the workers`), 10_000, run.exited);

@@ -6,7 +6,7 @@ import path from "node:path";
 import { promisify } from "node:util";
 import { build } from "esbuild";
 import { describe, expect, it } from "vitest";
-import { INSTALLED_PACKAGES } from "../infra/queue.ts";
+import { INSTALLED_PACKAGES } from "../shared/bundle.ts";
 import { CODE_TOOL, CODE_TOOL_NAME, DEFAULT_CODE_LIMITS, runCode, toolMessage } from "../shared/tools/code.ts";
 
 const tight = { ...DEFAULT_CODE_LIMITS, timeoutMs: 400, memoryBytes: 16 * 1024 * 1024, maxOutputChars: 300 };

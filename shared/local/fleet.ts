@@ -8,6 +8,7 @@ import type { WorkerTiming } from "../worker/context.ts";
 import type { QuotaMode, WorkerConfig } from "./fleet-config.ts";
 import { heapLimitMb, residentMb } from "./memory-cap.ts";
 import type { LocalStack } from "./stack.ts";
+import { workerEntry } from "./worker-bundle.ts";
 
 // Beside this file: worker-process.ts in the sources, worker-process.js in the compiled package.
 const WORKER_FILE = fileURLToPath(new URL(`./worker-process${import.meta.url.endsWith(".js") ? ".js" : ".ts"}`, import.meta.url));
@@ -132,8 +133,9 @@ export async function startFleet(o: FleetOptions): Promise<Fleet> {
     quotaMode: o.quotaMode ?? "shared",
     processes: count,
   });
+  const entry = await workerEntry(WORKER_FILE);
   const spawnWorker = (index: number): ChildProcess => {
-    const child = fork(WORKER_FILE, [], {
+    const child = fork(entry, [], {
       env: { ...env, LONGDOC_WORKER_CONFIG: JSON.stringify(configOf(index)) },
       execArgv: [...process.execArgv, `--max-old-space-size=${heapLimitMb(memoryMb)}`],
       stdio: ["ignore", "inherit", o.onLog ? "pipe" : "inherit", "ipc"],

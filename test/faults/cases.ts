@@ -128,7 +128,7 @@ export async function killAllWorkersCase(o: { items?: number; workers?: number; 
   const run = runCli([job, "--workers", String(workers), "--state", path.join(dir, "state"), "--out", path.join(dir, "out"), "--json"], sim);
   try {
     await until("the first answers", () => sim.calls.filter((c) => c.outcome === "ok").length >= 1 && sim.calls.some((c) => c.outcome === null), 60_000, run.exited);
-    const victims = childPids(run.child.pid!, "worker-process.ts");
+    const victims = childPids(run.child.pid!, "worker-process");
     if (victims.length !== workers) problems.push(`expected ${workers} worker processes, found ${victims.length}`);
     for (const pid of victims) process.kill(pid, "SIGKILL");
     const killedAt = Date.now();
@@ -176,7 +176,7 @@ export async function sigtermResumeCase(o: { items?: number; workers?: number; t
   try {
     // Mid-run: some answers in full, others streaming.
     await until("two answers and one in flight", () => sim.calls.filter((c) => c.outcome === "ok").length >= 2 && sim.calls.some((c) => c.outcome === null && c.status === 200), 90_000, first.exited);
-    const workerPids = childPids(first.child.pid!, "worker-process.ts");
+    const workerPids = childPids(first.child.pid!, "worker-process");
     first.child.kill("SIGTERM");
     const firstCode = await Promise.race([first.exited, new Promise<"timeout">((r) => setTimeout(() => r("timeout"), 60_000))]);
     if (firstCode !== 143) problems.push(`the interrupted run exited ${firstCode}, not 143`);
