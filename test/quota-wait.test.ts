@@ -94,6 +94,39 @@ describe("an item waiting for quota", () => {
     expect(result).toMatchObject({ status: "succeeded", attempts: 1, deliveries: 3 });
   });
 
+  it("comes back after a short wait, then books its place behind a longer one: 3 deliveries in all", async () => {
+    const t0 = Date.UTC(2026, 11, 10);
+    const { job, item, clock, coord, deliver } = await setUp("short-waits", t0);
+    const model = getModel(loadCatalog(), "qwen3-max");
+    // Another job took nearly the whole minute of the account's tokens half a minute ago.
+    const other = await coord.reserveQuota({ model: model.id, tokens: model.tpm - 100, account: { rpm: model.rpm, tpm: model.tpm }, maxWaitMs: 0, now: t0 - 30_000 });
+    expect(other.ok).toBe(true);
+    const claimRecord = async () =>
+      (await loop.stack.dynamo.client.send(new GetItemCommand({ TableName: loop.stack.dynamo.table, Key: { pk: { S: coordKeys.claim(job.jobId, item.id) } } }))).Item;
+
+    // Delivery 1: the minute frees within a minute, so the task comes back then, with no place in line.
+    const first = await deliver();
+    expect(first).toBeInstanceOf(ReturnToQueue);
+    expect((first as ReturnToQueue).delayS).toBeLessThanOrEqual(32);
+    expect((await claimRecord())?.bookedAt?.N).toBeUndefined();
+
+    // Delivery 2 finds the account's next three minutes taken: past a minute, it takes a place in line.
+    clock.t += (first as ReturnToQueue).delayS * 1000;
+    for (let i = 0; i < 3; i++) {
+      expect((await coord.reserveQuota({ model: model.id, tokens: model.tpm - 100, account: { rpm: model.rpm, tpm: model.tpm }, maxWaitMs: 600_000, now: clock.t })).ok).toBe(true);
+    }
+    const second = await deliver();
+    expect(second).toBeInstanceOf(ReturnToQueue);
+    const bookedAt = Number((await claimRecord())?.bookedAt?.N);
+    expect(bookedAt).toBeGreaterThan(clock.t);
+
+    // Delivery 3, at its place: it runs.
+    clock.t = bookedAt;
+    expect(await deliver()).toBe("succeeded");
+    const result = (await store.getJson<ItemResult>(keys.item(job.jobId, item.id, "result.json")))!;
+    expect(result).toMatchObject({ status: "succeeded", attempts: 1, deliveries: 3 });
+  });
+
   it("takes its place at once when nobody is waiting in line", async () => {
     // Long after the other test's line has ended (the clock is the test's).
     const { job, item, deliver } = await setUp("no-wait", Date.UTC(2026, 11, 20));
