@@ -4,7 +4,7 @@
 // stdout or stderr, and the environment is read only from `env` (default: process.env).
 import { LongdocError } from "../shared/errors.ts";
 import { formatProblem, JobFileError } from "../shared/job/load.ts";
-import { cancelLocalJob, retryLocalJob, runLocalJob, type Progress } from "../shared/local/run.ts";
+import type { Progress } from "../shared/local/run.ts";
 import { silentLog } from "../shared/log.ts";
 import { summary, type Manifest } from "../shared/run/manifest.ts";
 import { cancelJob, retryJob } from "../shared/run/control.ts";
@@ -21,6 +21,9 @@ import { deployedStoreReader, localStateReader, type StoreReader } from "./reade
 import { writeBatchOutput, downloadRun } from "./results.ts";
 import { writeCsvOutput } from "./results-csv.ts";
 import { readStackCoordinates, stackClients, stackCoordinator, submitToDeployed } from "./stack.ts";
+
+/** The local runtime (emulators, worker fleet, simulator): loaded by the calls that run a job, not by validate or estimate. */
+const localRuntime = () => import("../shared/local/run.ts");
 
 export { LongdocError } from "../shared/errors.ts";
 export type { ErrorCode } from "../shared/errors.ts";
@@ -106,7 +109,7 @@ export interface RunOptions extends LocalStateOptions, JobOverrides {
 export async function run(jobFile: string, o: RunOptions = {}): Promise<RunSummary> {
   const settings = settingsOf(o);
   await checkJob(jobFile, settings.catalog, { allowOutside: o.allowOutside }, overridesOf(o));
-  const { manifest } = await runLocalJob({
+  const { manifest } = await (await localRuntime()).runLocalJob({
     jobFile,
     overrides: overridesOf(o),
     fresh: o.new,
@@ -186,7 +189,7 @@ const localControl = (jobId: string, o: LocalStateOptions & { workers?: number }
 
 /** `longdoc cancel <jobId> --json`: queued items end skipped; resolves with the run summary (locally), or the stack's cancel outcome. */
 export async function cancel(jobId: string, o: LocalStateOptions & DeployedOptions = {}): Promise<RunSummary | { jobId: string; state: "cancelling"; pending: number; alreadyCancelled: boolean }> {
-  if (!o.deployed) return summary((await cancelLocalJob(localControl(jobId, o))).manifest);
+  if (!o.deployed) return summary((await (await localRuntime()).cancelLocalJob(localControl(jobId, o))).manifest);
   const coords = readStackCoordinates(o.env ?? process.env, process.cwd(), o.stage);
   const { s3, sqs } = stackClients(coords, o.env ?? process.env);
   sqs.destroy();
@@ -200,7 +203,7 @@ export async function cancel(jobId: string, o: LocalStateOptions & DeployedOptio
 
 /** `longdoc retry <jobId> --json`: re-runs the failed and skipped items (locally to the end; deployed, re-queued for the stack's workers). */
 export async function retry(jobId: string, o: LocalStateOptions & DeployedOptions & { workers?: number; maxOutputTokens?: number } = {}): Promise<RunSummary> {
-  if (!o.deployed) return summary((await retryLocalJob({ ...localControl(jobId, o), maxOutputTokens: o.maxOutputTokens })).manifest);
+  if (!o.deployed) return summary((await (await localRuntime()).retryLocalJob({ ...localControl(jobId, o), maxOutputTokens: o.maxOutputTokens })).manifest);
   const env = o.env ?? process.env;
   const coords = readStackCoordinates(env, process.cwd(), o.stage);
   const { s3, sqs } = stackClients(coords, env);

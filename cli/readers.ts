@@ -1,6 +1,5 @@
 import { existsSync, statSync } from "node:fs";
 import path from "node:path";
-import { startFauxqs } from "fauxqs";
 import { LongdocError } from "../shared/errors.ts";
 import { localClients } from "../shared/local/clients.ts";
 import { keys, listBuckets, ObjectStore } from "../shared/run/store.ts";
@@ -36,6 +35,8 @@ export async function openLocalState(dir: string): Promise<LocalState> {
       `no local runs in '${dir}' (no emulator state there): run a job with 'longdoc run' first, or pass --state with the directory it used`,
     );
   }
+  // Loaded here: validate, estimate and the deployed commands never open a local state.
+  const { startFauxqs } = await import("fauxqs");
   const server = await startFauxqs({ port: 0, host: "127.0.0.1", logger: false, dataDir: dir });
   const { s3, sqs } = localClients(`http://127.0.0.1:${server.port}`);
   sqs.destroy();
