@@ -1,10 +1,29 @@
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { defineConfig } from "vitest/config";
+import { BaseSequencer, type TestSpecification } from "vitest/node";
+
+/**
+ * Files that run fault suites or several CLI runs in a row, longest first: started first, the four
+ * workers end together. On a fresh clone vitest has no timings of earlier runs to order by.
+ */
+const LONG_FILES = ["batch-mode", "control", "hardening-cli", "local-state", "hardening-run-inputs", "hardening-run-faults", "faults", "infra-faults", "paid-once", "fleet", "fleet-quota", "security-reads", "webhook-delivery"];
+
+class LongFilesFirst extends BaseSequencer {
+  override async sort(files: TestSpecification[]): Promise<TestSpecification[]> {
+    const rank = (f: TestSpecification) => {
+      const i = LONG_FILES.indexOf(path.basename(f.moduleId, ".test.ts"));
+      return i < 0 ? LONG_FILES.length : i;
+    };
+    return (await super.sort(files)).sort((a, b) => rank(a) - rank(b));
+  }
+}
 
 export default defineConfig({
   test: {
     include: ["test/**/*.test.ts"],
+    globalSetup: ["test/global-setup.ts"],
+    sequence: { sequencer: LongFilesFirst },
     testTimeout: 60_000,
     hookTimeout: 60_000,
     // Most files wait on child processes, streams and timers: four at a time keep two cores busy.
