@@ -10,7 +10,7 @@
 import { randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Catalog } from "../model/catalog.ts";
-import { figuresOf, generate } from "./content.ts";
+import { answerRequest } from "./content.ts";
 import { errorBody, modelNotFound, providerErrors, type ProviderError } from "./errors.ts";
 import type { FaultKind, FaultPlan } from "./faults.ts";
 import { findDocuments, proveDocument, withoutDocuments } from "./proof.ts";
@@ -193,28 +193,7 @@ export function createBatchService(o: { catalog: Catalog; faults: FaultPlan; opt
     if ("status" in parsed) return fail(parsed);
     const found = parsed.messages.flatMap((m) => findDocuments(m.text));
     const lastUser = parsed.messages.findLast((m) => m.role === "user");
-    const out = generate({
-      model: parsed.modelName,
-      promptTokens: parsed.promptTokensBeforePartial,
-      documents: found.map(proveDocument),
-      documentOpenings: found.map((d) => d.text.slice(0, 400)),
-      question: lastUser ? withoutDocuments(lastUser.text).trim() : "",
-      thinking: parsed.thinking,
-      thinkingBudget: parsed.thinkingBudget,
-      maxAnswerTokens: parsed.maxAnswerTokens,
-      maxCompletionTokens: parsed.maxCompletionTokens,
-      stop: parsed.stop,
-      format: parsed.format,
-      violateSchema: fault?.kind === "schema",
-      prefix: parsed.partialPrefix,
-      tools: parsed.tools,
-      toolChoice: parsed.toolChoice,
-      toolResults: [],
-      seed: parsed.seed,
-      figures: figuresOf(found.map((d) => d.text)),
-      documentTexts: found.map((d) => d.text),
-      inventCitations: fault?.kind === "citations",
-    });
+    const out = answerRequest(parsed, found, fault, { documents: found.map(proveDocument), question: lastUser ? withoutDocuments(lastUser.text).trim() : "", toolResults: [] });
     answeredLines++;
     const completion = out.reasoningTokens + out.answerTokens;
     const message: Record<string, unknown> = { role: "assistant", content: out.answer };

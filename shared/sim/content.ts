@@ -5,7 +5,8 @@
  */
 import { countTokens } from "../tokens/index.ts";
 import { instanceOf } from "./jsonschema.ts";
-import { proofText, type DocumentProof } from "./proof.ts";
+import { proofText, type DocumentProof, type FoundDocument } from "./proof.ts";
+import type { SimRequest } from "./request.ts";
 import { JUDGE_INSTRUCTION, samplesIn } from "../reason/judge.ts";
 import { CITATION_INSTRUCTION_START } from "../citations/instruction.ts";
 import { simulatedCitationList, simulatedCitations, withJsonCitations } from "./cite.ts";
@@ -246,6 +247,36 @@ export function cutToTokens(text: string, limit: number): { text: string; tokens
     n = countTokens(out);
   }
   return { text: out, tokens: n };
+}
+
+/**
+ * The answer to a parsed request over the documents found in it, as the realtime endpoint streams
+ * it and a batch line returns it; `fault` is the injected fault, if any (`schema`, `citations`).
+ */
+export function answerRequest(parsed: SimRequest, found: FoundDocument[], fault: { kind: string } | null | undefined, call: { documents: DocumentProof[]; question: string; toolResults: string[] }): ContentOutput {
+  return generate({
+    model: parsed.modelName,
+    // A continuation proves the documents as the answer it continues did.
+    promptTokens: parsed.promptTokensBeforePartial,
+    documents: call.documents,
+    documentOpenings: found.map((d) => d.text.slice(0, 400)),
+    question: call.question,
+    thinking: parsed.thinking,
+    thinkingBudget: parsed.thinkingBudget,
+    maxAnswerTokens: parsed.maxAnswerTokens,
+    maxCompletionTokens: parsed.maxCompletionTokens,
+    stop: parsed.stop,
+    format: parsed.format,
+    violateSchema: fault?.kind === "schema",
+    prefix: parsed.partialPrefix,
+    tools: parsed.tools,
+    toolChoice: parsed.toolChoice,
+    toolResults: call.toolResults,
+    seed: parsed.seed,
+    figures: figuresOf(found.map((d) => d.text)),
+    documentTexts: found.map((d) => d.text),
+    inventCitations: fault?.kind === "citations",
+  });
 }
 
 export function generate(i: ContentInput): ContentOutput {

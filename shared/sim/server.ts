@@ -8,7 +8,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import type { AddressInfo, Socket } from "node:net";
 import { loadCatalog, type Catalog } from "../model/catalog.ts";
 import { PromptCache } from "./cache.ts";
-import { deltas, figuresOf, generate, type ContentOutput } from "./content.ts";
+import { answerRequest, deltas, type ContentOutput } from "./content.ts";
 import { errorBody, modelNotFound, providerErrors, type ProviderError } from "./errors.ts";
 import { FaultPlan, parseFaultSpec, type FaultKind, type FaultSpec, type InjectedFault, type PlannedFault } from "./faults.ts";
 import { countTokens } from "../tokens/index.ts";
@@ -366,29 +366,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     call.cachedTokens = Math.min(cacheUse.cachedTokens, parsed.promptTokens);
     call.cacheCreationTokens = cacheUse.creationTokens;
 
-    const out = generate({
-      model: parsed.modelName,
-      // A continuation proves the documents as the answer it continues did.
-      promptTokens: parsed.promptTokensBeforePartial,
-      documents: call.documents,
-      documentOpenings: found.map((d) => d.text.slice(0, 400)),
-      question: call.question,
-      thinking: parsed.thinking,
-      thinkingBudget: parsed.thinkingBudget,
-      maxAnswerTokens: parsed.maxAnswerTokens,
-      maxCompletionTokens: parsed.maxCompletionTokens,
-      stop: parsed.stop,
-      format: parsed.format,
-      violateSchema: fault?.kind === "schema",
-      prefix: parsed.partialPrefix,
-      tools: parsed.tools,
-      toolChoice: parsed.toolChoice,
-      toolResults,
-      seed: parsed.seed,
-      figures: figuresOf(found.map((d) => d.text)),
-      documentTexts: found.map((d) => d.text),
-      inventCitations: fault?.kind === "citations",
-    });
+    const out = answerRequest(parsed, found, fault, { documents: call.documents, question: call.question, toolResults });
     call.toolCall = out.toolCall;
     call.reasoningTokens = out.reasoningTokens;
     call.completionTokens = out.reasoningTokens + out.answerTokens;
