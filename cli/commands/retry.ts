@@ -33,7 +33,7 @@ export function registerRetry(program: Command, edge: Edge): void {
     .description("re-queue the items of a finished run that failed or were skipped, and run them again (a local run, or --deployed)")
     .argument("<jobId>", "the job id `longdoc run` or `longdoc submit` printed")
     .option("--out <dir>", "mirror the run to <dir>/<jobId>/", "out")
-    .option("--workers <n>", `concurrent local workers, 1 to ${MAX_LOCAL_WORKERS}`, workersArg, deployment.local.workers)
+    .option("--workers <n>", `concurrent local workers, 1 to ${MAX_LOCAL_WORKERS} (at most the items re-queued)`, workersArg, deployment.local.workers)
     .option("--state <dir>", "where the emulator keeps its state", ".longdoc/state")
     .option("--deployed", "re-queue on the deployed stack (.sst/outputs.json or LONGDOC_BUCKET/LONGDOC_QUEUE_URL); its workers run them")
     .option("--max-output-tokens <n>", "re-run with this larger answer cap: the failed and skipped items, and those whose answer was cut at the cap and kept", maxOutputTokensArg)

@@ -26,7 +26,7 @@ export function registerRun(program: Command, edge: Edge): void {
     .description("run a job end to end on this machine (embedded SQS/S3 emulator; Qwen simulator unless DASHSCOPE_API_KEY is set)")
     .argument("<job.yaml>", "the job file, or an OpenAI Batch input file (.jsonl): one item per line")
     .option("--out <dir>", "mirror the run to <dir>/<jobId>/", "out")
-    .option("--workers <n>", `concurrent local workers, each a process, 1 to ${MAX_LOCAL_WORKERS} (default: the job's limits.concurrency, at most 4)`)
+    .option("--workers <n>", `concurrent local workers, each a process, 1 to ${MAX_LOCAL_WORKERS} (default: the job's limits.concurrency, at most 4 and at most the job's items)`)
     .option("--state <dir>", "where the emulator keeps its state", ".longdoc/state")
     .option("--allow-outside", "accept documents and an output.schemaFile that resolve outside the job file's folder and the current repository")
     .option("--new", "start a new job even if this job file's last job on this state was interrupted (default: resume it)")

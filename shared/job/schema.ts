@@ -109,7 +109,7 @@ const webhookUrl = z
   });
 
 const limits = z.strictObject({
-  concurrency: z.int().min(1).max(1000).optional().describe("A local run's worker processes (at most 4 unless `longdoc run --workers` says otherwise). A deployed stack records it in the job but runs as many workers as its own ceiling allows."),
+  concurrency: z.int().min(1).max(1000).optional().describe("A local run's worker processes (at most 4, and no more than the job's items, unless `longdoc run --workers` says otherwise). A deployed stack records it in the job but runs as many workers as its own ceiling allows."),
   rpm: z.int().min(1).optional().describe("Requests per minute for this job, a cap inside the account's quota that every job shares."),
   tpm: z.int().min(1).optional().describe("Tokens per minute for this job, a cap inside the account's quota that every job shares."),
   maxCostUsd: z.number().positive().optional().describe("The cost cap in US dollars, for endpoints that bill in USD; refused elsewhere (use `maxCost`)."),
