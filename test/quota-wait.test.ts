@@ -127,6 +127,37 @@ describe("an item waiting for quota", () => {
     expect(result).toMatchObject({ status: "succeeded", attempts: 1, deliveries: 3 });
   });
 
+  it("at its place after two waits, a start the line misjudged by minutes is waited for in process, not a fourth delivery", async () => {
+    const t0 = Date.UTC(2026, 11, 14);
+    const { job, item, clock, coord, deliver } = await setUp("misjudged-place", t0);
+    const model = getModel(loadCatalog(), "qwen3-max");
+    const account = { rpm: model.rpm, tpm: model.tpm };
+    const takeMinutes = async (n: number) => {
+      for (let i = 0; i < n; i++) expect((await coord.reserveQuota({ model: model.id, tokens: model.tpm - 100, account, maxWaitMs: 3_600_000, now: clock.t })).ok).toBe(true);
+    };
+    const claimRecord = async () =>
+      (await loop.stack.dynamo.client.send(new GetItemCommand({ TableName: loop.stack.dynamo.table, Key: { pk: { S: coordKeys.claim(job.jobId, item.id) } } }))).Item;
+
+    // Delivery 1 waits a short while; delivery 2 books a place in line.
+    await coord.reserveQuota({ model: model.id, tokens: model.tpm - 100, account, maxWaitMs: 0, now: t0 - 30_000 });
+    const first = await deliver();
+    expect(first).toBeInstanceOf(ReturnToQueue);
+    clock.t += (first as ReturnToQueue).delayS * 1000;
+    await takeMinutes(2);
+    expect(await deliver()).toBeInstanceOf(ReturnToQueue);
+    const bookedAt = Number((await claimRecord())?.bookedAt?.N);
+
+    // Others took the quota's next three minutes meanwhile: at its place the start is far past the
+    // 30 s a booked item usually waits. This is the item's third delivery: it waits for it here.
+    clock.t = bookedAt;
+    await takeMinutes(3);
+    const arrived = clock.t;
+    expect(await deliver()).toBe("succeeded");
+    expect(clock.t - arrived).toBeGreaterThan(120_000);
+    const result = (await store.getJson<ItemResult>(keys.item(job.jobId, item.id, "result.json")))!;
+    expect(result).toMatchObject({ status: "succeeded", attempts: 1, deliveries: 3 });
+  });
+
   it("takes its place at once when nobody is waiting in line", async () => {
     // Long after the other test's line has ended (the clock is the test's).
     const { job, item, deliver } = await setUp("no-wait", Date.UTC(2026, 11, 20));

@@ -42,7 +42,12 @@ export const DEFAULT_MARGIN_MS = 200;
 const SECOND = 1_000;
 const MINUTE = 60_000;
 
-function windowAt(entries: QuotaEntry[], end: number, width: number): { count: number; tokens: number } {
+interface Window {
+  count: number;
+  tokens: number;
+}
+
+function windowAt(entries: QuotaEntry[], end: number, width: number): Window {
   let count = 0;
   let tokens = 0;
   for (const e of entries) {
@@ -74,21 +79,42 @@ export function fits(entries: QuotaEntry[], limits: WindowLimits, tokens: number
 }
 
 /**
- * The earliest start ≥ `from` (and ≥ every planned start: the log is append-only, so a new
- * request never takes room that a later planned one relies on) at which the request fits.
+ * The earliest start ≥ `from` at which the request fits and every start planned after it still
+ * fits with it. A request may take room before a planned start (a large request waiting in process
+ * for the windows to empty, say) as long as it leaves that start the room it relies on: otherwise
+ * one such wait would hold every smaller request behind it while the quota goes unused.
  */
 export function earliestStart(entries: QuotaEntry[], limits: WindowLimits, tokens: number, from: number, o: ScheduleOptions = {}): number {
   const margin = o.marginMs ?? DEFAULT_MARGIN_MS;
-  const last = entries.reduce((m, e) => Math.max(m, e.at), -Infinity);
-  const start = Math.max(from, last);
-  if (fits(entries, limits, tokens, start, o)) return start;
-  // The answer is a moment an entry leaves one of the windows.
-  const candidates = entries
-    .flatMap((e) => [e.at + SECOND + margin + 1, e.at + MINUTE + 4 * margin + 1])
-    .filter((t) => t > start)
+  // Feasibility changes only where an entry starts or leaves one of the windows.
+  const candidates = [from, ...entries.flatMap((e) => [e.at, e.at + SECOND + margin + 1, e.at + MINUTE + 4 * margin + 1])]
+    .filter((t) => t >= from)
     .sort((a, b) => a - b);
-  for (const t of candidates) if (fits(entries, limits, tokens, t, o)) return t;
-  return candidates.at(-1) ?? start;
+  const planned = entries.map((e) => ({ at: e.at, tokens: e.tokens, second: windowAt(entries, e.at, SECOND + margin), minute: windowAt(entries, e.at, MINUTE + 4 * margin) }));
+  for (const t of candidates) if (fits(entries, limits, tokens, t, o) && leavesRoom(planned, limits, tokens, t, o)) return t;
+  // Past every entry's windows the request fits (alone, if it is larger than a window).
+  return candidates.at(-1) ?? from;
+}
+
+/** Whether every start planned after `at` still fits with a request of `tokens` added at `at`. */
+function leavesRoom(planned: { at: number; tokens: number; second: Window; minute: Window }[], limits: WindowLimits, tokens: number, at: number, o: ScheduleOptions): boolean {
+  const keep = 1 - (o.headroom ?? DEFAULT_HEADROOM);
+  const margin = o.marginMs ?? DEFAULT_MARGIN_MS;
+  for (const p of planned) {
+    if (p.at <= at) continue;
+    const inSecond = at > p.at - SECOND - margin;
+    const inMinute = at > p.at - MINUTE - 4 * margin;
+    if (limits.rpm) {
+      if (inMinute && p.minute.count + 1 > Math.max(1, Math.floor(limits.rpm * keep))) return false;
+      if (inSecond && p.second.count + 1 > Math.max(1, Math.floor(limits.rpm / 60))) return false;
+    }
+    if (limits.tpm) {
+      const tpm = limits.tpm * keep;
+      if (inMinute && p.minute.tokens + tokens > tpm) return false;
+      if (inSecond && p.second.tokens + tokens > tpm / 60) return false;
+    }
+  }
+  return true;
 }
 
 /** Entries that can no longer affect a window ending at `now` or later. */

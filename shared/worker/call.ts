@@ -167,7 +167,10 @@ async function takeQuota(d: Delivery, model: ModelInfo, tokens: { worst: number;
   // Behind the items already waiting in line, unless this item's place has come.
   const booking = { ...request, tokens: tokens.line };
   if (!booked && (await deps.coord.quotaLineEnd(model.id, job.jobId, d.now())) - d.now() > LINE_AFTER_MS) await book(d, booking);
-  const wait = Math.min(booked ? Math.max(maxWaitMs, BOOKED_WAIT_MS) : maxWaitMs, Math.max(0, timeLeftMs(d) / 2));
+  // The delivery at its place after two that waited is the last: it waits in process for its start.
+  const last = booked && d.claimed.deliveries >= WAITING_DELIVERIES;
+  const bookedWait = last ? Infinity : BOOKED_WAIT_MS;
+  const wait = Math.min(booked ? Math.max(maxWaitMs, bookedWait) : maxWaitMs, Math.max(0, timeLeftMs(d) / 2));
   for (let round = 0; ; round++) {
     const got = await deps.coord.reserveQuota({ ...request, maxWaitMs: wait, now: d.now() });
     if (!got.ok) {
@@ -201,14 +204,21 @@ const lineTokens = (inputTokens: number, worstTokens: number) => Math.ceil(input
  * when the schedule says, and the item's next wait, however short, takes a place. A line fixes
  * each place when it is booked, so it serves long waits (O(1) deliveries however long) better
  * than short ones, where the schedule's own estimate keeps the quota busier. Three deliveries at
- * most (the one that waits, the one that books, the one at its place; a place the line misjudged
- * by more than BOOKED_WAIT_MS costs one more): bench:long-job max 3, mean 2.4, at 1.087 of the
- * ideal time; bench:fleet 1.13 (1.06 when every short wait came back from the schedule instead).
+ * most: the one that waits, the one that books, the one at its place (WAITING_DELIVERIES).
+ * bench:long-job: max 3, mean 2.07, at 1.096 of the ideal time; bench:fleet 1.08–1.11.
  */
 const LINE_AFTER_MS = 60_000;
 
 /** A booked item may wait this long in process for the schedule at its place (its line was paced to the quota). */
 const BOOKED_WAIT_MS = 30_000;
+
+/**
+ * Deliveries an item spends waiting for quota, the one that runs included: on the last, a booked
+ * item whose place the line misjudged waits in process for its start (up to half its time left)
+ * rather than come back once more. Its start held ahead in the schedule takes no room the
+ * requests before it could use (quota-schedule.ts), so the wait costs the quota nothing.
+ */
+const WAITING_DELIVERIES = 3;
 
 async function book(d: Delivery, request: Parameters<WorkerDeps["coord"]["bookQuota"]>[0], notBefore?: number): Promise<never> {
   const at = await d.deps.coord.bookQuota({ ...request, now: d.now(), notBefore });
