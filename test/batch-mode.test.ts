@@ -37,7 +37,7 @@ async function jobFile(name: string, extra = "", mode = "batch"): Promise<string
   return file;
 }
 
-const run = (file: string) => runLocalJob({ jobFile: file, outDir: path.join(dir, "out"), workers: 1, settings: settings(), log: silentLog, stack: loop.stack, fresh: true, batchPollMs: 200 });
+const run = (file: string) => runLocalJob({ inProcess: true, jobFile: file, outDir: path.join(dir, "out"), workers: 1, settings: settings(), log: silentLog, stack: loop.stack, fresh: true, batchPollMs: 200 });
 const store = () => new ObjectStore(loop.stack.s3, loop.stack.bucket);
 const results = (jobId: string, ids: string[]) => Promise.all(ids.map((id) => store().getJson<ItemResult>(keys.item(jobId, id, "result.json"))));
 
@@ -131,7 +131,7 @@ describe("mode: batch on the local stack", () => {
     expect(failed.cost).toBeGreaterThan(0);
 
     // retry runs the failed item realtime: its one call the batch did not answer, and its answered one again.
-    const retried = await retryLocalJob({ jobId: failing.job.jobId, stack: loop.stack, settings: settings(), log: silentLog, outDir: path.join(dir, "out"), workers: 1 });
+    const retried = await retryLocalJob({ inProcess: true, jobId: failing.job.jobId, stack: loop.stack, settings: settings(), log: silentLog, outDir: path.join(dir, "out"), workers: 1 });
     expect(retried.manifest).toMatchObject({ status: "succeeded", counts: { succeeded: 3 } });
     expect(loop.sim.calls.length).toBe(chatBefore + 3);
   }, 90_000);

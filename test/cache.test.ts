@@ -35,7 +35,7 @@ describe("several questions over one document share its cached prefix", () => {
       const jobFile = await job(path.join(dir, cache), cache);
       const estimate = await estimateJob(await loadJobFile(jobFile), jobFile, loadCatalog());
       const before = loop.sim.calls.length;
-      const run = await runLocalJob({ jobFile, outDir: path.join(dir, "out"), workers: 1, settings: loadSettings(loop.env()), log: silentLog, stack: loop.stack });
+      const run = await runLocalJob({ inProcess: true, jobFile, outDir: path.join(dir, "out"), workers: 1, settings: loadSettings(loop.env()), log: silentLog, stack: loop.stack });
       const calls = loop.sim.calls.slice(before);
       expect(calls).toHaveLength(3);
       expect(calls[0]!.cachedTokens).toBe(0);

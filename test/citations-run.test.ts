@@ -39,7 +39,7 @@ describe("citations: verify, end to end", () => {
       jobFile,
       `name: ${name}\ndocuments:\n  - path: ${opts.docs ?? "docs/*"}\nquestions:\n  - id: sales\n    ask: What were net sales in the quarter?\nmaxOutputTokens: 2048\ncitations: verify\n${extra}`,
     );
-    const r = await runLocalJob({ jobFile, outDir: path.join(dir, "out", name), workers: opts.workers ?? 1, settings: loadSettings(loop.env()), log: silentLog, stack: loop.stack });
+    const r = await runLocalJob({ inProcess: true, jobFile, outDir: path.join(dir, "out", name), workers: opts.workers ?? 1, settings: loadSettings(loop.env()), log: silentLog, stack: loop.stack });
     const result = async (id: string) => JSON.parse(await readFile(path.join(r.outDir, "items", id, "result.json"), "utf8")) as ItemResult;
     return { manifest: r.manifest, outDir: r.outDir, result };
   }

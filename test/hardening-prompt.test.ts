@@ -100,7 +100,7 @@ describe("document boundaries cannot be forged from inside a document", () => {
       const jobFile = path.join(dir, "job.yaml");
       await writeFile(jobFile, JOB(packing));
       const before = loop.sim.calls.length;
-      const run = await runLocalJob({ jobFile, outDir: path.join(dir, "out"), workers: 1, settings: loadSettings(loop.env()), log: silentLog, stack: loop.stack });
+      const run = await runLocalJob({ inProcess: true, jobFile, outDir: path.join(dir, "out"), workers: 1, settings: loadSettings(loop.env()), log: silentLog, stack: loop.stack });
       expect(run.manifest.status).toBe("succeeded");
       const calls = loop.sim.calls.slice(before);
       expect(calls).toHaveLength(packing === "per-document" ? 2 : 1);

@@ -23,7 +23,7 @@ describe("JSON answers: the shipped workbook job", () => {
 
   it("sends each whole workbook with the schema and keeps answers that match it", async () => {
     const before = loop.sim.calls.length;
-    const run = await runLocalJob({ jobFile: JOB, outDir: out, settings: loadSettings(loop.env()), log: silentLog, stack: loop.stack });
+    const run = await runLocalJob({ inProcess: true, jobFile: JOB, outDir: out, settings: loadSettings(loop.env()), log: silentLog, stack: loop.stack });
     expect(run.manifest.status).toBe("succeeded");
     const calls = loop.sim.calls.slice(before);
     expect(calls.every((c) => !c.thinking)).toBe(true);

@@ -42,7 +42,7 @@ describe("max_completion_tokens on every call path", () => {
     const jobFile = path.join(dir, `${name}.yaml`);
     await writeFile(jobFile, `name: ${name}\ndocuments:\n  - path: northwind.md\nprompt: What was revenue, and how did it change?\n${extra}`);
     const before = proxy.requests.length;
-    const run = await runLocalJob({ jobFile, outDir: path.join(dir, "out", name), fresh: true, workers: 1, log: silentLog, stack: loop.stack, settings: loadSettings({ DASHSCOPE_API_KEY: "sk-test", QWEN_BASE_URL: proxy.baseURL }) });
+    const run = await runLocalJob({ inProcess: true, jobFile, outDir: path.join(dir, "out", name), fresh: true, workers: 1, log: silentLog, stack: loop.stack, settings: loadSettings({ DASHSCOPE_API_KEY: "sk-test", QWEN_BASE_URL: proxy.baseURL }) });
     expect(run.manifest.status, JSON.stringify(run.manifest.items[0]?.error)).toBe("succeeded");
     return proxy.requests.slice(before).filter((r) => r.path.endsWith("/chat/completions")).map((r) => JSON.parse(r.body) as Body);
   };

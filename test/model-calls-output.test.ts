@@ -35,7 +35,7 @@ describe("model calls: truncation, JSON repair, reasoning files", () => {
     dir = await mkdtemp(path.join(tmpdir(), "longdoc-calls-"));
   });
   const run = (jobFile: string) =>
-    runLocalJob({ jobFile, outDir: path.join(dir, "out"), workers: 1, settings: loadSettings(loop.env()), log: silentLog, stack: loop.stack, fresh: true });
+    runLocalJob({ inProcess: true, jobFile, outDir: path.join(dir, "out"), workers: 1, settings: loadSettings(loop.env()), log: silentLog, stack: loop.stack, fresh: true });
   const result = async (outDir: string, id: string) => JSON.parse(await readFile(path.join(outDir, "items", id, "result.json"), "utf8")) as ItemResult;
 
   it("an answer cut at the output cap fails output_truncated, the partial answer kept", async () => {

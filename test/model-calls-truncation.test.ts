@@ -22,7 +22,7 @@ describe("answers cut at the output cap: retried with a larger cap, or continued
     await writeFile(path.join(dir, "docs", "memo.md"), "# Memo\n\n" + "Revenue rose 4% in Q3 on pricing; costs fell 2%.\n".repeat(20));
     store = new ObjectStore(loop.stack.s3, loop.stack.bucket);
   });
-  const common = () => ({ outDir: path.join(dir, "out"), workers: 1, settings: loadSettings(loop.env()), log: silentLog, stack: loop.stack });
+  const common = () => ({ inProcess: true, outDir: path.join(dir, "out"), workers: 1, settings: loadSettings(loop.env()), log: silentLog, stack: loop.stack });
   const run = async (name: string, extra: string) => {
     const jobFile = path.join(dir, `${name}.yaml`);
     await writeFile(jobFile, `name: ${name}\ndocuments:\n  - path: docs/memo.md\nprompt: What rose, and by how much?\nthinking: { enabled: false }\n${extra}`);

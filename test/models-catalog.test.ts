@@ -100,7 +100,7 @@ describe("the catalog against the endpoint", () => {
   });
   const run = (name: string, body: string, env: Record<string, string> = {}) =>
     writeFile(path.join(dir, `${name}.yaml`), `name: ${name}\ndocuments:\n  - path: "*.md"\nprompt: What rose?\nthinking: { enabled: false }\nmaxOutputTokens: 400\n${body}`).then(() =>
-      runLocalJob({ jobFile: path.join(dir, `${name}.yaml`), outDir: path.join(dir, "out", name), workers: 1, settings: loadSettings({ ...loop.env(), ...env }), log: silentLog, stack: loop.stack, fresh: true, timing: { backoffBaseMs: 10, backoffCapMs: 10 } }),
+      runLocalJob({ inProcess: true, jobFile: path.join(dir, `${name}.yaml`), outDir: path.join(dir, "out", name), workers: 1, settings: loadSettings({ ...loop.env(), ...env }), log: silentLog, stack: loop.stack, fresh: true, timing: { backoffBaseMs: 10, backoffCapMs: 10 } }),
     );
 
   it("a 404 on a retired model halts the job with the catalog's current models of its line named", async () => {

@@ -196,7 +196,7 @@ describe("the job-finished event on the local stack", () => {
     try {
       const jobFile = await makeJob("notified", 2, hook.url);
       const settings = loadSettings({ DASHSCOPE_API_KEY: "sk-test", QWEN_BASE_URL: sim.baseURL, LONGDOC_WEBHOOK_SECRET: SECRET, LONGDOC_WEBHOOK_LOOPBACK_HTTP: "1" });
-      const run = await runLocalJob({ jobFile, outDir: path.join(dir, "out"), workers: 2, settings, log: silentLog, stack });
+      const run = await runLocalJob({ inProcess: true, jobFile, outDir: path.join(dir, "out"), workers: 2, settings, log: silentLog, stack });
       expect(run.manifest.status).toBe("succeeded");
       const expected = {
         type: "longdoc.job.finished",

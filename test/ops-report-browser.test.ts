@@ -74,7 +74,7 @@ describe.skipIf(!HAVE_CHROMIUM && !IN_CI)("report.html in headless Chromium", ()
     const jobFile = path.join(jobDir, "job.yaml");
     const question = `Summarise. ${PAYLOADS.join(" ")}`;
     await writeFile(jobFile, `name: pwn\ndocuments:\n  - path: docs/*.md\nquestions:\n  - id: summary\n    ask: ${JSON.stringify(question)}\nthinking: { enabled: true, budget: 256 }\nmaxOutputTokens: 300\n`);
-    const run = await runLocalJob({ jobFile, outDir: path.join(dir, "out"), workers: 1, settings: loadSettings({ DASHSCOPE_API_KEY: "sk-test", QWEN_BASE_URL: sim.baseURL }), log: silentLog, stack });
+    const run = await runLocalJob({ inProcess: true, jobFile, outDir: path.join(dir, "out"), workers: 1, settings: loadSettings({ DASHSCOPE_API_KEY: "sk-test", QWEN_BASE_URL: sim.baseURL }), log: silentLog, stack });
     expect(run.manifest.status).toBe("succeeded");
 
     const { page, errors } = await open(path.join(run.outDir, "report.html"));

@@ -75,7 +75,7 @@ describe("longdoc results --format csv on a run", () => {
     await writeFile(jobFile, `name: ${name}\ndocuments:\n  - path: docs/*.md\n${body}`);
     const state = path.join(dir, `${name}-state`);
     const settings = loadSettings({ DASHSCOPE_API_KEY: "sk-test", QWEN_BASE_URL: sim.baseURL });
-    const r = await runLocalJob({ jobFile, outDir: path.join(dir, "out"), workers: 1, settings, log: silentLog, dataDir: state });
+    const r = await runLocalJob({ inProcess: true, jobFile, outDir: path.join(dir, "out"), workers: 1, settings, log: silentLog, dataDir: state });
     const res = await longdoc(["results", r.job.jobId, "--state", state, "--out", path.join(dir, "out"), "--format", "csv"]);
     expect(res.code, res.stderr).toBe(0);
     expect(res.stdout).toContain(`wrote 2 row(s)`);

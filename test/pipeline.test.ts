@@ -111,7 +111,7 @@ describe("a job end to end: emulator, poller, worker, simulator", () => {
     const { jobFile } = await makeJob(path.join(dir, "retry"), { docs: 1, name: "retry-test" });
     const callsBefore = loop.sim.calls.length;
     loop.sim.injectFaults({ kind: "drop", count: 1 });
-    const run = await runLocalJob({ jobFile, outDir: path.join(dir, "out"), workers: 1, settings: loadSettings(env()), log: silentLog, stack: loop.stack, timing: { backoffBaseMs: 10, backoffCapMs: 10 } });
+    const run = await runLocalJob({ inProcess: true, jobFile, outDir: path.join(dir, "out"), workers: 1, settings: loadSettings(env()), log: silentLog, stack: loop.stack, timing: { backoffBaseMs: 10, backoffCapMs: 10 } });
     expect(run.manifest.status).toBe("succeeded");
     expect(run.manifest.items[0]).toMatchObject({ status: "succeeded", attempts: 2, error: null });
     expect(loop.sim.calls.length - callsBefore).toBe(2);

@@ -14,6 +14,7 @@ import { keys, ObjectStore } from "../shared/run/store.ts";
 import { submitJob } from "../shared/submit/submit.ts";
 import type { WorkerDeps } from "../shared/worker/context.ts";
 import { createWorkerDeps } from "../shared/worker/deps.ts";
+import { ARRIVE_EARLY_MS } from "../shared/worker/guards.ts";
 import { runTask } from "../shared/worker/lifecycle.ts";
 import { MAX_VISIBILITY_S, ReturnToQueue } from "../shared/worker/records.ts";
 import { useLoopback } from "./helpers/loopback.ts";
@@ -82,7 +83,7 @@ describe("an item waiting for quota", () => {
     const second = await deliver();
     expect(second).toBeInstanceOf(ReturnToQueue);
     // It comes back a moment before its place, to read its documents by then.
-    expect((second as ReturnToQueue).delayS).toBe(8 * 3600 - 2);
+    expect((second as ReturnToQueue).delayS).toBe(8 * 3600 - ARRIVE_EARLY_MS / 1000);
     expect(loop.sim.calls.length).toBe(calls);
 
     // Delivery 3, at its place: it runs.

@@ -63,7 +63,7 @@ describe("samples, consensus and the code tool, end to end", () => {
     const file = path.join(dir, "ratios.yaml");
     await writeFile(file, job("numericTolerance: { relative: 0.001 }\n"));
     const before = loop.sim.calls.length;
-    const run = await runLocalJob({ jobFile: file, outDir: out, settings: loadSettings(loop.env()), log: silentLog, stack: loop.stack, workers: 1 });
+    const run = await runLocalJob({ inProcess: true, jobFile: file, outDir: out, settings: loadSettings(loop.env()), log: silentLog, stack: loop.stack, workers: 1 });
     expect(run.manifest.status).toBe("succeeded");
     const item = run.manifest.items[0]!;
     // The simulator's third seed reads the figures one place later: two samples agree, one does not.
@@ -138,7 +138,7 @@ describe("samples, consensus and the code tool, end to end", () => {
   it("fails an item below minAgreement with kind low_agreement, every sample kept", async () => {
     const file = path.join(dir, "strict.yaml");
     await writeFile(file, job("minAgreement: 0.95\n").replace("name: ratios", "name: strict"));
-    const run = await runLocalJob({ jobFile: file, outDir: out, settings: loadSettings(loop.env()), log: silentLog, stack: loop.stack, workers: 1 });
+    const run = await runLocalJob({ inProcess: true, jobFile: file, outDir: out, settings: loadSettings(loop.env()), log: silentLog, stack: loop.stack, workers: 1 });
     expect(run.manifest.status).toBe("failed");
     const item = run.manifest.items[0]!;
     expect(item.status).toBe("failed");
@@ -154,7 +154,7 @@ describe("samples, consensus and the code tool, end to end", () => {
         `questions:\n  - id: lookup\n    ask: What was FY2025 revenue?\n  - id: analysis\n    ask: Analyse the margin trend with exact arithmetic.\n    thinking: { enabled: true, budget: 3000 }\n`,
     );
     const before = loop.sim.calls.length;
-    const run = await runLocalJob({ jobFile: file, outDir: out, settings: loadSettings(loop.env()), log: silentLog, stack: loop.stack, workers: 1 });
+    const run = await runLocalJob({ inProcess: true, jobFile: file, outDir: out, settings: loadSettings(loop.env()), log: silentLog, stack: loop.stack, workers: 1 });
     expect(run.manifest.status).toBe("succeeded");
     const calls = loop.sim.calls.slice(before);
     const lookup = calls.filter((c) => c.question.includes("FY2025 revenue"));
@@ -174,7 +174,7 @@ describe("samples, consensus and the code tool, end to end", () => {
     const file = path.join(dir, "judged.yaml");
     await writeFile(file, `name: judged\ndocuments:\n  - path: northwind.md\nprompt: Summarise the year.\ncache: explicit\nsamples: 3\njudge: true\n`);
     const before = loop.sim.calls.length;
-    const run = await runLocalJob({ jobFile: file, outDir: out, settings: loadSettings(loop.env()), log: silentLog, stack: loop.stack, workers: 1 });
+    const run = await runLocalJob({ inProcess: true, jobFile: file, outDir: out, settings: loadSettings(loop.env()), log: silentLog, stack: loop.stack, workers: 1 });
     expect(run.manifest.status).toBe("succeeded");
     const item = run.manifest.items[0]!;
     expect(item).toMatchObject({ samples: 3, agreement: 0.6667, toolCalls: 0 });

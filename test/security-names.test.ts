@@ -54,7 +54,7 @@ describe("document names cannot write outside their run's prefix", () => {
     const store = new ObjectStore(loop.stack.s3, loop.stack.bucket);
     const before = new Set(await store.listKeys(""));
 
-    const run = await runLocalJob({ jobFile, outDir, workers: 1, settings: loadSettings(loop.env()), log: silentLog, stack: loop.stack });
+    const run = await runLocalJob({ inProcess: true, jobFile, outDir, workers: 1, settings: loadSettings(loop.env()), log: silentLog, stack: loop.stack });
     expect(run.manifest.status, JSON.stringify(run.manifest.items.map((i) => [i.documents, i.status, i.error]))).toBe("succeeded");
     expect(run.manifest.items).toHaveLength(names.length);
     expect(run.manifest.items.map((i) => path.basename(i.documents[0]!)).sort()).toEqual([...names].sort());

@@ -56,7 +56,7 @@ describe("a document cannot replace the system prompt or close its own block (ch
     await writeFile(jobFile, `name: sec-prompt\ndocuments:\n  - path: docs/*.md\nsystem: ${SYSTEM}\nquestions:\n  - id: real\n    ask: What happened to revenue?\nmaxOutputTokens: 512\n`);
     const simBefore = loop.sim.calls.length;
     const settings = loadSettings({ DASHSCOPE_API_KEY: "sk-test", QWEN_BASE_URL: proxy.baseURL });
-    const run = await runLocalJob({ jobFile, outDir: path.join(dir, "out"), workers: 1, settings, log: silentLog, stack: loop.stack });
+    const run = await runLocalJob({ inProcess: true, jobFile, outDir: path.join(dir, "out"), workers: 1, settings, log: silentLog, stack: loop.stack });
     expect(run.manifest.status).toBe("succeeded");
 
     const chats = proxy.requests.filter((r) => r.path.endsWith("/chat/completions"));

@@ -65,7 +65,7 @@ describe("status and results --deployed, on a stack standing in for AWS", () => 
     const jobFile = path.join(dir, "job.yaml");
     await writeFile(jobFile, "name: deployed-status\ndocuments:\n  - path: docs/*.md\nprompt: What changed?\nthinking: { enabled: true, budget: 512 }\n");
     modelEnv = { DASHSCOPE_API_KEY: "sk-test", QWEN_BASE_URL: sim.baseURL };
-    const run = await runLocalJob({ jobFile, outDir: runOut, workers: 1, settings: loadSettings(modelEnv), log: silentLog, stack });
+    const run = await runLocalJob({ inProcess: true, jobFile, outDir: runOut, workers: 1, settings: loadSettings(modelEnv), log: silentLog, stack });
     manifest = run.manifest;
     jobId = run.job.jobId;
     expect(manifest).toMatchObject({ status: "partial", counts: { total: 3, succeeded: 2, failed: 1, skipped: 0 } });

@@ -49,7 +49,7 @@ describe("status and results of a persisted local run, through the CLI", () => {
     await writeFile(path.join(dir, "docs", "c.md"), ""); // an empty document fails its own item
     const jobFile = path.join(dir, "job.yaml");
     await writeFile(jobFile, "name: status-test\ndocuments:\n  - path: docs/*.md\nprompt: What changed?\nthinking: { enabled: true, budget: 512 }\n");
-    const run = await runLocalJob({
+    const run = await runLocalJob({ inProcess: true,
       jobFile,
       outDir: runOut,
       workers: 1,

@@ -46,7 +46,7 @@ beforeAll(async () => {
   await writeFile(path.join(dir, "docs", "empty.md"), ""); // an empty document fails its own item
   const jobFile = path.join(dir, "job.yaml");
   await writeFile(jobFile, `name: ui-test\ndocuments:\n  - path: docs/*.md\nprompt: ${JSON.stringify(`Summarise. ${PAYLOADS[0]}`)}\nthinking: { enabled: true, budget: 256 }\nmaxOutputTokens: 300\n`);
-  const run = await runLocalJob({
+  const run = await runLocalJob({ inProcess: true,
     jobFile,
     outDir: path.join(dir, "out"),
     workers: 2,

@@ -51,6 +51,11 @@ interface WorkerOptions {
   log: Log;
   /** Use this model client instead of one built from the settings (tests inject faults here); the workers then run in this process. */
   model?: ModelClient;
+  /**
+   * Run the workers in this process, not as a fleet of processes: for tests whose subject is what
+   * an item produces rather than the fleet (each worker process costs about a second of CPU to start).
+   */
+  inProcess?: boolean;
   /** Workers that must not call the model (cancel drains the queue). */
   noModel?: boolean;
   /** The workers' clocks (backoff, lease), e.g. shorter in tests. */
@@ -278,8 +283,8 @@ export async function driveLocalRun(o: DriveOptions): Promise<DriveResult> {
 
 /**
  * The workers of a local run: separate processes (the fleet), as Lambda runs isolated containers.
- * A test that injects a model client (faults, counting) runs them in this process instead; no
- * fleet property (quota, claims, ledger) rests on that mode.
+ * A test that injects a model client (faults, counting) or asks for it runs them in this process
+ * instead; no fleet property (quota, claims, ledger) rests on that mode.
  */
 interface Workers {
   stop(): Promise<void>;
@@ -289,7 +294,7 @@ interface Workers {
 
 async function startWorkers(o: Omit<DriveOptions, "job">, endpoint: Omit<LocalEndpoint, "stop">): Promise<Workers> {
   const { stack } = o;
-  if (!o.model) {
+  if (!o.model && !(o.inProcess && !o.noModel)) {
     const fleet = await startFleet({
       stack,
       workers: o.workers,

@@ -9,8 +9,9 @@ const CACHE = path.join(ROOT, "node_modules", ".cache", "longdoc");
 
 /**
  * The file a local worker process starts from. From the TypeScript sources a worker process
- * resolves, strips and links some 750 modules at every start (about 0.6 s of CPU); bundled with
- * esbuild, as the deployed worker is, it starts in about 0.1 s. The bundle is built once per
+ * resolves, strips and links some 750 modules at every start (about 0.6 s of CPU); bundled and
+ * minified with esbuild, as the deployed worker is, it loads in about 0.35 s of CPU (0.5 s
+ * unminified: parsing 9 MB of source rather than 4.5). The bundle is built once per
  * version of the sources (named by their sizes and times) under node_modules/.cache. The compiled
  * package, or a checkout without esbuild, starts the worker from its own file.
  */
@@ -29,6 +30,7 @@ export async function workerEntry(sourceFile: string): Promise<string> {
     platform: "node",
     format: "esm",
     target: "node24",
+    minify: true,
     outfile: partial,
     external: INSTALLED_PACKAGES,
     banner: { js: ESM_REQUIRE_BANNER },
