@@ -7,7 +7,7 @@ import { BaseSequencer, type TestSpecification } from "vitest/node";
  * Files that run fault suites or several CLI runs in a row, longest first: started first, the four
  * workers end together. On a fresh clone vitest has no timings of earlier runs to order by.
  */
-const LONG_FILES = ["batch-mode", "control", "hardening-cli", "local-state", "hardening-run-inputs", "hardening-run-faults", "faults", "infra-faults", "paid-once", "fleet", "fleet-quota", "security-reads", "webhook-delivery"];
+const LONG_FILES = ["hardening-run-faults", "local-state", "control", "hardening-cli", "hardening-run-inputs", "batch-mode", "paid-once", "fleet", "fleet-quota", "faults", "infra-faults", "documents-limits", "install", "documents", "webhook-delivery", "security-reads"];
 
 class LongFilesFirst extends BaseSequencer {
   override async sort(files: TestSpecification[]): Promise<TestSpecification[]> {

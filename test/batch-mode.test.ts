@@ -187,7 +187,7 @@ describe("mode: batch on the local stack", () => {
     const { sendTasks } = await import("../shared/run/queue.ts");
     await sendTasks(loop.stack.sqs, loop.stack.queueUrl, job.items.map((i) => ({ v: 1, jobId: job.jobId, itemId: i.id, bucket: loop.stack.bucket, documents: i.documents.map((d) => d.uri) })));
     const chatBefore = loop.sim.calls.length;
-    const driven = await driveLocalRun({ stack: loop.stack, job, settings: s, log: silentLog, outDir: path.join(dir, "out"), workers: 1, batchPollMs: 200 });
+    const driven = await driveLocalRun({ inProcess: true, stack: loop.stack, job, settings: s, log: silentLog, outDir: path.join(dir, "out"), workers: 1, batchPollMs: 200 });
     expect(loop.sim.calls.length).toBe(chatBefore);
     expect(driven.manifest).toMatchObject({ status: "succeeded", counts: { succeeded: 3 } });
     for (const item of driven.manifest.items) expect(item.attempts).toBe(1);
@@ -207,7 +207,7 @@ describe("mode: batch on the local stack", () => {
     const [rec] = await readBatchRecords(store(), job.jobId);
     expect(rec!.items).toEqual(others);
     const chatBefore = loop.sim.calls.length;
-    const driven = await driveLocalRun({ stack: loop.stack, job, settings: s, log: silentLog, outDir: path.join(dir, "out"), workers: 1, batchPollMs: 200 });
+    const driven = await driveLocalRun({ inProcess: true, stack: loop.stack, job, settings: s, log: silentLog, outDir: path.join(dir, "out"), workers: 1, batchPollMs: 200 });
     expect(driven.manifest).toMatchObject({ status: "succeeded", counts: { succeeded: 3 } });
     expect(loop.sim.calls.length - chatBefore).toBe(6 - 2 * rec!.items.length);
     expect((await results(job.jobId, [gamma]))[0]).toMatchObject({ mode: "realtime", modeReason: `not batched: a request of ${size(gamma)} bytes is over the Batch API's ${limit} bytes per line; it ran realtime` });
@@ -235,7 +235,7 @@ describe("mode: batch on the local stack", () => {
       expect(created!.state).toBe("validating");
       await cancelJob({ store: store() }, job.jobId);
       const chatBefore = loop.sim.calls.length;
-      const driven = await driveLocalRun({ stack: loop.stack, job, settings: s, log: silentLog, outDir: path.join(dir, "out"), workers: 1, batchPollMs: 200 });
+      const driven = await driveLocalRun({ inProcess: true, stack: loop.stack, job, settings: s, log: silentLog, outDir: path.join(dir, "out"), workers: 1, batchPollMs: 200 });
       expect(loop.sim.batches.list().find((b) => b.id === created!.batchId)!.status).toBe("cancelled");
       expect((await readBatchRecords(store(), job.jobId))[0]).toMatchObject({ state: "cancelled", appliedAt: expect.any(String) });
       expect(driven.manifest).toMatchObject({ status: "cancelled", counts: { skipped: 3 } });
@@ -253,7 +253,7 @@ describe("mode: batch on the local stack", () => {
     const [r] = await readBatchRecords(store(), job.jobId);
     await store().putJson(batchKeys.record(job.jobId, r!.index), { ...r, state: "in_progress", fileId: "file-gone", batchId: "batch_gone" });
     const chatBefore = loop.sim.calls.length;
-    const driven = await driveLocalRun({ stack: loop.stack, job, settings: s, log: silentLog, outDir: path.join(dir, "out"), workers: 1, batchPollMs: 200 });
+    const driven = await driveLocalRun({ inProcess: true, stack: loop.stack, job, settings: s, log: silentLog, outDir: path.join(dir, "out"), workers: 1, batchPollMs: 200 });
     expect((await readBatchRecords(store(), job.jobId))[0]).toMatchObject({ state: "failed", error: expect.stringContaining("does not know this batch") });
     expect(driven.manifest).toMatchObject({ status: "succeeded", counts: { succeeded: 3 } });
     expect(loop.sim.calls.length).toBe(chatBefore + 6);
@@ -281,7 +281,7 @@ describe("mode: batch on the local stack", () => {
     broken.body.messages = [];
     await store().put(batchKeys.input(job.jobId, 0), [JSON.stringify(broken), ...input.slice(1)].join("\n") + "\n", "application/jsonl");
     const before = loop.sim.batches.list().length;
-    const driven = await driveLocalRun({ stack: loop.stack, job, settings: s, log: silentLog, outDir: path.join(dir, "out"), workers: 1, batchPollMs: 200 });
+    const driven = await driveLocalRun({ inProcess: true, stack: loop.stack, job, settings: s, log: silentLog, outDir: path.join(dir, "out"), workers: 1, batchPollMs: 200 });
     expect(loop.sim.batches.list().slice(before).map((b) => b.endpoint)).toEqual(["/v1/chat/ds-test"]);
     const [rec] = await readBatchRecords(store(), job.jobId);
     expect(rec).toMatchObject({ state: "failed", batchId: null, error: expect.stringContaining("the free dry run (batch-test-model) refused the file, so no batch was paid for: line ") });

@@ -122,7 +122,7 @@ describe("document names cannot write outside their run's prefix", () => {
     const outDir = path.join(jobsDir, "out");
     for (const job of jobs) {
       expect(job.jobId).toMatch(/^sec-upload-\d{8}-\d{6}-[0-9a-f]{4}$/);
-      const { manifest } = await driveLocalRun({ stack: loop.stack, job, outDir, workers: 1, settings: loadSettings(loop.env()), log: silentLog });
+      const { manifest } = await driveLocalRun({ inProcess: true, stack: loop.stack, job, outDir, workers: 1, settings: loadSettings(loop.env()), log: silentLog });
       expect(manifest.status, JSON.stringify(manifest.items.map((i) => [i.documents, i.error]))).toBe("succeeded");
       expect(manifest.items[0]!.id).toMatch(/^\d{3}-[a-z0-9-]+$/);
     }

@@ -47,7 +47,7 @@ describe("a task cannot make a worker read outside its job's documents", () => {
     const simBefore = loop.sim.calls.length;
     const dir = await mkdtemp(path.join(tmpdir(), "longdoc-sec-reads-"));
 
-    const { manifest } = await driveLocalRun({ stack: loop.stack, job, outDir: path.join(dir, "out"), workers: 1, settings: loadSettings(loop.env()), log: silentLog });
+    const { manifest } = await driveLocalRun({ inProcess: true, stack: loop.stack, job, outDir: path.join(dir, "out"), workers: 1, settings: loadSettings(loop.env()), log: silentLog });
     expect(manifest.status).toBe("succeeded");
     expect(manifest.items).toHaveLength(1);
 
