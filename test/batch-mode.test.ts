@@ -220,14 +220,15 @@ describe("mode: batch on the local stack", () => {
   });
 
   it("cancel mid-batch cancels the provider batch and skips its items, with no model call", async () => {
-    loop.sim.batches.configure({ processingMs: 60_000 });
+    // Validating for a third of this, cancelling for a quarter: long enough to act on, short to end.
+    loop.sim.batches.configure({ processingMs: 20_000 });
     try {
       const s = settings();
       const loaded = await loadJobForSubmit(await jobFile("cancelled"), s.catalog);
       const coord = createCoordinator(loop.stack.dynamo.client, loop.stack.dynamo.table);
       const job = await submitLoadedJob({ s3: loop.stack.s3, sqs: loop.stack.sqs, bucket: loop.stack.bucket, queueUrl: loop.stack.queueUrl, maxReceives: 5, coord }, loaded);
       const deps = { store: store(), sqs: loop.stack.sqs, queueUrl: loop.stack.queueUrl, coord, catalog: s.catalog, api: createBatchApi({ apiKey: "sk-test", baseURL: loop.sim.baseURL }), log: silentLog };
-      // (no dry run here: it would take a tenth of the batch's minute)
+      // (no dry run here: it would take a tenth of the batch's processing time)
       const [planned] = await readBatchRecords(store(), job.jobId);
       await store().putJson(batchKeys.record(job.jobId, 0), { ...planned, dryRun: { skipped: "not in this test" } });
       await pollJobBatches(deps, job.jobId);
