@@ -31,6 +31,8 @@ export async function workerEntry(sourceFile: string): Promise<string> {
     format: "esm",
     target: "node24",
     minify: true,
+    // Errors keep their class names in the workers' logs (LongdocError names itself after its class).
+    keepNames: true,
     outfile: partial,
     external: INSTALLED_PACKAGES,
     banner: { js: ESM_REQUIRE_BANNER },
