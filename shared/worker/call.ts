@@ -205,7 +205,7 @@ const lineTokens = (inputTokens: number, worstTokens: number) => Math.ceil(input
  * each place when it is booked, so it serves long waits (O(1) deliveries however long) better
  * than short ones, where the schedule's own estimate keeps the quota busier. Three deliveries at
  * most: the one that waits, the one that books, the one at its place (WAITING_DELIVERIES).
- * bench:long-job: max 3, mean 2.27, at 1.092 of the ideal time; bench:fleet 1.07–1.09.
+ * bench:long-job: max 3, at 1.075 to 1.118 of the ideal time; bench:fleet 1.07–1.09.
  */
 const LINE_AFTER_MS = 60_000;
 
