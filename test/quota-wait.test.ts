@@ -55,12 +55,15 @@ describe("an item waiting for quota", () => {
         throw e;
       }
     };
-    return { job, item, clock, coord, deliver, doc };
+    /** The item's record in the coordination table, as the worker left it. */
+    const claimRecord = async () =>
+      (await loop.stack.dynamo.client.send(new GetItemCommand({ TableName: loop.stack.dynamo.table, Key: { pk: { S: coordKeys.claim(job.jobId, item.id) } } }))).Item;
+    return { job, item, clock, coord, deliver, doc, claimRecord };
   }
 
   it("books its place behind a line 20 hours long and is delivered 3 times in all: book, wait past 12 hours, run", async () => {
     const t0 = Date.UTC(2026, 11, 6, 0, 0, 0);
-    const { job, item, clock, deliver, doc } = await setUp("long-wait", t0);
+    const { job, item, clock, deliver, doc, claimRecord } = await setUp("long-wait", t0);
     // Others have booked 20 hours of the account's quota ahead of this job.
     await loop.stack.dynamo.client.send(new PutItemCommand({ TableName: loop.stack.dynamo.table, Item: { pk: { S: coordKeys.quota("qwen3-max") }, lineEnd: { N: String(t0 + 20 * HOUR) } } }));
     const calls = loop.sim.calls.length;
@@ -72,8 +75,7 @@ describe("an item waiting for quota", () => {
     expect(wait1.wait).toBe(true);
     // SQS keeps a message hidden at most 12 hours: the first wait is the cap.
     expect(wait1.delayS).toBe(MAX_VISIBILITY_S);
-    const record = await loop.stack.dynamo.client.send(new GetItemCommand({ TableName: loop.stack.dynamo.table, Key: { pk: { S: coordKeys.claim(job.jobId, item.id) } } }));
-    expect(record.Item?.bookedAt?.N).toBe(String(t0 + 20 * HOUR));
+    expect((await claimRecord())?.bookedAt?.N).toBe(String(t0 + 20 * HOUR));
 
     // Delivery 2, 12 hours on: its place is still 8 hours ahead. It goes back without reading the
     // document (gone from S3 meanwhile: reading it would fail the item).
@@ -97,13 +99,11 @@ describe("an item waiting for quota", () => {
 
   it("comes back after a short wait, then books its place behind a longer one: 3 deliveries in all", async () => {
     const t0 = Date.UTC(2026, 11, 10);
-    const { job, item, clock, coord, deliver } = await setUp("short-waits", t0);
+    const { job, item, clock, coord, deliver, claimRecord } = await setUp("short-waits", t0);
     const model = getModel(loadCatalog(), "qwen3-max");
     // Another job took nearly the whole minute of the account's tokens half a minute ago.
     const other = await coord.reserveQuota({ model: model.id, tokens: model.tpm - 100, account: { rpm: model.rpm, tpm: model.tpm }, maxWaitMs: 0, now: t0 - 30_000 });
     expect(other.ok).toBe(true);
-    const claimRecord = async () =>
-      (await loop.stack.dynamo.client.send(new GetItemCommand({ TableName: loop.stack.dynamo.table, Key: { pk: { S: coordKeys.claim(job.jobId, item.id) } } }))).Item;
 
     // Delivery 1: the minute frees within a minute, so the task comes back then, with no place in line.
     const first = await deliver();
@@ -130,14 +130,12 @@ describe("an item waiting for quota", () => {
 
   it("at its place after two waits, a start the line misjudged by minutes is waited for in process, not a fourth delivery", async () => {
     const t0 = Date.UTC(2026, 11, 14);
-    const { job, item, clock, coord, deliver } = await setUp("misjudged-place", t0);
+    const { job, item, clock, coord, deliver, claimRecord } = await setUp("misjudged-place", t0);
     const model = getModel(loadCatalog(), "qwen3-max");
     const account = { rpm: model.rpm, tpm: model.tpm };
     const takeMinutes = async (n: number) => {
       for (let i = 0; i < n; i++) expect((await coord.reserveQuota({ model: model.id, tokens: model.tpm - 100, account, maxWaitMs: 3_600_000, now: clock.t })).ok).toBe(true);
     };
-    const claimRecord = async () =>
-      (await loop.stack.dynamo.client.send(new GetItemCommand({ TableName: loop.stack.dynamo.table, Key: { pk: { S: coordKeys.claim(job.jobId, item.id) } } }))).Item;
 
     // Delivery 1 waits a short while; delivery 2 books a place in line.
     await coord.reserveQuota({ model: model.id, tokens: model.tpm - 100, account, maxWaitMs: 0, now: t0 - 30_000 });
