@@ -162,12 +162,10 @@ async function takeQuota(d: Delivery, model: ModelInfo, tokens: { worst: number;
   // The schedule holds the worst case; the line moves by what the call is likely to use.
   const request = { model: model.id, tokens: tokens.worst, account: { rpm: model.rpm, tpm: model.tpm }, job: { jobId: job.jobId, rpm: job.spec.limits.rpm, tpm: job.spec.limits.tpm } };
   const booked = d.claimed.bookedAt !== null;
-  // An item that came back once waits in line from now on, so its deliveries stay O(1).
-  const cameBack = d.claimed.deliveries > 1;
   // Behind the items already waiting in line, unless this item's place has come.
   const booking = { ...request, tokens: tokens.line };
   if (!booked && (await deps.coord.quotaLineEnd(model.id, job.jobId, d.now())) - d.now() > LINE_AFTER_MS) await book(d, booking);
-  // The delivery at its place after two that waited is the last: it waits in process for its start.
+  // A booked item's last delivery (WAITING_DELIVERIES) waits in process for its start.
   const last = booked && d.claimed.deliveries >= WAITING_DELIVERIES;
   const bookedWait = last ? Infinity : BOOKED_WAIT_MS;
   const wait = Math.min(booked ? Math.max(maxWaitMs, bookedWait) : maxWaitMs, Math.max(0, timeLeftMs(d) / 2));
@@ -177,8 +175,6 @@ async function takeQuota(d: Delivery, model: ModelInfo, tokens: { worst: number;
       // A booked item keeps its place and comes back soon; another one goes to the end of the line,
       // which starts no earlier than the schedule's first room for it.
       if (booked) throw new ReturnToQueue(got.retryAfterMs / 1000 + Math.random(), "waiting for the account's quota at its place in line", undefined, { wait: true });
-      // A first short wait comes back when the schedule says; a long one, or a second, takes a place in line.
-      if (!cameBack && wait + got.retryAfterMs <= LINE_AFTER_MS) throw new ReturnToQueue(got.retryAfterMs / 1000 + Math.random(), "waiting for the account's quota", undefined, { wait: true });
       await book(d, booking, d.now() + wait + got.retryAfterMs);
     } else {
       // A start planned in the log is only safe if the request leaves on time: a worker that wakes
@@ -200,12 +196,12 @@ async function takeQuota(d: Delivery, model: ModelInfo, tokens: { worst: number;
 const lineTokens = (inputTokens: number, worstTokens: number) => Math.ceil(inputTokens + (worstTokens - inputTokens) / 4);
 
 /**
- * A first wait longer than this takes a place in the quota's line; a shorter one comes back once
- * when the schedule says, and the item's next wait, however short, takes a place. A line fixes
- * each place when it is booked, so it serves long waits (O(1) deliveries however long) better
- * than short ones, where the schedule's own estimate keeps the quota busier. Three deliveries at
- * most: the one that waits, the one that books, the one at its place (WAITING_DELIVERIES).
- * bench:long-job: max 3, at 1.075 to 1.118 of the ideal time; bench:fleet 1.07–1.09.
+ * A line longer than this: a new item books its place at the end of it without asking the
+ * schedule (the items already waiting go first). Otherwise an item that cannot start within its
+ * in-process wait books its place at once, in the order the items came. (A first wait that came
+ * back when the schedule said booked later the longer it was: large requests, which wait
+ * longest, gathered at the end of a job, and its middle held only small requests, which the
+ * per-second windows let use 0.65–0.8 of the TPM.)
  */
 const LINE_AFTER_MS = 60_000;
 
@@ -213,10 +209,11 @@ const LINE_AFTER_MS = 60_000;
 const BOOKED_WAIT_MS = 30_000;
 
 /**
- * Deliveries an item spends waiting for quota, the one that runs included: on the last, a booked
- * item whose place the line misjudged waits in process for its start (up to half its time left)
- * rather than come back once more. Its start held ahead in the schedule takes no room the
- * requests before it could use (quota-schedule.ts), so the wait costs the quota nothing.
+ * Deliveries an item spends waiting for quota, the one that runs included: the one that books,
+ * the one at its place and, when the line misjudged that place, one more, the last: it waits in
+ * process for its start (up to half its time left) rather than come back again. Its start held
+ * ahead in the schedule takes no room the requests before it could use (quota-schedule.ts), so
+ * the wait costs the quota nothing.
  */
 const WAITING_DELIVERIES = 3;
 
